@@ -1,0 +1,5 @@
+"""``python -m transferscope`` runs the CLI."""
+
+from transferscope.cli import main
+
+main()

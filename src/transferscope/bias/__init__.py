@@ -1,0 +1,1 @@
+"""transferscope.bias (see the spec and the README)."""

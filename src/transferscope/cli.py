@@ -1,0 +1,79 @@
+"""The one ``transferscope`` command: each part registers its own command group here."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from transferscope.core.errors import TransferScopeError
+
+app = typer.Typer(
+    name="transferscope",
+    help="TransferScope: what transfers, and how well. Empirical NTK early stopping (ntk), "
+    "distribution-informed domain adaptation (dino), nation-level LLM bias tests (bias).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+def _register() -> None:
+    """Attach each part's command group (imported lazily inside their commands)."""
+    from transferscope.bias.cli import app as bias_app
+    from transferscope.core.cli_models import app as models_app
+    from transferscope.core.cli_models import doctor, demo
+    from transferscope.dino.cli import app as dino_app
+    from transferscope.ntk.cli import app as ntk_app
+
+    app.add_typer(ntk_app, name="ntk")
+    app.add_typer(dino_app, name="dino")
+    app.add_typer(bias_app, name="bias")
+    app.add_typer(models_app, name="models")
+    app.command("doctor")(doctor)
+    app.command("demo")(demo)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except TransferScopeError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept in the cache; run the same command to resume",
+              file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as err:  # noqa: BLE001 - last resort: one line, traceback only on --debug
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            sys.exit(130)
+        if debug:
+            traceback.print_exc()
+        print(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""The little that the three parts share: models, cache, report, errors."""

@@ -1,0 +1,47 @@
+"""User-facing errors: each carries one line that says what was wrong and what was expected.
+
+The CLI prints that line (no traceback unless ``--debug``) and exits non-zero. Library users
+catch :class:`TransferScopeError`.
+"""
+
+from __future__ import annotations
+
+
+class TransferScopeError(Exception):
+    """Base class: ``str(err)`` is the whole user-facing message, on one line."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class InputError(TransferScopeError):
+    """Bad user input: a file, a field, a value, and what was expected instead."""
+
+
+class ModelError(TransferScopeError):
+    """A model name or path that cannot be resolved or loaded."""
+
+
+class BackendError(TransferScopeError):
+    """A model backend (server, API) that failed after its retries."""
+
+    exit_code = 3
+
+
+class EnvironmentProblem(TransferScopeError):
+    """Something missing from the installation (a package, a writable cache, memory)."""
+
+    exit_code = 4
+
+
+def describe_value(value: object, limit: int = 60) -> str:
+    """A short repr for an error line, so one bad value never floods the terminal."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def input_error(source: str, field: str, value: object, expected: str) -> InputError:
+    """Build the project's standard one-line message: where, which field, what value, what was expected."""
+    return InputError(f"{source}: {field} = {describe_value(value)}: expected {expected}")

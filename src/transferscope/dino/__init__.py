@@ -1,0 +1,1 @@
+"""transferscope.dino (see the spec and the README)."""

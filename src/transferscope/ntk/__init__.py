@@ -1,0 +1,1 @@
+"""transferscope.ntk (see the spec and the README)."""
