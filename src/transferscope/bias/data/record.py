@@ -1,0 +1,138 @@
+"""The UNSC record the bias tests are built on: drafts, P5 votes with provenance, texts.
+
+``load_record()`` returns the compact record shipped with the package (built from public
+sources by :mod:`transferscope.bias.data.builder`); ``load_record(folder)`` reads one a user
+rebuilt. P5 votes are derived from the drafts by :func:`derive_p5_votes`, a pure function whose
+rules are the whole of what we assert: a unanimous adoption puts every P5 member in favour, a
+veto puts the vetoing members against, and everything else stays *unknown*.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from transferscope.bias.data.members import P5, council_size, seat_holder
+from transferscope.core.errors import InputError
+
+SHIPPED_DIR = Path(__file__).parent / "unsc"
+DRAFTS_FILE = "drafts.parquet"
+VOTES_FILE = "p5_votes.parquet"
+TEXTS_FILE = "texts.jsonl.gz"
+BUILD_FILE = "build_report.json"
+
+VOTES = ("in favour", "against", "abstain", "unknown")
+# The USSR boycotted the Council from 13 January to 1 August 1950: "adopted unanimously" in
+# those months speaks only for the members present, so it says nothing about the USSR's vote.
+USSR_ABSENCE = (dt.date(1950, 1, 13), dt.date(1950, 8, 1))
+
+DRAFT_COLUMNS = ("draft_id", "draft_symbol", "date", "year", "agenda_item", "meeting_record",
+                 "outcome", "resolution", "resolution_number", "tally_yes", "tally_no",
+                 "tally_abstain", "tally_text", "vetoed_by", "crisis_topic", "region", "source")
+
+
+@dataclass
+class Record:
+    """Drafts (one row each), P5 votes (one row per draft and member), resolution texts."""
+
+    drafts: pd.DataFrame
+    p5_votes: pd.DataFrame
+    texts: pd.DataFrame
+    build: dict = field(default_factory=dict)
+
+    def draft(self, draft_id: str) -> pd.Series:
+        rows = self.drafts[self.drafts["draft_id"] == draft_id]
+        if rows.empty:
+            raise InputError(f"UNSC record: draft_id = {draft_id!r}: expected a draft of the "
+                             "record (see record.drafts.draft_id)")
+        return rows.iloc[0]
+
+    def vote(self, draft_id: str, member: str) -> str:
+        rows = self.p5_votes[(self.p5_votes["draft_id"] == draft_id)
+                             & (self.p5_votes["member"] == member)]
+        return "unknown" if rows.empty else str(rows.iloc[0]["vote"])
+
+    def text_of(self, resolution: str | None) -> str | None:
+        if not resolution or self.texts.empty:
+            return None
+        rows = self.texts[self.texts["resolution"] == resolution]
+        return None if rows.empty else str(rows.iloc[0]["text"])
+
+
+def is_unanimous(tally_text: str, yes: object, no: object, abstain: object,
+                 date: dt.date) -> bool:
+    """Did every member of the Council vote in favour? Only a full tally or the words say so."""
+    if tally_text == "adopted unanimously":
+        return True
+    if pd.isna(yes) or pd.isna(no) or pd.isna(abstain):
+        return False
+    return int(no) == 0 and int(abstain) == 0 and int(yes) == council_size(date)
+
+
+def derive_p5_votes(drafts: pd.DataFrame) -> pd.DataFrame:
+    """One row per draft and P5 member: vote, provenance, seat holder, USSR-era flag."""
+    rows = []
+    for d in drafts.itertuples(index=False):
+        date = pd.Timestamp(d.date).date()
+        vetoers = [v for v in str(d.vetoed_by or "").split("; ") if v]
+        unanimous = d.outcome == "adopted" and is_unanimous(
+            d.tally_text, d.tally_yes, d.tally_no, d.tally_abstain, date)
+        for member in P5:
+            holder = seat_holder(member, date)
+            if d.outcome == "vetoed" and member in vetoers:
+                vote, why = "against", f"veto: cast the negative vote ({d.source})"
+            elif unanimous and member == "Russia" and d.tally_text == "adopted unanimously" \
+                    and USSR_ABSENCE[0] <= date < USSR_ABSENCE[1]:
+                vote, why = "unknown", "adopted unanimously during the USSR's 1950 absence"
+            elif unanimous:
+                vote, why = "in favour", f"unanimous adoption: {d.tally_text} ({d.source})"
+            else:
+                vote, why = "unknown", "not determined by the sources"
+            rows.append({"draft_id": d.draft_id, "member": member, "seat_holder": holder,
+                         "ussr_era": holder == "USSR", "vote": vote, "provenance": why})
+    return pd.DataFrame(rows, columns=["draft_id", "member", "seat_holder", "ussr_era", "vote",
+                                       "provenance"])
+
+
+def save_record(record: Record, folder: Path) -> None:
+    """Write the compact record (Parquet + gzip JSON lines) and its build report."""
+    folder.mkdir(parents=True, exist_ok=True)
+    record.drafts.to_parquet(folder / DRAFTS_FILE, index=False)
+    record.p5_votes.to_parquet(folder / VOTES_FILE, index=False)
+    with gzip.open(folder / TEXTS_FILE, "wt", encoding="utf-8", compresslevel=9) as fh:
+        for row in record.texts.itertuples(index=False):
+            fh.write(json.dumps(row._asdict(), ensure_ascii=False) + "\n")
+    (folder / BUILD_FILE).write_text(json.dumps(record.build, indent=1), encoding="utf-8")
+
+
+def _read_texts(path: Path) -> pd.DataFrame:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return pd.DataFrame([json.loads(line) for line in fh])
+
+
+@lru_cache(maxsize=4)
+def _load(folder: str) -> Record:
+    root = Path(folder)
+    for name in (DRAFTS_FILE, VOTES_FILE, TEXTS_FILE):
+        if not (root / name).exists():
+            raise InputError(f"UNSC record folder {root}: {name} is missing: expected the output "
+                             "of `transferscope bias build-data`")
+    build = json.loads((root / BUILD_FILE).read_text("utf-8")) if (root / BUILD_FILE).exists() \
+        else {}
+    drafts = pd.read_parquet(root / DRAFTS_FILE)
+    drafts["date"] = drafts["date"].astype("datetime64[ns]")
+    return Record(drafts=drafts,
+                  p5_votes=pd.read_parquet(root / VOTES_FILE),
+                  texts=_read_texts(root / TEXTS_FILE), build=build)
+
+
+def load_record(folder: str | Path | None = None) -> Record:
+    """The shipped record, or one rebuilt into ``folder``. Callers get their own copies."""
+    rec = _load(str(Path(folder).resolve() if folder else SHIPPED_DIR))
+    return Record(rec.drafts.copy(), rec.p5_votes.copy(), rec.texts, dict(rec.build))
