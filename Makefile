@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (set up, then run the main job) and `make test` (set up, then test).
+# Both create .venv in the repo root on first use and reuse it afterwards.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.transferscope-installed
+EXTRAS ?= dev,llamacpp
+
+.PHONY: setup demo test test-slow lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/transferscope demo
+
+test: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+test-slow: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,25 @@
+"""Test-wide settings: never reach a model hub; share the loaded embedded models."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """(model, tokenizer) of the embedded SmolLM2-135M-Instruct, loaded once per session."""
+    from transferscope.core.models import load_causal_lm
+
+    return load_causal_lm("smollm2")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """(model, tokenizer) of the embedded all-MiniLM-L6-v2, loaded once per session."""
+    from transferscope.core.models import load_encoder
+
+    return load_encoder("minilm")

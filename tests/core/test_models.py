@@ -1,0 +1,99 @@
+"""The embedded models load offline and behave like the real pretrained models."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from transferscope.core.errors import ModelError
+from transferscope.core.models import REGISTRY, load_causal_lm, model_kind, resolve_model
+
+
+def test_smollm2_knows_the_capital_of_france(smollm2):
+    model, tokenizer = smollm2
+    ids = tokenizer("The capital of France is", return_tensors="pt")
+    with torch.inference_mode():
+        logits = model(**ids).logits[0, -1]
+    top5 = [tokenizer.decode(int(i)) for i in torch.topk(logits, 5).indices]
+    assert " Paris" in top5, top5
+
+
+def test_smollm2_is_the_135m_model_in_float32(smollm2):
+    model, _ = smollm2
+    n = sum(p.numel() for p in model.parameters())
+    assert 134e6 < n < 135e6  # tied embeddings: 134.5M
+    assert model.config.num_hidden_layers == 30
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_minilm_prefers_a_paraphrase():
+    from transferscope.core.embeddings import SentenceEncoder
+
+    enc = SentenceEncoder("minilm")
+    v = enc.encode([
+        "A man is playing a guitar.",
+        "Someone plays an acoustic guitar.",
+        "The stock market fell sharply today.",
+    ])
+    assert v.shape == (3, 384)
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.3
+
+
+def test_second_load_reads_the_converted_safetensors():
+    """After the first conversion, loads come from the cache directory, not the GGUF."""
+    model_dir = resolve_model("smollm2")
+    assert (model_dir / "model.safetensors").exists()
+    assert model_kind(model_dir) == "causal"
+    model, _ = load_causal_lm(model_dir)  # a local directory works in place of the name
+    assert model.config.vocab_size == 49152
+
+
+def test_local_directory_is_accepted_for_the_encoder():
+    d = REGISTRY["minilm"].source()
+    assert resolve_model(str(d)) == d and model_kind(d) == "encoder"
+
+
+@pytest.mark.parametrize(
+    ("arg", "fragment"),
+    [
+        ("/no/such/dir", "no such file or directory"),
+        ("nosuchmodel", "unknown model 'nosuchmodel'"),
+    ],
+)
+def test_bad_model_names_raise_one_line(arg, fragment):
+    with pytest.raises(ModelError) as err:
+        resolve_model(arg)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_directory_that_is_not_a_model(tmp_path):
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve_model(tmp_path)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "transferscope", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("arg", ["/no/such/dir", "nosuchmodel", "EMPTY_DIR"])
+def test_cli_bad_model_is_one_line_and_nonzero(arg, tmp_path):
+    arg = str(tmp_path) if arg == "EMPTY_DIR" else arg
+    res = _cli("models", "prepare", arg)
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: model"), res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_debug_shows_the_traceback():
+    res = _cli("--debug", "models", "prepare", "/no/such/dir")
+    assert res.returncode == 2 and "Traceback" in res.stderr
+
+
+def test_cli_help_lists_every_group():
+    res = _cli("--help")
+    assert res.returncode == 0
+    for group in ("ntk", "dino", "bias", "models", "doctor", "demo"):
+        assert group in res.stdout
