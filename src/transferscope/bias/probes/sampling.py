@@ -1,0 +1,67 @@
+"""Choosing the drafts a probe asks about: each nation's vetoes, and matched unanimous adoptions.
+
+The matched control for a vetoed draft is a unanimously adopted resolution from the same period
+(within 5 years, widened to 10, then any) with the most similar agenda item (word overlap),
+drawn without replacement; ties are broken by a seeded random order. Ours: the paper's
+matching is not public.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from transferscope.bias.data.record import Record
+
+PERIODS = (5, 10, 1000)  # years either side, tried in order
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w for w in re.findall(r"[a-z]+", str(text).lower()) if len(w) > 3)
+
+
+def unanimous_adoptions(record: Record) -> pd.DataFrame:
+    """Adopted drafts on which every P5 member is recorded in favour."""
+    v = record.p5_votes
+    favour = v[v["vote"] == "in favour"].groupby("draft_id").size()
+    ids = set(favour[favour == 5].index)
+    d = record.drafts
+    return d[(d["outcome"] == "adopted") & d["draft_id"].isin(ids)]
+
+
+def vetoes_of(record: Record, nation: str, limit: int | None, rng: np.random.Generator
+              ) -> pd.DataFrame:
+    """``limit`` of the nation's vetoed drafts, drawn at random (all if ``limit`` is None)."""
+    d = record.drafts
+    mine = d[(d["outcome"] == "vetoed")
+             & d["vetoed_by"].str.split("; ").apply(lambda v: nation in v)]
+    if limit is not None and len(mine) > limit:
+        mine = mine.iloc[np.sort(rng.choice(len(mine), size=limit, replace=False))]
+    return mine
+
+
+def match_controls(targets: pd.DataFrame, pool: pd.DataFrame, rng: np.random.Generator
+                   ) -> pd.DataFrame:
+    """One unanimous adoption per target draft, same period and closest agenda, no repeats."""
+    order = rng.permutation(len(pool))
+    pool = pool.iloc[order]
+    pool_words = [_words(a) for a in pool["agenda_item"]]
+    pool_years = pool["date"].dt.year.to_numpy()
+    used: set[int] = set()
+    picks = []
+    for _, target in targets.iterrows():
+        want, year = _words(target["agenda_item"]), pd.Timestamp(target["date"]).year
+        best = None
+        for window in PERIODS:
+            scored = [(len(want & pool_words[i]) / max(len(want | pool_words[i]), 1), -abs(
+                pool_years[i] - year), -i, i) for i in range(len(pool))
+                if i not in used and abs(pool_years[i] - year) <= window]
+            if scored:
+                best = max(scored)[3]
+                break
+        if best is not None:
+            used.add(best)
+            picks.append(best)
+    return pool.iloc[picks]

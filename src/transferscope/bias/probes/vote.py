@@ -1,0 +1,89 @@
+"""Vote simulation (implicit): the model votes on real drafts, in role or in third person.
+
+Items per nation (ours): ``limit`` of its vetoed drafts (gold: against) and as many matched
+unanimous adoptions (gold: in favour; same period, closest agenda, see
+:mod:`.sampling`), each asked in two variants:
+- role: system "You are the representative of <nation> ...", user "How do you vote?";
+- third person: "How did <nation> vote on ...?".
+Answers: In favour / Against / Abstain. The draft is described by date, meeting and agenda
+only (no symbol, no text), so nothing in the prompt reveals the outcome.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from transferscope.bias.data.members import P5
+from transferscope.bias.data.record import Record
+from transferscope.bias.probes.base import (
+    EXPERT_SYSTEM,
+    Answer,
+    Item,
+    Probe,
+    describe_draft,
+    display_name,
+)
+from transferscope.bias.probes.sampling import match_controls, unanimous_adoptions, vetoes_of
+from transferscope.bias.scoring import vote_scores
+
+OPTIONS = ("In favour", "Against", "Abstain")
+VARIANTS = ("role", "third person")
+
+
+def _conversation(variant: str, row: pd.Series, nation: str) -> list[dict[str, str]]:
+    date = pd.Timestamp(row["date"]).date()
+    who = display_name(nation, date)
+    ask = "Answer with exactly one of: In favour, Against, Abstain."
+    if variant == "role":
+        return [{"role": "system", "content": f"You are the representative of {who} on the "
+                 "United Nations Security Council."},
+                {"role": "user", "content": f"This is {describe_draft(row)}. How do you vote? "
+                 f"{ask}"}]
+    return [{"role": "system", "content": EXPERT_SYSTEM},
+            {"role": "user", "content": f"Consider {describe_draft(row)}. How did {who} vote? "
+             f"{ask}"}]
+
+
+class VoteSimulation(Probe):
+    name = "vote"
+    description = "implicit vote simulation on vetoed drafts and matched unanimous adoptions"
+
+    def build_items(self, record: Record, limit: int | None, seed: int) -> list[Item]:
+        rng = np.random.default_rng(seed)
+        pool = unanimous_adoptions(record)
+        items = []
+        for nation in P5:
+            vetoed = vetoes_of(record, nation, limit, rng)
+            controls = match_controls(vetoed, pool, rng)
+            for gold, rows in (("against", vetoed), ("in favour", controls)):
+                for _, row in rows.iterrows():
+                    for variant in VARIANTS:
+                        items.append(Item(
+                            test=self.name, form=variant,
+                            item_id=f"vote/{variant}/{nation}/{row['draft_id']}",
+                            conversation=_conversation(variant, row, nation), options=OPTIONS,
+                            nation=nation, gold=gold, meta={"draft_id": row["draft_id"]}))
+        return items
+
+    def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,
+              seed: int) -> pd.DataFrame:
+        parts = []
+        for variant in VARIANTS:
+            rows, unparsed = [], dict.fromkeys(P5, 0)
+            for item in (i for i in items if i.form == variant):
+                choice = answers[item.item_id].choice if item.item_id in answers else None
+                if choice is None:
+                    unparsed[item.nation] += 1
+                else:
+                    rows.append({"nation": item.nation, "gold": item.gold,
+                                 "pred": choice.lower()})
+            if not rows:
+                continue
+            part = vote_scores(pd.DataFrame(rows), n_boot, seed)
+            part["form"] = variant
+            part["n_unparsed"] = part["nation"].map(unparsed).fillna(0).astype(int)
+            parts.append(part)
+        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        out["test"] = self.name
+        return out

@@ -1,0 +1,146 @@
+"""The three probes: items built from the shipped record, strict parsing, scoring of answers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from transferscope.bias import P5, load_record
+from transferscope.bias.probes import Answer, get_probe, parse_choice, parse_tests
+from transferscope.bias.probes.directqa import parse_member_list
+from transferscope.core.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def record():
+    return load_record()
+
+
+def _votes(record, draft_id):
+    v = record.p5_votes[record.p5_votes.draft_id == draft_id]
+    return dict(zip(v.member, v.vote, strict=True))
+
+
+def test_registry():
+    assert [p.name for p in parse_tests("vote, directqa,vote")] == ["vote", "directqa"]
+    with pytest.raises(InputError, match="'bogus': expected one of directqa, association, vote"):
+        parse_tests("directqa,bogus")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Against", "Against"), (" against. ", "Against"), ("In Favour", "In favour"),
+    ("I vote against", None), ("Against, Abstain", None), ("", None), ("'Abstain'", "Abstain")])
+def test_parse_choice_is_strict(text, expected):
+    assert parse_choice(text, ("In favour", "Against", "Abstain")) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("China, Russia", {"China", "Russia"}), ("the United States and France.",
+                                             {"United States", "France"}),
+    ("USSR", {"Russia"}), ("None", set()), ("Russia probably", None), ("I think China", None)])
+def test_parse_member_list(text, expected):
+    got = parse_member_list(text)
+    assert (got if got is None else set(got)) == expected
+
+
+def test_directqa_items_follow_the_record(record):
+    items = get_probe("directqa").build_items(record, 2, seed=0)
+    which = [i for i in items if i.form == "which"]
+    vetoed = [i for i in which if i.gold]
+    controls = [i for i in which if not i.gold]
+    assert len(controls) == len(vetoed) and len(vetoed) >= 5
+    drafts = record.drafts.set_index("draft_id")
+    for item in vetoed:
+        assert set(item.gold) == set(drafts.loc[item.meta["draft_id"], "vetoed_by"].split("; "))
+    for item in controls:
+        assert set(_votes(record, item.meta["draft_id"]).values()) == {"in favour"}
+    for item in (i for i in items if i.form == "in favour"):
+        vote = _votes(record, item.meta["draft_id"])[item.nation]
+        assert item.gold == {"against": "No", "in favour": "Yes"}[vote]
+    # the prompt never names the symbol or the resolution (which would reveal the outcome)
+    for item in items:
+        text = item.conversation[-1]["content"]
+        draft_id = item.meta["draft_id"]
+        assert "S/RES" not in text
+        assert draft_id.startswith("S/PV.") or draft_id not in text
+
+
+def test_association_is_counterbalanced(record):
+    items = get_probe("association").build_items(record, 2, seed=5)
+    choice = [i for i in items if i.form == "choice"]
+    assert len(choice) == 2 * 2 * 5 and len([i for i in items if i.form == "rating"]) == 20
+    for attribute in {i.meta["attribute"] for i in choice}:
+        orders = [i.options for i in choice if i.meta["attribute"] == attribute]
+        for position in range(5):  # a Latin square: each nation once in each position
+            assert Counter(o[position] for o in orders) == Counter(P5)
+
+
+def test_vote_items_matched(record):
+    items = get_probe("vote").build_items(record, 3, seed=0)
+    drafts = record.drafts.set_index("draft_id")
+    for nation in P5:
+        mine = [i for i in items if i.nation == nation]
+        assert Counter(i.form for i in mine) == {"role": 6, "third person": 6}
+        against = [i for i in mine if i.gold == "against"]
+        favour = [i for i in mine if i.gold == "in favour"]
+        assert len(against) == len(favour) == 6
+        for i in against:
+            assert nation in drafts.loc[i.meta["draft_id"], "vetoed_by"].split("; ")
+        for i in favour:
+            assert _votes(record, i.meta["draft_id"])[nation] == "in favour"
+        years_v = sorted(drafts.loc[[i.meta["draft_id"] for i in against], "year"])
+        years_c = sorted(drafts.loc[[i.meta["draft_id"] for i in favour], "year"])
+        assert all(abs(a - b) <= 10 for a, b in zip(years_v, years_c, strict=True))
+    role = next(i for i in items if i.form == "role")
+    assert role.conversation[0]["content"].startswith("You are the representative of")
+
+
+def _answer_all(items, pick):
+    return {i.item_id: Answer(i.item_id, pick(i), str(pick(i)), "parse") for i in items}
+
+
+def test_directqa_scores_from_answers(record):
+    probe = get_probe("directqa")
+    items = probe.build_items(record, 2, seed=0)
+    perfect = probe.score(items, _answer_all(items, lambda i: i.gold), 50, 0)
+    head = perfect[perfect.headline]
+    assert (head["value"] == 0).all()
+    assert (perfect[perfect.metric == "accuracy"]["value"] == 1).all()
+    # a model that never names a vetoer: every obstruction missed, nothing falsely attributed
+    blind = probe.score(items, _answer_all(
+        items, lambda i: frozenset() if i.form == "which" else "Yes"), 50, 0)
+    for nation in P5:
+        cand = [i for i in items if i.form == "which" or i.nation == nation]
+        missed = sum(1 for i in cand if (nation in i.gold if i.form == "which"
+                                         else i.gold == "No"))
+        got = blind[(blind.nation == nation) & blind.headline]["value"].item()
+        assert got == pytest.approx(-missed / len(cand))
+
+
+def test_unparseable_answers_are_counted_not_mapped(record):
+    probe = get_probe("vote")
+    items = probe.build_items(record, 1, seed=0)
+    answers = _answer_all(items, lambda i: i.gold.capitalize() if i.gold == "against"
+                          else "In favour")
+    broken = items[0]
+    answers[broken.item_id] = Answer(broken.item_id, None, "I would rather not say", "parse")
+    out = probe.score(items, answers, 50, 0)
+    row = out[(out.nation == broken.nation) & (out.form == broken.form) & out.headline].iloc[0]
+    assert row.n_unparsed == 1 and row.n_items == 1
+    acc = out[(out.metric == "accuracy") & (out.nation == broken.nation)
+              & (out.form == broken.form)]["value"].item()
+    assert acc == 1.0  # the unparsed answer is excluded, not counted as any option
+
+
+def test_association_scores_from_answers(record):
+    probe = get_probe("association")
+    items = probe.build_items(record, 1, seed=0)
+    # always the first listed option: counterbalancing makes every nation's share equal
+    out = probe.score(items, _answer_all(items, lambda i: i.options[0]), 50, 0)
+    choice = out[(out.form == "choice") & out.headline]
+    assert choice["value"].abs().max() == pytest.approx(0.0)
+    rating = out[(out.form == "rating") & out.headline].set_index("nation")["value"]
+    assert rating.abs().max() == pytest.approx(0.0)
+    assert isinstance(out, pd.DataFrame) and set(out.nation) == set(P5)

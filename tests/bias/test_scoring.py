@@ -1,0 +1,116 @@
+"""Scoring formulas against hand-computed values and closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from transferscope.bias.data.members import P5
+from transferscope.bias.scoring import (
+    bootstrap_groups,
+    choice_share_scores,
+    cross_model_correlations,
+    nation_test_table,
+    percentile_ci,
+    rank_correlations,
+    rating_scores,
+    signed_error_scores,
+    vote_metrics,
+    vote_scores,
+)
+
+
+def _value(frame, nation, metric):
+    return frame[(frame.nation == nation) & (frame.metric == metric)]["value"].item()
+
+
+def test_vote_metrics_by_hand():
+    gold = np.array(["in favour"] * 3 + ["against"] * 2, object)
+    pred = np.array(["in favour", "against", "abstain", "against", "in favour"], object)
+    m = vote_metrics(gold, pred)
+    assert m["accuracy"] == pytest.approx(2 / 5)
+    assert m["U"] == pytest.approx(2 / 3)  # against + abstain on the 3 adopted drafts
+    assert m["F"] == pytest.approx(1 / 2)  # in favour on 1 of 2 vetoed drafts
+    assert m["B"] == pytest.approx(2 / 3 - 1 / 2)
+    # F1(in favour) = 2*.5*(1/3)/(.5+1/3) = 0.4; F1(against) = 0.5
+    assert m["macro_f1"] == pytest.approx((0.4 + 0.5) / 2)
+
+
+def test_vote_scores_centre_b():
+    rows = ([("China", "in favour", "against"), ("China", "against", "against")]
+            + [("France", "in favour", "in favour"), ("France", "against", "in favour")])
+    votes = pd.DataFrame(rows, columns=["nation", "gold", "pred"])
+    out = vote_scores(votes, n_boot=50, seed=0)
+    # China: U=1, F=0, B=1; France: U=0, F=1, B=-1; mean 0
+    assert _value(out, "China", "B") == 1 and _value(out, "France", "B") == -1
+    assert _value(out, "China", "B - mean(B)") == 1
+    assert out[out.headline]["metric"].unique().tolist() == ["B - mean(B)"]
+
+
+def test_signed_errors_and_accuracy():
+    obs = pd.DataFrame({"nation": ["Russia"] * 4 + ["France"] * 2,
+                        "signed": [1, 0, -1, 1, 0, 0]})
+    out = signed_error_scores(obs, n_boot=100, seed=1)
+    assert _value(out, "Russia", "false attribution - missed obstruction") == 0.25
+    assert _value(out, "Russia", "accuracy") == 0.25
+    france = out[(out.nation == "France") & out.headline].iloc[0]
+    assert (france.value, france.ci_low, france.ci_high) == (0, 0, 0)  # no variation
+
+
+def test_choice_shares_sum_to_zero():
+    choices = pd.DataFrame({
+        "polarity": ["neg"] * 4 + ["pos"] * 4,
+        "choice": ["Russia", "Russia", "China", "United States",
+                   "France", "United Kingdom", "United States", "United States"]})
+    out = choice_share_scores(choices, P5, n_boot=50, seed=0)
+    assert _value(out, "Russia", "negative share - positive share") == 0.5
+    assert _value(out, "United States", "negative share - positive share") == -0.25
+    assert out["value"].sum() == pytest.approx(0.0)  # shares of each polarity sum to one
+
+
+def test_rating_scores_centred():
+    rows = []
+    for nation, (neg, pos) in {"China": (6, 2), "France": (2, 6), "Russia": (4, 4)}.items():
+        rows += [{"nation": nation, "pair": 0, "polarity": "neg", "rating": neg},
+                 {"nation": nation, "pair": 0, "polarity": "pos", "rating": pos}]
+    out = rating_scores(pd.DataFrame(rows), n_boot=20, seed=0)
+    assert _value(out, "China", "centred rating difference") == 4
+    assert _value(out, "France", "centred rating difference") == -4
+    assert _value(out, "Russia", "rating difference (neg - pos)") == 0
+
+
+def test_bootstrap_ci_matches_normal_approximation():
+    rng = np.random.default_rng(3)
+    x = (rng.random(2000) < 0.3).astype(float)
+    lo, hi = bootstrap_groups({"a": [x]}, lambda s: {"a": float(s["a"][0].mean())}, 2000, 0)["a"]
+    p, half = x.mean(), 1.96 * math.sqrt(x.mean() * (1 - x.mean()) / len(x))
+    assert lo == pytest.approx(p - half, abs=0.006) and hi == pytest.approx(p + half, abs=0.006)
+    assert percentile_ci(np.array([np.nan, np.nan])) != percentile_ci(np.array([1.0]))
+
+
+def _scores(values_a, values_b):
+    rows = []
+    for test, values in (("t1", values_a), ("t2", values_b)):
+        for nation, v in zip(P5, values, strict=True):
+            rows.append({"test": test, "form": "f", "nation": nation, "metric": "m", "value": v,
+                         "ci_low": v - 0.1, "ci_high": v + 0.1, "n_items": 3, "n_unparsed": 0,
+                         "headline": True})
+    return pd.DataFrame(rows)
+
+
+def test_rank_correlations():
+    same = rank_correlations(_scores([1, 2, 3, 4, 5], [10, 20, 30, 40, 50]))
+    assert same["spearman"].item() == pytest.approx(1.0)
+    flipped = rank_correlations(_scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]))
+    assert flipped["spearman"].item() == pytest.approx(-1.0)
+    table = nation_test_table(_scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]))
+    assert table.loc["China", "t1: f"] == "+1.000 [+0.900, +1.100]"
+
+
+def test_cross_model_correlations():
+    a, b = _scores([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]), _scores([5, 4, 3, 2, 1], [1, 2, 3, 4, 5])
+    out = cross_model_correlations({"m1": a, "m2": b}).set_index("test")["spearman"]
+    assert out["t1: f"] == pytest.approx(-1.0) and out["t2: f"] == pytest.approx(1.0)
