@@ -1,0 +1,282 @@
+"""Labelled texts for the NTK part: built-in offline tasks and any CSV/JSONL a user gives.
+
+Built-in tasks need no network: word-level sentiment from the human-rated word lists that the
+``vadersentiment`` (VADER, mean of 10 raters on -4..4) and ``afinn`` (AFINN-en-165, -5..5)
+packages ship. Our choices, since the source paper's are unknown: single lower-case alphabetic
+words only (no emoticons, phrases or hyphenated forms); a VADER word counts when its mean rating
+is at least 1.0 away from neutral, an AFINN word when its score is at least 2 away; the combined
+task keeps the union and drops every word the two lexicons rate with opposite signs.
+
+New built-in tasks are added with :func:`register_task` (for example UNSC adopted-vs-vetoed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from transferscope.core.errors import InputError, input_error
+
+_WORD = re.compile(r"^[a-z]+$")
+VADER_MIN_ABS_RATING = 1.0
+AFINN_MIN_ABS_SCORE = 2
+
+
+@dataclass(frozen=True)
+class LabeledTexts:
+    """Texts with binary targets in {-1, +1}; ``class_names`` = (negative, positive) labels."""
+
+    texts: tuple[str, ...]
+    targets: np.ndarray
+    class_names: tuple[str, str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def counts(self) -> dict[str, int]:
+        """How many examples each class has (by class name)."""
+        return {self.class_names[0]: int((self.targets < 0).sum()),
+                self.class_names[1]: int((self.targets > 0).sum())}
+
+
+# ---------------------------------------------------------------------------- lexicons
+def _package_text(package: str, relative: str) -> str:
+    try:
+        return resources.files(package).joinpath(relative).read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise InputError(f"built-in data: {package}/{relative} not found: expected the "
+                         f"'{package}' package (a dependency of transferscope)") from exc
+
+
+def vader_ratings() -> dict[str, float]:
+    """Word -> mean human rating from VADER's lexicon, single alphabetic words only."""
+    ratings = {}
+    for line in _package_text("vaderSentiment", "vader_lexicon.txt").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2 and _WORD.match(fields[0]):
+            ratings[fields[0]] = float(fields[1])
+    return ratings
+
+
+def afinn_scores() -> dict[str, int]:
+    """Word -> integer valence from AFINN-en-165, single alphabetic words only."""
+    scores = {}
+    for line in _package_text("afinn", "data/AFINN-en-165.txt").splitlines():
+        fields = line.split("\t")
+        if len(fields) == 2 and _WORD.match(fields[0]):
+            scores[fields[0]] = int(fields[1])
+    return scores
+
+
+def _polar(ratings: dict[str, float], threshold: float) -> dict[str, int]:
+    return {w: (1 if v > 0 else -1) for w, v in ratings.items() if abs(v) >= threshold}
+
+
+def _lexicon_task(words: dict[str, int], source: str) -> LabeledTexts:
+    ordered = sorted(words)
+    return LabeledTexts(texts=tuple(ordered),
+                        targets=np.array([float(words[w]) for w in ordered]),
+                        class_names=("negative", "positive"), source=source)
+
+
+def vader_words() -> LabeledTexts:
+    return _lexicon_task(_polar(vader_ratings(), VADER_MIN_ABS_RATING), "builtin:vader-words")
+
+
+def afinn_words() -> LabeledTexts:
+    return _lexicon_task(_polar(afinn_scores(), AFINN_MIN_ABS_SCORE), "builtin:afinn-words")
+
+
+def sentiment_words() -> LabeledTexts:
+    """Union of the polar VADER and AFINN words, minus any word the two rate with opposite
+    signs (also when one of the two ratings is too weak to make the word polar there)."""
+    vader_raw, afinn_raw = vader_ratings(), afinn_scores()
+    merged = {**_polar(vader_raw, VADER_MIN_ABS_RATING), **_polar(afinn_raw, AFINN_MIN_ABS_SCORE)}
+    for word in set(vader_raw) & set(afinn_raw):
+        if vader_raw[word] * afinn_raw[word] < 0:
+            merged.pop(word, None)
+    return _lexicon_task(merged, "builtin:sentiment-words")
+
+
+# ---------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class BuiltinTask:
+    """A named offline task with the prompt it was designed for."""
+
+    name: str
+    description: str
+    template: str
+    label_words: tuple[str, str]  # (positive word, negative word), as the CLI takes them
+    load: Callable[[], LabeledTexts]
+
+
+TASKS: dict[str, BuiltinTask] = {}
+
+
+def register_task(task: BuiltinTask) -> None:
+    """Add a built-in task (names are unique)."""
+    if task.name in TASKS:
+        raise ValueError(f"built-in task {task.name!r} is already registered")
+    TASKS[task.name] = task
+
+
+def get_task(name: str) -> BuiltinTask:
+    if name not in TASKS:
+        raise input_error("--task", "name", name, f"one of {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+_WORD_TEMPLATE = 'Is the word "{text}" positive or negative? Answer:'
+for _name, _desc, _loader in (
+    ("sentiment-words", "polar words rated by humans in VADER and AFINN (agreeing sign)",
+     sentiment_words),
+    ("vader-words", "polar words of the VADER lexicon (|mean rating| >= 1)", vader_words),
+    ("afinn-words", "polar words of AFINN-en-165 (|score| >= 2)", afinn_words),
+):
+    register_task(BuiltinTask(_name, _desc, _WORD_TEMPLATE, ("positive", "negative"), _loader))
+
+
+# ---------------------------------------------------------------------------- user files
+_KNOWN_PAIRS = ({"negative", "positive"}, {"neg", "pos"}, {"no", "yes"}, {"false", "true"},
+                {"0", "1"}, {"-1", "1"}, {"0.0", "1.0"}, {"-1.0", "1.0"})
+_POSITIVE_NAMES = {"positive", "pos", "yes", "true", "1", "1.0"}
+
+
+def _label_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _read_rows(path: Path) -> list[dict]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        rows = []
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg}): "
+                                 "expected one JSON object per line") from exc
+            if not isinstance(row, dict):
+                raise input_error(str(path), f"line {number}", row, "a JSON object")
+            rows.append(row)
+        return rows
+    if suffix in (".csv", ".tsv"):
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=object,
+                                keep_default_na=True)
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot parse as {suffix[1:].upper()} ({exc})") from exc
+        except pd.errors.EmptyDataError as exc:
+            raise InputError(f"{path}: empty file: expected a header row and data") from exc
+        return frame.to_dict(orient="records")
+    raise input_error(str(path), "file type", path.suffix or "(none)",
+                      ".csv, .tsv or .jsonl")
+
+
+def load_labeled_file(path: str | Path, text_col: str = "text", label_col: str = "label",
+                      positive_label: str | None = None) -> LabeledTexts:
+    """Read a CSV/TSV/JSONL of texts and binary labels; every problem is one clear error line.
+
+    The positive class is ``positive_label`` if given, else read off a familiar pair of labels
+    (1/0, 1/-1, true/false, yes/no, pos/neg, positive/negative); other pairs must name it.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"--data {file}: no such file: expected an existing CSV, TSV or "
+                         "JSONL file")
+    rows = _read_rows(file)
+    if not rows:
+        raise InputError(f"{file}: no data rows: expected at least two labelled examples")
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    for flag, col in (("--text-col", text_col), ("--label-col", label_col)):
+        if col not in columns:
+            raise input_error(str(file), flag, col, f"one of its columns {columns[:12]}")
+    texts, labels = [], []
+    for number, row in enumerate(rows, start=1):
+        text, label = row.get(text_col), row.get(label_col)
+        if _is_missing(label):
+            missing = sum(_is_missing(r.get(label_col)) for r in rows)
+            raise InputError(f"{file}: row {number}: column '{label_col}' is empty "
+                             f"({missing} of {len(rows)} rows lack a label): expected a "
+                             "label on every row")
+        if _is_missing(text):
+            raise InputError(f"{file}: row {number}: column '{text_col}' is empty: expected "
+                             "a text on every row")
+        texts.append(str(text))
+        labels.append(_label_text(label))
+    distinct = sorted(set(labels))
+    if len(distinct) != 2:
+        raise InputError(f"{file}: column '{label_col}' has {len(distinct)} distinct labels "
+                         f"{distinct[:6]}: expected exactly two (a binary task)")
+    positive = _positive_class(file, label_col, distinct, positive_label)
+    negative = distinct[0] if distinct[1] == positive else distinct[1]
+    targets = np.array([1.0 if lab == positive else -1.0 for lab in labels])
+    return LabeledTexts(tuple(texts), targets, (negative, positive), f"file:{file}")
+
+
+def _positive_class(file: Path, label_col: str, distinct: list[str],
+                    positive_label: str | None) -> str:
+    if positive_label is not None:
+        wanted = _label_text(positive_label)
+        if wanted not in distinct:
+            raise input_error(str(file), "--positive-label", positive_label,
+                              f"one of the labels in column '{label_col}': {distinct}")
+        return wanted
+    if {d.lower() for d in distinct} in _KNOWN_PAIRS:
+        return next(d for d in distinct if d.lower() in _POSITIVE_NAMES)
+    raise InputError(f"{file}: column '{label_col}' has labels {distinct}: cannot tell which "
+                     "is positive; pass --positive-label")
+
+
+# ---------------------------------------------------------------------------- sampling
+def sample_examples(data: LabeledTexts, n: int, seed: int = 0,
+                    balanced: bool = True) -> LabeledTexts:
+    """``n`` examples drawn without replacement with a seeded generator, shuffled.
+
+    Balanced: ``n // 2`` negatives and ``n - n // 2`` positives (the data must have them).
+    """
+    if n < 2:
+        raise input_error("--n", "n", n, "at least 2 examples")
+    if n > len(data):
+        raise input_error("--n", "n", n, f"at most {len(data)} (the size of {data.source})")
+    rng = np.random.default_rng(seed)
+    if balanced:
+        neg_idx = np.flatnonzero(data.targets < 0)
+        pos_idx = np.flatnonzero(data.targets > 0)
+        want_neg, want_pos = n // 2, n - n // 2
+        if want_neg > neg_idx.size or want_pos > pos_idx.size:
+            raise InputError(
+                f"--n = {n}: a balanced sample needs {want_pos} {data.class_names[1]} and "
+                f"{want_neg} {data.class_names[0]} examples but {data.source} has "
+                f"{pos_idx.size} and {neg_idx.size}: expected a smaller n")
+        chosen = np.concatenate([rng.choice(neg_idx, want_neg, replace=False),
+                                 rng.choice(pos_idx, want_pos, replace=False)])
+    else:
+        chosen = rng.choice(len(data), n, replace=False)
+    chosen = rng.permutation(chosen)
+    return LabeledTexts(tuple(data.texts[i] for i in chosen), data.targets[chosen].copy(),
+                        data.class_names, data.source)
