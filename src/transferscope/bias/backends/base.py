@@ -32,7 +32,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from transferscope.core.errors import BackendError, InputError
 
@@ -168,7 +168,7 @@ class Backend(ABC):
     def close(self) -> None:
         """Release network clients or model memory (a no-op by default)."""
 
-    def __enter__(self) -> Backend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,161 @@
+"""Backend pieces that need no model: specs, settings, backoff, echo parsing, the SQLite cache."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+
+import pytest
+
+from transferscope.bias.backends import (
+    GenerationSettings,
+    OptionScoringNotSupported,
+    Reply,
+    ResponseCache,
+    make_backend,
+    parse_spec,
+)
+from transferscope.bias.backends.cache import chat_key
+from transferscope.bias.backends.hf_local import render_plain, truncate_at_stop
+from transferscope.bias.backends.openai_compat import (
+    backoff_delay,
+    option_logprob_from_echo,
+    parse_retry_after,
+    resolve_api_key,
+)
+from transferscope.core.errors import InputError
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("hf-local:smollm2", ("hf-local", "smollm2")),
+    ("hf-local", ("hf-local", "smollm2")),
+    ("HF-LOCAL:/models/x", ("hf-local", "/models/x")),
+    ("openai:gpt-4o-mini", ("openai", "gpt-4o-mini")),
+    ("openai-compatible:llama3", ("openai", "llama3")),
+])
+def test_parse_spec_accepts_documented_forms(spec, expected):
+    assert parse_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["gpt-4o", "openai:", "vllm:llama", ""])
+def test_parse_spec_rejects_with_one_line_naming_the_value(spec):
+    with pytest.raises(InputError) as err:
+        parse_spec(spec)
+    assert repr(spec) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_hf_local_rejects_a_base_url():
+    with pytest.raises(InputError, match="only openai"):
+        make_backend("hf-local:smollm2", base_url="http://127.0.0.1:1/v1", cache=False)
+
+
+def test_unknown_local_model_path_is_one_clear_error(tmp_path):
+    from transferscope.core.errors import ModelError
+
+    with pytest.raises(ModelError, match="no such file"):
+        make_backend(f"hf-local:{tmp_path / 'missing'}", cache=False)
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"max_tokens": 0}, "max_tokens"), ({"temperature": -0.1}, "temperature"),
+    ({"temperature": 3.0}, "temperature"),
+])
+def test_generation_settings_validate(kwargs, field):
+    with pytest.raises(InputError, match=field):
+        GenerationSettings(**kwargs)
+
+
+def test_settings_key_changes_with_every_setting():
+    conversation = [{"role": "user", "content": "hi"}]
+    keys = {chat_key("b", conversation, s) for s in (
+        GenerationSettings(), GenerationSettings(max_tokens=65), GenerationSettings(seed=1),
+        GenerationSettings(temperature=0.5), GenerationSettings(stop=("\n",)))}
+    assert len(keys) == 5
+    assert chat_key("b", conversation, GenerationSettings()) != chat_key(
+        "other-backend", conversation, GenerationSettings())
+
+
+def test_truncate_at_stop_cuts_at_the_earliest_stop_string():
+    assert truncate_at_stop("In favour. Because", [".", " Because"]) == ("In favour", True)
+    assert truncate_at_stop("abc", ["x"]) == ("abc", False)
+    assert truncate_at_stop("abc", []) == ("abc", False)
+
+
+def test_plain_rendering_ends_where_the_reply_starts():
+    text = render_plain([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
+    assert text == "system: S\nuser: U\nassistant:"
+
+
+def test_backoff_is_exponential_with_jitter_and_capped():
+    rng = random.Random(0)
+    for attempt in range(6):
+        nominal = min(8.0, 0.5 * 2 ** attempt)
+        delays = [backoff_delay(attempt, 0.5, 8.0, rng) for _ in range(200)]
+        assert all(nominal / 2 <= d <= nominal for d in delays)
+        assert max(delays) - min(delays) > 0.1 * nominal  # jittered, not constant
+    assert backoff_delay(0, 0.5, 8.0, rng, retry_after=3.0) == 3.0
+    assert backoff_delay(0, 0.5, 8.0, rng, retry_after=100.0) == 8.0
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+
+
+def test_missing_api_key_variable_names_it_and_no_value(monkeypatch):
+    monkeypatch.delenv("TS_TEST_KEY_ABSENT", raising=False)
+    with pytest.raises(InputError) as err:
+        make_backend("openai:m", base_url="http://127.0.0.1:9/v1",
+                     api_key_env="TS_TEST_KEY_ABSENT", cache=False)
+    assert "TS_TEST_KEY_ABSENT" in str(err.value)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(InputError, match="OPENAI_API_KEY"):
+        make_backend("openai:gpt-4o-mini", cache=False)  # the official API needs a key
+    monkeypatch.setenv("TS_TEST_KEY_SET", "sk-secret-123")
+    assert resolve_api_key("TS_TEST_KEY_SET", "http://x/v1") == "sk-secret-123"
+    assert resolve_api_key(None, "http://127.0.0.1:8000/v1") is None  # no key to other servers
+
+
+def test_bad_base_url_is_rejected():
+    with pytest.raises(InputError, match="base URL"):
+        make_backend("openai:m", base_url="127.0.0.1:8000", cache=False)
+
+
+def _echo(tokens, offsets, values):
+    return {"choices": [{"logprobs": {"tokens": tokens, "text_offset": offsets,
+                                      "token_logprobs": values}}]}
+
+
+def test_echo_logprobs_sum_exactly_the_option_tokens():
+    prompt, option = "Q: capital?\nA:", " Paris"
+    data = _echo(["Q", ": capital?\n", "A:", " Par", "is", "."],
+                 [0, 1, 12, 14, 18, 20], [None, -1.0, -2.0, -0.25, -0.5, -3.0])
+    assert option_logprob_from_echo(data, prompt, option, "u") == pytest.approx(-0.75)
+
+
+def test_echo_logprobs_refuse_a_token_straddling_the_boundary():
+    data = _echo(["Q:", "x Paris"], [0, 2], [None, -1.0])
+    with pytest.raises(OptionScoringNotSupported, match="no token starts"):
+        option_logprob_from_echo(data, "Q:x", " Paris", "u")
+    with pytest.raises(OptionScoringNotSupported, match="no echoed logprobs"):
+        option_logprob_from_echo({"choices": [{"text": "x"}]}, "Q", "x", "u")
+
+
+def test_response_cache_survives_concurrent_writers(tmp_path):
+    cache = ResponseCache(tmp_path / "r.sqlite")
+    reply = Reply("x", 1, 1)
+
+    def writer(t: int) -> None:
+        for i in range(50):
+            cache.put(f"{t}-{i}", "b", "chat", {"i": i}, {**reply.to_json(), "text": f"{t}-{i}"})
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(cache) == 400
+    assert cache.get("7-49")["text"] == "7-49"
+    assert cache.get("absent") is None
+    cache.close()
+    # A second process-level connection sees every committed row.
+    with sqlite3.connect(tmp_path / "r.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 400
