@@ -1,0 +1,224 @@
+"""Exact Gram blocks ``sum_S <g_i, g_j>`` from gradient factors, accumulated in float64.
+
+Per parameter, two exact routes (pure functions of the factors):
+
+- structured: for linear uses ``<sum_t d_t a_t^T, sum_s d'_s a'_s^T> = sum_ts (d_t.d'_s)(a_t.a'_s)``,
+  i.e. ``sum((D_i D_j^T) * (A_i A_j^T))``: costs T_i T_j (d_out + d_in) per pair, cheap for short
+  prompts and for layers seen at one position (an LM head). An embedding use is a linear use
+  whose input is a one-hot row, so ``A_i A_j^T`` becomes "same token id"; a tied embedding/head
+  pair mixes the two.
+- materialised: build each row's gradient of this one parameter and multiply: d_out d_in per pair.
+
+``auto`` picks the cheaper per parameter (flop count); both give the same numbers up to float64
+rounding, which the tests check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from transferscope.ntk.engine_capture import BlockFactors, Use
+
+# chunk sizes keep temporaries around 64 MiB whatever the block size
+_TEMP_BYTES = 64 * 2**20
+
+
+def materialize(uses: Sequence[Use], shape: torch.Size, rows: int) -> torch.Tensor:
+    """(rows, numel) per-row gradients of one parameter, in the factors' dtype."""
+    numel = 1
+    for s in shape:
+        numel *= s
+    dtype = uses[0].out.dtype if uses[0].kind != "embedding" else uses[0].inp.dtype
+    out = torch.zeros(rows, numel, dtype=dtype)
+    for use in uses:
+        if use.kind == "linear":
+            out += torch.einsum("rto,rti->roi", use.out, use.inp).reshape(rows, -1)
+        elif use.kind == "embedding":
+            width = use.inp.shape[-1]
+            ids = use.out
+            flat_rows = (torch.arange(rows)[:, None] * shape[0] + ids).reshape(-1)
+            keep = ids.reshape(-1) >= 0
+            out.view(rows * shape[0], width).index_add_(
+                0, flat_rows[keep], use.inp.reshape(-1, width)[keep].to(dtype))
+        else:
+            out += use.out
+    return out
+
+
+def _linear_pair(a: Use, b: Use) -> torch.Tensor:
+    """sum_ts (a.out_t . b.out_s)(a.inp_t . b.inp_s) for every row pair, chunked over a's rows."""
+    ra, ta = a.out.shape[:2]
+    rb, tb = b.out.shape[:2]
+    bo = b.out.reshape(rb * tb, -1).double()
+    bi = b.inp.reshape(rb * tb, -1).double()
+    step = max(1, _TEMP_BYTES // max(1, 16 * ta * rb * tb))
+    result = torch.empty(ra, rb, dtype=torch.float64)
+    for r0 in range(0, ra, step):
+        r1 = min(ra, r0 + step)
+        ao = a.out[r0:r1].reshape(-1, a.out.shape[-1]).double()
+        ai = a.inp[r0:r1].reshape(-1, a.inp.shape[-1]).double()
+        prod = (ao @ bo.T) * (ai @ bi.T)
+        result[r0:r1] = prod.view(r1 - r0, ta, rb, tb).sum(dim=(1, 3))
+    return result
+
+
+def _embedding_pair(a: Use, b: Use) -> torch.Tensor:
+    """Two embedding uses: same token id times the dot product of the output gradients."""
+    ra, ta = a.out.shape
+    rb, tb = b.out.shape
+    b_ids = b.out.reshape(-1)
+    bg = b.inp.reshape(rb * tb, -1).double()
+    step = max(1, _TEMP_BYTES // max(1, 16 * ta * rb * tb))
+    result = torch.empty(ra, rb, dtype=torch.float64)
+    for r0 in range(0, ra, step):
+        r1 = min(ra, r0 + step)
+        a_ids = a.out[r0:r1].reshape(-1)
+        same = (a_ids[:, None] == b_ids[None, :]) & (a_ids[:, None] >= 0)
+        prod = same * (a.inp[r0:r1].reshape(-1, a.inp.shape[-1]).double() @ bg.T)
+        result[r0:r1] = prod.view(r1 - r0, ta, rb, tb).sum(dim=(1, 3))
+    return result
+
+
+def _embedding_linear_pair(emb: Use, lin: Use) -> torch.Tensor:
+    """An embedding use (rows of emb) against a linear use of the same (tied) weight.
+
+    The embedding gradient is ``sum_t e_{id_t} g_t^T``, the linear one ``sum_s d_s a_s^T``, so the
+    inner product is ``sum_ts d_s[id_t] (g_t . a_s)``.
+    """
+    ra, ta = emb.out.shape
+    rb, tb = lin.out.shape[:2]
+    lo = lin.out.reshape(rb * tb, -1).double()
+    li = lin.inp.reshape(rb * tb, -1).double()
+    step = max(1, _TEMP_BYTES // max(1, 16 * ta * rb * tb))
+    result = torch.empty(ra, rb, dtype=torch.float64)
+    for r0 in range(0, ra, step):
+        r1 = min(ra, r0 + step)
+        ids = emb.out[r0:r1].reshape(-1)
+        keep = (ids >= 0).double()
+        picked = lo[:, ids.clamp(min=0)].T * keep[:, None]  # (rows*ta, rb*tb): d_s[id_t]
+        prod = picked * (emb.inp[r0:r1].reshape(-1, emb.inp.shape[-1]).double() @ li.T)
+        result[r0:r1] = prod.view(r1 - r0, ta, rb, tb).sum(dim=(1, 3))
+    return result
+
+
+def _structured_pair(a: Use, b: Use) -> torch.Tensor:
+    if a.kind == "linear" and b.kind == "linear":
+        return _linear_pair(a, b)
+    if a.kind == "embedding" and b.kind == "embedding":
+        return _embedding_pair(a, b)
+    if a.kind == "embedding":
+        return _embedding_linear_pair(a, b)
+    return _embedding_linear_pair(b, a).T
+
+
+def _use_width(use: Use) -> int:
+    if use.kind == "linear":
+        return use.out.shape[-1] + use.inp.shape[-1]
+    return 2 * use.inp.shape[-1]
+
+
+def structured_cost(uses_a: Sequence[Use], uses_b: Sequence[Use]) -> float:
+    """Multiply-adds of the structured route for one block pair."""
+    return float(sum(a.rows * b.rows * a.tokens * b.tokens * (_use_width(a) + _use_width(b)) / 2
+                     for a in uses_a for b in uses_b))
+
+
+def materialized_cost(uses_a: Sequence[Use], uses_b: Sequence[Use], numel: int, same: bool) -> float:
+    """Multiply-adds of building the per-row gradients and multiplying them."""
+    rows_a, rows_b = uses_a[0].rows, uses_b[0].rows
+    build = sum(u.rows * u.tokens * numel for u in uses_a if u.kind == "linear")
+    if not same:
+        build += sum(u.rows * u.tokens * numel for u in uses_b if u.kind == "linear")
+    return float(build + rows_a * rows_b * numel * (0.5 if same else 1.0))
+
+
+def _materialized_gram(ga: torch.Tensor, gb: torch.Tensor | None) -> torch.Tensor:
+    """ga @ gb^T (or ga @ ga^T) in float64, over column chunks so no full float64 copy exists."""
+    rows_a = ga.shape[0]
+    rows_b = rows_a if gb is None else gb.shape[0]
+    step = max(1, _TEMP_BYTES // (8 * max(rows_a, rows_b)))
+    result = torch.zeros(rows_a, rows_b, dtype=torch.float64)
+    for c0 in range(0, ga.shape[1], step):
+        ca = ga[:, c0:c0 + step].double()
+        cb = ca if gb is None else gb[:, c0:c0 + step].double()
+        result.addmm_(ca, cb.T)
+    return result
+
+
+def parameter_gram(uses_a: Sequence[Use], uses_b: Sequence[Use], shape: torch.Size,
+                   rows_a: int, rows_b: int, same: bool, path: str = "auto") -> torch.Tensor:
+    """(rows_a, rows_b) float64 contribution of one parameter."""
+    if not uses_a or not uses_b:
+        return torch.zeros(rows_a, rows_b, dtype=torch.float64)
+    numel = 1
+    for s in shape:
+        numel *= s
+    dense = any(u.kind == "dense" for u in (*uses_a, *uses_b))
+    structured = not dense and (
+        path == "structured"
+        or (path == "auto" and structured_cost(uses_a, uses_b)
+            < materialized_cost(uses_a, uses_b, numel, same)))
+    if structured:
+        total = torch.zeros(rows_a, rows_b, dtype=torch.float64)
+        for a in uses_a:
+            for b in uses_b:
+                total += _structured_pair(a, b)
+        return total
+    ga = materialize(uses_a, shape, rows_a)
+    gb = None if same else materialize(uses_b, shape, rows_b)
+    return _materialized_gram(ga, gb)
+
+
+def gram_of_blocks(block_a: BlockFactors, block_b: BlockFactors | None,
+                   shapes: Sequence[torch.Size], path: str = "auto") -> torch.Tensor:
+    """Exact float64 Gram block between two blocks (``block_b=None``: the block with itself)."""
+    same = block_b is None
+    other = block_a if same else block_b
+    total = torch.zeros(block_a.rows, other.rows, dtype=torch.float64)
+    for uses_a, uses_b, shape in zip(block_a.uses, other.uses, shapes):
+        total += parameter_gram(uses_a, uses_b, shape, block_a.rows, other.rows, same, path)
+    if same:
+        total = (total + total.T) / 2  # exact symmetry; the two triangles agree to rounding
+    return total
+
+
+def concat_blocks(blocks: Sequence[BlockFactors]) -> BlockFactors:
+    """One block from several: rows stacked, token axes zero-padded to the longest."""
+    if len(blocks) == 1:
+        return blocks[0]
+    n_params = len(blocks[0].uses)
+    rows = sum(b.rows for b in blocks)
+    merged = BlockFactors(rows=rows, uses=[[] for _ in range(n_params)])
+    for k in range(n_params):
+        n_uses = max(len(b.uses[k]) for b in blocks)
+        for u in range(n_uses):
+            present = [b.uses[k][u] for b in blocks if len(b.uses[k]) > u]
+            template = present[0]
+            parts_out, parts_in = [], []
+            t_max = max(p.tokens for p in present)
+            for b in blocks:
+                use = b.uses[k][u] if len(b.uses[k]) > u else None
+                parts_out.append(_padded(use.out if use else None, template.out, b.rows, t_max,
+                                         template.kind, fill=-1 if template.kind == "embedding" else 0))
+                if template.inp is not None:
+                    parts_in.append(_padded(use.inp if use else None, template.inp, b.rows, t_max,
+                                            template.kind, fill=0))
+            merged.uses[k].append(Use(template.kind, torch.cat(parts_out),
+                                      torch.cat(parts_in) if parts_in else None))
+    return merged
+
+
+def _padded(tensor: torch.Tensor | None, template: torch.Tensor, rows: int, t_max: int,
+            kind: str, fill: float) -> torch.Tensor:
+    if kind == "dense":
+        return tensor if tensor is not None else torch.zeros(rows, template.shape[1],
+                                                             dtype=template.dtype)
+    shape = (rows, t_max, *template.shape[2:])
+    if tensor is not None and tensor.shape[1] == t_max:
+        return tensor
+    out = torch.full(shape, fill, dtype=template.dtype)
+    if tensor is not None:
+        out[:, : tensor.shape[1]] = tensor
+    return out

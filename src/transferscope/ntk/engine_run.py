@@ -1,0 +1,222 @@
+"""One kernel computation: blocks of examples -> factors (or sketches) on disk -> Gram.
+
+Everything finished is written to the work directory as it completes (one file per block of
+examples, then the Gram accumulated so far after each pair of super-blocks), so a run that is
+interrupted resumes from its finished blocks. Memory: a capture block holds the factors of
+``block_size`` examples; the Gram phase groups blocks into super-blocks sized from the budget
+(two in memory at a time), so with a large budget the factors are read once and never rebuilt.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from transferscope.core.cache import atomic_write_bytes
+from transferscope.ntk.engine_capture import (
+    BlockFactors,
+    CaptureUnsupported,
+    capture_block,
+    capture_block_loop,
+    only_selected_trainable,
+    validate_capture,
+)
+from transferscope.ntk.engine_gram import concat_blocks, gram_of_blocks
+from transferscope.ntk.engine_sketch import sketch_block
+
+_MANIFEST = "manifest.json"
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), disable=not enabled, transient=True)
+
+
+def _save_torch(path: Path, obj) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _block_to_state(block: BlockFactors) -> dict:
+    return {"rows": block.rows,
+            "uses": [[(u.kind, u.out, u.inp) for u in uses] for uses in block.uses]}
+
+
+def _state_to_block(state: dict) -> BlockFactors:
+    from transferscope.ntk.engine_capture import Use
+
+    return BlockFactors(rows=state["rows"],
+                        uses=[[Use(k, o, i) for k, o, i in uses] for uses in state["uses"]])
+
+
+class KernelRun:
+    """Holds the settings of one computation; :meth:`compute` does it (resumably)."""
+
+    def __init__(self, model, output_fn, selected, mode: str, work: Path, budget_gb: float,
+                 block_size: int, sketch_dim: int, seed: int, linear_path: str, engine: str,
+                 progress: bool):
+        self.model, self.output_fn, self.selected = model, output_fn, selected
+        self.mode, self.work, self.budget = mode, Path(work), budget_gb * 2**30
+        self.block_size, self.sketch_dim, self.seed = block_size, sketch_dim, seed
+        self.linear_path, self.engine, self.show = linear_path, engine, progress
+        self.batched = bool(getattr(output_fn, "batched", False))
+        self.shapes = [p.shape for _, p in selected]
+        self.n_outputs = 1
+        self.sketch_diagonal: np.ndarray | None = None
+        self.sketch_diagonal2: np.ndarray | None = None
+        self._tables: dict = {}
+
+    # ----------------------------------------------------------------- manifest / resume
+    def _manifest(self, n1: int, n2: int | None) -> dict:
+        settings = {"n1": n1, "n2": n2, "block_size": self.block_size, "mode": self.mode,
+                    "sketch_dim": self.sketch_dim, "seed": self.seed}
+        path = self.work / _MANIFEST
+        if path.exists():
+            saved = json.loads(path.read_text("utf-8"))
+            if saved.get("settings") == settings:
+                return saved
+            for stale in self.work.iterdir():  # different settings: the old blocks do not apply
+                stale.unlink()
+        manifest = {"settings": settings, "engine": None, "n_outputs": None, "note": None}
+        self._write_manifest(manifest)
+        return manifest
+
+    def _write_manifest(self, manifest: dict) -> None:
+        atomic_write_bytes(self.work / _MANIFEST, json.dumps(manifest, indent=1).encode())
+
+    # ----------------------------------------------------------------- capture phase
+    def _capture(self, examples: Sequence, manifest: dict, check: bool) -> BlockFactors:
+        engine = manifest["engine"] or ("loop" if self.engine == "loop" else "hooks")
+        if engine == "hooks":
+            try:
+                block, reference = capture_block(self.model, self.output_fn, examples,
+                                                 self.selected, self.batched, check=check)
+            except CaptureUnsupported as exc:
+                if self.engine == "hooks":
+                    raise
+                manifest["note"] = f"hooks unsupported ({exc}); per-example loop used"
+                engine = "loop"
+            else:
+                problem = validate_capture(block, reference, self.selected) if check else None
+                if problem and self.engine == "hooks":
+                    raise RuntimeError(f"hook capture disagrees with autograd: {problem}")
+                if problem:
+                    manifest["note"] = f"{problem}; per-example loop used"
+                    engine = "loop"
+        if engine == "loop":
+            block = capture_block_loop(self.model, self.output_fn, examples, self.selected,
+                                       self.batched)
+        if manifest["engine"] is None:
+            manifest["engine"] = engine
+            manifest["n_outputs"] = block.rows // len(examples)
+            self._write_manifest(manifest)
+        return block
+
+    def _blocks(self, tag: str, examples: Sequence, manifest: dict, bar: Progress) -> list[Path]:
+        n = len(examples)
+        starts = list(range(0, n, self.block_size))
+        task = bar.add_task(f"eNTK {self.mode}: gradients ({tag})", total=len(starts))
+        paths = []
+        for k, start in enumerate(starts):
+            path = self.work / f"{tag}-{k:05d}.pt"
+            paths.append(path)
+            if not path.exists():
+                chunk = examples[start:start + self.block_size]
+                block = self._capture(chunk, manifest, check=manifest["engine"] is None)
+                if self.mode == "sketch":
+                    _save_torch(path, sketch_block(block, self.shapes, self.sketch_dim,
+                                                   self.seed, self._tables))
+                else:
+                    _save_torch(path, _block_to_state(block))
+            bar.advance(task)
+        return paths
+
+    # ----------------------------------------------------------------- Gram phase
+    def _super_blocks(self, paths: list[Path]) -> list[list[Path]]:
+        """Group capture blocks so two groups fit in about half the memory budget."""
+        biggest = max(p.stat().st_size for p in paths)
+        per_group = max(1, int(self.budget * 0.25 // max(biggest, 1)))
+        return [paths[i:i + per_group] for i in range(0, len(paths), per_group)]
+
+    def _load_group(self, group: list[Path]) -> BlockFactors:
+        return concat_blocks([_state_to_block(torch.load(p, weights_only=True)) for p in group])
+
+    def _exact_gram(self, groups1, groups2, symmetric: bool, bar: Progress) -> np.ndarray:
+        offsets1 = self._offsets(groups1)
+        offsets2 = offsets1 if symmetric else self._offsets(groups2)
+        pairs = [(i, j) for i in range(len(groups1))
+                 for j in range(i if symmetric else 0, len(groups2))]
+        state_path, kernel_path = self.work / "gram.json", self.work / "gram.npy"
+        done: set[tuple[int, int]] = set()
+        kernel = np.zeros((offsets1[-1], offsets2[-1]))
+        if state_path.exists() and kernel_path.exists():
+            done = {tuple(p) for p in json.loads(state_path.read_text("utf-8"))["done"]}
+            kernel = np.load(kernel_path)
+        task = bar.add_task(f"eNTK exact: Gram blocks ({len(pairs)} pairs)", total=len(pairs))
+        loaded_i = None
+        for i, j in pairs:
+            if (i, j) in done:
+                bar.advance(task)
+                continue
+            if loaded_i is None or loaded_i[0] != i:
+                loaded_i = (i, self._load_group(groups1[i]))
+            block_i = loaded_i[1]
+            block_j = None if symmetric and i == j else self._load_group(groups2[j])
+            part = gram_of_blocks(block_i, block_j, self.shapes, self.linear_path).numpy()
+            r0, r1 = offsets1[i], offsets1[i + 1]
+            c0, c1 = offsets2[j], offsets2[j + 1]
+            kernel[r0:r1, c0:c1] = part
+            if symmetric and i != j:
+                kernel[c0:c1, r0:r1] = part.T
+            done.add((i, j))
+            buf = io.BytesIO()
+            np.save(buf, kernel)
+            atomic_write_bytes(kernel_path, buf.getvalue())
+            atomic_write_bytes(state_path, json.dumps({"done": sorted(done)}).encode())
+            bar.advance(task)
+        return kernel
+
+    def _offsets(self, groups: list[list[Path]]) -> list[int]:
+        sizes = [sum(self._rows_of[p] for p in group) for group in groups]
+        return [0, *np.cumsum(sizes).tolist()]
+
+    # ----------------------------------------------------------------- entry
+    def compute(self, examples: Sequence, examples2: Sequence | None) -> tuple[np.ndarray, dict]:
+        """The kernel (rows example-major, C outputs per example) and a few run details."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        manifest = self._manifest(len(examples), None if examples2 is None else len(examples2))
+        with only_selected_trainable(self.model, self.selected), _progress(self.show) as bar:
+            paths1 = self._blocks("x", examples, manifest, bar)
+            paths2 = None if examples2 is None else self._blocks("x2", examples2, manifest, bar)
+            self.n_outputs = manifest["n_outputs"]
+            if self.mode == "sketch":
+                s1 = torch.cat([torch.load(p, weights_only=True) for p in paths1])
+                s2 = s1 if paths2 is None else torch.cat(
+                    [torch.load(p, weights_only=True) for p in paths2])
+                kernel = (s1 @ s2.T).numpy()
+                self.sketch_diagonal = (s1 * s1).sum(1).numpy()
+                self.sketch_diagonal2 = (s2 * s2).sum(1).numpy()
+                if paths2 is None:
+                    kernel = (kernel + kernel.T) / 2
+            else:
+                self._rows_of = {}
+                counts = [(paths1, len(examples))] + (
+                    [] if paths2 is None else [(paths2, len(examples2))])
+                for paths, n in counts:
+                    for k, p in enumerate(paths):
+                        ex = min(self.block_size, n - k * self.block_size)
+                        self._rows_of[p] = ex * self.n_outputs
+                groups1 = self._super_blocks(paths1)
+                groups2 = groups1 if paths2 is None else self._super_blocks(paths2)
+                kernel = self._exact_gram(groups1, groups2, paths2 is None, bar)
+        details = {"engine": manifest["engine"], "note": manifest["note"],
+                   "block_size": self.block_size, "linear_path": self.linear_path,
+                   "batched_output": self.batched}
+        return kernel, details
