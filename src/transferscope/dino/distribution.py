@@ -1,0 +1,95 @@
+"""The distribution factor ``g_ab(x, x')``: a kernel between re-weighted domain distributions.
+
+Each domain ``a`` (0 = source, 1 = target) has base samples ``B_a`` and every point ``x`` of that
+domain gets non-negative weights ``alpha_a(x)`` over ``B_a`` with mean 1. Its re-weighted kernel
+mean embedding is ``m_a(x) = sum_m alpha_a(x)_m k(b_m, .)`` and
+
+    g_ab(x, x') = <m_a(x), m_b(x')> / (||m_a(x)|| ||m_b(x')||)
+                = alpha_a(x)^T G_ab alpha_b(x') / sqrt(alpha_a^T G_aa alpha_a  alpha_b^T G_bb alpha_b)
+
+with ``G_ab = k(B_a, B_b)``. Normalising to a cosine is our choice (the paper's full text is
+unavailable): it makes ``g_aa(x, x) = 1``, keeps ``k * g`` positive semi-definite (a product of
+two kernels), and makes uniform weights give exactly the cosine of the two mean embeddings.
+
+The weights come from a small learned scorer (also our choice):
+``alpha_a(x)_m = M_a softmax_m( v_a . (phi(x) * phi(b_m)) + u_a . phi(b_m) )`` with a shared
+feature map ``phi`` and domain scorers ``(v_a, u_a)``; they start at zero, i.e. uniform weights.
+
+Inner products are computed through a factor ``G = R R^T`` of the joint Gram matrix of all base
+samples (eigendecomposition), so ``g`` is a cosine between rows of ``alpha_a(x) R_a``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from transferscope.dino.kernels import KernelFn
+
+
+def gram_factor(gram: torch.Tensor, rel_tol: float = 1e-12) -> torch.Tensor:
+    """``R`` with ``R R^T = gram`` up to eigenvalues below ``rel_tol * max`` (dropped)."""
+    sym = 0.5 * (gram + gram.transpose(0, 1))
+    eigval, eigvec = torch.linalg.eigh(sym)
+    keep = eigval > rel_tol * eigval.max()
+    return eigvec[:, keep] * eigval[keep].sqrt()
+
+
+def mean_embedding_cosine(kernel: KernelFn, B_s: torch.Tensor, B_t: torch.Tensor) -> torch.Tensor:
+    """``<mu_S, mu_T> / (||mu_S|| ||mu_T||)`` of the empirical kernel mean embeddings."""
+    cross = kernel(B_s, B_t).mean()
+    return cross / torch.sqrt(kernel(B_s, B_s).mean() * kernel(B_t, B_t).mean())
+
+
+class DistributionFactor(torch.nn.Module):
+    """Learned weights over base samples and the cosine factor ``g`` they induce."""
+
+    def __init__(
+        self,
+        kernel: KernelFn,
+        base_source: torch.Tensor,
+        base_target: torch.Tensor,
+        hidden: int = 16,
+        seed: int = 0,
+    ):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        n_features = base_source.shape[1]
+        self.register_buffer("base_source", base_source.to(torch.float64))
+        self.register_buffer("base_target", base_target.to(torch.float64))
+        both = torch.cat([self.base_source, self.base_target])
+        factor = gram_factor(kernel(both, both))
+        self.register_buffer("factor_source", factor[: base_source.shape[0]])
+        self.register_buffer("factor_target", factor[base_source.shape[0]:])
+        self.phi = torch.nn.Sequential(
+            torch.nn.Linear(n_features, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, hidden)
+        ).to(torch.float64)
+        with torch.no_grad():
+            for layer in (self.phi[0], self.phi[2]):
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator,
+                                               dtype=torch.float64) / n_features**0.5)
+                layer.bias.zero_()
+        self.pair_scorer = torch.nn.Parameter(torch.zeros(2, hidden, dtype=torch.float64))
+        self.base_scorer = torch.nn.Parameter(torch.zeros(2, hidden, dtype=torch.float64))
+
+    @property
+    def rank(self) -> int:
+        """Dimension of the embedding space (rank of the joint base Gram matrix)."""
+        return int(self.factor_source.shape[1])
+
+    def weights(self, X: torch.Tensor, domain: int) -> torch.Tensor:
+        """``alpha_domain(X)``: (n, M_domain), non-negative, each row with mean 1."""
+        base = self.base_source if domain == 0 else self.base_target
+        phi_x, phi_b = self.phi(X), self.phi(base)
+        scores = (phi_x * self.pair_scorer[domain]) @ phi_b.transpose(0, 1)
+        scores = scores + (phi_b @ self.base_scorer[domain]).unsqueeze(0)
+        return base.shape[0] * torch.softmax(scores, dim=1)
+
+    def embedding(self, X: torch.Tensor, domain: int) -> torch.Tensor:
+        """Unit-norm coordinates of the re-weighted mean embedding ``m_domain(x)``, (n, rank)."""
+        factor = self.factor_source if domain == 0 else self.factor_target
+        coords = self.weights(X, domain) @ factor / factor.shape[0]
+        return coords / coords.norm(dim=1, keepdim=True).clamp_min(1e-300)
+
+    def forward(self, X1: torch.Tensor, a: int, X2: torch.Tensor, b: int) -> torch.Tensor:
+        """``g_ab(X1, X2)``."""
+        return self.embedding(X1, a) @ self.embedding(X2, b).transpose(0, 1)

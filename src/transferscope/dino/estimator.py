@@ -1,0 +1,185 @@
+"""``DINORegressor``: distribution-informed GP regression with an infinite-width network kernel.
+
+Kernel between a point ``x`` of domain ``a`` and ``x'`` of domain ``b`` (0 source, 1 target):
+``K_ab(x, x') = amplitude * k(x, x') * g_ab(x, x')`` with ``k`` the NNGP (DINO-INIT) or NTK
+(DINO-TRAIN) kernel and ``g`` the distribution factor (see ``distribution.py``), plus noise
+``sigma_S^2`` / ``sigma_T^2`` on the diagonal. Fit maximises ``log p(y_T | y_S)`` with Adam on
+source mini-batches; predict is the joint posterior over source and labelled target, exact up
+to ``exact_max`` training points and Nystrom with the base samples as inducing points beyond.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from transferscope.dino.distribution import DistributionFactor
+from transferscope.dino.gp import ExactPosterior, NystromPosterior, conditional_nll
+from transferscope.dino.inputs import DomainData
+from transferscope.dino.interface import DomainRegressor
+from transferscope.dino.kernels import base_kernel, kernel_diag
+from transferscope.dino.progress import step_progress
+
+
+class DINORegressor(DomainRegressor):
+    """DINO-INIT (``kernel="nngp"``) or DINO-TRAIN (``kernel="ntk"``) for target-domain regression.
+
+    Parameters: ``depth``, ``w_std``, ``b_std`` describe the infinite ReLU network, applied to
+    inputs scaled per feature by learned scales (our addition: a fixed diagonal first layer, so
+    ``k`` stays the exact NNGP/NTK of that network); ``n_base``
+    caps the base samples per domain; ``hidden`` is the scorer's width; ``n_steps``,
+    ``batch_size`` (source points per step) and ``learning_rate`` drive Adam; ``exact_max`` is
+    the largest training set solved exactly.
+    """
+
+    def __init__(
+        self,
+        kernel: str = "ntk",
+        depth: int = 2,
+        w_std: float = 1.0,
+        b_std: float = 1.0,
+        n_base: int = 200,
+        hidden: int = 16,
+        n_steps: int = 150,
+        batch_size: int = 256,
+        learning_rate: float = 0.03,
+        exact_max: int = 3000,
+        random_state: int = 0,
+        verbose: bool = False,
+    ):
+        self.kernel = kernel
+        self.depth = depth
+        self.w_std = w_std
+        self.b_std = b_std
+        self.n_base = n_base
+        self.hidden = hidden
+        self.n_steps = n_steps
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.exact_max = exact_max
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- kernel ---------------------------------------------------------------------------------
+    def _k(self, X1: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:
+        """Base kernel on inputs scaled by the learned per-feature scales."""
+        scales = self._log_scales.exp()
+        return self._k_raw(X1 * scales, X2 * scales)
+
+    def _k_raw(self, X1: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:
+        return base_kernel(self.kernel, self.depth, self.w_std, self.b_std)(X1, X2)
+
+    def _k_diag(self, X: torch.Tensor) -> torch.Tensor:
+        scales = self._log_scales.exp()
+        return kernel_diag(X * scales, self.kernel, self.depth, self.w_std, self.b_std)
+
+    def dino_kernel(self, X1: torch.Tensor, a: int, X2: torch.Tensor, b: int) -> torch.Tensor:
+        """``K_ab(X1, X2) = amplitude * k * g_ab`` with the fitted factor (no noise)."""
+        return self._amplitude() * self._k(X1, X2) * self.factor_(X1, a, X2, b)
+
+    def _amplitude(self) -> torch.Tensor:
+        return self._log_amplitude.exp()
+
+    def _noises(self) -> torch.Tensor:
+        return self._log_noise.exp() + 1e-6
+
+    # -- fit ------------------------------------------------------------------------------------
+    def _fit_scaled(self, data: DomainData) -> None:
+        if self.kernel not in ("nngp", "ntk"):
+            raise ValueError(f"kernel must be 'nngp' or 'ntk', got {self.kernel!r}")
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(self.random_state)
+        Xs, ys = torch.from_numpy(data.Xs), torch.from_numpy(data.ys)
+        Xt, yt = torch.from_numpy(data.Xt), torch.from_numpy(data.yt)
+        target_inputs = torch.from_numpy(data.target_inputs)
+        base_s = Xs[_subset(rng, Xs.shape[0], self.n_base)]
+        base_t = target_inputs[_subset(rng, target_inputs.shape[0], self.n_base)]
+        self.factor_ = DistributionFactor(self._k_raw, base_s, base_t, self.hidden,
+                                          self.random_state)
+        self._log_scales = torch.zeros(Xs.shape[1], dtype=torch.float64, requires_grad=True)
+        amplitude0 = 1.0 / float(self._k_diag(Xt).detach().mean())
+        self._log_amplitude = torch.tensor(np.log(amplitude0), requires_grad=True)
+        self._log_noise = torch.tensor(np.log([0.1, 0.1]), requires_grad=True)
+        params = [self._log_amplitude, self._log_noise, self._log_scales,
+                  *self.factor_.parameters()]
+        optimiser = torch.optim.Adam(params, lr=self.learning_rate)
+        self.loss_curve_ = []
+        with step_progress("DINO fit", self.n_steps, self.verbose) as advance:
+            for _ in range(self.n_steps):
+                if Xs.shape[0] <= self.batch_size:
+                    Xb, yb = Xs, ys
+                else:
+                    idx = torch.from_numpy(rng.choice(Xs.shape[0], self.batch_size, replace=False))
+                    Xb, yb = Xs[idx], ys[idx]
+                loss = self._conditional_loss(Xb, yb, Xt, yt)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                self.loss_curve_.append(float(loss.detach()))
+                advance()
+        with torch.no_grad():
+            self._build_posterior(Xs, ys, Xt, yt)
+            self.amplitude_ = float(self._amplitude())
+            self.noise_source_, self.noise_target_ = (float(v) for v in self._noises())
+            self.input_scales_ = self._log_scales.exp().numpy()
+
+    def _conditional_loss(self, Xb, yb, Xt, yt) -> torch.Tensor:
+        amp, noise = self._amplitude(), self._noises()
+        k_ss, k_st, k_tt = self._k(Xb, Xb), self._k(Xb, Xt), self._k(Xt, Xt)
+        eye_s = torch.eye(Xb.shape[0], dtype=torch.float64)
+        eye_t = torch.eye(Xt.shape[0], dtype=torch.float64)
+        e_s, e_t = self.factor_.embedding(Xb, 0), self.factor_.embedding(Xt, 1)
+        K_ss = amp * k_ss * (e_s @ e_s.transpose(0, 1)) + noise[0] * eye_s
+        K_st = amp * k_st * (e_s @ e_t.transpose(0, 1))
+        K_tt = amp * k_tt * (e_t @ e_t.transpose(0, 1)) + noise[1] * eye_t
+        return conditional_nll(K_ss, K_st, K_tt, yb, yt) / yt.numel()
+
+    def _build_posterior(self, Xs, ys, Xt, yt) -> None:
+        noise = self._noises()
+        y = torch.cat([ys, yt])
+        n_s, n_t = Xs.shape[0], Xt.shape[0]
+        self.exact_ = n_s + n_t <= self.exact_max
+        if self.exact_:
+            K = torch.cat([
+                torch.cat([self.dino_kernel(Xs, 0, Xs, 0), self.dino_kernel(Xs, 0, Xt, 1)], 1),
+                torch.cat([self.dino_kernel(Xt, 1, Xs, 0), self.dino_kernel(Xt, 1, Xt, 1)], 1),
+            ])
+            noise_diag = torch.cat([noise[0].expand(n_s), noise[1].expand(n_t)])
+            self._posterior = ExactPosterior(K + torch.diag(noise_diag), y)
+            self._train_sets = (Xs, Xt)
+            return
+        Z_s, Z_t = self.factor_.base_source, self.factor_.base_target
+        K_mm = torch.cat([
+            torch.cat([self.dino_kernel(Z_s, 0, Z_s, 0), self.dino_kernel(Z_s, 0, Z_t, 1)], 1),
+            torch.cat([self.dino_kernel(Z_t, 1, Z_s, 0), self.dino_kernel(Z_t, 1, Z_t, 1)], 1),
+        ])
+        K_nm = torch.cat([self._against_inducing(Xs, 0), self._against_inducing(Xt, 1)])
+        noise_vec = torch.cat([noise[0].expand(n_s), noise[1].expand(n_t)])
+        self._posterior = NystromPosterior(K_mm, K_nm, noise_vec, y)
+
+    def _against_inducing(self, X: torch.Tensor, domain: int, chunk: int = 4096) -> torch.Tensor:
+        Z_s, Z_t = self.factor_.base_source, self.factor_.base_target
+        parts = [
+            torch.cat([self.dino_kernel(Xc, domain, Z_s, 0), self.dino_kernel(Xc, domain, Z_t, 1)],
+                      1)
+            for Xc in torch.split(X, chunk)
+        ]
+        return torch.cat(parts)
+
+    # -- predict --------------------------------------------------------------------------------
+    def _predict_scaled(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prior = self._amplitude() * self._k_diag(X)  # g_TT(x, x) = 1
+        if self.exact_:
+            Xs, Xt = self._train_sets
+            K_star = torch.cat([self.dino_kernel(X, 1, Xs, 0), self.dino_kernel(X, 1, Xt, 1)], 1)
+        else:
+            K_star = self._against_inducing(X, 1)
+        mean, var = self._posterior.predict(K_star, prior)
+        return mean, var + self._noises()[1]
+
+
+def _subset(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:
+    """Indices of a random subset of ``min(n, size)`` rows (all rows, in order, if it fits)."""
+    if n <= size:
+        return torch.arange(n)
+    return torch.from_numpy(np.sort(rng.choice(n, size, replace=False)))

@@ -1,0 +1,92 @@
+"""Gaussian-process algebra on precomputed kernel blocks (torch, float64, multi-output).
+
+Every output column shares one kernel, so the log-determinant counts once per output column.
+Pure functions: kernels in, likelihoods and posteriors out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+JITTERS = (0.0, 1e-10, 1e-8, 1e-6, 1e-4)
+
+
+def cholesky(K: torch.Tensor) -> torch.Tensor:
+    """Cholesky factor, adding the smallest jitter (relative to the mean diagonal) that works."""
+    scale = K.diagonal().abs().mean().clamp_min(1e-300)
+    eye = torch.eye(K.shape[0], dtype=K.dtype)
+    for jitter in JITTERS:
+        L, info = torch.linalg.cholesky_ex(K + jitter * scale * eye)
+        if int(info) == 0:
+            return L
+    raise torch.linalg.LinAlgError("kernel matrix is not positive definite even with jitter 1e-4")
+
+
+def gaussian_nll(cov: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+    """``-log N(resid; 0, cov)`` summed over the columns of ``resid`` (n x p)."""
+    L = cholesky(cov)
+    z = torch.linalg.solve_triangular(L, resid, upper=False)
+    n, p = resid.shape
+    logdet = 2.0 * torch.log(L.diagonal()).sum()
+    return 0.5 * (z * z).sum() + 0.5 * p * logdet + 0.5 * n * p * math.log(2 * math.pi)
+
+
+def conditional_nll(
+    K_ss: torch.Tensor, K_st: torch.Tensor, K_tt: torch.Tensor, y_s: torch.Tensor, y_t: torch.Tensor
+) -> torch.Tensor:
+    """``-log p(y_T | y_S)`` for a joint GP; ``K_ss`` and ``K_tt`` already carry their noise.
+
+    ``mu = K_TS K_SS^-1 y_S`` and ``Sigma = K_TT - K_TS K_SS^-1 K_ST`` (the DINO training target).
+    """
+    L = cholesky(K_ss)
+    A = torch.linalg.solve_triangular(L, K_st, upper=False)
+    mu = A.transpose(0, 1) @ torch.linalg.solve_triangular(L, y_s, upper=False)
+    sigma = K_tt - A.transpose(0, 1) @ A
+    return gaussian_nll(0.5 * (sigma + sigma.transpose(0, 1)), y_t - mu)
+
+
+class ExactPosterior:
+    """GP posterior from noisy training covariance ``K_train``: factorise once, predict often."""
+
+    def __init__(self, K_train: torch.Tensor, y: torch.Tensor):
+        self.L = cholesky(K_train)
+        self.weights = torch.cholesky_solve(y, self.L)
+
+    def predict(
+        self, K_star: torch.Tensor, k_star_diag: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean (n* x p) and latent variance (n*); ``K_star`` is test x train."""
+        mean = K_star @ self.weights
+        V = torch.linalg.solve_triangular(self.L, K_star.transpose(0, 1), upper=False)
+        return mean, (k_star_diag - (V * V).sum(0)).clamp_min(0.0)
+
+
+class NystromPosterior:
+    """Deterministic-training-conditional (Nystrom) posterior with inducing points ``m``.
+
+    The training covariance is replaced by ``K_nm K_mm^-1 K_mn + diag(noise)``: O(n m^2) time and
+    O(n m) memory instead of O(n^3) and O(n^2); prediction needs only test x inducing kernels.
+    The variance is the DTC one (Quinonero-Candela & Rasmussen 2005); everything is exact when
+    the inducing points are the training points.
+    """
+
+    def __init__(self, K_mm: torch.Tensor, K_nm: torch.Tensor, noise: torch.Tensor,
+                 y: torch.Tensor):
+        self.Lm = cholesky(K_mm)
+        root = noise.sqrt().unsqueeze(0)
+        V = torch.linalg.solve_triangular(self.Lm, K_nm.transpose(0, 1), upper=False) / root
+        B = torch.eye(K_mm.shape[0], dtype=K_mm.dtype) + V @ V.transpose(0, 1)
+        self.LB = cholesky(B)
+        self.c = torch.linalg.solve_triangular(self.LB, V @ (y / root.transpose(0, 1)),
+                                               upper=False)
+
+    def predict(
+        self, K_star_m: torch.Tensor, k_star_diag: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean (n* x p) and DTC latent variance (n*); ``K_star_m`` is test x inducing."""
+        W = torch.linalg.solve_triangular(self.Lm, K_star_m.transpose(0, 1), upper=False)
+        U = torch.linalg.solve_triangular(self.LB, W, upper=False)
+        var = k_star_diag - (W * W).sum(0) + (U * U).sum(0)
+        return U.transpose(0, 1) @ self.c, var.clamp_min(0.0)

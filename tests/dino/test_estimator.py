@@ -1,0 +1,126 @@
+"""DINORegressor: scikit-learn conventions, Pipeline routing, multi-output, scale path, errors."""
+
+import numpy as np
+import pytest
+import sklearn
+import torch
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from transferscope.core.errors import InputError
+from transferscope.dino import DINORegressor
+from transferscope.dino.gp import NystromPosterior
+
+FAST = dict(n_steps=5, n_base=30, batch_size=32)
+
+
+def _problem(seed=0, n_s=60, n_t=12, n_u=10, outputs=1):
+    rng = np.random.default_rng(seed)
+    Xs = rng.normal(size=(n_s, 4)) * [1, 10, 0.1, 1]
+    Xt = rng.normal(size=(n_t + n_u, 4)) * [1, 10, 0.1, 1] + 0.5
+    W = rng.normal(size=(4, outputs))
+    ys, yt = np.tanh(Xs / [1, 10, 0.1, 1]) @ W, np.tanh(Xt / [1, 10, 0.1, 1]) @ W + 0.2
+    if outputs == 1:
+        ys, yt = ys[:, 0], yt[:, 0]
+    return Xs, ys, Xt[:n_t], yt[:n_t], Xt[n_t:], yt[n_t:]
+
+
+def test_params_clone_and_score():
+    model = DINORegressor(kernel="nngp", depth=3)
+    assert model.get_params()["kernel"] == "nngp"
+    model.set_params(kernel="ntk", depth=1)
+    twin = clone(model)
+    assert twin.get_params() == model.get_params() and twin is not model
+    Xs, ys, Xt, yt, Xu, yu = _problem()
+    model.set_params(**FAST).fit(Xs, ys, Xt=Xt, yt=yt, Xu=Xu)
+    mean, std = model.predict(Xu, return_std=True)
+    assert mean.shape == (10,) and std.shape == (10,) and (std > 0).all()
+    r2 = model.score(Xu, yu)
+    ss_res, ss_tot = ((yu - mean) ** 2).sum(), ((yu - yu.mean()) ** 2).sum()
+    assert r2 == pytest.approx(1 - ss_res / ss_tot)
+
+
+def test_pipeline_routes_domain_and_scales_every_row():
+    """Stacked rows + ``domain`` survive a Pipeline; Xt passed as a fit param would not."""
+    Xs, ys, Xt, yt, Xu, _ = _problem()
+    X = np.vstack([Xs, Xt, Xu])
+    y = np.r_[ys, yt, np.full(len(Xu), np.nan)]  # unlabelled rows: label ignored
+    domain = np.r_[np.zeros(len(Xs)), np.ones(len(Xt)), np.full(len(Xu), 2)]
+    pipe = make_pipeline(StandardScaler(), DINORegressor(**FAST))
+    pipe.fit(X, y, dinoregressor__domain=domain)
+    scaler = StandardScaler().fit(X)
+    manual = DINORegressor(**FAST).fit(scaler.transform(Xs), ys, Xt=scaler.transform(Xt), yt=yt,
+                                       Xu=scaler.transform(Xu))
+    np.testing.assert_allclose(pipe.predict(Xu), manual.predict(scaler.transform(Xu)), rtol=1e-10)
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = make_pipeline(StandardScaler(), DINORegressor(**FAST).set_fit_request(domain=True))
+        routed.fit(X, y, domain=domain)
+        np.testing.assert_allclose(routed.predict(Xu), pipe.predict(Xu), rtol=1e-10)
+
+
+def test_multi_output_shares_the_kernel():
+    Xs, ys, Xt, yt, Xu, _ = _problem(outputs=3)
+    model = DINORegressor(**FAST).fit(Xs, ys, Xt=Xt, yt=yt)
+    mean, std = model.predict(Xu, return_std=True)
+    assert mean.shape == (10, 3) and std.shape == (10, 3)
+    # one shared kernel: per-output std differs only by each output's scale
+    ratio = std / model.y_scale_
+    np.testing.assert_allclose(ratio, ratio[:, :1].repeat(3, 1), rtol=1e-12)
+
+
+def test_fit_lowers_the_conditional_nll():
+    Xs, ys, Xt, yt, _, _ = _problem(n_t=30)
+    model = DINORegressor(n_steps=40, n_base=30).fit(Xs, ys, Xt=Xt, yt=yt)
+    assert np.mean(model.loss_curve_[-5:]) < model.loss_curve_[0] - 0.1
+
+
+def test_nystrom_with_all_points_inducing_is_exact():
+    rng = np.random.default_rng(1)
+    X, Xq = rng.normal(size=(30, 2)), rng.normal(size=(5, 2))
+    K = np.exp(-((X[:, None] - X[None]) ** 2).sum(-1))
+    Kq = np.exp(-((Xq[:, None] - X[None]) ** 2).sum(-1))
+    noise, y = np.full(30, 0.05), rng.normal(size=(30, 1))
+    post = NystromPosterior(*(torch.from_numpy(a) for a in (K, K, noise, y)))
+    mean, var = post.predict(torch.from_numpy(Kq), torch.ones(5, dtype=torch.float64))
+    K_noisy = K + np.diag(noise)
+    exp_mean = Kq @ np.linalg.solve(K_noisy, y)
+    exp_var = 1 - np.einsum("ij,ji->i", Kq, np.linalg.solve(K_noisy, Kq.T))
+    np.testing.assert_allclose(mean.numpy(), exp_mean, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(var.numpy(), exp_var, rtol=1e-6, atol=1e-9)
+
+
+def test_large_source_switches_to_nystrom_and_stays_close():
+    Xs, ys, Xt, yt, Xu, _ = _problem(n_s=300, n_t=20)
+    exact = DINORegressor(**FAST).fit(Xs, ys, Xt=Xt, yt=yt)
+    approx = DINORegressor(**{**FAST, "n_base": 300}, exact_max=100).fit(Xs, ys, Xt=Xt, yt=yt)
+    assert exact.exact_ and not approx.exact_
+    # inducing points = all 300 source + all 20 target points: same posterior up to rounding
+    ref = DINORegressor(**{**FAST, "n_base": 300}).fit(Xs, ys, Xt=Xt, yt=yt)
+    np.testing.assert_allclose(approx.predict(Xu), ref.predict(Xu), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("features", "Xt feature count = 3: expected 4 features"),
+    ("nan", "X = 'nan at row 2, column 1': expected finite numbers"),
+    ("inf", "yt = 'inf at row 0, column 0': expected finite numbers"),
+    ("one_target", "labelled target rows = 1: expected at least 2"),
+    ("one_domain", "domain = 'only [0.0]': expected both source (0) and labelled target (1)"),
+])
+def test_bad_input_is_one_clear_line(case, message):
+    Xs, ys, Xt, yt, _, _ = _problem()
+    kwargs = dict(Xt=Xt, yt=yt)
+    if case == "features":
+        kwargs["Xt"] = Xt[:, :3]
+    elif case == "nan":
+        Xs = Xs.copy()
+        Xs[2, 1] = np.nan
+    elif case == "inf":
+        kwargs["yt"] = np.r_[np.inf, yt[1:]]
+    elif case == "one_target":
+        kwargs = dict(Xt=Xt[:1], yt=yt[:1])
+    elif case == "one_domain":
+        kwargs = dict(domain=np.zeros(len(Xs)))
+    with pytest.raises(InputError) as info:
+        DINORegressor(**FAST).fit(Xs, ys, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
