@@ -83,7 +83,7 @@ def test_cli_bad_model_is_one_line_and_nonzero(arg, tmp_path):
     res = _cli("models", "prepare", arg)
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: model"), res.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "model" in lines[0], res.stderr
     assert "Traceback" not in res.stderr
 
 

@@ -15,10 +15,11 @@ import importlib.util
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from transferscope.core.cache import cache_root, content_key
 from transferscope.core.errors import ModelError
@@ -148,6 +149,7 @@ def convert_gguf(gguf: Path, progress: bool = True) -> Path:
             bar.update(task, advance=1, description=f"converting {gguf.name}: {steps[1]}")
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             bar.update(task, advance=1, description=f"converting {gguf.name}: {steps[2]}")
+            _drop_gguf_quantizer(model, gguf)
             staging = target.with_name(target.name + ".partial")
             shutil.rmtree(staging, ignore_errors=True)
             model.save_pretrained(staging, safe_serialization=True)
@@ -159,6 +161,27 @@ def convert_gguf(gguf: Path, progress: bool = True) -> Path:
             staging.rename(target)
             bar.update(task, advance=1)
     return target
+
+
+def _drop_gguf_quantizer(model, gguf: Path) -> None:
+    """Detach the GGUF loader state once the weights are plain float tensors.
+
+    Recent ``transformers`` attach a GGUF "quantizer" that refuses ``save_pretrained`` even when
+    every weight has already been de-quantised; we check that nothing packed remains, then
+    detach it so the float model saves as an ordinary checkpoint.
+    """
+    packed = [name for name, mod in model.named_modules() if "gguf" in type(mod).__name__.lower()]
+    if packed:
+        raise ModelError(
+            f"{gguf}: transformers kept {len(packed)} layers packed in GGUF blocks (e.g. {packed[0]}); "
+            "uninstall the `kernels` package so that the weights are de-quantised on load"
+        )
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    for obj in (model.config, model):
+        if hasattr(obj, "quantization_config"):
+            delattr(obj, "quantization_config")
+    model.is_quantized = False
 
 
 def resolve_model(name_or_path: str | Path, *, prepare: bool = True) -> Path:

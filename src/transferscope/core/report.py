@@ -42,15 +42,15 @@ class Section:
     text: str = ""
     blocks: list[_Block] = field(default_factory=list)
 
-    def paragraph(self, text: str) -> "Section":
+    def paragraph(self, text: str) -> Section:
         self.blocks.append(_Block("paragraph", str(text)))
         return self
 
-    def bullets(self, items: list[str]) -> "Section":
+    def bullets(self, items: list[str]) -> Section:
         self.blocks.append(_Block("bullets", [str(i) for i in items]))
         return self
 
-    def table(self, frame, caption: str = "", float_format: str = "{:.4g}") -> "Section":
+    def table(self, frame, caption: str = "", float_format: str = "{:.4g}") -> Section:
         """A table from a pandas DataFrame (index dropped unless named)."""
         frame = frame.reset_index() if frame.index.name else frame
         header = [str(c) for c in frame.columns]
@@ -58,7 +58,7 @@ class Section:
         self.blocks.append(_Block("table", (header, rows), caption))
         return self
 
-    def figure(self, fig, caption: str = "", dpi: int = 110) -> "Section":
+    def figure(self, fig, caption: str = "", dpi: int = 110) -> Section:
         """A matplotlib figure, rendered to PNG now (the figure is closed afterwards)."""
         import matplotlib.pyplot as plt
 
