@@ -33,7 +33,7 @@ def _register() -> None:
     from transferscope.bias.cli import app as bias_app
     from transferscope.core.cli_models import app as models_app
     from transferscope.core.cli_models import doctor
-    from transferscope.demo import demo
+    from transferscope.demo.command import demo
     from transferscope.dino.cli import app as dino_app
     from transferscope.ntk.cli import app as ntk_app
 

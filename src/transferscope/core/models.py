@@ -140,6 +140,7 @@ def convert_gguf(gguf: Path, progress: bool = True) -> Path:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            _quiet_transformers()
             try:
                 model = AutoModelForCausalLM.from_pretrained(
                     str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
@@ -225,9 +226,18 @@ def model_kind(model_dir: Path) -> ModelKind:
     return "causal" if "CausalLM" in archs or config.get("is_decoder") else "encoder"
 
 
+def _quiet_transformers() -> None:
+    """Our own progress display replaces transformers' per-tensor loading bars."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_causal_lm(name_or_path: str | Path = "smollm2", dtype=None):
     """(model, tokenizer) of a causal LM in eval mode; the tokenizer pads on the left."""
     import torch
+
+    _quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir = resolve_model(name_or_path)
@@ -248,6 +258,8 @@ def load_causal_lm(name_or_path: str | Path = "smollm2", dtype=None):
 def load_encoder(name_or_path: str | Path = "minilm", dtype=None):
     """(model, tokenizer) of an encoder (BERT-style) in eval mode."""
     import torch
+
+    _quiet_transformers()
     from transformers import AutoModel, AutoTokenizer
 
     model_dir = resolve_model(name_or_path)

@@ -58,6 +58,13 @@ class Section:
         self.blocks.append(_Block("table", (header, rows), caption))
         return self
 
+    def image(self, png: bytes, caption: str = "") -> Section:
+        """A figure already rendered to PNG bytes (e.g. written by an earlier, cached run)."""
+        if png[:8] != b"\x89PNG\r\n\x1a\n":
+            raise ValueError(f"figure '{caption}': not PNG data")
+        self.blocks.append(_Block("figure", png, caption))
+        return self
+
     def figure(self, fig, caption: str = "", dpi: int = 110) -> Section:
         """A matplotlib figure, rendered to PNG now (the figure is closed afterwards)."""
         import matplotlib.pyplot as plt

@@ -1,0 +1,55 @@
+"""The ``transferscope demo`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from transferscope.core.errors import InputError
+
+
+def _stages(model: str, encoder: str):
+    from transferscope.demo import models_stage
+    from transferscope.demo.stage import Stage
+
+    return [
+        Stage("models", "Embedded models", {"model": model, "encoder": encoder}, models_stage.run),
+    ]
+
+
+def demo(
+    out: Path = typer.Option(Path("reports/demo"), help="Where the report and each stage's files go."),
+    model_name: str = typer.Option("smollm2", "--model",
+                                   help="Causal LM: registry name or local Hugging Face dir."),
+    encoder_name: str = typer.Option("minilm", "--encoder",
+                                     help="Encoder: registry name or local Hugging Face dir."),
+    only: str = typer.Option("", help="Comma-separated stage names to run (default: all)."),
+    force: bool = typer.Option(False, help="Recompute stages even when a finished run exists."),
+) -> None:
+    """Run every part on the embedded defaults (no network) and write one HTML report.
+
+    Finished stages are reused on the next run; a failing stage is reported and the others
+    still run. The report is OUT/index.html (and OUT/report.md).
+    """
+    from transferscope.core.models import resolve_model
+    from transferscope.demo.runner import run_stages
+
+    resolve_model(model_name, prepare=False)  # a bad name fails now, before any work
+    resolve_model(encoder_name, prepare=False)
+    stages = _stages(model_name, encoder_name)
+    if only:
+        wanted = [s.strip() for s in only.split(",") if s.strip()]
+        known = [s.name for s in stages]
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise InputError(f"--only: unknown stage {unknown[0]!r}; expected some of {', '.join(known)}")
+        stages = [s for s in stages if s.name in wanted]
+    console = Console()
+    page, failures = run_stages(stages, out, console, force=force)
+    console.print(f"report: {page.resolve()}")
+    if failures:
+        for name, line in failures.items():
+            console.print(f"[red]stage {name} failed:[/red] {line}")
+        raise typer.Exit(1)
