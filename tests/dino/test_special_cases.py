@@ -19,8 +19,15 @@ def _problem(seed=0, shift=0.8):
     rng = np.random.default_rng(seed)
     Xs = rng.normal(size=(40, 3))
     Xt = rng.normal(size=(15, 3)) + shift
-    f = lambda X: np.sin(X[:, 0]) + X[:, 1] * X[:, 2]
-    return Xs, f(Xs), Xt, f(Xt) + 0.3, rng.normal(size=(7, 3)) + shift
+    return Xs, _labels(Xs), Xt, _labels(Xt) + 0.3, rng.normal(size=(7, 3)) + shift
+
+
+def _labels(X):
+    return np.sin(X[:, 0]) + X[:, 1] * X[:, 2]
+
+
+def _kernel(a, b):
+    return ntk_kernel(a, b, 2, 1.2, 0.5)
 
 
 def _gp_mean(K_train, K_star, y):
@@ -29,7 +36,7 @@ def _gp_mean(K_train, K_star, y):
 
 def test_uniform_weights_give_the_mean_embedding_cosine():
     Xs, _, Xt, _, _ = _problem()
-    kernel = lambda a, b: ntk_kernel(a, b, 2, 1.2, 0.5)
+    kernel = _kernel
     factor = DistributionFactor(kernel, torch.from_numpy(Xs), torch.from_numpy(Xt))
     g_st = factor(torch.from_numpy(Xs), 0, torch.from_numpy(Xt), 1).detach().numpy()
     G_ss, G_tt, G_st = _k(Xs, Xs), _k(Xt, Xt), _k(Xs, Xt)

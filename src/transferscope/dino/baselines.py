@@ -89,7 +89,7 @@ class _KernelGP(DomainRegressor):
         return mean, var + self._target_noise
 
 
-def _lbfgs(params: torch.Tensor, loss_fn, max_iter: int = 40) -> None:
+def _lbfgs(params: torch.Tensor, loss_fn, max_iter: int = 25) -> None:
     """Minimise ``loss_fn(params)`` in place with L-BFGS (a few dozen kernel factorisations)."""
     optimiser = torch.optim.LBFGS([params], lr=0.5, max_iter=max_iter,
                                   line_search_fn="strong_wolfe")
