@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.transferscope-installed
 EXTRAS ?= dev,llamacpp
 
-.PHONY: setup demo test test-slow lint clean
+.PHONY: setup browser demo test test-slow lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -16,10 +16,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The report's browser test drives Debian's Chromium (no browser download); install it when we can.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: chromium not installed; the browser test will be skipped"; }
+
 demo: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/transferscope demo
 
-test: setup
+test: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 test-slow: setup
