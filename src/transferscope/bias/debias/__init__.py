@@ -1,0 +1,1 @@
+"""Debiasing by retrieval from the UNSC record and Reflexion-style self-reflection (spec part 3)."""

@@ -1,0 +1,205 @@
+"""Before/after and across-model comparisons of bias runs, with paired bootstrap CIs.
+
+Paired bootstrap (ours): the before and after runs answer the *same* items, so each resample
+draws item indices once (with replacement, within strata of form x nation x gold label, the
+probes' own strata) and rescores both runs on that same draw with the probes' own scoring.
+The change's 95% CI is the percentile interval of (after - before); its two-sided p-value is
+``2 * min(P*(delta <= 0), P*(delta >= 0))`` over the resamples (floored at 1 / n_boot).
+
+Overall summaries: *|bias|* is the mean absolute headline score over every test, form and
+nation; *factual accuracy* is DirectQA's mean accuracy over nations (vote accuracy when a run
+has no DirectQA). Across models, their Pearson correlation is computed on every resample
+(items resampled within each model) for a CI; it needs at least three models.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from transferscope.bias.data.record import Record, load_record
+from transferscope.bias.probes.base import Answer, Item, Probe
+from transferscope.bias.probes.registry import parse_tests
+from transferscope.bias.scoring import percentile_ci
+from transferscope.core.errors import input_error
+
+KEY = ["test", "form", "nation", "metric"]
+
+
+@dataclass
+class RunItems:
+    """A run's probes, items and answers, rebuilt from its folder (or held from a live run)."""
+
+    label: str
+    probes: list[Probe]
+    items: dict[str, list[Item]]
+    answers: dict[str, dict[str, Answer]]
+
+
+def _choice(item: Item, value: object) -> object:
+    if value is None:
+        return None
+    return frozenset(value) if isinstance(value, list) else value
+
+
+def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
+    """Rebuild a run folder's items from its config and attach its stored answers."""
+    for name in ("run.json", "answers.jsonl"):
+        if not (run_dir / name).exists():
+            raise input_error(str(run_dir), "run folder", f"{name} missing",
+                              "a folder written by `transferscope bias run` or `bias debias`")
+    summary = json.loads((run_dir / "run.json").read_text("utf-8"))
+    config = summary["config"]
+    record = record or load_record(config.get("record"))
+    probes = parse_tests(config["tests"])
+    stored = {}
+    for line in (run_dir / "answers.jsonl").read_text("utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            stored[row["item_id"]] = row
+    items, answers = {}, {}
+    for probe in probes:
+        items[probe.name] = probe.build_items(record, config["limit"], config["seed"])
+        answers[probe.name] = {}
+        for item in items[probe.name]:
+            if item.item_id not in stored:
+                raise input_error(str(run_dir / "answers.jsonl"), "item_id", item.item_id,
+                                  "an answer for every item the run's config builds")
+            row = stored[item.item_id]
+            answers[probe.name][item.item_id] = Answer(
+                item.item_id, _choice(item, row["choice"]), row.get("reply") or "",
+                row.get("method") or "parse")
+    return RunItems(f"{summary['backend']} ({run_dir.name})", probes, items, answers)
+
+
+def point_scores(run: RunItems, picks: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Every metric of every probe, without CIs, on the items ``picks`` selects (default all)."""
+    parts = []
+    for probe in run.probes:
+        items = run.items[probe.name]
+        chosen = items if picks is None else [items[i] for i in picks[probe.name]]
+        parts.append(probe.score(chosen, run.answers[probe.name], 0, 0))
+    return pd.concat(parts, ignore_index=True)[KEY + ["value", "headline"]]
+
+
+def strata(items: Sequence[Item]) -> list[np.ndarray]:
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for i, item in enumerate(items):
+        gold = sorted(item.gold) if isinstance(item.gold, frozenset) else item.gold
+        groups.setdefault((item.form, str(item.nation), str(gold)), []).append(i)
+    return [np.asarray(v) for v in groups.values()]
+
+
+def resample(run: RunItems, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    out = {}
+    for probe in run.probes:
+        out[probe.name] = np.concatenate([g[rng.integers(0, len(g), len(g))]
+                                          for g in strata(run.items[probe.name])])
+    return out
+
+
+def overall(scores: pd.DataFrame) -> dict[str, float]:
+    """Mean |headline bias| over tests, forms and nations; factual accuracy (see module doc)."""
+    head = scores[scores["headline"].astype(bool)]
+    acc = scores[(scores["metric"] == "accuracy") & (scores["test"] == "directqa")]
+    if acc.empty:
+        acc = scores[scores["metric"] == "accuracy"]
+    return {"mean |bias|": float(np.nanmean(np.abs(head["value"]))) if len(head) else np.nan,
+            "factual accuracy": float(np.nanmean(acc["value"])) if len(acc) else np.nan}
+
+
+def paired_change(before: RunItems, after: RunItems, n_boot: int, seed: int
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (test, form, nation, metric): before, after, change with paired CI and p-value;
+    and the same for the overall summaries (plus the change in each |headline| score)."""
+    base, new = point_scores(before), point_scores(after)
+    table = base.merge(new, on=KEY + ["headline"], suffixes=("_before", "_after"))
+    table["change"] = table["value_after"] - table["value_before"]
+    table["abs_change"] = table["value_after"].abs() - table["value_before"].abs()
+    summary = pd.DataFrame([overall(base), overall(new)], index=["before", "after"]).T
+    rng = np.random.default_rng(seed)
+    deltas, abs_deltas, overall_deltas = [], [], []
+    for _ in range(n_boot):
+        picks = resample(before, rng)
+        b, a = point_scores(before, picks), point_scores(after, picks)
+        merged = b.merge(a, on=KEY + ["headline"], suffixes=("_b", "_a")).set_index(KEY)
+        merged = merged.reindex(table.set_index(KEY).index)
+        deltas.append((merged["value_a"] - merged["value_b"]).to_numpy(float))
+        abs_deltas.append((merged["value_a"].abs() - merged["value_b"].abs()).to_numpy(float))
+        ob, oa = overall(b), overall(a)
+        overall_deltas.append([oa[k] - ob[k] for k in summary.index])
+    for name, draws in (("change", deltas), ("abs_change", abs_deltas)):
+        arr = np.asarray(draws, float).reshape(n_boot, len(table))
+        cis = [percentile_ci(arr[:, j]) for j in range(len(table))]
+        table[f"{name}_ci_low"] = [c[0] for c in cis]
+        table[f"{name}_ci_high"] = [c[1] for c in cis]
+        table[f"{name}_p"] = [paired_p(arr[:, j]) for j in range(len(table))]
+    arr = np.asarray(overall_deltas, float).reshape(n_boot, len(summary))
+    summary["change"] = summary["after"] - summary["before"]
+    summary["ci_low"] = [percentile_ci(arr[:, j])[0] for j in range(len(summary))]
+    summary["ci_high"] = [percentile_ci(arr[:, j])[1] for j in range(len(summary))]
+    summary["p"] = [paired_p(arr[:, j]) for j in range(len(summary))]
+    return table, summary
+
+
+def paired_p(draws: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a change being zero (NaN when no resample is finite)."""
+    finite = draws[np.isfinite(draws)]
+    if finite.size == 0:
+        return float("nan")
+    tail = min(float(np.mean(finite <= 0)), float(np.mean(finite >= 0)))
+    return float(min(1.0, max(2 * tail, 1.0 / finite.size)))
+
+
+def verdict(summary: pd.DataFrame) -> str:
+    """One honest sentence: did mean |bias| fall, with its CI (significant or not)?"""
+    row = summary.loc["mean |bias|"]
+    acc = summary.loc["factual accuracy"]
+    ci = f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+    if row["ci_high"] < 0:
+        said = "debiasing reduced the mean |bias|"
+    elif row["ci_low"] > 0:
+        said = "debiasing increased the mean |bias|"
+    else:
+        said = "no significant change in the mean |bias| (the CI includes 0)"
+    return (f"{said}: {row['before']:.3f} -> {row['after']:.3f}, change {row['change']:+.3f} "
+            f"{ci}, paired bootstrap p = {row['p']:.3g}; factual accuracy {acc['before']:.3f} "
+            f"-> {acc['after']:.3f}, change {acc['change']:+.3f} [{acc['ci_low']:+.3f}, "
+            f"{acc['ci_high']:+.3f}].")
+
+
+def models_accuracy_vs_bias(runs: Sequence[RunItems], n_boot: int, seed: int
+                            ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per model: factual accuracy and mean |bias| with CIs; their Pearson r across models."""
+    rng = np.random.default_rng(seed)
+    points = np.array([[overall(point_scores(r))[k] for k in ("factual accuracy",
+                                                               "mean |bias|")] for r in runs])
+    draws = np.array([[[overall(point_scores(r, resample(r, rng)))[k]
+                        for k in ("factual accuracy", "mean |bias|")] for r in runs]
+                      for _ in range(n_boot)])  # (n_boot, models, 2)
+    rows = []
+    for m, run in enumerate(runs):
+        acc_ci, bias_ci = percentile_ci(draws[:, m, 0]), percentile_ci(draws[:, m, 1])
+        rows.append({"model": run.label, "factual accuracy": points[m, 0],
+                     "accuracy ci_low": acc_ci[0], "accuracy ci_high": acc_ci[1],
+                     "mean |bias|": points[m, 1], "|bias| ci_low": bias_ci[0],
+                     "|bias| ci_high": bias_ci[1]})
+    corr = {"models": len(runs), "pearson_r": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    if len(runs) >= 3:
+        corr["pearson_r"] = pearson(points[:, 0], points[:, 1])
+        rs = np.array([pearson(d[:, 0], d[:, 1]) for d in draws])
+        corr["ci_low"], corr["ci_high"] = percentile_ci(rs)
+    return pd.DataFrame(rows), corr
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r (NaN when either side is constant or not finite)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])

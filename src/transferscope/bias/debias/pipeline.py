@@ -1,0 +1,217 @@
+"""``bias debias``: the undebiased run and a debiased run on the same items, scored the same way.
+
+Layout of the output folder: ``baseline/`` (exactly ``bias run``'s folder, answered through the
+same response cache, so an earlier run makes it free), ``debiased/`` (same files, plus
+``traces.jsonl``: evidence with source and date, rationales, judge replies, reflections per
+item), ``comparison.csv``, ``summary.csv``, ``cost.json`` and the report.
+Methods: ``rag`` (evidence, one attempt), ``reflexion`` (the loop without evidence),
+``rag+reflexion``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from transferscope.bias.backends.base import Backend
+from transferscope.bias.data.record import Record, load_record
+from transferscope.bias.debias.compare import RunItems, load_run_items, paired_change
+from transferscope.bias.debias.corpus import Passage, build_corpus
+from transferscope.bias.debias.leakage import LeakageGuard, assert_no_leak, scope_of
+from transferscope.bias.debias.reflexion import (
+    ReflexionSettings,
+    Trace,
+    run_reflexion,
+    with_context,
+)
+from transferscope.bias.debias.retrieval import HybridRetriever
+from transferscope.bias.probes.base import Answer, Item
+from transferscope.bias.probes.registry import parse_tests
+from transferscope.bias.runner import RunConfig, answer_items, run_probes
+from transferscope.bias.scoring import SCORE_COLUMNS
+from transferscope.core.cache import atomic_write_bytes
+from transferscope.core.errors import InputError
+
+METHODS = ("rag", "reflexion", "rag+reflexion")
+
+
+@dataclass(frozen=True)
+class DebiasConfig:
+    model: str = "hf-local:smollm2"
+    method: str = "rag+reflexion"
+    tests: str = "directqa,association,vote"
+    limit: int | None = None
+    seed: int = 0
+    n_boot: int = 1000
+    paired_boot: int = 200
+    top_k: int = 4
+    rounds: int = 2
+    memory_size: int = 3
+    base_url: str | None = None
+    api_key_env: str | None = None  # the variable's name only
+    concurrency: int = 4
+    record: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(f"--method = {self.method!r}: expected one of {', '.join(METHODS)}")
+        ReflexionSettings(self.rounds, self.memory_size)
+
+    def run_config(self) -> RunConfig:
+        return RunConfig(model=self.model, tests=self.tests, limit=self.limit, seed=self.seed,
+                         n_boot=self.n_boot, base_url=self.base_url,
+                         api_key_env=self.api_key_env, concurrency=self.concurrency,
+                         record=self.record)
+
+
+@dataclass
+class DebiasResult:
+    comparison: pd.DataFrame
+    summary: pd.DataFrame
+    cost: dict
+    traces: dict[str, Trace]
+    out_dir: Path
+
+
+def retrieve_evidence(items: Sequence[Item], record: Record, retriever: HybridRetriever,
+                      guard: LeakageGuard, top_k: int) -> dict[str, list[Passage]]:
+    """Guarded top-k evidence per item (items sharing question and draft share one search)."""
+    found: dict[tuple[str, str | None], list[Passage]] = {}
+    out = {}
+    for item in items:
+        scope = scope_of(item, record)
+        query = item.conversation[-1]["content"]
+        key = (query, scope.draft_id)
+        if key not in found:
+            hits = retriever.search(query, top_k, guard.allowed(scope))
+            found[key] = [h.passage for h in hits]
+            assert_no_leak(found[key], scope)
+        out[item.item_id] = found[key]
+    return out
+
+
+def _stats(backend: Backend) -> dict:
+    s = backend.stats
+    return {"model_calls": s.model_calls, "cache_hits": s.cache_hits,
+            "prompt_tokens": s.prompt_tokens, "completion_tokens": s.completion_tokens}
+
+
+def _delta(after: dict, before: dict, seconds: float) -> dict:
+    out = {k: after[k] - before[k] for k in after}
+    out["tokens"] = out["prompt_tokens"] + out["completion_tokens"]
+    out["seconds"] = round(seconds, 3)
+    return out
+
+
+def _jsonable(value: object) -> object:
+    return sorted(value) if isinstance(value, (set, frozenset)) else value
+
+
+def _trace_json(trace: Trace, evidence: list[Passage]) -> dict:
+    return {"item_id": trace.item_id, "unparsed_verdicts": trace.unparsed_verdicts,
+            "evidence": [{"passage_id": p.passage_id, "kind": p.kind, "date": p.date.isoformat(),
+                          "source": p.source, "text": p.text} for p in evidence],
+            "reflections": trace.reflections,
+            "attempts": [{"round": a.round, "choice": _jsonable(a.choice),
+                          "answer": a.answer_text, "rationale": a.rationale,
+                          "judge_reply": a.judge_reply,
+                          "verdict": None if a.verdict is None else asdict(a.verdict)}
+                         for a in trace.attempts]}
+
+
+def _write_run(out: Path, config: DebiasConfig, backend: Backend, run: RunItems,
+               scores: pd.DataFrame, seconds: float, cost: dict) -> None:
+    lines = []
+    for probe in run.probes:
+        for item in run.items[probe.name]:
+            a = run.answers[probe.name][item.item_id]
+            lines.append(json.dumps({
+                "test": item.test, "form": item.form, "item_id": item.item_id,
+                "nation": item.nation, "gold": _jsonable(item.gold), "meta": item.meta,
+                "prompt": item.conversation[-1]["content"], "options": item.options,
+                "choice": _jsonable(a.choice), "parsed": a.choice is not None, "reply": a.text,
+                "method": a.method}, ensure_ascii=False))
+    atomic_write_bytes(out / "answers.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
+    atomic_write_bytes(out / "scores.csv", scores.to_csv(index=False).encode("utf-8"))
+    summary = {"config": {**asdict(config.run_config()), "method": config.method,
+                          "top_k": config.top_k, "rounds": config.rounds},
+               "backend": backend.id,
+               "items": {k: len(v) for k, v in run.items.items()},
+               "unparsed": {k: sum(a.choice is None for a in v.values())
+                            for k, v in run.answers.items()},
+               "stats": cost, "seconds": round(seconds, 3)}
+    atomic_write_bytes(out / "run.json", json.dumps(summary, indent=1).encode("utf-8"))
+
+
+def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
+               record: Record | None = None, retriever: HybridRetriever | None = None,
+               ) -> DebiasResult:
+    """Baseline run, debiased run, paired comparison, cost; writes ``out_dir``."""
+    record = record or load_record(config.record)
+    probes = parse_tests(config.tests)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    before, started = _stats(backend), time.perf_counter()
+    run_probes(backend, config.run_config(), out_dir / "baseline", record)
+    cost = {"baseline": _delta(_stats(backend), before, time.perf_counter() - started)}
+    items = {p.name: p.build_items(record, config.limit, config.seed) for p in probes}
+    use_rag, use_reflexion = "rag" in config.method, "reflexion" in config.method
+    evidence: dict[str, list[Passage]] = {}
+    started = time.perf_counter()
+    if use_rag:
+        if retriever is None:
+            retriever = HybridRetriever(build_corpus(record))
+        guard = LeakageGuard(retriever.passages)
+        for probe in probes:
+            evidence.update(retrieve_evidence(items[probe.name], record, retriever, guard,
+                                              config.top_k))
+    retrieval_seconds = time.perf_counter() - started
+    before, started = _stats(backend), time.perf_counter()
+    answers: dict[str, dict[str, Answer]] = {}
+    traces: dict[str, Trace] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns) as progress:
+        for probe in probes:
+            task = progress.add_task(f"{config.method} {probe.name} ({backend.id})",
+                                     total=len(items[probe.name]))
+            step = lambda n, task=task: progress.advance(task, n)  # noqa: E731
+            if use_reflexion:
+                found = run_reflexion(backend, probe, items[probe.name], evidence,
+                                      ReflexionSettings(config.rounds, config.memory_size), step)
+                traces.update(found)
+                answers[probe.name] = {
+                    t.item_id: Answer(t.item_id, t.attempts[-1].choice,
+                                      t.attempts[-1].answer_text, t.attempts[-1].method)
+                    for t in found.values()}
+            else:
+                asked = [with_context(i, evidence.get(i.item_id, []), []) for i in
+                         items[probe.name]]
+                answers[probe.name] = answer_items(backend, probe, asked, step)
+    seconds = time.perf_counter() - started
+    cost["debiased"] = _delta(_stats(backend), before, seconds)
+    cost["debiased"]["retrieval_seconds"] = round(retrieval_seconds, 3)
+    after = RunItems(f"{backend.id} ({config.method})", probes, items, answers)
+    scores = pd.concat([p.score(items[p.name], answers[p.name], config.n_boot, config.seed)
+                        for p in probes], ignore_index=True)[SCORE_COLUMNS]
+    scores.insert(0, "model", backend.id)
+    debiased_dir = out_dir / "debiased"
+    debiased_dir.mkdir(parents=True, exist_ok=True)
+    _write_run(debiased_dir, config, backend, after, scores, seconds, cost["debiased"])
+    lines = [json.dumps(_trace_json(traces.get(i.item_id, Trace(i.item_id)),
+                                    evidence.get(i.item_id, [])), ensure_ascii=False)
+             for p in probes for i in items[p.name]]
+    atomic_write_bytes(debiased_dir / "traces.jsonl", ("\n".join(lines) + "\n").encode())
+    baseline = load_run_items(out_dir / "baseline", record)
+    comparison, summary = paired_change(baseline, after, config.paired_boot, config.seed)
+    cost["evaluator_unparsed"] = sum(t.unparsed_verdicts for t in traces.values())
+    cost["evaluator_replies"] = sum(len(t.attempts) for t in traces.values()) if traces else 0
+    atomic_write_bytes(out_dir / "comparison.csv", comparison.to_csv(index=False).encode())
+    atomic_write_bytes(out_dir / "summary.csv", summary.to_csv().encode())
+    atomic_write_bytes(out_dir / "cost.json", json.dumps(cost, indent=1).encode())
+    return DebiasResult(comparison, summary, cost, traces, out_dir)
