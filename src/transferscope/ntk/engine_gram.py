@@ -148,8 +148,12 @@ def _materialized_gram(ga: torch.Tensor, gb: torch.Tensor | None) -> torch.Tenso
 
 
 def parameter_gram(uses_a: Sequence[Use], uses_b: Sequence[Use], shape: torch.Size,
-                   rows_a: int, rows_b: int, same: bool, path: str = "auto") -> torch.Tensor:
-    """(rows_a, rows_b) float64 contribution of one parameter."""
+                   rows_a: int, rows_b: int, same: bool, path: str = "auto",
+                   stats: dict | None = None) -> torch.Tensor:
+    """(rows_a, rows_b) float64 contribution of one parameter.
+
+    ``stats`` (optional) tallies the floating-point operations of each route, for benchmarks.
+    """
     if not uses_a or not uses_b:
         return torch.zeros(rows_a, rows_b, dtype=torch.float64)
     numel = 1
@@ -160,6 +164,11 @@ def parameter_gram(uses_a: Sequence[Use], uses_b: Sequence[Use], shape: torch.Si
         path == "structured"
         or (path == "auto" and structured_cost(uses_a, uses_b)
             < materialized_cost(uses_a, uses_b, numel, same)))
+    if stats is not None:
+        route = "structured" if structured else "materialized"
+        cost = (structured_cost(uses_a, uses_b) if structured
+                else rows_a * rows_b * numel)  # the float64 matmul; building G is not counted
+        stats[f"{route}_flops"] = stats.get(f"{route}_flops", 0.0) + 2.0 * cost
     if structured:
         total = torch.zeros(rows_a, rows_b, dtype=torch.float64)
         for a in uses_a:
@@ -172,13 +181,15 @@ def parameter_gram(uses_a: Sequence[Use], uses_b: Sequence[Use], shape: torch.Si
 
 
 def gram_of_blocks(block_a: BlockFactors, block_b: BlockFactors | None,
-                   shapes: Sequence[torch.Size], path: str = "auto") -> torch.Tensor:
+                   shapes: Sequence[torch.Size], path: str = "auto",
+                   stats: dict | None = None) -> torch.Tensor:
     """Exact float64 Gram block between two blocks (``block_b=None``: the block with itself)."""
     same = block_b is None
     other = block_a if same else block_b
     total = torch.zeros(block_a.rows, other.rows, dtype=torch.float64)
     for uses_a, uses_b, shape in zip(block_a.uses, other.uses, shapes):
-        total += parameter_gram(uses_a, uses_b, shape, block_a.rows, other.rows, same, path)
+        total += parameter_gram(uses_a, uses_b, shape, block_a.rows, other.rows, same, path,
+                                stats)
     if same:
         total = (total + total.T) / 2  # exact symmetry; the two triangles agree to rounding
     return total

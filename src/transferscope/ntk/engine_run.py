@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,6 +73,7 @@ class KernelRun:
         self.sketch_diagonal: np.ndarray | None = None
         self.sketch_diagonal2: np.ndarray | None = None
         self._tables: dict = {}
+        self.gram_stats: dict = {}
 
     # ----------------------------------------------------------------- manifest / resume
     def _manifest(self, n1: int, n2: int | None) -> dict:
@@ -95,16 +97,21 @@ class KernelRun:
     def _capture(self, examples: Sequence, manifest: dict, check: bool) -> BlockFactors:
         engine = manifest["engine"] or ("loop" if self.engine == "loop" else "hooks")
         if engine == "hooks":
+            # the check against plain autograd costs a second backward: run it on two examples
+            probe = examples[:2] if check and len(examples) > 2 else examples
             try:
-                block, reference = capture_block(self.model, self.output_fn, examples,
+                block, reference = capture_block(self.model, self.output_fn, probe,
                                                  self.selected, self.batched, check=check)
+                problem = validate_capture(block, reference, self.selected) if check else None
+                if probe is not examples and not problem:
+                    block, _ = capture_block(self.model, self.output_fn, examples,
+                                             self.selected, self.batched)
             except CaptureUnsupported as exc:
                 if self.engine == "hooks":
                     raise
                 manifest["note"] = f"hooks unsupported ({exc}); per-example loop used"
                 engine = "loop"
             else:
-                problem = validate_capture(block, reference, self.selected) if check else None
                 if problem and self.engine == "hooks":
                     raise RuntimeError(f"hook capture disagrees with autograd: {problem}")
                 if problem:
@@ -169,7 +176,8 @@ class KernelRun:
                 loaded_i = (i, self._load_group(groups1[i]))
             block_i = loaded_i[1]
             block_j = None if symmetric and i == j else self._load_group(groups2[j])
-            part = gram_of_blocks(block_i, block_j, self.shapes, self.linear_path).numpy()
+            part = gram_of_blocks(block_i, block_j, self.shapes, self.linear_path,
+                                  self.gram_stats).numpy()
             r0, r1 = offsets1[i], offsets1[i + 1]
             c0, c1 = offsets2[j], offsets2[j + 1]
             kernel[r0:r1, c0:c1] = part
@@ -193,8 +201,10 @@ class KernelRun:
         self.work.mkdir(parents=True, exist_ok=True)
         manifest = self._manifest(len(examples), None if examples2 is None else len(examples2))
         with only_selected_trainable(self.model, self.selected), _progress(self.show) as bar:
+            started = time.perf_counter()
             paths1 = self._blocks("x", examples, manifest, bar)
             paths2 = None if examples2 is None else self._blocks("x2", examples2, manifest, bar)
+            captured = time.perf_counter()
             self.n_outputs = manifest["n_outputs"]
             if self.mode == "sketch":
                 s1 = torch.cat([torch.load(p, weights_only=True) for p in paths1])
@@ -218,5 +228,7 @@ class KernelRun:
                 kernel = self._exact_gram(groups1, groups2, paths2 is None, bar)
         details = {"engine": manifest["engine"], "note": manifest["note"],
                    "block_size": self.block_size, "linear_path": self.linear_path,
-                   "batched_output": self.batched}
+                   "batched_output": self.batched,
+                   "seconds_gradients": captured - started,
+                   "seconds_gram": time.perf_counter() - captured, **self.gram_stats}
         return kernel, details

@@ -32,7 +32,7 @@ _ATTENTION_PATTERNS = (
     r"(^|\.)out_proj\.",
     r"(^|\.)(query|key|value)\.",
 )
-_HEAD_PATTERNS = (r"^(lm_head|head|classifier|score|cls)(\.|$)",)
+_HEAD_PATTERNS = (r"(^|\.)(lm_head|head|classifier|score|cls)(\.|$)",)
 # "layers.12.", "layer.3.", "h.7.", "blocks.0." : the index of a transformer block
 _BLOCK_INDEX = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)\.")
 

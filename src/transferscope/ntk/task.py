@@ -1,7 +1,7 @@
 """The LM task layer: a prompt template and label words turn an LM into the scalar f of the NTK.
 
-Binary task: ``f(x) = logit(word+) - logit(word-)`` at the prediction position (the last prompt
-token of a causal LM), targets in {-1, +1}. C label words: the C logits, so the kernel has
+Binary task, label words given as ``(word+, word-)``: ``f(x) = logit(word+) - logit(word-)`` at
+the prediction position (the last prompt token of a causal LM), targets in {-1, +1}. C label words: the C logits, so the kernel has
 n*C rows (example-major). Mixed initialisation (the default for encoders such as MiniLM,
 optional for causal LMs): the pretrained body plus a randomly initialised linear head on the
 last hidden state; the kernel then covers body and head (its sum of both parts) and f_0 is
@@ -67,6 +67,8 @@ def binary_targets(labels: Sequence[Any], positive: Any = None) -> tuple[np.ndar
 
 class PromptTask:
     """A classification task on an LM: template + label words -> outputs and kernels.
+
+    ``label_words``: ``(word+, word-)`` for a binary task (f > 0 means word+), or C words.
 
     ``model``: a registry name (``smollm2``, ``minilm``), a local Hugging Face directory or
     .gguf file, or a ``(model, tokenizer)`` pair already loaded.
@@ -175,7 +177,7 @@ class PromptTask:
             scores = model.head(state)
             return scores[:, 0] if self.n_outputs == 1 else scores
         logits = body.get_output_embeddings()(state)[:, self.word_ids]
-        return logits[:, 1] - logits[:, 0] if self.n_outputs == 1 else logits
+        return logits[:, 0] - logits[:, 1] if self.n_outputs == 1 else logits
 
     def outputs(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """f_0 for every text, float64: shape (n,) for binary tasks, (n, C) otherwise."""
