@@ -16,6 +16,18 @@ from transferscope.bias.backends.llama_server import free_port, serve_gguf
 
 
 @pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread: on a shared, loaded machine two spinning threads are several
+    times slower than one (measured: 82 s against 12 s for the same batch)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def closed_port() -> int:
     """A local port with no server behind it (connections are refused)."""
     return free_port()
@@ -26,5 +38,5 @@ def llama_server() -> Iterator[str]:
     """Base URL of a real llama.cpp OpenAI-compatible server serving the embedded SmolLM2."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install -e '.[llamacpp]')")
-    with serve_gguf(n_threads=2) as base_url:
+    with serve_gguf(n_threads=1, n_ctx=1024) as base_url:
         yield base_url

@@ -119,22 +119,27 @@ def test_bad_base_url_is_rejected():
         make_backend("openai:m", base_url="127.0.0.1:8000", cache=False)
 
 
-def _echo(tokens, offsets, values):
-    return {"choices": [{"logprobs": {"tokens": tokens, "text_offset": offsets,
-                                      "token_logprobs": values}}]}
+def _echo(text, tokens, values):
+    return {"choices": [{"text": text, "logprobs": {"tokens": tokens, "token_logprobs": values,
+                                                     "text_offset": [0] * len(tokens)}}]}
 
 
 def test_echo_logprobs_sum_exactly_the_option_tokens():
-    prompt, option = "Q: capital?\nA:", " Paris"
-    data = _echo(["Q", ": capital?\n", "A:", " Par", "is", "."],
-                 [0, 1, 12, 14, 18, 20], [None, -1.0, -2.0, -0.25, -0.5, -3.0])
+    # As llama.cpp answers: special tokens echoed in the text but absent from the token list.
+    prompt, option = "<s>Q: capital?\nA:", " Paris"
+    data = _echo(prompt + option + ".", ["Q", ": capital?\n", "A:", " Par", "is", "."],
+                 [None, -1.0, -2.0, -0.25, -0.5, -3.0])
     assert option_logprob_from_echo(data, prompt, option, "u") == pytest.approx(-0.75)
+    empty_generation = _echo(prompt + option, ["Q", "A:", " Paris"], [None, -2.0, -0.5])
+    assert option_logprob_from_echo(empty_generation, prompt, option, "u") == pytest.approx(-0.5)
 
 
-def test_echo_logprobs_refuse_a_token_straddling_the_boundary():
-    data = _echo(["Q:", "x Paris"], [0, 2], [None, -1.0])
-    with pytest.raises(OptionScoringNotSupported, match="no token starts"):
-        option_logprob_from_echo(data, "Q:x", " Paris", "u")
+def test_echo_logprobs_refuse_what_they_cannot_score_exactly():
+    straddling = _echo("Q:x Paris!", ["Q:", "x Paris", "!"], [None, -1.0, -2.0])
+    with pytest.raises(OptionScoringNotSupported, match="merges with the prompt"):
+        option_logprob_from_echo(straddling, "Q:x", " Paris", "u")
+    with pytest.raises(OptionScoringNotSupported, match="did not echo"):
+        option_logprob_from_echo(_echo("Paris", ["Paris"], [None]), "Q:", "Paris", "u")
     with pytest.raises(OptionScoringNotSupported, match="no echoed logprobs"):
         option_logprob_from_echo({"choices": [{"text": "x"}]}, "Q", "x", "u")
 

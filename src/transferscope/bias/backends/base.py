@@ -165,7 +165,7 @@ class Backend(ABC):
         """Each option's summed log-probability as the whole assistant reply."""
         return self.option_logprobs_many([(conversation, options)])[0]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, most backends hold nothing
         """Release network clients or model memory (a no-op by default)."""
 
     def __enter__(self) -> Self:

@@ -255,22 +255,31 @@ class OpenAICompatibleBackend(Backend):
 def option_logprob_from_echo(data: dict[str, Any], prompt: str, option: str, url: str) -> float:
     """Sum the echoed log-probabilities of the tokens that spell ``option`` after ``prompt``.
 
-    The server's tokens must start exactly where the option starts; a token that straddles the
-    boundary would mix prompt and option, so that case is refused rather than approximated.
+    The answer echoes ``prompt + option`` and then one generated token. Servers differ in how
+    they count text offsets (llama.cpp leaves special tokens out), so the option's tokens are
+    found from the end instead: drop the tokens that spell the generated text, then the tokens
+    before them must spell the option exactly. A token straddling the prompt/option boundary
+    would mix the two, so that case is refused rather than approximated.
     """
     try:
-        logprobs = data["choices"][0]["logprobs"]
-        offsets, values, tokens = (logprobs["text_offset"], logprobs["token_logprobs"],
-                                   logprobs["tokens"])
+        choice = data["choices"][0]
+        text, tokens, values = (choice["text"], choice["logprobs"]["tokens"],
+                                choice["logprobs"]["token_logprobs"])
     except (KeyError, IndexError, TypeError):
         raise OptionScoringNotSupported(f"{url}: the server returned no echoed logprobs") from None
-    begin, end = len(prompt), len(prompt) + len(option)
-    if begin not in offsets:
+    if not isinstance(text, str) or not text.startswith(prompt + option):
+        raise OptionScoringNotSupported(f"{url}: the server did not echo the prompt")
+    generated = text[len(prompt) + len(option):]
+    end, tail = len(tokens), ""
+    while len(tail) < len(generated) and end > 0:
+        end -= 1
+        tail = tokens[end] + tail
+    begin, piece = end, ""
+    while len(piece) < len(option) and begin > 0:
+        begin -= 1
+        piece = tokens[begin] + piece
+    if tail != generated or piece != option or any(v is None for v in values[begin:end]):
         raise OptionScoringNotSupported(
-            f"{url}: no token starts where the option {option!r} starts; cannot score it exactly")
-    picked = [(t, v) for off, t, v in zip(offsets, tokens, values, strict=True)
-              if begin <= off < end]
-    if "".join(t for t, _ in picked) != option or any(v is None for _, v in picked):
-        raise OptionScoringNotSupported(
-            f"{url}: the echoed tokens do not spell the option {option!r}; cannot score it exactly")
-    return float(sum(v for _, v in picked))
+            f"{url}: the echoed tokens do not spell the option {option!r} on its own "
+            "(it merges with the prompt); cannot score it exactly")
+    return float(sum(values[begin:end]))
