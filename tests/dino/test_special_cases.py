@@ -8,7 +8,8 @@ from transferscope.dino import DINORegressor, mmd_squared
 from transferscope.dino.distribution import DistributionFactor
 from transferscope.dino.kernels import ntk_kernel
 
-KW = dict(kernel="ntk", depth=2, w_std=1.2, b_std=0.5, n_steps=0, n_base=500)
+KW = dict(kernel="ntk", depth=2, w_std=1.2, b_std=0.5, n_steps=0, n_base=500, warm_start=False,
+          rank_tol=1e-12)
 
 
 def _k(a, b):

@@ -16,7 +16,9 @@ The weights come from a small learned scorer (also our choice):
 feature map ``phi`` and domain scorers ``(v_a, u_a)``; they start at zero, i.e. uniform weights.
 
 Inner products are computed through a factor ``G = R R^T`` of the joint Gram matrix of all base
-samples (eigendecomposition), so ``g`` is a cosine between rows of ``alpha_a(x) R_a``.
+samples (eigendecomposition), so ``g`` is a cosine between rows of ``alpha_a(x) R_a``. Dropping
+eigenvalues below ``rank_tol`` times the largest is the one approximation (exact at 1e-12; the
+estimator's default 1e-8 keeps the rank, hence the cost, small for thousands of base samples).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class DistributionFactor(torch.nn.Module):
         base_target: torch.Tensor,
         hidden: int = 16,
         seed: int = 0,
+        rank_tol: float = 1e-12,
     ):
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
@@ -57,7 +60,7 @@ class DistributionFactor(torch.nn.Module):
         self.register_buffer("base_source", base_source.to(torch.float64))
         self.register_buffer("base_target", base_target.to(torch.float64))
         both = torch.cat([self.base_source, self.base_target])
-        factor = gram_factor(kernel(both, both))
+        factor = gram_factor(kernel(both, both), rank_tol)
         self.register_buffer("factor_source", factor[: base_source.shape[0]])
         self.register_buffer("factor_target", factor[base_source.shape[0]:])
         self.phi = torch.nn.Sequential(

@@ -1,0 +1,138 @@
+"""DINO fit+predict time and peak memory at 2k / 5k / 20k source points, against two baselines.
+
+* ``loop``: the DINO kernel assembled entry by entry in Python loops (each pair's distribution
+  factor ``alpha_a(x)^T G_ab alpha_b(x')`` as its own small product, the way the authors'
+  released code computes it), then the same exact solve. Beyond 2k source points it is timed on
+  a row sample and extrapolated (quadratic in n), marked ``~``.
+* ``sklearn``: ``GaussianProcessRegressor`` on the pooled data with a fixed RBF + white kernel
+  (no hyper-parameter search, so it is one Cholesky). At 20k it would need an n x n float64
+  matrix (3.2 GB per copy) and ~n^3/3 flops: it is extrapolated from 5k (cubic), marked ``~``.
+
+Each measurement runs in a forked child; peak memory is the child's peak RSS above its start.
+Usage: ``python benchmarks/dino_scale.py [--sizes 2000,5000,20000] [--steps 30]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+
+import numpy as np
+import psutil
+import torch
+
+from transferscope.dino import DINORegressor
+from transferscope.dino.datasets import synthetic_task
+
+N_TARGET, N_UNLABELLED, N_TEST, N_BASE = 100, 1000, 1000, 2000
+
+
+def _problem(n_source: int, seed: int = 0):
+    task = synthetic_task("covariate", 1.0, dim=6, n=max(n_source, N_UNLABELLED + N_TEST + N_TARGET),
+                          seed=seed)
+    Xt, yt = task.Xt, task.yt
+    return (task.Xs[:n_source], task.ys[:n_source], Xt[:N_TARGET], yt[:N_TARGET],
+            Xt[N_TARGET:N_TARGET + N_UNLABELLED], Xt[-N_TEST:], yt[-N_TEST:])
+
+
+def _dino(n_source: int, steps: int) -> float:
+    Xs, ys, Xt, yt, Xu, Xq, yq = _problem(n_source)
+    model = DINORegressor(n_base=N_BASE, n_steps=steps).fit(Xs, ys, Xt=Xt, yt=yt, Xu=Xu)
+    pred = model.predict(Xq)
+    return float(np.abs(pred - yq).mean())
+
+
+def _loop_kernel(model: DINORegressor, X1, a, X2, b) -> np.ndarray:
+    """The DINO kernel, one entry at a time (Python loops over both point sets)."""
+    f = model.factor_
+    with torch.no_grad():
+        A1, A2 = f.weights(torch.from_numpy(X1), a).numpy(), f.weights(torch.from_numpy(X2), b).numpy()
+        k = model._k(torch.from_numpy(X1), torch.from_numpy(X2)).numpy() * model.amplitude_
+        R = [f.factor_source.numpy(), f.factor_target.numpy()]
+    G = {(p, q): R[p] @ R[q].T for p in (0, 1) for q in (0, 1)}
+    norm1 = [np.sqrt(A1[i] @ G[a, a] @ A1[i]) for i in range(len(X1))]
+    norm2 = [np.sqrt(A2[j] @ G[b, b] @ A2[j]) for j in range(len(X2))]
+    out = np.empty((len(X1), len(X2)))
+    for i in range(len(X1)):
+        left = A1[i] @ G[a, b]
+        for j in range(len(X2)):
+            out[i, j] = k[i, j] * (left @ A2[j]) / (norm1[i] * norm2[j])
+    return out
+
+
+def _loop(n_source: int, steps: int, sample_rows: int) -> float:
+    """Fit the factor like DINO, then build the training kernel with loops and solve exactly."""
+    Xs, ys, Xt, yt, Xu, Xq, yq = _problem(n_source)
+    model = DINORegressor(n_base=N_BASE, n_steps=steps, exact_max=10**9)
+    model.set_params(n_steps=steps).fit(Xs[:256], ys[:256], Xt=Xt, yt=yt, Xu=Xu)
+    rows = Xs[:sample_rows]
+    _loop_kernel(model, rows, 0, np.vstack([Xs, Xt]), 0)
+    return float("nan")
+
+
+def _sklearn(n_source: int) -> float:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+
+    Xs, ys, Xt, yt, Xu, Xq, yq = _problem(n_source)
+    gp = GaussianProcessRegressor(RBF(2.0) + WhiteKernel(0.05), optimizer=None, normalize_y=True)
+    gp.fit(np.vstack([Xs, Xt]), np.r_[ys, yt])
+    return float(np.abs(gp.predict(Xq) - yq).mean())
+
+
+def _child(job, args, queue) -> None:
+    torch.set_num_threads(2)
+    start_rss = psutil.Process().memory_info().rss
+    t0 = time.perf_counter()
+    mae = job(*args)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    queue.put((seconds, max(peak - start_rss, 0) / 2**20, mae))
+
+
+def measure(job, *args) -> tuple[float, float, float]:
+    """(seconds, peak MiB above start, MAE) of ``job(*args)`` in a fresh forked child."""
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(job, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2000,5000,20000")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--loop-rows", type=int, default=200)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"{'n_source':>8} | {'DINO s':>8} {'MiB':>7} {'MAE':>6} | {'loop s':>9} {'x':>7} | "
+          f"{'sklearn s':>9} {'MiB':>7} {'x':>7}")
+    sk_ref = None
+    for n in sizes:
+        dino_s, dino_mb, dino_mae = measure(_dino, n, args.steps)
+        # loop: time the factor fit once (same as DINO's) plus loop rows, scale rows to all
+        fit_s, _, _ = measure(_loop, n, args.steps, 1)
+        rows = min(args.loop_rows, n)
+        loop_rows_s, _, _ = measure(_loop, n, args.steps, rows)
+        per_row = max(loop_rows_s - fit_s, 0.0) / max(rows - 1, 1)
+        loop_s = fit_s + per_row * (n + N_TARGET)
+        loop_mark = "" if rows >= n else "~"
+        if n <= 5000:
+            sk_s, sk_mb, _ = measure(_sklearn, n)
+            sk_ref, sk_mark = (n, sk_s, sk_mb), ""
+        else:
+            n0, s0, mb0 = sk_ref
+            sk_s, sk_mb, sk_mark = s0 * (n / n0) ** 3, mb0 * (n / n0) ** 2, "~"
+        print(f"{n:>8} | {dino_s:8.1f} {dino_mb:7.0f} {dino_mae:6.3f} | "
+              f"{loop_mark}{loop_s:8.1f} {loop_s / dino_s:6.1f}x | "
+              f"{sk_mark}{sk_s:8.1f} {sk_mark}{sk_mb:6.0f} {sk_s / dino_s:6.1f}x", flush=True)
+    print("x = baseline time / DINO time; ~ = extrapolated (see the module docstring)")
+
+
+if __name__ == "__main__":
+    main()
