@@ -113,6 +113,8 @@ def main() -> None:
     parser.add_argument("--budget-gb", type=float, default=6.0)
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--gram-dtype", choices=["auto", "float64"], default="auto",
+                        help="auto: float32 products summed in float64 (float32 models)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--random-weights", metavar="CONFIG_DIR",
                         help="time a randomly initialised model built from this directory's "
@@ -167,7 +169,8 @@ def main() -> None:
                 result, seconds, rss = measure(lambda texts=texts, params=params, mode=mode: empirical_ntk_result(
                     task.model, texts, task.output_fn, params, mode,
                     memory_budget_gb=args.budget_gb, sketch_dim=args.sketch_dim,
-                    block_size=args.block_size, seed=args.seed, cache_key=None, progress=True))
+                    block_size=args.block_size, seed=args.seed, cache_key=None, progress=True,
+                    gram_dtype=args.gram_dtype))
                 speed = f"{base_seconds / seconds:8.2f}" if base_seconds else f"{'-':>8}"
                 if mode == "exact":
                     err = ("-" if exact_kernel is None else
@@ -176,12 +179,15 @@ def main() -> None:
                     flops = result.details.get("materialized_flops", 0.0) + result.details.get(
                         "structured_flops", 0.0)
                     gram = flops / max(result.details["seconds_gram"], 1e-9) / 1e9
+                    peak = peak64 if args.gram_dtype == "float64" else peak32
                     line = (f"{params:>9} {n_params / 1e6:6.1f}M {n:>4} {'exact':>16} "
                             f"{seconds:9.1f} {rss:8.2f}G {speed} {err:>9} {'':>8} "
-                            f"{100 * gram / peak64:9.0f}%")
+                            f"{100 * gram / peak:9.0f}%")
                     detail = (f"#   exact: gradients {result.details['seconds_gradients']:.1f} s,"
                               f" Gram {result.details['seconds_gram']:.1f} s at {gram:.1f} "
-                              f"GFLOP/s (float64), engine {result.details['engine']}")
+                              f"GFLOP/s (gram_dtype {args.gram_dtype}, % of the "
+                              f"{'float64' if peak is peak64 else 'float32'} peak), "
+                              f"engine {result.details['engine']}")
                 else:
                     err = np.linalg.norm(result.kernel - exact_kernel) / np.linalg.norm(exact_kernel)
                     line = (f"{params:>9} {n_params / 1e6:6.1f}M {n:>4} "

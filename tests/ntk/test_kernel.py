@@ -164,6 +164,16 @@ def test_parameter_used_outside_a_module_falls_back_to_the_loop(model, data):
     assert rel_err(result.kernel, reference @ reference.T) < 1e-8
 
 
+def test_float32_gradients_fast_gram_matches_float64_products(data):
+    """The default Gram of float32 gradients (float32 chunks summed in float64) stays near 1e-6."""
+    model32 = TinyAttentionLM(seed=2).float()
+    fast = empirical_ntk(model32, data, batch_output, "all", progress=False)
+    full = empirical_ntk(model32, data, batch_output, "all", gram_dtype="float64",
+                         linear_path="materialize", progress=False)
+    assert fast.dtype == np.float64
+    assert rel_err(fast, full) < 1e-5
+
+
 def test_kernel_is_symmetric_psd(model, data):
     k = empirical_ntk(model, data, batch_output, "all", progress=False)
     assert np.array_equal(k, k.T)

@@ -45,6 +45,24 @@ def _save_torch(path: Path, obj) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _nbytes(obj) -> int:
+    """Bytes held by the tensors in a nested structure, each storage counted once."""
+    seen: dict[int, int] = {}
+
+    def visit(value) -> None:
+        if isinstance(value, torch.Tensor):
+            seen[value.untyped_storage().data_ptr()] = value.untyped_storage().nbytes()
+        elif isinstance(value, dict):
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                visit(v)
+
+    visit(obj)
+    return sum(seen.values())
+
+
 def _block_to_state(block: BlockFactors) -> dict:
     return {"rows": block.rows,
             "uses": [[(u.kind, u.out, u.inp) for u in uses] for uses in block.uses]}
@@ -62,7 +80,7 @@ class KernelRun:
 
     def __init__(self, model, output_fn, selected, mode: str, work: Path, budget_gb: float,
                  block_size: int, sketch_dim: int, seed: int, linear_path: str, engine: str,
-                 progress: bool):
+                 progress: bool, persist: bool = True, gram_dtype: str = "auto"):
         self.model, self.output_fn, self.selected = model, output_fn, selected
         self.mode, self.work, self.budget = mode, Path(work), budget_gb * 2**30
         self.block_size, self.sketch_dim, self.seed = block_size, sketch_dim, seed
@@ -74,6 +92,11 @@ class KernelRun:
         self.sketch_diagonal2: np.ndarray | None = None
         self._tables: dict = {}
         self.gram_stats: dict = {}
+        self.gram_dtype = gram_dtype
+        # without a cache entry to resume, blocks stay in memory while they fit half the budget
+        self.persist = persist
+        self._memory: dict[Path, object] = {}
+        self._sizes: dict[Path, int] = {}
 
     # ----------------------------------------------------------------- manifest / resume
     def _manifest(self, n1: int, n2: int | None) -> dict:
@@ -134,26 +157,39 @@ class KernelRun:
         for k, start in enumerate(starts):
             path = self.work / f"{tag}-{k:05d}.pt"
             paths.append(path)
-            if not path.exists():
+            if not path.exists() and path not in self._memory:
                 chunk = examples[start:start + self.block_size]
                 block = self._capture(chunk, manifest, check=manifest["engine"] is None)
                 if self.mode == "sketch":
-                    _save_torch(path, sketch_block(block, self.shapes, self.sketch_dim,
+                    self._store(path, sketch_block(block, self.shapes, self.sketch_dim,
                                                    self.seed, self._tables))
                 else:
-                    _save_torch(path, _block_to_state(block))
+                    self._store(path, _block_to_state(block))
             bar.advance(task)
         return paths
+
+    def _store(self, path: Path, obj) -> None:
+        size = _nbytes(obj)
+        self._sizes[path] = size
+        if not self.persist and sum(self._sizes[p] for p in self._memory) + size < self.budget / 2:
+            self._memory[path] = obj
+        else:
+            _save_torch(path, obj)
+
+    def _load(self, path: Path):
+        if path in self._memory:
+            return self._memory[path]
+        return torch.load(path, weights_only=True)
 
     # ----------------------------------------------------------------- Gram phase
     def _super_blocks(self, paths: list[Path]) -> list[list[Path]]:
         """Group capture blocks so two groups fit in about half the memory budget."""
-        biggest = max(p.stat().st_size for p in paths)
+        biggest = max(self._sizes.get(p) or p.stat().st_size for p in paths)
         per_group = max(1, int(self.budget * 0.25 // max(biggest, 1)))
         return [paths[i:i + per_group] for i in range(0, len(paths), per_group)]
 
     def _load_group(self, group: list[Path]) -> BlockFactors:
-        return concat_blocks([_state_to_block(torch.load(p, weights_only=True)) for p in group])
+        return concat_blocks([_state_to_block(self._load(p)) for p in group])
 
     def _exact_gram(self, groups1, groups2, symmetric: bool, bar: Progress) -> np.ndarray:
         offsets1 = self._offsets(groups1)
@@ -177,7 +213,7 @@ class KernelRun:
             block_i = loaded_i[1]
             block_j = None if symmetric and i == j else self._load_group(groups2[j])
             part = gram_of_blocks(block_i, block_j, self.shapes, self.linear_path,
-                                  self.gram_stats).numpy()
+                                  self.gram_stats, self.gram_dtype).numpy()
             r0, r1 = offsets1[i], offsets1[i + 1]
             c0, c1 = offsets2[j], offsets2[j + 1]
             kernel[r0:r1, c0:c1] = part
@@ -207,9 +243,9 @@ class KernelRun:
             captured = time.perf_counter()
             self.n_outputs = manifest["n_outputs"]
             if self.mode == "sketch":
-                s1 = torch.cat([torch.load(p, weights_only=True) for p in paths1])
+                s1 = torch.cat([self._load(p) for p in paths1])
                 s2 = s1 if paths2 is None else torch.cat(
-                    [torch.load(p, weights_only=True) for p in paths2])
+                    [self._load(p) for p in paths2])
                 kernel = (s1 @ s2.T).numpy()
                 self.sketch_diagonal = (s1 * s1).sum(1).numpy()
                 self.sketch_diagonal2 = (s2 * s2).sum(1).numpy()

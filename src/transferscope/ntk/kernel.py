@@ -148,6 +148,7 @@ def empirical_ntk_result(
     seed: int = 0,
     delta: float = 0.05,
     linear_path: LinearPath = "auto",
+    gram_dtype: Literal["auto", "float64"] = "auto",
     engine: Engine = "auto",
     cache_key: str | None = "auto",
     progress: bool = True,
@@ -162,9 +163,12 @@ def empirical_ntk_result(
     "auto" caches when ``output_fn`` carries a ``cache_token`` (the task layer's do), a string
     names the entry yourself, None disables caching. ``engine="loop"`` forces the slow but
     universal per-example autograd path (also the automatic fallback when hooks cannot see a use
-    of a parameter).
+    of a parameter). ``gram_dtype="float64"`` multiplies float32 gradients in float64 too (the
+    default multiplies them in float32 over 8192-coordinate chunks, summed in float64).
     """
     started = time.perf_counter()
+    if gram_dtype not in ("auto", "float64"):
+        raise input_error("empirical_ntk", "gram_dtype", gram_dtype, "'auto' or 'float64'")
     if mode not in ("exact", "sketch"):
         raise input_error("empirical_ntk", "mode", mode, "'exact' or 'sketch'")
     if memory_budget_gb <= 0:
@@ -190,7 +194,8 @@ def empirical_ntk_result(
     work = cache.dir(key + "-work") if cache is not None else Path(tempfile.mkdtemp(prefix="entk-"))
     try:
         run = KernelRun(model, output_fn, selected, mode, work, memory_budget_gb, block_size,
-                         sketch_dim, seed, linear_path, engine, progress)
+                         sketch_dim, seed, linear_path, engine, progress,
+                         persist=cache is not None, gram_dtype=gram_dtype)
         kernel, details = run.compute(examples, examples2)
     finally:
         if cache is None:
