@@ -38,11 +38,15 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERSCOPE_CACHE", str(tmp_path / "cache"))
 
 
-def test_parameter_sets_have_the_published_sizes(task64):
+def test_parameter_sets_have_the_published_sizes(smollm2):
     """26.5M attention and 134.5M total parameters (SmolLM2-135M, tied embedding)."""
-    sizes = {p: sum(x.numel() for _, x in select_parameters(task64.model, p))
-             for p in ("attention", "all")}
-    assert sizes == {"attention": 30 * (2 * 576 * 576 + 2 * 576 * 192), "all": 134_515_008}
+    model = smollm2[0]
+    sizes = {p: sum(x.numel() for _, x in select_parameters(model, p))
+             for p in ("attention", "all", "head", "last-2")}
+    assert sizes["attention"] == 30 * (2 * 576 * 576 + 2 * 576 * 192)  # GQA: 3 KV heads of 64
+    assert sizes["all"] == 134_515_008
+    assert sizes["head"] == 49152 * 576  # the tied embedding, found through lm_head's name
+    assert sizes["last-2"] == 2 * (sizes["attention"] // 30 + 3 * 576 * 1536 + 2 * 576)
 
 
 @pytest.mark.slow  # about 1 min on 2 idle cores (float64, 8 separate backward passes)

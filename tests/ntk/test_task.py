@@ -129,6 +129,6 @@ def test_mixed_init_kernel_is_body_plus_head(encoder):
     pooled = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
     head = encoder.kernel(TEXTS, params=lambda name: False, progress=False).kernel
     np.testing.assert_allclose(head, pooled @ pooled.T + 1.0, rtol=1e-5)
-    body = encoder.kernel(TEXTS, "attention", include_head=False, progress=False).kernel
-    both = encoder.kernel(TEXTS, "attention", progress=False).kernel
+    body = encoder.kernel(TEXTS, "last-1", include_head=False, progress=False).kernel
+    both = encoder.kernel(TEXTS, "last-1", progress=False).kernel
     np.testing.assert_allclose(both, body + head, rtol=1e-6, atol=1e-9 * np.abs(both).max())
