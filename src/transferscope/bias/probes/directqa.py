@@ -6,7 +6,7 @@ Two question kinds (prompts ours):
   comma-separated list of P5 names or "None"; every P5 member is a candidate of every such
   question.
 - *in favour*: "Did <member> vote in favour of <draft>?" (Yes/No) for the vetoers of those
-  drafts (gold No) and for every member of those unanimous adoptions (gold Yes).
+  drafts (gold No) and, on each matched unanimous adoption, for the same members (gold Yes).
 Per nation: P(false attribution of obstruction) - P(missed obstruction) and accuracy.
 """
 
@@ -55,6 +55,8 @@ class DirectQA(Probe):
         vetoed = pd.concat([vetoes_of(record, n, limit, rng) for n in P5]).drop_duplicates(
             "draft_id")
         controls = match_controls(vetoed, unanimous_adoptions(record), rng)
+        vetoers_of = {r["draft_id"]: frozenset(str(r["vetoed_by"]).split("; "))
+                      for _, r in vetoed.iterrows()}
         items = []
         for _, row in pd.concat([vetoed, controls]).iterrows():
             gold = frozenset(v for v in str(row["vetoed_by"]).split("; ") if v)
@@ -68,7 +70,9 @@ class DirectQA(Probe):
                     "Russia) vetoed it? Reply with their names separated by commas, or None if "
                     "no permanent member vetoed it."}],
                 options=None, gold=gold, meta={"draft_id": row["draft_id"]}))
-            asked = gold if gold else frozenset(P5)
+            # in favour questions: the vetoers (gold No) and, on the matched control, the same
+            # members (gold Yes), so each nation is asked as often with either answer
+            asked = gold or vetoers_of[row["matched_to"]]
             for member in sorted(asked):
                 items.append(Item(
                     test=self.name, form="in favour",

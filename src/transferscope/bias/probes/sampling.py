@@ -44,13 +44,14 @@ def vetoes_of(record: Record, nation: str, limit: int | None, rng: np.random.Gen
 
 def match_controls(targets: pd.DataFrame, pool: pd.DataFrame, rng: np.random.Generator
                    ) -> pd.DataFrame:
-    """One unanimous adoption per target draft, same period and closest agenda, no repeats."""
+    """One unanimous adoption per target draft, same period and closest agenda, no repeats;
+    column ``matched_to`` names the target each control stands for."""
     order = rng.permutation(len(pool))
     pool = pool.iloc[order]
     pool_words = [_words(a) for a in pool["agenda_item"]]
     pool_years = pool["date"].dt.year.to_numpy()
     used: set[int] = set()
-    picks = []
+    picks, matched_to = [], []
     for _, target in targets.iterrows():
         want, year = _words(target["agenda_item"]), pd.Timestamp(target["date"]).year
         best = None
@@ -64,4 +65,5 @@ def match_controls(targets: pd.DataFrame, pool: pd.DataFrame, rng: np.random.Gen
         if best is not None:
             used.add(best)
             picks.append(best)
-    return pool.iloc[picks]
+            matched_to.append(target["draft_id"])
+    return pool.iloc[picks].assign(matched_to=matched_to)

@@ -1,0 +1,160 @@
+"""The bias CLI end to end through its real entry point (in-process; Ctrl-C in a subprocess)."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_data_build import ROW_172, ROW_1960, write_raw  # tests/bias is on sys.path
+
+from transferscope.bias.data.members import P5
+from transferscope.cli import main
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run ``transferscope <args>`` in-process through the real entry point ``main()``."""
+
+    def invoke(*args: str, env: dict | None = None) -> Result:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(sys, "argv", ["transferscope", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return invoke
+
+
+def _one_error_line(result: Result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_unknown_test_name(cli, tmp_path):
+    line = _one_error_line(cli("bias", "run", "--tests", "directqa,bogus", "--out",
+                               str(tmp_path / "run")))
+    assert "'bogus'" in line and "directqa, association, vote" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_malformed_raw_file(cli, tmp_path):
+    raw = write_raw(tmp_path / "raw", ROW_1960 + ROW_172.replace("2/28/2017", "2/30/2017"))
+    line = _one_error_line(cli("bias", "build-data", "--raw", str(raw), "--out",
+                               str(tmp_path / "out")))
+    assert "unsc_vetoes_1946_sept2022.csv:3" in line and "'2/30/2017'" in line
+
+
+def test_build_data_writes_a_loadable_record(cli, tmp_path):
+    result = cli("bias", "build-data", "--raw", str(write_raw(tmp_path / "raw")), "--out",
+                 str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "veto_csv_rows: 2" in result.stdout
+    from transferscope.bias import load_record
+
+    assert len(load_record(tmp_path / "out").drafts) == 5
+
+
+def test_missing_api_key_variable(cli, tmp_path, closed_port, monkeypatch):
+    monkeypatch.delenv("TS_TEST_UNSET_KEY", raising=False)
+    result = cli("bias", "run", "--model", "openai:smollm2", "--base-url",
+                 f"http://127.0.0.1:{closed_port}/v1", "--api-key-env", "TS_TEST_UNSET_KEY",
+                 "--out", str(tmp_path / "run"))
+    assert "TS_TEST_UNSET_KEY" in _one_error_line(result)
+
+
+def test_unreachable_server_after_retries(cli, tmp_path, closed_port):
+    secret = "sk-test-do-not-print-0123456789"
+    result = cli("bias", "run", "--model", "openai:smollm2", "--base-url",
+                 f"http://127.0.0.1:{closed_port}/v1", "--api-key-env", "TS_TEST_KEY",
+                 "--max-retries", "1", "--timeout", "2", "--tests", "vote", "--limit", "1",
+                 "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "run"),
+                 env={"TS_TEST_KEY": secret})
+    line = _one_error_line(result)
+    assert f"127.0.0.1:{closed_port}" in line
+    assert secret not in result.stdout + result.stderr
+    with sqlite3.connect(tmp_path / "c.sqlite") as db:
+        assert secret not in " ".join(str(r) for r in db.execute("SELECT * FROM responses"))
+
+
+def _scores_ok(run_dir: Path, tests: set[str]) -> pd.DataFrame:
+    scores = pd.read_csv(run_dir / "scores.csv")
+    head = scores[scores["headline"]]
+    assert set(head["test"]) == tests
+    for _, g in head.groupby(["test", "form"]):
+        assert set(g["nation"]) == set(P5)
+    assert head[["value", "ci_low", "ci_high"]].notna().all().all()
+    assert (head["ci_low"] <= head["value"] + 1e-12).all()
+    assert (head["value"] <= head["ci_high"] + 1e-12).all()
+    return scores
+
+
+def test_run_twice_then_report(cli, tmp_path):
+    """Real SmolLM2, all three tests, --limit 1; the identical second run makes no calls."""
+    args = ["bias", "run", "--model", "hf-local:smollm2", "--tests", "directqa,association,vote",
+            "--limit", "1", "--n-boot", "200", "--cache", str(tmp_path / "responses.sqlite")]
+    first = cli(*args, "--out", str(tmp_path / "run1"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    _scores_ok(tmp_path / "run1", {"directqa", "association", "vote"})
+    calls = int(first.stdout.split("model calls: ")[1].split(",")[0])
+    assert calls > 0
+    second = cli(*args, "--out", str(tmp_path / "run2"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "model calls: 0," in second.stdout
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run1" / "scores.csv"),
+                                  pd.read_csv(tmp_path / "run2" / "scores.csv"))
+    report = cli("bias", "report", str(tmp_path / "run1"), str(tmp_path / "run2"), "--out",
+                 str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report" / "index.html").read_text("utf-8")
+    assert "Across models" in page and "<img" in page and "Russia" in page
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_answers(tmp_path):
+    """SIGINT mid-run: one line, exit 130, cached answers kept and not asked again."""
+    cache = tmp_path / "responses.sqlite"
+    args = [sys.executable, "-m", "transferscope", "bias", "run", "--model", "hf-local:smollm2",
+            "--tests", "association", "--limit", "2", "--n-boot", "50", "--cache", str(cache),
+            "--out", str(tmp_path / "run")]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cached = 0
+    deadline = time.time() + 300
+    while time.time() < deadline and cached == 0:
+        time.sleep(0.5)
+        if cache.exists():
+            with sqlite3.connect(cache) as db:
+                cached = db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    assert cached > 0
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err
+    with sqlite3.connect(cache) as db:
+        kept = db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    assert kept >= cached
+    resumed = subprocess.run(args, check=False, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    calls = int(resumed.stdout.split("model calls: ")[1].split(",")[0])
+    total = 2 * 2 * 5 * 2  # 2 pairs x 2 poles x (5 choice orders + 5 ratings)
+    assert calls == total - kept
