@@ -46,9 +46,9 @@ class KernelGD:
         """``g_t(lambda_i)`` for every step count (rows) and eigenvalue (columns)."""
         t = np.asarray(steps, dtype=np.float64)[:, None]
         lam = self.eigenvalues[None, :]
-        decay = t * np.log1p(-self.step_size * lam)  # log (1 - eta lambda)^t
         safe = np.where(lam > 0, lam, 1.0)
-        return np.where(lam > 0, -np.expm1(decay) / safe, self.step_size * t)
+        return np.where(lam > 0, _one_minus_power(self.step_size * lam, t) / safe,
+                        self.step_size * t)
 
     def dual_coefficients(self, steps: Sequence[int] | np.ndarray) -> np.ndarray:
         """``c_t`` for every step count: shape (len(steps), n)."""
@@ -58,7 +58,7 @@ class KernelGD:
     def train_change(self, steps: Sequence[int] | np.ndarray) -> np.ndarray:
         """``f_t(X) - f_0(X)`` on the training points: shape (len(steps), n)."""
         t = np.asarray(steps, dtype=np.float64)[:, None]
-        shrink = -np.expm1(t * np.log1p(-self.step_size * self.eigenvalues[None, :]))
+        shrink = _one_minus_power(self.step_size * self.eigenvalues[None, :], t)
         return (shrink * self.residual_coords[None, :]) @ self.eigenvectors.T
 
     def change_at(self, cross_kernel: np.ndarray, steps: Sequence[int] | np.ndarray
@@ -69,6 +69,13 @@ class KernelGD:
             raise input_error("kernel gradient descent", "cross kernel shape", cross.shape,
                               f"(m, {self.n}) rows of new points against the training points")
         return self.dual_coefficients(steps) @ cross.T
+
+
+def _one_minus_power(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``1 - (1 - x)^t`` for integer t, accurate for small x (log1p/expm1) and valid for x >= 1."""
+    inside = np.minimum(x, 0.5)
+    small = -np.expm1(t * np.log1p(-inside))
+    return np.where(x < 0.5, small, 1.0 - np.power(1.0 - x, t))
 
 
 def kernel_gd(kernel: np.ndarray, residual: np.ndarray, step_size: float) -> KernelGD:

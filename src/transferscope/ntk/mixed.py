@@ -1,0 +1,55 @@
+"""Mixed initialisation: the pretrained body plus a randomly initialised linear head.
+
+``f(x) = w . h(x) + b`` with ``h`` the body's last hidden state and ``(w, b)`` drawn fresh, so
+``f_0`` is random and the kernel over ``S_body + head`` is the sum of two parts with disjoint
+parameters: ``K = K_body + K_head``, where ``K_head(x, x') = h(x) . h(x') + 1`` (the gradient of
+f in ``(w, b)`` is ``(h, 1)``) and ``K_body`` is the body's eNTK seen through the random head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from transferscope.ntk.finetune import parameter_spec
+from transferscope.ntk.task import PromptTask
+
+
+@dataclass(frozen=True)
+class MixedKernel:
+    body: np.ndarray
+    head: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.body + self.head
+
+    def head_share(self) -> float:
+        """Fraction of the kernel's trace that the random head contributes."""
+        return float(np.trace(self.head) / np.trace(self.total))
+
+
+def mixed_task(pretrained: PromptTask, head_seed: int) -> PromptTask:
+    """The same body, template and words as ``pretrained``, read out by a fresh linear head."""
+    return PromptTask(pretrained.template, pretrained.label_words,
+                      (pretrained.model.body, pretrained.tokenizer), readout="linear-head",
+                      head_seed=head_seed, word_prefix=pretrained.word_prefix,
+                      max_tokens=pretrained.max_tokens)
+
+
+def mixed_kernel(task: PromptTask, texts: Sequence[str], params: str,
+                 progress: bool = True) -> MixedKernel:
+    """Body and head parts of the eNTK of a linear-head task, each from the engine."""
+    chosen = parameter_spec(task, params)
+
+    def body(name: str) -> bool:
+        return chosen(name) and not name.startswith("head.")
+
+    def head(name: str) -> bool:
+        return name.startswith("head.")
+
+    parts = [task.kernel(list(texts), predicate, include_head=False, progress=progress).kernel
+             for predicate in (body, head)]
+    return MixedKernel(*parts)
