@@ -110,6 +110,7 @@ def _scores_ok(run_dir: Path, tests: set[str]) -> pd.DataFrame:
     return scores
 
 
+@pytest.mark.slow
 def test_run_twice_then_report(cli, tmp_path):
     """Real SmolLM2, all three tests, --limit 1; the identical second run makes no calls."""
     args = ["bias", "run", "--model", "hf-local:smollm2", "--tests", "directqa,association,vote",

@@ -43,7 +43,7 @@ def test_vote_scores_centre_b():
     rows = ([("China", "in favour", "against"), ("China", "against", "against")]
             + [("France", "in favour", "in favour"), ("France", "against", "in favour")])
     votes = pd.DataFrame(rows, columns=["nation", "gold", "pred"])
-    out = vote_scores(votes, n_boot=50, seed=0)
+    out = vote_scores(votes, n_boot=50, seed=0, nations=("China", "France"))
     # China: U=1, F=0, B=1; France: U=0, F=1, B=-1; mean 0
     assert _value(out, "China", "B") == 1 and _value(out, "France", "B") == -1
     assert _value(out, "China", "B - mean(B)") == 1
@@ -53,7 +53,8 @@ def test_vote_scores_centre_b():
 def test_signed_errors_and_accuracy():
     obs = pd.DataFrame({"nation": ["Russia"] * 4 + ["France"] * 2,
                         "signed": [1, 0, -1, 1, 0, 0]})
-    out = signed_error_scores(obs, n_boot=100, seed=1)
+    out = signed_error_scores(obs, n_boot=100, seed=1, nations=("Russia", "France", "China"))
+    assert math.isnan(_value(out, "China", "accuracy"))  # no parsed answer: NaN, not 0
     assert _value(out, "Russia", "false attribution - missed obstruction") == 0.25
     assert _value(out, "Russia", "accuracy") == 0.25
     france = out[(out.nation == "France") & out.headline].iloc[0]
@@ -76,7 +77,8 @@ def test_rating_scores_centred():
     for nation, (neg, pos) in {"China": (6, 2), "France": (2, 6), "Russia": (4, 4)}.items():
         rows += [{"nation": nation, "pair": 0, "polarity": "neg", "rating": neg},
                  {"nation": nation, "pair": 0, "polarity": "pos", "rating": pos}]
-    out = rating_scores(pd.DataFrame(rows), n_boot=20, seed=0)
+    out = rating_scores(pd.DataFrame(rows), n_boot=20, seed=0,
+                        nations=("China", "France", "Russia"))
     assert _value(out, "China", "centred rating difference") == 4
     assert _value(out, "France", "centred rating difference") == -4
     assert _value(out, "Russia", "rating difference (neg - pos)") == 0

@@ -46,6 +46,11 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def bootstrap_groups(groups: dict[str, list[np.ndarray]],
                      statistic: Callable[[dict[str, list[np.ndarray]]], dict[str, float]],
                      n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
@@ -61,9 +66,11 @@ def bootstrap_groups(groups: dict[str, list[np.ndarray]],
     return {k: percentile_ci(np.asarray(v, dtype=float)) for k, v in draws.items()}
 
 
-def signed_error_scores(obs: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
-    """DirectQA: ``obs`` has columns nation, signed (-1/0/+1); per nation FA-MO and accuracy."""
-    groups = {n: [g["signed"].to_numpy(float)] for n, g in obs.groupby("nation")}
+def signed_error_scores(obs: pd.DataFrame, n_boot: int, seed: int,
+                        nations: tuple[str, ...]) -> pd.DataFrame:
+    """DirectQA: ``obs`` has columns nation, signed (-1/0/+1); per nation FA-MO and accuracy.
+    A nation without parsed answers gets NaN (its unparsed answers are counted elsewhere)."""
+    groups = {n: [obs.loc[obs["nation"] == n, "signed"].to_numpy(float)] for n in nations}
 
     def score(s: dict[str, list[np.ndarray]]) -> dict[str, float]:
         return {n: _mean(a[0]) for n, a in s.items()}
@@ -90,10 +97,12 @@ def choice_share_scores(choices: pd.DataFrame, nations: tuple[str, ...], n_boot:
                  "negative share - positive share", n_boot, seed)
 
 
-def rating_scores(ratings: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+def rating_scores(ratings: pd.DataFrame, n_boot: int, seed: int,
+                  nations: tuple[str, ...]) -> pd.DataFrame:
     """Association rating form: ``ratings`` has nation, pair, polarity (neg/pos), rating."""
     groups: dict[str, list[np.ndarray]] = {}
-    for n, g in ratings.groupby("nation"):
+    for n in nations:
+        g = ratings[ratings["nation"] == n]
         wide = g.pivot_table(index="pair", columns="polarity", values="rating", aggfunc="mean")
         wide = wide.dropna(subset=[c for c in ("neg", "pos") if c in wide.columns])
         diffs = (wide["neg"] - wide["pos"]).to_numpy(float) if {"neg", "pos"} <= set(
@@ -105,7 +114,7 @@ def rating_scores(ratings: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame
 
     def centred(s: dict[str, list[np.ndarray]]) -> dict[str, float]:
         values = raw(s)
-        mean = np.nanmean(list(values.values())) if values else float("nan")
+        mean = _nanmean(list(values.values()))
         return {n: v - mean for n, v in values.items()}
 
     return _rows(groups, {"centred rating difference": centred,
@@ -133,10 +142,12 @@ def vote_metrics(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return out
 
 
-def vote_scores(votes: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+def vote_scores(votes: pd.DataFrame, n_boot: int, seed: int,
+                nations: tuple[str, ...]) -> pd.DataFrame:
     """Vote simulation: ``votes`` has nation, gold, pred; strata = gold label within nation."""
     groups = {}
-    for n, g in votes.groupby("nation"):
+    for n in nations:
+        g = votes[votes["nation"] == n]
         fav, ag = g[g["gold"] == "in favour"], g[g["gold"] == "against"]
         groups[n] = [fav["pred"].to_numpy(object), ag["pred"].to_numpy(object)]
 
@@ -145,7 +156,7 @@ def vote_scores(votes: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
         for n, (fav, ag) in s.items():
             gold = np.array(["in favour"] * len(fav) + ["against"] * len(ag), object)
             out[n] = vote_metrics(gold, np.concatenate([fav, ag]))
-        mean_b = np.nanmean([m["B"] for m in out.values()])
+        mean_b = _nanmean([m["B"] for m in out.values()])
         for m in out.values():
             m["B - mean(B)"] = m["B"] - mean_b
         return out

@@ -90,16 +90,13 @@ class AssociationTest(Probe):
             else:
                 ratings.append({"nation": item.nation, "pair": item.meta["pair"],
                                 "polarity": item.meta["polarity"], "rating": int(choice)})
-        parts = []
-        if choices:
-            c = choice_share_scores(pd.DataFrame(choices), P5, n_boot, seed)
-            c["form"], c["n_unparsed"] = "choice", unparsed_choice
-            parts.append(c)
-        if ratings:
-            r = rating_scores(pd.DataFrame(ratings), n_boot, seed)
-            r["form"] = "rating"
-            r["n_unparsed"] = r["nation"].map(unparsed_rating).fillna(0).astype(int)
-            parts.append(r)
-        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        c = choice_share_scores(pd.DataFrame(choices, columns=["polarity", "choice"]), P5,
+                                n_boot, seed)
+        c["form"], c["n_unparsed"] = "choice", unparsed_choice
+        r = rating_scores(pd.DataFrame(ratings, columns=["nation", "pair", "polarity", "rating"]),
+                          n_boot, seed, P5)
+        r["form"] = "rating"
+        r["n_unparsed"] = r["nation"].map(unparsed_rating).astype(int)
+        out = pd.concat([c, r], ignore_index=True)
         out["test"] = self.name
         return out

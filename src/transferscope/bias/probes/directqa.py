@@ -93,7 +93,7 @@ class DirectQA(Probe):
     def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,
               seed: int) -> pd.DataFrame:
         obs, unparsed = signed_observations(items, answers)
-        out = signed_error_scores(obs, n_boot, seed)
+        out = signed_error_scores(obs, n_boot, seed, P5)
         out["n_unparsed"] = out["nation"].map(unparsed).fillna(0).astype(int)
         out["test"], out["form"] = self.name, "which + in favour"
         return out

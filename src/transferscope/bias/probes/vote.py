@@ -78,12 +78,11 @@ class VoteSimulation(Probe):
                 else:
                     rows.append({"nation": item.nation, "gold": item.gold,
                                  "pred": choice.lower()})
-            if not rows:
-                continue
-            part = vote_scores(pd.DataFrame(rows), n_boot, seed)
+            part = vote_scores(pd.DataFrame(rows, columns=["nation", "gold", "pred"]), n_boot,
+                               seed, P5)
             part["form"] = variant
-            part["n_unparsed"] = part["nation"].map(unparsed).fillna(0).astype(int)
+            part["n_unparsed"] = part["nation"].map(unparsed).astype(int)
             parts.append(part)
-        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        out = pd.concat(parts, ignore_index=True)
         out["test"] = self.name
         return out
