@@ -85,16 +85,17 @@ def test_option_logprobs_prefer_the_fact(hf_backend):
     assert max(paris, berlin, madrid) < 0.0
 
 
-def test_option_logprobs_match_an_unbatched_reference(hf_backend, smollm2):
+@pytest.mark.parametrize("shared_prompt", [True, False], ids=["cached-prompt", "full-rows"])
+def test_option_logprobs_match_an_unbatched_reference(hf_backend, smollm2, shared_prompt):
     """Batched, padded scoring equals the chain rule on single unpadded sequences."""
     model, tok = smollm2
-    requests = [(FRANCE, ["Paris", "The capital of France is Paris."]),
+    requests = [(FRANCE, ["Paris", "The capital of France is Paris.", "B"]),
                 (PROMPTS[0], ["China", "the Russian Federation"])]
-    hf_backend.batch_size = 4  # all rows, of different lengths, in one padded batch
-    try:
+    hf_backend.shared_prompt = shared_prompt
+    try:  # batch_size 4: rows (or options) of different lengths share one padded batch
         got = hf_backend.option_logprobs_many(requests)
     finally:
-        hf_backend.batch_size = 4
+        hf_backend.shared_prompt = True
     for (conversation, options), values in zip(requests, got, strict=True):
         prompt = tok(hf_backend.render(conversation), add_special_tokens=False).input_ids
         for option, value in zip(options, values, strict=True):

@@ -2,13 +2,16 @@
 
 Conversations are rendered with the model's own chat template and generated in batches with
 left padding (greedy by default). Options are scored exactly: the summed log-probability of
-the option's tokens appended to the templated prompt, many options in one forward pass.
+the option's tokens appended to the templated prompt; the prompt runs once and its key/value
+cache serves all options of an item, run together as one batch.
 The model loads lazily on the first real call, so a run answered wholly from the cache never
 loads it.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +66,7 @@ class HFLocalBackend(Backend):
         self.model_name = str(model)
         self.batch_size = batch_size
         self.dtype = dtype
+        self.shared_prompt = True  # score options on one cached prompt (False: full rows)
         self.id = f"hf-local:{self.model_name}"
         # Resolves (and validates) the name or path now, without converting anything yet.
         self._model_dir = resolve_model(self.model_name, prepare=False)
@@ -164,23 +168,70 @@ class HFLocalBackend(Backend):
             validate_options(options, f"request {i} options")
         self._load()
         tok = self._tokenizer
+        started = time.perf_counter()
+        results: list[list[float]] = []
         rows: list[tuple[int, int, list[int], int]] = []  # request, option, ids, option start
         for r, (conversation, options) in enumerate(requests):
-            prompt_ids = tok(self.render(conversation), add_special_tokens=False)["input_ids"]
-            for o, option in enumerate(options):
-                option_ids = tok(option, add_special_tokens=False)["input_ids"]
-                rows.append((r, o, list(prompt_ids) + list(option_ids), len(prompt_ids)))
-        results = [[0.0] * len(options) for _, options in requests]
+            prompt_ids = list(tok(self.render(conversation), add_special_tokens=False)["input_ids"])
+            option_ids = [list(tok(o, add_special_tokens=False)["input_ids"]) for o in options]
+            shared = self._score_shared_prompt(prompt_ids, option_ids, torch)
+            results.append(shared if shared is not None else [0.0] * len(options))
+            if shared is None:
+                rows += [(r, o, prompt_ids + ids, len(prompt_ids)) for o, ids in enumerate(option_ids)]
+            self.stats.prompt_tokens += len(prompt_ids) + sum(len(ids) for ids in option_ids)
         rows.sort(key=lambda row: len(row[2]))  # similar lengths together: less padding
-        started = time.perf_counter()
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start:start + self.batch_size]
             for (r, o, _, _), value in zip(chunk, self._score_rows(chunk, torch), strict=True):
                 results[r][o] = value
         self.stats.seconds += time.perf_counter() - started
         self.stats.model_calls += len(requests)
-        self.stats.prompt_tokens += sum(len(row[2]) for row in rows)
         return results
+
+    def _score_shared_prompt(self, prompt_ids: list[int], option_ids: list[list[int]],
+                             torch: Any) -> list[float] | None:
+        """The prompt runs once; its key/value cache is copied for the options, run as a batch.
+
+        About K times less work than K full sequences when the prompt dominates, and a single
+        pass when every option is one token. ``None`` when ``shared_prompt`` is off or the
+        model's cache cannot be repeated across a batch (the caller then scores full rows).
+        """
+        if not self.shared_prompt:
+            return None
+        model = self._model
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
+            prompt_cache = out.get("cache", out.get("past_key_values"))
+            if prompt_cache is None or not hasattr(prompt_cache, "batch_repeat_interleave"):
+                return None
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            values = [float(first[ids[0]]) for ids in option_ids]
+            longer = [k for k, ids in enumerate(option_ids) if len(ids) > 1]
+            for start in range(0, len(longer), self.batch_size):
+                chunk = longer[start:start + self.batch_size]
+                cache = copy.deepcopy(prompt_cache)
+                cache.batch_repeat_interleave(len(chunk))
+                width = max(len(option_ids[k]) for k in chunk)
+                ids = torch.full((len(chunk), width), self._tokenizer.pad_token_id,
+                                 dtype=torch.long)
+                mask = torch.zeros((len(chunk), len(prompt_ids) + width), dtype=torch.long)
+                mask[:, : len(prompt_ids)] = 1
+                for row, k in enumerate(chunk):
+                    ids[row, : len(option_ids[k])] = torch.tensor(option_ids[k])
+                    mask[row, len(prompt_ids): len(prompt_ids) + len(option_ids[k])] = 1
+                logits = model(input_ids=ids, attention_mask=mask, use_cache=True,
+                               **{self._cache_argument(): cache}).logits.float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+                for row, k in enumerate(chunk):
+                    targets = torch.tensor(option_ids[k][1:])
+                    steps = torch.arange(len(targets))
+                    values[k] += float(logprobs[row, steps, targets].sum())
+        return values
+
+    def _cache_argument(self) -> str:
+        """``cache`` in recent transformers, ``past_key_values`` before."""
+        parameters = inspect.signature(self._model.forward).parameters
+        return "cache" if "cache" in parameters else "past_key_values"
 
     def _score_rows(self, chunk: list[tuple[int, int, list[int], int]], torch: Any) -> list[float]:
         """Summed log p of each row's tokens from its option start on (right padding, one pass)."""
