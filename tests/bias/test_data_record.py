@@ -60,16 +60,16 @@ def test_resolution_2397_unanimous(record):
 
 def test_no_vote_without_a_determining_source(record):
     d = record.drafts.set_index("draft_id")
-    known = record.p5_votes[record.p5_votes["vote"] != "unknown"]
-    for row in known.itertuples():
-        draft = d.loc[row.draft_id]
-        if row.vote == "against":
-            assert draft["outcome"] == "vetoed" and row.member in draft["vetoed_by"].split("; ")
-        else:
-            assert row.vote == "in favour" and draft["outcome"] == "adopted"
-            full = 11 if draft["year"] < 1966 else 15
-            assert draft["tally_text"] == "adopted unanimously" or (
-                draft["tally_yes"], draft["tally_no"], draft["tally_abstain"]) == (full, 0, 0)
+    known = record.p5_votes[record.p5_votes["vote"] != "unknown"].join(d, on="draft_id")
+    against = known[known["vote"] == "against"]
+    assert (against["outcome"] == "vetoed").all()
+    assert all(m in v.split("; ") for m, v in zip(against["member"], against["vetoed_by"]))
+    favour = known[known["vote"] != "against"]
+    assert (favour["vote"] == "in favour").all() and (favour["outcome"] == "adopted").all()
+    full = favour["year"].lt(1966).map({True: 11, False: 15})
+    tally_full = ((favour["tally_yes"] == full) & (favour["tally_no"] == 0)
+                  & (favour["tally_abstain"] == 0)).fillna(False)
+    assert (tally_full | (favour["tally_text"] == "adopted unanimously")).all()
     # hand-checked: resolution 2640 (2022) was adopted 13-0-2, so no P5 vote is determined
     r2640 = d[d["resolution"] == "S/RES/2640 (2022)"].index[0]
     assert set(_votes(record, r2640).values()) == {"unknown"}
