@@ -48,12 +48,13 @@ def brute_rademacher(eigs: np.ndarray, eps: float) -> float:
 def brute_stopping_time(eigs: np.ndarray, eta: float, sigma: float, radius: float) -> int:
     """Walk t = 1, 2, ... until the RWY inequality holds; T_hat is one less."""
     t = 1
-    while True:
+    while t < 10**6:
         horizon = eta * t
         bound = radius / (2 * math.e * sigma * horizon)
         if brute_rademacher(eigs, 1.0 / math.sqrt(horizon)) > bound:
             return t - 1
         t += 1
+    raise AssertionError("no stopping time below 10^6 steps")
 
 
 def brute_critical_radius(eigs: np.ndarray, sigma: float, radius: float) -> tuple[float, float]:
@@ -177,3 +178,33 @@ def test_training_schedule_hand_checked():
     assert training_schedule(50, 100, 10, 0.01, loss="mse").step_size == pytest.approx(0.02)
     with pytest.raises(InputError, match="batch size"):
         training_schedule(50, 100, 0, 0.01)
+
+
+def test_bootstrap_of_the_rule_recomputes_each_resample():
+    from transferscope.ntk.stopping import bootstrap_stopping_time
+
+    n, sigma = 120, 0.3
+    k, x = sobolev_kernel(n)
+    y = 1.3 * np.sin(np.pi * x / 2) + sigma * np.random.default_rng(11).standard_normal(n)
+    eigs = np.clip(np.linalg.eigvalsh(k / n), 0, None)
+    eta = 0.5 * max_step_size(eigs)
+    boot = bootstrap_stopping_time(k, y, eta, n_boot=100, seed=5)
+    # resample 0 by hand: ridge fit with explicit matrices, rescaled residuals, same draw
+    noise = estimate_noise(k, y)
+    hat = k @ np.linalg.inv(k + n * noise.ridge * np.eye(n))
+    fitted = hat @ y
+    errors = (y - fitted) - (y - fitted).mean()
+    errors *= math.sqrt(n / np.trace(np.eye(n) - hat))
+    y_star = fitted + errors[np.random.default_rng(5).integers(0, n, size=n)]
+    noise_star = estimate_noise(k, y_star)
+    radius_star = estimate_radius(k, y_star, noise_star.ridge)
+    assert boot.sigmas[0] == pytest.approx(noise_star.sigma, rel=1e-8)
+    assert boot.stopping_times[0] == brute_stopping_time(eigs, eta, noise_star.sigma,
+                                                         radius_star)
+    # the noise level the data were drawn with lies inside the bootstrap's spread of sigma
+    assert np.quantile(boot.sigmas, 0.025) < sigma < np.quantile(boot.sigmas, 0.975)
+    low, high = boot.interval()
+    t_hat = rwy_stopping_time(eigs, eta, noise.sigma, estimate_radius(k, y, noise.ridge))
+    assert low <= t_hat <= high and high < 10 * low
+    fixed = bootstrap_stopping_time(k, y, eta, n_boot=5, seed=5, sigma=0.3, radius=1.0)
+    assert np.all(fixed.sigmas == 0.3) and np.all(fixed.radii == 1.0)

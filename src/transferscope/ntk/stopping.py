@@ -20,6 +20,7 @@ All functions are pure: eigenvalues, kernels and residuals in, numbers out.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,22 +172,33 @@ def estimate_noise(kernel: np.ndarray, residual: np.ndarray,
     """``sigma^2 = ||(I - H) r||^2 / tr(I - H)`` with ``H = K_n (K_n + lam I)^{-1}``.
 
     ``lam`` minimises generalised cross-validation ``n ||(I - H) r||^2 / tr(I - H)^2`` over a
-    log grid spanning ``1e-8 .. 10`` times ``lambda_max(K_n)`` (our default grid).
+    log grid spanning ``1e-8 .. 10`` times ``lambda_max(K_n)`` (our default grid), among the
+    ridges that leave at least ``n / 4`` residual degrees of freedom ``tr(I - H)`` (our
+    safeguard: with few examples or a well-conditioned kernel GCV drifts to interpolation,
+    where ``sigma`` collapses towards 0 and ``T_hat`` explodes).
     """
     r = np.asarray(residual, dtype=np.float64).ravel()
     evals, evecs = _eig_kn(kernel)
-    n = r.size
-    if evecs.shape[0] != n:
-        raise InputError(f"residual: length {n}: expected one value per kernel row "
+    if evecs.shape[0] != r.size:
+        raise InputError(f"residual: length {r.size}: expected one value per kernel row "
                          f"({evecs.shape[0]})")
-    coords_sq = (evecs.T @ r) ** 2
-    top = float(evals.max())
+    return _noise_from_eig(evals, evecs.T @ r, ridge_grid)
+
+
+def _noise_from_eig(evals: np.ndarray, coords: np.ndarray,
+                    ridge_grid: np.ndarray | None = None) -> NoiseEstimate:
+    """GCV on the eigen-coordinates ``U^T r`` of the residual."""
+    n = coords.size
+    coords_sq = coords**2
     grid = (np.asarray(ridge_grid, dtype=np.float64) if ridge_grid is not None
-            else top * np.logspace(-8, 1, 181))
+            else float(evals.max()) * np.logspace(-8, 1, 181))
     keep = grid[:, None] / (evals[None, :] + grid[:, None])  # eigenvalues of I - H per lam
     rss = (keep**2 * coords_sq[None, :]).sum(axis=1)
     trace = keep.sum(axis=1)
-    gcv = n * rss / trace**2
+    gcv = np.where(trace >= n / 4.0, n * rss / trace**2, np.inf)
+    if not np.isfinite(gcv).any():
+        raise InputError("ridge grid: no ridge leaves n/4 residual degrees of freedom: "
+                         "expected larger ridges in the grid")
     best = int(np.argmin(gcv))
     return NoiseEstimate(
         sigma=math.sqrt(rss[best] / trace[best]),
@@ -204,9 +216,66 @@ def estimate_radius(kernel: np.ndarray, residual: np.ndarray, ridge: float) -> f
     """
     evals, evecs = _eig_kn(kernel)
     r = np.asarray(residual, dtype=np.float64).ravel()
+    return _radius_from_eig(evals, evecs.T @ r, _positive("ridge", ridge))
+
+
+def _radius_from_eig(evals: np.ndarray, coords: np.ndarray, ridge: float) -> float:
+    n = coords.size
+    return math.sqrt(float((coords**2 / (n * evals + n * ridge)).sum()))
+
+
+@dataclass(frozen=True)
+class StoppingBootstrap:
+    """``T_hat`` (and the sigma, R behind it) recomputed on bootstrap residuals."""
+
+    stopping_times: np.ndarray
+    sigmas: np.ndarray
+    radii: np.ndarray
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """Percentile interval of ``T_hat``."""
+        tail = (1.0 - level) / 2.0
+        low, high = np.quantile(self.stopping_times, [tail, 1.0 - tail])
+        return float(low), float(high)
+
+
+def bootstrap_stopping_time(kernel: np.ndarray, residual: np.ndarray, step_size: float,
+                            n_boot: int = 200, seed: int = 0, sigma: float | None = None,
+                            radius: float | None = None,
+                            progress: Callable[[int], None] | None = None
+                            ) -> StoppingBootstrap:
+    """Residual bootstrap of the whole rule with the design fixed, as in RWY's analysis.
+
+    ``r* = H r + e*`` with ``e*`` drawn from the GCV ridge fit's centred residuals, rescaled by
+    ``sqrt(n / tr(I - H))`` so their variance is ``sigma_hat^2``; sigma and R are re-estimated
+    on ``r*`` (unless given) and ``T_hat`` recomputed. Resampling examples instead would
+    duplicate pairs, and GCV then interpolates the twins: sigma -> 0 (we tried).
+    """
+    r = np.asarray(residual, dtype=np.float64).ravel()
+    evals, evecs = _eig_kn(kernel)
+    if evecs.shape[0] != r.size:
+        raise InputError(f"residual: length {r.size}: expected one value per kernel row "
+                         f"({evecs.shape[0]})")
+    eta = check_step_size(evals, step_size)
     n = r.size
-    coords_sq = (evecs.T @ r) ** 2
-    return math.sqrt(float((coords_sq / (n * evals + n * _positive("ridge", ridge))).sum()))
+    coords = evecs.T @ r
+    noise = _noise_from_eig(evals, coords)
+    keep = noise.ridge / (evals + noise.ridge)  # eigenvalues of I - H
+    fitted = r - evecs @ (keep * coords)
+    errors = (r - fitted) - (r - fitted).mean()
+    errors *= math.sqrt(n / keep.sum())
+    rng = np.random.default_rng(seed)
+    out = np.zeros((3, n_boot))
+    for b in range(n_boot):
+        boot_coords = evecs.T @ (fitted + errors[rng.integers(0, n, size=n)])
+        boot_noise = _noise_from_eig(evals, boot_coords)
+        s = sigma if sigma is not None else boot_noise.sigma
+        rad = (radius if radius is not None
+               else _radius_from_eig(evals, boot_coords, boot_noise.ridge))
+        out[:, b] = (rwy_stopping_time(evals, eta, s, rad), s, rad)
+        if progress is not None:
+            progress(b + 1)
+    return StoppingBootstrap(out[0].astype(np.int64), out[1], out[2])
 
 
 def sensitivity_table(eigenvalues: np.ndarray, step_size: float, sigmas: np.ndarray,
