@@ -359,3 +359,9 @@ def _print_stop(result: dict) -> None:
         grid.add_row(f"x{f:g}", *[str(int(v)) for v in row])
     _out.print(grid)
     _out.print(f"wrote {Path(result['run']) / runs.STOP_FILE}")
+
+
+# finetune, rates, taskvec and report (NTK part 2) join this group from their own module
+from transferscope.ntk.cli_experiments import app as _experiments  # noqa: E402
+
+app.registered_commands += _experiments.registered_commands
