@@ -1,0 +1,103 @@
+"""The Reflexion loop with the real embedded SmolLM2 (hf-local) behind the SQLite response cache:
+verdict parsing against hand-written replies, prompt assembly, bounded memory, evaluator replies
+not in the expected form counted and kept, and a rerun served entirely from the cache."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from transferscope.bias.backends.registry import make_backend
+from transferscope.bias.data.record import Record, load_record
+from transferscope.bias.debias.corpus import build_corpus
+from transferscope.bias.debias.leakage import LeakageGuard, scope_of
+from transferscope.bias.debias.reflexion import (
+    ReflexionSettings,
+    Verdict,
+    parse_verdict,
+    run_reflexion,
+    with_context,
+)
+from transferscope.bias.probes.vote import VoteSimulation
+from transferscope.core.errors import InputError
+
+# An independent statement of the expected form: two fields, in order, each yes or no.
+FORM = re.compile(r"^\W*grounded\W*(yes|no)\W+stereotyping\W*(yes|no)\W*$", re.I)
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    ("Grounded: yes; Stereotyping: no", Verdict(True, False)),
+    ("grounded: NO, stereotyping: yes.", Verdict(False, True)),
+    ("**Grounded:** no\nStereotyping: no", Verdict(False, False)),
+    ("Grounded: yes", None),
+    ("Stereotyping: no; Grounded: yes", None),
+    ("Grounded: maybe; Stereotyping: no", None),
+    ("The answer is grounded. Grounded: yes; Stereotyping: no", None),
+    ("", None),
+])
+def test_parse_verdict_against_hand_written_replies(reply, expected):
+    assert parse_verdict(reply) == expected
+
+
+def test_settings_reject_bad_values():
+    with pytest.raises(InputError, match="rounds = -1"):
+        ReflexionSettings(rounds=-1)
+    with pytest.raises(InputError, match="memory size = 0"):
+        ReflexionSettings(memory_size=0)
+
+
+@pytest.fixture(scope="module")
+def record() -> Record:
+    return load_record()
+
+
+def test_with_context_puts_dated_evidence_and_notes_before_the_question(record):
+    item = VoteSimulation().build_items(record, 1, 0)[0]
+    corpus = build_corpus(record)
+    mask = LeakageGuard(corpus).allowed(scope_of(item, record))
+    evidence = [p for p, ok in zip(corpus, mask, strict=True) if ok][:2]
+    asked = with_context(item, evidence, ["check the dates"])
+    text = asked.conversation[-1]["content"]
+    assert text.startswith("Evidence from the UN Security Council record:\n[1] (")
+    assert evidence[0].date.isoformat() in text and evidence[1].source in text
+    assert "- check the dates" in text and text.endswith(item.conversation[-1]["content"])
+    assert (asked.options, asked.gold, asked.item_id) == (item.options, item.gold, item.item_id)
+    assert item.conversation[-1]["content"] != text  # the original item is untouched
+
+
+def test_loop_on_the_embedded_model_counts_bad_verdicts_and_resumes_from_cache(record,
+                                                                               tmp_path):
+    probe = VoteSimulation()
+    items = [i for i in probe.build_items(record, 1, 0) if i.nation == "Russia"]
+    corpus = build_corpus(record)
+    guard = LeakageGuard(corpus)
+    evidence = {}
+    for item in items:
+        mask = guard.allowed(scope_of(item, record))
+        evidence[item.item_id] = [p for p, ok in zip(corpus, mask, strict=True) if ok][-2:]
+    settings = ReflexionSettings(rounds=1, memory_size=1)
+    cache = tmp_path / "responses.sqlite"
+    backend = make_backend("hf-local:smollm2", cache=cache)
+    traces = run_reflexion(backend, probe, items, evidence, settings)
+    first_calls = backend.stats.model_calls
+    assert first_calls > 0
+    for item in items:
+        trace = traces[item.item_id]
+        assert 1 <= len(trace.attempts) <= 2
+        bad = [a for a in trace.attempts if not FORM.match(a.judge_reply.strip())]
+        assert trace.unparsed_verdicts == len(bad)
+        assert all(a.verdict is None for a in bad)
+        first = trace.attempts[0]
+        retried = first.verdict is not None and not first.verdict.accepted
+        assert len(trace.attempts) == (2 if retried else 1)
+        assert len(trace.reflections) == len(trace.attempts) - 1
+        assert all(0 < len(r) <= 240 for r in trace.reflections)
+        assert all(a.choice in item.options for a in trace.attempts)
+        assert all(a.rationale for a in trace.attempts)
+    print({k: [(a.judge_reply, a.choice) for a in t.attempts] for k, t in traces.items()})
+    again = make_backend("hf-local:smollm2", cache=cache)
+    replay = run_reflexion(again, probe, items, evidence, settings)
+    assert again.stats.model_calls == 0 and again.stats.cache_hits > 0
+    assert {k: [a.judge_reply for a in t.attempts] for k, t in replay.items()} == \
+        {k: [a.judge_reply for a in t.attempts] for k, t in traces.items()}
