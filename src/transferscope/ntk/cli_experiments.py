@@ -36,6 +36,7 @@ class Profile:
     test_n: int
     steps: int
     sizes: tuple[int, ...]
+    pool: int  # training candidates the seeds subsample from (> max size, so seeds differ)
     seeds: int
     taskvec_train: int
     taskvec_test: int
@@ -43,8 +44,8 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("attention@last-1", 16, 24, 8, (8, 16, 32), 3, 8, 8, 5),
-    "full": Profile("attention@last-4", 64, 64, 25, (32, 64, 128, 256), 3, 32, 32, 15),
+    "quick": Profile("attention@last-1", 16, 24, 8, (8, 12, 16, 24), 32, 3, 8, 8, 5),
+    "full": Profile("attention@last-4", 64, 64, 25, (32, 64, 128, 256), 320, 3, 32, 32, 15),
 }
 
 
@@ -123,15 +124,18 @@ def finetune_experiment(task, sample, kernel, f0, n: int, n_test: int, steps: in
     return summary
 
 
-def rates_experiment(task, builtin, params: str, sizes, seeds: int, n_test: int,
+def rates_experiment(task, builtin, params: str, sizes, pool: int, seeds: int, n_test: int,
                      head_seed: int | None, out: Path) -> dict:
     """The n-sweep on one pool kernel, pretrained readout and (optionally) mixed init."""
     from transferscope.ntk import rates
     from transferscope.ntk.mixed import mixed_kernel, mixed_task
 
-    sample, kernel, f0 = _pool(task, builtin, params, max(sizes), n_test, 0)
+    if pool <= max(sizes):
+        raise input_error("--pool", "pool", pool, f"more than the largest n = {max(sizes)} "
+                          "(otherwise every seed draws the same examples)")
+    sample, kernel, f0 = _pool(task, builtin, params, pool, n_test, 0)
     result = {"params": params, "sizes": list(sizes), "seeds": list(range(seeds)),
-              "n_test": n_test, "source": sample.source}
+              "n_test": n_test, "pool": pool, "source": sample.source}
     for label, k, f in _readouts(task, sample, kernel, f0, params, head_seed,
                                  mixed_task, mixed_kernel, result):
         frame = rates.sweep(k, f, sample.targets, n_test, sizes, range(seeds))
@@ -208,6 +212,8 @@ def rates_command(
     sizes: Annotated[str, typer.Option(help="Comma-separated sample sizes n.")] = "32,64,128,256",
     seeds: Annotated[int, typer.Option(help="Seeds (subsamples) per n.")] = 3,
     n_test: Annotated[int, typer.Option(help="Held-out examples.")] = 64,
+    pool: Annotated[int, typer.Option(help="Training candidates the seeds subsample from.")
+                    ] = 320,
     head_seed: Annotated[int | None, typer.Option(
         help="Also run mixed initialisation with a random head from this seed.")] = 0,
 ) -> None:
@@ -215,8 +221,8 @@ def rates_command(
     if seeds < 2:
         raise input_error("--seeds", "seeds", seeds, "at least 2 (a CI needs several)")
     builtin, lm_task = _prompt_task(model, task)
-    result = rates_experiment(lm_task, builtin, params, _sizes(sizes), seeds, n_test, head_seed,
-                              out)
+    result = rates_experiment(lm_task, builtin, params, _sizes(sizes), pool, seeds, n_test,
+                              head_seed, out)
     slope = result["pretrained"]["slope"]
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
                f"implied {slope['implied']:.3f}; wrote {out / 'rates.json'}")
@@ -266,10 +272,10 @@ def report_command(
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     builtin, lm_task = _prompt_task(model, task)
-    rates_experiment(lm_task, builtin, profile.params, profile.sizes, profile.seeds,
-                     profile.test_n, 0, out)
-    sample, kernel, f0 = _pool(lm_task, builtin, profile.params, max(profile.sizes),
-                               profile.test_n, 0)
+    rates_experiment(lm_task, builtin, profile.params, profile.sizes, profile.pool,
+                     profile.seeds, profile.test_n, 0, out)
+    sample, kernel, f0 = _pool(lm_task, builtin, profile.params, profile.pool, profile.test_n,
+                               0)
     finetune_experiment(lm_task, sample, kernel, f0, profile.finetune_n, profile.test_n,
                         profile.steps, profile.params, 0.5, "half-mse", None, 0, out)
     taskvec_command(out, model, ",".join(_TASKVEC_TASKS), profile.params, profile.taskvec_train,

@@ -108,7 +108,7 @@ def _rates_section(report: Report, rates: dict, findings: list[str], plt) -> Non
     sec = report.section(
         "Held-out error against n",
         f"n in {rates['sizes']}, {len(rates['seeds'])} seeds (random subsamples of one pool "
-        f"of {max(rates['sizes'])} training candidates; {rates['n_test']} fixed held-out "
+        f"of {rates.get('pool', max(rates['sizes']))} training candidates; {rates['n_test']} fixed held-out "
         f"examples; {rates['source']}; parameters {rates['params']}). Errors are the "
         "held-out squared error of the kernel gradient-descent (linearised) predictor; slopes "
         "carry 95% bootstrap CIs over seeds, implied exponents the range over seeds at the "
