@@ -28,6 +28,7 @@ from transferscope.dino import DINORegressor
 from transferscope.dino.datasets import synthetic_task
 
 N_TARGET, N_UNLABELLED, N_TEST, N_BASE = 100, 1000, 1000, 2000
+THREADS = [2]
 
 
 def _problem(n_source: int, seed: int = 0):
@@ -84,7 +85,7 @@ def _sklearn(n_source: int) -> float:
 
 
 def _child(job, args, queue) -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS[0])
     start_rss = psutil.Process().memory_info().rss
     t0 = time.perf_counter()
     result = job(*args)
@@ -112,7 +113,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,5000,20000")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--loop-rows", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy box)")
     args = parser.parse_args()
+    THREADS[0] = args.threads
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{'n_source':>8} | {'DINO s':>8} {'MiB':>7} {'MAE':>6} | {'loop s':>9} {'x':>7} | "
           f"{'sklearn s':>9} {'MiB':>7} {'x':>7}")
