@@ -159,3 +159,24 @@ def test_ctrl_c_keeps_finished_answers(tmp_path):
     calls = int(resumed.stdout.split("model calls: ")[1].split(",")[0])
     total = 2 * 2 * 5 * 2  # 2 pairs x 2 poles x (5 choice orders + 5 ratings)
     assert calls == total - kept
+
+
+def test_run_against_real_llama_server_resumes_from_cache(cli, tmp_path, llama_server):
+    """Free-text path on a real llama.cpp server: every item is either scored or counted as
+    unparsed, and the identical second run is answered from the SQLite cache alone."""
+    args = ["bias", "run", "--model", "openai:smollm2", "--base-url", llama_server, "--tests",
+            "vote", "--limit", "1", "--n-boot", "100", "--cache", str(tmp_path / "r.sqlite")]
+    first = cli(*args, "--out", str(tmp_path / "run1"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    head = pd.read_csv(tmp_path / "run1" / "scores.csv").query("headline")
+    assert set(head["form"]) == {"role", "third person"}
+    for _, g in head.groupby("form"):
+        assert set(g["nation"]) == set(P5)
+        # per nation and variant: 1 vetoed draft + 1 matched adoption, scored or unparsed
+        assert ((g["n_items"] + g["n_unparsed"]) == 2).all()
+    assert "model calls: 20," in first.stdout
+    second = cli(*args, "--out", str(tmp_path / "run2"))
+    assert second.returncode == 0 and "model calls: 0," in second.stdout
+    report = cli("bias", "report", str(tmp_path / "run1"), "--out", str(tmp_path / "rep"))
+    assert report.returncode == 0
+    assert "Unparseable answers" in (tmp_path / "rep" / "index.html").read_text("utf-8")
