@@ -132,7 +132,7 @@ def main() -> None:
         print(f"{n:>8} | {dino['seconds']:8.1f} {dino['mib']:7.0f} {dino['mae']:6.3f} | "
               f"~{dino['loop_seconds']:8.1f} {loop_x:6.1f}x | "
               f"{sk_mark}{sk['seconds']:8.1f} {sk_mark}{sk['mib']:6.0f} "
-              f"{sk['seconds'] / dino['seconds']:6.1f}x  (exact solve: {dino['exact']})", flush=True)
+              f"{sk['seconds'] / dino['seconds']:6.3f}x  (exact solve: {dino['exact']})", flush=True)
     print("x = baseline time / DINO time; ~ = extrapolated (see the module docstring)")
 
 
