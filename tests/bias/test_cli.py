@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_data_build import ROW_172, ROW_1960, write_raw  # tests/bias is on sys.path
 
+from tests.bias.test_data_build import ROW_172, ROW_1960, write_raw
 from transferscope.bias.data.members import P5
 from transferscope.cli import main
 

@@ -36,7 +36,7 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict, list[dict]]:
     return scores, summary, answers
 
 
-def _figure(scores: pd.DataFrame, title: str) -> plt.Figure:
+def scores_figure(scores: pd.DataFrame, title: str) -> plt.Figure:
     head = scores[scores["headline"]].copy()
     head["column"] = head["test"] + ": " + head["form"]
     columns = sorted(head["column"].unique())
@@ -75,7 +75,7 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
                                  f"{summary['stats']['cache_hits']}.")
         section.table(nation_test_table(scores).reset_index(),
                       "headline score per nation and test [95% CI]")
-        section.figure(_figure(scores, model), "headline scores with 95% CIs")
+        section.figure(scores_figure(scores, model), "headline scores with 95% CIs")
         section.table(rank_correlations(scores), "Spearman rank correlation of the nations' "
                       "scores between tests (5 nations: read as direction, not significance)")
         detail = scores[~scores["headline"]][["test", "form", "nation", "metric", "value",

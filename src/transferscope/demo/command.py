@@ -11,11 +11,18 @@ from transferscope.core.errors import InputError
 
 
 def _stages(model: str, encoder: str):
-    from transferscope.demo import models_stage
+    from transferscope.demo import bias_stage, dino_stage, models_stage, ntk_stage
     from transferscope.demo.stage import Stage
 
     return [
         Stage("models", "Embedded models", {"model": model, "encoder": encoder}, models_stage.run),
+        Stage("ntk", "NTK: how many fine-tuning steps, and why",
+              {"model": model, "task": "sentiment-words", "params": "attention", "n": 32,
+               "seed": 0}, ntk_stage.run),
+        Stage("dino", "DINO: domain-adaptation regression", {"profile": "quick"}, dino_stage.run),
+        Stage("bias", "Bias: nation-level bias in UNSC-grounded tests",
+              {"model": f"hf-local:{model}", "tests": "directqa,association,vote", "limit": 1},
+              bias_stage.run),
     ]
 
 
