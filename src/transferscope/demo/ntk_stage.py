@@ -71,7 +71,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
                      "and the equivalent kernel ridge")
     result.commands = [
         "transferscope ntk kernel --model /path/to/hf-model --data your.csv --text-col text "
-        "--label-col label --template 'Review: {text} Sentiment:' --label-words ' good, bad' "
+        "--label-col label --template 'Review: {text} Sentiment:' --label-words good,bad "
         "--n 128 --out runs/mine",
         "transferscope ntk spectrum runs/mine",
         "transferscope ntk stop runs/mine --lr 1e-4 --batch-size 16",
