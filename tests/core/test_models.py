@@ -97,3 +97,21 @@ def test_cli_help_lists_every_group():
     assert res.returncode == 0
     for group in ("ntk", "dino", "bias", "models", "doctor", "demo"):
         assert group in res.stdout
+
+
+def test_conversion_is_keyed_by_the_gguf_content_not_its_install_path(tmp_path):
+    """A second venv with the same wheel shares the conversion; a different file does not."""
+    import shutil
+
+    from transferscope.core.models import _converted_dir, embedded_gguf_path
+
+    original = embedded_gguf_path("smollm2")
+    copy = tmp_path / original.name
+    shutil.copyfile(original, copy)
+    assert _converted_dir(copy) == _converted_dir(original)
+    with open(copy, "r+b") as fh:
+        fh.seek(-1, 2)
+        last = fh.read(1)
+        fh.seek(-1, 2)
+        fh.write(bytes([last[0] ^ 0xFF]))
+    assert _converted_dir(copy) != _converted_dir(original)

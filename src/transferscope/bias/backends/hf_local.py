@@ -75,7 +75,7 @@ class HFLocalBackend(Backend):
 
     @property
     def fingerprint(self) -> str:
-        """Registry models: the conversion target (named after the GGUF's size and mtime)."""
+        """Registry models: the conversion target (named after the GGUF's content identity)."""
         if self.model_name in REGISTRY or self.model_name.endswith(".gguf"):
             return f"{self.id}|{self._model_dir.name}"
         return f"{self.id}|{_directory_fingerprint(self._model_dir)}"
