@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 
 _state = {"debug": False}
+_INTERRUPTED = "interrupted: finished work is kept in the cache; run the same command to resume"
 
 
 @app.callback()
@@ -52,15 +53,20 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, typer returns (not raises) the code of `typer.Exit` and turns
+        # Ctrl-C into code 130: both must become the process's exit status.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            if code == 130:
+                print(_INTERRUPTED, file=sys.stderr)
+            sys.exit(code)
     except TransferScopeError as err:
         if debug:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
-        print("interrupted: finished work is kept in the cache; run the same command to resume",
-              file=sys.stderr)
+        print(_INTERRUPTED, file=sys.stderr)
         sys.exit(130)
     except SystemExit:
         raise

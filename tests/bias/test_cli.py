@@ -137,13 +137,16 @@ def test_ctrl_c_keeps_finished_answers(tmp_path):
     """SIGINT mid-run: one line, exit 130, cached answers kept and not asked again."""
     cache = tmp_path / "responses.sqlite"
     args = [sys.executable, "-m", "transferscope", "bias", "run", "--model", "hf-local:smollm2",
-            "--tests", "association", "--limit", "2", "--n-boot", "50", "--cache", str(cache),
+            "--tests", "association", "--limit", "6", "--n-boot", "50", "--cache", str(cache),
             "--out", str(tmp_path / "run")]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell's background job inherits SIGINT as ignored; restore the default so that Python
+    # installs its KeyboardInterrupt handler in the child, as it does in a terminal.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     cached = 0
     deadline = time.time() + 300
     while time.time() < deadline and cached == 0:
-        time.sleep(0.5)
+        time.sleep(0.05)
         if cache.exists():
             with sqlite3.connect(cache) as db:
                 cached = db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
@@ -157,7 +160,7 @@ def test_ctrl_c_keeps_finished_answers(tmp_path):
     resumed = subprocess.run(args, check=False, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     calls = int(resumed.stdout.split("model calls: ")[1].split(",")[0])
-    total = 2 * 2 * 5 * 2  # 2 pairs x 2 poles x (5 choice orders + 5 ratings)
+    total = 6 * 2 * 5 * 2  # 6 pairs x 2 poles x (5 choice orders + 5 ratings); several chunks
     assert calls == total - kept
 
 

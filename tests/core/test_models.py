@@ -115,3 +115,15 @@ def test_conversion_is_keyed_by_the_gguf_content_not_its_install_path(tmp_path):
         fh.seek(-1, 2)
         fh.write(bytes([last[0] ^ 0xFF]))
     assert _converted_dir(copy) != _converted_dir(original)
+
+
+
+def test_a_failed_demo_stage_exits_non_zero_and_still_writes_the_report(tmp_path):
+    """`typer.Exit(1)` raised by a command must reach the process (it once exited 0)."""
+    broken = tmp_path / "broken-encoder"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"architectures": ["BertModel"], "model_type": "bert"}')
+    res = _cli("demo", "--only", "models", "--encoder", str(broken), "--out", str(tmp_path / "r"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "stage models failed" in res.stdout
+    assert "This stage failed" in (tmp_path / "r" / "index.html").read_text()
