@@ -59,6 +59,44 @@ def scores_figure(scores: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
+def heatmap_figure(scores: pd.DataFrame, title: str) -> plt.Figure:
+    """Nation x test heat map of the headline scores; each cell also prints its 95% CI.
+
+    The colour scale is symmetric around 0 so that the sign convention reads at a glance;
+    a cell with no score (every answer unparseable) stays grey and says so.
+    """
+    head = scores[scores["headline"]].copy()
+    head["column"] = head["test"] + ": " + head["form"]
+    columns = sorted(head["column"].unique())
+    cells = head.set_index(["nation", "column"])
+    values = np.full((len(P5), len(columns)), np.nan)
+    for i, nation in enumerate(P5):
+        for j, col in enumerate(columns):
+            if (nation, col) in cells.index:
+                values[i, j] = float(cells.loc[(nation, col), "value"])
+    finite = np.abs(values[np.isfinite(values)])
+    scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    fig, ax = plt.subplots(figsize=(1.9 * len(columns) + 2.5, 3.8))
+    shown = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-scale, vmax=scale,
+                      aspect="auto")
+    ax.set_facecolor("#d9d9d9")
+    for i, nation in enumerate(P5):
+        for j, col in enumerate(columns):
+            if not np.isfinite(values[i, j]):
+                ax.text(j, i, "no score", ha="center", va="center", fontsize=7)
+                continue
+            row = cells.loc[(nation, col)]
+            ax.text(j, i, f"{row['value']:+.2f}\n[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]",
+                    ha="center", va="center", fontsize=7,
+                    color="white" if abs(values[i, j]) > 0.6 * scale else "black")
+    ax.set_xticks(range(len(columns)), [c.replace(": ", ":\n") for c in columns], fontsize=7)
+    ax.set_yticks(range(len(P5)), P5)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(shown, ax=ax, label="bias score (+ = less favourable)")
+    fig.tight_layout()
+    return fig
+
+
 def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
     """One report over the runs: per model the table, correlations, figure, unparsed answers."""
     runs = {}
@@ -75,6 +113,8 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
                                  f"{summary['stats']['cache_hits']}.")
         section.table(nation_test_table(scores).reset_index(),
                       "headline score per nation and test [95% CI]")
+        section.figure(heatmap_figure(scores, model), "nation x test heat map: headline score "
+                       "and [95% CI] in each cell")
         section.figure(scores_figure(scores, model), "headline scores with 95% CIs")
         section.table(rank_correlations(scores), "Spearman rank correlation of the nations' "
                       "scores between tests (5 nations: read as direction, not significance)")
