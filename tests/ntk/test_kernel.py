@@ -136,6 +136,82 @@ def test_cross_kernel(model, data):
     assert rel_err(got, j1 @ j2.T) < 1e-8
 
 
+@pytest.mark.parametrize("budget_gb", [2e-6, 1e-8])
+@pytest.mark.parametrize("path", ["structured", "materialize"])
+def test_tiny_budget_splits_parameters_and_rows_and_stays_exact(model, data, budget_gb, path,
+                                                               monkeypatch):
+    """A budget smaller than one parameter's factors: chunks of parameters, then row groups.
+
+    The tiny budget also forces bands of one leading row when gradients are built.
+    """
+    import transferscope.ntk.engine_gram as engine_gram
+
+    monkeypatch.setattr(engine_gram, "_TEMP_BYTES", 1)
+    reference = brute_force_jacobian(model, data, one_output, "all")
+    result = empirical_ntk_result(model, data, batch_output, "all", block_size=2,
+                                  memory_budget_gb=budget_gb, linear_path=path, progress=False,
+                                  cache_key=None)
+    assert rel_err(result.kernel, reference @ reference.T) < 1e-8
+    assert np.array_equal(result.kernel, result.kernel.T)
+    j1 = brute_force_jacobian(model, data[:7], one_output, "attention")
+    j2 = brute_force_jacobian(model, data[7:], one_output, "attention")
+    cross = empirical_ntk(model, data[:7], batch_output, "attention", inputs2=data[7:],
+                          block_size=2, memory_budget_gb=budget_gb, linear_path=path,
+                          progress=False, cache_key=None)
+    assert rel_err(cross, j1 @ j2.T) < 1e-8
+
+
+def test_chunk_plan_respects_the_budget(model, data, tmp_path):
+    """Every parameter chunk's factors fit a quarter of the budget unless it is one parameter."""
+    from transferscope.ntk.engine_run import KernelRun
+
+    selected = select_parameters(model, "all")
+    run = KernelRun(model, batch_output, selected, "exact", tmp_path, 2e-6, 3, 0, 0, "auto",
+                    "auto", False, persist=True)
+    run.compute(data, None)
+    paths = sorted(tmp_path.glob("x-*.pt"))
+    sizes = run._row_bytes(paths)
+    chunks = run._parameter_chunks(sizes, None, run.budget / 4)
+    assert sorted(k for c in chunks for k in c) == list(range(len(selected)))
+    assert len(chunks) > 1
+    for chunk in chunks:
+        held = sum(b[k] for b in sizes for k in chunk)
+        assert held <= run.budget / 4 or len(chunk) == 1
+    # the byte estimate is what the loaded (padded) factors really take
+    for k in range(len(selected)):
+        loaded = run._load_rows(paths, [k])
+        real = sum(u.out.nbytes + (0 if u.inp is None else u.inp.nbytes) for u in loaded.uses[k])
+        assert real == sum(b[k] for b in sizes)
+
+
+def test_interrupted_gram_resumes_after_its_finished_chunks(model, data, monkeypatch):
+    import transferscope.ntk.engine_run as engine_run
+
+    real = engine_run.gram_of_blocks
+    calls = {"n": 0, "fail_at": 3}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["fail_at"]:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_run, "gram_of_blocks", flaky)
+    options = {"block_size": 3, "memory_budget_gb": 4e-5, "progress": False,
+               "cache_key": "resume-gram"}
+    with pytest.raises(KeyboardInterrupt):
+        empirical_ntk(model, data, batch_output, "all", **options)
+    calls.update(n=0, fail_at=-1)
+    result = empirical_ntk_result(model, data, batch_output, "all", **options)
+    resumed = calls["n"]
+    calls.update(n=0)
+    empirical_ntk_result(model, data, batch_output, "all", **{**options, "cache_key": "fresh"})
+    assert calls["n"] > 3  # several parameter chunks, one Gram call each
+    assert resumed == calls["n"] - 2  # the two finished chunk Grams were not recomputed
+    reference = brute_force_jacobian(model, data, one_output, "all")
+    assert rel_err(result.kernel, reference @ reference.T) < 1e-8
+
+
 def test_multi_output_rows_are_example_major(model, data):
     def three(m, ids):
         return m(ids[None])[0, [1, 4, 9]]

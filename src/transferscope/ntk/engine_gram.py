@@ -25,26 +25,67 @@ from transferscope.ntk.engine_capture import BlockFactors, Use
 _TEMP_BYTES = 64 * 2**20
 
 
-def materialize(uses: Sequence[Use], shape: torch.Size, rows: int) -> torch.Tensor:
-    """(rows, numel) per-row gradients of one parameter, in the factors' dtype."""
+def _numel(shape: torch.Size) -> int:
     numel = 1
     for s in shape:
         numel *= s
+    return numel
+
+
+def _leading(shape: torch.Size) -> int:
+    return int(shape[0]) if len(shape) else 1
+
+
+def materialize_band(uses: Sequence[Use], shape: torch.Size, rows: int, r0: int,
+                     r1: int) -> torch.Tensor:
+    """(rows, (r1 - r0) * W) per-row gradients of leading rows r0:r1 of one parameter.
+
+    W is the parameter's size per leading row (``d_in`` of a Linear weight, ``d`` of an
+    embedding, 1 of a bias), so a band is a contiguous slice of the flattened gradient.
+    """
+    width = _numel(shape) // _leading(shape)
     dtype = uses[0].out.dtype if uses[0].kind != "embedding" else uses[0].inp.dtype
-    out = torch.zeros(rows, numel, dtype=dtype)
+    out = torch.zeros(rows, (r1 - r0) * width, dtype=dtype)
     for use in uses:
         if use.kind == "linear":
-            out += torch.einsum("rto,rti->roi", use.out, use.inp).reshape(rows, -1)
+            part = use.out[..., r0:r1]
+            if bool(part.any()):
+                out += torch.bmm(part.transpose(1, 2), use.inp).reshape(rows, -1)
         elif use.kind == "embedding":
-            width = use.inp.shape[-1]
             ids = use.out
-            flat_rows = (torch.arange(rows)[:, None] * shape[0] + ids).reshape(-1)
-            keep = ids.reshape(-1) >= 0
-            out.view(rows * shape[0], width).index_add_(
+            keep = ((ids >= r0) & (ids < r1)).reshape(-1)
+            if not bool(keep.any()):
+                continue
+            flat_rows = (torch.arange(rows)[:, None] * (r1 - r0) + ids - r0).reshape(-1)
+            out.view(rows * (r1 - r0), width).index_add_(
                 0, flat_rows[keep], use.inp.reshape(-1, width)[keep].to(dtype))
         else:
-            out += use.out
+            out += use.out[:, r0 * width:r1 * width]
     return out
+
+
+def _banded_gram(uses_a: Sequence[Use], uses_b: Sequence[Use] | None, shape: torch.Size,
+                 rows_a: int, rows_b: int, gram_dtype: str) -> torch.Tensor:
+    """ga @ gb^T built one band of leading rows at a time: memory stays near ``_TEMP_BYTES``.
+
+    The per-row gradients are never held whole (512 rows of one 576 x 1536 weight would be
+    1.8 GB); bands where either side is all zero (most of a tied LM head's vocabulary) are skipped.
+    """
+    lead = _leading(shape)
+    width = max(1, _numel(shape) // lead)
+    item = (uses_a[0].out if uses_a[0].kind != "embedding" else uses_a[0].inp).element_size()
+    band = max(1, _TEMP_BYTES // (max(rows_a, rows_b) * width * item))
+    result = torch.zeros(rows_a, rows_b, dtype=torch.float64)
+    for r0 in range(0, lead, band):
+        r1 = min(lead, r0 + band)
+        ga = materialize_band(uses_a, shape, rows_a, r0, r1)
+        if not bool(ga.any()):
+            continue
+        gb = None if uses_b is None else materialize_band(uses_b, shape, rows_b, r0, r1)
+        if gb is not None and not bool(gb.any()):
+            continue
+        result += _materialized_gram(ga, gb, gram_dtype)
+    return result
 
 
 def _linear_pair(a: Use, b: Use) -> torch.Tensor:
@@ -171,9 +212,7 @@ def parameter_gram(uses_a: Sequence[Use], uses_b: Sequence[Use], shape: torch.Si
     """
     if not uses_a or not uses_b:
         return torch.zeros(rows_a, rows_b, dtype=torch.float64)
-    numel = 1
-    for s in shape:
-        numel *= s
+    numel = _numel(shape)
     dense = any(u.kind == "dense" for u in (*uses_a, *uses_b))
     structured = not dense and (
         path == "structured"
@@ -190,9 +229,7 @@ def parameter_gram(uses_a: Sequence[Use], uses_b: Sequence[Use], shape: torch.Si
             for b in uses_b:
                 total += _structured_pair(a, b)
         return total
-    ga = materialize(uses_a, shape, rows_a)
-    gb = None if same else materialize(uses_b, shape, rows_b)
-    return _materialized_gram(ga, gb, gram_dtype)
+    return _banded_gram(uses_a, None if same else uses_b, shape, rows_a, rows_b, gram_dtype)
 
 
 def gram_of_blocks(block_a: BlockFactors, block_b: BlockFactors | None,

@@ -183,49 +183,145 @@ class KernelRun:
 
     # ----------------------------------------------------------------- Gram phase
     def _super_blocks(self, paths: list[Path]) -> list[list[Path]]:
-        """Group capture blocks so two groups fit in about half the memory budget."""
-        biggest = max(self._sizes.get(p) or p.stat().st_size for p in paths)
-        per_group = max(1, int(self.budget * 0.25 // max(biggest, 1)))
-        return [paths[i:i + per_group] for i in range(0, len(paths), per_group)]
+        """One capture block per group: the local Gram regroups by parameter (``_exact_gram``)."""
+        return [[p] for p in paths]
 
-    def _load_group(self, group: list[Path]) -> BlockFactors:
-        return concat_blocks([_state_to_block(self._load(p)) for p in group])
+    def _load_lazy(self, path: Path):
+        """A stored block whose tensors are read from disk only when touched (memory-mapped)."""
+        if path in self._memory:
+            return self._memory[path]
+        return torch.load(path, weights_only=True, mmap=True)
+
+    def _row_bytes(self, paths: list[Path]) -> list[list[int]]:
+        """Bytes per block and parameter once padded to the longest prompt of ``paths``."""
+        shapes = [[[(u.kind, tuple(u.out.shape), u.out.element_size(),
+                     None if u.inp is None else (tuple(u.inp.shape), u.inp.element_size()))
+                    for u in uses] for uses in _state_to_block(self._load_lazy(p)).uses]
+                  for p in paths]
+        per_block = []
+        for k, p in enumerate(paths):
+            rows = self._rows_of[p]
+            sizes = []
+            for index, uses in enumerate(shapes[k]):
+                total = 0
+                for u, (kind, out, out_item, inp) in enumerate(uses):
+                    if kind == "dense":
+                        total += rows * out[1] * out_item
+                        continue
+                    longest = max(s[index][u][1][1] for s in shapes if len(s[index]) > u)
+                    width = (1 if kind == "embedding" else out[-1]) * out_item
+                    width += 0 if inp is None else inp[0][-1] * inp[1]
+                    total += rows * longest * width
+                sizes.append(total)
+            per_block.append(sizes)
+        return per_block
+
+    def _parameter_chunks(self, bytes1: list[list[int]], bytes2: list[list[int]] | None,
+                          limit: float) -> list[list[int]]:
+        """Consecutive parameters whose factors over all rows (both sides) fit in ``limit``."""
+        n_params = len(self.shapes)
+        cost = [sum(b[k] for b in bytes1) + (0 if bytes2 is None else sum(b[k] for b in bytes2))
+                for k in range(n_params)]
+        chunks: list[list[int]] = [[]]
+        used = 0
+        for k in range(n_params):
+            if chunks[-1] and used + cost[k] > limit:
+                chunks.append([])
+                used = 0
+            chunks[-1].append(k)
+            used += cost[k]
+        return chunks
+
+    @staticmethod
+    def _row_groups(sizes: list[int], limit: float) -> list[list[int]]:
+        """Consecutive blocks (indices) in groups of at most ``limit`` bytes (one block at least)."""
+        groups: list[list[int]] = [[]]
+        used = 0
+        for k, size in enumerate(sizes):
+            if groups[-1] and used + size > limit:
+                groups.append([])
+                used = 0
+            groups[-1].append(k)
+            used += size
+        return groups
+
+    def _load_rows(self, paths: list[Path], chunk: list[int]) -> BlockFactors:
+        """The factors of the chunk's parameters for every row of ``paths``, as one block."""
+        keep = set(chunk)
+        blocks = []
+        for p in paths:
+            block = _state_to_block(self._load_lazy(p))
+            blocks.append(BlockFactors(rows=block.rows, uses=[
+                uses if k in keep else [] for k, uses in enumerate(block.uses)]))
+        return concat_blocks(blocks)
 
     def _exact_gram(self, groups1, groups2, symmetric: bool, bar: Progress) -> np.ndarray:
-        offsets1 = self._offsets(groups1)
-        offsets2 = offsets1 if symmetric else self._offsets(groups2)
-        pairs = [(i, j) for i in range(len(groups1))
-                 for j in range(i if symmetric else 0, len(groups2))]
+        """Parameter-major: each chunk of parameters' factors for all rows, then their Gram.
+
+        Why: a block-pair loop rebuilds every per-row gradient once per partner block; loading
+        one parameter chunk for all rows builds each once and multiplies n-row matrices. Memory:
+        the chunk's factors take at most a quarter of the budget (when all rows of even one
+        parameter do not fit, its rows are split into groups of an eighth, taken pairwise);
+        per-row gradients are built one band at a time (engine_gram). The Gram accumulated so
+        far is written after every chunk, so an interrupted run resumes at the next chunk.
+        """
+        paths1 = [p for g in groups1 for p in g]
+        paths2 = paths1 if symmetric else [p for g in groups2 for p in g]
+        offsets1 = [0, *np.cumsum([self._rows_of[p] for p in paths1]).tolist()]
+        offsets2 = offsets1 if symmetric else [
+            0, *np.cumsum([self._rows_of[p] for p in paths2]).tolist()]
+        bytes1 = self._row_bytes(paths1)
+        bytes2 = None if symmetric else self._row_bytes(paths2)
+        chunks = self._parameter_chunks(bytes1, bytes2, self.budget / 4)
+        layout = {"strategy": "parameter-chunks", "chunks": chunks,
+                  "rows": [p.name for p in paths1],
+                  "cols": None if symmetric else [p.name for p in paths2]}
         state_path, kernel_path = self.work / "gram.json", self.work / "gram.npy"
-        done: set[tuple[int, int]] = set()
+        done: set[int] = set()
         kernel = np.zeros((offsets1[-1], offsets2[-1]))
         if state_path.exists() and kernel_path.exists():
-            done = {tuple(p) for p in json.loads(state_path.read_text("utf-8"))["done"]}
-            kernel = np.load(kernel_path)
-        task = bar.add_task(f"eNTK exact: Gram blocks ({len(pairs)} pairs)", total=len(pairs))
-        loaded_i = None
-        for i, j in pairs:
-            if (i, j) in done:
-                bar.advance(task)
-                continue
-            if loaded_i is None or loaded_i[0] != i:
-                loaded_i = (i, self._load_group(groups1[i]))
-            block_i = loaded_i[1]
-            block_j = None if symmetric and i == j else self._load_group(groups2[j])
-            part = gram_of_blocks(block_i, block_j, self.shapes, self.linear_path,
-                                  self.gram_stats, self.gram_dtype).numpy()
-            r0, r1 = offsets1[i], offsets1[i + 1]
-            c0, c1 = offsets2[j], offsets2[j + 1]
-            kernel[r0:r1, c0:c1] = part
-            if symmetric and i != j:
-                kernel[c0:c1, r0:r1] = part.T
-            done.add((i, j))
-            buf = io.BytesIO()
-            np.save(buf, kernel)
-            atomic_write_bytes(kernel_path, buf.getvalue())
-            atomic_write_bytes(state_path, json.dumps({"done": sorted(done)}).encode())
+            saved = json.loads(state_path.read_text("utf-8"))
+            if saved.get("layout") == layout:
+                done = set(saved["done"])
+                kernel = np.load(kernel_path)
+        task = bar.add_task(f"eNTK exact: Gram ({len(chunks)} parameter chunks)",
+                            total=len(chunks))
+        for c, chunk in enumerate(chunks):
+            if c not in done:
+                self._chunk_gram(kernel, chunk, paths1, None if symmetric else paths2,
+                                 bytes1, bytes2, offsets1, offsets2)
+                done.add(c)
+                buf = io.BytesIO()
+                np.save(buf, kernel)
+                atomic_write_bytes(kernel_path, buf.getvalue())
+                atomic_write_bytes(state_path, json.dumps({"layout": layout,
+                                                           "done": sorted(done)}).encode())
             bar.advance(task)
         return kernel
+
+    def _chunk_gram(self, kernel: np.ndarray, chunk: list[int], paths1: list[Path],
+                    paths2: list[Path] | None, bytes1, bytes2, offsets1, offsets2) -> None:
+        """Add one parameter chunk's Gram to ``kernel`` (in place)."""
+        sizes1 = [sum(b[k] for k in chunk) for b in bytes1]
+        sizes2 = None if bytes2 is None else [sum(b[k] for k in chunk) for b in bytes2]
+        whole = sum(sizes1) + (0 if sizes2 is None else sum(sizes2)) <= self.budget / 4
+        limit = float("inf") if whole else self.budget / 8
+        rows1 = self._row_groups(sizes1, limit)
+        rows2 = rows1 if sizes2 is None else self._row_groups(sizes2, limit)
+        for gi, group_i in enumerate(rows1):
+            block_i = self._load_rows([paths1[k] for k in group_i], chunk)
+            r0, r1 = offsets1[group_i[0]], offsets1[group_i[-1] + 1]
+            for group_j in rows2[gi if paths2 is None else 0:]:
+                same = paths2 is None and group_j is group_i
+                block_j = None if same else self._load_rows(
+                    [(paths1 if paths2 is None else paths2)[k] for k in group_j], chunk)
+                part = gram_of_blocks(block_i, block_j, self.shapes, self.linear_path,
+                                      self.gram_stats, self.gram_dtype).numpy()
+                c0, c1 = offsets2[group_j[0]], offsets2[group_j[-1] + 1]
+                kernel[r0:r1, c0:c1] += part
+                if paths2 is None and not same:
+                    kernel[c0:c1, r0:r1] += part.T
+                del block_j
 
     def _offsets(self, groups: list[list[Path]]) -> list[int]:
         sizes = [sum(self._rows_of[p] for p in group) for group in groups]

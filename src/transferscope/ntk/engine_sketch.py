@@ -28,13 +28,21 @@ def hash_tables(numel: int, dim: int, seed: int, parameter_index: int) -> tuple[
     return buckets, signs
 
 
+def _factor_dtype(uses: Sequence[Use]) -> torch.dtype:
+    use = uses[0]
+    return use.inp.dtype if use.kind == "embedding" else use.out.dtype
+
+
 def sketch_block(block: BlockFactors, shapes: Sequence[torch.Size], dim: int, seed: int,
                  tables: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
     """(rows, dim) float64 sketches of the block's per-row gradients over all of S.
 
-    ``tables`` (parameter index -> hash tables) may be shared across blocks to avoid redrawing.
+    Built in the gradients' own dtype (float32 for a float32 model: the rounding, about 1e-7
+    relative, is far below the sketch's own error and float32 halves the memory traffic of the
+    scatter, which is what the projection costs), returned as float64. ``tables`` (parameter
+    index -> hash tables) may be shared across blocks to avoid redrawing.
     """
-    sketch = torch.zeros(block.rows, dim, dtype=torch.float64)
+    parts: dict[torch.dtype, torch.Tensor] = {}
     for index, (uses, shape) in enumerate(zip(block.uses, shapes)):
         if not uses:
             continue
@@ -45,7 +53,11 @@ def sketch_block(block: BlockFactors, shapes: Sequence[torch.Size], dim: int, se
             buckets, signs = hash_tables(numel, dim, seed, index)
             if tables is not None:
                 tables[index] = (buckets, signs)
-        sign = signs.double() * 2 - 1
+        dtype = _factor_dtype(uses)
+        if dtype not in parts:
+            parts[dtype] = torch.zeros(block.rows, dim, dtype=dtype)
+        sketch = parts[dtype]
+        sign = signs.to(dtype) * 2 - 1
         sparse = [u for u in uses if u.kind == "embedding"]
         rest = [u for u in uses if u.kind != "embedding"]
         for use in sparse:  # coordinates (id, c) for the tokens present only
@@ -53,41 +65,49 @@ def sketch_block(block: BlockFactors, shapes: Sequence[torch.Size], dim: int, se
             ids = use.out.reshape(block.rows, -1)
             keep = (ids >= 0)
             coords = ids.clamp(min=0)[..., None] * width + torch.arange(width)  # (R, T, width)
-            values = use.inp.double() * sign[coords] * keep[..., None]
+            values = use.inp.to(dtype) * sign[coords] * keep[..., None]
             sketch.scatter_add_(1, buckets[coords].reshape(block.rows, -1),
                                 values.reshape(block.rows, -1))
         for use in rest:
             _sketch_dense_or_linear(sketch, use, buckets, sign)
-    return sketch
+    total = torch.zeros(block.rows, dim, dtype=torch.float64)
+    for part in parts.values():
+        total += part.double()
+    return total
 
 
-_CHUNK_ELEMENTS = 2**23  # rows x coordinates per temporary, about 64 MiB in float64
+_CHUNK_BYTES = 2**26  # one temporary slab of per-row gradients, about 64 MiB
 
 
 def _sketch_dense_or_linear(sketch: torch.Tensor, use: Use, buckets: torch.Tensor,
                             sign: torch.Tensor) -> None:
     """Add one linear or dense use, a slab of coordinates at a time (bounded memory).
 
-    A linear use is built one band of output rows at a time, and bands whose output gradients
-    are all zero (most of an LM head's vocabulary) are skipped.
+    A linear use is built one band of output rows at a time (one batched matmul), and bands
+    whose output gradients are all zero (most of an LM head's vocabulary) are skipped. The
+    scatter runs along each row (``scatter_add_`` over the bucket axis), several times faster on
+    CPU than ``index_add_`` over columns.
     """
-    rows = sketch.shape[0]
+    rows, dtype = sketch.shape[0], sketch.dtype
+    per_row = max(1, _CHUNK_BYTES // (rows * sketch.element_size()))
     if use.kind == "dense":
-        step = max(1, _CHUNK_ELEMENTS // rows)
-        for c0 in range(0, use.out.shape[1], step):
-            cols = slice(c0, c0 + step)
-            sketch.index_add_(1, buckets[cols], use.out[:, cols].double() * sign[cols])
+        for c0 in range(0, use.out.shape[1], per_row):
+            cols = slice(c0, c0 + per_row)
+            values = use.out[:, cols].to(dtype) * sign[cols]
+            sketch.scatter_add_(1, buckets[cols].expand(rows, -1), values)
         return
     d_out, d_in = use.out.shape[-1], use.inp.shape[-1]
-    band = max(1, _CHUNK_ELEMENTS // (rows * d_in))
+    band = max(1, per_row // d_in)
+    inp = use.inp.to(dtype)
     for o0 in range(0, d_out, band):
         o1 = min(d_out, o0 + band)
         part = use.out[..., o0:o1]
         if not bool(part.any()):
             continue
-        grads = torch.einsum("rto,rti->roi", part.double(), use.inp.double()).reshape(rows, -1)
+        grads = torch.bmm(part.to(dtype).transpose(1, 2), inp).reshape(rows, -1)
         cols = slice(o0 * d_in, o1 * d_in)
-        sketch.index_add_(1, buckets[cols], grads * sign[cols])
+        grads *= sign[cols]
+        sketch.scatter_add_(1, buckets[cols].expand(rows, -1), grads)
 
 
 def sketch_error(diagonal: np.ndarray, kernel: np.ndarray, dim: int, delta: float,
