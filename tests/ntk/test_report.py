@@ -42,7 +42,7 @@ def _rates() -> dict:
 def _taskvec(r: float, low: float, high: float) -> dict:
     rows = [{"combination": c, "alphas": [1, 0], "task": "a <b>", "task_index": 0,
              "real_accuracy": 0.75, "linear_accuracy": 0.5, "real_loss": 0.3,
-             "linear_loss": 0.4, "f0_accuracy": 0.5} for c in ("+t0", "+t1")]
+             "linear_loss": 0.4, "f0_accuracy": 0.5} for c in ("+t0", "+t1", "-t0")]
     return {"tasks": ["a <b>", "c"], "n_train": [4, 4], "n_test": [4, 4], "steps": 3,
             "learning_rate": 0.1, "params": "p", "seed": 0, "alignment": [[1, 0.2], [0.2, 1]],
             "combinations": rows,
@@ -63,7 +63,8 @@ def test_findings_follow_the_numbers(tmp_path):
                   taskvec=_taskvec(0.8, 0.3, 0.95))
     assert "predicted T_hat = 3" in text and "agree within a factor of 2" in text
     assert "for 4 of 6 steps" in text and "broke down" in text
-    assert "predicts more interference with higher alignment: r = 0.800" in text
+    assert "Kernel alignment goes with more interference (CI above 0): r = 0.800" in text
+    assert "changed task k's held-out accuracy by +0.250" in text  # 0.5 -> 0.75
     assert "within 0.250 on average" in text  # |0.75 - 0.5|
     assert "error at T_hat fell with slope" in text
     html = (tmp_path / "index.html").read_text()

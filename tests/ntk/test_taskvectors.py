@@ -17,6 +17,7 @@ from transferscope.ntk.taskvectors import (
     alignment,
     combinations,
     correlation_ci,
+    gradient_cosine,
     linear_combination,
 )
 
@@ -76,3 +77,55 @@ def test_negated_task_flips_vader_labels():
     i = words.texts.index("good")
     assert negated.texts[i] == "not good"
     assert words.targets[i] == 1.0 and negated.targets[i] == -1.0
+
+
+def test_gradient_cosine_is_the_cosine_of_first_gradient_steps():
+    rng = np.random.default_rng(3)
+    phi = rng.normal(size=(9, 5))
+    residual = rng.normal(size=9)
+    blocks = [np.arange(0, 4), np.arange(4, 9)]
+    steps = [phi[b].T @ residual[b] for b in blocks]
+    want = steps[0] @ steps[1] / (np.linalg.norm(steps[0]) * np.linalg.norm(steps[1]))
+    got = gradient_cosine(phi @ phi.T, blocks, residual)
+    np.testing.assert_allclose(got, [[1, want], [want, 1]], rtol=1e-12)
+    # opposite labels on the same examples: cosine -1
+    twice = np.vstack([phi[:4], phi[:4]])
+    flipped = np.concatenate([residual[:4], -residual[:4]])
+    assert gradient_cosine(twice @ twice.T, [np.arange(4), np.arange(4, 8)], flipped)[0, 1] \
+        == pytest.approx(-1.0)
+
+
+@pytest.mark.slow
+def test_real_task_vectors_follow_the_linearised_prediction_for_small_steps(
+        smollm2, tmp_path, monkeypatch):
+    """SmolLM2, two real tasks, tiny steps: every sum and negation of the real task vectors
+    moves the held-out loss as the joint-eNTK formula says (the network barely leaves its
+    tangent plane), and fine-tuning leaves theta_0 in place."""
+    import torch
+
+    from transferscope.ntk.finetune import FinetuneConfig
+    from transferscope.ntk.task import PromptTask
+    from transferscope.ntk.taskvectors import run_task_vectors, task_splits
+
+    monkeypatch.setenv("TRANSFERSCOPE_CACHE", str(tmp_path / "cache"))
+    task = PromptTask('Is the word "{text}" positive or negative? Answer:',
+                      ("positive", "negative"), smollm2)
+    before = {k: v.clone() for k, v in task.model.state_dict().items()}
+    splits = task_splits(["vader-words", NEGATED_TASK], 4, 4, seed=1)
+    result = run_task_vectors(task, splits, FinetuneConfig(params="attention@last-1", steps=2),
+                              tmp_path / "tv", lr_fraction=0.05, progress=False)
+    assert all(torch.equal(task.model.state_dict()[k], v) for k, v in before.items())
+    f0_loss = [np.mean((task.outputs(list(s.test.texts)) - s.test.targets) ** 2) / 2
+               for s in splits]
+    assert [r["combination"] for r in result["combinations"][::2]] == [
+        "+t0", "+t1", "+t0+t1", "-t0", "-t1"]
+    for row in result["combinations"]:
+        moved = abs(row["linear_loss"] - f0_loss[row["task_index"]])
+        assert moved > 1e-4, row  # the combination did change the loss
+        assert abs(row["real_loss"] - row["linear_loss"]) < 0.1 * moved, row
+    assert len(result["pairs"]) == 2
+    for pair in result["pairs"]:
+        assert pair["real_interference"] == pytest.approx(pair["linear_interference"],
+                                                          rel=0.1)
+    assert np.allclose(np.diag(result["alignment"]), 1.0)
+    assert np.all(np.abs(result["gradient_cosine"]) <= 1 + 1e-9)

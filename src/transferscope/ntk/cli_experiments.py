@@ -41,11 +41,14 @@ class Profile:
     taskvec_train: int
     taskvec_test: int
     taskvec_steps: int
+    taskvec_tasks: tuple[str, ...]
 
 
+_TASKS_3 = ("vader-words", "afinn-words", "negated-vader-words")
 PROFILES = {
-    "quick": Profile("attention@last-1", 16, 24, 8, (8, 12, 16, 24), 32, 3, 8, 8, 5),
-    "full": Profile("attention@last-4", 64, 64, 25, (32, 64, 128, 256), 320, 3, 32, 32, 15),
+    "quick": Profile("attention@last-1", 16, 24, 8, (8, 12, 16, 24), 32, 3, 8, 8, 5, _TASKS_3),
+    "full": Profile("attention@last-4", 64, 64, 25, (32, 64, 128, 256), 320, 3, 32, 32, 15,
+                    (*_TASKS_3, "negated-afinn-words")),
 }
 
 
@@ -104,7 +107,7 @@ def finetune_experiment(task, sample, kernel, f0, n: int, n_test: int, steps: in
         result = finetune(task, train, test, config, out / "finetune-run",
                           progress=lambda done, total: bar.update(job, completed=done))
     summary = {"n": n, "n_test": n_test, "params": params, "seed": seed, "loss": loss,
-               "learning_rate": lr, "step_size": eta, "lambda_max": float(eigs[0]),
+               "lr_fraction": lr_fraction, "learning_rate": lr, "step_size": eta, "lambda_max": float(eigs[0]),
                "sigma": noise.sigma, "radius": radius, "t_hat": t_hat,
                "best_step_real": result.best_step(), "history": result.history,
                "resumed_from": result.resumed_from, "seconds": result.seconds,
@@ -122,6 +125,26 @@ def finetune_experiment(task, sample, kernel, f0, n: int, n_test: int, steps: in
                                           ).mean(axis=1) / 2}
     write_json(out / "finetune.json", summary)
     return summary
+
+
+def quick_finetune_stage(run_dir: Path, model: str = "smollm2",
+                         task: str = "sentiment-words") -> tuple[dict, object]:
+    """The quick profile's fine-tuning-vs-kernel experiment on ``run_dir`` (for the main demo).
+
+    Returns the summary ``finetune_experiment`` writes (T_hat, held-out-optimal step, how long
+    the kernel regime held, every step's losses) and its matplotlib figure. Same pool as
+    ``ntk report --quick``, so a report run before or after shares the cached kernel and the
+    resumable fine-tuning checkpoint.
+    """
+    from transferscope.ntk.report import finetune_figure
+
+    profile = PROFILES["quick"]
+    builtin, lm_task = _prompt_task(model, task)
+    sample, kernel, f0 = _pool(lm_task, builtin, profile.params, profile.pool, profile.test_n, 0)
+    summary = finetune_experiment(lm_task, sample, kernel, f0, profile.finetune_n,
+                                  profile.test_n, profile.steps, profile.params, 0.5,
+                                  "half-mse", None, 0, Path(run_dir))
+    return summary, finetune_figure(summary)
 
 
 def rates_experiment(task, builtin, params: str, sizes, pool: int, seeds: int, n_test: int,
@@ -233,7 +256,7 @@ def taskvec_command(
     out: OutOpt,
     model: ModelOpt = "smollm2",
     tasks: Annotated[str, typer.Option(help="Comma-separated built-in tasks (>= 2).")
-                     ] = "vader-words,afinn-words,negated-vader-words",
+                     ] = ",".join(_TASKS_3),
     params: ParamsOpt = "attention@last-1",
     n_train: Annotated[int, typer.Option(help="Training examples per task.")] = 8,
     n_test: Annotated[int, typer.Option(help="Held-out examples per task.")] = 8,
@@ -278,8 +301,8 @@ def report_command(
                                0)
     finetune_experiment(lm_task, sample, kernel, f0, profile.finetune_n, profile.test_n,
                         profile.steps, profile.params, 0.5, "half-mse", None, 0, out)
-    taskvec_command(out, model, ",".join(_TASKVEC_TASKS), profile.params, profile.taskvec_train,
-                    profile.taskvec_test, profile.taskvec_steps, 0)
+    taskvec_command(out, model, ",".join(profile.taskvec_tasks), profile.params,
+                    profile.taskvec_train, profile.taskvec_test, profile.taskvec_steps, 0)
     profile_info = {"profile": "quick" if quick else "full", **profile.__dict__,
                     "model": model, "task": task,
                     "seconds": time.perf_counter() - started}
@@ -287,5 +310,3 @@ def report_command(
     path = build_report(out)
     _err.print(f"wrote {path}")
 
-
-_TASKVEC_TASKS = ("vader-words", "afinn-words", "negated-vader-words")

@@ -57,24 +57,10 @@ def _finetune_section(report: Report, fine: dict, findings: list[str], plt) -> N
         "Real fine-tuning vs the kernel prediction",
         f"{fine['n']} training and {fine['n_test']} held-out examples ({fine['source']}), "
         f"parameters {fine['params']}, loss {fine['loss']}, full-batch step eta = "
-        f"{fine['step_size']:.4g} (half of 1/lambda_max), seed {fine['seed']}. One run: the "
+        f"{fine['step_size']:.4g} ({fine.get('lr_fraction', 0.5):g} x 1/lambda_max of K/n), "
+        f"seed {fine['seed']}. One run: the "
         "spread over samples is in the rates section.")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    axes[0].plot(history["step"], history["train_loss"], "o-", label="real, train")
-    axes[0].plot(history["step"], history["test_loss"], "s-", label="real, held-out")
-    if "linear_test_loss" in fine:
-        axes[0].plot(history["step"], fine["linear_train_loss"], "--", label="kernel GD, train")
-        axes[0].plot(history["step"], fine["linear_test_loss"], ":", label="kernel GD, held-out")
-        axes[1].plot(history["step"], fine["relative_distance"], "o-")
-        axes[1].axhline(fine["regime_tolerance"], color="0.5", ls="--", label="tolerance")
-        axes[1].set_ylabel("||f_real - f_lin|| / ||f_lin - f_0||")
-        axes[1].set_xlabel("step")
-        axes[1].legend(fontsize=8)
-    axes[0].axvline(fine["t_hat"], color="C3", ls="--", label=f"T_hat = {fine['t_hat']}")
-    axes[0].set_xlabel("step")
-    axes[0].set_ylabel("loss")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    fig = finetune_figure(fine)
     sec.figure(fig, "Left: train and held-out loss, real vs closed-form kernel gradient "
                     "descent. Right: distance between the two trajectories.")
     plt.close(fig)
@@ -95,6 +81,31 @@ def _finetune_section(report: Report, fine: dict, findings: list[str], plt) -> N
             f"(largest gap {max(fine['relative_distance']):.3f})"
             + ("; the linearisation held for the whole run." if fine["regime_steps"] == steps
                else "; it broke down before the end of the run."))
+
+
+def finetune_figure(fine: dict):
+    """Real vs closed-form kernel trajectory (left) and their distance (right), from the
+    summary ``finetune_experiment`` returns (also used by the main demo)."""
+    import matplotlib.pyplot as plt
+
+    history = pd.DataFrame(fine["history"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    axes[0].plot(history["step"], history["train_loss"], "o-", label="real, train")
+    axes[0].plot(history["step"], history["test_loss"], "s-", label="real, held-out")
+    if "linear_test_loss" in fine:
+        axes[0].plot(history["step"], fine["linear_train_loss"], "--", label="kernel GD, train")
+        axes[0].plot(history["step"], fine["linear_test_loss"], ":", label="kernel GD, held-out")
+        axes[1].plot(history["step"], fine["relative_distance"], "o-")
+        axes[1].axhline(fine["regime_tolerance"], color="0.5", ls="--", label="tolerance")
+        axes[1].set_ylabel("||f_real - f_lin|| / ||f_lin - f_0||")
+        axes[1].set_xlabel("step")
+        axes[1].legend(fontsize=8)
+    axes[0].axvline(fine["t_hat"], color="C3", ls="--", label=f"T_hat = {fine['t_hat']}")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("loss")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def _within(a: float, b: float, factor: float) -> bool:
@@ -169,46 +180,81 @@ def _taskvec_section(report: Report, tv: dict, findings: list[str], plt) -> None
         "Task vectors",
         f"Tasks t0..t{len(names) - 1} = {', '.join(names)}; {tv['n_train'][0]} training and "
         f"{tv['n_test'][0]} held-out examples each, {tv['steps']} full-batch steps, lr "
-        f"{tv['learning_rate']:.4g}, parameters {tv['params']}, seed {tv['seed']}.")
-    align = pd.DataFrame(np.round(tv["alignment"], 4), columns=names)
-    align.insert(0, "task", names)
-    sec.table(align, "Cross-task kernel alignment ||K(X_j,X_k)||_F / "
-                     "sqrt(||K_jj||_F ||K_kk||_F).")
+        f"{tv['learning_rate']:.4g}, parameters {tv['params']}, seed {tv['seed']}. Each task "
+        "vector tau_k comes from real fine-tuning from theta_0; the linearised prediction is "
+        "f_0 + sum_k alpha_k K(x, X_k) c_k with the joint eNTK over all tasks.")
+    for key, caption in (("alignment", "Cross-task kernel alignment ||K(X_j,X_k)||_F / "
+                                       "sqrt(||K_jj||_F ||K_kk||_F) (unsigned)."),
+                         ("gradient_cosine", "Gradient cosine r_j^T K_jk r_k / sqrt(r_j^T K_jj "
+                                             "r_j r_k^T K_kk r_k), r = y - f_0 (signed; ours).")):
+        if key in tv:
+            table = pd.DataFrame(np.round(tv[key], 4), columns=names)
+            table.insert(0, "task", names)
+            sec.table(table, caption)
     rows = pd.DataFrame(tv["combinations"])
     sec.table(rows[["combination", "task", "f0_accuracy", "real_accuracy", "linear_accuracy",
                     "real_loss", "linear_loss"]].round(4),
-              "Held-out accuracy/loss of theta_0 + sum alpha_k tau_k: real network vs "
-              "linearised prediction.")
+              "Held-out accuracy/loss of theta_0 + sum alpha_k tau_k (+tk adds, -tk negates "
+              "task k's vector): real network vs linearised prediction.")
     pairs = pd.DataFrame(tv["pairs"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    axes[0].scatter(rows["linear_accuracy"], rows["real_accuracy"])
-    axes[0].plot([0, 1], [0, 1], color="0.5", ls="--")
-    axes[0].set_xlabel("linearised accuracy")
-    axes[0].set_ylabel("real accuracy")
-    axes[1].scatter(pairs["alignment"], pairs["real_interference"], label="real")
-    axes[1].scatter(pairs["alignment"], pairs["linear_interference"], marker="x",
-                    label="linearised")
-    axes[1].set_xlabel("alignment of tasks j, k")
-    axes[1].set_ylabel("change of task j's loss when tau_k is added")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    sec.figure(fig, "Left: real vs linearised accuracy of every combination. Right: "
-                    "alignment against interference.")
+    correlations = tv.get("correlations", {"alignment": tv["correlation"]})
+    fig = _taskvec_figure(rows, pairs, correlations, plt)
+    sec.figure(fig, "Left: real vs linearised accuracy of every combination. Middle and "
+                    "right: alignment and gradient cosine of tasks j, k against the change of "
+                    "task j's held-out loss when tau_k is added to tau_j (> 0: interference).")
     plt.close(fig)
-    c = tv["correlation"]
-    sec.paragraph(f"Alignment vs real interference: r = {c['r']:.3f}, 95% CI "
-                  f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}] over {c['points']} directed pairs "
-                  f"({c['method']}).")
+    sec.table(pairs.round(4), "Directed pairs (task j, added task k).")
     gap = np.abs(rows["real_accuracy"] - rows["linear_accuracy"]).to_numpy()
     findings.append(
         f"Task arithmetic: the linearised prediction matched the real accuracy of "
         f"theta_0 + sum alpha_k tau_k within {gap.mean():.3f} on average (max {gap.max():.3f}) "
         f"over {gap.size} (combination, task) cells.")
-    if np.isfinite(c["r"]):
-        verdict = ("predicts more interference with higher alignment" if c["ci_low"] > 0 else
-                   "predicts less interference with higher alignment" if c["ci_high"] < 0 else
+    negations = rows[rows["combination"].str.startswith("-")]
+    own = negations[negations["combination"] == "-t" + negations["task_index"].astype(str)]
+    if len(own):
+        drop = (own["f0_accuracy"] - own["real_accuracy"]).to_numpy()
+        findings.append(
+            f"Negation: theta_0 - tau_k changed task k's held-out accuracy by "
+            f"{-drop.mean():+.3f} on average relative to theta_0 (per task: "
+            + ", ".join(f"{names[int(t)]} {a0:.3f} -> {a:.3f}" for t, a0, a in
+                        zip(own["task_index"], own["f0_accuracy"], own["real_accuracy"],
+                            strict=True)) + ").")
+    labels = {"alignment": "Kernel alignment", "gradient_cosine": "Gradient cosine",
+              "linearised": "The linearised interference"}
+    for key, c in correlations.items():
+        sec.paragraph(f"{labels[key]} vs real interference: r = {c['r']:.3f}, 95% CI "
+                      f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}] over {c['points']} directed "
+                      f"pairs ({c['method']}).")
+        if not np.isfinite(c["r"]):
+            findings.append(f"{labels[key]} vs real interference: correlation undefined "
+                            "(no spread).")
+            continue
+        verdict = ("goes with more interference (CI above 0)" if c["ci_low"] > 0 else
+                   "goes with less interference (CI below 0)" if c["ci_high"] < 0 else
                    "does not predict interference at this sample size (the CI covers 0)")
-        findings.append(f"Alignment {verdict}: r = {c['r']:.3f} "
+        findings.append(f"{labels[key]} {verdict}: r = {c['r']:.3f} "
                         f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}], {c['points']} pairs.")
-    else:
-        findings.append("Alignment vs interference: correlation undefined (no spread).")
+
+
+def _taskvec_figure(rows: pd.DataFrame, pairs: pd.DataFrame, correlations: dict, plt):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    axes[0].scatter(rows["linear_accuracy"], rows["real_accuracy"], alpha=0.7)
+    axes[0].plot([0, 1], [0, 1], color="0.5", ls="--")
+    axes[0].set_xlabel("linearised accuracy")
+    axes[0].set_ylabel("real accuracy")
+    for ax, key in zip(axes[1:], ("alignment", "gradient_cosine"), strict=True):
+        if key not in pairs:
+            ax.set_visible(False)
+            continue
+        ax.scatter(pairs[key], pairs["real_interference"], label="real")
+        ax.scatter(pairs[key], pairs["linear_interference"], marker="x", label="linearised")
+        ax.axhline(0, color="0.7", lw=0.8)
+        c = correlations.get(key)
+        if c is not None:
+            ax.set_title(f"r = {c['r']:.2f} [{c['ci_low']:.2f}, {c['ci_high']:.2f}]",
+                         fontsize=9)
+        ax.set_xlabel(key.replace("_", " ") + " of tasks j, k")
+        ax.set_ylabel("change of task j's loss (tau_k added)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

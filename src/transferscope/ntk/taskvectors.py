@@ -3,13 +3,16 @@
 In the linear regime ``f(x; theta_0 + sum_k alpha_k tau_k) = f_0(x) + sum_k alpha_k K(x, X_k) c_k``
 with ``c_k`` the dual coefficients of task k's kernel gradient descent, so adding task vectors
 interferes through the cross-task kernel blocks ``K(X_j, X_k)``. Alignment of tasks j, k (ours):
-``||K(X_j, X_k)||_F / sqrt(||K(X_j, X_j)||_F ||K(X_k, X_k)||_F)``. Interference of k on j:
-the change in task j's held-out loss when tau_k is added to tau_j.
+``||K(X_j, X_k)||_F / sqrt(||K(X_j, X_j)||_F ||K(X_k, X_k)||_F)``; it has no sign, so it can say
+how much two tasks touch each other but not whether they help or hurt. We add a signed measure
+(also ours): the gradient cosine ``r_j^T K(X_j, X_k) r_k / sqrt(r_j^T K_jj r_j  r_k^T K_kk r_k)``
+with ``r = y - f_0``, the cosine between the two tasks' first gradient steps in parameter space.
+Interference of k on j: the change in task j's held-out loss when tau_k is added to tau_j.
 
 All tasks share one prompt template and label words (the first task's), so one f and one joint
 eNTK cover them. This module registers one derived task, ``negated-vader-words``: the VADER
 words preceded by "not", labels flipped (negation reverses polarity), a task that conflicts
-with plain sentiment by construction.
+with plain sentiment by construction, and ``negated-afinn-words`` made the same way from AFINN.
 """
 
 from __future__ import annotations
@@ -35,18 +38,29 @@ from transferscope.ntk.params import select_parameters
 from transferscope.ntk.task import PromptTask
 
 NEGATED_TASK = "negated-vader-words"
+NEGATED_AFINN_TASK = "negated-afinn-words"
+
+
+def negated(words: LabeledTexts, name: str) -> LabeledTexts:
+    """Each word preceded by "not", its label flipped."""
+    return LabeledTexts(tuple(f"not {w}" for w in words.texts), -words.targets,
+                        words.class_names, f"derived:not+{name}")
 
 
 def negated_vader_words() -> LabeledTexts:
-    words = ntk_data.vader_words()
-    return LabeledTexts(tuple(f"not {w}" for w in words.texts), -words.targets,
-                        words.class_names, "derived:not+vader-words")
+    return negated(ntk_data.vader_words(), "vader-words")
 
 
-if NEGATED_TASK not in ntk_data.TASKS:
-    register_task(BuiltinTask(NEGATED_TASK, "VADER words after 'not', polarity flipped",
-                              'Is "{text}" positive or negative? Answer:',
-                              ("positive", "negative"), negated_vader_words))
+def negated_afinn_words() -> LabeledTexts:
+    return negated(ntk_data.afinn_words(), "afinn-words")
+
+
+for _name, _lexicon, _loader in ((NEGATED_TASK, "VADER", negated_vader_words),
+                                 (NEGATED_AFINN_TASK, "AFINN", negated_afinn_words)):
+    if _name not in ntk_data.TASKS:
+        register_task(BuiltinTask(_name, f"{_lexicon} words after 'not', polarity flipped",
+                                  'Is "{text}" positive or negative? Answer:',
+                                  ("positive", "negative"), _loader))
 
 DEFAULT_TASKS = ("vader-words", "afinn-words", NEGATED_TASK)
 
@@ -93,6 +107,21 @@ def alignment(kernel: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def gradient_cosine(kernel: np.ndarray, blocks: list[np.ndarray], residual: np.ndarray
+                    ) -> np.ndarray:
+    """Cosine between the tasks' first gradient steps ``J_k^T r_k``, from the kernel alone."""
+    m = len(blocks)
+    out = np.ones((m, m))
+    for j in range(m):
+        for k in range(m):
+            rj, rk = residual[blocks[j]], residual[blocks[k]]
+            inner = rj @ kernel[np.ix_(blocks[j], blocks[k])] @ rk
+            norm_j = rj @ kernel[np.ix_(blocks[j], blocks[j])] @ rj
+            norm_k = rk @ kernel[np.ix_(blocks[k], blocks[k])] @ rk
+            out[j, k] = inner / np.sqrt(max(norm_j * norm_k, np.finfo(float).tiny))
+    return out
+
+
 def linear_combination(f0_test: np.ndarray, cross: list[np.ndarray], coefficients: list[np.ndarray],
                        alphas: Sequence[float]) -> np.ndarray:
     """``f_0(x) + sum_k alpha_k K(x, X_k) c_k``: the linear model at theta_0 + sum alpha_k tau_k."""
@@ -136,13 +165,14 @@ def run_task_vectors(task: PromptTask, splits: list[TaskSplit], config: Finetune
     """Joint eNTK, real task vectors, real and linear accuracy of each combination."""
     out = Path(out_dir)
     m = len(splits)
-    texts, train_blocks, test_blocks, start = [], [], [], 0
+    texts, targets, train_blocks, test_blocks, start = [], [], [], [], 0
     for s in splits:
         train_blocks.append(np.arange(start, start + len(s.train)))
         start += len(s.train)
         test_blocks.append(np.arange(start, start + len(s.test)))
         start += len(s.test)
         texts += list(s.train.texts) + list(s.test.texts)
+        targets += list(s.train.targets) + list(s.test.targets)
     predicate = parameter_spec(task, config.params)
     joint = task.kernel(texts, predicate, progress=progress).kernel
     f0 = task.outputs(texts)
@@ -182,20 +212,32 @@ def run_task_vectors(task: PromptTask, splits: list[TaskSplit], config: Finetune
                          "f0_accuracy": float(np.mean(np.sign(f0[test_blocks[j]])
                                                       == y_tests[j]))})
     align = alignment(joint, train_blocks)
-    pairs = _interference(rows, align, m)
-    r, low, high = correlation_ci(np.array([p["alignment"] for p in pairs]),
-                                  np.array([p["real_interference"] for p in pairs]))
+    cosine = gradient_cosine(joint, train_blocks, np.asarray(targets) - f0)
+    pairs = _interference(rows, align, cosine, m)
+    real = np.array([p["real_interference"] for p in pairs])
+    correlations = {
+        name: _correlation(np.array([p[key] for p in pairs]), real, what)
+        for name, key, what in (
+            ("alignment", "alignment", "kernel alignment"),
+            ("gradient_cosine", "gradient_cosine", "gradient cosine"),
+            ("linearised", "linear_interference", "linearised interference"))}
     return {"tasks": [s.name for s in splits], "n_train": [len(s.train) for s in splits],
             "n_test": [len(s.test) for s in splits], "steps": config.steps,
             "learning_rate": config.learning_rate, "params": config.params, "seed": config.seed,
-            "alignment": align.tolist(), "combinations": rows, "pairs": pairs,
-            "correlation": {"r": r, "ci_low": low, "ci_high": high, "points": len(pairs),
-                            "method": "Pearson r of alignment vs real interference, "
-                                      "95% percentile bootstrap over pairs"},
-            "trained": single}
+            "alignment": align.tolist(), "gradient_cosine": cosine.tolist(),
+            "combinations": rows, "pairs": pairs, "correlation": correlations["alignment"],
+            "correlations": correlations, "trained": single}
 
 
-def _interference(rows: list[dict], align: np.ndarray, m: int) -> list[dict]:
+def _correlation(x: np.ndarray, real: np.ndarray, what: str) -> dict:
+    r, low, high = correlation_ci(x, real)
+    return {"r": r, "ci_low": low, "ci_high": high, "points": int(real.size),
+            "method": f"Pearson r of {what} vs real interference, 95% percentile bootstrap "
+                      "over directed pairs (pairs share tasks, so the CI is optimistic)"}
+
+
+def _interference(rows: list[dict], align: np.ndarray, cosine: np.ndarray, m: int
+                  ) -> list[dict]:
     def loss(label: str, j: int, kind: str) -> float:
         return next(r[f"{kind}_loss"] for r in rows
                     if r["combination"] == label and r["task_index"] == j)
@@ -207,6 +249,7 @@ def _interference(rows: list[dict], align: np.ndarray, m: int) -> list[dict]:
                 continue
             pair = f"+t{min(j, k)}+t{max(j, k)}"
             out.append({"task": j, "added": k, "alignment": float(align[j, k]),
+                        "gradient_cosine": float(cosine[j, k]),
                         "real_interference": loss(pair, j, "real") - loss(f"+t{j}", j, "real"),
                         "linear_interference": (loss(pair, j, "linear")
                                                 - loss(f"+t{j}", j, "linear"))})
