@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.transferscope-installed
-EXTRAS ?= dev,llamacpp
+EXTRAS ?= dev,llamacpp,ray
 
 .PHONY: setup browser demo test test-slow lint clean
 

@@ -158,6 +158,7 @@ def empirical_ntk_result(
     engine: Engine = "auto",
     cache_key: str | None = "auto",
     progress: bool = True,
+    executor: Any = "local",
 ) -> KernelResult:
     """The empirical NTK of ``output_fn`` w.r.t. the parameter set ``params``, with its metadata.
 
@@ -171,6 +172,8 @@ def empirical_ntk_result(
     universal per-example autograd path (also the automatic fallback when hooks cannot see a use
     of a parameter). ``gram_dtype="float64"`` multiplies float32 gradients in float64 too (the
     default multiplies them in float32 over 8192-coordinate chunks, summed in float64).
+    ``executor``: "local" (this process), "ray" or a ``RayExecutor`` (a Ray cluster; same
+    numbers, same cache entry; see transferscope.ntk.executor_ray).
     """
     started = time.perf_counter()
     if gram_dtype not in ("auto", "float64"):
@@ -199,9 +202,14 @@ def empirical_ntk_result(
 
     work = cache.dir(key + "-work") if cache is not None else Path(tempfile.mkdtemp(prefix="entk-"))
     try:
-        run = KernelRun(model, output_fn, selected, mode, work, memory_budget_gb, block_size,
-                         sketch_dim, seed, linear_path, engine, progress,
-                         persist=cache is not None, gram_dtype=gram_dtype)
+        run_type = KernelRun
+        if executor != "local":
+            from transferscope.ntk.executor_ray import kernel_run_type
+
+            run_type = kernel_run_type(executor)
+        run = run_type(model, output_fn, selected, mode, work, memory_budget_gb, block_size,
+                       sketch_dim, seed, linear_path, engine, progress,
+                       persist=cache is not None, gram_dtype=gram_dtype)
         kernel, details = run.compute(examples, examples2)
     finally:
         if cache is None:
