@@ -3,14 +3,12 @@
 import numpy as np
 import pytest
 import sklearn
-import torch
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from transferscope.core.errors import InputError
 from transferscope.dino import DINORegressor
-from transferscope.dino.gp import NystromPosterior
 
 FAST = dict(n_steps=5, n_base=30, batch_size=32)
 
@@ -75,29 +73,18 @@ def test_fit_lowers_the_conditional_nll():
     assert np.mean(model.loss_curve_[-5:]) < model.loss_curve_[0] - 0.1
 
 
-def test_nystrom_with_all_points_inducing_is_exact():
-    rng = np.random.default_rng(1)
-    X, Xq = rng.normal(size=(30, 2)), rng.normal(size=(5, 2))
-    K = np.exp(-((X[:, None] - X[None]) ** 2).sum(-1))
-    Kq = np.exp(-((Xq[:, None] - X[None]) ** 2).sum(-1))
-    noise, y = np.full(30, 0.05), rng.normal(size=(30, 1))
-    post = NystromPosterior(*(torch.from_numpy(a) for a in (K, K, noise, y)))
-    mean, var = post.predict(torch.from_numpy(Kq), torch.ones(5, dtype=torch.float64))
-    K_noisy = K + np.diag(noise)
-    exp_mean = Kq @ np.linalg.solve(K_noisy, y)
-    exp_var = 1 - np.einsum("ij,ji->i", Kq, np.linalg.solve(K_noisy, Kq.T))
-    np.testing.assert_allclose(mean.numpy(), exp_mean, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(var.numpy(), exp_var, rtol=1e-6, atol=1e-9)
-
-
-def test_large_source_switches_to_nystrom_and_stays_close():
+def test_large_source_switches_to_cg_and_matches_the_exact_posterior():
+    """Same fit (the fit never sees ``exact_max``), posterior by Cholesky vs by CG + landmarks."""
     Xs, ys, Xt, yt, Xu, _ = _problem(n_s=300, n_t=20)
     exact = DINORegressor(**FAST).fit(Xs, ys, Xt=Xt, yt=yt)
-    approx = DINORegressor(**{**FAST, "n_base": 300}, exact_max=100).fit(Xs, ys, Xt=Xt, yt=yt)
-    assert exact.exact_ and not approx.exact_
-    # inducing points = all 300 source + all 20 target points: same posterior up to rounding
-    ref = DINORegressor(**{**FAST, "n_base": 300}).fit(Xs, ys, Xt=Xt, yt=yt)
-    np.testing.assert_allclose(approx.predict(Xu), ref.predict(Xu), rtol=1e-5, atol=1e-6)
+    approx = DINORegressor(**FAST, exact_max=100, n_inducing=40, cg_tol=1e-10).fit(
+        Xs, ys, Xt=Xt, yt=yt)
+    assert exact.exact_ and not approx.exact_ and len(approx.landmarks_) == 40
+    np.testing.assert_allclose(approx.predict(Xu), exact.predict(Xu), rtol=1e-7, atol=1e-8)
+    # every training point a landmark: the DTC variance is the exact one
+    full = DINORegressor(**FAST, exact_max=100, n_inducing=320).fit(Xs, ys, Xt=Xt, yt=yt)
+    np.testing.assert_allclose(full.predict(Xu, return_std=True)[1],
+                               exact.predict(Xu, return_std=True)[1], rtol=1e-6)
 
 
 @pytest.mark.parametrize("case, message", [

@@ -10,9 +10,10 @@ from transferscope.dino.mmd import mmd_squared
 
 
 def test_wider_networks_get_closer_to_dino_train():
-    sweep = width_sweep(widths=(16, 512), n_nets=1, steps=300)
-    narrow, wide = sweep.set_index("width")["relative_error"].loc[[16, 512]]
-    assert wide < 0.6 * narrow and wide < 0.1, sweep
+    """Mean over 3 inits (one init is too noisy at width 16: 0.08-0.22 relative error)."""
+    sweep = width_sweep(widths=(16, 2048), n_nets=3, steps=300)
+    narrow, wide = sweep.groupby("width")["relative_error"].mean().loc[[16, 2048]]
+    assert wide < 0.5 * narrow and wide < 0.06, sweep
 
 
 def test_cps1988_domains_are_regions():

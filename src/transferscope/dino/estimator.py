@@ -4,8 +4,9 @@ Kernel between a point ``x`` of domain ``a`` and ``x'`` of domain ``b`` (0 sourc
 ``K_ab(x, x') = amplitude * k(x, x') * g_ab(x, x')`` with ``k`` the NNGP (DINO-INIT) or NTK
 (DINO-TRAIN) kernel and ``g`` the distribution factor (see ``distribution.py``), plus noise
 ``sigma_S^2`` / ``sigma_T^2`` on the diagonal. Fit maximises ``log p(y_T | y_S)`` with Adam on
-source mini-batches; predict is the joint posterior over source and labelled target, exact up
-to ``exact_max`` training points and Nystrom with the base samples as inducing points beyond.
+source mini-batches; predict is the joint posterior over source and labelled target, by
+Cholesky up to ``exact_max`` training points and beyond that by conjugate gradients on the exact
+kernel with a Nystrom preconditioner (``scalable.py``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import numpy as np
 import torch
 
 from transferscope.dino.distribution import DistributionFactor
-from transferscope.dino.gp import ExactPosterior, NystromPosterior, conditional_nll
+from transferscope.dino.gp import ExactPosterior, conditional_nll
 from transferscope.dino.inputs import DomainData
 from transferscope.dino.interface import DomainRegressor
 from transferscope.dino.kernels import base_kernel, kernel_diag
 from transferscope.dino.progress import step_progress
+from transferscope.dino.scalable import BlockKernel, IterativePosterior, pivoted_cholesky
 
 
 class DINORegressor(DomainRegressor):
@@ -30,7 +32,9 @@ class DINORegressor(DomainRegressor):
     caps the base samples per domain; ``hidden`` is the scorer's width; ``n_steps``,
     ``batch_size`` (source points per step) and ``learning_rate`` drive Adam, after an L-BFGS
     ``warm_start`` of amplitude, noises and input scales at uniform weights; ``exact_max`` is the
-    largest training set solved exactly.
+    largest training set solved by Cholesky. Larger sets use conjugate gradients (relative
+    residual ``cg_tol``) preconditioned by ``n_inducing`` landmarks, keeping the kernel in memory
+    up to ``cache_gib`` GiB; the mean is then exact to ``cg_tol``, the variance approximate.
     """
 
     def __init__(
@@ -45,6 +49,9 @@ class DINORegressor(DomainRegressor):
         batch_size: int = 256,
         learning_rate: float = 0.01,
         exact_max: int = 3000,
+        n_inducing: int = 1000,
+        cg_tol: float = 1e-6,
+        cache_gib: float = 4.0,
         warm_start: bool = True,
         rank_tol: float = 1e-8,
         random_state: int = 0,
@@ -60,6 +67,9 @@ class DINORegressor(DomainRegressor):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.exact_max = exact_max
+        self.n_inducing = n_inducing
+        self.cg_tol = cg_tol
+        self.cache_gib = cache_gib
         self.warm_start = warm_start
         self.rank_tol = rank_tol
         self.random_state = random_state
@@ -162,44 +172,61 @@ class DINORegressor(DomainRegressor):
         noise = self._noises()
         y = torch.cat([ys, yt])
         n_s, n_t = Xs.shape[0], Xt.shape[0]
+        self._X_train, self._n_source = torch.cat([Xs, Xt]), n_s
+        noise_vec = torch.cat([noise[0].expand(n_s), noise[1].expand(n_t)])
         self.exact_ = n_s + n_t <= self.exact_max
         if self.exact_:
             K = torch.cat([
                 torch.cat([self.dino_kernel(Xs, 0, Xs, 0), self.dino_kernel(Xs, 0, Xt, 1)], 1),
                 torch.cat([self.dino_kernel(Xt, 1, Xs, 0), self.dino_kernel(Xt, 1, Xt, 1)], 1),
             ])
-            noise_diag = torch.cat([noise[0].expand(n_s), noise[1].expand(n_t)])
-            self._posterior = ExactPosterior(K + torch.diag(noise_diag), y)
-            self._train_sets = (Xs, Xt)
+            self._posterior = ExactPosterior(K + torch.diag(noise_vec), y)
             return
-        Z_s, Z_t = self.factor_.base_source, self.factor_.base_target
-        K_mm = torch.cat([
-            torch.cat([self.dino_kernel(Z_s, 0, Z_s, 0), self.dino_kernel(Z_s, 0, Z_t, 1)], 1),
-            torch.cat([self.dino_kernel(Z_t, 1, Z_s, 0), self.dino_kernel(Z_t, 1, Z_t, 1)], 1),
-        ])
-        K_nm = torch.cat([self._against_inducing(Xs, 0), self._against_inducing(Xt, 1)])
-        noise_vec = torch.cat([noise[0].expand(n_s), noise[1].expand(n_t)])
-        self._posterior = NystromPosterior(K_mm, K_nm, noise_vec, y)
+        self._E_train = torch.cat([self._embed(Xs, 0), self._embed(Xt, 1)])
+        landmarks = self._landmarks(n_s, n_t)
+        kernel = BlockKernel(lambda a, b: self._train_kernel(slice(a, b), slice(None)),
+                             n_s + n_t, self.cache_gib * 2**30)
+        K_nm = self._train_kernel(slice(None), landmarks)
+        self.landmarks_ = landmarks.numpy()
+        self._posterior = IterativePosterior(kernel, K_nm, K_nm[landmarks], noise_vec, y,
+                                             self.cg_tol)
+        self.cg_iterations_, self.cg_residual_ = self._posterior.iterations, self._posterior.residual
 
-    def _against_inducing(self, X: torch.Tensor, domain: int, chunk: int = 4096) -> torch.Tensor:
-        Z_s, Z_t = self.factor_.base_source, self.factor_.base_target
-        parts = [
-            torch.cat([self.dino_kernel(Xc, domain, Z_s, 0), self.dino_kernel(Xc, domain, Z_t, 1)],
-                      1)
-            for Xc in torch.split(X, chunk)
-        ]
-        return torch.cat(parts)
+    def _embed(self, X: torch.Tensor, domain: int, chunk: int = 4096) -> torch.Tensor:
+        """Unit embeddings of many points, in row blocks (each block is n_chunk x n_base)."""
+        return torch.cat([self.factor_.embedding(Xc, domain) for Xc in torch.split(X, chunk)])
+
+    def _train_kernel(self, rows, cols) -> torch.Tensor:
+        """Noiseless DINO kernel between training rows and columns (index or slice each)."""
+        X, E = self._X_train, self._E_train
+        return self._amplitude() * self._k(X[rows], X[cols]) * (E[rows] @ E[cols].transpose(0, 1))
+
+    def _landmarks(self, n_s: int, n_t: int) -> torch.Tensor:
+        """The first ``n_inducing`` pivots of a pivoted Cholesky of the kernel on a pool: every
+        labelled target point and random source points, ``4 * n_inducing`` in all (our choice)."""
+        rng = np.random.default_rng(self.random_state + 1)
+        n_pool_source = max(0, min(n_s, 4 * self.n_inducing - n_t))
+        pool = torch.cat([_subset(rng, n_s, n_pool_source), torch.arange(n_s, n_s + n_t)])
+        _, pivots = pivoted_cholesky(self._train_kernel(pool, pool), 1e-10)
+        return pool[pivots[: self.n_inducing]]
 
     # -- predict --------------------------------------------------------------------------------
     def _predict_scaled(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = [self._predict_block(Xc) for Xc in torch.split(X, 2048)]
+        mean, var = torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
+        return mean, var + self._noises()[1]
+
+    def _predict_block(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent posterior mean and variance of target points ``X`` (one block of rows)."""
         prior = self._amplitude() * self._k_diag(X)  # g_TT(x, x) = 1
         if self.exact_:
-            Xs, Xt = self._train_sets
+            Xs, Xt = self._X_train[: self._n_source], self._X_train[self._n_source:]
             K_star = torch.cat([self.dino_kernel(X, 1, Xs, 0), self.dino_kernel(X, 1, Xt, 1)], 1)
-        else:
-            K_star = self._against_inducing(X, 1)
-        mean, var = self._posterior.predict(K_star, prior)
-        return mean, var + self._noises()[1]
+            return self._posterior.predict(K_star, prior)
+        E_star = self.factor_.embedding(X, 1)
+        K_star = (self._amplitude() * self._k(X, self._X_train)
+                  * (E_star @ self._E_train.transpose(0, 1)))
+        return self._posterior.predict(K_star, K_star[:, self.landmarks_], prior)
 
 
 def _subset(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:

@@ -61,32 +61,3 @@ class ExactPosterior:
         mean = K_star @ self.weights
         V = torch.linalg.solve_triangular(self.L, K_star.transpose(0, 1), upper=False)
         return mean, (k_star_diag - (V * V).sum(0)).clamp_min(0.0)
-
-
-class NystromPosterior:
-    """Deterministic-training-conditional (Nystrom) posterior with inducing points ``m``.
-
-    The training covariance is replaced by ``K_nm K_mm^-1 K_mn + diag(noise)``: O(n m^2) time and
-    O(n m) memory instead of O(n^3) and O(n^2); prediction needs only test x inducing kernels.
-    The variance is the DTC one (Quinonero-Candela & Rasmussen 2005); everything is exact when
-    the inducing points are the training points.
-    """
-
-    def __init__(self, K_mm: torch.Tensor, K_nm: torch.Tensor, noise: torch.Tensor,
-                 y: torch.Tensor):
-        self.Lm = cholesky(K_mm)
-        root = noise.sqrt().unsqueeze(0)
-        V = torch.linalg.solve_triangular(self.Lm, K_nm.transpose(0, 1), upper=False) / root
-        B = torch.eye(K_mm.shape[0], dtype=K_mm.dtype) + V @ V.transpose(0, 1)
-        self.LB = cholesky(B)
-        self.c = torch.linalg.solve_triangular(self.LB, V @ (y / root.transpose(0, 1)),
-                                               upper=False)
-
-    def predict(
-        self, K_star_m: torch.Tensor, k_star_diag: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean (n* x p) and DTC latent variance (n*); ``K_star_m`` is test x inducing."""
-        W = torch.linalg.solve_triangular(self.Lm, K_star_m.transpose(0, 1), upper=False)
-        U = torch.linalg.solve_triangular(self.LB, W, upper=False)
-        var = k_star_diag - (W * W).sum(0) + (U * U).sum(0)
-        return U.transpose(0, 1) @ self.c, var.clamp_min(0.0)
