@@ -63,6 +63,13 @@ def test_fit_then_predict_on_parquet_and_csv(tmp_path, table, run):
      "domain column 'region' = \"only ['north']\": expected at least two distinct values"),
     (lambda f: f.assign(wage=f.wage.astype(object).where(f.index != 3, "high")),
      "target column 'wage' row 3 = 'high': expected a number"),
+    (lambda f: f.assign(x2=f.x2.where(f.index != 4)),
+     "feature column 'x2' row 4 = 'empty': expected a finite number"),
+    (lambda f: f.assign(x1=f.x1.astype(object).where(f.index != 60, "inf")),
+     "feature column 'x1' row 60 = inf: expected a finite number"),
+    (lambda f: f.assign(wage=f.wage.where((f.region == "north") | (f.index == 51))),
+     "labelled target rows = 1: expected at least 2"),
+    (lambda f: f.drop(columns="x2"), "feature column = 'x2': expected one of the file's columns"),
 ])
 def test_bad_tables_give_one_error_line(tmp_path, table, mutate, expected, run):
     data = tmp_path / "bad.csv"
@@ -72,3 +79,18 @@ def test_bad_tables_give_one_error_line(tmp_path, table, mutate, expected, run):
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+
+
+def test_predict_table_without_a_model_feature_is_one_line(tmp_path, table, run):
+    """The table-level form of 'feature counts differ between domains'."""
+    data, model = tmp_path / "train.csv", tmp_path / "m.pkl"
+    table.to_csv(data, index=False)
+    fit = run("fit", str(data), "--features", "x1,x2", "--target", "wage", "--domain", "region",
+              "--target-domain", "south", "--steps", "1", "--out", str(model))
+    assert fit.returncode == 0, fit.stderr
+    test_csv = tmp_path / "test.csv"
+    table[["x1"]].to_csv(test_csv, index=False)
+    pred = run("predict", str(model), str(test_csv))
+    lines = pred.stderr.strip().splitlines()
+    assert pred.returncode != 0 and len(lines) == 1
+    assert "feature column = 'x2': expected one of the file's columns ['x1']" in lines[0]

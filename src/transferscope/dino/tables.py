@@ -41,16 +41,23 @@ def numeric_columns(
         bad = values.isna() & frame[col].notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise input_error(path, f"{role} column '{col}' row {row}", frame[col].iloc[row],
-                              "a number")
+            raise input_error(path, f"{role} column '{col}' row {row}",
+                              _cell(frame[col].iloc[row]), "a number")
         array = values.to_numpy(dtype=np.float64)
         invalid = np.isinf(array) | (np.isnan(array) & (not allow_empty))
         if invalid.any():
             row = int(np.flatnonzero(invalid)[0])
-            raise input_error(path, f"{role} column '{col}' row {row}", frame[col].iloc[row],
-                              "a finite number")
+            raise input_error(path, f"{role} column '{col}' row {row}",
+                              _cell(frame[col].iloc[row]), "a finite number")
         out.append(array)
     return np.column_stack(out)
+
+
+def _cell(value: object) -> object:
+    """A cell as the user wrote it: ``empty`` for a missing cell, plain Python for numpy."""
+    if pd.isna(value):
+        return "empty"
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass
