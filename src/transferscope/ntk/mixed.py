@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from transferscope.core.errors import input_error
 from transferscope.ntk.finetune import parameter_spec
 from transferscope.ntk.task import PromptTask
 
@@ -41,15 +43,28 @@ def mixed_task(pretrained: PromptTask, head_seed: int) -> PromptTask:
 
 def mixed_kernel(task: PromptTask, texts: Sequence[str], params: str,
                  progress: bool = True) -> MixedKernel:
-    """Body and head parts of the eNTK of a linear-head task, each from the engine."""
+    """Body part of the eNTK of a linear-head task from the engine, head part in closed form."""
     chosen = parameter_spec(task, params)
 
     def body(name: str) -> bool:
         return chosen(name) and not name.startswith("head.")
 
-    def head(name: str) -> bool:
-        return name.startswith("head.")
+    body_part = task.kernel(list(texts), body, include_head=False, progress=progress).kernel
+    return MixedKernel(body_part, head_kernel(task, texts))
 
-    parts = [task.kernel(list(texts), predicate, include_head=False, progress=progress).kernel
-             for predicate in (body, head)]
-    return MixedKernel(*parts)
+
+def head_kernel(task: PromptTask, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    """``h(x) . h(x') + 1``: the gradient of ``w . h + b`` in ``(w, b)`` is ``(h, 1)``, so the
+    head's part needs one forward pass (the features the head reads), no gradients."""
+    if task.model.head is None:
+        raise input_error("mixed initialisation", "readout", task.readout,
+                          "a linear-head task (see mixed_task)")
+    features: list[torch.Tensor] = []
+    hook = task.model.head.register_forward_hook(
+        lambda module, args, output: features.append(args[0].detach().double()))
+    try:
+        task.outputs(list(texts), batch_size=batch_size)
+    finally:
+        hook.remove()
+    h = torch.cat(features).numpy()
+    return h @ h.T + 1.0
