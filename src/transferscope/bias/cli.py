@@ -35,6 +35,11 @@ TemplateOpt = Annotated[str | None, typer.Option(
     "score options by log-likelihood instead of parsing text.")]
 CacheOpt = Annotated[Path | None, typer.Option(
     "--cache", help="SQLite response cache (default: <cache root>/bias/responses.sqlite).")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="local, or ray (requests sharded "
+                                          "over Ray workers, one backend replica each).")]
+AddressOpt = Annotated[str | None, typer.Option(
+    "--address", help="Ray cluster address (auto, host:6379, ray://host:10001); none: local.")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers.")]
 RunDirsArg = Annotated[list[Path], typer.Argument(help="One or more run folders.")]
 ReportOutOpt = Annotated[Path | None, typer.Option(
     "--out", help="Report folder (default: <first run>/report).")]
@@ -67,9 +72,10 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
         concurrency: ConcurrencyOpt = 4, max_retries: RetriesOpt = 4,
         timeout: TimeoutOpt = 60.0, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
         record: RecordOpt = None, template_model: TemplateOpt = None,
-        cache: CacheOpt = None) -> None:
+        cache: CacheOpt = None, executor: ExecutorOpt = "local", address: AddressOpt = None,
+        workers: WorkersOpt = None) -> None:
     """Run the tests on one model; write per-nation scores with bootstrap CIs to --out."""
-    from transferscope.bias.backends.registry import make_backend
+    from transferscope.bias.executor_ray import backend_factory
     from transferscope.bias.probes.registry import parse_tests
     from transferscope.bias.runner import RunConfig, run_probes
 
@@ -77,6 +83,7 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
     config = RunConfig(model=model, tests=tests, limit=limit, seed=seed, n_boot=n_boot,
                        base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
                        record=str(record) if record else None)
+    make_backend = backend_factory(executor, address, workers)
     backend = make_backend(model, base_url=base_url, api_key_env=api_key_env,
                            concurrency=concurrency, max_retries=max_retries, timeout_s=timeout,
                            template_model=template_model, cache=cache if cache else True)

@@ -89,6 +89,13 @@ def kernel(
     memory_gb: Annotated[float, typer.Option(help="Memory budget of the engine, GiB.")] = 4.0,
     max_tokens: Annotated[int | None, typer.Option(help="Shorten prompts to this many tokens.")
                           ] = None,
+    executor: Annotated[str, typer.Option(help="local, or ray (blocks on a Ray cluster).")
+                        ] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (auto, host:6379, ray://host:10001); none: a local one.")
+                       ] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray workers (default: all CPUs/GPUs).")
+                       ] = None,
 ) -> None:
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
     from transferscope.ntk.task import PromptTask, check_template
@@ -98,12 +105,14 @@ def kernel(
     check_template(prompt)
     if mode not in ("exact", "sketch"):
         raise input_error("--mode", "mode", mode, "'exact' or 'sketch'")
+    _check_executor(executor, address, workers)
     sample = ntk_data.sample_examples(examples, n, seed)
     lm_task = PromptTask(prompt, [word_pos, word_neg], model=model, max_tokens=max_tokens)
     texts = list(sample.texts)
     f0 = _outputs_with_progress(lm_task, texts)
     result = lm_task.kernel(texts, params, mode, sketch_dim=sketch_dim, seed=seed,
-                            memory_budget_gb=memory_gb, progress=True)
+                            memory_budget_gb=memory_gb, progress=True,
+                            executor=_executor(executor, address, workers, lm_task))
     if result.kernel.shape != (n, n):
         raise InputError(f"--label-words: the kernel has shape {result.kernel.shape}: expected "
                          f"({n}, {n}) for a binary task")
@@ -132,6 +141,26 @@ def kernel(
                        ("trace of K/n", f"{np.trace(result.kernel) / n:.4g}")):
         table.add_row(key, str(value))
     _out.print(table)
+
+
+def _check_executor(kind: str, address: str | None, workers: int | None) -> None:
+    if kind not in ("local", "ray"):
+        raise input_error("--executor", "executor", kind, "'local' or 'ray'")
+    if kind == "local" and (address is not None or workers is not None):
+        raise InputError("--address/--workers: given with --executor local: expected "
+                         "--executor ray")
+    if workers is not None and workers < 1:
+        raise input_error("--workers", "workers", workers, "a positive integer")
+
+
+def _executor(kind: str, address: str | None, workers: int | None, lm_task):
+    """'local', or a RayExecutor whose workers rebuild the task's model from its name."""
+    if kind == "local":
+        return "local"
+    from transferscope.ntk.executor_ray import RayExecutor, prompt_task_factory
+
+    return RayExecutor(address=address, workers=workers,
+                       model_factory=prompt_task_factory(lm_task))
 
 
 def _outputs_with_progress(lm_task, texts: list[str], batch_size: int = 16) -> np.ndarray:

@@ -1,0 +1,143 @@
+"""Bias runs on a local two-CPU Ray cluster against the same run in this process.
+
+Real parts only: the embedded SmolLM2 (hf-local, one replica per worker) and the real llama.cpp
+server of conftest.py (openai-compatible, concurrency budget split over the workers); the fault
+test really kills the worker actors while the run is going on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from transferscope.bias.backends.registry import make_backend
+from transferscope.bias.runner import RunConfig, run_probes
+from transferscope.cli import main
+
+ray = pytest.importorskip("ray")
+
+from transferscope.bias.executor_ray import make_ray_backend  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray instance with 2 CPUs (shared with the NTK Ray tests when both run)."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=512 * 2**20, logging_level="WARNING",
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    yield ray
+    ray.shutdown()
+
+
+def rows(cache: Path) -> int:
+    with sqlite3.connect(cache) as db:
+        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
+def choices(run_dir: Path) -> list[tuple[str, object]]:
+    lines = (run_dir / "answers.jsonl").read_text("utf-8").splitlines()
+    return [(r["item_id"], r["choice"]) for r in map(json.loads, lines)]
+
+
+@pytest.mark.slow  # about 110 s on the shared 2-core machine (two model loads, local run too)
+def test_hf_local_on_ray_gives_the_local_scores(ray_cluster, tmp_path, one_torch_thread):
+    """Association test (option log-likelihoods), 20 items: two SmolLM2 replicas on Ray answer
+    exactly as the model in this process does, and each request reaches a model once."""
+    config = RunConfig(model="hf-local:smollm2", tests="association", limit=1, n_boot=200)
+    local = make_backend("hf-local:smollm2", cache=tmp_path / "local.sqlite")
+    local_scores = run_probes(local, config, tmp_path / "local")
+    remote = make_ray_backend("hf-local:smollm2", workers=2, cache=tmp_path / "ray.sqlite")
+    try:
+        ray_scores = run_probes(remote, config, tmp_path / "ray")
+    finally:
+        remote.close()
+    pd.testing.assert_frame_equal(ray_scores, local_scores)
+    assert choices(tmp_path / "ray") == choices(tmp_path / "local")
+    assert remote.stats.model_calls == local.stats.model_calls == 20
+    assert rows(tmp_path / "ray.sqlite") == rows(tmp_path / "local.sqlite") == 20
+
+
+@pytest.mark.slow  # about 5 min on the shared 2-core machine (one-thread llama.cpp server)
+def test_cli_on_ray_with_killed_workers_loses_nothing(ray_cluster, tmp_path, llama_server,
+                                                      monkeypatch, capsys):
+    """`bias run --executor ray` on a real llama.cpp server: both workers are killed once the
+    first answers are cached; Ray restarts them, the unfinished shards are retried, and the run
+    ends with the local run's scores, every request answered once and stored once."""
+    common = ["bias", "run", "--model", "openai:smollm2", "--base-url", llama_server,
+              "--tests", "vote", "--limit", "1", "--n-boot", "100", "--concurrency", "2"]
+
+    def cli(*args: str) -> str:
+        monkeypatch.setattr(sys, "argv", ["transferscope", *common, *args])
+        capsys.readouterr()
+        main()
+        return capsys.readouterr().out
+
+    local_out = cli("--cache", str(tmp_path / "local.sqlite"), "--out", str(tmp_path / "local"))
+    assert "model calls: 20," in local_out
+
+    cache = tmp_path / "ray.sqlite"
+    killed: dict[str, object] = {}
+
+    def kill_when_first_answers_are_cached() -> None:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if cache.exists() and rows(cache) > 0:
+                pids = _backend_worker_pids()
+                killed["rows_at_kill"] = rows(cache)
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                killed["count"] = len(pids)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_when_first_answers_are_cached)
+    killer.start()
+    ray_out = cli("--executor", "ray", "--workers", "2", "--cache", str(cache), "--out",
+                  str(tmp_path / "ray"))
+    killer.join()
+    assert killed.get("count") == 2 and killed["rows_at_kill"] < 20
+    assert "model calls: 20," in ray_out
+    assert rows(cache) == 20
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ray" / "scores.csv"),
+                                  pd.read_csv(tmp_path / "local" / "scores.csv"))
+    assert choices(tmp_path / "ray") == choices(tmp_path / "local")
+
+
+def _backend_worker_pids() -> list[int]:
+    """Pids of this session's Ray worker processes running a BackendWorker actor (their
+    process title is ray::BackendWorker...; a descendant of this process: our own cluster)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if title.startswith("ray::BackendWorker") and _descends_from_us(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def _descends_from_us(pid: int) -> bool:
+    for _ in range(4):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid == os.getpid():
+            return True
+    return False
