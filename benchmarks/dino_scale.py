@@ -4,7 +4,7 @@
   preconditioner above ``exact_max`` (3000) training points. Up to ``--compare-max`` source
   points it is also run with the Cholesky posterior (same fit, same seed: the fit does not
   depend on the solver), and the two sets of predictions are compared (accuracy of the
-  approximation: mean exact to the CG tolerance, variance from the landmarks).
+  approximation: mean exact to the CG tolerance, std from the 256 most correlated points).
 * ``loop``: the training kernel assembled entry by entry in Python loops (each pair's
   distribution factor ``alpha_a(x)^T G_ab alpha_b(x')`` as its own small product, the way the
   authors' released code computes it), with the fitted DINO model. It runs rows for

@@ -1,12 +1,14 @@
 """Large-n algebra (pivoted Cholesky, preconditioned CG, landmark posterior) against numpy."""
 
 import numpy as np
+import pytest
 import torch
 
 from transferscope.dino.scalable import (
     BlockKernel,
     IterativePosterior,
     conjugate_gradients,
+    neighbour_variance,
     pivoted_cholesky,
 )
 
@@ -43,24 +45,48 @@ def _posterior(X, y, noise, landmarks, cache_bytes):
                               torch.from_numpy(noise), torch.from_numpy(y), tol=1e-11)
 
 
-def test_landmark_posterior_against_the_exact_gp():
-    rng = np.random.default_rng(2)
-    X, Xq = rng.normal(size=(150, 2)), rng.normal(size=(9, 2))
-    y = np.sin(X[:, :1] * 2) + 0.1 * rng.normal(size=(150, 1))
-    noise = np.r_[np.full(100, 0.01), np.full(50, 0.03)]
+def _exact(X, Xq, y, noise):
     K_noisy = _rbf(X, X) + np.diag(noise)
     Kq = _rbf(Xq, X)
-    exp_mean = Kq @ np.linalg.solve(K_noisy, y)
-    exp_var = 1 - np.einsum("ij,ji->i", Kq, np.linalg.solve(K_noisy, Kq.T))
-    prior = torch.ones(9, dtype=torch.float64)
+    mean = Kq @ np.linalg.solve(K_noisy, y)
+    var = 1 - np.einsum("ij,ji->i", Kq, np.linalg.solve(K_noisy, Kq.T))
+    return Kq, mean, var
+
+
+def _data(seed=2, n=150):
+    rng = np.random.default_rng(seed)
+    X, Xq = rng.normal(size=(n, 2)), rng.normal(size=(9, 2))
+    y = np.sin(X[:, :1] * 2) + 0.1 * rng.normal(size=(n, 1))
+    noise = np.r_[np.full(100, 0.01), np.full(n - 100, 0.03)]
+    return X, Xq, y, noise
+
+
+def test_cg_mean_with_few_landmarks_is_the_exact_gp_mean():
+    X, Xq, y, noise = _data()
+    Kq, exp_mean, _ = _exact(X, Xq, y, noise)
     few = np.arange(0, 150, 10)
     cached = _posterior(X, y, noise, few, cache_bytes=1e9)
     assert cached.residual <= 1e-11
-    mean, _ = cached.predict(torch.from_numpy(Kq), torch.from_numpy(Kq[:, few]), prior)
-    np.testing.assert_allclose(mean.numpy(), exp_mean, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(cached.mean(torch.from_numpy(Kq)).numpy(), exp_mean,
+                               rtol=1e-8, atol=1e-9)
     recomputed = _posterior(X, y, noise, few, cache_bytes=0)  # matrix-free products
     np.testing.assert_allclose(recomputed.weights.numpy(), cached.weights.numpy(), rtol=1e-10)
-    every = np.arange(150)
-    full = _posterior(X, y, noise, every, cache_bytes=1e9)
-    _, var = full.predict(torch.from_numpy(Kq), torch.from_numpy(Kq), prior)
-    np.testing.assert_allclose(var.numpy(), exp_var, rtol=1e-6, atol=1e-9)
+
+
+def test_neighbour_variance_bounds_the_exact_variance_and_meets_it_at_full_size():
+    X, Xq, y, noise = _data()
+    Kq, _, exp_var = _exact(X, Xq, y, noise)
+    K = torch.from_numpy(_rbf(X, X))
+    args = (torch.from_numpy(Kq), torch.ones(9, dtype=torch.float64),
+            torch.ones(150, dtype=torch.float64),
+            lambda idx: K[idx.unsqueeze(-1), idx.unsqueeze(-2)], torch.from_numpy(noise))
+    full = neighbour_variance(*args, size=150, chunk=4).numpy()
+    np.testing.assert_allclose(full, exp_var, rtol=1e-8, atol=1e-12)
+    small = neighbour_variance(*args, size=5).numpy()
+    assert (small >= exp_var - 1e-12).all() and (small > exp_var + 1e-6).any()
+    # its own closed form: conditioning on the 5 most correlated points only
+    for i in range(9):
+        idx = np.argsort(-Kq[i])[:5]
+        sub = K.numpy()[np.ix_(idx, idx)] + np.diag(noise[idx])
+        assert small[i] == pytest.approx(1 - Kq[i, idx] @ np.linalg.solve(sub, Kq[i, idx]),
+                                         rel=1e-9, abs=1e-12)

@@ -20,7 +20,12 @@ from transferscope.dino.inputs import DomainData
 from transferscope.dino.interface import DomainRegressor
 from transferscope.dino.kernels import base_kernel, kernel_diag
 from transferscope.dino.progress import step_progress
-from transferscope.dino.scalable import BlockKernel, IterativePosterior, pivoted_cholesky
+from transferscope.dino.scalable import (
+    BlockKernel,
+    IterativePosterior,
+    neighbour_variance,
+    pivoted_cholesky,
+)
 
 
 class DINORegressor(DomainRegressor):
@@ -34,7 +39,8 @@ class DINORegressor(DomainRegressor):
     ``warm_start`` of amplitude, noises and input scales at uniform weights; ``exact_max`` is the
     largest training set solved by Cholesky. Larger sets use conjugate gradients (relative
     residual ``cg_tol``) preconditioned by ``n_inducing`` landmarks, keeping the kernel in memory
-    up to ``cache_gib`` GiB; the mean is then exact to ``cg_tol``, the variance approximate.
+    up to ``cache_gib`` GiB: the mean is then exact to ``cg_tol``; the variance is conditioned
+    on the ``n_neighbours`` most correlated training points (an upper bound of the exact one).
     """
 
     def __init__(
@@ -52,6 +58,7 @@ class DINORegressor(DomainRegressor):
         n_inducing: int = 1000,
         cg_tol: float = 1e-6,
         cache_gib: float = 4.0,
+        n_neighbours: int = 256,
         warm_start: bool = True,
         rank_tol: float = 1e-8,
         random_state: int = 0,
@@ -70,6 +77,7 @@ class DINORegressor(DomainRegressor):
         self.n_inducing = n_inducing
         self.cg_tol = cg_tol
         self.cache_gib = cache_gib
+        self.n_neighbours = n_neighbours
         self.warm_start = warm_start
         self.rank_tol = rank_tol
         self.random_state = random_state
@@ -174,6 +182,7 @@ class DINORegressor(DomainRegressor):
         n_s, n_t = Xs.shape[0], Xt.shape[0]
         self._X_train, self._n_source = torch.cat([Xs, Xt]), n_s
         noise_vec = torch.cat([noise[0].expand(n_s), noise[1].expand(n_t)])
+        self._noise_train = noise_vec
         self.exact_ = n_s + n_t <= self.exact_max
         if self.exact_:
             K = torch.cat([
@@ -199,7 +208,7 @@ class DINORegressor(DomainRegressor):
     def _train_kernel(self, rows, cols) -> torch.Tensor:
         """Noiseless DINO kernel between training rows and columns (index or slice each)."""
         X, E = self._X_train, self._E_train
-        return self._amplitude() * self._k(X[rows], X[cols]) * (E[rows] @ E[cols].transpose(0, 1))
+        return self._amplitude() * self._k(X[rows], X[cols]) * (E[rows] @ E[cols].transpose(-1, -2))
 
     def _landmarks(self, n_s: int, n_t: int) -> torch.Tensor:
         """The first ``n_inducing`` pivots of a pivoted Cholesky of the kernel on a pool: every
@@ -226,7 +235,10 @@ class DINORegressor(DomainRegressor):
         E_star = self.factor_.embedding(X, 1)
         K_star = (self._amplitude() * self._k(X, self._X_train)
                   * (E_star @ self._E_train.transpose(0, 1)))
-        return self._posterior.predict(K_star, K_star[:, self.landmarks_], prior)
+        variance = neighbour_variance(
+            K_star, prior, self._amplitude() * self._k_diag(self._X_train),
+            lambda idx: self._train_kernel(idx, idx), self._noise_train, self.n_neighbours)
+        return self._posterior.mean(K_star), variance
 
 
 def _subset(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:

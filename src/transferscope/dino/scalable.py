@@ -11,9 +11,11 @@ A Cholesky of the n x n training kernel costs O(n^3) time and two n x n copies o
 * **Mean**: conjugate gradients on the *exact* kernel, ``(K + D) w = y``, to a relative
   residual ``tol``; the kernel rows are produced in blocks (kept in memory up to a budget,
   recomputed at every product beyond it). The mean is exact up to ``tol``.
-* **Variance**: the deterministic-training-conditional (DTC) variance of the same landmarks
-  (Quinonero-Candela & Rasmussen 2005) -- an approximation; exact when every training point is
-  a landmark.
+* **Variance**: the posterior variance of each test point given only its ``size`` most
+  correlated training points (our choice). Conditioning on fewer observations never lowers a
+  Gaussian variance, so this is an upper bound of the exact variance, equal to it when ``size``
+  covers the training set. (The landmarks' DTC variance was 1.1-1.8x too large in std for these
+  rough kernels; the nearest-subset one was within 1.003-1.09x at 3k with 256 points.)
 """
 
 from __future__ import annotations
@@ -100,28 +102,50 @@ class BlockKernel:
 
 
 class IterativePosterior:
-    """GP posterior with a CG-exact mean and a DTC variance over landmarks (module docstring)."""
+    """GP posterior mean by CG on the exact kernel, preconditioned by landmarks (module doc)."""
 
     def __init__(self, kernel: BlockKernel, K_nm: torch.Tensor, K_mm: torch.Tensor,
                  noise: torch.Tensor, y: torch.Tensor, tol: float = 1e-6, max_iter: int = 2000):
-        self.Lm = cholesky(K_mm)
-        V = torch.linalg.solve_triangular(self.Lm, K_nm.transpose(0, 1), upper=False)
+        Lm = cholesky(K_mm)
+        V = torch.linalg.solve_triangular(Lm, K_nm.transpose(0, 1), upper=False)
         self._V_over_noise = V / noise.unsqueeze(0)
         inner = torch.eye(K_mm.shape[0], dtype=K_mm.dtype) + self._V_over_noise @ V.transpose(0, 1)
-        self.LC = torch.linalg.cholesky(inner)
+        self._inner_factor = torch.linalg.cholesky(inner)
         self._noise = noise.unsqueeze(1)
         self.weights, self.iterations, self.residual = conjugate_gradients(
             lambda v: kernel.matmul(v) + self._noise * v, y, self._precondition, tol, max_iter)
 
     def _precondition(self, r: torch.Tensor) -> torch.Tensor:
         """``(V^T V + D)^-1 r`` by Woodbury."""
-        inner = torch.cholesky_solve(self._V_over_noise @ r, self.LC)
+        inner = torch.cholesky_solve(self._V_over_noise @ r, self._inner_factor)
         return r / self._noise - self._V_over_noise.transpose(0, 1) @ inner
 
-    def predict(self, K_star: torch.Tensor, K_star_m: torch.Tensor,
-                k_star_diag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean (n* x p) from test x train ``K_star``; DTC latent variance from test x landmark."""
-        W = torch.linalg.solve_triangular(self.Lm, K_star_m.transpose(0, 1), upper=False)
-        U = torch.linalg.solve_triangular(self.LC, W, upper=False)
-        var = k_star_diag - (W * W).sum(0) + (U * U).sum(0)
-        return K_star @ self.weights, var.clamp_min(0.0)
+    def mean(self, K_star: torch.Tensor) -> torch.Tensor:
+        """Posterior mean (n* x p) from the test x train kernel."""
+        return K_star @ self.weights
+
+
+def neighbour_variance(
+    K_star: torch.Tensor,
+    k_star_diag: torch.Tensor,
+    k_train_diag: torch.Tensor,
+    subset_kernel: Callable[[torch.Tensor], torch.Tensor],
+    noise: torch.Tensor,
+    size: int,
+    chunk: int = 64,
+) -> torch.Tensor:
+    """Latent variance of each test point given its ``size`` most correlated training points.
+
+    ``subset_kernel(idx)`` maps a (b, s) index batch to the (b, s, s) noiseless training kernel.
+    """
+    size = min(size, K_star.shape[1])
+    out = []
+    for rows in torch.split(torch.arange(K_star.shape[0]), chunk):
+        k_star, prior = K_star[rows], k_star_diag[rows]
+        corr = k_star / torch.sqrt(prior.unsqueeze(1) * k_train_diag.unsqueeze(0)).clamp_min(1e-300)
+        idx = corr.topk(size, dim=1).indices
+        K_sub = subset_kernel(idx) + torch.diag_embed(noise[idx])
+        z = torch.linalg.solve_triangular(torch.linalg.cholesky(K_sub),
+                                          k_star.gather(1, idx).unsqueeze(-1), upper=False)
+        out.append((prior - (z * z).sum((1, 2))).clamp_min(0.0))
+    return torch.cat(out)
