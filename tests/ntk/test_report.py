@@ -80,3 +80,11 @@ def test_findings_flip_when_the_numbers_flip(tmp_path):
 def test_empty_directory_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no finetune.json"):
         build_report(tmp_path)
+
+
+def test_t_hat_beyond_the_run_is_not_called_agreement(tmp_path):
+    text = _write(tmp_path, finetune=_finetune(400, 6))
+    assert "T_hat lies beyond the 6 steps run" in text
+    assert "still falling at the end" in text and "agree within" not in text
+    text = _write(tmp_path, finetune=_finetune(400, 2))
+    assert "had already turned up after step 2" in text

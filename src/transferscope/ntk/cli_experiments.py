@@ -47,7 +47,7 @@ class Profile:
 _TASKS_3 = ("vader-words", "afinn-words", "negated-vader-words")
 PROFILES = {
     "quick": Profile("attention@last-1", 16, 24, 8, (8, 12, 16, 24), 32, 3, 8, 8, 5, _TASKS_3),
-    "full": Profile("attention@last-4", 64, 64, 25, (32, 64, 128, 256), 320, 3, 32, 32, 15,
+    "full": Profile("attention@last-4", 32, 64, 12, (32, 64, 128, 256), 320, 3, 12, 12, 8,
                     (*_TASKS_3, "negated-afinn-words")),
 }
 
@@ -148,15 +148,16 @@ def quick_finetune_stage(run_dir: Path, model: str = "smollm2",
 
 
 def rates_experiment(task, builtin, params: str, sizes, pool: int, seeds: int, n_test: int,
-                     head_seed: int | None, out: Path) -> dict:
-    """The n-sweep on one pool kernel, pretrained readout and (optionally) mixed init."""
+                     head_seed: int | None, out: Path, pool_data: tuple | None = None) -> dict:
+    """The n-sweep on one pool kernel, pretrained readout and (optionally) mixed init.
+    ``pool_data``: ``_pool``'s (sample, kernel, f0) when the caller has it already."""
     from transferscope.ntk import rates
     from transferscope.ntk.mixed import mixed_kernel, mixed_task
 
     if pool <= max(sizes):
         raise input_error("--pool", "pool", pool, f"more than the largest n = {max(sizes)} "
                           "(otherwise every seed draws the same examples)")
-    sample, kernel, f0 = _pool(task, builtin, params, pool, n_test, 0)
+    sample, kernel, f0 = pool_data or _pool(task, builtin, params, pool, n_test, 0)
     result = {"params": params, "sizes": list(sizes), "seeds": list(range(seeds)),
               "n_test": n_test, "pool": pool, "source": sample.source}
     for label, k, f in _readouts(task, sample, kernel, f0, params, head_seed,
@@ -295,10 +296,10 @@ def report_command(
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     builtin, lm_task = _prompt_task(model, task)
-    rates_experiment(lm_task, builtin, profile.params, profile.sizes, profile.pool,
-                     profile.seeds, profile.test_n, 0, out)
     sample, kernel, f0 = _pool(lm_task, builtin, profile.params, profile.pool, profile.test_n,
                                0)
+    rates_experiment(lm_task, builtin, profile.params, profile.sizes, profile.pool,
+                     profile.seeds, profile.test_n, 0, out, (sample, kernel, f0))
     finetune_experiment(lm_task, sample, kernel, f0, profile.finetune_n, profile.test_n,
                         profile.steps, profile.params, 0.5, "half-mse", None, 0, out)
     taskvec_command(out, model, ",".join(profile.taskvec_tasks), profile.params,

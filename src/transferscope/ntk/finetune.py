@@ -143,10 +143,13 @@ def batch_order(n: int, batch_size: int | None, seed: int, step: int) -> np.ndar
     return order[position * batch_size:(position + 1) * batch_size]
 
 
+_BATCH = 32  # texts per evaluation batch
+
+
 class _Outputs:
     """f on fixed texts, tokenised once."""
 
-    def __init__(self, task: PromptTask, texts: tuple[str, ...], batch_size: int = 32):
+    def __init__(self, task: PromptTask, texts: tuple[str, ...], batch_size: int = _BATCH):
         self.task = task
         self.batches = [task.encode(list(texts[s:s + batch_size]))
                         for s in range(0, len(texts), batch_size)]
@@ -198,16 +201,25 @@ def finetune(task: PromptTask, train: LabeledTexts, test: LabeledTexts, config: 
     train_eval, test_eval = _Outputs(task, train.texts), _Outputs(task, test.texts)
     y_train = torch.from_numpy(np.asarray(train.targets, dtype=np.float64))
     try:
+        full_batch = config.batch_size is None or config.batch_size >= len(train)
         for step in range(start, config.steps + 1):
-            if len(history) == step:  # not yet recorded (a resumed run has it)
-                f_train, f_test = train_eval.no_grad(), test_eval.no_grad()
+            record = len(history) == step  # not yet recorded (a resumed run has it)
+            if record:
+                f_test = test_eval.no_grad()
+                # a full-batch update's own forward pass gives f_train at these weights
+                reuse = full_batch and step < config.steps and len(train) <= _BATCH
+                f_train = None if reuse else train_eval.no_grad()
+            if step < config.steps:
+                seen = _update(task, selected, train, y_train, config, step)
+                if record and f_train is None:
+                    f_train = seen
+            if record:
                 history.append(_row(step, f_train, train.targets, f_test, test.targets,
                                     config.loss))
                 train_rows.append(f_train)
                 test_rows.append(f_test)
             if step == config.steps:
                 break
-            _update(task, selected, train, y_train, config, step)
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
                 _save_checkpoint(checkpoint, key, initial, selected, step + 1, history,
                                  train_rows, test_rows)
@@ -235,7 +247,8 @@ def _row(step: int, f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray
 
 
 def _update(task: PromptTask, selected, train: LabeledTexts, y_train: torch.Tensor,
-            config: FinetuneConfig, step: int) -> None:
+            config: FinetuneConfig, step: int) -> np.ndarray:
+    """One gradient step; returns the batch's outputs before the step."""
     index = batch_order(len(train), config.batch_size, config.seed, step)
     enc = task.encode([train.texts[i] for i in index])
     outputs = task.forward(task.model, enc)
@@ -244,6 +257,7 @@ def _update(task: PromptTask, selected, train: LabeledTexts, y_train: torch.Tens
     with torch.no_grad():
         for (_, p), g in zip(selected, grads, strict=True):
             p.sub_(config.learning_rate * g)
+    return outputs.detach().double().numpy()
 
 
 def _save_checkpoint(path: Path, key: str, initial: ParamDict, selected, step: int,

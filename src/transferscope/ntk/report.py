@@ -65,14 +65,7 @@ def _finetune_section(report: Report, fine: dict, findings: list[str], plt) -> N
                     "descent. Right: distance between the two trajectories.")
     plt.close(fig)
     sec.table(history.round(4), "Every step of the real run.")
-    best = fine["best_step_real"]
-    findings.append(
-        f"Stopping time: the RWY rule predicted T_hat = {fine['t_hat']} steps; the held-out "
-        f"loss of the real run was lowest at step {best} of {len(history) - 1} "
-        + ("(the run may have stopped before its optimum). " if best == len(history) - 1
-           else ". ")
-        + ("The two agree within a factor of 2." if _within(fine["t_hat"], best, 2)
-           else "They differ by more than a factor of 2."))
+    findings.append(_stopping_finding(fine, len(history) - 1))
     if "regime_steps" in fine:
         steps = len(history) - 1
         findings.append(
@@ -106,6 +99,26 @@ def finetune_figure(fine: dict):
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _stopping_finding(fine: dict, steps: int) -> str:
+    """T_hat against the real run's held-out optimum; a T_hat past the run is said to be so."""
+    t_hat, best = fine["t_hat"], fine["best_step_real"]
+    linear = fine.get("best_step_linear")
+    text = (f"Stopping time: the RWY rule predicted T_hat = {t_hat} steps; the held-out loss of "
+            f"the real run was lowest at step {best} of {steps}"
+            + (f" (closed-form kernel trajectory: step {linear})" if linear is not None else ""))
+    if t_hat > steps:
+        return text + (f". T_hat lies beyond the {steps} steps run, so this run can neither "
+                       "confirm nor refute it; "
+                       + ("the real held-out loss was still falling at the end, as T_hat "
+                          "implies." if best == steps else
+                          f"but the real held-out loss had already turned up after step {best}, "
+                          "earlier than T_hat."))
+    if best == steps:
+        text += " (the run may have stopped before its optimum)"
+    return text + (". The two agree within a factor of 2." if _within(t_hat, best, 2)
+                   else ". They differ by more than a factor of 2.")
 
 
 def _within(a: float, b: float, factor: float) -> bool:
