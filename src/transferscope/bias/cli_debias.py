@@ -37,6 +37,10 @@ TemplateOpt = Annotated[str | None, typer.Option(
     "--template-model", help="openai: a local tokenizer of the served model, to score options "
     "by log-likelihood instead of parsing text.")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="SQLite response cache.")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="local, or ray (requests sharded "
+                                          "over Ray workers).")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster address.")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers.")]
 RunDirsArg = Annotated[list[Path], typer.Argument(help="Run folders of several models "
                                                   "(`bias run` outputs or debias baseline/, "
                                                   "debiased/ folders).")]
@@ -50,11 +54,13 @@ def debias(out: OutOpt, model: ModelOpt = "hf-local:smollm2", method: MethodOpt 
            memory: MemoryOpt = 3, base_url: BaseUrlOpt = None, api_key_env: KeyEnvOpt = None,
            concurrency: ConcurrencyOpt = 4, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
            paired_boot: PairedOpt = 200, record: RecordOpt = None,
-           template_model: TemplateOpt = None, cache: CacheOpt = None) -> None:
+           template_model: TemplateOpt = None, cache: CacheOpt = None,
+           executor: ExecutorOpt = "local", address: AddressOpt = None,
+           workers: WorkersOpt = None) -> None:
     """Undebiased and debiased runs on the same items; before/after with CIs, cost, report."""
-    from transferscope.bias.backends.registry import make_backend
     from transferscope.bias.debias.pipeline import DebiasConfig, run_debias
     from transferscope.bias.debias.report import write_debias_report
+    from transferscope.bias.executor_ray import backend_factory
     from transferscope.bias.probes.registry import parse_tests
 
     parse_tests(tests)
@@ -62,6 +68,7 @@ def debias(out: OutOpt, model: ModelOpt = "hf-local:smollm2", method: MethodOpt 
                           n_boot=n_boot, paired_boot=paired_boot, top_k=top_k, rounds=rounds,
                           memory_size=memory, base_url=base_url, api_key_env=api_key_env,
                           concurrency=concurrency, record=str(record) if record else None)
+    make_backend = backend_factory(executor, address, workers)
     backend = make_backend(model, base_url=base_url, api_key_env=api_key_env,
                            concurrency=concurrency, template_model=template_model,
                            cache=cache if cache else True)
