@@ -28,11 +28,11 @@ def mixed(smollm2):
 
 
 def test_head_part_equals_the_engine_kernel_of_the_head(mixed):
-    from transferscope.ntk.mixed import head_kernel
+    from transferscope.ntk.mixed import head_features
 
     engine = mixed.kernel(TEXTS, params=lambda name: False, progress=False).kernel
-    closed = head_kernel(mixed, TEXTS, batch_size=4)  # two batches, different padding
-    np.testing.assert_allclose(closed, engine, rtol=1e-5, atol=1e-6 * np.abs(engine).max())
+    h = head_features(mixed, TEXTS, batch_size=4)  # two batches, different padding
+    np.testing.assert_allclose(h @ h.T + 1, engine, rtol=1e-5, atol=1e-6 * np.abs(engine).max())
 
 
 @pytest.mark.slow
@@ -43,4 +43,5 @@ def test_body_plus_head_equals_the_joint_kernel(mixed):
     parts = mixed_kernel(mixed, TEXTS, "attention@last-1", progress=False)
     joint = mixed.kernel(TEXTS, parameter_spec(mixed, "attention@last-1"), progress=False).kernel
     np.testing.assert_allclose(parts.total, joint, rtol=1e-5, atol=1e-7 * np.abs(joint).max())
+    np.testing.assert_allclose(parts.outputs, mixed.outputs(TEXTS), rtol=1e-5, atol=1e-6)
     assert 0 < parts.head_share() < 1

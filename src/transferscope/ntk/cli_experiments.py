@@ -177,7 +177,7 @@ def _readouts(task, sample, kernel, f0, params, head_seed, mixed_task, mixed_ker
     parts = mixed_kernel(mixed, list(sample.texts), params)
     result["mixed_head_share"] = parts.head_share()
     result["mixed_head_seed"] = head_seed
-    yield "mixed", parts.total, mixed.outputs(list(sample.texts))
+    yield "mixed", parts.total, parts.outputs
 
 
 # ---------------------------------------------------------------------------- commands

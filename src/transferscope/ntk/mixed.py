@@ -23,6 +23,7 @@ from transferscope.ntk.task import PromptTask
 class MixedKernel:
     body: np.ndarray
     head: np.ndarray
+    outputs: np.ndarray  # f_0 of the mixed task, from the head part's forward pass
 
     @property
     def total(self) -> np.ndarray:
@@ -50,12 +51,16 @@ def mixed_kernel(task: PromptTask, texts: Sequence[str], params: str,
         return chosen(name) and not name.startswith("head.")
 
     body_part = task.kernel(list(texts), body, include_head=False, progress=progress).kernel
-    return MixedKernel(body_part, head_kernel(task, texts))
+    h = head_features(task, texts)
+    weight = task.model.head.weight.detach().double().numpy()
+    bias = task.model.head.bias.detach().double().numpy()
+    outputs = h @ weight.T + bias
+    return MixedKernel(body_part, h @ h.T + 1.0, outputs[:, 0] if task.n_outputs == 1 else outputs)
 
 
-def head_kernel(task: PromptTask, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    """``h(x) . h(x') + 1``: the gradient of ``w . h + b`` in ``(w, b)`` is ``(h, 1)``, so the
-    head's part needs one forward pass (the features the head reads), no gradients."""
+def head_features(task: PromptTask, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    """The features ``h(x)`` the linear head reads. The gradient of ``w . h + b`` in ``(w, b)``
+    is ``(h, 1)``, so the head's kernel part is ``h h^T + 1``: one forward pass, no gradients."""
     if task.model.head is None:
         raise input_error("mixed initialisation", "readout", task.readout,
                           "a linear-head task (see mixed_task)")
@@ -66,5 +71,4 @@ def head_kernel(task: PromptTask, texts: Sequence[str], batch_size: int = 32) ->
         task.outputs(list(texts), batch_size=batch_size)
     finally:
         hook.remove()
-    h = torch.cat(features).numpy()
-    return h @ h.T + 1.0
+    return torch.cat(features).numpy()
