@@ -141,3 +141,14 @@ def _descends_from_us(pid: int) -> bool:
         if pid == os.getpid():
             return True
     return False
+
+
+@pytest.mark.parametrize("command", ["run", "debias"])
+def test_cli_executor_errors(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["transferscope", "bias", command, "--out",
+                                      str(tmp_path / "run"), "--executor", "spark"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code != 0
+    assert err == "error: --executor: executor = 'spark': expected 'local' or 'ray'"

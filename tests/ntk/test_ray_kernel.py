@@ -7,6 +7,7 @@ test_kernel.py; the fault test really kills a worker actor mid-run.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,20 @@ def test_killed_workers_lose_nothing_finished(ray_cluster, model, data, tmp_path
 def test_unknown_executor_is_one_clear_error(model, data):
     with pytest.raises(InputError, match="executor = 'dask'"):
         empirical_ntk(model, data, batch_output, "all", progress=False, executor="dask")
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--executor", "dask"], "error: --executor: executor = 'dask': expected 'local' or 'ray'"),
+    (["--address", "auto"], "error: --address/--workers: given with --executor local"),
+])
+def test_cli_executor_errors_before_loading_anything(extra, expected, tmp_path, capsys,
+                                                     monkeypatch):
+    from transferscope.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["transferscope", "ntk", "kernel", "--out",
+                                      str(tmp_path / "run"), *extra])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code != 0 and err.startswith(expected) and "\n" not in err
+    assert not (tmp_path / "run").exists()
