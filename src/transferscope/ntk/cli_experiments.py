@@ -1,11 +1,15 @@
 """``transferscope ntk finetune | rates | taskvec | report``: the theory against real training.
 
 Each command writes JSON into ``--out``; ``report`` runs all of them under one profile and
-assembles the HTML. Profiles (ours, sized for 2 CPU cores): ``--quick`` differentiates only the
-attention projections of SmolLM2's last block (``attention@last-1``, 0.9M parameters) with small
-n; the full profile uses the last 4 blocks' attention and n up to 256. One kernel over a pool
-(training candidates + a fixed held-out set) serves fine-tuning and the whole n-sweep, since the
-kernel of a subsample is a sub-matrix; the engine caches it on disk, so a rerun resumes.
+assembles the HTML. Profiles (ours, sized for a shared 2-core CPU, see ``PROFILES``):
+``--quick`` differentiates only the attention projections of SmolLM2's last block
+(``attention@last-1``, 0.9M parameters) with n <= 24; the full profile uses the last 4 blocks'
+attention (3.5M) with n up to 256 for the rates, but only 32 words x 12 full-batch steps for
+real fine-tuning and 4 tasks x 12 words x 8 steps for task vectors: every real step costs a
+forward and backward pass of the whole 135M model per example, which is what the 30-minute
+budget buys. One kernel over a pool (training candidates + a fixed held-out set) serves
+fine-tuning and the whole n-sweep, since the kernel of a subsample is a sub-matrix; the engine
+caches it on disk and fine-tuning checkpoints every step, so a rerun resumes.
 """
 
 from __future__ import annotations
