@@ -77,7 +77,7 @@ class RayBackend(Backend):
 
     def __init__(self, spec: str, *, address: str | None = None, workers: int | None = None,
                  ray_retries: int = 3, **options: Any):
-        from transferscope.ntk.executor_ray import connect, worker_count
+        from transferscope.ntk.executor_ray import connect
 
         super().__init__()
         kind, _ = parse_spec(spec)
@@ -86,15 +86,17 @@ class RayBackend(Backend):
         self.local = make_backend(spec, cache=False, **options)
         self.id = self.local.id
         self.ray = connect(address)
-        self.workers, gpus = worker_count(self.ray, workers)
+        if workers is not None and workers < 1:
+            raise input_error("ray executor", "workers", workers, "a positive integer")
+        # one CPU each: the hf-local backend runs on CPU, an HTTP client needs no more
+        self.workers = workers or max(1, int(self.ray.cluster_resources().get("CPU", 1)))
         self.batch_size = int(options.get("batch_size", 8)) if kind == "hf-local" else 1
         worker_options = dict(options)
         if kind == "openai":
             total = int(options.get("concurrency", 4))
             worker_options["concurrency"] = max(1, total // self.workers)
         actor_type = self.ray.remote(BackendWorker).options(
-            num_cpus=0 if gpus else 1, num_gpus=gpus if kind == "hf-local" else 0,
-            max_restarts=ray_retries, max_task_retries=ray_retries)
+            num_cpus=1, max_restarts=ray_retries, max_task_retries=ray_retries)
         self.ray_retries = ray_retries
         self.actors = [actor_type.remote(spec, worker_options) for _ in range(self.workers)]
         self.shards_done = 0
