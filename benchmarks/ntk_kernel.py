@@ -1,74 +1,44 @@
 """eNTK engine against the straightforward baseline, on SmolLM2 and real prompts.
 
 Baseline: one ``torch.autograd.grad`` per prompt (unpadded, alone), each gradient flattened into
-a preallocated float32 Jacobian (n x P), then ``J @ J.T`` in float32. When that Jacobian cannot
-fit in this machine's available memory the baseline is not started (it would be killed, or take
-the shared machine down): the table prints the memory it would need instead, its OOM point.
+a preallocated float32 Jacobian (n x P), then ``J @ J.T`` in float32. Its memory is predicted
+before it starts (Jacobian + the model): above ``--max-gib`` it is not started (it would be
+killed, or take the shared machine down) and the table prints what it would need, its OOM point.
+Where the baseline cannot run at the requested n, it is measured at ``--baseline-n`` (it must
+fit) and its time at larger n is predicted from its two measured parts: autograd (linear in n)
+and the Jacobian product (quadratic in n); those ratios are labelled "pred.".
 
-Project: ``transferscope.ntk.empirical_ntk_result`` in ``exact`` mode (float64 Gram under a
-memory budget) and ``sketch`` mode (CountSketch to d dims), no cache, same prompts, same process.
-Peak RSS is sampled every 20 ms while each run is in progress (whole process, model included).
-The Gram accumulation's speed is compared with this machine's measured float64 matmul peak.
+Project: ``transferscope.ntk.empirical_ntk_result`` in ``exact`` mode (float64 Gram under the
+engine's default memory budget unless ``--budget-gb``) and ``sketch`` mode (CountSketch to d
+dims), no cache, same prompts. Every configuration runs in a fresh subprocess (same script), so
+its peak RSS (``ru_maxrss``, the model included) does not bleed into the next; the parent prints
+the table and the ratios. The Gram accumulation's speed is compared with this machine's measured
+float32 matmul peak (the engine multiplies float32 gradients in float32, sums in float64).
 
 Prompts: words of the human-rated VADER/AFINN lexicons in a question template, tokenised to at
-most ``--max-tokens`` tokens. Run:
-``python benchmarks/ntk_kernel.py --n 128 256 512 --params attention all`` (the full table;
-hours on 2 shared cores) or e.g. ``--n 32 --params attention`` for a quick look.
+most ``--max-tokens`` tokens. Run (the full table; long on 2 shared cores, under the lock):
+``flock /tmp/heavy.lock python benchmarks/ntk_kernel.py --n 128 256 512 --params attention all``
+or e.g. ``--n 32 --params attention`` for a quick look.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import json
 import os
-import threading
+import resource
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import psutil
 import torch
 
-from transferscope.ntk import PromptTask, empirical_ntk_result
-from transferscope.ntk.data import sample_examples, sentiment_words
-from transferscope.ntk.params import parameter_count, select_parameters
-
 TEMPLATE = ('Here is a word from a sentiment lexicon: "{text}". Question: is this word '
             'positive or negative? Answer:')
-
-
-class PeakRSS:
-    """Highest resident set size of this process while the context is open (sampled)."""
-
-    def __init__(self, every: float = 0.02):
-        self.every, self.peak, self._stop = every, 0, threading.Event()
-        self._proc = psutil.Process(os.getpid())
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            time.sleep(self.every)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = self._proc.memory_info().rss
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
-
-
-def measure(run: Callable[[], object]) -> tuple[object, float, float]:
-    """(result, seconds, peak RSS in GiB)."""
-    gc.collect()
-    with PeakRSS() as rss:
-        started = time.perf_counter()
-        result = run()
-        seconds = time.perf_counter() - started
-    return result, seconds, rss.peak / 2**30
 
 
 def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 3) -> float:
@@ -83,8 +53,30 @@ def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 3) -
     return 2 * size**3 / best / 1e9
 
 
-def baseline_kernel(task: PromptTask, texts: list[str], params: str) -> np.ndarray:
-    """Per-example autograd, full float32 Jacobian, one float32 matmul."""
+def _task(spec: dict):
+    from transferscope.ntk import PromptTask
+
+    model = spec["model"]
+    if spec.get("random_weights"):
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        config = AutoConfig.from_pretrained(spec["random_weights"])
+        torch.manual_seed(spec["seed"])
+        model = (AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval(),
+                 AutoTokenizer.from_pretrained(spec["random_weights"]))
+    return PromptTask(TEMPLATE, ("positive", "negative"), model, max_tokens=spec["max_tokens"])
+
+
+def _texts(spec: dict) -> list[str]:
+    from transferscope.ntk.data import sample_examples, sentiment_words
+
+    return list(sample_examples(sentiment_words(), spec["n"], seed=spec["seed"]).texts)
+
+
+def baseline_kernel(task, texts: list[str], params: str) -> tuple[np.ndarray, float, float]:
+    """Per-example autograd, full float32 Jacobian, one float32 matmul: (K, s autograd, s matmul)."""
+    from transferscope.ntk.params import select_parameters
+
     chosen = [p for _, p in select_parameters(task.model, params)]
     saved = [(p, p.requires_grad) for p in task.model.parameters()]
     for p, _ in saved:
@@ -92,111 +84,187 @@ def baseline_kernel(task: PromptTask, texts: list[str], params: str) -> np.ndarr
     for p in chosen:
         p.requires_grad_(True)
     try:
+        started = time.perf_counter()
         jac = torch.empty(len(texts), sum(p.numel() for p in chosen), dtype=torch.float32)
         for i, text in enumerate(texts):
             f = task.forward(task.model, task.encode([text]))[0]
             grads = torch.autograd.grad(f, chosen)
             jac[i] = torch.cat([g.reshape(-1) for g in grads])
-        return (jac @ jac.T).double().numpy()
+        grads_done = time.perf_counter()
+        kernel = (jac @ jac.T).double().numpy()
+        return kernel, grads_done - started, time.perf_counter() - grads_done
     finally:
         for p, flag in saved:
             p.requires_grad_(flag)
 
 
+def run_child(spec: dict) -> None:
+    """One configuration in this (fresh) process; writes its JSON result and kernel."""
+    from transferscope.ntk import empirical_ntk_result
+
+    task = _task(spec)
+    texts = _texts(spec)
+    loaded_rss = psutil.Process().memory_info().rss
+    out: dict = {"loaded_rss_gib": loaded_rss / 2**30}
+    if spec["method"] == "baseline":
+        kernel, t_grad, t_mm = baseline_kernel(task, texts, spec["params"])
+        out.update(seconds=t_grad + t_mm, seconds_autograd=t_grad, seconds_matmul=t_mm)
+    else:
+        options = {"sketch_dim": spec["sketch_dim"], "block_size": spec["block_size"],
+                   "seed": spec["seed"], "cache_key": None, "progress": False}
+        if spec["budget_gb"] is not None:
+            options["memory_budget_gb"] = spec["budget_gb"]
+        started = time.perf_counter()
+        result = empirical_ntk_result(task.model, texts, task.output_fn, spec["params"],
+                                      spec["method"], **options)
+        out.update(seconds=time.perf_counter() - started, details=result.details,
+                   error_bound=result.error_bound, error_rms=result.error_rms)
+        kernel = result.kernel
+    lengths = [len(x) for x in task.encode(texts)["input_ids"]]
+    out.update(peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+               prompt_tokens=[min(lengths), max(lengths)])
+    np.save(spec["kernel_path"], kernel)
+    Path(spec["result_path"]).write_text(json.dumps(out))
+
+
+def measure(spec: dict, work: Path) -> dict:
+    """Run one configuration in a subprocess; its result, with the kernel loaded."""
+    tag = f"{spec['params']}-{spec['n']}-{spec['method']}"
+    spec = {**spec, "kernel_path": str(work / f"{tag}.npy"),
+            "result_path": str(work / f"{tag}.json")}
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"error: {tag} failed (exit {done.returncode}): "
+                         f"{done.stderr.strip().splitlines()[-1:]}")
+    result = json.loads(Path(spec["result_path"]).read_text())
+    result["kernel"] = np.load(spec["kernel_path"])
+    return result
+
+
+def model_gib(spec: dict, params: str) -> tuple[float, int]:
+    """(GiB the loaded model takes in this process, parameters in the set)."""
+    from transferscope.ntk.params import parameter_count, select_parameters
+
+    before = psutil.Process().memory_info().rss
+    task = _task(spec)
+    size = (psutil.Process().memory_info().rss - before) / 2**30
+    return size, parameter_count(select_parameters(task.model, params))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument("--params", nargs="+", default=["attention", "all"])
+    parser.add_argument("--skip", nargs="*", default=[], metavar="PARAMS:N:METHOD",
+                        help="cells not to run, e.g. all:512:exact (reported as skipped)")
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--sketch-dim", type=int, default=16384)
-    parser.add_argument("--budget-gb", type=float, default=6.0)
+    parser.add_argument("--budget-gb", type=float, default=None,
+                        help="engine memory budget (default: the engine's own default)")
     parser.add_argument("--block-size", type=int, default=16)
-    parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--gram-dtype", choices=["auto", "float64"], default="auto",
-                        help="auto: float32 products summed in float64 (float32 models)")
+    parser.add_argument("--baseline-n", type=int, default=64,
+                        help="where the baseline is measured when it cannot run at --n")
+    parser.add_argument("--max-gib", type=float, default=12.0,
+                        help="never start a baseline predicted to need more than this")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--random-weights", metavar="CONFIG_DIR",
                         help="time a randomly initialised model built from this directory's "
-                             "config.json and tokenizer (same shapes and cost as the real one; "
-                             "for machines the real weights cannot reach)")
+                             "config.json and tokenizer (same shapes and cost as the real one)")
     args = parser.parse_args()
+    if args.child:
+        run_child(json.loads(args.child))
+        return
 
-    torch.manual_seed(args.seed)
-    model = args.model
-    if args.random_weights:
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-        config = AutoConfig.from_pretrained(args.random_weights)
-        model = (AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval(),
-                 AutoTokenizer.from_pretrained(args.random_weights))
-        print(f"weights: RANDOM initialisation of {args.random_weights}/config.json")
-    task = PromptTask(TEMPLATE, ("positive", "negative"), model, max_tokens=args.max_tokens)
-    data = sentiment_words()
-    peak64 = matmul_peak_gflops(torch.float64)
+    base = {"model": args.model, "random_weights": args.random_weights, "seed": args.seed,
+            "max_tokens": args.max_tokens, "sketch_dim": args.sketch_dim,
+            "budget_gb": args.budget_gb, "block_size": args.block_size}
     peak32 = matmul_peak_gflops(torch.float32)
+    weights = (f"RANDOM initialisation of {args.random_weights}" if args.random_weights
+               else f"pretrained {args.model}")
     print(f"machine: {psutil.cpu_count()} logical cores, torch threads {torch.get_num_threads()},"
-          f" load average {os.getloadavg()[0]:.1f}; matmul peak float64 {peak64:.1f} GFLOP/s,"
-          f" float32 {peak32:.1f} GFLOP/s")
+          f" load average {os.getloadavg()[0]:.1f}, {psutil.virtual_memory().total / 2**30:.0f}"
+          f" GiB RAM; float32 matmul peak {peak32:.1f} GFLOP/s; weights: {weights}; engine"
+          f" budget {'default' if args.budget_gb is None else args.budget_gb} GiB", flush=True)
     header = (f"{'params':>9} {'P':>7} {'n':>4} {'method':>16} {'seconds':>9} {'peak RSS':>9} "
-              f"{'speed-up':>8} {'rel.err':>9} {'bound':>8} {'Gram %peak':>10}")
+              f"{'speed-up':>12} {'rel.err':>9} {'bound':>8} {'Gram %peak':>10}")
     rows = [header]
-    print(header, flush=True)
-    for params in args.params:
-        n_params = parameter_count(select_parameters(task.model, params))
-        for n in args.n:
-            texts = list(sample_examples(data, n, seed=args.seed).texts)
-            lengths = [len(x) for x in task.encode(texts)["input_ids"]]
-            print(f"# n={n}: prompt lengths {min(lengths)}..{max(lengths)} tokens (padded batch)",
-                  flush=True)
-            base_seconds, exact_kernel = None, None
-            need = n * n_params * 4 / 2**30
-            available = psutil.virtual_memory().available / 2**30
-            if args.no_baseline:
-                line = f"{params:>9} {n_params / 1e6:6.1f}M {n:>4} {'baseline':>16}  skipped"
-            elif need > 0.8 * available:
-                line = (f"{params:>9} {n_params / 1e6:6.1f}M {n:>4} {'baseline':>16}  OOM: the "
-                        f"Jacobian needs {need:.1f} GiB, {available:.1f} GiB available")
-            else:
-                base_kernel, base_seconds, base_rss = measure(
-                    lambda texts=texts, params=params: baseline_kernel(task, texts, params))
-                line = (f"{params:>9} {n_params / 1e6:6.1f}M {n:>4} {'baseline':>16} "
-                        f"{base_seconds:9.1f} {base_rss:8.2f}G {1.0:8.2f}")
-                exact_kernel = base_kernel
-            print(line, flush=True)
+
+    def emit(line: str, keep: bool = True) -> None:
+        print(line, flush=True)
+        if keep:
             rows.append(line)
-            for mode in ("exact", "sketch"):
-                result, seconds, rss = measure(lambda texts=texts, params=params, mode=mode: empirical_ntk_result(
-                    task.model, texts, task.output_fn, params, mode,
-                    memory_budget_gb=args.budget_gb, sketch_dim=args.sketch_dim,
-                    block_size=args.block_size, seed=args.seed, cache_key=None, progress=True,
-                    gram_dtype=args.gram_dtype))
-                speed = f"{base_seconds / seconds:8.2f}" if base_seconds else f"{'-':>8}"
-                if mode == "exact":
-                    err = ("-" if exact_kernel is None else
-                           f"{np.linalg.norm(result.kernel - exact_kernel) / np.linalg.norm(result.kernel):.1e}")
-                    exact_kernel = result.kernel
-                    flops = result.details.get("materialized_flops", 0.0) + result.details.get(
+
+    print(header, flush=True)
+    work = Path(tempfile.mkdtemp(prefix="ntk-bench-"))
+    for params in args.params:
+        loaded, n_params = model_gib(base, params)
+        label = f"{params:>9} {n_params / 1e6:6.1f}M"
+        baseline_fit = None  # (n, seconds autograd, seconds matmul) of a measured baseline
+
+        def need_gib(n: int, n_params: int = n_params, loaded: float = loaded) -> float:
+            return n * n_params * 4 / 2**30 + loaded
+
+        sizes = list(dict.fromkeys(args.n))  # the order given: the most wanted cells first
+        if (need_gib(min(sizes)) > args.max_gib and args.baseline_n not in sizes
+                and need_gib(args.baseline_n) <= args.max_gib):
+            sizes.insert(0, args.baseline_n)  # one point where the baseline fits
+        for n in sizes:
+            need = need_gib(n)
+            exact_kernel, base_seconds, predicted = None, None, False
+            if need > args.max_gib:
+                emit(f"{label} {n:>4} {'baseline':>16}  baseline OOM: needs {need:.1f} GiB "
+                     f"(Jacobian {n} x {n_params / 1e6:.1f}M float32 + model {loaded:.1f}), "
+                     f"over the {args.max_gib:.0f} GiB cap; not started")
+            elif f"{params}:{n}:baseline" in args.skip:
+                emit(f"{label} {n:>4} {'baseline':>16}  skipped (--skip)")
+            else:
+                res = measure({**base, "params": params, "n": n, "method": "baseline"}, work)
+                base_seconds, exact_kernel = res["seconds"], res["kernel"]
+                baseline_fit = (n, res["seconds_autograd"], res["seconds_matmul"])
+                emit(f"{label} {n:>4} {'baseline':>16} {base_seconds:9.1f} "
+                     f"{res['peak_rss_gib']:8.2f}G {1.0:12.2f}")
+                emit(f"#   baseline: autograd {res['seconds_autograd']:.1f} s, J J^T "
+                     f"{res['seconds_matmul']:.1f} s; prompts {res['prompt_tokens'][0]}.."
+                     f"{res['prompt_tokens'][1]} tokens", keep=False)
+            if base_seconds is None and baseline_fit is not None:
+                b, t_grad, t_mm = baseline_fit
+                base_seconds, predicted = t_grad * n / b + t_mm * (n / b) ** 2, True
+                emit(f"#   baseline predicted from n={b}: {base_seconds:.1f} s "
+                     f"(autograd x{n / b:g}, J J^T x{(n / b) ** 2:g})", keep=False)
+            for method in ("exact", "sketch"):
+                name = "exact" if method == "exact" else f"sketch d={args.sketch_dim}"
+                if f"{params}:{n}:{method}" in args.skip:
+                    emit(f"{label} {n:>4} {name:>16}  skipped (--skip)")
+                    continue
+                res = measure({**base, "params": params, "n": n, "method": method}, work)
+                seconds, kernel, details = res["seconds"], res["kernel"], res["details"]
+                speed = (f"{base_seconds / seconds:7.2f}{' pred' if predicted else '     '}"
+                         if base_seconds else f"{'-':>12}")
+                head = (f"{label} {n:>4} {name:>16} {seconds:9.1f} {res['peak_rss_gib']:8.2f}G "
+                        f"{speed}")
+                if method == "exact":
+                    err = ("-" if exact_kernel is None else f"{np.linalg.norm(kernel - exact_kernel) / np.linalg.norm(kernel):.1e}")
+                    exact_kernel = kernel
+                    flops = details.get("materialized_flops", 0.0) + details.get(
                         "structured_flops", 0.0)
-                    gram = flops / max(result.details["seconds_gram"], 1e-9) / 1e9
-                    peak = peak64 if args.gram_dtype == "float64" else peak32
-                    line = (f"{params:>9} {n_params / 1e6:6.1f}M {n:>4} {'exact':>16} "
-                            f"{seconds:9.1f} {rss:8.2f}G {speed} {err:>9} {'':>8} "
-                            f"{100 * gram / peak:9.0f}%")
-                    detail = (f"#   exact: gradients {result.details['seconds_gradients']:.1f} s,"
-                              f" Gram {result.details['seconds_gram']:.1f} s at {gram:.1f} "
-                              f"GFLOP/s (gram_dtype {args.gram_dtype}, % of the "
-                              f"{'float64' if peak is peak64 else 'float32'} peak), "
-                              f"engine {result.details['engine']}")
+                    gram = flops / max(details["seconds_gram"], 1e-9) / 1e9
+                    emit(f"{head} {err:>9} {'':>8} {100 * gram / peak32:9.0f}%")
+                    emit(f"#   exact: capture {details['seconds_capture']:.1f} s, factors "
+                         f"stored {details['seconds_project_or_store']:.1f} s, Gram "
+                         f"{details['seconds_gram']:.1f} s at {gram:.1f} GFLOP/s; engine "
+                         f"{details['engine']}; model loaded {res['loaded_rss_gib']:.2f} GiB",
+                         keep=False)
                 else:
-                    err = np.linalg.norm(result.kernel - exact_kernel) / np.linalg.norm(exact_kernel)
-                    line = (f"{params:>9} {n_params / 1e6:6.1f}M {n:>4} "
-                            f"{'sketch d=' + str(args.sketch_dim):>16} {seconds:9.1f} "
-                            f"{rss:8.2f}G {speed} {err:9.1e} {result.error_bound:8.1e}")
-                    detail = f"#   sketch: stated RMS error {result.error_rms:.1e}"
-                print(line, flush=True)
-                print(detail, flush=True)
-                rows.append(line)
+                    err = (np.linalg.norm(kernel - exact_kernel) / np.linalg.norm(exact_kernel)
+                           if exact_kernel is not None else float("nan"))
+                    emit(f"{head} {err:9.1e} {res['error_bound']:8.1e}")
+                    emit(f"#   sketch: capture {details['seconds_capture']:.1f} s, projection "
+                         f"{details['seconds_project_or_store']:.1f} s, S S^T "
+                         f"{details['seconds_gram']:.1f} s; stated RMS error "
+                         f"{res['error_rms']:.1e}", keep=False)
     print("\n".join(["", "summary", *rows]))
 
 

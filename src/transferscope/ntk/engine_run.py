@@ -1,10 +1,12 @@
 """One kernel computation: blocks of examples -> factors (or sketches) on disk -> Gram.
 
 Everything finished is written to the work directory as it completes (one file per block of
-examples, then the Gram accumulated so far after each pair of super-blocks), so a run that is
-interrupted resumes from its finished blocks. Memory: a capture block holds the factors of
-``block_size`` examples; the Gram phase groups blocks into super-blocks sized from the budget
-(two in memory at a time), so with a large budget the factors are read once and never rebuilt.
+examples, then the Gram accumulated so far after each chunk of parameters), so a run that is
+interrupted resumes from its finished blocks. Memory, the budget's share of it: without a cache
+entry capture blocks stay in memory up to half the budget (the rest go to disk); the exact Gram
+then loads one chunk of parameters for all rows at a time (at most a quarter of the budget,
+memory-mapped from disk), builds per-row gradients one band at a time (about 64 MiB) and
+multiplies; a kernel of n x n float64 is held as well.
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class KernelRun:
         self.persist = persist
         self._memory: dict[Path, object] = {}
         self._sizes: dict[Path, int] = {}
+        # where the gradient phase's time goes: forward/backward vs sketching (or storing) factors
+        self.seconds = {"capture": 0.0, "project_or_store": 0.0}
 
     # ----------------------------------------------------------------- manifest / resume
     def _manifest(self, n1: int, n2: int | None) -> dict:
@@ -159,12 +163,16 @@ class KernelRun:
             paths.append(path)
             if not path.exists() and path not in self._memory:
                 chunk = examples[start:start + self.block_size]
+                started = time.perf_counter()
                 block = self._capture(chunk, manifest, check=manifest["engine"] is None)
+                captured = time.perf_counter()
+                self.seconds["capture"] += captured - started
                 if self.mode == "sketch":
                     self._store(path, sketch_block(block, self.shapes, self.sketch_dim,
                                                    self.seed, self._tables))
                 else:
                     self._store(path, _block_to_state(block))
+                self.seconds["project_or_store"] += time.perf_counter() - captured
             bar.advance(task)
         return paths
 
@@ -362,5 +370,8 @@ class KernelRun:
                    "block_size": self.block_size, "linear_path": self.linear_path,
                    "batched_output": self.batched,
                    "seconds_gradients": captured - started,
-                   "seconds_gram": time.perf_counter() - captured, **self.gram_stats}
+                   "seconds_gram": time.perf_counter() - captured,
+                   "seconds_capture": self.seconds["capture"],
+                   "seconds_project_or_store": self.seconds["project_or_store"],
+                   **self.gram_stats}
         return kernel, details
