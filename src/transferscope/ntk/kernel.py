@@ -8,14 +8,16 @@ fits in memory, but each per-example gradient of a linear layer is a sum of T ou
 ``G_i = sum_t delta_t a_t^T``. One batched forward and backward per block of examples, with
 hooks on the modules that own parameters of S, records those factors (``a`` = layer input,
 ``delta`` = gradient of f at the layer output) instead of gradients (engine_capture.py). From the
-factors the Gram is accumulated block-pair by block-pair in float64 (engine_gram.py), per
-parameter choosing the cheaper of two exact routes: the structured one,
+factors the Gram is accumulated in float64 one chunk of parameters at a time, over all rows
+(engine_run.py; the chunk's factors take at most a quarter of ``memory_budget_gb``), per
+parameter choosing the cheaper of two exact routes (engine_gram.py): the structured one,
 ``<G_i, G_j> = sum((D_i D_j^T) * (A_i A_j^T))`` (cheap when prompts are short), or
-materialising the per-example gradients of that one parameter and multiplying. ``sketch`` mode
+materialising the per-example gradients of that one parameter, one band of rows of the weight
+at a time, and multiplying. ``sketch`` mode
 instead CountSketches every per-example gradient to d dimensions in a single pass
 (engine_sketch.py), with the relative error it implies. With a cache entry (``cache_key``)
 finished blocks are written to disk as they complete, so an interrupted run resumes where it
-stopped; without one they stay in memory while they fit half the budget.
+stopped; without one they stay in memory while they fit half the budget (the rest go to disk).
 
 Precision (our choice): gradients are computed in the model's dtype. Their Gram is always summed
 in float64; float64 gradients are also multiplied in float64, float32 gradients in float32 over
