@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from transferscope.ntk.executor_ray import (  # noqa: E402
     GRAM_STATE,
     RayExecutor,
     RayKernelRun,
+    stop_workers,
     worker_pool,
 )
 
@@ -157,6 +159,17 @@ def test_killed_workers_lose_nothing_finished(ray_cluster, model, data, tmp_path
     assert run.finished == {"capture": 5, "gram": 15}
     assert sorted(p.name for p in work.glob("x-*.pt")) == [f"x-{k:05d}.pt" for k in range(5)]
     assert max_rel(kernel, local) < 1e-10
+    stop_workers()  # the two CPUs the workers held are free again
+    assert _cpus_back_within(10.0)
+
+
+def _cpus_back_within(seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if ray.available_resources().get("CPU", 0) >= 2.0:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def test_unknown_executor_is_one_clear_error(model, data):

@@ -244,6 +244,17 @@ def worker_pool(ray, executor: RayExecutor) -> list:
     return _POOLS[key]
 
 
+def stop_workers() -> None:
+    """Stop the kernel workers kept by this process (they otherwise hold their CPUs/GPUs until
+    the process exits)."""
+    if _POOLS:
+        ray = _import_ray()
+        for pool in _POOLS.values():
+            for actor in pool:
+                ray.kill(actor, no_restart=True)
+    _POOLS.clear()
+
+
 def drop_pool(actors: list) -> None:
     """Forget a pool whose actors failed for good (the next kernel starts fresh ones)."""
     for key, pool in list(_POOLS.items()):
