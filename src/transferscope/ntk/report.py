@@ -228,7 +228,7 @@ def _taskvec_section(report: Report, tv: dict, findings: list[str], plt) -> None
         drop = (own["f0_accuracy"] - own["real_accuracy"]).to_numpy()
         findings.append(
             f"Negation: theta_0 - tau_k changed task k's held-out accuracy by "
-            f"{-drop.mean():+.3f} on average relative to theta_0 (per task: "
+            f"{round(-drop.mean(), 3) + 0.0:+.3f} on average relative to theta_0 (per task: "
             + ", ".join(f"{names[int(t)]} {a0:.3f} -> {a:.3f}" for t, a0, a in
                         zip(own["task_index"], own["f0_accuracy"], own["real_accuracy"],
                             strict=True)) + ").")
@@ -245,8 +245,15 @@ def _taskvec_section(report: Report, tv: dict, findings: list[str], plt) -> None
         verdict = ("goes with more interference (CI above 0)" if c["ci_low"] > 0 else
                    "goes with less interference (CI below 0)" if c["ci_high"] < 0 else
                    "does not predict interference at this sample size (the CI covers 0)")
+        distinct = pairs[_PAIR_COLUMNS[key]].round(6).nunique()
         findings.append(f"{labels[key]} {verdict}: r = {c['r']:.3f} "
-                        f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}], {c['points']} pairs.")
+                        f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}], {c['points']} directed pairs "
+                        f"with {distinct} distinct values of the predictor; pairs share tasks, "
+                        "so the bootstrap CI is optimistic.")
+
+
+_PAIR_COLUMNS = {"alignment": "alignment", "gradient_cosine": "gradient_cosine",
+                 "linearised": "linear_interference"}
 
 
 def _taskvec_figure(rows: pd.DataFrame, pairs: pd.DataFrame, correlations: dict, plt):
