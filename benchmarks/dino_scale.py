@@ -135,7 +135,9 @@ def main() -> None:
     args = parser.parse_args()
     THREADS[0] = args.threads
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"torch threads {args.threads}, {N_BASE} base points per domain, {N_TARGET} labelled "
+    print(f"started {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}, torch threads {args.threads}, "
+          f"{N_BASE} base points per domain, {N_TARGET} labelled "
           f"target, {N_UNLABELLED} unlabelled, {N_TEST} test points, {args.steps} Adam steps")
     print(f"{'n_source':>8} {'solver':>6} | {'DINO s':>7} {'MiB':>6} {'MAE':>6} | "
           f"{'loop s':>9} {'x':>7} | {'sklearn s':>9} {'MiB':>6} {'MAE':>6} {'x':>7}")
