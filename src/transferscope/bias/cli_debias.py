@@ -84,8 +84,10 @@ def debias(out: OutOpt, model: ModelOpt = "hf-local:smollm2", method: MethodOpt 
         c = result.cost[run]
         typer.echo(f"{run}: model calls {c['model_calls']}, cache hits {c['cache_hits']}, "
                    f"tokens {c['tokens']}, {c['seconds']:.1f} s")
-    typer.echo(f"evaluator replies not in the expected form: "
-               f"{result.cost['evaluator_unparsed']} of {result.cost['evaluator_replies']}")
+    c = result.cost
+    typer.echo(f"evaluator verdicts: {c['evaluator_replies']} ({c['evaluator_constrained']} "
+               f"constrained choice, {c['evaluator_free_text']} free text); not in the expected "
+               f"form: {c['evaluator_unparsed']}; rejected answers: {c['evaluator_rejected']}")
     typer.echo(f"report written to {path}")
 
 

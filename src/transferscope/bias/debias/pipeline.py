@@ -31,7 +31,7 @@ from transferscope.bias.debias.reflexion import (
     with_context,
 )
 from transferscope.bias.debias.retrieval import HybridRetriever
-from transferscope.bias.probes.base import Answer, Item
+from transferscope.bias.probes.base import Answer, Item, Probe
 from transferscope.bias.probes.registry import parse_tests
 from transferscope.bias.runner import RunConfig, answer_items, run_probes
 from transferscope.bias.scoring import SCORE_COLUMNS
@@ -39,6 +39,11 @@ from transferscope.core.cache import atomic_write_bytes
 from transferscope.core.errors import InputError
 
 METHODS = ("rag", "reflexion", "rag+reflexion")
+
+
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise InputError(f"--method = {method!r}: expected one of {', '.join(METHODS)}")
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,7 @@ class DebiasConfig:
     record: str | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise InputError(f"--method = {self.method!r}: expected one of {', '.join(METHODS)}")
+        check_method(self.method)
         ReflexionSettings(self.rounds, self.memory_size)
 
     def run_config(self) -> RunConfig:
@@ -120,7 +124,7 @@ def _trace_json(trace: Trace, evidence: list[Passage]) -> dict:
             "reflections": trace.reflections,
             "attempts": [{"round": a.round, "choice": _jsonable(a.choice),
                           "answer": a.answer_text, "rationale": a.rationale,
-                          "judge_reply": a.judge_reply,
+                          "judge_reply": a.judge_reply, "verdict_method": a.verdict_method,
                           "verdict": None if a.verdict is None else asdict(a.verdict)}
                          for a in trace.attempts]}
 
@@ -149,6 +153,69 @@ def _write_run(out: Path, config: DebiasConfig, backend: Backend, run: RunItems,
     atomic_write_bytes(out / "run.json", json.dumps(summary, indent=1).encode("utf-8"))
 
 
+@dataclass
+class Debiased:
+    """The debiased answers with what produced them (evidence and Reflexion traces)."""
+
+    answers: dict[str, dict[str, Answer]]
+    traces: dict[str, Trace]
+    evidence: dict[str, list[Passage]]
+    retrieval_seconds: float
+
+
+def debias_answers(backend: Backend, probes: Sequence[Probe], items: dict[str, list[Item]],
+                   record: Record, method: str, top_k: int = 4,
+                   reflexion: ReflexionSettings | None = None,
+                   retriever: HybridRetriever | None = None) -> Debiased:
+    """Answer ``items`` (per probe name) with ``method``, showing progress per probe."""
+    check_method(method)
+    reflexion = reflexion or ReflexionSettings()
+    use_rag, use_reflexion = "rag" in method, "reflexion" in method
+    evidence: dict[str, list[Passage]] = {}
+    started = time.perf_counter()
+    if use_rag:
+        if retriever is None:
+            retriever = HybridRetriever(build_corpus(record))
+        guard = LeakageGuard(retriever.passages)
+        for probe in probes:
+            evidence.update(retrieve_evidence(items[probe.name], record, retriever, guard,
+                                              top_k))
+    retrieval_seconds = time.perf_counter() - started
+    answers: dict[str, dict[str, Answer]] = {}
+    traces: dict[str, Trace] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns) as progress:
+        for probe in probes:
+            task = progress.add_task(f"{method} {probe.name} ({backend.id})",
+                                     total=len(items[probe.name]))
+            step = lambda n, task=task: progress.advance(task, n)  # noqa: E731
+            if use_reflexion:
+                found = run_reflexion(backend, probe, items[probe.name], evidence, reflexion,
+                                      step)
+                traces.update(found)
+                answers[probe.name] = {
+                    t.item_id: Answer(t.item_id, t.attempts[-1].choice,
+                                      t.attempts[-1].answer_text, t.attempts[-1].method)
+                    for t in found.values()}
+            else:
+                asked = [with_context(i, evidence.get(i.item_id, []), []) for i in
+                         items[probe.name]]
+                answers[probe.name] = answer_items(backend, probe, asked, step)
+    return Debiased(answers, traces, evidence, retrieval_seconds)
+
+
+def judge_counts(traces: dict[str, Trace]) -> dict[str, int]:
+    """Evaluator verdicts by how they were obtained, and free-text replies not in the form."""
+    attempts = [a for t in traces.values() for a in t.attempts]
+    return {"evaluator_replies": len(attempts),
+            "evaluator_constrained": sum(a.verdict_method == "logprob" for a in attempts),
+            "evaluator_free_text": sum(a.verdict_method == "parse" for a in attempts),
+            "evaluator_unparsed": sum(a.verdict is None for a in attempts),
+            "evaluator_rejected": sum(a.verdict is not None and not a.verdict.accepted
+                                      for a in attempts)}
+
+
 def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
                record: Record | None = None, retriever: HybridRetriever | None = None,
                ) -> DebiasResult:
@@ -160,39 +227,11 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     run_probes(backend, config.run_config(), out_dir / "baseline", record)
     cost = {"baseline": _delta(_stats(backend), before, time.perf_counter() - started)}
     items = {p.name: p.build_items(record, config.limit, config.seed) for p in probes}
-    use_rag, use_reflexion = "rag" in config.method, "reflexion" in config.method
-    evidence: dict[str, list[Passage]] = {}
-    started = time.perf_counter()
-    if use_rag:
-        if retriever is None:
-            retriever = HybridRetriever(build_corpus(record))
-        guard = LeakageGuard(retriever.passages)
-        for probe in probes:
-            evidence.update(retrieve_evidence(items[probe.name], record, retriever, guard,
-                                              config.top_k))
-    retrieval_seconds = time.perf_counter() - started
     before, started = _stats(backend), time.perf_counter()
-    answers: dict[str, dict[str, Answer]] = {}
-    traces: dict[str, Trace] = {}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns) as progress:
-        for probe in probes:
-            task = progress.add_task(f"{config.method} {probe.name} ({backend.id})",
-                                     total=len(items[probe.name]))
-            step = lambda n, task=task: progress.advance(task, n)  # noqa: E731
-            if use_reflexion:
-                found = run_reflexion(backend, probe, items[probe.name], evidence,
-                                      ReflexionSettings(config.rounds, config.memory_size), step)
-                traces.update(found)
-                answers[probe.name] = {
-                    t.item_id: Answer(t.item_id, t.attempts[-1].choice,
-                                      t.attempts[-1].answer_text, t.attempts[-1].method)
-                    for t in found.values()}
-            else:
-                asked = [with_context(i, evidence.get(i.item_id, []), []) for i in
-                         items[probe.name]]
-                answers[probe.name] = answer_items(backend, probe, asked, step)
+    done = debias_answers(backend, probes, items, record, config.method, config.top_k,
+                          ReflexionSettings(config.rounds, config.memory_size), retriever)
+    answers, traces, evidence = done.answers, done.traces, done.evidence
+    retrieval_seconds = done.retrieval_seconds
     seconds = time.perf_counter() - started
     cost["debiased"] = _delta(_stats(backend), before, seconds)
     cost["debiased"]["retrieval_seconds"] = round(retrieval_seconds, 3)
@@ -209,8 +248,7 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     atomic_write_bytes(debiased_dir / "traces.jsonl", ("\n".join(lines) + "\n").encode())
     baseline = load_run_items(out_dir / "baseline", record)
     comparison, summary = paired_change(baseline, after, config.paired_boot, config.seed)
-    cost["evaluator_unparsed"] = sum(t.unparsed_verdicts for t in traces.values())
-    cost["evaluator_replies"] = sum(len(t.attempts) for t in traces.values()) if traces else 0
+    cost.update(judge_counts(traces))
     atomic_write_bytes(out_dir / "comparison.csv", comparison.to_csv(index=False).encode())
     atomic_write_bytes(out_dir / "summary.csv", summary.to_csv().encode())
     atomic_write_bytes(out_dir / "cost.json", json.dumps(cost, indent=1).encode())

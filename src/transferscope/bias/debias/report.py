@@ -63,10 +63,13 @@ def write_debias_report(out_dir: Path, command: str = "") -> Path:
             if attempt["verdict"] is None:
                 unparsed.append({"item": trace["item_id"], "round": attempt["round"],
                                  "judge reply": attempt["judge_reply"]})
-    judge = report.section("Evaluator replies", f"{cost.get('evaluator_unparsed', 0)} of "
-                           f"{cost.get('evaluator_replies', 0)} judge replies were not in the "
-                           "form 'Grounded: yes|no; Stereotyping: yes|no' (counted; the item "
-                           "kept its answer).")
+    judge = report.section("Evaluator replies", (
+        f"{cost.get('evaluator_replies', 0)} verdicts: {cost.get('evaluator_constrained', 0)} "
+        "by constrained choice (the most likely of the four replies 'Grounded: yes|no; "
+        f"Stereotyping: yes|no'), {cost.get('evaluator_free_text', 0)} from free text, of "
+        f"which {cost.get('evaluator_unparsed', 0)} were not in that form (counted; the item "
+        f"kept its answer). {cost.get('evaluator_rejected', 0)} verdicts found an answer "
+        "ungrounded or stereotyping and led to a reflection (unless it was the last round)."))
     if unparsed:
         judge.table(pd.DataFrame(unparsed[:30]), "replies not in the expected form (first 30)")
     return report.write(out_dir / "report")
@@ -77,8 +80,11 @@ def write_models_report(models: pd.DataFrame, corr: dict, out_dir: Path) -> Path
     if corr["models"] >= 3:
         said = (f"Pearson r between factual accuracy and mean |bias| across {corr['models']} "
                 f"models: {corr['pearson_r']:+.3f} [{corr['ci_low']:+.3f}, "
-                f"{corr['ci_high']:+.3f}] (CI from resampling items within each model; with "
-                "few models read it as a direction, not a law).")
+                f"{corr['ci_high']:+.3f}] (CI from resampling items within each model). With "
+                f"only {corr['models']} models this CI is wide and says little: read the sign as "
+                "a direction, not a law. Models that share one base checkpoint (quantisations, "
+                "runtimes) are not independent: across them the correlation measures precision "
+                "and runtime effects, not the paper's 'better reasoning' across model families.")
     else:
         said = (f"{corr['models']} model(s): a correlation across models needs at least 3, so "
                 "none is reported.")
