@@ -103,6 +103,36 @@ def record_until(year: int, folder: Path) -> Path:
     return folder
 
 
+def test_debias_items_on_the_embedded_model_scores_before_and_after(tmp_path):
+    """The demo's entry point: rag on a small record's vote items with the real SmolLM2; the
+    summary agrees with a hand computation from the score tables; a rerun is free; bad input is
+    one clear error."""
+    from transferscope.bias.debias.quick import debias_items
+
+    record = load_record(record_until(1948, tmp_path / "record"))
+    items = {"vote": VoteSimulation().build_items(record, 1, 0)}
+    backend = make_backend("hf-local:smollm2", cache=tmp_path / "c.sqlite")
+    result = debias_items(backend, items, "rag", record=record, n_boot=50, paired_boot=30)
+    for frame, column in ((result.before, "before"), (result.after, "after")):
+        head = frame[frame["headline"].astype(bool)]
+        assert result.summary.loc["mean |bias|", column] == pytest.approx(
+            float(np.nanmean(np.abs(head["value"]))))
+        acc = frame[frame["metric"] == "accuracy"]["value"]
+        assert result.summary.loc["factual accuracy", column] == pytest.approx(
+            float(np.nanmean(acc)))
+    assert result.cost["model_calls"] > 0 and result.cost["evaluator_replies"] == 0
+    assert result.verdict.startswith(("debiasing", "no significant change"))
+    panels = result.before[result.before["headline"].astype(bool)][["test", "form"]]
+    assert len(result.figure.axes) == len(panels.drop_duplicates())
+    again = make_backend("hf-local:smollm2", cache=tmp_path / "c.sqlite")
+    debias_items(again, items, "rag", record=record, n_boot=20, paired_boot=20)
+    assert again.stats.model_calls == 0
+    with pytest.raises(InputError, match=r"debias items: tests \['vote'\] with \[0\] items"):
+        debias_items(again, {"vote": []}, "rag", record=record)
+    with pytest.raises(InputError, match="--method = 'rank': expected one of"):
+        debias_items(again, items, "rank", record=record)
+
+
 @pytest.mark.slow
 def test_end_to_end_on_the_embedded_model(tmp_path):
     folder = record_until(1948, tmp_path / "record")
