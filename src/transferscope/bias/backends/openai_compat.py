@@ -106,6 +106,7 @@ class OpenAICompatibleBackend(Backend):
         self._template_tokenizer: Any = None
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # stats and the jitter source are shared by worker threads
+        self._template_lock = threading.Lock()  # one thread loads the tokenizer (imports race)
         self._api_key = resolve_api_key(api_key_env, self.base_url)
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), headers=headers,
@@ -204,16 +205,17 @@ class OpenAICompatibleBackend(Backend):
         return [r for r in replies if r is not None]
 
     def _template(self) -> Any:
-        if self._template_tokenizer is None:
-            from transformers import AutoTokenizer
+        with self._template_lock:
+            if self._template_tokenizer is None:
+                from transformers import AutoTokenizer
 
-            from transferscope.core.models import resolve_model
+                from transferscope.core.models import resolve_model
 
-            model_dir = resolve_model(str(self.template_model))
-            self._template_tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-            if not getattr(self._template_tokenizer, "chat_template", None):
-                raise InputError(f"template model = {self.template_model!r}: its tokenizer has no "
-                                 "chat template: expected the served model's tokenizer directory")
+                model_dir = resolve_model(str(self.template_model))
+                self._template_tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+                if not getattr(self._template_tokenizer, "chat_template", None):
+                    raise InputError(f"template model = {self.template_model!r}: its tokenizer has no "
+                                     "chat template: expected the served model's tokenizer directory")
         return self._template_tokenizer
 
     def _score_one(self, conversation: Conversation, option: str) -> float:
