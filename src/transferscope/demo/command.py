@@ -20,8 +20,9 @@ def _stages(model: str, encoder: str):
               {"model": model, "task": "sentiment-words", "params": "attention", "n": 32,
                "seed": 0}, ntk_stage.run),
         Stage("dino", "DINO: domain-adaptation regression", {"profile": "quick"}, dino_stage.run),
-        Stage("bias", "Bias: nation-level bias in UNSC-grounded tests",
-              {"model": f"hf-local:{model}", "tests": "directqa,association,vote", "limit": 1},
+        Stage("bias", "Bias: nation-level bias in UNSC-grounded tests, and debiasing",
+              {"model": f"hf-local:{model}", "tests": "directqa,association,vote", "limit": 1,
+               "method": "rag+reflexion", "rounds": 1, "top_k": 2, "debias_tests": "directqa"},
               bias_stage.run),
     ]
 

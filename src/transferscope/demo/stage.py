@@ -37,6 +37,10 @@ class StageResult:
         self.figures.append({"file": name, "caption": caption})
 
 
+# Bump when a stage's code changes what it computes: finished runs of older code are redone.
+STAGE_FORMAT = "demo-stage-v2"
+
+
 @dataclass(frozen=True)
 class Stage:
     """One part of the demo: ``run(stage_dir, progress, task_id) -> StageResult``."""
@@ -47,7 +51,7 @@ class Stage:
     run: Callable
 
     def key(self) -> str:
-        return content_key("demo-stage-v1", self.name, self.settings)
+        return content_key(STAGE_FORMAT, self.name, self.settings)
 
 
 def load_cached(stage: Stage, stage_dir: Path) -> StageResult | None:
