@@ -35,7 +35,7 @@ def timed(label: str, run):
 
 def kernel_part(n: int, block_size: int, max_tokens: int) -> dict[str, float]:
     from transferscope.ntk import data as ntk_data
-    from transferscope.ntk.executor_ray import RayExecutor, prompt_task_factory
+    from transferscope.ntk.executor_ray import RayExecutor, prompt_task_factory, stop_workers
     from transferscope.ntk.task import PromptTask
 
     task_data = ntk_data.get_task("sentiment-words")
@@ -62,6 +62,7 @@ def kernel_part(n: int, block_size: int, max_tokens: int) -> dict[str, float]:
         else:
             diff = float(np.abs(k - base).max() / np.abs(base).max())
             print(f"    max |K - K_local| / max |K_local| = {diff:.2e}", flush=True)
+    stop_workers()  # kept kernel workers hold their CPUs: the bias workers need them
     return times
 
 
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--limit", type=int, default=1, help="bias: attribute pairs")
+    parser.add_argument("--parts", default="eNTK,bias", help="which parts to run")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ray
@@ -109,8 +111,9 @@ def main() -> None:
     started = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     print(f"ray.init (local 2-CPU instance): {time.perf_counter() - started:.1f} s", flush=True)
-    results = {"eNTK": kernel_part(args.n, args.block_size, args.max_tokens),
-               "bias": bias_part(args.limit)}
+    parts = {"eNTK": lambda: kernel_part(args.n, args.block_size, args.max_tokens),
+             "bias": lambda: bias_part(args.limit)}
+    results = {name: parts[name]() for name in args.parts.split(",")}
     print("\nsummary (seconds; speed-up = 1 worker / 2 workers; overhead = ray 1 / local)")
     for part, times in results.items():
         one, two = times["ray, 1 worker"], times["ray, 2 workers"]
