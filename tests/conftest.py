@@ -24,3 +24,18 @@ def minilm():
     from transferscope.core.models import load_encoder
 
     return load_encoder("minilm")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray instance with 2 CPUs whose workers can import this test package (shared by
+    the NTK and bias Ray tests)."""
+    ray = pytest.importorskip("ray")
+    from pathlib import Path
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=512 * 2**20, logging_level="WARNING",
+                 runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
+    yield ray
+    ray.shutdown()

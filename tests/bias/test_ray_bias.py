@@ -27,19 +27,6 @@ ray = pytest.importorskip("ray")
 
 from transferscope.bias.executor_ray import make_ray_backend  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """A local Ray instance with 2 CPUs (shared with the NTK Ray tests when both run)."""
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=512 * 2**20, logging_level="WARNING",
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
-    yield ray
-    ray.shutdown()
-
 
 def rows(cache: Path) -> int:
     with sqlite3.connect(cache) as db:

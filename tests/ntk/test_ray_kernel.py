@@ -35,19 +35,6 @@ from transferscope.ntk.executor_ray import (  # noqa: E402
     worker_pool,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """A local Ray instance with 2 CPUs whose workers can import this test package."""
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=512 * 2**20, logging_level="WARNING",
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
-    yield ray
-    ray.shutdown()
-
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):

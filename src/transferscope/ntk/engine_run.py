@@ -77,6 +77,15 @@ def _state_to_block(state: dict) -> BlockFactors:
                         uses=[[Use(k, o, i) for k, o, i in uses] for uses in state["uses"]])
 
 
+def save_gram_progress(kernel: np.ndarray, kernel_path: Path, state_path: Path, layout,
+                       done: set) -> None:
+    """The running Gram and what of it is finished, written atomically (the resume point)."""
+    buf = io.BytesIO()
+    np.save(buf, kernel)
+    atomic_write_bytes(kernel_path, buf.getvalue())
+    atomic_write_bytes(state_path, json.dumps({"layout": layout, "done": sorted(done)}).encode())
+
+
 class KernelRun:
     """Holds the settings of one computation; :meth:`compute` does it (resumably)."""
 
@@ -299,11 +308,7 @@ class KernelRun:
                 self._chunk_gram(kernel, chunk, paths1, None if symmetric else paths2,
                                  bytes1, bytes2, offsets1, offsets2)
                 done.add(c)
-                buf = io.BytesIO()
-                np.save(buf, kernel)
-                atomic_write_bytes(kernel_path, buf.getvalue())
-                atomic_write_bytes(state_path, json.dumps({"layout": layout,
-                                                           "done": sorted(done)}).encode())
+                save_gram_progress(kernel, kernel_path, state_path, layout, done)
             bar.advance(task)
         return kernel
 

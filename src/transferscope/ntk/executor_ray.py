@@ -21,7 +21,6 @@ capture blocks are shared with the local engine in both directions.
 from __future__ import annotations
 
 import functools
-import io
 import json
 import os
 import uuid
@@ -35,7 +34,6 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from transferscope.core.cache import atomic_write_bytes
 from transferscope.core.errors import (
     BackendError,
     EnvironmentProblem,
@@ -44,7 +42,13 @@ from transferscope.core.errors import (
 )
 from transferscope.ntk.engine_capture import only_selected_trainable
 from transferscope.ntk.engine_gram import gram_of_blocks
-from transferscope.ntk.engine_run import KernelRun, _block_to_state, _save_torch, _state_to_block
+from transferscope.ntk.engine_run import (
+    KernelRun,
+    _block_to_state,
+    _save_torch,
+    _state_to_block,
+    save_gram_progress,
+)
 from transferscope.ntk.engine_sketch import sketch_block
 
 GRAM_STATE, GRAM_MATRIX = "gram-ray.json", "gram-ray.npy"
@@ -396,11 +400,7 @@ class RayKernelRun(KernelRun):
             for name, value in stats.items():
                 self.gram_stats[name] = self.gram_stats.get(name, 0.0) + value
             done.add(pair)
-            buf = io.BytesIO()
-            np.save(buf, kernel)
-            atomic_write_bytes(kernel_path, buf.getvalue())
-            atomic_write_bytes(state_path, json.dumps({"layout": layout,
-                                                       "done": sorted(done)}).encode())
+            save_gram_progress(kernel, kernel_path, state_path, layout, done)
             self.finished["gram"] += 1
             bar.advance(task)
 
