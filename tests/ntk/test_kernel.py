@@ -250,6 +250,17 @@ def test_float32_gradients_fast_gram_matches_float64_products(data):
     assert rel_err(fast, full) < 1e-5
 
 
+def test_many_rows_take_the_block_triangle_path_and_stay_exact(model):
+    """From 256 rows the materialised Gram multiplies only its upper block triangle."""
+    gen = torch.Generator().manual_seed(7)
+    many = torch.randint(0, 23, (260, 4), generator=gen)
+    got = empirical_ntk(model, many, batch_output, "attention", linear_path="materialize",
+                        progress=False)
+    reference = brute_force_jacobian(model, many, one_output, "attention")
+    assert np.array_equal(got, got.T)
+    assert rel_err(got, reference @ reference.T) < 1e-8
+
+
 def test_kernel_is_symmetric_psd(model, data):
     k = empirical_ntk(model, data, batch_output, "all", progress=False)
     assert np.array_equal(k, k.T)
