@@ -27,6 +27,7 @@ import multiprocessing as mp
 import os
 import resource
 import time
+from queue import Empty
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -114,12 +115,24 @@ def _child(job, args, queue) -> None:
 
 
 def measure(job, *args) -> dict:
-    """Seconds, peak MiB above start and MAE of ``job(*args)`` in a fresh forked child."""
+    """Seconds, peak MiB above start and MAE of ``job(*args)`` in a fresh forked child.
+
+    A child that dies without a result (killed for memory: exit -9) ends the run with one line
+    naming the job and its exit code, instead of waiting forever on the queue.
+    """
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(job, args, queue))
     proc.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=5.0)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"error: {job.__name__}{args} died with exit code "
+                                 f"{proc.exitcode} before reporting (-9: killed, e.g. out of "
+                                 "memory)") from None
     proc.join()
     return result
 

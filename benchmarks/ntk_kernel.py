@@ -16,9 +16,10 @@ the table and the ratios. The Gram accumulation's speed is compared with this ma
 float32 matmul peak (the engine multiplies float32 gradients in float32, sums in float64).
 
 Prompts: words of the human-rated VADER/AFINN lexicons in a question template, tokenised to at
-most ``--max-tokens`` tokens. Run (the full table; long on 2 shared cores, under the lock):
-``flock /tmp/heavy.lock python benchmarks/ntk_kernel.py --n 128 256 512 --params attention all``
-or e.g. ``--n 32 --params attention`` for a quick look.
+most ``--max-tokens`` tokens. Run alone (timings on 2 cores are easily disturbed), the full table
+in about 35 min here: ``python benchmarks/ntk_kernel.py --n 128 256 512 --params attention all
+--max-gib 20 --skip all:512:exact all:512:sketch``, or ``--n 32 --params attention`` for a quick
+look. Results: ``benchmarks/results/ntk_kernel-<date>.txt``.
 """
 
 from __future__ import annotations

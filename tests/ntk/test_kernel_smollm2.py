@@ -49,9 +49,12 @@ def test_parameter_sets_have_the_published_sizes(smollm2):
     assert sizes["last-2"] == 2 * (sizes["attention"] // 30 + 3 * 576 * 1536 + 2 * 576)
 
 
-@pytest.mark.slow  # about 1 min on 2 idle cores (float64, 8 separate backward passes)
-def test_exact_attention_kernel_equals_brute_force(task64, words):
-    chosen = [p for _, p in select_parameters(task64.model, "attention")]
+@pytest.mark.slow  # 1-3 min on 2 idle cores (float64, one backward pass per word)
+@pytest.mark.parametrize(("params", "count"), [("attention", 8), ("all", 4)])
+def test_exact_kernel_equals_brute_force(task64, words, params, count):
+    """'all' includes the tied embedding / LM head (structured embedding-linear pairs)."""
+    words = words[:count]
+    chosen = [p for _, p in select_parameters(task64.model, params)]
     rows = []
     for word in words:  # one prompt at a time: no padding, no batching, plain autograd
         enc = task64.tokenizer(task64.format([word]), return_tensors="pt")
@@ -62,7 +65,7 @@ def test_exact_attention_kernel_equals_brute_force(task64, words):
         rows.append(torch.cat([g.reshape(-1) for g in grads]))
     jac = torch.stack(rows)
     want = (jac @ jac.T).numpy()
-    result = empirical_ntk_result(task64.model, words, task64.output_fn, "attention",
+    result = empirical_ntk_result(task64.model, words, task64.output_fn, params,
                                   block_size=4, progress=False)
     got = result.kernel
     assert result.details["engine"] == "hooks"

@@ -21,7 +21,7 @@ stopped; without one they stay in memory while they fit half the budget (the res
 
 Precision (our choice): gradients are computed in the model's dtype. Their Gram is always summed
 in float64; float64 gradients are also multiplied in float64, float32 gradients in float32 over
-8192-coordinate chunks (relative error near 1e-6, the size of the float32 gradients' own error;
+32768-coordinate chunks (relative error below 1e-6, the size of the float32 gradients' own error;
 ``gram_dtype="float64"`` multiplies them in float64 as well, about 2x slower).
 """
 
@@ -173,7 +173,7 @@ def empirical_ntk_result(
     names the entry yourself, None disables caching. ``engine="loop"`` forces the slow but
     universal per-example autograd path (also the automatic fallback when hooks cannot see a use
     of a parameter). ``gram_dtype="float64"`` multiplies float32 gradients in float64 too (the
-    default multiplies them in float32 over 8192-coordinate chunks, summed in float64).
+    default multiplies them in float32 over 32768-coordinate chunks, summed in float64).
     ``executor``: "local" (this process), "ray" or a ``RayExecutor`` (a Ray cluster; same
     numbers, same cache entry; see transferscope.ntk.executor_ray).
     """
