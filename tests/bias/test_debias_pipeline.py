@@ -20,6 +20,7 @@ from transferscope.bias.backends.registry import make_backend
 from transferscope.bias.data.record import Record, load_record, save_record
 from transferscope.bias.debias.compare import (
     RunItems,
+    bias_corrected_ci,
     models_accuracy_vs_bias,
     paired_change,
     verdict,
@@ -73,6 +74,29 @@ def test_models_accuracy_vs_bias_needs_three_models_and_matches_pearson(record):
     assert np.isnan(corr["pearson_r"])  # constant |bias|: no correlation is defined
     _, two = models_accuracy_vs_bias(runs[:2], 10, 0)
     assert two["models"] == 2 and np.isnan(two["pearson_r"])
+
+
+def test_mean_abs_bias_ci_is_shifted_by_the_resamples_bias_and_holds_the_estimate():
+    # by hand: resamples 1..101 (mean 51), estimate 50 -> shift 1, percentiles 3.5 and 98.5
+    low, high = bias_corrected_ci(np.arange(1.0, 102.0), 50.0)
+    assert (low, high) == pytest.approx((2.5, 97.5))
+    assert bias_corrected_ci(np.array([0.3, 0.4]), 0.01, floor=0.0)[0] == 0.0
+    # a folded statistic: |mean| of small samples with mean near 0; the plain percentile
+    # interval sits above the estimate, the shifted one holds it
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.02, 1.0, 6)
+    point = abs(x.mean())
+    draws = np.array([abs(rng.choice(x, x.size).mean()) for _ in range(4000)])
+    low, high = bias_corrected_ci(draws, point, floor=0.0)
+    assert low <= point <= high and low >= 0.0
+
+
+def test_report_names_only_the_settings_its_method_used():
+    from transferscope.bias.debias.report import _method_settings
+    config = {"top_k": 3, "rounds": 2}
+    assert _method_settings({**config, "method": "rag"}) == ", top-k 3"
+    assert _method_settings({**config, "method": "reflexion"}) == ", rounds 2"
+    assert _method_settings({**config, "method": "rag+reflexion"}) == ", top-k 3, rounds 2"
 
 
 def test_bad_method_is_one_clear_error():

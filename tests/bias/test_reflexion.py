@@ -19,6 +19,7 @@ from transferscope.bias.debias.reflexion import (
     VERDICT_OPTIONS,
     ReflexionSettings,
     Verdict,
+    content_free_judge_conversation,
     judge,
     judge_conversation,
     parse_verdict,
@@ -116,19 +117,25 @@ def test_judge_verdict_is_the_most_likely_option_of_a_plain_forward_pass(record,
     replies = judge(backend, conversations)
     model, tok = load_causal_lm("smollm2")
     options = list(VERDICT_OPTIONS)
-    for conversation, reply in zip(conversations, replies, strict=True):
+
+    def totals(conversation) -> list[float]:
         prompt = tok(tok.apply_chat_template(conversation, tokenize=False,
                                              add_generation_prompt=True),
                      add_special_tokens=False)["input_ids"]
-        totals = []
+        out = []
         for option in options:
             ids = tok(option, add_special_tokens=False)["input_ids"]
             with torch.inference_mode():
                 logits = model(input_ids=torch.tensor([prompt + ids])).logits[0]
             logp = torch.log_softmax(logits.float(), dim=-1)
-            totals.append(sum(float(logp[len(prompt) + t - 1, ids[t]]) for t in range(len(ids))))
+            out.append(sum(float(logp[len(prompt) + t - 1, ids[t]]) for t in range(len(ids))))
+        return out
+
+    prior = totals(content_free_judge_conversation())
+    for conversation, reply in zip(conversations, replies, strict=True):
+        calibrated = [a - b for a, b in zip(totals(conversation), prior, strict=True)]
         assert reply.method == "logprob"
-        assert reply.text == options[max(range(4), key=totals.__getitem__)]
+        assert reply.text == options[max(range(4), key=calibrated.__getitem__)]
         assert reply.verdict == VERDICT_OPTIONS[reply.text]
 
 

@@ -10,6 +10,12 @@ Overall summaries: *|bias|* is the mean absolute headline score over every test,
 nation; *factual accuracy* is DirectQA's mean accuracy over nations (vote accuracy when a run
 has no DirectQA). Across models, their Pearson correlation is computed on every resample
 (items resampled within each model) for a CI; it needs at least three models.
+
+Mean |bias| is a folded statistic: resampling adds noise that the absolute value turns into
+extra |bias|, so the resamples sit above the point estimate (with two items per cell the plain
+percentile interval can miss the estimate altogether). Its CI is therefore the percentile
+interval shifted down by the resamples' own bias, ``mean(theta*) - theta_hat``, and floored
+at 0 (ours: the bootstrap bias correction applied to the interval).
 """
 
 from __future__ import annotations
@@ -184,7 +190,8 @@ def models_accuracy_vs_bias(runs: Sequence[RunItems], n_boot: int, seed: int
                       for _ in range(n_boot)])  # (n_boot, models, 2)
     rows = []
     for m, run in enumerate(runs):
-        acc_ci, bias_ci = percentile_ci(draws[:, m, 0]), percentile_ci(draws[:, m, 1])
+        acc_ci = percentile_ci(draws[:, m, 0])
+        bias_ci = bias_corrected_ci(draws[:, m, 1], points[m, 1], floor=0.0)
         rows.append({"model": run.label, "factual accuracy": points[m, 0],
                      "accuracy ci_low": acc_ci[0], "accuracy ci_high": acc_ci[1],
                      "mean |bias|": points[m, 1], "|bias| ci_low": bias_ci[0],
@@ -195,6 +202,20 @@ def models_accuracy_vs_bias(runs: Sequence[RunItems], n_boot: int, seed: int
         rs = np.array([pearson(d[:, 0], d[:, 1]) for d in draws])
         corr["ci_low"], corr["ci_high"] = percentile_ci(rs)
     return pd.DataFrame(rows), corr
+
+
+def bias_corrected_ci(samples: np.ndarray, point: float, floor: float | None = None
+                      ) -> tuple[float, float]:
+    """Percentile CI of ``samples`` shifted by their bias ``mean(samples) - point`` (see the
+    module doc), optionally floored; NaN when no resample is finite."""
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0 or not np.isfinite(point):
+        return float("nan"), float("nan")
+    shift = float(finite.mean()) - float(point)
+    low, high = (v - shift for v in percentile_ci(finite))
+    if floor is not None:
+        low, high = max(low, floor), max(high, floor)
+    return float(low), float(high)
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:

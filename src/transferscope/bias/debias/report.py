@@ -21,6 +21,13 @@ def _ci(frame: pd.DataFrame, value: str, low: str, high: str) -> pd.Series:
     return frame.apply(lambda r: f"{r[value]:+.3f} [{r[low]:+.3f}, {r[high]:+.3f}]", axis=1)
 
 
+def _method_settings(config: dict) -> str:
+    """The settings the method actually used (retrieval depth for RAG, rounds for Reflexion)."""
+    parts = config["method"].split("+")
+    return ((f", top-k {config['top_k']}" if "rag" in parts else "")
+            + (f", rounds {config['rounds']}" if "reflexion" in parts else ""))
+
+
 def write_debias_report(out_dir: Path, command: str = "") -> Path:
     """Render ``out_dir`` (written by :func:`run_debias`) as index.html + report.md."""
     comparison = pd.read_csv(out_dir / "comparison.csv")
@@ -47,8 +54,7 @@ def write_debias_report(out_dir: Path, command: str = "") -> Path:
                                      "abs_change_ci_high")})
     section = report.section("Before and after, per nation and test",
                              f"tests {config['tests']}, limit {config['limit']}, seed "
-                             f"{config['seed']}, top-k {config['top_k']}, rounds "
-                             f"{config['rounds']}.")
+                             f"{config['seed']}{_method_settings(config)}.")
     section.table(shown.reset_index(drop=True), "headline bias and accuracy, before and after")
     section.table(summary.reset_index().rename(columns={"index": "summary"}),
                   "overall: mean |headline bias| and factual accuracy (paired bootstrap)")
@@ -66,7 +72,8 @@ def write_debias_report(out_dir: Path, command: str = "") -> Path:
     judge = report.section("Evaluator replies", (
         f"{cost.get('evaluator_replies', 0)} verdicts: {cost.get('evaluator_constrained', 0)} "
         "by constrained choice (the most likely of the four replies 'Grounded: yes|no; "
-        f"Stereotyping: yes|no'), {cost.get('evaluator_free_text', 0)} from free text, of "
+        "Stereotyping: yes|no' relative to its likelihood on a content-free prompt), "
+        f"{cost.get('evaluator_free_text', 0)} from free text, of "
         f"which {cost.get('evaluator_unparsed', 0)} were not in that form (counted; the item "
         f"kept its answer). {cost.get('evaluator_rejected', 0)} verdicts found an answer "
         "ungrounded or stereotyping and led to a reflection (unless it was the last round)."))
