@@ -37,6 +37,8 @@ for _ in $(seq 120); do
   curl -sf "http://127.0.0.1:$PORT/v1/models" > /dev/null && break
   sleep 1
 done
+curl -sf "http://127.0.0.1:$PORT/v1/models" > /dev/null \
+  || { echo "error: llama.cpp server not up on port $PORT after 120 s (see $OUT/llama-server.log)" >&2; exit 1; }
 $TS bias run --model openai:smollm2 --base-url "http://127.0.0.1:$PORT/v1" \
     --template-model smollm2 --concurrency 2 "${COMMON[@]}" --out "$OUT/http-Q4_1"
 kill $SERVER

@@ -22,8 +22,7 @@ def _stages(model: str, encoder: str):
         Stage("dino", "DINO: domain-adaptation regression", {"profile": "quick"}, dino_stage.run),
         Stage("bias", "Bias: nation-level bias in UNSC-grounded tests, and debiasing",
               {"model": f"hf-local:{model}", "tests": "directqa,association,vote", "limit": 1,
-               "method": "rag+reflexion", "rounds": 1, "top_k": 2, "debias_tests": "directqa",
-               "judge": "calibrated"},  # the judge's verdicts are calibrated (reflexion.py)
+               "method": "rag+reflexion", "rounds": 1, "top_k": 2, "debias_tests": "directqa"},
               bias_stage.run),
     ]
 

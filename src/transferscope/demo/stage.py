@@ -38,7 +38,7 @@ class StageResult:
 
 
 # Bump when a stage's code changes what it computes: finished runs of older code are redone.
-STAGE_FORMAT = "demo-stage-v2"
+STAGE_FORMAT = "demo-stage-v3"  # v3: the Reflexion judge is calibrated
 
 
 @dataclass(frozen=True)
