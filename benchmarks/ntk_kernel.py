@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,7 @@ def baseline_kernel(task, texts: list[str], params: str) -> tuple[np.ndarray, fl
 def run_child(spec: dict) -> None:
     """One configuration in this (fresh) process; writes its JSON result and kernel."""
     from transferscope.ntk import empirical_ntk_result
+    from transferscope.ntk.kernel import EngineOptions
 
     task = _task(spec)
     texts = _texts(spec)
@@ -111,13 +113,13 @@ def run_child(spec: dict) -> None:
         kernel, t_grad, t_mm = baseline_kernel(task, texts, spec["params"])
         out.update(seconds=t_grad + t_mm, seconds_autograd=t_grad, seconds_matmul=t_mm)
     else:
-        options = {"sketch_dim": spec["sketch_dim"], "block_size": spec["block_size"],
-                   "seed": spec["seed"], "cache_key": None, "progress": False}
+        options = EngineOptions(sketch_dim=spec["sketch_dim"], block_size=spec["block_size"],
+                                seed=spec["seed"], cache_key=None, progress=False)
         if spec["budget_gb"] is not None:
-            options["memory_budget_gb"] = spec["budget_gb"]
+            options = replace(options, memory_budget_gb=spec["budget_gb"])
         started = time.perf_counter()
         result = empirical_ntk_result(task.model, texts, task.output_fn, spec["params"],
-                                      spec["method"], **options)
+                                      spec["method"], options=options)
         out.update(seconds=time.perf_counter() - started, details=result.details,
                    error_bound=result.error_bound, error_rms=result.error_rms)
         kernel = result.kernel

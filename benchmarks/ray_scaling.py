@@ -35,8 +35,8 @@ def timed(label: str, run):
 
 def kernel_part(n: int, block_size: int, max_tokens: int) -> dict[str, float]:
     from transferscope.ntk import data as ntk_data
-    from transferscope.ntk.executor_ray import RayExecutor, prompt_task_factory, stop_workers
-    from transferscope.ntk.task import PromptTask
+    from transferscope.ntk.kernel import EngineOptions, RayExecutor, stop_workers
+    from transferscope.ntk.task import PromptTask, prompt_task_factory
 
     task_data = ntk_data.get_task("sentiment-words")
     sample = ntk_data.sample_examples(task_data.load(), n, 0)
@@ -47,8 +47,9 @@ def kernel_part(n: int, block_size: int, max_tokens: int) -> dict[str, float]:
           f"({-(-n // block_size)} blocks), attention parameters, exact", flush=True)
 
     def kernel(executor):
-        return task.kernel(texts, "attention", "exact", block_size=block_size, cache_key=None,
-                           progress=False, gram_dtype="float64", executor=executor).kernel
+        options = EngineOptions(block_size=block_size, cache_key=None, progress=False,
+                                gram_dtype="float64", executor=executor)
+        return task.kernel(texts, "attention", "exact", options=options).kernel
 
     base, times = None, {}
     for label, executor in (("local (this process)", "local"),
@@ -67,9 +68,7 @@ def kernel_part(n: int, block_size: int, max_tokens: int) -> dict[str, float]:
 
 
 def bias_part(limit: int) -> dict[str, float]:
-    from transferscope.bias.backends.registry import make_backend
-    from transferscope.bias.executor_ray import make_ray_backend
-    from transferscope.bias.runner import RunConfig, run_probes
+    from transferscope.bias import RunConfig, make_backend, make_ray_backend, run_probes
 
     config = RunConfig(model="hf-local:smollm2", tests="association", limit=limit, n_boot=200)
     print(f"bias: association test, --limit {limit}, hf-local:smollm2, empty caches", flush=True)

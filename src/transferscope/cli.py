@@ -10,6 +10,8 @@ import traceback
 # (measured on a busy 2-core machine: one SmolLM2 forward 14-19 s vs 1.6 s passive). Set before
 # torch is imported; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The command line draws figures into files only: no window, whatever display is attached.
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 import typer
 
@@ -38,8 +40,8 @@ def _root(
 def _register() -> None:
     """Attach each part's command group (imported lazily inside their commands)."""
     from transferscope.bias.cli import app as bias_app
-    from transferscope.core.cli_models import app as models_app
-    from transferscope.core.cli_models import doctor
+    from transferscope.cli_models import app as models_app
+    from transferscope.cli_models import doctor
     from transferscope.demo.command import demo
     from transferscope.dino.cli import app as dino_app
     from transferscope.ntk.cli import app as ntk_app
@@ -76,17 +78,25 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except typer.TyperException as err:  # usage errors from typer's own click: one line, exit 2
+        print(f"error: {_usage_line(err)}", file=sys.stderr)
+        sys.exit(getattr(err, "exit_code", 2) or 2)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
     except Exception as err:  # noqa: BLE001 - last resort: one line, traceback only on --debug
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
-            print("aborted", file=sys.stderr)
-            sys.exit(130)
         if debug:
             traceback.print_exc()
         print(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
               file=sys.stderr)
         sys.exit(1)
+
+
+def _usage_line(err: typer.TyperException) -> str:
+    """The usage error as one line: which option, which value, what was expected."""
+    text = " ".join(err.format_message().split())
+    param = getattr(err, "param", None)
+    names = "/".join(getattr(param, "opts", []) or [])
+    if names and names not in text and getattr(param, "name", "") not in text:
+        text = f"{names}: {text}"
+    return text

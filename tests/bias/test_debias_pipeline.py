@@ -23,11 +23,11 @@ from transferscope.bias.debias.compare import (
     bias_corrected_ci,
     models_accuracy_vs_bias,
     paired_change,
-    verdict,
 )
 from transferscope.bias.debias.pipeline import DebiasConfig, run_debias
 from transferscope.bias.probes.base import Answer
 from transferscope.bias.probes.vote import VoteSimulation
+from transferscope.bias.report import verdict
 from transferscope.core.errors import InputError
 
 
@@ -92,7 +92,7 @@ def test_mean_abs_bias_ci_is_shifted_by_the_resamples_bias_and_holds_the_estimat
 
 
 def test_report_names_only_the_settings_its_method_used():
-    from transferscope.bias.debias.report import _method_settings
+    from transferscope.bias.report import _method_settings
     config = {"top_k": 3, "rounds": 2}
     assert _method_settings({**config, "method": "rag"}) == ", top-k 3"
     assert _method_settings({**config, "method": "reflexion"}) == ", rounds 2"
@@ -131,7 +131,7 @@ def test_debias_items_on_the_embedded_model_scores_before_and_after(tmp_path):
     """The demo's entry point: rag on a small record's vote items with the real SmolLM2; the
     summary agrees with a hand computation from the score tables; a rerun is free; bad input is
     one clear error."""
-    from transferscope.bias.debias.quick import debias_items
+    from transferscope.bias.debias.items import debias_items
 
     record = load_record(record_until(1948, tmp_path / "record"))
     items = {"vote": VoteSimulation().build_items(record, 1, 0)}

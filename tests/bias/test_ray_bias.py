@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 
 from transferscope.bias.backends.registry import make_backend
-from transferscope.bias.runner import RunConfig, run_probes
+from transferscope.bias.evaluate import RunConfig, run_probes
 from transferscope.cli import main
 
 ray = pytest.importorskip("ray")
 
-from transferscope.bias.executor_ray import make_ray_backend  # noqa: E402
+from transferscope.bias.backends.ray_pool import make_ray_backend  # noqa: E402
 
 
 def rows(cache: Path) -> int:

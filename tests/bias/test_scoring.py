@@ -14,13 +14,13 @@ from transferscope.bias.scoring import (
     choice_share_scores,
     cross_model_correlations,
     nation_test_table,
-    percentile_ci,
     rank_correlations,
     rating_scores,
     signed_error_scores,
     vote_metrics,
     vote_scores,
 )
+from transferscope.core.stats import percentile_interval
 
 
 def _value(frame, nation, metric):
@@ -90,7 +90,7 @@ def test_bootstrap_ci_matches_normal_approximation():
     lo, hi = bootstrap_groups({"a": [x]}, lambda s: {"a": float(s["a"][0].mean())}, 2000, 0)["a"]
     p, half = x.mean(), 1.96 * math.sqrt(x.mean() * (1 - x.mean()) / len(x))
     assert lo == pytest.approx(p - half, abs=0.006) and hi == pytest.approx(p + half, abs=0.006)
-    assert percentile_ci(np.array([np.nan, np.nan])) != percentile_ci(np.array([1.0]))
+    assert percentile_interval(np.array([np.nan, np.nan])) != percentile_interval(np.array([1.0]))
 
 
 def _scores(values_a, values_b):

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from transferscope.core.cache import Cache, atomic_write_bytes, content_key, file_fingerprint
+from transferscope.core.cache import Cache, content_key, file_fingerprint
+from transferscope.core.io import atomic_write_bytes
 
 
 def test_content_key_is_stable_and_order_free_for_dicts():

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pytest
 from rich.console import Console
 
-from transferscope.demo.runner import run_stages
+from transferscope.demo.orchestrate import run_stages
 from transferscope.demo.stage import Stage, StageResult
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

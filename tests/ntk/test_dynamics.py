@@ -77,7 +77,7 @@ def task64():
 
 def test_linearised_model_is_first_order_taylor_expansion(task64):
     """f(theta0 + e v) - f0 - e Jv = O(e^2); Jv equals <grad f, v> from reverse mode."""
-    from transferscope.ntk.finetune import parameter_spec
+    from transferscope.ntk.experiments.finetune import parameter_spec
     from transferscope.ntk.params import select_parameters
 
     selected = select_parameters(task64.model, parameter_spec(task64, "attention@last-1"))

@@ -144,9 +144,9 @@ def test_tiny_budget_splits_parameters_and_rows_and_stays_exact(model, data, bud
 
     The tiny budget also forces bands of one leading row when gradients are built.
     """
-    import transferscope.ntk.engine_gram as engine_gram
+    import transferscope.ntk.kernel.gram as gram
 
-    monkeypatch.setattr(engine_gram, "_TEMP_BYTES", 1)
+    monkeypatch.setattr(gram, "_TEMP_BYTES", 1)
     reference = brute_force_jacobian(model, data, one_output, "all")
     result = empirical_ntk_result(model, data, batch_output, "all", block_size=2,
                                   memory_budget_gb=budget_gb, linear_path=path, progress=False,
@@ -163,11 +163,13 @@ def test_tiny_budget_splits_parameters_and_rows_and_stays_exact(model, data, bud
 
 def test_chunk_plan_respects_the_budget(model, data, tmp_path):
     """Every parameter chunk's factors fit a quarter of the budget unless it is one parameter."""
-    from transferscope.ntk.engine_run import KernelRun
+    from transferscope.ntk.kernel import EngineOptions
+    from transferscope.ntk.kernel.local import KernelDriver
 
     selected = select_parameters(model, "all")
-    run = KernelRun(model, batch_output, selected, "exact", tmp_path, 2e-6, 3, 0, 0, "auto",
-                    "auto", False, persist=True)
+    run = KernelDriver(model, batch_output, selected, "exact", tmp_path,
+                    EngineOptions(memory_budget_gb=2e-6, block_size=3, progress=False),
+                    persist=True)
     run.compute(data, None)
     paths = sorted(tmp_path.glob("x-*.pt"))
     sizes = run._row_bytes(paths)
@@ -185,9 +187,9 @@ def test_chunk_plan_respects_the_budget(model, data, tmp_path):
 
 
 def test_interrupted_gram_resumes_after_its_finished_chunks(model, data, monkeypatch):
-    import transferscope.ntk.engine_run as engine_run
+    import transferscope.ntk.kernel.local as local
 
-    real = engine_run.gram_of_blocks
+    real = local.gram_of_blocks
     calls = {"n": 0, "fail_at": 3}
 
     def flaky(*args, **kwargs):
@@ -196,7 +198,7 @@ def test_interrupted_gram_resumes_after_its_finished_chunks(model, data, monkeyp
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine_run, "gram_of_blocks", flaky)
+    monkeypatch.setattr(local, "gram_of_blocks", flaky)
     options = {"block_size": 3, "memory_budget_gb": 4e-5, "progress": False,
                "cache_key": "resume-gram"}
     with pytest.raises(KeyboardInterrupt):

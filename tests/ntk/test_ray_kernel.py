@@ -27,13 +27,9 @@ from tests.ntk.test_kernel import (  # noqa: E402
     brute_force_jacobian,
     one_output,
 )
-from transferscope.ntk.executor_ray import (  # noqa: E402
-    GRAM_STATE,
-    RayExecutor,
-    RayKernelRun,
-    stop_workers,
-    worker_pool,
-)
+from transferscope.ntk.kernel import EngineOptions, RayExecutor  # noqa: E402
+from transferscope.ntk.kernel.local import PAIR_GRAM_STATE, KernelDriver  # noqa: E402
+from transferscope.ntk.kernel.ray import stop_workers, worker_pool  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -98,9 +94,9 @@ def _tiny_model_and_output():
     return TinyAttentionLM(dim=16), batch_output
 
 
-def _run(model, work: Path, executor: RayExecutor) -> RayKernelRun:
-    return RayKernelRun(model, batch_output, select_parameters(model, "all"), "exact", work,
-                        4.0, 3, 0, 0, "auto", "auto", False, executor=executor)
+def _run(model, work: Path, executor: RayExecutor) -> KernelDriver:
+    return KernelDriver(model, batch_output, select_parameters(model, "all"), "exact", work,
+                     EngineOptions(block_size=3, progress=False, executor=executor))
 
 
 def test_resume_recomputes_only_what_is_missing(ray_cluster, model, data, tmp_path):
@@ -111,9 +107,9 @@ def test_resume_recomputes_only_what_is_missing(ray_cluster, model, data, tmp_pa
     assert first.finished == {"capture": 5, "gram": 15}  # 5 blocks, 5 * 6 / 2 pairs
     # lose one capture block and two thirds of the Gram progress, as an interrupted run would
     (work / "x-00002.pt").unlink()
-    state = json.loads((work / GRAM_STATE).read_text())
+    state = json.loads((work / PAIR_GRAM_STATE).read_text())
     state["done"] = state["done"][:5]
-    (work / GRAM_STATE).write_text(json.dumps(state))
+    (work / PAIR_GRAM_STATE).write_text(json.dumps(state))
     again = _run(model, work, RayExecutor(workers=2))
     resumed, _ = again.compute(data, None)
     assert again.finished == {"capture": 1, "gram": 10}
@@ -134,7 +130,7 @@ def test_killed_workers_lose_nothing_finished(ray_cluster, model, data, tmp_path
 
     def kill_once(method: str, key) -> None:
         if not killed:
-            for actor in run.actors:
+            for actor in executor.actors:
                 ray.kill(actor, no_restart=False)
             killed.append(method)
 

@@ -1,5 +1,53 @@
-"""transferscope.bias: nation-level bias tests of LLMs grounded in UN Security Council records."""
+"""transferscope.bias: nation-level bias tests of LLMs grounded in UN Security Council records.
 
-from transferscope.bias.data import P5, Record, build_record, load_record
+Entry points, as the command line uses them: :func:`build_data` (the record),
+:func:`evaluate` (one model's run folder; :func:`run_probes` on a backend you hold),
+:func:`write_report`, :func:`debias` (baseline and debiased runs; :func:`run_debias` and
+:func:`debias_items` on a backend you hold) and :func:`compare_models`. Backends come from
+:func:`make_backend` (a spec string: ``hf-local:smollm2``, ``openai:<model>``).
+"""
 
-__all__ = ["P5", "Record", "build_record", "load_record"]
+from transferscope.bias.backends import (
+    Backend,
+    BackendOptions,
+    GenerationSettings,
+    make_backend,
+    make_ray_backend,
+    open_backend,
+)
+from transferscope.bias.data import P5, Record, build_data, build_record, load_record
+from transferscope.bias.debias.compare import ModelComparison, compare_models
+from transferscope.bias.debias.items import BeforeAfter, debias_items
+from transferscope.bias.debias.pipeline import DebiasConfig, DebiasResult, debias, run_debias
+from transferscope.bias.evaluate import Evaluation, RunConfig, evaluate, run_probes
+from transferscope.bias.probes import Probe, parse_tests
+from transferscope.bias.report import write_report
+
+__all__ = [
+    "P5",
+    "Backend",
+    "BackendOptions",
+    "BeforeAfter",
+    "DebiasConfig",
+    "DebiasResult",
+    "Evaluation",
+    "GenerationSettings",
+    "ModelComparison",
+    "Probe",
+    "Record",
+    "RunConfig",
+    "build_data",
+    "build_record",
+    "compare_models",
+    "debias",
+    "debias_items",
+    "evaluate",
+    "load_record",
+    "make_backend",
+    "make_ray_backend",
+    "open_backend",
+    "parse_tests",
+    "run_debias",
+    "run_probes",
+    "write_report",
+]

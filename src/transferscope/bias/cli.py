@@ -1,11 +1,18 @@
-"""``transferscope bias``: build the UNSC record, run the bias tests, report on runs."""
+"""``transferscope bias``: build the UNSC record, run the bias tests, debias, report, compare.
+
+Each command parses its options, calls one library function and prints its result.
+"""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+import transferscope.bias as bias
 
 app = typer.Typer(help="Nation-level LLM bias tests grounded in UN Security Council records.",
                   no_args_is_help=True)
@@ -15,11 +22,18 @@ RawOpt = Annotated[Path, typer.Option("--raw", help="Folder of raw UNSC records 
 OutRecordOpt = Annotated[Path | None, typer.Option(
     "--out", help="Where to write the record (default: rebuild the package's shipped copy).")]
 OutRunOpt = Annotated[Path, typer.Option("--out", help="Run folder to write.")]
+OutDebiasOpt = Annotated[Path, typer.Option("--out", help="Output folder (baseline/, debiased/, "
+                                            "report/).")]
 ModelOpt = Annotated[str, typer.Option("--model", help="hf-local[:name|path] or openai:<model>")]
+MethodOpt = Annotated[str, typer.Option("--method", help="rag, reflexion or rag+reflexion.")]
 TestsOpt = Annotated[str, typer.Option("--tests", help="Comma-separated: directqa, association, "
                                        "vote.")]
 LimitOpt = Annotated[int | None, typer.Option(
     "--limit", min=1, help="Cap on drafts (or attribute pairs) per nation and test.")]
+TopKOpt = Annotated[int, typer.Option("--top-k", help="Passages retrieved per item.")]
+RoundsOpt = Annotated[int, typer.Option("--rounds", help="Reflexion retries after the first "
+                                        "attempt.")]
+MemoryOpt = Annotated[int, typer.Option("--memory", help="Reflections kept per item.")]
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server.")]
 KeyEnvOpt = Annotated[str | None, typer.Option(
     "--api-key-env", help="Name of the environment variable holding the API key.")]
@@ -27,7 +41,9 @@ ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1)]
 RetriesOpt = Annotated[int, typer.Option("--max-retries", min=0)]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")]
 SeedOpt = Annotated[int, typer.Option("--seed")]
-BootOpt = Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap resamples.")]
+BootOpt = Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap resamples (CIs).")]
+PairedOpt = Annotated[int, typer.Option("--paired-boot", min=10, help="Paired bootstrap "
+                                        "resamples (change CIs, p-values).")]
 RecordOpt = Annotated[Path | None, typer.Option(
     "--record", help="A record folder written by build-data (default: the shipped record).")]
 TemplateOpt = Annotated[str | None, typer.Option(
@@ -41,19 +57,18 @@ AddressOpt = Annotated[str | None, typer.Option(
     "--address", help="Ray cluster address (auto, host:6379, ray://host:10001); none: local.")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers.")]
 RunDirsArg = Annotated[list[Path], typer.Argument(help="One or more run folders.")]
+ModelRunDirsArg = Annotated[list[Path], typer.Argument(
+    help="Run folders of several models (`bias run` outputs or debias baseline/, debiased/ "
+    "folders).")]
 ReportOutOpt = Annotated[Path | None, typer.Option(
     "--out", help="Report folder (default: <first run>/report).")]
+CompareOutOpt = Annotated[Path, typer.Option("--out", help="Report folder.")]
 
 
 @app.command("build-data")
 def build_data(raw: RawOpt, out: OutRecordOpt = None) -> None:
     """Rebuild the compact UNSC record; print counts and everything that could not be parsed."""
-    from transferscope.bias.data.builder import build_record
-    from transferscope.bias.data.record import SHIPPED_DIR, save_record
-
-    record = build_record(raw)
-    target = out or SHIPPED_DIR
-    save_record(record, target)
+    record, target = bias.build_data(raw, out)
     build = record.build
     for key, value in build["counts"].items():
         typer.echo(f"{key}: {value}")
@@ -75,38 +90,68 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
         cache: CacheOpt = None, executor: ExecutorOpt = "local", address: AddressOpt = None,
         workers: WorkersOpt = None) -> None:
     """Run the tests on one model; write per-nation scores with bootstrap CIs to --out."""
-    from transferscope.bias.executor_ray import backend_factory
-    from transferscope.bias.probes.registry import parse_tests
-    from transferscope.bias.runner import RunConfig, run_probes
-
-    parse_tests(tests)  # an unknown test name fails before any model is loaded
-    config = RunConfig(model=model, tests=tests, limit=limit, seed=seed, n_boot=n_boot,
+    config = bias.RunConfig(model=model, tests=tests, limit=limit, seed=seed, n_boot=n_boot,
                        base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
                        record=str(record) if record else None)
-    make_backend = backend_factory(executor, address, workers)
-    backend = make_backend(model, base_url=base_url, api_key_env=api_key_env,
-                           concurrency=concurrency, max_retries=max_retries, timeout_s=timeout,
-                           template_model=template_model, cache=cache if cache else True)
-    try:
-        scores = run_probes(backend, config, out)
-    finally:
-        backend.close()
-    for row in scores[scores["headline"]].itertuples():
+    options = bias.BackendOptions(executor=executor, address=address, workers=workers,
+                                  max_retries=max_retries, timeout_s=timeout,
+                                  template_model=template_model, cache=cache if cache else True)
+    result = bias.evaluate(config, out, options)
+    for row in result.headline.itertuples():
         typer.echo(f"{row.test:12s} {row.form:18s} {row.nation:15s} {row.value:+.3f} "
                    f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
                    f"unparsed={row.n_unparsed}")
-    typer.echo(f"model calls: {backend.stats.model_calls}, cache hits: "
-               f"{backend.stats.cache_hits}; wrote {out / 'scores.csv'}")
+    typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
+               f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
 
 
 @app.command("report")
 def report(run_dirs: RunDirsArg, out: ReportOutOpt = None) -> None:
     """HTML + Markdown report: nations x tests with CIs, rank correlations, across models."""
-    from transferscope.bias.run_report import write_report
-
-    path = write_report(list(run_dirs), out or run_dirs[0] / "report")
+    path = bias.write_report(list(run_dirs), out or run_dirs[0] / "report")
     typer.echo(f"report written to {path}")
 
-from transferscope.bias.cli_debias import app as debias_app  # noqa: E402  (debias, compare)
 
-app.registered_commands += debias_app.registered_commands
+@app.command("debias")
+def debias(out: OutDebiasOpt, model: ModelOpt = "hf-local:smollm2", method: MethodOpt =
+           "rag+reflexion", tests: TestsOpt = "directqa,association,vote",
+           limit: LimitOpt = None, top_k: TopKOpt = 4, rounds: RoundsOpt = 2,
+           memory: MemoryOpt = 3, base_url: BaseUrlOpt = None, api_key_env: KeyEnvOpt = None,
+           concurrency: ConcurrencyOpt = 4, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
+           paired_boot: PairedOpt = 200, record: RecordOpt = None,
+           template_model: TemplateOpt = None, cache: CacheOpt = None,
+           executor: ExecutorOpt = "local", address: AddressOpt = None,
+           workers: WorkersOpt = None) -> None:
+    """Undebiased and debiased runs on the same items; before/after with CIs, cost, report."""
+    config = bias.DebiasConfig(model=model, method=method, tests=tests, limit=limit, seed=seed,
+                               n_boot=n_boot, paired_boot=paired_boot, top_k=top_k,
+                               rounds=rounds, memory_size=memory, base_url=base_url,
+                               api_key_env=api_key_env, concurrency=concurrency,
+                               record=str(record) if record else None)
+    options = bias.BackendOptions(executor=executor, address=address, workers=workers,
+                                  template_model=template_model, cache=cache if cache else True)
+    result = bias.debias(config, out, options, shlex.join(["transferscope", *sys.argv[1:]]))
+    typer.echo(result.verdict)
+    for run in ("baseline", "debiased"):
+        c = result.cost[run]
+        typer.echo(f"{run}: model calls {c['model_calls']}, cache hits {c['cache_hits']}, "
+                   f"tokens {c['tokens']}, {c['seconds']:.1f} s")
+    c = result.cost
+    typer.echo(f"evaluator verdicts: {c['evaluator_replies']} ({c['evaluator_constrained']} "
+               f"constrained choice, {c['evaluator_free_text']} free text); not in the expected "
+               f"form: {c['evaluator_unparsed']}; rejected answers: {c['evaluator_rejected']}")
+    typer.echo(f"report written to {result.report}")
+
+
+@app.command("compare")
+def compare(run_dirs: ModelRunDirsArg, out: CompareOutOpt, n_boot: BootOpt = 200,
+            seed: SeedOpt = 0) -> None:
+    """Several models side by side: factual accuracy vs mean |bias|, correlation with CI."""
+    result = bias.compare_models(list(run_dirs), out, n_boot, seed)
+    for row in result.models.itertuples(index=False):
+        typer.echo(f"{row[0]}: accuracy {row[1]:.3f} [{row[2]:.3f}, {row[3]:.3f}], mean |bias| "
+                   f"{row[4]:.3f} [{row[5]:.3f}, {row[6]:.3f}]")
+    corr = result.corr
+    typer.echo(f"pearson r (accuracy, |bias|) over {corr['models']} models: "
+               f"{corr['pearson_r']:.3f} [{corr['ci_low']:.3f}, {corr['ci_high']:.3f}]")
+    typer.echo(f"report written to {result.report}")

@@ -17,7 +17,7 @@ are ours (the paper's are not public):
 
 CIs: percentile bootstrap (95%) resampling items with replacement within each nation (and
 within each stratum where a score compares two item groups), statistics recomputed jointly so
-centred scores get honest intervals.
+centred scores get honest intervals (:func:`transferscope.core.stats.stratified_bootstrap`).
 """
 
 from __future__ import annotations
@@ -28,18 +28,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from transferscope.core.stats import percentile_interval, stratified_bootstrap
+
 ALPHA = 0.05
 VOTE_LABELS = ("in favour", "against", "abstain")
 SCORE_COLUMNS = ["test", "form", "nation", "metric", "value", "ci_low", "ci_high", "n_items",
                  "n_unparsed", "headline"]
-
-
-def percentile_ci(samples: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
-    """The (alpha/2, 1-alpha/2) percentiles of the finite bootstrap samples (NaN if none)."""
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    return (float(np.quantile(finite, alpha / 2)), float(np.quantile(finite, 1 - alpha / 2)))
 
 
 def _mean(values: np.ndarray) -> float:
@@ -54,16 +48,21 @@ def _nanmean(values: list[float]) -> float:
 def bootstrap_groups(groups: dict[str, list[np.ndarray]],
                      statistic: Callable[[dict[str, list[np.ndarray]]], dict[str, float]],
                      n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
-    """CIs of ``statistic`` (nation -> value), resampling every array of every group with
-    replacement, independently, ``n_boot`` times."""
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {k: [] for k in groups}
-    for _ in range(n_boot):
-        sample = {k: [a[rng.integers(0, len(a), len(a))] if len(a) else a for a in arrays]
-                  for k, arrays in groups.items()}
-        for k, v in statistic(sample).items():
-            draws[k].append(v)
-    return {k: percentile_ci(np.asarray(v, dtype=float)) for k, v in draws.items()}
+    """Percentile 95% CIs of ``statistic`` (nation -> value), every array of every group a
+    stratum of :func:`~transferscope.core.stats.stratified_bootstrap`."""
+    keys = list(groups)
+    sizes = [len(groups[k]) for k in keys]
+    strata = [a for k in keys for a in groups[k]]
+
+    def per_nation(sample: list[np.ndarray]) -> list[float]:
+        resampled, start = {}, 0
+        for k, size in zip(keys, sizes, strict=True):
+            resampled[k], start = sample[start:start + size], start + size
+        values = statistic(resampled)
+        return [values[k] for k in keys]
+
+    draws = stratified_bootstrap(strata, per_nation, n_boot, seed).reshape(n_boot, len(keys))
+    return {k: percentile_interval(draws[:, j], 1 - ALPHA) for j, k in enumerate(keys)}
 
 
 def signed_error_scores(obs: pd.DataFrame, n_boot: int, seed: int,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from transferscope.core.errors import EnvironmentProblem
+from transferscope.core.io import load_array, read_json, save_array, write_json
 
 ENV_VAR = "TRANSFERSCOPE_CACHE"
 
@@ -67,21 +67,6 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` so that readers see the old file or the whole new one, never a torn write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class Cache:
     """One namespace of the cache (``kernels``, ``models``, ...): entries addressed by key."""
 
@@ -110,29 +95,17 @@ class Cache:
 
     def load_json(self, key: str) -> Any | None:
         p = self.path(key, ".json")
-        if not p.exists():
-            return None
-        return json.loads(p.read_text("utf-8"))
+        return read_json(p, "cache entry") if p.exists() else None
 
     def save_json(self, key: str, obj: Any) -> Path:
-        p = self.path(key, ".json")
-        atomic_write_bytes(p, json.dumps(obj, indent=1, sort_keys=True).encode("utf-8"))
-        return p
+        return write_json(self.path(key, ".json"), obj, sort_keys=True)
 
     def has_array(self, key: str) -> bool:
         return self.path(key, ".npy").exists()
 
     def load_array(self, key: str) -> np.ndarray | None:
         p = self.path(key, ".npy")
-        if not p.exists():
-            return None
-        return np.load(p, allow_pickle=False)
+        return load_array(p, "cached array") if p.exists() else None
 
     def save_array(self, key: str, arr: np.ndarray) -> Path:
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(arr), allow_pickle=False)
-        p = self.path(key, ".npy")
-        atomic_write_bytes(p, buf.getvalue())
-        return p
+        return save_array(self.path(key, ".npy"), arr)

@@ -1,7 +1,14 @@
 """User-facing errors: each carries one line that says what was wrong and what was expected.
 
 The CLI prints that line (no traceback unless ``--debug``) and exits non-zero. Library users
-catch :class:`TransferScopeError`.
+catch :class:`TransferScopeError`. The tree::
+
+    Exception
+     +-- TransferScopeError        exit 2 unless said otherwise
+          +-- InputError           bad input (also a ValueError): file, field, value, expected
+          +-- ModelError           a model name or path that cannot be resolved or loaded
+          +-- BackendError         exit 3: a server or API that failed after its retries
+          +-- EnvironmentProblem   exit 4: a missing package, an unwritable cache, too little memory
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ class TransferScopeError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
-class InputError(TransferScopeError):
-    """Bad user input: a file, a field, a value, and what was expected instead."""
+class InputError(TransferScopeError, ValueError):
+    """Bad user input: a file, a field, a value, and what was expected instead.
+
+    Also a ``ValueError``, as scikit-learn and every Python caller expect of bad input."""
 
 
 class ModelError(TransferScopeError):

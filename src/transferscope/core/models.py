@@ -23,6 +23,8 @@ from typing import Literal
 
 from transferscope.core.cache import cache_root, content_key
 from transferscope.core.errors import ModelError
+from transferscope.core.io import write_json
+from transferscope.core.progress import progress_bar
 
 ModelKind = Literal["causal", "encoder"]
 
@@ -142,13 +144,8 @@ def convert_gguf(gguf: Path, progress: bool = True) -> Path:
     with _file_lock(target.with_suffix(".lock")):
         if (target / _CONVERTED_MARKER).exists():  # another process finished meanwhile
             return target
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
         steps = ["reading and de-quantising the GGUF", "loading the tokenizer", "saving safetensors"]
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-            disable=not progress, transient=True,
-        ) as bar:
+        with progress_bar(spinner=True, transient=True, disable=not progress) as bar:
             task = bar.add_task(f"converting {gguf.name}: {steps[0]}", total=len(steps))
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -168,9 +165,8 @@ def convert_gguf(gguf: Path, progress: bool = True) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
             model.save_pretrained(staging, safe_serialization=True)
             tokenizer.save_pretrained(staging)
-            (staging / _CONVERTED_MARKER).write_text(
-                json.dumps({"source": str(gguf), "size": gguf.stat().st_size}, indent=1)
-            )
+            write_json(staging / _CONVERTED_MARKER,
+                       {"source": str(gguf), "size": gguf.stat().st_size})
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
             bar.update(task, advance=1)

@@ -16,11 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: no display on servers or in CI
-
-from transferscope.core.cache import atomic_write_bytes  # noqa: E402
+from transferscope.core.io import atomic_write_bytes
 
 
 def _slug(text: str) -> str:

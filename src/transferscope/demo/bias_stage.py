@@ -7,82 +7,25 @@ and the Reflexion loop, compared item by item with a paired bootstrap (``bias de
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
 
 from transferscope.demo.stage import StageResult
 
 
-def debias_figure(comparison: pd.DataFrame, summary: pd.DataFrame, title: str):
-    """Left: overall mean |bias| and accuracy before/after; right: each headline change with
-    its paired 95% CI (a bar crossing 0 is no evidence of change)."""
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2),
-                                      gridspec_kw={"width_ratios": [1, 2.2]})
-    rows = [r for r in ("mean |bias|", "factual accuracy") if r in summary.index]
-    x = np.arange(len(rows))
-    left.bar(x - 0.18, [summary.loc[r, "before"] for r in rows], 0.36, label="before",
-             color="#9aa7b8")
-    left.bar(x + 0.18, [summary.loc[r, "after"] for r in rows], 0.36, label="after",
-             color="#c0392b")
-    for k, r in enumerate(rows):
-        s = summary.loc[r]
-        left.annotate(f"Δ {s['change']:+.2f}\n[{s['ci_low']:+.2f}, {s['ci_high']:+.2f}]",
-                      (k, max(s["before"], s["after"])), ha="center", va="bottom", fontsize=7)
-    left.set_xticks(x, rows)
-    left.set_ylim(0, max(1.0, float(summary.loc[rows, ["before", "after"]].max().max()) * 1.35))
-    left.legend(fontsize=8)
-    left.set_title("overall (paired bootstrap CI of the change)", fontsize=9)
-    head = comparison[comparison["headline"].astype(bool)].reset_index(drop=True)
-    labels = head["test"] + ": " + head["form"] + " / " + head["nation"]
-    y = np.arange(len(head))
-    change = head["change"].to_numpy(float)
-    err = np.vstack([change - head["change_ci_low"].to_numpy(float),
-                     head["change_ci_high"].to_numpy(float) - change])
-    right.errorbar(change, y, xerr=np.abs(err), fmt="o", color="#c0392b", capsize=2,
-                   markersize=3)
-    right.axvline(0, color="black", linewidth=0.8)
-    right.set_yticks(y, labels, fontsize=6)
-    right.invert_yaxis()
-    right.set_xlabel("after - before, headline bias score (+ = less favourable)")
-    right.set_title("per nation and test, paired 95% CI", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def balanced_subset(items: list) -> list:
-    """One item per (nation, gold answer): the demo's debiasing set.
-
-    Retrieval puts long evidence into every prompt and Reflexion adds a rationale, a judge and a
-    reflection per round, so on 2 cores each debiased item costs tens of seconds; the demo takes
-    DirectQA's yes/no items, one with each gold answer per nation, so every nation is asked as
-    often with either answer.
-    """
-    picked: dict = {}
-    for item in items:
-        if item.nation is not None:
-            picked.setdefault((item.nation, str(item.gold)), item)
-    return [picked[k] for k in sorted(picked)]
-
-
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
-    from transferscope.bias.backends.registry import make_backend
-    from transferscope.bias.data.record import load_record
-    from transferscope.bias.debias.quick import debias_items
-    from transferscope.bias.probes.registry import parse_tests
-    from transferscope.bias.run_report import (
-        SIGN_NOTE,
-        heatmap_figure,
-        load_run,
-        scores_figure,
+    from transferscope.bias import (
+        RunConfig,
+        debias_items,
+        load_record,
+        make_backend,
+        parse_tests,
+        run_probes,
     )
-    from transferscope.bias.runner import RunConfig, run_probes
+    from transferscope.bias.debias.items import balanced_subset
+    from transferscope.bias.figures import change_figure, heatmap_figure, scores_figure
+    from transferscope.bias.report import SIGN_NOTE, load_run
     from transferscope.bias.scoring import nation_test_table
+    from transferscope.core.io import write_json
 
     run_dir = stage_dir / "run"
     config = RunConfig(model=settings["model"], tests=settings["tests"], limit=settings["limit"],
@@ -139,7 +82,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     result.add_figure(debiased.figure, stage_dir, "debias_scores.png",
                       "Before and after debiasing: each nation's headline score with its 95% "
                       "bootstrap CI")
-    result.add_figure(debias_figure(debiased.comparison, debiased.summary,
+    result.add_figure(change_figure(debiased.comparison, debiased.summary,
                                     f"{settings['method']} on {settings['model']}"),
                       stage_dir, "debias_change.png",
                       "The change: overall mean |bias| and accuracy, and each headline score's "
@@ -149,7 +92,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     overall = debiased.summary.reset_index(names="overall").round(4)
     result.add_table(overall, "Debiasing, overall: before/after with the change's paired 95% CI "
                      "and p")
-    (stage_dir / "cost.json").write_text(json.dumps(cost, indent=1))
+    write_json(stage_dir / "cost.json", cost)
     result.commands = [
         "transferscope bias run --model hf-local:/path/to/hf-model --tests directqa,association,"
         "vote --limit 20 --out runs/bias-mine",

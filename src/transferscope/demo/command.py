@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -28,13 +29,16 @@ def _stages(model: str, encoder: str):
 
 
 def demo(
-    out: Path = typer.Option(Path("reports/demo"), help="Where the report and each stage's files go."),
-    model_name: str = typer.Option("smollm2", "--model",
-                                   help="Causal LM: registry name or local Hugging Face dir."),
-    encoder_name: str = typer.Option("minilm", "--encoder",
-                                     help="Encoder: registry name or local Hugging Face dir."),
-    only: str = typer.Option("", help="Comma-separated stage names to run (default: all)."),
-    force: bool = typer.Option(False, help="Recompute stages even when a finished run exists."),
+    out: Annotated[Path, typer.Option(help="Where the report and each stage's files go.")
+                   ] = Path("reports/demo"),
+    model_name: Annotated[str, typer.Option(
+        "--model", help="Causal LM: registry name or local Hugging Face dir.")] = "smollm2",
+    encoder_name: Annotated[str, typer.Option(
+        "--encoder", help="Encoder: registry name or local Hugging Face dir.")] = "minilm",
+    only: Annotated[str, typer.Option(
+        help="Comma-separated stage names to run (default: all).")] = "",
+    force: Annotated[bool, typer.Option(
+        help="Recompute stages even when a finished run exists.")] = False,
 ) -> None:
     """Run every part on the embedded defaults (no network) and write one HTML report.
 
@@ -42,7 +46,7 @@ def demo(
     still run. The report is OUT/index.html (and OUT/report.md).
     """
     from transferscope.core.models import resolve_model
-    from transferscope.demo.runner import run_stages
+    from transferscope.demo.orchestrate import run_stages
 
     resolve_model(model_name, prepare=False)  # a bad name fails now, before any work
     resolve_model(encoder_name, prepare=False)

@@ -7,33 +7,14 @@ from pathlib import Path
 from transferscope.demo.stage import StageResult
 
 
-def _error_bar_figure(runs):
-    import matplotlib.pyplot as plt
-
-    stats = runs.groupby(["task", "method"])["mae"].agg(["mean", "std"]).reset_index()
-    tasks = list(dict.fromkeys(runs["task"]))
-    methods = list(dict.fromkeys(runs["method"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        sub = stats[stats["task"] == task].set_index("method").loc[methods]
-        colors = ["#c0392b" if m.startswith("DINO") else "#5d7a99" for m in methods]
-        ax.barh(range(len(methods)), sub["mean"], xerr=sub["std"], color=colors, capsize=3)
-        ax.set_yticks(range(len(methods)))
-        ax.set_yticklabels(methods if ax is axes[0][0] else [""] * len(methods), fontsize=8)
-        ax.invert_yaxis()
-        ax.set_title(task, fontsize=10)
-        ax.set_xlabel("target MAE (mean ± std over seeds)")
-    fig.tight_layout()
-    return fig
-
-
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
-    from transferscope.dino.benchmarks import PROFILES, ranks, run_benchmark, summary_table
+    from transferscope.dino import PROFILES, mae_figure, ranks, run_benchmark, summary_table
+    from transferscope.dino.io import write_csv
 
     profile = PROFILES[settings["profile"]]
     progress.update(task, description=f"dino: {settings['profile']} benchmark (cached per run)")
     runs, mmd = run_benchmark(profile, show_progress=False)
-    runs.to_csv(stage_dir / "runs.csv", index=False)
+    write_csv(stage_dir / "runs.csv", runs)
     n_seeds = runs["seed"].nunique()
     rank = ranks(runs)
     best = rank.index[0]
@@ -47,7 +28,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         + "; ".join(f"{m}: rank {r['mean MAE rank']:.2f}, {int(r['tasks won'])} task(s) won"
                     for m, r in dino_rows.iterrows()) + ".",
     ]
-    result.add_figure(_error_bar_figure(runs), stage_dir, "dino_mae.png",
+    result.add_figure(mae_figure(runs), stage_dir, "dino_mae.png",
                       "Target MAE per method and task, mean ± std over seeds (DINO in red)")
     result.add_table(summary_table(runs).reset_index(names="method"),
                      f"MAE and RMSE, mean ± std over {n_seeds} seeds")

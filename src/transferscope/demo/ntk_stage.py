@@ -1,44 +1,45 @@
 """Demo stage: the eNTK of SmolLM2 at its pretrained weights, its spectrum, T_hat, and real
 fine-tuning against the prediction.
 
-Runs the same steps as ``transferscope ntk kernel | spectrum | stop`` and the quick profile's
-``ntk finetune`` (in process) on the built-in word-sentiment task, then summarises their JSON
-results.
+Runs the NTK pipeline (``run_kernel -> run_spectrum -> run_stop``, what ``transferscope ntk
+kernel | spectrum | stop`` run) and the quick profile's fine-tuning comparison on the built-in
+word-sentiment task, then summarises what they return.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from transferscope.core.io import json_ready
 from transferscope.demo.stage import StageResult
 
 
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
-    from transferscope.ntk import cli as ntk_cli
-    from transferscope.ntk import runs
-    from transferscope.ntk.cli_experiments import quick_finetune_stage
+    from transferscope.ntk import pipeline, rundir
+    from transferscope.ntk.experiments.profiles import quick_finetune
+    from transferscope.ntk.figures import finetune_figure
 
     run_dir = stage_dir / "run"
     progress.update(task, description=f"ntk: eNTK of {settings['model']} "
                     f"({settings['params']}, n = {settings['n']})")
-    ntk_cli.kernel(out=run_dir, model=settings["model"], task=settings["task"], data_file=None,
-                   text_col="text", label_col="label", positive_label=None, template=None,
-                   label_words=None, params=settings["params"], n=settings["n"], mode="exact",
-                   sketch_dim=16384, seed=settings["seed"], memory_gb=4.0, max_tokens=None)
+    kernel_run = pipeline.run_kernel(
+        run_dir, settings["model"], pipeline.DataSource(task=settings["task"]),
+        pipeline.KernelOptions(params=settings["params"], n=settings["n"],
+                               seed=settings["seed"]))
     progress.update(task, description="ntk: spectrum and decay fits (bootstrap)")
-    ntk_cli.spectrum(run_dir, first=None, last=None, n_boot=200, ci=0.95, seed=0)
+    spectrum_run = pipeline.run_spectrum(run_dir, pipeline.SpectrumOptions(n_boot=200, seed=0))
     progress.update(task, description="ntk: stopping time T_hat")
-    ntk_cli.stop(run_dir, lr=None, batch_size=8, sigma=None, radius=None, loss="half-mse",
-                 n_boot=200, seed=0)
+    stop_result = pipeline.run_stop(run_dir, pipeline.StopOptions(batch_size=8, n_boot=200,
+                                                                 seed=0))
     progress.update(task, description="ntk: real fine-tuning next to the kernel prediction")
-    fine, fine_figure = quick_finetune_stage(stage_dir / "finetune", model=settings["model"],
-                                             task=settings["task"])
-    meta = json.loads((run_dir / "meta.json").read_text())
-    spec = json.loads((run_dir / runs.SPECTRUM_FILE).read_text())
-    stop = json.loads((run_dir / runs.STOP_FILE).read_text())
+    comparison = quick_finetune(stage_dir / "finetune", model=settings["model"],
+                                task=settings["task"])
+    # the JSON-ready form of each result: the same values the run directory's files hold
+    meta, spec, stop, fine = (json_ready(x) for x in (
+        kernel_run.meta, spectrum_run.to_dict(), stop_result.to_dict(), comparison.to_dict()))
+    fine_figure = finetune_figure(fine)
 
     best = spec["fits"][spec["preferred_model"]]
     boot = stop["bootstrap"]
@@ -72,7 +73,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
            f"real outputs stayed within {fine['regime_tolerance']:.0%} of the linear trajectory "
            f"for {fine['regime_steps']} of {steps} steps" if "regime_steps" in fine else "")
         + ". One sample and one seed: `transferscope ntk rates` gives the spread over samples.")
-    result.figures.append({"file": "run/" + runs.SPECTRUM_FIGURE,
+    result.figures.append({"file": "run/" + rundir.SPECTRUM_FIGURE,
                            "caption": "Eigenvalues of K/n with the polynomial and exponential fits"})
     result.add_figure(fine_figure, stage_dir, "finetune_vs_prediction.png",
                       "Predicted vs observed stopping: real fine-tuning (train and held-out loss) "

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from transferscope.core.cache import atomic_write_bytes, content_key
+from transferscope.core.cache import content_key
+from transferscope.core.io import write_json
 
 
 @dataclass
@@ -69,5 +70,4 @@ def load_cached(stage: Stage, stage_dir: Path) -> StageResult | None:
 
 def save_result(stage: Stage, stage_dir: Path, result: StageResult) -> None:
     payload = {"key": stage.key(), "result": asdict(result)}
-    atomic_write_bytes(stage_dir / "result.json",
-                       json.dumps(payload, indent=1, default=str).encode("utf-8"))
+    write_json(stage_dir / "result.json", payload)

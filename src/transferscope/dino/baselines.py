@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from transferscope.dino.base import DomainRegressor
 from transferscope.dino.gp import ExactPosterior, conditional_nll, gaussian_nll
 from transferscope.dino.inputs import DomainData
-from transferscope.dino.interface import DomainRegressor
 from transferscope.dino.kernels import base_kernel, kernel_diag
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from transferscope.core.errors import EnvironmentProblem
+from transferscope.core.errors import EnvironmentProblem, input_error
 
 
 @dataclass
@@ -72,7 +72,7 @@ def synthetic_task(kind: str, strength: float, dim: int = 4, n: int = 1500, seed
     elif kind == "concept":
         yt = labels(Xt) + strength * np.tanh(Xt @ w2)
     else:
-        raise ValueError(f"kind must be 'covariate' or 'concept', got {kind!r}")
+        raise input_error("synthetic_task", "kind", kind, "'covariate' or 'concept'")
     yt = yt + 0.1 * rng.normal(size=n)
     return Task(f"synthetic-{kind}-{strength:g}-d{dim}",
                 f"synthetic {kind} shift of strength {strength:g} in {dim} dimensions",

@@ -14,12 +14,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from transferscope.core.errors import input_error
+from transferscope.core.progress import step_progress
+from transferscope.dino.base import DomainRegressor
 from transferscope.dino.distribution import DistributionFactor
 from transferscope.dino.gp import ExactPosterior, conditional_nll
 from transferscope.dino.inputs import DomainData
-from transferscope.dino.interface import DomainRegressor
 from transferscope.dino.kernels import base_kernel, kernel_diag
-from transferscope.dino.progress import step_progress
 from transferscope.dino.scalable import (
     BlockKernel,
     IterativePosterior,
@@ -109,7 +110,7 @@ class DINORegressor(DomainRegressor):
     # -- fit ------------------------------------------------------------------------------------
     def _fit_scaled(self, data: DomainData) -> None:
         if self.kernel not in ("nngp", "ntk"):
-            raise ValueError(f"kernel must be 'nngp' or 'ntk', got {self.kernel!r}")
+            raise input_error("DINORegressor", "kernel", self.kernel, "'nngp' or 'ntk'")
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
         Xs, ys = torch.from_numpy(data.Xs), torch.from_numpy(data.ys)

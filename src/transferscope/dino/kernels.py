@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import torch
 
+from transferscope.core.errors import input_error
+
 KernelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -53,10 +55,11 @@ def _recursion(
     x1: torch.Tensor, x2: torch.Tensor, depth: int, w_std: float, b_std: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if depth < 0:
-        raise ValueError(f"depth must be >= 0, got {depth}")
+        raise input_error("NNGP/NTK kernel", "depth", depth, "an integer >= 0")
     x1, x2 = _as_float64(x1), _as_float64(x2)
     if x1.shape[-1] != x2.shape[-1]:
-        raise ValueError(f"feature counts differ: {x1.shape[-1]} and {x2.shape[-1]}")
+        raise input_error("NNGP/NTK kernel", "X2 feature count", x2.shape[-1],
+                          f"{x1.shape[-1]} features, like X1")
     dim = x1.shape[-1]
     w2, b2 = float(w_std) ** 2, float(b_std) ** 2
     nngp = x1 @ x2.transpose(-1, -2) / dim
@@ -110,4 +113,4 @@ def base_kernel(name: str, depth: int, w_std: float, b_std: float) -> KernelFn:
         return lambda a, b: nngp_kernel(a, b, depth, w_std, b_std)
     if name == "ntk":
         return lambda a, b: ntk_kernel(a, b, depth, w_std, b_std)
-    raise ValueError(f"kernel must be 'nngp' or 'ntk', got {name!r}")
+    raise input_error("base_kernel", "name", name, "'nngp' or 'ntk'")

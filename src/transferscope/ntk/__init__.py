@@ -1,16 +1,48 @@
-"""transferscope.ntk: the empirical NTK of a pretrained LM, its spectrum and early stopping."""
+"""transferscope.ntk: the empirical NTK of a pretrained LM, its spectrum and early stopping.
+
+The pipeline (:mod:`transferscope.ntk.pipeline`) is the entry point: ``run_kernel`` ->
+``run_spectrum`` -> ``run_stop`` -> ``run_finetune``, each taking and returning dataclasses.
+The experiments (fine-tuning vs the kernel, rates in n, task vectors, report profiles) are in
+:mod:`transferscope.ntk.experiments`.
+"""
 
 from transferscope.ntk.data import LabeledTexts, get_task, load_labeled_file, sample_examples
+from transferscope.ntk.experiments import FinetuneComparison, FinetuneOptions
 from transferscope.ntk.kernel import (
     KernelResult,
+    RayExecutor,
     batched_output,
     empirical_ntk,
     empirical_ntk_result,
     model_fingerprint,
 )
 from transferscope.ntk.params import PRESETS, parameter_predicate, select_parameters
-from transferscope.ntk.runs import load_kernel_run, save_kernel_run
-from transferscope.ntk.spectrum import analyse_spectrum, effective_dimension, implied_rate
+from transferscope.ntk.pipeline import (
+    DataSource,
+    Examples,
+    KernelOptions,
+    KernelRun,
+    Sensitivity,
+    SpectrumOptions,
+    SpectrumRun,
+    StopOptions,
+    StopResult,
+    kernel_from_sample,
+    load_examples,
+    parse_label_words,
+    pretrained_outputs,
+    run_finetune,
+    run_kernel,
+    run_spectrum,
+    run_stop,
+)
+from transferscope.ntk.rundir import KernelRunDir, load_kernel_run, save_kernel_run
+from transferscope.ntk.spectrum import (
+    SpectrumAnalysis,
+    analyse_spectrum,
+    effective_dimension,
+    implied_rate,
+)
 from transferscope.ntk.stopping import (
     critical_radius,
     estimate_noise,
@@ -19,13 +51,33 @@ from transferscope.ntk.stopping import (
     rwy_stopping_time,
     training_schedule,
 )
-from transferscope.ntk.task import PromptTask, TaskModel, binary_targets, check_template
+from transferscope.ntk.task import (
+    PromptTask,
+    TaskModel,
+    binary_targets,
+    check_template,
+    prompt_task_factory,
+)
 
 __all__ = [
     "PRESETS",
+    "DataSource",
+    "Examples",
+    "FinetuneComparison",
+    "FinetuneOptions",
+    "KernelOptions",
     "KernelResult",
+    "KernelRun",
+    "KernelRunDir",
     "LabeledTexts",
     "PromptTask",
+    "RayExecutor",
+    "Sensitivity",
+    "SpectrumAnalysis",
+    "SpectrumOptions",
+    "SpectrumRun",
+    "StopOptions",
+    "StopResult",
     "TaskModel",
     "analyse_spectrum",
     "batched_output",
@@ -39,11 +91,20 @@ __all__ = [
     "estimate_radius",
     "get_task",
     "implied_rate",
+    "kernel_from_sample",
+    "load_examples",
     "load_kernel_run",
     "load_labeled_file",
     "local_rademacher",
     "model_fingerprint",
     "parameter_predicate",
+    "parse_label_words",
+    "pretrained_outputs",
+    "prompt_task_factory",
+    "run_finetune",
+    "run_kernel",
+    "run_spectrum",
+    "run_stop",
     "rwy_stopping_time",
     "sample_examples",
     "save_kernel_run",

@@ -124,7 +124,7 @@ TASKS: dict[str, BuiltinTask] = {}
 def register_task(task: BuiltinTask) -> None:
     """Add a built-in task (names are unique)."""
     if task.name in TASKS:
-        raise ValueError(f"built-in task {task.name!r} is already registered")
+        raise input_error("register_task", "name", task.name, "a name not registered yet")
     TASKS[task.name] = task
 
 

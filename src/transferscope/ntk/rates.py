@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from transferscope.core.errors import input_error
+from transferscope.core.stats import paired_bootstrap, percentile_interval
 from transferscope.ntk import stopping
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.spectrum import analyse_spectrum, kernel_eigenvalues
@@ -87,13 +88,11 @@ def fit_slope(frame: pd.DataFrame, column: str = "error_t_hat", n_boot: int = 10
         part = pd.concat([by_seed[s] for s in chosen])
         return float(np.polyfit(np.log(part["n"]), np.log(part[column]), 1)[0])
 
-    rng = np.random.default_rng(seed)
-    draws = [slope_of(rng.choice(seeds, seeds.size)) for _ in range(n_boot)]
-    tail = (1 - level) / 2
+    draws = paired_bootstrap(seeds.size, lambda idx: slope_of(seeds[idx]), n_boot, seed)
     top = frame[frame["n"] == frame["n"].max()]
     alphas = top["alpha"].to_numpy()
     exps = -alphas / (alphas + 1)
-    return SlopeFit(slope_of(seeds), *np.quantile(draws, [tail, 1 - tail]),
+    return SlopeFit(slope_of(seeds), *percentile_interval(draws, level),
                     float(-alphas.mean() / (alphas.mean() + 1)), float(exps.min()),
                     float(exps.max()))
 

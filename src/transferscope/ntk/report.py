@@ -7,19 +7,21 @@ generated from the measured numbers by explicit rules (stated in each sentence),
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from transferscope.core.errors import InputError
+from transferscope.core.io import read_json
 from transferscope.core.report import Report
+from transferscope.ntk.figures import finetune_figure
+from transferscope.ntk.rates import summarise
 
 
 def _load(out: Path, name: str) -> dict | None:
     path = out / name
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path, f"{name} of an NTK experiment") if path.exists() else None
 
 
 def build_report(out_dir: str | Path) -> Path:
@@ -76,31 +78,6 @@ def _finetune_section(report: Report, fine: dict, findings: list[str], plt) -> N
                else "; it broke down before the end of the run."))
 
 
-def finetune_figure(fine: dict):
-    """Real vs closed-form kernel trajectory (left) and their distance (right), from the
-    summary ``finetune_experiment`` returns (also used by the main demo)."""
-    import matplotlib.pyplot as plt
-
-    history = pd.DataFrame(fine["history"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    axes[0].plot(history["step"], history["train_loss"], "o-", label="real, train")
-    axes[0].plot(history["step"], history["test_loss"], "s-", label="real, held-out")
-    if "linear_test_loss" in fine:
-        axes[0].plot(history["step"], fine["linear_train_loss"], "--", label="kernel GD, train")
-        axes[0].plot(history["step"], fine["linear_test_loss"], ":", label="kernel GD, held-out")
-        axes[1].plot(history["step"], fine["relative_distance"], "o-")
-        axes[1].axhline(fine["regime_tolerance"], color="0.5", ls="--", label="tolerance")
-        axes[1].set_ylabel("||f_real - f_lin|| / ||f_lin - f_0||")
-        axes[1].set_xlabel("step")
-        axes[1].legend(fontsize=8)
-    axes[0].axvline(fine["t_hat"], color="C3", ls="--", label=f"T_hat = {fine['t_hat']}")
-    axes[0].set_xlabel("step")
-    axes[0].set_ylabel("loss")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def _stopping_finding(fine: dict, steps: int) -> str:
     """T_hat against the real run's held-out optimum; a T_hat past the run is said to be so."""
     t_hat, best = fine["t_hat"], fine["best_step_real"]
@@ -127,8 +104,6 @@ def _within(a: float, b: float, factor: float) -> bool:
 
 
 def _rates_section(report: Report, rates: dict, findings: list[str], plt) -> None:
-    from transferscope.ntk.rates import summarise
-
     sec = report.section(
         "Held-out error against n",
         f"n in {rates['sizes']}, {len(rates['seeds'])} seeds (random subsamples of one pool "

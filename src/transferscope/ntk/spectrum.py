@@ -31,6 +31,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from transferscope.core.errors import InputError
+from transferscope.core.stats import paired_bootstrap, percentile_interval
 
 MODELS = ("polynomial", "exponential")
 _RELATIVE_FLOOR = 1e-12  # eigenvalues below this fraction of the top are numerically zero
@@ -160,20 +161,20 @@ def bootstrap_rates(kernel: np.ndarray, index_range: tuple[int, int], n_boot: in
     """
     k = np.asarray(kernel, dtype=np.float64)
     n = k.shape[0]
-    rng = np.random.default_rng(seed)
-    rates = {m: np.full(n_boot, np.nan) for m in MODELS}
+
+    def rates_of(idx: np.ndarray) -> list[float]:
+        lam = np.linalg.eigvalsh(k[np.ix_(idx, idx)] / n)[::-1]
+        out = []
+        for model in MODELS:
+            try:
+                out.append(fit_decay(lam, model, index_range)[0])
+            except InputError:
+                out.append(math.nan)
+        return out
+
     with threadpool_limits(1 if n < _SINGLE_THREAD_BELOW else None):
-        for b in range(n_boot):
-            idx = rng.integers(0, n, size=n)
-            lam = np.linalg.eigvalsh(k[np.ix_(idx, idx)] / n)[::-1]
-            for model in MODELS:
-                try:
-                    rates[model][b] = fit_decay(lam, model, index_range)[0]
-                except InputError:
-                    pass
-            if progress is not None:
-                progress(b + 1)
-    return rates
+        draws = paired_bootstrap(n, rates_of, n_boot, seed, progress).reshape(n_boot, len(MODELS))
+    return {model: draws[:, i] for i, model in enumerate(MODELS)}
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,6 @@ def analyse_spectrum(kernel: np.ndarray, index_range: tuple[int, int] | None = N
     n = lam.size
     rng_range = index_range or default_index_range(n)
     boots = bootstrap_rates(kernel, rng_range, n_boot, seed, progress)
-    tail = (1.0 - ci_level) / 2.0
     fits = {}
     for model in MODELS:
         rate, log_c, r2, rmse = fit_decay(lam, model, rng_range)
@@ -228,7 +228,7 @@ def analyse_spectrum(kernel: np.ndarray, index_range: tuple[int, int] | None = N
         low, high, shift = math.nan, math.nan, math.nan
         if finite.size >= 2:
             centre = float(np.median(finite))
-            low, high = rate + np.quantile(finite - centre, [tail, 1.0 - tail])
+            low, high = rate + np.asarray(percentile_interval(finite - centre, ci_level))
             shift = centre - rate
         fits[model] = DecayFit(model, rate, log_c, r2, rmse, rng_range, float(low), float(high),
                                ci_level, shift, int(n_boot - finite.size))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from transferscope.core.errors import InputError
+from transferscope.core.stats import percentile_interval, residual_bootstrap
 
 E = math.e
 _PSD_TOLERANCE = 1e-8
@@ -234,9 +235,7 @@ class StoppingBootstrap:
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """Percentile interval of ``T_hat``."""
-        tail = (1.0 - level) / 2.0
-        low, high = np.quantile(self.stopping_times, [tail, 1.0 - tail])
-        return float(low), float(high)
+        return percentile_interval(self.stopping_times, level)
 
 
 def bootstrap_stopping_time(kernel: np.ndarray, residual: np.ndarray, step_size: float,
@@ -262,20 +261,19 @@ def bootstrap_stopping_time(kernel: np.ndarray, residual: np.ndarray, step_size:
     noise = _noise_from_eig(evals, coords)
     keep = noise.ridge / (evals + noise.ridge)  # eigenvalues of I - H
     fitted = r - evecs @ (keep * coords)
-    errors = (r - fitted) - (r - fitted).mean()
-    errors *= math.sqrt(n / keep.sum())
-    rng = np.random.default_rng(seed)
-    out = np.zeros((3, n_boot))
-    for b in range(n_boot):
-        boot_coords = evecs.T @ (fitted + errors[rng.integers(0, n, size=n)])
+
+    def rule(boot_residual: np.ndarray) -> tuple[float, float, float]:
+        boot_coords = evecs.T @ boot_residual
         boot_noise = _noise_from_eig(evals, boot_coords)
         s = sigma if sigma is not None else boot_noise.sigma
         rad = (radius if radius is not None
                else _radius_from_eig(evals, boot_coords, boot_noise.ridge))
-        out[:, b] = (rwy_stopping_time(evals, eta, s, rad), s, rad)
-        if progress is not None:
-            progress(b + 1)
-    return StoppingBootstrap(out[0].astype(np.int64), out[1], out[2])
+        return rwy_stopping_time(evals, eta, s, rad), s, rad
+
+    errors = ((r - fitted) - (r - fitted).mean()) * math.sqrt(n / keep.sum())  # centred first
+    draws = residual_bootstrap(fitted, errors, rule, n_boot, seed, center=False,
+                               progress=progress).reshape(n_boot, 3)
+    return StoppingBootstrap(draws[:, 0].astype(np.int64), draws[:, 1], draws[:, 2])
 
 
 def sensitivity_table(eigenvalues: np.ndarray, step_size: float, sigmas: np.ndarray,

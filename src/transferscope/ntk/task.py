@@ -16,6 +16,7 @@ from ``head_seed``; texts longer than ``max_tokens`` lose their end, never the t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,13 @@ import torch
 
 from transferscope.core.errors import input_error
 from transferscope.core.models import load_causal_lm, load_encoder, model_kind, resolve_model
-from transferscope.ntk.kernel import KernelResult, batched_output, empirical_ntk_result
+from transferscope.ntk.kernel import (
+    EngineOptions,
+    KernelResult,
+    batched_output,
+    empirical_ntk_result,
+)
+from transferscope.ntk.kernel.ray import ModelFactory
 from transferscope.ntk.params import ParamSpec, parameter_predicate
 
 Readout = Literal["auto", "label-words", "linear-head"]
@@ -200,17 +207,40 @@ class PromptTask:
 
     def kernel(self, texts: Sequence[str], params: ParamSpec = "attention",
                mode: str = "exact", texts2: Sequence[str] | None = None, *,
-               include_head: bool = True, **options: Any) -> KernelResult:
-        """The empirical NTK of f over ``texts`` (cached; see ``empirical_ntk_result``)."""
+               include_head: bool = True, options: EngineOptions | None = None,
+               **settings: Any) -> KernelResult:
+        """The empirical NTK of f over ``texts`` (cached; ``options`` and ``settings`` as in
+        ``empirical_ntk_result``)."""
         return empirical_ntk_result(self.model, list(texts), self.output_fn,
                                     self.parameter_set(params, include_head), mode,
-                                    None if texts2 is None else list(texts2), **options)
+                                    None if texts2 is None else list(texts2), options=options,
+                                    **settings)
 
     def settings(self) -> dict:
         """What defines f besides the weights (part of every cache key)."""
         return {"template": self.template, "label_words": self.label_words,
                 "word_prefix": self.word_prefix, "readout": self.readout, "kind": self.kind,
                 "head_seed": self.head_seed, "max_tokens": self.max_tokens}
+
+
+def _build_prompt_task(settings: dict) -> tuple[torch.nn.Module, Any]:
+    task = PromptTask(**settings)
+    return task.model, task.output_fn
+
+
+def prompt_task_factory(task: PromptTask) -> ModelFactory | None:
+    """A picklable factory rebuilding ``task`` on a Ray worker from its model name (for
+    ``RayExecutor(model_factory=...)``: each worker loads its own copy instead of receiving it).
+
+    None when the task was built from an already loaded model (no name a worker could load).
+    """
+    if not isinstance(task.model_name, str | Path):
+        return None
+    settings = {"template": task.template, "label_words": list(task.label_words),
+                "model": str(task.model_name), "readout": task.readout,
+                "head_seed": task.head_seed, "word_prefix": task.word_prefix,
+                "max_tokens": task.max_tokens, "dtype": task.model.body.dtype}
+    return functools.partial(_build_prompt_task, settings)
 
 
 def _load(model: str | Path | tuple, dtype: torch.dtype):

@@ -18,7 +18,13 @@ import pandas as pd
 from transferscope.bias.data.raw_meetings import MeetingOutcome, parse_meeting_tables
 from transferscope.bias.data.raw_texts import parse_resolution_texts
 from transferscope.bias.data.raw_vetoes import PageVeto, VetoRow, parse_veto_csv, parse_veto_page
-from transferscope.bias.data.record import DRAFT_COLUMNS, Record, derive_p5_votes
+from transferscope.bias.data.record import (
+    DRAFT_COLUMNS,
+    SHIPPED_DIR,
+    Record,
+    derive_p5_votes,
+    save_record,
+)
 from transferscope.core.errors import InputError
 
 VETO_CSV = Path("vetoes/unsc_vetoes_1946_sept2022.csv")
@@ -222,3 +228,12 @@ def build_record(raw_dir: str | Path) -> Record:
     for key in ("veto_csv_notes", "reconciliation", "problems"):
         build[key] = [note.replace(prefix, "") for note in build[key]]
     return Record(drafts=drafts, p5_votes=p5, texts=texts_df, build=build)
+
+
+def build_data(raw_dir: str | Path, out: str | Path | None = None) -> tuple[Record, Path]:
+    """``bias build-data``: build the record from ``raw_dir`` and save it to ``out`` (default:
+    the package's shipped copy, rebuilt in place); the record and where it went."""
+    record = build_record(raw_dir)
+    target = Path(out) if out is not None else SHIPPED_DIR
+    save_record(record, target)
+    return record, target

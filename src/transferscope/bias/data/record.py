@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import io
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,6 +21,7 @@ import pandas as pd
 
 from transferscope.bias.data.members import P5, council_size, seat_holder
 from transferscope.core.errors import InputError
+from transferscope.core.io import atomic_write_bytes, dumps, write_json
 
 SHIPPED_DIR = Path(__file__).parent / "unsc"
 DRAFTS_FILE = "drafts.parquet"
@@ -100,15 +102,22 @@ def derive_p5_votes(drafts: pd.DataFrame) -> pd.DataFrame:
                                        "provenance"])
 
 
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
 def save_record(record: Record, folder: Path) -> None:
-    """Write the compact record (Parquet + gzip JSON lines) and its build report."""
+    """Write the compact record (Parquet + gzip JSON lines) and its build report, each file
+    atomically (an interrupted rebuild leaves the old file, never a torn one)."""
     folder.mkdir(parents=True, exist_ok=True)
-    record.drafts.to_parquet(folder / DRAFTS_FILE, index=False)
-    record.p5_votes.to_parquet(folder / VOTES_FILE, index=False)
-    with gzip.open(folder / TEXTS_FILE, "wt", encoding="utf-8", compresslevel=9) as fh:
-        for row in record.texts.itertuples(index=False):
-            fh.write(json.dumps(row._asdict(), ensure_ascii=False) + "\n")
-    (folder / BUILD_FILE).write_text(json.dumps(record.build, indent=1), encoding="utf-8")
+    atomic_write_bytes(folder / DRAFTS_FILE, _parquet(record.drafts))
+    atomic_write_bytes(folder / VOTES_FILE, _parquet(record.p5_votes))
+    lines = "".join(dumps(row._asdict(), indent=None) + "\n"
+                    for row in record.texts.itertuples(index=False))
+    atomic_write_bytes(folder / TEXTS_FILE, gzip.compress(lines.encode("utf-8"), 9, mtime=0))
+    write_json(folder / BUILD_FILE, record.build)
 
 
 def _read_texts(path: Path) -> pd.DataFrame:

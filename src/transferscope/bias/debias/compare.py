@@ -4,7 +4,8 @@ Paired bootstrap (ours): the before and after runs answer the *same* items, so e
 draws item indices once (with replacement, within strata of form x nation x gold label, the
 probes' own strata) and rescores both runs on that same draw with the probes' own scoring.
 The change's 95% CI is the percentile interval of (after - before); its two-sided p-value is
-``2 * min(P*(delta <= 0), P*(delta >= 0))`` over the resamples (floored at 1 / n_boot).
+``2 * min(P*(delta <= 0), P*(delta >= 0))`` over the resamples (floored at 1 / n_boot). The
+resampling is :func:`transferscope.core.stats.stratified_bootstrap` over those strata.
 
 Overall summaries: *|bias|* is the mean absolute headline score over every test, form and
 nation; *factual accuracy* is DirectQA's mean accuracy over nations (vote accuracy when a run
@@ -20,7 +21,6 @@ at 0 (ours: the bootstrap bias correction applied to the interval).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +29,18 @@ import numpy as np
 import pandas as pd
 
 from transferscope.bias.data.record import Record, load_record
+from transferscope.bias.evaluate import read_answers
 from transferscope.bias.probes.base import Answer, Item, Probe
 from transferscope.bias.probes.registry import parse_tests
-from transferscope.bias.scoring import percentile_ci
+from transferscope.bias.report import write_models_report
 from transferscope.core.errors import input_error
+from transferscope.core.io import read_json
+from transferscope.core.stats import (
+    bootstrap_p_value,
+    pearson,
+    percentile_interval,
+    stratified_bootstrap,
+)
 
 KEY = ["test", "form", "nation", "metric"]
 
@@ -59,15 +67,11 @@ def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
         if not (run_dir / name).exists():
             raise input_error(str(run_dir), "run folder", f"{name} missing",
                               "a folder written by `transferscope bias run` or `bias debias`")
-    summary = json.loads((run_dir / "run.json").read_text("utf-8"))
+    summary = read_json(run_dir / "run.json", "run summary of a bias run folder")
     config = summary["config"]
     record = record or load_record(config.get("record"))
     probes = parse_tests(config["tests"])
-    stored = {}
-    for line in (run_dir / "answers.jsonl").read_text("utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            stored[row["item_id"]] = row
+    stored = {row["item_id"]: row for row in read_answers(run_dir)}
     items, answers = {}, {}
     for probe in probes:
         items[probe.name] = probe.build_items(record, config["limit"], config["seed"])
@@ -94,6 +98,7 @@ def point_scores(run: RunItems, picks: dict[str, np.ndarray] | None = None) -> p
 
 
 def strata(items: Sequence[Item]) -> list[np.ndarray]:
+    """Item indices grouped by form x nation x gold label (the probes' own strata)."""
     groups: dict[tuple[str, str, str], list[int]] = {}
     for i, item in enumerate(items):
         gold = sorted(item.gold) if isinstance(item.gold, frozenset) else item.gold
@@ -101,11 +106,29 @@ def strata(items: Sequence[Item]) -> list[np.ndarray]:
     return [np.asarray(v) for v in groups.values()]
 
 
-def resample(run: RunItems, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    out = {}
-    for probe in run.probes:
-        out[probe.name] = np.concatenate([g[rng.integers(0, len(g), len(g))]
-                                          for g in strata(run.items[probe.name])])
+def _run_strata(runs: Sequence[RunItems]) -> tuple[list[np.ndarray], list[list[int]]]:
+    """Every run's strata of every probe, flat (the bootstrap's order), and their counts."""
+    flat: list[np.ndarray] = []
+    counts: list[list[int]] = []
+    for run in runs:
+        counts.append([])
+        for probe in run.probes:
+            found = strata(run.items[probe.name])
+            flat += found
+            counts[-1].append(len(found))
+    return flat, counts
+
+
+def _picks(runs: Sequence[RunItems], counts: list[list[int]], sample: list[np.ndarray]
+           ) -> list[dict[str, np.ndarray]]:
+    """Per run, per probe: the resampled item indices (its strata's resamples, concatenated)."""
+    out, start = [], 0
+    for run, per_probe in zip(runs, counts, strict=True):
+        picks = {}
+        for probe, n in zip(run.probes, per_probe, strict=True):
+            picks[probe.name] = np.concatenate(sample[start:start + n])
+            start += n
+        out.append(picks)
     return out
 
 
@@ -128,69 +151,53 @@ def paired_change(before: RunItems, after: RunItems, n_boot: int, seed: int
     table["change"] = table["value_after"] - table["value_before"]
     table["abs_change"] = table["value_after"].abs() - table["value_before"].abs()
     summary = pd.DataFrame([overall(base), overall(new)], index=["before", "after"]).T
-    rng = np.random.default_rng(seed)
-    deltas, abs_deltas, overall_deltas = [], [], []
-    for _ in range(n_boot):
-        picks = resample(before, rng)
+    index = table.set_index(KEY).index
+    flat, counts = _run_strata([before])
+
+    def changes(sample: list[np.ndarray]) -> np.ndarray:
+        picks = _picks([before], counts, sample)[0]  # the same items rescored in both runs
         b, a = point_scores(before, picks), point_scores(after, picks)
         merged = b.merge(a, on=KEY + ["headline"], suffixes=("_b", "_a")).set_index(KEY)
-        merged = merged.reindex(table.set_index(KEY).index)
-        deltas.append((merged["value_a"] - merged["value_b"]).to_numpy(float))
-        abs_deltas.append((merged["value_a"].abs() - merged["value_b"].abs()).to_numpy(float))
+        merged = merged.reindex(index)
         ob, oa = overall(b), overall(a)
-        overall_deltas.append([oa[k] - ob[k] for k in summary.index])
-    for name, draws in (("change", deltas), ("abs_change", abs_deltas)):
-        arr = np.asarray(draws, float).reshape(n_boot, len(table))
-        cis = [percentile_ci(arr[:, j]) for j in range(len(table))]
+        return np.concatenate([(merged["value_a"] - merged["value_b"]).to_numpy(float),
+                               (merged["value_a"].abs() - merged["value_b"].abs()).to_numpy(float),
+                               [oa[k] - ob[k] for k in summary.index]])
+
+    draws = stratified_bootstrap(flat, changes, n_boot, seed).reshape(
+        n_boot, 2 * len(table) + len(summary))
+    for k, name in enumerate(("change", "abs_change")):
+        arr = draws[:, k * len(table):(k + 1) * len(table)]
+        cis = [percentile_interval(arr[:, j]) for j in range(len(table))]
         table[f"{name}_ci_low"] = [c[0] for c in cis]
         table[f"{name}_ci_high"] = [c[1] for c in cis]
-        table[f"{name}_p"] = [paired_p(arr[:, j]) for j in range(len(table))]
-    arr = np.asarray(overall_deltas, float).reshape(n_boot, len(summary))
+        table[f"{name}_p"] = [bootstrap_p_value(arr[:, j]) for j in range(len(table))]
+    arr = draws[:, 2 * len(table):]
     summary["change"] = summary["after"] - summary["before"]
-    summary["ci_low"] = [percentile_ci(arr[:, j])[0] for j in range(len(summary))]
-    summary["ci_high"] = [percentile_ci(arr[:, j])[1] for j in range(len(summary))]
-    summary["p"] = [paired_p(arr[:, j]) for j in range(len(summary))]
+    summary["ci_low"] = [percentile_interval(arr[:, j])[0] for j in range(len(summary))]
+    summary["ci_high"] = [percentile_interval(arr[:, j])[1] for j in range(len(summary))]
+    summary["p"] = [bootstrap_p_value(arr[:, j]) for j in range(len(summary))]
     return table, summary
-
-
-def paired_p(draws: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of a change being zero (NaN when no resample is finite)."""
-    finite = draws[np.isfinite(draws)]
-    if finite.size == 0:
-        return float("nan")
-    tail = min(float(np.mean(finite <= 0)), float(np.mean(finite >= 0)))
-    return float(min(1.0, max(2 * tail, 1.0 / finite.size)))
-
-
-def verdict(summary: pd.DataFrame) -> str:
-    """One honest sentence: did mean |bias| fall, with its CI (significant or not)?"""
-    row = summary.loc["mean |bias|"]
-    acc = summary.loc["factual accuracy"]
-    ci = f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
-    if row["ci_high"] < 0:
-        said = "debiasing reduced the mean |bias|"
-    elif row["ci_low"] > 0:
-        said = "debiasing increased the mean |bias|"
-    else:
-        said = "no significant change in the mean |bias| (the CI includes 0)"
-    return (f"{said}: {row['before']:.3f} -> {row['after']:.3f}, change {row['change']:+.3f} "
-            f"{ci}, paired bootstrap p = {row['p']:.3g}; factual accuracy {acc['before']:.3f} "
-            f"-> {acc['after']:.3f}, change {acc['change']:+.3f} [{acc['ci_low']:+.3f}, "
-            f"{acc['ci_high']:+.3f}].")
 
 
 def models_accuracy_vs_bias(runs: Sequence[RunItems], n_boot: int, seed: int
                             ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per model: factual accuracy and mean |bias| with CIs; their Pearson r across models."""
-    rng = np.random.default_rng(seed)
-    points = np.array([[overall(point_scores(r))[k] for k in ("factual accuracy",
-                                                               "mean |bias|")] for r in runs])
-    draws = np.array([[[overall(point_scores(r, resample(r, rng)))[k]
-                        for k in ("factual accuracy", "mean |bias|")] for r in runs]
-                      for _ in range(n_boot)])  # (n_boot, models, 2)
+    keys = ("factual accuracy", "mean |bias|")
+    points = np.array([[overall(point_scores(r))[k] for k in keys] for r in runs])
+    # items resampled within each model; each of the two summaries on its own resample
+    per_key = [r for r in runs for _ in keys]
+    flat, counts = _run_strata(per_key)
+
+    def per_model(sample: list[np.ndarray]) -> list[float]:
+        picks = _picks(per_key, counts, sample)
+        return [overall(point_scores(r, p))[keys[j % len(keys)]]
+                for j, (r, p) in enumerate(zip(per_key, picks, strict=True))]
+
+    draws = stratified_bootstrap(flat, per_model, n_boot, seed).reshape(n_boot, len(runs), 2)
     rows = []
     for m, run in enumerate(runs):
-        acc_ci = percentile_ci(draws[:, m, 0])
+        acc_ci = percentile_interval(draws[:, m, 0])
         bias_ci = bias_corrected_ci(draws[:, m, 1], points[m, 1], floor=0.0)
         rows.append({"model": run.label, "factual accuracy": points[m, 0],
                      "accuracy ci_low": acc_ci[0], "accuracy ci_high": acc_ci[1],
@@ -200,7 +207,7 @@ def models_accuracy_vs_bias(runs: Sequence[RunItems], n_boot: int, seed: int
     if len(runs) >= 3:
         corr["pearson_r"] = pearson(points[:, 0], points[:, 1])
         rs = np.array([pearson(d[:, 0], d[:, 1]) for d in draws])
-        corr["ci_low"], corr["ci_high"] = percentile_ci(rs)
+        corr["ci_low"], corr["ci_high"] = percentile_interval(rs)
     return pd.DataFrame(rows), corr
 
 
@@ -212,15 +219,24 @@ def bias_corrected_ci(samples: np.ndarray, point: float, floor: float | None = N
     if finite.size == 0 or not np.isfinite(point):
         return float("nan"), float("nan")
     shift = float(finite.mean()) - float(point)
-    low, high = (v - shift for v in percentile_ci(finite))
+    low, high = (v - shift for v in percentile_interval(finite))
     if floor is not None:
         low, high = max(low, floor), max(high, floor)
     return float(low), float(high)
 
 
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson r (NaN when either side is constant or not finite)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or x.std() == 0 or y.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
+@dataclass
+class ModelComparison:
+    """Several models side by side (``bias compare``): the table, the correlation, the report."""
+
+    models: pd.DataFrame  # per model: factual accuracy and mean |bias| with CIs
+    corr: dict[str, float]  # models, pearson_r, ci_low, ci_high (NaN with fewer than 3 models)
+    report: Path
+
+
+def compare_models(run_dirs: Sequence[Path], out_dir: Path, n_boot: int = 200, seed: int = 0
+                   ) -> ModelComparison:
+    """Factual accuracy vs mean |bias| across the runs in ``run_dirs``, written to ``out_dir``."""
+    runs = [load_run_items(d) for d in run_dirs]
+    models, corr = models_accuracy_vs_bias(runs, n_boot, seed)
+    return ModelComparison(models, corr, write_models_report(models, corr, out_dir))

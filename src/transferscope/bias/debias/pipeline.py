@@ -5,21 +5,21 @@ same response cache, so an earlier run makes it free), ``debiased/`` (same files
 ``traces.jsonl``: evidence with source and date, rationales, judge replies, reflections per
 item), ``comparison.csv``, ``summary.csv``, ``cost.json`` and the report.
 Methods: ``rag`` (evidence, one attempt), ``reflexion`` (the loop without evidence),
-``rag+reflexion``.
+``rag+reflexion``. :func:`debias` opens the backend and writes the report (the command line's
+entry); :func:`run_debias` works on a backend the caller holds.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from transferscope.bias.backends.base import Backend
+from transferscope.bias.backends.factory import BackendOptions, open_backend
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.debias.compare import RunItems, load_run_items, paired_change
 from transferscope.bias.debias.corpus import Passage, build_corpus
@@ -31,23 +31,34 @@ from transferscope.bias.debias.reflexion import (
     with_context,
 )
 from transferscope.bias.debias.retrieval import HybridRetriever
+from transferscope.bias.evaluate import (
+    RunConfig,
+    answer_items,
+    answer_rows,
+    run_probes,
+    score_answers,
+    write_run,
+)
 from transferscope.bias.probes.base import Answer, Item, Probe
 from transferscope.bias.probes.registry import parse_tests
-from transferscope.bias.runner import RunConfig, answer_items, run_probes
-from transferscope.bias.scoring import SCORE_COLUMNS
-from transferscope.core.cache import atomic_write_bytes
+from transferscope.bias.report import verdict, write_debias_report
 from transferscope.core.errors import InputError
+from transferscope.core.io import atomic_write_bytes, write_json, write_jsonl
+from transferscope.core.progress import progress_bar
 
 METHODS = ("rag", "reflexion", "rag+reflexion")
 
 
 def check_method(method: str) -> None:
+    """One clear error for a method that is not one of :data:`METHODS`."""
     if method not in METHODS:
         raise InputError(f"--method = {method!r}: expected one of {', '.join(METHODS)}")
 
 
 @dataclass(frozen=True)
 class DebiasConfig:
+    """What a debias run asks (its ``run_config`` is the baseline run's config)."""
+
     model: str = "hf-local:smollm2"
     method: str = "rag+reflexion"
     tests: str = "directqa,association,vote"
@@ -64,6 +75,7 @@ class DebiasConfig:
     record: str | None = None
 
     def __post_init__(self) -> None:
+        parse_tests(self.tests)
         check_method(self.method)
         ReflexionSettings(self.rounds, self.memory_size)
 
@@ -76,11 +88,19 @@ class DebiasConfig:
 
 @dataclass
 class DebiasResult:
+    """A finished debias folder: the paired comparison, its summary, cost and traces."""
+
     comparison: pd.DataFrame
     summary: pd.DataFrame
     cost: dict
     traces: dict[str, Trace]
     out_dir: Path
+    report: Path | None = None  # written by :func:`debias`; None from :func:`run_debias`
+
+    @property
+    def verdict(self) -> str:
+        """One sentence: did mean |bias| fall, with its paired CI."""
+        return verdict(self.summary)
 
 
 def retrieve_evidence(items: Sequence[Item], record: Record, retriever: HybridRetriever,
@@ -113,36 +133,20 @@ def _delta(after: dict, before: dict, seconds: float) -> dict:
     return out
 
 
-def _jsonable(value: object) -> object:
-    return sorted(value) if isinstance(value, (set, frozenset)) else value
-
-
 def _trace_json(trace: Trace, evidence: list[Passage]) -> dict:
     return {"item_id": trace.item_id, "unparsed_verdicts": trace.unparsed_verdicts,
-            "evidence": [{"passage_id": p.passage_id, "kind": p.kind, "date": p.date.isoformat(),
+            "evidence": [{"passage_id": p.passage_id, "kind": p.kind, "date": p.date,
                           "source": p.source, "text": p.text} for p in evidence],
             "reflections": trace.reflections,
-            "attempts": [{"round": a.round, "choice": _jsonable(a.choice),
+            "attempts": [{"round": a.round, "choice": a.choice,
                           "answer": a.answer_text, "rationale": a.rationale,
                           "judge_reply": a.judge_reply, "verdict_method": a.verdict_method,
-                          "verdict": None if a.verdict is None else asdict(a.verdict)}
+                          "verdict": a.verdict}
                          for a in trace.attempts]}
 
 
 def _write_run(out: Path, config: DebiasConfig, backend: Backend, run: RunItems,
                scores: pd.DataFrame, seconds: float, cost: dict) -> None:
-    lines = []
-    for probe in run.probes:
-        for item in run.items[probe.name]:
-            a = run.answers[probe.name][item.item_id]
-            lines.append(json.dumps({
-                "test": item.test, "form": item.form, "item_id": item.item_id,
-                "nation": item.nation, "gold": _jsonable(item.gold), "meta": item.meta,
-                "prompt": item.conversation[-1]["content"], "options": item.options,
-                "choice": _jsonable(a.choice), "parsed": a.choice is not None, "reply": a.text,
-                "method": a.method}, ensure_ascii=False))
-    atomic_write_bytes(out / "answers.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
-    atomic_write_bytes(out / "scores.csv", scores.to_csv(index=False).encode("utf-8"))
     summary = {"config": {**asdict(config.run_config()), "method": config.method,
                           "top_k": config.top_k, "rounds": config.rounds},
                "backend": backend.id,
@@ -150,7 +154,7 @@ def _write_run(out: Path, config: DebiasConfig, backend: Backend, run: RunItems,
                "unparsed": {k: sum(a.choice is None for a in v.values())
                             for k, v in run.answers.items()},
                "stats": cost, "seconds": round(seconds, 3)}
-    atomic_write_bytes(out / "run.json", json.dumps(summary, indent=1).encode("utf-8"))
+    write_run(out, scores, answer_rows(run.probes, run.items, run.answers), summary)
 
 
 @dataclass
@@ -183,9 +187,7 @@ def debias_answers(backend: Backend, probes: Sequence[Probe], items: dict[str, l
     retrieval_seconds = time.perf_counter() - started
     answers: dict[str, dict[str, Answer]] = {}
     traces: dict[str, Trace] = {}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns) as progress:
+    with progress_bar() as progress:
         for probe in probes:
             task = progress.add_task(f"{method} {probe.name} ({backend.id})",
                                      total=len(items[probe.name]))
@@ -236,20 +238,33 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     cost["debiased"] = _delta(_stats(backend), before, seconds)
     cost["debiased"]["retrieval_seconds"] = round(retrieval_seconds, 3)
     after = RunItems(f"{backend.id} ({config.method})", probes, items, answers)
-    scores = pd.concat([p.score(items[p.name], answers[p.name], config.n_boot, config.seed)
-                        for p in probes], ignore_index=True)[SCORE_COLUMNS]
+    scores = score_answers(probes, items, answers, config.n_boot, config.seed)
     scores.insert(0, "model", backend.id)
     debiased_dir = out_dir / "debiased"
     debiased_dir.mkdir(parents=True, exist_ok=True)
     _write_run(debiased_dir, config, backend, after, scores, seconds, cost["debiased"])
-    lines = [json.dumps(_trace_json(traces.get(i.item_id, Trace(i.item_id)),
-                                    evidence.get(i.item_id, [])), ensure_ascii=False)
-             for p in probes for i in items[p.name]]
-    atomic_write_bytes(debiased_dir / "traces.jsonl", ("\n".join(lines) + "\n").encode())
+    write_jsonl(debiased_dir / "traces.jsonl",
+                [_trace_json(traces.get(i.item_id, Trace(i.item_id)), evidence.get(i.item_id, []))
+                 for p in probes for i in items[p.name]])
     baseline = load_run_items(out_dir / "baseline", record)
     comparison, summary = paired_change(baseline, after, config.paired_boot, config.seed)
     cost.update(judge_counts(traces))
     atomic_write_bytes(out_dir / "comparison.csv", comparison.to_csv(index=False).encode())
     atomic_write_bytes(out_dir / "summary.csv", summary.to_csv().encode())
-    atomic_write_bytes(out_dir / "cost.json", json.dumps(cost, indent=1).encode())
+    write_json(out_dir / "cost.json", cost)
     return DebiasResult(comparison, summary, cost, traces, out_dir)
+
+
+def debias(config: DebiasConfig, out_dir: Path, options: BackendOptions | None = None,
+           command: str = "") -> DebiasResult:
+    """``bias debias``: open the backend ``config.model`` names (``options``: executor, cache,
+    ...), :func:`run_debias` into ``out_dir``, close the backend, write the report (which
+    quotes ``command``, the command line that produced it, when given)."""
+    backend = open_backend(config.model, options or BackendOptions(), base_url=config.base_url,
+                           api_key_env=config.api_key_env, concurrency=config.concurrency)
+    try:
+        result = run_debias(backend, config, out_dir)
+    finally:
+        backend.close()
+    result.report = write_debias_report(out_dir, command)
+    return result

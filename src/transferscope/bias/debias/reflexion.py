@@ -41,8 +41,8 @@ from transferscope.bias.backends.base import (
     OptionScoringNotSupported,
 )
 from transferscope.bias.debias.corpus import Passage
+from transferscope.bias.evaluate import answer_items
 from transferscope.bias.probes.base import Item, Probe
-from transferscope.bias.runner import answer_items
 from transferscope.core.errors import InputError
 
 RATIONALE = GenerationSettings(max_tokens=48, temperature=0.0, stop=("\n\n",))

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from rich.progress import Progress
 
 from transferscope.bias.debias.corpus import Passage
 from transferscope.core.cache import Cache, content_key
 from transferscope.core.errors import InputError
+from transferscope.core.progress import step_progress
 
 RRF_K = 60
 ENCODE_CHUNK = 64  # passages per encoder call: the progress step and what Ctrl-C can lose
@@ -77,8 +77,7 @@ class HybridRetriever:
             return cached
         parts_cache = Cache("bias-retrieval-parts", cache.root.parent)
         chunks = []
-        with Progress(transient=True) as progress:
-            task = progress.add_task("dense index (MiniLM)", total=len(texts))
+        with step_progress("dense index (MiniLM)", len(texts)) as advance:
             for start in range(0, len(texts), ENCODE_CHUNK):
                 chunk = texts[start:start + ENCODE_CHUNK]
                 part_key = content_key("dense-part", encoder, DENSE_MAX_TOKENS, chunk)
@@ -87,7 +86,7 @@ class HybridRetriever:
                     part = self.encoder.encode(chunk)
                     parts_cache.save_array(part_key, part)
                 chunks.append(part)
-                progress.advance(task, len(chunk))
+                advance(len(chunk))
         embeddings = np.concatenate(chunks).astype(np.float32)
         cache.save_array(key, embeddings)
         return embeddings

@@ -1,0 +1,184 @@
+"""The bias part's HTML/Markdown reports: runs (nations x tests), debiasing, models compared.
+
+Each ``write_*`` reads what the pipeline wrote (a run folder, a debias folder) or takes the
+computed tables, and renders one :class:`~transferscope.core.report.Report`; nothing here
+computes a score.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from transferscope.bias.evaluate import read_answers
+from transferscope.bias.figures import heatmap_figure, scores_figure
+from transferscope.bias.scoring import (
+    cross_model_correlations,
+    nation_test_table,
+    rank_correlations,
+)
+from transferscope.core.errors import input_error
+from transferscope.core.io import read_json
+from transferscope.core.report import Report
+
+SIGN_NOTE = ("Sign convention: positive = less favourable to the nation than the record "
+             "supports (negative = more favourable). Brackets: bootstrap 95% CIs. The prompts "
+             "and formulas are ours (the paper's are not public); see the bias part's docs.")
+DEBIAS_NOTE = ("Sign convention: positive = less favourable to the nation than the record "
+               "supports. Before/after CIs are the probes' own bootstrap 95% CIs; the change's "
+               "CI and p-value come from a paired bootstrap over the same items. Prompts, "
+               "corpus, judge format and formulas are ours (the paper's are not public).")
+
+
+def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict, list[dict[str, Any]]]:
+    """scores, run summary and answers of one run folder (one clear error if it is not one)."""
+    for name in ("scores.csv", "run.json", "answers.jsonl"):
+        if not (run_dir / name).exists():
+            raise input_error(str(run_dir), "run folder", name + " missing",
+                              "the output folder of `transferscope bias run`")
+    scores = pd.read_csv(run_dir / "scores.csv")
+    summary = read_json(run_dir / "run.json", "run summary of a bias run folder")
+    return scores, summary, read_answers(run_dir)
+
+
+def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
+    """One report over the runs: per model the table, correlations, figure, unparsed answers."""
+    runs = {}
+    report = Report("Nation-level bias in UNSC-grounded tests",
+                    "Runs: " + ", ".join(str(d) for d in run_dirs) + ". " + SIGN_NOTE)
+    for run_dir in run_dirs:
+        scores, summary, answers = load_run(run_dir)
+        model = f"{summary['backend']} ({run_dir.name})"
+        runs[model] = scores
+        section = report.section(model, f"tests {summary['config']['tests']}, limit "
+                                 f"{summary['config']['limit']}, seed {summary['config']['seed']},"
+                                 f" {summary['config']['n_boot']} bootstrap resamples; model "
+                                 f"calls {summary['stats']['model_calls']}, cache hits "
+                                 f"{summary['stats']['cache_hits']}.")
+        section.table(nation_test_table(scores).reset_index(),
+                      "headline score per nation and test [95% CI]")
+        section.figure(heatmap_figure(scores, model), "nation x test heat map: headline score "
+                       "and [95% CI] in each cell")
+        section.figure(scores_figure(scores, model), "headline scores with 95% CIs")
+        section.table(rank_correlations(scores), "Spearman rank correlation of the nations' "
+                      "scores between tests (5 nations: read as direction, not significance)")
+        detail = scores[~scores["headline"]][["test", "form", "nation", "metric", "value",
+                                              "ci_low", "ci_high", "n_items"]]
+        section.table(detail, "secondary metrics (accuracy, macro-F1, U, F, B, ...)")
+        unparsed = [a for a in answers if not a["parsed"]]
+        section.paragraph(f"Unparseable answers: {len(unparsed)} of {len(answers)} (counted, "
+                          "never mapped to an option): " + json.dumps(summary["unparsed"]))
+        if unparsed:
+            section.table(pd.DataFrame([{"item": a["item_id"], "reply": a["reply"]}
+                                        for a in unparsed[:30]]),
+                          "unparseable replies (first 30, shown as text)")
+    if len(runs) > 1:
+        report.section("Across models").table(cross_model_correlations(runs),
+                                              "Spearman correlation of nation scores per test")
+    return report.write(out_dir)
+
+
+def verdict(summary: pd.DataFrame) -> str:
+    """One honest sentence: did mean |bias| fall, with its CI (significant or not)?"""
+    row = summary.loc["mean |bias|"]
+    acc = summary.loc["factual accuracy"]
+    ci = f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+    if row["ci_high"] < 0:
+        said = "debiasing reduced the mean |bias|"
+    elif row["ci_low"] > 0:
+        said = "debiasing increased the mean |bias|"
+    else:
+        said = "no significant change in the mean |bias| (the CI includes 0)"
+    return (f"{said}: {row['before']:.3f} -> {row['after']:.3f}, change {row['change']:+.3f} "
+            f"{ci}, paired bootstrap p = {row['p']:.3g}; factual accuracy {acc['before']:.3f} "
+            f"-> {acc['after']:.3f}, change {acc['change']:+.3f} [{acc['ci_low']:+.3f}, "
+            f"{acc['ci_high']:+.3f}].")
+
+
+def _ci(frame: pd.DataFrame, value: str, low: str, high: str) -> pd.Series:
+    return frame.apply(lambda r: f"{r[value]:+.3f} [{r[low]:+.3f}, {r[high]:+.3f}]", axis=1)
+
+
+def _method_settings(config: dict) -> str:
+    """The settings the method actually used (retrieval depth for RAG, rounds for Reflexion)."""
+    parts = config["method"].split("+")
+    return ((f", top-k {config['top_k']}" if "rag" in parts else "")
+            + (f", rounds {config['rounds']}" if "reflexion" in parts else ""))
+
+
+def write_debias_report(out_dir: Path, command: str = "") -> Path:
+    """Render a debias folder (written by ``run_debias``) as index.html + report.md: before and
+    after per nation and test with CIs, significance, cost, the evaluator's odd replies."""
+    comparison = pd.read_csv(out_dir / "comparison.csv")
+    summary = pd.read_csv(out_dir / "summary.csv", index_col=0)
+    cost = read_json(out_dir / "cost.json", "cost of a debias run")
+    run = read_json(out_dir / "debiased" / "run.json", "run summary of a debiased run")
+    before = pd.read_csv(out_dir / "baseline" / "scores.csv")
+    after = pd.read_csv(out_dir / "debiased" / "scores.csv")
+    config = run["config"]
+    report = Report(f"Debiasing ({config['method']}) of {run['backend']}",
+                    f"{verdict(summary)} {DEBIAS_NOTE}"
+                    + (f" Command: `{command}`." if command else ""))
+    keys = ["test", "form", "nation", "metric"]
+    table = before.merge(after, on=keys, suffixes=("_b", "_a")).merge(
+        comparison, on=keys, how="left")
+    table = table[table["headline_b"].astype(bool) | (table["metric"] == "accuracy")]
+    shown = pd.DataFrame({
+        "test": table["test"], "form": table["form"], "nation": table["nation"],
+        "metric": table["metric"],
+        "before [95% CI]": _ci(table, "value_b", "ci_low_b", "ci_high_b"),
+        "after [95% CI]": _ci(table, "value_a", "ci_low_a", "ci_high_a"),
+        "change [paired 95% CI]": _ci(table, "change", "change_ci_low", "change_ci_high"),
+        "p": table["change_p"].map(lambda p: f"{p:.3g}"),
+        "|after|-|before| [CI]": _ci(table, "abs_change", "abs_change_ci_low",
+                                     "abs_change_ci_high")})
+    section = report.section("Before and after, per nation and test",
+                             f"tests {config['tests']}, limit {config['limit']}, seed "
+                             f"{config['seed']}{_method_settings(config)}.")
+    section.table(shown.reset_index(drop=True), "headline bias and accuracy, before and after")
+    section.table(summary.reset_index().rename(columns={"index": "summary"}),
+                  "overall: mean |headline bias| and factual accuracy (paired bootstrap)")
+    report.section("Cost").table(pd.DataFrame(
+        [{"run": k, **{m: v for m, v in cost[k].items()}} for k in ("baseline", "debiased")]),
+        "model calls that reached the model (cache hits separate), tokens, seconds")
+    unparsed = []
+    traces_path = out_dir / "debiased" / "traces.jsonl"
+    for line in traces_path.read_text("utf-8").splitlines():
+        trace = json.loads(line)
+        for attempt in trace["attempts"]:
+            if attempt["verdict"] is None:
+                unparsed.append({"item": trace["item_id"], "round": attempt["round"],
+                                 "judge reply": attempt["judge_reply"]})
+    judge = report.section("Evaluator replies", (
+        f"{cost.get('evaluator_replies', 0)} verdicts: {cost.get('evaluator_constrained', 0)} "
+        "by constrained choice (the most likely of the four replies 'Grounded: yes|no; "
+        "Stereotyping: yes|no' relative to its likelihood on a content-free prompt), "
+        f"{cost.get('evaluator_free_text', 0)} from free text, of "
+        f"which {cost.get('evaluator_unparsed', 0)} were not in that form (counted; the item "
+        f"kept its answer). {cost.get('evaluator_rejected', 0)} verdicts found an answer "
+        "ungrounded or stereotyping and led to a reflection (unless it was the last round)."))
+    if unparsed:
+        judge.table(pd.DataFrame(unparsed[:30]), "replies not in the expected form (first 30)")
+    return report.write(out_dir / "report")
+
+
+def write_models_report(models: pd.DataFrame, corr: dict, out_dir: Path) -> Path:
+    """Side-by-side models: factual accuracy vs mean |bias|, and their correlation with CI."""
+    if corr["models"] >= 3:
+        said = (f"Pearson r between factual accuracy and mean |bias| across {corr['models']} "
+                f"models: {corr['pearson_r']:+.3f} [{corr['ci_low']:+.3f}, "
+                f"{corr['ci_high']:+.3f}] (CI from resampling items within each model). With "
+                f"only {corr['models']} models this CI is wide and says little: read the sign as "
+                "a direction, not a law. Models that share one base checkpoint (quantisations, "
+                "runtimes) are not independent: across them the correlation measures precision "
+                "and runtime effects, not the paper's 'better reasoning' across model families.")
+    else:
+        said = (f"{corr['models']} model(s): a correlation across models needs at least 3, so "
+                "none is reported.")
+    report = Report("Across models: does better factual accuracy go with less bias?", said)
+    report.section("Models").table(models, "factual accuracy (DirectQA) and mean |headline "
+                                   "bias| per model, bootstrap 95% CIs")
+    return report.write(out_dir)

@@ -1,0 +1,132 @@
+"""Real fine-tuning next to what the kernel predicts: ``T_hat``, the closed-form trajectory,
+and how long the network stays in the kernel regime.
+
+The training set is the first ``n`` candidates of a :class:`KernelPool`, the held-out set its
+fixed tail, so the kernel the prediction uses is a sub-matrix of the pool's. The step is a
+fraction of ``1 / lambda_max(K/n)`` (the largest stable one); sigma and R are the usual
+estimates (GCV ridge, ridge radius) on the training residual ``y - f_0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from transferscope.core.errors import input_error
+from transferscope.core.io import write_json
+from transferscope.core.progress import progress_bar
+from transferscope.ntk import stopping
+from transferscope.ntk.dynamics import kernel_gd
+from transferscope.ntk.experiments.finetune import (
+    FinetuneConfig,
+    FinetuneResult,
+    KernelComparison,
+    compare_with_kernel,
+    finetune,
+)
+from transferscope.ntk.experiments.pool import KernelPool
+from transferscope.ntk.spectrum import kernel_eigenvalues
+from transferscope.ntk.task import PromptTask
+
+RESULT_FILE = "finetune.json"
+RUN_SUBDIR = "finetune-run"
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """What ``ntk finetune`` sets: the parameter set, sizes, steps and the optimiser."""
+
+    params: str = "attention@last-1"
+    n: int = 16
+    n_test: int = 24  # held-out examples drawn with the pool
+    steps: int = 8
+    lr_fraction: float = 0.5  # step eta as a fraction of 1/lambda_max(K/n)
+    loss: str = "half-mse"
+    batch_size: int | None = None  # None: full batch
+    seed: int = 0
+
+    def validate(self) -> FinetuneOptions:
+        if not 0 < self.lr_fraction <= 1:
+            raise input_error("--lr-fraction", "lr_fraction", self.lr_fraction,
+                              "a number in (0, 1]")
+        return self
+
+
+@dataclass(frozen=True)
+class FinetuneComparison:
+    """One real fine-tuning run, the kernel's prediction for it, and their comparison.
+
+    ``kernel`` is None for cross-entropy or minibatches, which have no closed-form trajectory.
+    """
+
+    options: FinetuneOptions
+    n_test: int
+    source: str
+    learning_rate: float
+    step_size: float
+    lambda_max: float
+    sigma: float
+    radius: float
+    t_hat: int
+    run: FinetuneResult
+    kernel: KernelComparison | None
+    linear_train_loss: np.ndarray | None
+
+    @property
+    def best_step_real(self) -> int:
+        return self.run.best_step()
+
+    def to_dict(self) -> dict:
+        """What ``finetune.json`` holds (and the report and figures read)."""
+        o = self.options
+        out = {"n": o.n, "n_test": self.n_test, "params": o.params, "seed": o.seed,
+               "loss": o.loss, "lr_fraction": o.lr_fraction, "learning_rate": self.learning_rate,
+               "step_size": self.step_size, "lambda_max": self.lambda_max, "sigma": self.sigma,
+               "radius": self.radius, "t_hat": self.t_hat, "best_step_real": self.best_step_real,
+               "history": self.run.history, "resumed_from": self.run.resumed_from,
+               "seconds": self.run.seconds, "source": self.source}
+        if self.kernel is not None:
+            c = self.kernel
+            out |= {"best_step_linear": c.best_step_linear, "regime_steps": c.regime_steps,
+                    "regime_tolerance": c.tolerance, "relative_distance": c.relative_distance,
+                    "linear_test_loss": c.linear_test_loss,
+                    "linear_train_loss": self.linear_train_loss}
+        return out
+
+
+def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: FinetuneOptions,
+                            out: str | Path, progress: bool = True) -> FinetuneComparison:
+    """Fine-tune on the pool's first ``options.n`` points, held out: the pool's tail; writes
+    ``finetune.json`` into ``out`` and the resumable run into ``out/finetune-run``."""
+    options.validate()
+    out = Path(out)
+    train_idx, test_idx = np.arange(options.n), pool.test_index
+    train, test = pool.subset(train_idx), pool.subset(test_idx)
+    k_train = pool.kernel[np.ix_(train_idx, train_idx)]
+    eigs = kernel_eigenvalues(k_train)
+    residual = train.targets - pool.f0[train_idx]
+    noise = stopping.estimate_noise(k_train, residual)
+    radius = stopping.estimate_radius(k_train, residual, noise.ridge)
+    factor = stopping.LOSS_STEP_FACTOR.get(options.loss, 1.0)
+    lr = options.lr_fraction * stopping.max_step_size(eigs) / factor
+    config = FinetuneConfig(params=options.params, steps=options.steps, learning_rate=lr,
+                            loss=options.loss, batch_size=options.batch_size, seed=options.seed)
+    eta = factor * lr
+    t_hat = stopping.rwy_stopping_time(eigs, eta, noise.sigma, radius)
+    with progress_bar(disable=not progress) as bar:
+        job = bar.add_task(f"fine-tuning {options.params} (n = {options.n})", total=options.steps)
+        result = finetune(task, train, test, config, out / RUN_SUBDIR,
+                          progress=lambda done, total: bar.update(job, completed=done))
+    comparison, linear_train_loss = None, None
+    if options.loss != "cross-entropy" and options.batch_size is None:
+        gd = kernel_gd(k_train, residual, eta)
+        comparison = compare_with_kernel(result, gd, pool.kernel[np.ix_(test_idx, train_idx)],
+                                         pool.f0[test_idx], test.targets)
+        linear_train_loss = ((comparison.linear_train - train.targets) ** 2).mean(axis=1) / 2
+    summary = FinetuneComparison(options, pool.n_test, pool.sample.source, lr, eta,
+                                 float(eigs[0]), noise.sigma, radius, t_hat, result, comparison,
+                                 linear_train_loss)
+    write_json(out / RESULT_FILE, summary.to_dict())
+    return summary

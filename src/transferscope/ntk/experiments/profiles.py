@@ -1,0 +1,106 @@
+"""The ``ntk report`` profiles and the runs behind them: fine-tuning vs the kernel, rates in n
+(with the random head) and task vectors under one profile, then the HTML report.
+
+Profiles (ours, sized for a shared 2-core CPU, see ``PROFILES``): ``quick`` differentiates only
+the attention projections of SmolLM2's last block (``attention@last-1``, 0.9M parameters) with
+n <= 24; ``full`` uses the last 4 blocks' attention (3.5M) with n up to 256 for the rates, but
+only 32 words x 12 full-batch steps for real fine-tuning and 4 tasks x 12 words x 8 steps for
+task vectors: every real step costs a forward and backward pass of the whole 135M model per
+example, which is what the 30-minute budget buys. One kernel over a pool (training candidates
++ a fixed held-out set) serves fine-tuning and the whole n-sweep, since the kernel of a
+subsample is a sub-matrix; the engine caches it on disk and fine-tuning checkpoints every
+step, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from transferscope.core.io import write_json
+from transferscope.ntk.experiments.finetune_vs_kernel import (
+    FinetuneComparison,
+    FinetuneOptions,
+    finetune_against_kernel,
+)
+from transferscope.ntk.experiments.pool import builtin_prompt_task, kernel_pool
+from transferscope.ntk.experiments.rates_sweep import RatesOptions, rates_sweep
+from transferscope.ntk.experiments.taskvectors import (
+    DEFAULT_TASKS,
+    NEGATED_AFINN_TASK,
+    TaskVectorOptions,
+    task_vector_experiment,
+)
+from transferscope.ntk.report import build_report
+
+PROFILE_FILE = "profile.json"
+
+
+@dataclass(frozen=True)
+class Profile:
+    params: str
+    finetune_n: int
+    test_n: int
+    steps: int
+    sizes: tuple[int, ...]
+    pool: int  # training candidates the seeds subsample from (> max size, so seeds differ)
+    seeds: int
+    taskvec_train: int
+    taskvec_test: int
+    taskvec_steps: int
+    taskvec_tasks: tuple[str, ...]
+
+    def finetune_options(self) -> FinetuneOptions:
+        return FinetuneOptions(params=self.params, n=self.finetune_n, n_test=self.test_n,
+                               steps=self.steps, lr_fraction=0.5, loss="half-mse",
+                               batch_size=None, seed=0)
+
+    def rates_options(self) -> RatesOptions:
+        return RatesOptions(params=self.params, sizes=self.sizes, seeds=self.seeds,
+                            n_test=self.test_n, pool=self.pool, head_seed=0)
+
+    def task_vector_options(self) -> TaskVectorOptions:
+        return TaskVectorOptions(tasks=self.taskvec_tasks, params=self.params,
+                                 n_train=self.taskvec_train, n_test=self.taskvec_test,
+                                 steps=self.taskvec_steps, seed=0)
+
+
+PROFILES = {
+    "quick": Profile("attention@last-1", 16, 24, 8, (8, 12, 16, 24), 32, 3, 8, 8, 5,
+                     DEFAULT_TASKS),
+    "full": Profile("attention@last-4", 32, 64, 12, (32, 64, 128, 256), 320, 3, 12, 12, 8,
+                    (*DEFAULT_TASKS, NEGATED_AFINN_TASK)),
+}
+
+
+def quick_finetune(run_dir: str | Path, model: str = "smollm2",
+                   task: str = "sentiment-words") -> FinetuneComparison:
+    """The quick profile's fine-tuning-vs-kernel experiment in ``run_dir`` (for the main demo).
+
+    Same pool as ``ntk report --quick``, so a report run before or after shares the cached
+    kernel and the resumable fine-tuning checkpoint.
+    """
+    profile = PROFILES["quick"]
+    builtin, lm_task = builtin_prompt_task(model, task)
+    pool = kernel_pool(lm_task, builtin, profile.params, profile.pool, profile.test_n, 0)
+    return finetune_against_kernel(lm_task, pool, profile.finetune_options(), run_dir)
+
+
+def run_report(out: str | Path, quick: bool = True, model: str = "smollm2",
+               task: str = "sentiment-words") -> Path:
+    """``ntk report``: rates (with the random head), fine-tuning and task vectors under a
+    profile into ``out``, then ``index.html``; returns the report's path."""
+    name = "quick" if quick else "full"
+    profile = PROFILES[name]
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    builtin, lm_task = builtin_prompt_task(model, task)
+    pool = kernel_pool(lm_task, builtin, profile.params, profile.pool, profile.test_n, 0)
+    rates_sweep(lm_task, pool, profile.rates_options(), out)
+    finetune_against_kernel(lm_task, pool, profile.finetune_options(), out)
+    task_vector_experiment(out, model, profile.task_vector_options())
+    write_json(out / PROFILE_FILE, {"profile": name, **asdict(profile), "model": model,
+                                    "task": task, "seconds": time.perf_counter() - started})
+    return build_report(out)

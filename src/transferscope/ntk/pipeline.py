@@ -1,0 +1,452 @@
+"""The NTK pipeline a user calls: kernel -> spectrum -> stop -> fine-tuning comparison.
+
+Each step takes plain dataclasses and returns one, and writes its files into the run
+directory (:mod:`transferscope.ntk.rundir`), so each can be rerun on its own and the command
+line (``transferscope ntk kernel | spectrum | stop | finetune``) only parses and prints::
+
+    run = run_kernel("runs/mine", "smollm2", DataSource(task="sentiment-words"),
+                     KernelOptions(n=64))
+    spectrum = run_spectrum(run.path)
+    stop = run_stop(run.path, StopOptions(batch_size=16))
+    print(stop.stopping_time, stop.stopping_time_ci)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from transferscope.core.errors import InputError, input_error
+from transferscope.core.io import write_json, write_png
+from transferscope.core.progress import step_progress
+from transferscope.core.stats import percentile_interval
+from transferscope.ntk import data as ntk_data
+from transferscope.ntk import rundir, stopping
+from transferscope.ntk.data import LabeledTexts
+from transferscope.ntk.experiments.finetune_vs_kernel import (
+    FinetuneComparison,
+    FinetuneOptions,
+    finetune_against_kernel,
+)
+from transferscope.ntk.experiments.pool import builtin_prompt_task, kernel_pool
+from transferscope.ntk.figures import spectrum_figure
+from transferscope.ntk.kernel import RayExecutor
+from transferscope.ntk.spectrum import (
+    SpectrumAnalysis,
+    analyse_spectrum,
+    default_index_range,
+    effective_dimension,
+    kernel_eigenvalues,
+)
+from transferscope.ntk.task import PromptTask, check_template, prompt_task_factory
+
+DEFAULT_TASK = "sentiment-words"
+SENSITIVITY_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+# ---------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class DataSource:
+    """Where the labelled examples and the prompt come from: a built-in task (default
+    ``sentiment-words``) or a user's CSV/TSV/JSONL file with its template and label words."""
+
+    task: str | None = None
+    data_file: Path | None = None
+    text_col: str = "text"
+    label_col: str = "label"
+    positive_label: str | None = None
+    template: str | None = None  # with {text}; default: the built-in task's
+    label_words: str | None = None  # 'positive,negative'; default: the built-in task's
+
+
+@dataclass(frozen=True)
+class Examples:
+    """The labelled texts, the prompt template and the (positive, negative) words."""
+
+    data: LabeledTexts
+    template: str
+    label_words: tuple[str, str]
+
+
+def parse_label_words(text: str) -> tuple[str, str]:
+    """``'positive,negative'`` -> ``('positive', 'negative')``: two different words."""
+    words = [w.strip() for w in text.split(",")]
+    if len(words) != 2 or not all(words) or words[0] == words[1]:
+        raise input_error("--label-words", "value", text,
+                          "two different comma-separated words, positive first "
+                          "(e.g. 'positive,negative')")
+    return words[0], words[1]
+
+
+def load_examples(source: DataSource) -> Examples:
+    """The examples, template and words of ``source``; a conflicting or incomplete source is
+    one InputError line."""
+    if source.task is not None and source.data_file is not None:
+        raise InputError("--task and --data: both given: expected one source of examples")
+    if source.data_file is not None:
+        if source.template is None or source.label_words is None:
+            raise InputError("--data: needs --template (with {text}) and --label-words "
+                             "'pos,neg' as well: expected both for a user data file")
+        data = ntk_data.load_labeled_file(source.data_file, source.text_col, source.label_col,
+                                          source.positive_label)
+        return Examples(data, source.template, parse_label_words(source.label_words))
+    builtin = ntk_data.get_task(source.task or DEFAULT_TASK)
+    words = (parse_label_words(source.label_words) if source.label_words is not None
+             else builtin.label_words)
+    return Examples(builtin.load(), source.template or builtin.template, words)
+
+
+# ---------------------------------------------------------------------------- kernel
+@dataclass(frozen=True)
+class KernelOptions:
+    """What ``ntk kernel`` computes (parameter set, sample, mode) and where (executor)."""
+
+    params: str = "attention"
+    n: int = 64
+    mode: str = "exact"  # or "sketch"
+    sketch_dim: int = 16384
+    seed: int = 0  # of the sample and the sketch
+    memory_gb: float = 4.0
+    max_tokens: int | None = None
+    executor: str = "local"  # or "ray"
+    address: str | None = None  # Ray cluster; None: a local one
+    workers: int | None = None  # Ray workers; None: all CPUs/GPUs
+
+    def validate(self) -> KernelOptions:
+        if self.mode not in ("exact", "sketch"):
+            raise input_error("--mode", "mode", self.mode, "'exact' or 'sketch'")
+        if self.executor not in ("local", "ray"):
+            raise input_error("--executor", "executor", self.executor, "'local' or 'ray'")
+        if self.executor == "local" and (self.address is not None or self.workers is not None):
+            raise InputError("--address/--workers: given with --executor local: expected "
+                             "--executor ray")
+        if self.workers is not None and self.workers < 1:
+            raise input_error("--workers", "workers", self.workers, "a positive integer")
+        return self
+
+
+@dataclass(frozen=True)
+class KernelRun:
+    """A finished ``ntk kernel``: what it saved in ``path`` and what it cost."""
+
+    path: Path
+    kernel: np.ndarray
+    f0: np.ndarray
+    targets: np.ndarray
+    texts: list[str]
+    meta: dict
+    summary: dict  # the engine's KernelResult without the matrix
+    zero_shot_accuracy: float
+
+    @property
+    def n(self) -> int:
+        return int(self.targets.size)
+
+    @property
+    def mean_diagonal(self) -> float:
+        """``trace(K) / n``: the kernel's scale."""
+        return float(np.trace(self.kernel)) / self.n
+
+
+def pretrained_outputs(task: PromptTask, texts: list[str], batch_size: int = 16,
+                       progress: bool = True) -> np.ndarray:
+    """``f_0`` on ``texts``, in batches, with a progress bar."""
+    parts = []
+    with step_progress("f_0 (pretrained outputs)", len(texts), progress) as advance:
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start:start + batch_size]
+            parts.append(task.outputs(chunk, batch_size=batch_size))
+            advance(len(chunk))
+    return np.concatenate(parts).astype(np.float64)
+
+
+def kernel_from_sample(task: PromptTask, sample: LabeledTexts, out: str | Path,
+                       options: KernelOptions = KernelOptions(),
+                       source: DataSource | None = None, progress: bool = True) -> KernelRun:
+    """The eNTK of ``task`` over ``sample`` at the pretrained weights, ``f_0`` and the run
+    directory ``out``. ``source`` only goes into ``meta.json`` (where the sample came from)."""
+    options.validate()
+    source = source or DataSource()
+    n = len(sample)
+    texts = list(sample.texts)
+    f0 = pretrained_outputs(task, texts, progress=progress)
+    executor = ("local" if options.executor == "local" else
+                RayExecutor(address=options.address, workers=options.workers,
+                            model_factory=prompt_task_factory(task)))
+    result = task.kernel(texts, options.params, options.mode, sketch_dim=options.sketch_dim,
+                         seed=options.seed, memory_budget_gb=options.memory_gb,
+                         progress=progress, executor=executor)
+    if result.kernel.shape != (n, n):
+        raise InputError(f"--label-words: the kernel has shape {result.kernel.shape}: expected "
+                         f"({n}, {n}) for a binary task")
+    zero_shot = float(np.mean(np.sign(f0) == sample.targets))
+    from_file = source.data_file is not None
+    word_pos, word_neg = task.label_words
+    meta = {
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "model": task.model_name, "source": sample.source, "task": source.task,
+        "data": source.data_file, "text_col": source.text_col if from_file else None,
+        "label_col": source.label_col if from_file else None,
+        "class_names": {"negative": sample.class_names[0], "positive": sample.class_names[1]},
+        "template": task.template, "label_words": {"positive": word_pos, "negative": word_neg},
+        "task_settings": task.settings(), "params": options.params, "n": n,
+        "mode": options.mode, "seed": options.seed, "zero_shot_accuracy": zero_shot,
+        "kernel": result.summary(),
+    }
+    path = rundir.save_kernel_run(out, result.kernel, f0, sample.targets, texts, meta)
+    return KernelRun(path, result.kernel, f0, sample.targets, texts, meta, result.summary(),
+                     zero_shot)
+
+
+def run_kernel(out: str | Path, model: str = "smollm2", source: DataSource = DataSource(),
+               options: KernelOptions = KernelOptions(), progress: bool = True) -> KernelRun:
+    """``ntk kernel``: load the examples, draw a balanced sample, build the prompt task of
+    ``model`` (a registry name, a local HF dir or a .gguf) and compute its eNTK into ``out``.
+    Every check that can fail runs before the model is loaded or anything is written."""
+    examples = load_examples(source)
+    check_template(examples.template)
+    options.validate()
+    sample = ntk_data.sample_examples(examples.data, options.n, options.seed)
+    task = PromptTask(examples.template, list(examples.label_words), model=model,
+                      max_tokens=options.max_tokens)
+    return kernel_from_sample(task, sample, out, options, source, progress)
+
+
+# ---------------------------------------------------------------------------- spectrum
+@dataclass(frozen=True)
+class SpectrumOptions:
+    """Fit range (1-based, inclusive; default ``2 .. max(4, n // 4)``) and the bootstrap."""
+
+    first: int | None = None
+    last: int | None = None
+    n_boot: int = 200
+    ci: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SpectrumRun:
+    """``ntk spectrum`` on one run: the analysis and the files it wrote."""
+
+    run: Path
+    options: SpectrumOptions
+    index_range: tuple[int, int]
+    analysis: SpectrumAnalysis
+    json_path: Path
+    figure_path: Path
+
+    def to_dict(self) -> dict:
+        """What ``spectrum.json`` holds."""
+        return self.analysis.to_dict() | {"run": str(self.run),
+                                          "bootstrap_seed": self.options.seed,
+                                          "n_boot": self.options.n_boot}
+
+
+def run_spectrum(run_dir: str | Path, options: SpectrumOptions = SpectrumOptions(),
+                 progress: bool = True) -> SpectrumRun:
+    """Eigenvalues of ``K/n``, both decay fits with bootstrap CIs; writes ``spectrum.json``
+    and ``spectrum.png`` next to the kernel."""
+    run = rundir.load_kernel_run(run_dir)
+    lo, hi = default_index_range(run.n)
+    index_range = (options.first if options.first is not None else lo,
+                   options.last if options.last is not None else hi)
+    with step_progress("bootstrap over examples", options.n_boot, progress) as advance:
+        analysis = analyse_spectrum(run.kernel, index_range, options.n_boot, options.ci,
+                                    options.seed, progress=lambda done: advance())
+    done = SpectrumRun(run.path, options, index_range, analysis,
+                       run.path / rundir.SPECTRUM_FILE, run.path / rundir.SPECTRUM_FIGURE)
+    write_json(done.json_path, done.to_dict())
+    write_png(spectrum_figure(analysis), done.figure_path)
+    return done
+
+
+# ---------------------------------------------------------------------------- stop
+@dataclass(frozen=True)
+class StopOptions:
+    """How ``ntk stop`` trains and what it may take as given instead of estimating."""
+
+    lr: float | None = None  # default: the largest stable one
+    batch_size: int = 8  # minibatch size B for the epoch count
+    sigma: float | None = None  # default: GCV estimate
+    radius: float | None = None  # default: ridge estimate
+    loss: str = "half-mse"  # or "mse" (eta = 2 lr)
+    n_boot: int = 200
+    seed: int = 0
+
+    def validate(self) -> StopOptions:
+        if self.loss not in stopping.LOSS_STEP_FACTOR:
+            raise input_error("--loss", "loss", self.loss,
+                              " or ".join(stopping.LOSS_STEP_FACTOR))
+        for flag, value in (("--sigma", self.sigma), ("--radius", self.radius),
+                            ("--lr", self.lr)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise input_error(flag, flag.strip("-"), value, "a finite number > 0")
+        if self.n_boot < 2:
+            raise input_error("--n-boot", "n_boot", self.n_boot, "at least 2")
+        return self
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """``T_hat`` over a grid of sigma (rows) and R (columns), factors of the values used."""
+
+    factors: tuple[float, ...]
+    sigmas: np.ndarray
+    radii: np.ndarray
+    stopping_times: np.ndarray
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """``ntk stop``: the warm-started RWY stopping time, its inputs, CIs and what to set."""
+
+    run: Path
+    n: int
+    options: StopOptions
+    lambda_max: float
+    max_step_size: float
+    learning_rate: float
+    step_size: float
+    noise: stopping.NoiseEstimate
+    sigma: float  # used
+    radius_estimate: float
+    radius: float  # used
+    stopping_time: int
+    bootstrap: stopping.StoppingBootstrap
+    critical_radius: float
+    schedule: stopping.Schedule
+    equivalent_ridge: float | None
+    effective_dimension_at_ridge: float | None
+    fits: dict[str, dict[str, float]]  # train MSE / accuracy of f_0, GD at T_hat, kernel ridge
+    sensitivity: Sensitivity
+
+    @property
+    def stopping_time_ci(self) -> tuple[float, float]:
+        return self.bootstrap.interval(0.95)
+
+    @property
+    def json_path(self) -> Path:
+        return self.run / rundir.STOP_FILE
+
+    def to_dict(self) -> dict:
+        """What ``stop.json`` holds."""
+        o = self.options
+        factor = stopping.LOSS_STEP_FACTOR[o.loss]
+        t_low, t_high = self.stopping_time_ci
+        sens = self.sensitivity
+        return {
+            "run": str(self.run), "n": self.n,
+            "lambda_max": self.lambda_max, "max_step_size": self.max_step_size,
+            "step_size": self.step_size, "learning_rate": self.learning_rate, "loss": o.loss,
+            "lr_to_eta": f"eta = {factor:g} * lr (loss {o.loss}; K/n scaling, f_t+1 = f_t - "
+                         "eta K/n (f_t - y))",
+            "sigma": {"used": self.sigma, "estimate": self.noise.sigma, "override": o.sigma,
+                      "gcv_ridge": self.noise.ridge,
+                      "degrees_of_freedom": self.noise.degrees_of_freedom},
+            "radius": {"used": self.radius, "estimate": self.radius_estimate,
+                       "override": o.radius, "ridge": self.noise.ridge},
+            "stopping_time": self.stopping_time,
+            "bootstrap": {"method": "residual bootstrap, design fixed", "n_boot": o.n_boot,
+                          "seed": o.seed, "ci_level": 0.95,
+                          "stopping_time_ci": [t_low, t_high],
+                          "epochs_ci": [t_low * o.batch_size / self.n,
+                                        t_high * o.batch_size / self.n],
+                          "sigma_ci": list(percentile_interval(self.bootstrap.sigmas, 0.95)),
+                          "radius_ci": list(percentile_interval(self.bootstrap.radii, 0.95))},
+            "critical_radius": self.critical_radius,
+            "error_bound_scale": self.radius**2 * self.critical_radius**2,
+            "schedule": {"full_batch_steps": self.schedule.full_batch_steps,
+                         "minibatch_steps": self.schedule.minibatch_steps,
+                         "batch_size": self.schedule.batch_size,
+                         "epochs": self.schedule.epochs,
+                         "note": "one epoch = n/B minibatch steps ~ n/B full-batch steps of "
+                                 "the same lr (SGD noise ignored)"},
+            "equivalent_ridge": self.equivalent_ridge,
+            "effective_dimension_at_ridge": self.effective_dimension_at_ridge,
+            "fits": self.fits,
+            "sensitivity": {"sigma_factors": list(sens.factors),
+                            "radius_factors": list(sens.factors),
+                            "sigmas": sens.sigmas, "radii": sens.radii,
+                            "stopping_time": sens.stopping_times,
+                            "epochs": sens.stopping_times * o.batch_size / self.n},
+        }
+
+
+def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
+             progress: bool = True) -> StopResult:
+    """The warm-started RWY stopping time of a kernel run with its residual-bootstrap CI, the
+    sensitivity to sigma and R, and the training fits it implies; writes ``stop.json``."""
+    run = rundir.load_kernel_run(run_dir)
+    options.validate()
+    factor = stopping.LOSS_STEP_FACTOR[options.loss]
+    eigs = kernel_eigenvalues(run.kernel)
+    max_eta = stopping.max_step_size(eigs)
+    lr = options.lr
+    if lr is None:
+        lr = max_eta / factor
+    elif factor * lr > max_eta * (1 + 1e-9):
+        raise input_error("--lr", "lr", lr, f"at most {max_eta / factor:.4g}: the step eta = "
+                          f"{factor:g} * lr must not exceed 1/lambda_max(K/n) = {max_eta:.4g}")
+    eta = factor * lr
+    residual = run.residual
+    noise = stopping.estimate_noise(run.kernel, residual)
+    radius_estimate = stopping.estimate_radius(run.kernel, residual, noise.ridge)
+    sigma_used = options.sigma if options.sigma is not None else noise.sigma
+    radius_used = options.radius if options.radius is not None else radius_estimate
+    t_hat = stopping.rwy_stopping_time(eigs, eta, sigma_used, radius_used)
+    eps_n = stopping.critical_radius(eigs, sigma_used, radius_used)
+    schedule = stopping.training_schedule(t_hat, run.n, options.batch_size, lr, options.loss)
+
+    with step_progress("residual bootstrap of T_hat", options.n_boot, progress) as advance:
+        boot = stopping.bootstrap_stopping_time(
+            run.kernel, residual, eta, options.n_boot, options.seed, options.sigma,
+            options.radius, progress=lambda done: advance())
+    sensitivity = _sensitivity(eigs, eta, sigma_used, radius_used, progress)
+
+    fits = {"pretrained f_0": run.f0}
+    ridge = None
+    if t_hat > 0:
+        ridge = 1.0 / (eta * t_hat)
+        fits["gradient descent at T_hat"] = run.f0 + stopping.gradient_descent_fit(
+            run.kernel, residual, eta, t_hat)
+        fits["kernel ridge, lam = 1/(eta T_hat)"] = run.f0 + stopping.kernel_ridge_fit(
+            run.kernel, residual, ridge)
+    fit_quality = {name: {"train_mse": float(np.mean((f - run.labels) ** 2)),
+                          "train_accuracy": float(np.mean(np.sign(f) == run.labels))}
+                   for name, f in fits.items()}
+    result = StopResult(
+        run.path, run.n, options, float(eigs[0]), max_eta, lr, eta, noise, sigma_used,
+        radius_estimate, radius_used, t_hat, boot, eps_n, schedule, ridge,
+        float(effective_dimension(eigs, ridge)) if ridge else None, fit_quality, sensitivity)
+    write_json(run.path / rundir.STOP_FILE, result.to_dict())
+    return result
+
+
+def _sensitivity(eigs: np.ndarray, eta: float, sigma: float, radius: float,
+                 progress: bool) -> Sensitivity:
+    sigmas = np.array(SENSITIVITY_FACTORS) * sigma
+    radii = np.array(SENSITIVITY_FACTORS) * radius
+    rows = []
+    with step_progress("sensitivity of T_hat to sigma and R", sigmas.size, progress) as advance:
+        for s in sigmas:
+            rows.append(stopping.sensitivity_table(eigs, eta, np.array([s]), radii)[0])
+            advance()
+    return Sensitivity(SENSITIVITY_FACTORS, sigmas, radii, np.array(rows))
+
+
+# ---------------------------------------------------------------------------- fine-tuning
+def run_finetune(out: str | Path, model: str = "smollm2", task: str = DEFAULT_TASK,
+                 options: FinetuneOptions = FinetuneOptions(),
+                 progress: bool = True) -> FinetuneComparison:
+    """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of a
+    built-in task next to the closed-form kernel trajectory, ``T_hat`` and the held-out
+    optimum; writes ``finetune.json`` into ``out`` and resumes from ``out``."""
+    options.validate()
+    builtin, lm_task = builtin_prompt_task(model, task)
+    pool = kernel_pool(lm_task, builtin, options.params, options.n, options.n_test,
+                       options.seed, progress)
+    return finetune_against_kernel(lm_task, pool, options, out, progress)

@@ -1,0 +1,96 @@
+"""The NTK pipeline called as a library, on a run directory with a kernel built by hand.
+
+References are independent of the code under test: T_hat from a plain loop over t, the
+eigenvalues the kernel was constructed with, the files the steps wrote read back with json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from transferscope.core.errors import InputError
+from transferscope.core.io import json_ready
+from transferscope.ntk import pipeline
+from transferscope.ntk.rundir import save_kernel_run
+
+
+def brute_t_hat(eigs: np.ndarray, eta: float, sigma: float, radius: float) -> int:
+    t = 1
+    while True:
+        complexity = math.sqrt(sum(min(v, 1.0 / (eta * t)) for v in eigs) / len(eigs))
+        if complexity > radius / (2 * math.e * sigma * eta * t):
+            return t - 1
+        t += 1
+
+
+@pytest.fixture()
+def run_dir(tmp_path):
+    """A run of n = 24 with K/n = U diag(i^-1.5) U^T and labels that f_0 partly explains."""
+    n = 24
+    rng = np.random.default_rng(0)
+    eigs = np.arange(1, n + 1, dtype=float) ** -1.5
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    kernel = n * (q * eigs) @ q.T
+    labels = np.repeat([1.0, -1.0], n // 2)
+    f0 = 0.3 * labels + 0.5 * rng.standard_normal(n)
+    save_kernel_run(tmp_path / "run", kernel, f0, labels, [f"w{i}" for i in range(n)],
+                    {"n": n})
+    return tmp_path / "run", eigs
+
+
+def test_spectrum_step_returns_what_it_writes(run_dir):
+    path, eigs = run_dir
+    done = pipeline.run_spectrum(path, pipeline.SpectrumOptions(n_boot=10), progress=False)
+    np.testing.assert_allclose(done.analysis.eigenvalues, eigs, rtol=1e-9)
+    assert done.index_range == (2, 6)
+    assert json.loads(done.json_path.read_text()) == json_ready(done.to_dict())
+    assert done.figure_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stop_step_matches_a_plain_loop_and_its_file(run_dir):
+    path, eigs = run_dir
+    result = pipeline.run_stop(path, pipeline.StopOptions(sigma=0.3, radius=2.0, n_boot=20,
+                                                          batch_size=6), progress=False)
+    assert result.step_size == pytest.approx(1 / eigs.max(), rel=1e-9)
+    assert result.stopping_time == brute_t_hat(eigs, result.step_size, 0.3, 2.0) > 0
+    assert result.schedule.epochs == pytest.approx(result.stopping_time * 6 / 24)
+    assert result.sensitivity.stopping_times[2, 2] == result.stopping_time
+    assert set(result.fits) == {"pretrained f_0", "gradient descent at T_hat",
+                                "kernel ridge, lam = 1/(eta T_hat)"}
+    written = json.loads(result.json_path.read_text())
+    assert written == json_ready(result.to_dict())
+    assert written["bootstrap"]["stopping_time_ci"] == list(result.stopping_time_ci)
+
+
+@pytest.mark.parametrize("options,message", [
+    (pipeline.StopOptions(loss="l1"), "--loss"),
+    (pipeline.StopOptions(sigma=-1.0), "--sigma"),
+    (pipeline.StopOptions(n_boot=1), "--n-boot"),
+    (pipeline.StopOptions(lr=1e9), "--lr"),
+])
+def test_stop_options_are_checked_with_one_line(run_dir, options, message):
+    with pytest.raises(InputError, match=message):
+        pipeline.run_stop(run_dir[0], options, progress=False)
+
+
+def test_examples_and_kernel_options_are_checked_before_any_model_loads(tmp_path):
+    assert pipeline.parse_label_words(" good , bad ") == ("good", "bad")
+    for text in ("good", "good,good", "good,"):
+        with pytest.raises(ValueError, match="--label-words"):  # InputError is a ValueError
+            pipeline.parse_label_words(text)
+    with pytest.raises(InputError, match="both given"):
+        pipeline.load_examples(pipeline.DataSource(task="vader-words", data_file=tmp_path))
+    with pytest.raises(InputError, match="--template"):
+        pipeline.load_examples(pipeline.DataSource(data_file=tmp_path / "d.csv"))
+    examples = pipeline.load_examples(pipeline.DataSource(label_words="yes,no"))
+    assert examples.label_words == ("yes", "no") and "{text}" in examples.template
+    for options, flag in ((pipeline.KernelOptions(mode="fast"), "--mode"),
+                          (pipeline.KernelOptions(workers=2), "--address/--workers"),
+                          (pipeline.KernelOptions(executor="ray", workers=0), "--workers")):
+        with pytest.raises(InputError, match=flag):
+            pipeline.run_kernel(tmp_path / "r", "no-such-model", options=options)
+    assert not (tmp_path / "r").exists()
