@@ -26,13 +26,14 @@ demo: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/transferscope demo
 
 test: setup browser
+	$(PY) scripts/check_tests.py
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 test-slow: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache
