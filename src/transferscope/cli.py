@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 
@@ -57,16 +58,28 @@ def _register() -> None:
 _register()
 
 
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM stops a run the way Ctrl-C does: finished work is kept, the resume line shown."""
+    _state["terminated"] = True
+    raise KeyboardInterrupt
+
+
+def _interrupted_exit() -> None:
+    print(_INTERRUPTED, file=sys.stderr)
+    sys.exit(143 if _state.get("terminated") else 130)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     debug = "--debug" in sys.argv
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         # Without standalone mode, typer returns (not raises) the code of `typer.Exit` and turns
         # Ctrl-C into code 130: both must become the process's exit status.
         code = app(standalone_mode=False)
         if isinstance(code, int) and code != 0:
             if code == 130:
-                print(_INTERRUPTED, file=sys.stderr)
+                _interrupted_exit()
             sys.exit(code)
     except TransferScopeError as err:
         if debug:
@@ -74,8 +87,7 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
-        print(_INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+        _interrupted_exit()
     except SystemExit:
         raise
     except typer.TyperException as err:  # usage errors from typer's own click: one line, exit 2
@@ -84,6 +96,12 @@ def main() -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
+    except OSError as err:  # disk full, permissions, ...: say which path
+        if debug:
+            traceback.print_exc()
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        sys.exit(1)
     except Exception as err:  # noqa: BLE001 - last resort: one line, traceback only on --debug
         if debug:
             traceback.print_exc()

@@ -37,5 +37,16 @@ def test_markdown_twin_references_written_pngs(tmp_path):
     md = (tmp_path / "report.md").read_text()
     names = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
     assert len(names) == 1 and (tmp_path / names[0]).read_bytes()[:4] == b"\x89PNG"
-    assert "| nation | score |" in md and "- one <li>" in md
+    assert "| nation | score |" in md and "- one &lt;li>" in md
     assert md.index("## Spectrum") < md.index("## Second")
+
+
+def test_markdown_twin_carries_no_raw_html_from_text(tmp_path):
+    rep = Report("t")
+    rep.section("s").paragraph("model said <img src=x onerror=alert(1)> & **bold** stays")
+    rep.sections[0].table(pd.DataFrame({"reply": ["<script>x</script>|y"]}))
+    rep.write(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "<img" not in md and "<script>" not in md
+    assert "&lt;img src=x onerror=alert(1)> & **bold** stays" in md
+    assert "&lt;script>x&lt;/script>\\|y" in md
