@@ -40,12 +40,26 @@ def test_minilm_prefers_a_paraphrase():
     assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.3
 
 
-def test_second_load_reads_the_converted_safetensors():
-    """After the first conversion, loads come from the cache directory, not the GGUF."""
+def test_second_load_reads_the_converted_safetensors(monkeypatch):
+    """After the first conversion, loads come from the cache directory: no loader is handed the
+    GGUF (every from_pretrained call is recorded) and the weights come from model.safetensors."""
+    import transformers
+
+    resolve_model("smollm2")  # converts once if this cache has not yet
+    calls = []
+    for cls in (transformers.AutoModelForCausalLM, transformers.AutoTokenizer):
+        original = cls.from_pretrained
+
+        def spy(*args, _original=original, **kwargs):
+            calls.append((args, kwargs))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", spy)
+    model, _ = load_causal_lm("smollm2")
     model_dir = resolve_model("smollm2")
-    assert (model_dir / "model.safetensors").exists()
-    assert model_kind(model_dir) == "causal"
-    model, _ = load_causal_lm(model_dir)  # a local directory works in place of the name
+    assert len(calls) == 2, calls
+    assert all("gguf_file" not in kw and args[0] == str(model_dir) for args, kw in calls)
+    assert (model_dir / "model.safetensors").exists() and model_kind(model_dir) == "causal"
     assert model.config.vocab_size == 49152
 
 
