@@ -10,7 +10,7 @@ from rich.table import Table
 
 from transferscope.core.diagnostics import diagnose
 from transferscope.core.errors import EnvironmentProblem
-from transferscope.core.models import REGISTRY, registry_status, resolve_model
+from transferscope.core.models import REGISTRY, prepare_model, registry_status
 
 app = typer.Typer(help="The embedded default models: where they live, and preparing them.",
                   no_args_is_help=True)
@@ -34,10 +34,10 @@ def prepare(
     names: Annotated[list[str] | None, typer.Argument(
         help="Registry names or paths (default: all).")] = None,
 ) -> None:
-    """Convert the embedded GGUF model(s) to safetensors in the cache, once."""
+    """Convert the embedded GGUF model(s) to safetensors in the cache, once, and load each."""
     for name in names or list(REGISTRY):
-        path = resolve_model(name)
-        console.print(f"{name}: ready at {path}")
+        path = prepare_model(name)
+        console.print(f"{name}: ready at {path} (loaded)")
 
 
 def doctor() -> None:

@@ -86,6 +86,17 @@ def test_directory_that_is_not_a_model(tmp_path):
         resolve_model(tmp_path)
 
 
+def test_prepare_refuses_a_config_without_weights(tmp_path):
+    """`models prepare` says "ready" only for what loads (a config alone once passed)."""
+    (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], '
+                                          '"model_type": "llama"}')
+    res = _cli("models", "prepare", str(tmp_path))
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert str(tmp_path) in lines[0] and "model.safetensors" in lines[0]
+    assert "ready" not in res.stdout
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "transferscope", *args],
                           capture_output=True, text=True, timeout=300)

@@ -281,6 +281,22 @@ def load_encoder(name_or_path: str | Path = "minilm", dtype=None):
     return model, tokenizer
 
 
+def prepare_model(name_or_path: str | Path) -> Path:
+    """Resolve (converting a GGUF once) and load the model, so "ready" means it loads: a
+    directory with a config but no usable weights or tokenizer is one ModelError line."""
+    model_dir = resolve_model(name_or_path)
+    loader = load_causal_lm if model_kind(model_dir) == "causal" else load_encoder
+    try:
+        loader(model_dir)
+    except ModelError:
+        raise
+    except Exception as exc:  # transformers raises many types for a broken directory
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelError(f"model {name_or_path}: {model_dir} does not load "
+                         f"({type(exc).__name__}: {detail})") from exc
+    return model_dir
+
+
 @dataclass(frozen=True)
 class ModelStatus:
     name: str
