@@ -120,10 +120,17 @@ def brute_t_hat(eigs: np.ndarray, eta: float, sigma: float, radius: float) -> in
 def test_stop_command(kernel_run, capsys):
     code, out, err = run_cli(capsys, "ntk", "stop", str(kernel_run), "--batch-size", "4")
     assert code == 0, err
-    assert "T_hat" in out
+    assert "T_hat" in out and "RECOMMENDED" in out
     result = json.loads((kernel_run / "stop.json").read_text())
-    eigs = np.clip(np.linalg.eigvalsh(np.load(kernel_run / "kernel.npy") / 8), 0, None)
-    assert result["step_size"] == pytest.approx(1 / eigs.max(), rel=1e-9)
+    kernel = np.load(kernel_run / "kernel.npy")
+    eigs = np.clip(np.linalg.eigvalsh(kernel / 8), 0, None)
+    # default step: RWY's bound for a kernel bounded by 1, i.e. 1 / max K(x, x)
+    assert result["step_size"] == pytest.approx(1 / np.max(np.diag(kernel)), rel=1e-9)
+    advice = result["recommendation"]
+    assert advice["rule"] == "cv" and advice["steps"] == advice["rules"]["cv"]
+    assert advice["rules"]["rwy-gcv"] == brute_t_hat(eigs, result["step_size"],
+                                                    result["sigma"]["estimate"],
+                                                    result["radius"]["estimate"])
     sigma, radius = result["sigma"]["used"], result["radius"]["used"]
     t_hat = brute_t_hat(eigs, result["step_size"], sigma, radius)
     assert result["stopping_time"] == t_hat
@@ -193,3 +200,33 @@ def test_entry_point_subprocess_reports_one_line(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("error: ") and "{text}" in proc.stderr
+
+
+def test_stop_rejects_an_unknown_rule_and_a_data_file_without_template(kernel_run, tmp_path,
+                                                                      capsys):
+    code, _, err = run_cli(capsys, "ntk", "stop", str(kernel_run), "--rule", "nope")
+    assert code != 0 and err.startswith("error: ") and "--rule" in err
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\ngood,1\nbad,0\n")
+    code, _, err = run_cli(capsys, "ntk", "validate", "--data", str(path), "--out",
+                           str(tmp_path / "v"))
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "--template" in err
+
+
+def test_validate_takes_a_small_user_file_with_default_sizes(tmp_path, capsys):
+    words = data.get_task("sentiment-words").load()
+    pos = [w for w, t in zip(words.texts, words.targets, strict=True) if t > 0][:20]
+    neg = [w for w, t in zip(words.texts, words.targets, strict=True) if t < 0][:20]
+    path = tmp_path / "words.csv"
+    path.write_text("text,label\n" + "".join(f"{w},pos\n" for w in pos)
+                    + "".join(f"{w},neg\n" for w in neg))
+    code, _, err = run_cli(capsys, "ntk", "validate", "--model", MODEL, "--data", str(path),
+                           "--template", TEMPLATE, "--label-words", "positive,negative",
+                           "--out", str(tmp_path / "v"))
+    assert code == 0, err
+    result = json.loads((tmp_path / "v" / "validate.json").read_text())
+    assert result["pool"] == 40 and result["held_out_sizes"] == [32]  # 40 rows fit the defaults
+    assert len(result["planted"]["problems"]) >= 100
+    assert sum(s["setting"]["n"] == 32 for s in result["held_out"]["splits"]) >= 10
+    assert "(a) Planted truths" in (tmp_path / "v" / "validate.md").read_text()
+    assert all(s["setting"]["n_test"] == 8 for s in result["held_out"]["splits"])

@@ -55,8 +55,14 @@ def test_stop_step_matches_a_plain_loop_and_its_file(run_dir):
     path, eigs = run_dir
     result = pipeline.run_stop(path, pipeline.StopOptions(sigma=0.3, radius=2.0, n_boot=20,
                                                           batch_size=6), progress=False)
-    assert result.step_size == pytest.approx(1 / eigs.max(), rel=1e-9)
+    kernel = np.load(path / "kernel.npy")
+    assert result.step_size == pytest.approx(1 / np.max(np.diag(kernel)), rel=1e-9)
     assert result.stopping_time == brute_t_hat(eigs, result.step_size, 0.3, 2.0) > 0
+    # the overrides reach the recommendation's rwy rule; the answer follows the cv rule
+    advice = result.recommendation
+    assert advice.rules["rwy"] == result.stopping_time
+    assert advice.steps == advice.rules["cv"]
+    assert (path / "residual_spectrum.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.schedule.epochs == pytest.approx(result.stopping_time * 6 / 24)
     assert result.sensitivity.stopping_times[2, 2] == result.stopping_time
     assert set(result.fits) == {"pretrained f_0", "gradient descent at T_hat",

@@ -22,7 +22,8 @@ def _finetune(t_hat: int, best: int) -> dict:
                 "test_loss": abs(t - best) + 0.1, "test_accuracy": 0.5} for t in range(steps + 1)]
     return {"n": 8, "n_test": 8, "params": "attention@last-1", "seed": 0, "loss": "half-mse",
             "learning_rate": 0.1, "step_size": 0.1, "lambda_max": 5.0, "sigma": 0.5,
-            "radius": 1.0, "t_hat": t_hat, "best_step_real": best, "history": history,
+            "radius": 1.0, "t_hat": t_hat, "rule": "cv", "rules": {"cv": t_hat, "rwy": 1},
+            "best_step_real": best, "history": history,
             "resumed_from": 0, "seconds": 1.0, "source": "builtin:test", "best_step_linear": best,
             "regime_steps": 4, "regime_tolerance": 0.25,
             "relative_distance": [0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4],
@@ -88,3 +89,11 @@ def test_t_hat_beyond_the_run_is_not_called_agreement(tmp_path):
     assert "still falling at the end" in text and "agree within" not in text
     text = _write(tmp_path, finetune=_finetune(400, 2))
     assert "had already turned up after step 2" in text
+
+
+def test_zero_step_counts_never_count_as_agreement():
+    from transferscope.ntk.report import _within
+
+    assert not _within(0, 0, 2)  # 0 vs 0: a short run that never moved says nothing
+    assert not _within(0, 1, 2)
+    assert _within(3, 6, 2) and not _within(3, 7, 2)

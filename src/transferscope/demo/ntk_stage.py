@@ -19,6 +19,7 @@ from transferscope.demo.stage import StageResult
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     from transferscope.ntk import pipeline, rundir
     from transferscope.ntk.experiments.profiles import quick_finetune
+    from transferscope.ntk.experiments.validation import run_validation
     from transferscope.ntk.figures import finetune_figure
 
     run_dir = stage_dir / "run"
@@ -33,6 +34,9 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     progress.update(task, description="ntk: stopping time T_hat")
     stop_result = pipeline.run_stop(run_dir, pipeline.StopOptions(batch_size=8, n_boot=200,
                                                                  seed=0))
+    progress.update(task, description="ntk: stopping rules against planted and held-out truths")
+    checked = run_validation(stage_dir / "validate", "quick", settings["model"],
+                             pipeline.DataSource(task=settings["task"]), progress=False)
     progress.update(task, description="ntk: real fine-tuning next to the kernel prediction")
     comparison = quick_finetune(stage_dir / "finetune", model=settings["model"],
                                 task=settings["task"])
@@ -43,6 +47,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
 
     best = spec["fits"][spec["preferred_model"]]
     boot = stop["bootstrap"]
+    advice = stop["recommendation"]
     result = StageResult(title="NTK: how many fine-tuning steps, and why")
     result.summary = [
         f"Empirical NTK of f = logit('{meta['label_words']['positive']}') - "
@@ -59,9 +64,30 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         f"(95% residual-bootstrap CI [{boot['stopping_time_ci'][0]:.0f}, "
         f"{boot['stopping_time_ci'][1]:.0f}]), i.e. {stop['schedule']['epochs']:.2f} epochs at "
         f"batch size {stop['schedule']['batch_size']}; sigma = {stop['sigma']['used']:.3g}, "
-        f"R = {stop['radius']['used']:.3g} (both estimated). With n this small the estimates "
-        "are rough: the sensitivity table shows how T_hat moves with them.",
+        f"R = {stop['radius']['used']:.3g} (GCV sigma and ridge radius, the first "
+        "implementation's estimators: rule rwy-gcv).",
+        f"Recommended stop (rule {advice['rule']}: {advice['rule_reason']}): {advice['steps']} "
+        f"full-batch steps at lr = {advice['lr']:.3g} (= 1/max K(x,x), RWY's step bound). All "
+        "rules: " + ", ".join(f"{k} {v}" for k, v in advice["rules"].items())
+        + (". Warnings: " + "; ".join(advice["warnings"]) if advice["warnings"] else "") + ".",
     ]
+    held = {row["rule"]: row for row in checked["held_out"]["overall"]}
+    planted = {row["rule"]: row for row in checked["planted"]["overall"]}
+    result.summary.append(
+        f"Is the stop right? `ntk validate --quick` on a {checked['pool']}-word pool of the same "
+        f"task: over {len(checked['held_out']['splits'])} random training splits (n in "
+        f"{checked['held_out_sizes']}, the rest held out), the default rule "
+        f"{checked['default_rule']} captured a median "
+        f"{held[checked['default_rule']]['median_share']:.2f} (95% CI "
+        f"[{held[checked['default_rule']]['median_ci'][0]:.2f}, "
+        f"{held[checked['default_rule']]['median_ci'][1]:.2f}]) of the held-out improvement "
+        f"the kernel trajectory's optimum achieves (median predicted step "
+        f"{held[checked['default_rule']]['median_steps']:.0f} vs held-out optimum "
+        f"{held[checked['default_rule']]['median_t_opt']:.0f}, searched up to 10^7 steps); "
+        f"the paper's rule with our estimators (rwy) {held['rwy']['median_share']:.2f}. On "
+        f"{len(checked['planted']['problems'])} planted problems the default captured a median "
+        f"{planted[checked['default_rule']]['median_share']:.2f}, 10th percentile "
+        f"{planted[checked['default_rule']]['p10_share']:.2f}.")
     steps = len(fine["history"]) - 1
     result.summary.append(
         f"Real fine-tuning against the prediction (quick profile: {fine['params']} parameters, "
@@ -75,6 +101,9 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         + ". One sample and one seed: `transferscope ntk rates` gives the spread over samples.")
     result.figures.append({"file": "run/" + rundir.SPECTRUM_FIGURE,
                            "caption": "Eigenvalues of K/n with the polynomial and exponential fits"})
+    result.figures.append({"file": "run/" + rundir.RESIDUAL_FIGURE,
+                           "caption": "The residual y - f_0 over the eigenvectors of K/n "
+                                      "((U^T r)_i^2 against lambda_i): what sets the stop"})
     result.add_figure(fine_figure, stage_dir, "finetune_vs_prediction.png",
                       "Predicted vs observed stopping: real fine-tuning (train and held-out loss) "
                       "next to the closed-form kernel gradient-descent trajectory, with T_hat")
@@ -87,6 +116,15 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
                         index=[f"sigma x{s:g}" for s in stop["sensitivity"]["sigma_factors"]],
                         columns=[f"R x{r:g}" for r in stop["sensitivity"]["radius_factors"]])
     result.add_table(sens.reset_index(names="T_hat"), "Sensitivity of T_hat to sigma and R")
+    result.add_table(pd.DataFrame([
+        {"rule": r["rule"], "n": r["n"], "splits": r["problems"],
+         "median share": r["median_share"],
+         "95% CI": f"[{r['median_ci'][0]:.2f}, {r['median_ci'][1]:.2f}]",
+         "10th pct": r["p10_share"], "median predicted step": r["median_steps"],
+         "median held-out-optimal step": r["median_t_opt"]}
+        for r in checked["held_out"]["by_n"]]),
+        "Predicted vs held-out-optimal stop on the kernel trajectory: share of the achievable "
+        "held-out improvement each rule captures")
     quality = pd.DataFrame([{"predictor": k, **v} for k, v in stop["fits"].items()])
     result.add_table(quality, "Training fit: pretrained f_0, kernel gradient descent at T_hat, "
                      "and the equivalent kernel ridge")
@@ -95,7 +133,9 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         "--label-col label --template 'Review: {text} Sentiment:' --label-words good,bad "
         "--n 128 --out runs/mine",
         "transferscope ntk spectrum runs/mine",
-        "transferscope ntk stop runs/mine --lr 1e-4 --batch-size 16",
+        "transferscope ntk stop runs/mine --batch-size 16 --n-total 5000",
+        "transferscope ntk validate --quick --out runs/validate   # every rule vs planted and "
+        "held-out truths",
         "transferscope ntk finetune --model /path/to/hf-model --params attention@last-1 --n 64 "
         "--n-test 64 --steps 25 --out runs/mine-finetune",
         "transferscope ntk report --full --out runs/ntk-report   # fine-tuning, rates in n, "

@@ -1,6 +1,8 @@
 """transferscope.ntk: the empirical NTK of a pretrained LM, its spectrum and early stopping.
 
-The pipeline (:mod:`transferscope.ntk.pipeline`) is the entry point: ``run_kernel`` ->
+``recommend_stop(K, y, f0)`` is the user's answer (how many steps, by which rule, with every
+rule beside it); ``transferscope.ntk.validate`` scores the rules against planted truths and
+held-out optima. The pipeline (:mod:`transferscope.ntk.pipeline`) is the entry point: ``run_kernel`` ->
 ``run_spectrum`` -> ``run_stop`` -> ``run_finetune``, each taking and returning dataclasses.
 The experiments (fine-tuning vs the kernel, rates in n, task vectors, report profiles) are in
 :mod:`transferscope.ntk.experiments`.
@@ -36,6 +38,7 @@ from transferscope.ntk.pipeline import (
     run_spectrum,
     run_stop,
 )
+from transferscope.ntk.recommend import StopRecommendation, recommend_stop
 from transferscope.ntk.rundir import KernelRunDir, load_kernel_run, save_kernel_run
 from transferscope.ntk.spectrum import (
     SpectrumAnalysis,
@@ -76,6 +79,7 @@ __all__ = [
     "SpectrumAnalysis",
     "SpectrumOptions",
     "SpectrumRun",
+    "StopRecommendation",
     "StopOptions",
     "StopResult",
     "TaskModel",
@@ -100,6 +104,7 @@ __all__ = [
     "parameter_predicate",
     "parse_label_words",
     "pretrained_outputs",
+    "recommend_stop",
     "prompt_task_factory",
     "run_finetune",
     "run_kernel",

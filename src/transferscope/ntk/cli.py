@@ -15,7 +15,7 @@ from rich.table import Table
 
 from transferscope.ntk import data as ntk_data
 from transferscope.ntk import pipeline
-from transferscope.ntk.experiments import profiles, rates_sweep, taskvectors
+from transferscope.ntk.experiments import profiles, rates_sweep, taskvectors, validation
 
 app = typer.Typer(help="Empirical NTK of a pretrained LM at its pretrained weights, its "
                   "eigen-decay, and the data-dependent early-stopping time.",
@@ -28,10 +28,24 @@ _TASK_HELP = ("Built-in task: " + ", ".join(sorted(ntk_data.TASKS))
               + " (default sentiment-words).")
 RunDirArg = Annotated[Path, typer.Argument(help="Run directory written by 'ntk kernel'.")]
 ModelOpt = Annotated[str, typer.Option(help="smollm2 or a local HF causal-LM dir / .gguf.")]
-TaskOpt = Annotated[str, typer.Option(help="Built-in task (see 'ntk kernel --help').")]
 ParamsOpt = Annotated[str, typer.Option(
     help="Parameter set S: attention, all, last-k, bias, ... or attention@last-k.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Directory for the results.")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="CSV/TSV/JSONL file instead of "
+                                              "--task (needs --template and --label-words).")]
+TextColOpt = Annotated[str, typer.Option(help="Text column of --data.")]
+LabelColOpt = Annotated[str, typer.Option(help="Label column of --data.")]
+PositiveOpt = Annotated[str | None, typer.Option(help="Positive label of --data.")]
+TemplateOpt = Annotated[str | None, typer.Option(help="Prompt with {text} (default: the "
+                                                 "task's).")]
+WordsOpt = Annotated[str | None, typer.Option(help="'positive,negative' cue words.")]
+
+
+def _task(task: str | None, data_file: Path | None, text_col: str, label_col: str,
+          positive_label: str | None, template: str | None, label_words: str | None):
+    """The built-in task or the user's file, as the experiments take it."""
+    return pipeline.source_task(pipeline.DataSource(task, data_file, text_col, label_col,
+                                                    positive_label, template, label_words))
 
 
 def _table(title: str, rows) -> Table:
@@ -122,7 +136,7 @@ def spectrum(
 def stop(
     run_dir: RunDirArg,
     lr: Annotated[float | None, typer.Option(
-        help="SGD learning rate (default: the largest stable one).")] = None,
+        help="SGD learning rate (default: 1/max K(x,x), RWY's bound).")] = None,
     batch_size: Annotated[int, typer.Option(help="Minibatch size B for the epoch count.")] = 8,
     sigma: Annotated[float | None, typer.Option(help="Noise level (default: GCV estimate).")
                      ] = None,
@@ -132,17 +146,34 @@ def stop(
         help="half-mse: mean((f-y)^2)/2, eta = lr; mse: mean((f-y)^2), eta = 2 lr.")
                     ] = "half-mse",
     n_boot: Annotated[int, typer.Option(help="Residual-bootstrap resamples for the CIs.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the CV folds.")] = 0,
+    n_total: Annotated[int | None, typer.Option(
+        help="Your whole training set size N: extrapolate the steps and epochs to it.")] = None,
+    rule: Annotated[str, typer.Option(help="Rule the answer follows: cv (default, best "
+                                      "validated), rwy, rwy-gcv, gcv-ridge.")] = "cv",
 ) -> None:
-    """The warm-started RWY stopping time T_hat, its inputs, and what to set in a trainer."""
+    """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
     r = pipeline.run_stop(run_dir, pipeline.StopOptions(lr, batch_size, sigma, radius, loss,
-                                                         n_boot, seed))
+                                                         n_boot, seed, n_total, rule))
+    a = r.recommendation
     low, high = r.stopping_time_ci
     rows = [
+        (f"RECOMMENDED full-batch steps ({a.rule})", f"{a.steps} (epochs at batch size "
+         f"{batch_size}: {a.steps * batch_size / r.n:.3g})"),
+        *[(f"  rule {name}", str(t)) for name, t in a.rules.items()],
+        ("  sigma / R used by rule rwy", f"{a.sigma:.4g} / {a.radius:.4g}"),
+    ]
+    if a.extrapolation is not None:
+        x = a.extrapolation
+        rows.append((f"steps for N = {x.n_total} (95% CI)",
+                     f"{x.steps} [{x.steps_ci[0]}, {x.steps_ci[1]}], epochs {x.epochs:.3g} "
+                     f"[{x.epochs_ci[0]:.3g}, {x.epochs_ci[1]:.3g}]"))
+    rows += [
         ("step size eta (lr)", f"{r.step_size:.4g} ({r.learning_rate:.4g})"),
         ("sigma (estimate)", f"{r.sigma:.4g} ({r.noise.sigma:.4g})"),
         ("radius R (estimate)", f"{r.radius:.4g} ({r.radius_estimate:.4g})"),
-        ("T_hat full-batch steps (95% CI)", f"{r.stopping_time} [{low:.0f}, {high:.0f}]"),
+        ("rwy-gcv T_hat full-batch steps (95% CI)",
+         f"{r.stopping_time} [{low:.0f}, {high:.0f}]"),
         (f"epochs at batch size {r.schedule.batch_size}", f"{r.schedule.epochs:.3g}"),
         ("critical radius eps_n", f"{r.critical_radius:.4g}"),
         ("equivalent ridge 1/(eta T_hat)", f"{r.equivalent_ridge:.4g}"
@@ -152,21 +183,30 @@ def stop(
              for name, q in r.fits.items()]
     _out.print(_table(f"early stopping for {r.run} (n = {r.n})", rows))
     sens = r.sensitivity
-    grid = Table(title="T_hat over sigma (rows) and R (columns), as factors of the values used")
+    grid = Table(title="rwy-gcv T_hat over sigma (rows) and R (columns), as factors of the "
+                 "values used")
     grid.add_column("sigma \\ R")
     for f in sens.factors:
         grid.add_column(f"x{f:g}")
     for f, row in zip(sens.factors, sens.stopping_times, strict=True):
         grid.add_row(f"x{f:g}", *[str(int(v)) for v in row])
     _out.print(grid)
-    _out.print(f"wrote {r.json_path}")
+    for warning in a.warnings:
+        _err.print(f"warning: {warning}")
+    _out.print(f"wrote {r.json_path} and {r.run / 'residual_spectrum.png'}")
 
 
 @app.command("finetune")
 def finetune(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    task: TaskOpt = "sentiment-words",
+    task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
+    data_file: DataOpt = None,
+    text_col: TextColOpt = "text",
+    label_col: LabelColOpt = "label",
+    positive_label: PositiveOpt = None,
+    template: TemplateOpt = None,
+    label_words: WordsOpt = None,
     params: ParamsOpt = "attention@last-1",
     n: Annotated[int, typer.Option(help="Training examples.")] = 16,
     n_test: Annotated[int, typer.Option(help="Held-out examples.")] = 24,
@@ -180,7 +220,8 @@ def finetune(
 ) -> None:
     """Fine-tune S for real; log train/held-out loss and accuracy every step next to the
     closed-form kernel trajectory, T_hat and the held-out-optimal step. Resumes from --out."""
-    s = pipeline.run_finetune(out, model, task, pipeline.FinetuneOptions(
+    source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
+    s = pipeline.run_finetune(out, model, source, pipeline.FinetuneOptions(
         params, n, n_test, steps, lr_fraction, loss, batch_size, seed))
     regime = s.kernel.regime_steps if s.kernel is not None else "n/a"
     _err.print(f"T_hat = {s.t_hat}, held-out optimum (real) = {s.best_step_real}, "
@@ -192,10 +233,16 @@ def finetune(
 def rates(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    task: TaskOpt = "sentiment-words",
+    task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
+    data_file: DataOpt = None,
+    text_col: TextColOpt = "text",
+    label_col: LabelColOpt = "label",
+    positive_label: PositiveOpt = None,
+    template: TemplateOpt = None,
+    label_words: WordsOpt = None,
     params: ParamsOpt = "attention@last-1",
     sizes: Annotated[str, typer.Option(help="Comma-separated sample sizes n.")] = "32,64,128,256",
-    seeds: Annotated[int, typer.Option(help="Seeds (subsamples) per n.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Seeds (subsamples) per n.")] = 10,
     n_test: Annotated[int, typer.Option(help="Held-out examples.")] = 64,
     pool: Annotated[int, typer.Option(help="Training candidates the seeds subsample from.")
                     ] = 320,
@@ -203,7 +250,8 @@ def rates(
         help="Also run mixed initialisation with a random head from this seed.")] = 0,
 ) -> None:
     """Held-out error at T_hat and at the optimum against n, slope vs -alpha/(alpha+1)."""
-    result = rates_sweep.run_rates(out, model, task, rates_sweep.RatesOptions(
+    source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
+    result = rates_sweep.run_rates(out, model, source, rates_sweep.RatesOptions(
         params, sizes, seeds, n_test, pool, head_seed))
     slope = result["pretrained"]["slope"]
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
@@ -236,7 +284,47 @@ def report(
     quick: Annotated[bool, typer.Option("--quick/--full", help="Profile (see "
                                         "transferscope.ntk.experiments.profiles).")] = True,
     model: ModelOpt = "smollm2",
-    task: TaskOpt = "sentiment-words",
+    task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
+    data_file: DataOpt = None,
+    text_col: TextColOpt = "text",
+    label_col: LabelColOpt = "label",
+    positive_label: PositiveOpt = None,
+    template: TemplateOpt = None,
+    label_words: WordsOpt = None,
 ) -> None:
-    """Run finetune, rates (with mixed init) and taskvec under a profile; write index.html."""
-    _err.print(f"wrote {profiles.run_report(out, quick, model, task)}")
+    """Run finetune, rates (with mixed init) and taskvec under a profile; write index.html.
+    --data replaces the task of finetune and rates; task vectors use the built-in tasks."""
+    source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
+    _err.print(f"wrote {profiles.run_report(out, quick, model, source)}")
+
+
+@app.command("validate")
+def validate(
+    out: OutOpt,
+    quick: Annotated[bool, typer.Option("--quick/--full", help="Profile: quick (192-example "
+                                        "pool, about a minute on 2 CPUs) or full.")] = True,
+    model: ModelOpt = "smollm2",
+    task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
+    data_file: DataOpt = None,
+    text_col: TextColOpt = "text",
+    label_col: LabelColOpt = "label",
+    positive_label: PositiveOpt = None,
+    template: TemplateOpt = None,
+    label_words: WordsOpt = None,
+) -> None:
+    """Every stopping rule against planted truths and real held-out optima (share captured)."""
+    result = validation.run_validation(
+        out, "quick" if quick else "full", model,
+        pipeline.DataSource(task, data_file, text_col, label_col, positive_label, template,
+                            label_words))
+    for half, key in (("planted", "overall"), ("held_out", "overall")):
+        table = Table(title=f"{half}: share of the achievable improvement captured")
+        for col in ("rule", "problems", "median [95% CI]", "10th pct", "worst"):
+            table.add_column(col)
+        for row in result[half][key]:
+            lo, hi = row["median_ci"]
+            table.add_row(row["rule"], str(row["problems"]),
+                          f"{row['median_share']:.3f} [{lo:.3f}, {hi:.3f}]",
+                          f"{row['p10_share']:.3f}", f"{row['worst_share']:.3f}")
+        _out.print(table)
+    _out.print(f"wrote {out / 'validate.json'} and {out / 'validate.md'}")

@@ -7,11 +7,16 @@ words only (no emoticons, phrases or hyphenated forms); a VADER word counts when
 is at least 1.0 away from neutral, an AFINN word when its score is at least 2 away; the combined
 task keeps the union and drops every word the two lexicons rate with opposite signs.
 
-New built-in tasks are added with :func:`register_task` (for example UNSC adopted-vs-vetoed).
+Sentence-level tasks from the UNSC record (``unsc-unanimous``, ``unsc-era``): an excerpt of each
+resolution's text, labelled from the record (vote tally, year), shipped as
+``ntk/unsc_sentences.jsonl.gz`` and built by :mod:`transferscope.ntk.unsc_build` from the files
+the bias part ships (read as files, not imported). New built-in tasks are added with
+:func:`register_task`.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
@@ -106,6 +111,32 @@ def sentiment_words() -> LabeledTexts:
     return _lexicon_task(merged, "builtin:sentiment-words")
 
 
+# ---------------------------------------------------------------------------- UNSC record
+UNSC_FILE = "unsc_sentences.jsonl.gz"
+
+
+def _unsc_rows() -> list[dict]:
+    raw = resources.files("transferscope.ntk").joinpath(UNSC_FILE).read_bytes()
+    return [json.loads(line) for line in gzip.decompress(raw).decode("utf-8").splitlines()]
+
+
+def _unsc_task(field: str, names: tuple[str, str]) -> LabeledTexts:
+    rows = [r for r in _unsc_rows() if r[field] is not None]
+    return LabeledTexts(tuple(r["text"] for r in rows),
+                        np.array([1.0 if r[field] else -1.0 for r in rows]), names,
+                        f"builtin:unsc-{field}")
+
+
+def unsc_unanimous() -> LabeledTexts:
+    """Resolution excerpts; positive = adopted with no vote against and no abstention."""
+    return _unsc_task("unanimous", ("contested", "unanimous"))
+
+
+def unsc_era() -> LabeledTexts:
+    """Resolution excerpts; positive = adopted in 1990 or later (after the Cold War)."""
+    return _unsc_task("post_cold_war", ("before 1990", "1990 or later"))
+
+
 # ---------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class BuiltinTask:
@@ -142,6 +173,16 @@ for _name, _desc, _loader in (
     ("afinn-words", "polar words of AFINN-en-165 (|score| >= 2)", afinn_words),
 ):
     register_task(BuiltinTask(_name, _desc, _WORD_TEMPLATE, ("positive", "negative"), _loader))
+register_task(BuiltinTask(
+    "unsc-unanimous", "UNSC resolution excerpts: adopted unanimously vs with abstentions or "
+    "votes against (label from the recorded tally)",
+    'UN Security Council resolution: "{text}" Was this resolution adopted unanimously? '
+    "Answer:", ("Yes", "No"), unsc_unanimous))
+register_task(BuiltinTask(
+    "unsc-era", "UNSC resolution excerpts: adopted in 1990 or later vs before (label from the "
+    "recorded year; digits removed from the text)",
+    'UN Security Council resolution: "{text}" Was this resolution adopted after the Cold '
+    "War? Answer:", ("Yes", "No"), unsc_era))
 
 
 # ---------------------------------------------------------------------------- user files

@@ -59,3 +59,31 @@ def finetune_figure(fine: dict):
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def residual_spectrum_figure(eigenvalues: np.ndarray, coords: np.ndarray, sigma: float,
+                             cv_steps: int, lr: float):
+    """``(U^T r)_i^2`` against ``lambda_i`` (eigenvalues of ``K/n``): where the residual the
+    fine-tuning must fit lies. Directions with ``lr t lambda_i >> 1`` are fitted by step t, so
+    the stop is set by how much of ``r`` sits above the noise level ``sigma^2``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    c2 = np.asarray(coords, dtype=np.float64) ** 2
+    keep = lam > 0
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    ax.loglog(lam[keep], np.maximum(c2[keep], 1e-300), "o", ms=3, color="0.2",
+              label="(U^T r)_i^2 per eigen-direction")
+    ax.axhline(sigma**2, ls="--", color="C1", label=f"sigma^2 (spectral tail) = {sigma**2:.3g}")
+    if cv_steps > 0:
+        ax.axvline(1.0 / (lr * cv_steps), ls=":", color="C0",
+                   label=f"1/(lr T), T = {cv_steps} (recommended): fitted to the right")
+    ax.set_xlabel("lambda_i (eigenvalue of K/n)")
+    ax.set_ylabel("squared residual coordinate")
+    ax.set_title("residual y - f_0 over the eigenvectors of the eNTK")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -25,7 +25,7 @@ from transferscope.core.io import write_json, write_png
 from transferscope.core.progress import step_progress
 from transferscope.core.stats import percentile_interval
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk import rundir, stopping
+from transferscope.ntk import recommend, rundir, stopping
 from transferscope.ntk.data import LabeledTexts
 from transferscope.ntk.experiments.finetune_vs_kernel import (
     FinetuneComparison,
@@ -33,7 +33,7 @@ from transferscope.ntk.experiments.finetune_vs_kernel import (
     finetune_against_kernel,
 )
 from transferscope.ntk.experiments.pool import builtin_prompt_task, kernel_pool
-from transferscope.ntk.figures import spectrum_figure
+from transferscope.ntk.figures import residual_spectrum_figure, spectrum_figure
 from transferscope.ntk.kernel import RayExecutor
 from transferscope.ntk.spectrum import (
     SpectrumAnalysis,
@@ -70,6 +70,17 @@ class Examples:
     data: LabeledTexts
     template: str
     label_words: tuple[str, str]
+
+
+def source_task(source: DataSource) -> ntk_data.BuiltinTask:
+    """``source`` as a task the experiments take: a built-in task (its template and words
+    unless overridden) or the user's file with its template and label words."""
+    examples = load_examples(source)
+    check_template(examples.template)
+    name = source.task or (str(source.data_file) if source.data_file else DEFAULT_TASK)
+    return ntk_data.BuiltinTask(name, f"examples from {examples.data.source}",
+                                examples.template, examples.label_words,
+                                lambda: examples.data)
 
 
 def parse_label_words(text: str) -> tuple[str, str]:
@@ -276,8 +287,14 @@ class StopOptions:
     loss: str = "half-mse"  # or "mse" (eta = 2 lr)
     n_boot: int = 200
     seed: int = 0
+    n_total: int | None = None  # the user's whole training set, for the extrapolation
+    rule: str = recommend.DEFAULT_RULE
 
     def validate(self) -> StopOptions:
+        if self.rule not in recommend.RULES:
+            raise input_error("--rule", "rule", self.rule, " or ".join(recommend.RULES))
+        if self.n_total is not None and self.n_total < 2:
+            raise input_error("--n-total", "n_total", self.n_total, "an integer >= 2")
         if self.loss not in stopping.LOSS_STEP_FACTOR:
             raise input_error("--loss", "loss", self.loss,
                               " or ".join(stopping.LOSS_STEP_FACTOR))
@@ -323,6 +340,7 @@ class StopResult:
     effective_dimension_at_ridge: float | None
     fits: dict[str, dict[str, float]]  # train MSE / accuracy of f_0, GD at T_hat, kernel ridge
     sensitivity: Sensitivity
+    recommendation: recommend.StopRecommendation  # every rule; ``steps`` is the answer
 
     @property
     def stopping_time_ci(self) -> tuple[float, float]:
@@ -350,6 +368,8 @@ class StopResult:
             "radius": {"used": self.radius, "estimate": self.radius_estimate,
                        "override": o.radius, "ridge": self.noise.ridge},
             "stopping_time": self.stopping_time,
+            "stopping_time_rule": "warm-started RWY with GCV sigma and ridge R (rwy-gcv)",
+            "recommendation": self.recommendation.to_dict(),
             "bootstrap": {"method": "residual bootstrap, design fixed", "n_boot": o.n_boot,
                           "seed": o.seed, "ci_level": 0.95,
                           "stopping_time_ci": [t_low, t_high],
@@ -386,8 +406,8 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
     eigs = kernel_eigenvalues(run.kernel)
     max_eta = stopping.max_step_size(eigs)
     lr = options.lr
-    if lr is None:
-        lr = max_eta / factor
+    if lr is None:  # RWY's bound for a kernel bounded by 1, rescaled (recommend.py)
+        lr = 1.0 / float(np.max(np.diag(run.kernel))) / factor
     elif factor * lr > max_eta * (1 + 1e-9):
         raise input_error("--lr", "lr", lr, f"at most {max_eta / factor:.4g}: the step eta = "
                           f"{factor:g} * lr must not exceed 1/lambda_max(K/n) = {max_eta:.4g}")
@@ -418,11 +438,19 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
     fit_quality = {name: {"train_mse": float(np.mean((f - run.labels) ** 2)),
                           "train_accuracy": float(np.mean(np.sign(f) == run.labels))}
                    for name, f in fits.items()}
+    advice = recommend.recommend_stop(
+        run.kernel, run.labels, run.f0, lr=eta, rule=options.rule, sigma=options.sigma,
+        radius=options.radius, seed=options.seed, n_total=options.n_total,
+        batch_size=options.batch_size if options.n_total is not None else None)
     result = StopResult(
         run.path, run.n, options, float(eigs[0]), max_eta, lr, eta, noise, sigma_used,
         radius_estimate, radius_used, t_hat, boot, eps_n, schedule, ridge,
-        float(effective_dimension(eigs, ridge)) if ridge else None, fit_quality, sensitivity)
+        float(effective_dimension(eigs, ridge)) if ridge else None, fit_quality, sensitivity,
+        advice)
     write_json(run.path / rundir.STOP_FILE, result.to_dict())
+    evals, evecs = np.linalg.eigh(0.5 * (run.kernel + run.kernel.T) / run.n)
+    write_png(residual_spectrum_figure(evals, evecs.T @ residual, advice.sigma, advice.steps,
+                                       advice.lr), run.path / rundir.RESIDUAL_FIGURE)
     return result
 
 
@@ -439,7 +467,8 @@ def _sensitivity(eigs: np.ndarray, eta: float, sigma: float, radius: float,
 
 
 # ---------------------------------------------------------------------------- fine-tuning
-def run_finetune(out: str | Path, model: str = "smollm2", task: str = DEFAULT_TASK,
+def run_finetune(out: str | Path, model: str = "smollm2",
+                 task: str | ntk_data.BuiltinTask = DEFAULT_TASK,
                  options: FinetuneOptions = FinetuneOptions(),
                  progress: bool = True) -> FinetuneComparison:
     """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of a

@@ -2,8 +2,10 @@
 
 One kernel over a pool (``n_max`` training candidates + a fixed held-out set) serves every n:
 the kernel of a subsample is a sub-matrix, so the sweep costs one eNTK. For each (n, seed):
-the spectrum of ``K_n``, ``T_hat`` (warm-started RWY with estimated sigma and R, step
-``eta = 1/lambda_max``), and the held-out squared error of the kernel-GD (linearised) predictor
+the spectrum of ``K_n``, ``T_hat`` (the recommended stop of :func:`recommend_stop` at its
+step ``eta = 1/max K(x,x)``; the RWY rule's answer beside it), ``eta T_hat`` (the time in units
+that compare kernels of different scale, e.g. pretrained vs mixed), and the held-out squared
+error of the kernel-GD (linearised) predictor
 at ``T_hat`` and at the held-out-optimal step. Our choice: the error is measured on held-out
 labels (f* is unknown), so it includes a noise floor that flattens the slope at large n.
 """
@@ -18,11 +20,11 @@ import pandas as pd
 
 from transferscope.core.errors import input_error
 from transferscope.core.stats import paired_bootstrap, percentile_interval
-from transferscope.ntk import stopping
 from transferscope.ntk.dynamics import kernel_gd
+from transferscope.ntk.recommend import recommend_stop
 from transferscope.ntk.spectrum import analyse_spectrum, kernel_eigenvalues
 
-STEP_GRID = np.unique(np.round(np.geomspace(1, 20000, 80)).astype(int))
+STEP_GRID = np.unique(np.round(np.geomspace(1, 10**6, 160)).astype(int))
 
 
 def sweep(pool_kernel: np.ndarray, f0: np.ndarray, targets: np.ndarray, n_test: int,
@@ -45,11 +47,9 @@ def sweep(pool_kernel: np.ndarray, f0: np.ndarray, targets: np.ndarray, n_test: 
 def _one(kernel, f0, y, train, test, n_boot, seed) -> dict:
     k = kernel[np.ix_(train, train)]
     eigs = kernel_eigenvalues(k)
-    eta = stopping.max_step_size(eigs)
     residual = y[train] - f0[train]
-    noise = stopping.estimate_noise(k, residual)
-    radius = stopping.estimate_radius(k, residual, noise.ridge)
-    t_hat = stopping.rwy_stopping_time(eigs, eta, noise.sigma, radius)
+    advice = recommend_stop(k, y[train], f0[train], seed=seed)
+    eta, t_hat = advice.lr, advice.steps
     gd = kernel_gd(k, residual, eta)
     steps = np.unique(np.concatenate([[0, t_hat], STEP_GRID]))
     change = gd.change_at(kernel[np.ix_(test, train)], steps)
@@ -59,8 +59,10 @@ def _one(kernel, f0, y, train, test, n_boot, seed) -> dict:
     at = int(np.flatnonzero(steps == t_hat)[0])
     fit = analyse_spectrum(k, n_boot=n_boot, seed=seed).fits["polynomial"]
     return {"alpha": fit.rate, "alpha_low": fit.ci_low, "alpha_high": fit.ci_high,
-            "lambda_max": float(eigs[0]), "step_size": eta, "sigma": noise.sigma,
-            "radius": radius, "t_hat": t_hat, "t_opt": int(steps[best]),
+            "lambda_max": float(eigs[0]), "step_size": eta, "sigma": advice.sigma,
+            "radius": advice.radius, "rule": advice.rule, "t_hat": t_hat,
+            "t_rwy": advice.rules["rwy"], "t_opt": int(steps[best]),
+            "lr_t_hat": eta * t_hat, "lr_t_opt": eta * int(steps[best]),
             "error_t_hat": float(errors[at]), "error_opt": float(errors[best]),
             "error_f0": float(errors[0]), "accuracy_t_hat": float(accuracy[at]),
             "accuracy_opt": float(accuracy[best])}

@@ -74,7 +74,8 @@ def _finetune_section(report: Report, fine: dict, findings: list[str], plt) -> N
             f"Kernel regime: the real outputs stayed within {fine['regime_tolerance']:.0%} of "
             f"the distance the linear model moved for {fine['regime_steps']} of {steps} steps "
             f"(largest gap {max(fine['relative_distance']):.3f})"
-            + ("; the linearisation held for the whole run." if fine["regime_steps"] == steps
+            + (f"; the linearisation held for the whole run, i.e. for {steps} steps; nothing "
+               "is known about later steps." if fine["regime_steps"] == steps
                else "; it broke down before the end of the run."))
 
 
@@ -82,7 +83,9 @@ def _stopping_finding(fine: dict, steps: int) -> str:
     """T_hat against the real run's held-out optimum; a T_hat past the run is said to be so."""
     t_hat, best = fine["t_hat"], fine["best_step_real"]
     linear = fine.get("best_step_linear")
-    text = (f"Stopping time: the RWY rule predicted T_hat = {t_hat} steps; the held-out loss of "
+    text = (f"Stopping time: the recommended stop (rule {fine['rule']}; all rules: "
+            + ", ".join(f"{k} {v}" for k, v in fine["rules"].items())
+            + f") predicted T_hat = {t_hat} steps; the held-out loss of "
             f"the real run was lowest at step {best} of {steps}"
             + (f" (closed-form kernel trajectory: step {linear})" if linear is not None else ""))
     if t_hat > steps:
@@ -94,12 +97,20 @@ def _stopping_finding(fine: dict, steps: int) -> str:
                           "earlier than T_hat."))
     if best == steps:
         text += " (the run may have stopped before its optimum)"
+    if t_hat == 0 and best == 0:
+        return text + (f". Both say keep f_0 within this {steps}-step run, which cannot show "
+                       "whether a longer run would help (see 'ntk validate' for held-out "
+                       "optima over a horizon of 10^7 steps).")
     return text + (". The two agree within a factor of 2." if _within(t_hat, best, 2)
-                   else ". They differ by more than a factor of 2.")
+                   else ". They differ by more than a factor of 2 (or one of them is 0).")
 
 
 def _within(a: float, b: float, factor: float) -> bool:
-    lo, hi = sorted((max(a, 0) + 1, max(b, 0) + 1))
+    """Both positive and within ``factor`` of each other; a step count of 0 (keep f_0) agrees
+    with nothing, not even another 0, since 0 vs 0 in a short run says nothing about either."""
+    if a <= 0 or b <= 0:
+        return False
+    lo, hi = sorted((float(a), float(b)))
     return hi / lo <= factor
 
 
@@ -151,13 +162,18 @@ def _rates_section(report: Report, rates: dict, findings: list[str], plt) -> Non
         sec.paragraph(
             f"Mixed initialisation (random linear head, seed {rates['mixed_head_seed']}): the "
             f"head contributes {rates['mixed_head_share']:.1%} of the kernel's trace.")
+        # the two kernels differ in scale, so their step sizes do: compare lr x t, not steps
+        pre_time = (pre["step_size"] * pre["t_hat"]).mean()
+        mix_time = (mix["step_size"] * mix["t_hat"]).mean()
         findings.append(
-            f"Mixed vs pretrained start: mean T_hat {mix['t_hat'].mean():.1f} vs "
-            f"{pre['t_hat'].mean():.1f}, mean error at T_hat {mix['error_t_hat'].mean():.3f} vs "
+            f"Mixed vs pretrained start: mean lr x T_hat {mix_time:.3g} vs {pre_time:.3g} "
+            f"(steps {mix['t_hat'].mean():.1f} vs {pre['t_hat'].mean():.1f} at step sizes "
+            f"{mix['step_size'].mean():.3g} vs {pre['step_size'].mean():.3g}), mean error at "
+            f"T_hat {mix['error_t_hat'].mean():.3f} vs "
             f"{pre['error_t_hat'].mean():.3f}, slope {rates['mixed']['slope']['slope']:.3f} vs "
             f"{rates['pretrained']['slope']['slope']:.3f}: the pretrained start "
-            + ("needs fewer steps" if pre["t_hat"].mean() < mix["t_hat"].mean()
-               else "does not need fewer steps")
+            + ("needs less training time (lr x t)" if pre_time < mix_time
+               else "does not need less training time (lr x t)")
             + " and " + ("reaches lower error." if pre["error_t_hat"].mean()
                          < mix["error_t_hat"].mean() else "does not reach lower error."))
 
@@ -173,6 +189,8 @@ def _taskvec_section(report: Report, tv: dict, findings: list[str], plt) -> None
         "f_0 + sum_k alpha_k K(x, X_k) c_k with the joint eNTK over all tasks.")
     for key, caption in (("alignment", "Cross-task kernel alignment ||K(X_j,X_k)||_F / "
                                        "sqrt(||K_jj||_F ||K_kk||_F) (unsigned)."),
+                         ("centred_alignment", "The same on the centred kernel H K H (CKA): "
+                                               "the shared mean gradient removed."),
                          ("gradient_cosine", "Gradient cosine r_j^T K_jk r_k / sqrt(r_j^T K_jj "
                                              "r_j r_k^T K_kk r_k), r = y - f_0 (signed; ours).")):
         if key in tv:
@@ -208,7 +226,15 @@ def _taskvec_section(report: Report, tv: dict, findings: list[str], plt) -> None
                         zip(own["task_index"], own["f0_accuracy"], own["real_accuracy"],
                             strict=True)) + ").")
     labels = {"alignment": "Kernel alignment", "gradient_cosine": "Gradient cosine",
+              "centred_alignment": "Centred kernel alignment (CKA)",
               "linearised": "The linearised interference"}
+    if "centred_alignment_split_null" in tv:
+        null = np.array(tv["centred_alignment_split_null"])
+        between = np.array(tv["centred_alignment"])[~np.eye(len(names), dtype=bool)]
+        findings.append(
+            f"Task similarity: centred alignment between tasks {between.min():.3f}-"
+            f"{between.max():.3f}, against {null.min():.3f}-{null.max():.3f} between two random "
+            "halves of one task (the null: what the same task gives).")
     for key, c in correlations.items():
         sec.paragraph(f"{labels[key]} vs real interference: r = {c['r']:.3f}, 95% CI "
                       f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}] over {c['points']} directed "
@@ -228,6 +254,7 @@ def _taskvec_section(report: Report, tv: dict, findings: list[str], plt) -> None
 
 
 _PAIR_COLUMNS = {"alignment": "alignment", "gradient_cosine": "gradient_cosine",
+                 "centred_alignment": "centred_alignment",
                  "linearised": "linear_interference"}
 
 

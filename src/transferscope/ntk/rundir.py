@@ -30,6 +30,7 @@ META_FILE = "meta.json"
 SPECTRUM_FILE = "spectrum.json"
 SPECTRUM_FIGURE = "spectrum.png"
 STOP_FILE = "stop.json"
+RESIDUAL_FIGURE = "residual_spectrum.png"
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,17 @@ def test_real_task_vectors_follow_the_linearised_prediction_for_small_steps(
                                                           rel=0.1)
     assert np.allclose(np.diag(result["alignment"]), 1.0)
     assert np.all(np.abs(result["gradient_cosine"]) <= 1 + 1e-9)
+
+
+def test_centred_alignment_removes_a_shared_gradient_direction():
+    from transferscope.ntk.experiments.taskvectors import centred_alignment, split_null
+
+    # features c e_0 + e_i (distinct one-hots): K = c^2 11^T + I. Raw alignment of two blocks
+    # of 4 is ~1 for large c; centred, K becomes H = I - 11^T/8, whose cross block has
+    # Frobenius norm 4/8 and whose diagonal blocks sqrt(4 (7/8)^2 + 12/64) = sqrt(3.25).
+    kernel = 100.0 * np.ones((8, 8)) + np.eye(8)
+    blocks = [np.arange(4), np.arange(4, 8)]
+    assert alignment(kernel, blocks)[0, 1] > 0.99
+    assert centred_alignment(kernel, blocks)[0, 1] == pytest.approx(0.5 / np.sqrt(3.25))
+    null = split_null(kernel, blocks, seed=0)  # halves of one block: 2 vs 2 of the same kind
+    assert len(null) == 2 and all(0 < v < 1 for v in null)

@@ -27,6 +27,7 @@ from transferscope.ntk.experiments.finetune import (
     finetune,
 )
 from transferscope.ntk.experiments.pool import KernelPool
+from transferscope.ntk.recommend import recommend_stop
 from transferscope.ntk.spectrum import kernel_eigenvalues
 from transferscope.ntk.task import PromptTask
 
@@ -70,6 +71,8 @@ class FinetuneComparison:
     sigma: float
     radius: float
     t_hat: int
+    rule: str
+    rules: dict[str, int]
     run: FinetuneResult
     kernel: KernelComparison | None
     linear_train_loss: np.ndarray | None
@@ -84,7 +87,8 @@ class FinetuneComparison:
         out = {"n": o.n, "n_test": self.n_test, "params": o.params, "seed": o.seed,
                "loss": o.loss, "lr_fraction": o.lr_fraction, "learning_rate": self.learning_rate,
                "step_size": self.step_size, "lambda_max": self.lambda_max, "sigma": self.sigma,
-               "radius": self.radius, "t_hat": self.t_hat, "best_step_real": self.best_step_real,
+               "radius": self.radius, "t_hat": self.t_hat, "rule": self.rule,
+               "rules": self.rules, "best_step_real": self.best_step_real,
                "history": self.run.history, "resumed_from": self.run.resumed_from,
                "seconds": self.run.seconds, "source": self.source}
         if self.kernel is not None:
@@ -107,14 +111,13 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
     k_train = pool.kernel[np.ix_(train_idx, train_idx)]
     eigs = kernel_eigenvalues(k_train)
     residual = train.targets - pool.f0[train_idx]
-    noise = stopping.estimate_noise(k_train, residual)
-    radius = stopping.estimate_radius(k_train, residual, noise.ridge)
     factor = stopping.LOSS_STEP_FACTOR.get(options.loss, 1.0)
     lr = options.lr_fraction * stopping.max_step_size(eigs) / factor
     config = FinetuneConfig(params=options.params, steps=options.steps, learning_rate=lr,
                             loss=options.loss, batch_size=options.batch_size, seed=options.seed)
     eta = factor * lr
-    t_hat = stopping.rwy_stopping_time(eigs, eta, noise.sigma, radius)
+    advice = recommend_stop(k_train, train.targets, pool.f0[train_idx], lr=eta,
+                            seed=options.seed)
     with progress_bar(disable=not progress) as bar:
         job = bar.add_task(f"fine-tuning {options.params} (n = {options.n})", total=options.steps)
         result = finetune(task, train, test, config, out / RUN_SUBDIR,
@@ -126,7 +129,8 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
                                          pool.f0[test_idx], test.targets)
         linear_train_loss = ((comparison.linear_train - train.targets) ** 2).mean(axis=1) / 2
     summary = FinetuneComparison(options, pool.n_test, pool.sample.source, lr, eta,
-                                 float(eigs[0]), noise.sigma, radius, t_hat, result, comparison,
+                                 float(eigs[0]), advice.sigma, advice.radius, advice.steps,
+                                 advice.rule, advice.rules, result, comparison,
                                  linear_train_loss)
     write_json(out / RESULT_FILE, summary.to_dict())
     return summary

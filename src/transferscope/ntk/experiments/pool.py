@@ -41,9 +41,10 @@ class KernelPool:
                             s.source)
 
 
-def builtin_prompt_task(model: str, task_name: str) -> tuple[BuiltinTask, PromptTask]:
-    """A built-in task and the prompt task of ``model`` with its template and label words."""
-    builtin = ntk_data.get_task(task_name)
+def builtin_prompt_task(model: str, task: str | BuiltinTask) -> tuple[BuiltinTask, PromptTask]:
+    """A task (a built-in name, or a user's file wrapped by ``pipeline.source_task``) and the
+    prompt task of ``model`` with its template and label words."""
+    builtin = ntk_data.get_task(task) if isinstance(task, str) else task
     word_pos, word_neg = builtin.label_words
     return builtin, PromptTask(builtin.template, [word_pos, word_neg], model=model)
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from transferscope.core.io import write_json
+from transferscope.ntk.data import BuiltinTask
 from transferscope.ntk.experiments.finetune_vs_kernel import (
     FinetuneComparison,
     FinetuneOptions,
@@ -67,15 +68,15 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("attention@last-1", 16, 24, 8, (8, 12, 16, 24), 32, 3, 8, 8, 5,
+    "quick": Profile("attention@last-1", 16, 24, 8, (8, 12, 16, 24), 32, 10, 8, 8, 5,
                      DEFAULT_TASKS),
-    "full": Profile("attention@last-4", 32, 64, 12, (32, 64, 128, 256), 320, 3, 12, 12, 8,
+    "full": Profile("attention@last-4", 32, 64, 12, (32, 64, 128, 256), 320, 10, 12, 12, 8,
                     (*DEFAULT_TASKS, NEGATED_AFINN_TASK)),
 }
 
 
 def quick_finetune(run_dir: str | Path, model: str = "smollm2",
-                   task: str = "sentiment-words") -> FinetuneComparison:
+                   task: str | BuiltinTask = "sentiment-words") -> FinetuneComparison:
     """The quick profile's fine-tuning-vs-kernel experiment in ``run_dir`` (for the main demo).
 
     Same pool as ``ntk report --quick``, so a report run before or after shares the cached
@@ -88,7 +89,7 @@ def quick_finetune(run_dir: str | Path, model: str = "smollm2",
 
 
 def run_report(out: str | Path, quick: bool = True, model: str = "smollm2",
-               task: str = "sentiment-words") -> Path:
+               task: str | BuiltinTask = "sentiment-words") -> Path:
     """``ntk report``: rates (with the random head), fine-tuning and task vectors under a
     profile into ``out``, then ``index.html``; returns the report's path."""
     name = "quick" if quick else "full"
@@ -102,5 +103,6 @@ def run_report(out: str | Path, quick: bool = True, model: str = "smollm2",
     finetune_against_kernel(lm_task, pool, profile.finetune_options(), out)
     task_vector_experiment(out, model, profile.task_vector_options())
     write_json(out / PROFILE_FILE, {"profile": name, **asdict(profile), "model": model,
-                                    "task": task, "seconds": time.perf_counter() - started})
+                                    "task": task if isinstance(task, str) else task.name,
+                                    "seconds": time.perf_counter() - started})
     return build_report(out)

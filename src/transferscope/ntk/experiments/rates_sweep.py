@@ -14,6 +14,7 @@ from pathlib import Path
 from transferscope.core.errors import input_error
 from transferscope.core.io import write_json
 from transferscope.ntk import rates
+from transferscope.ntk.data import BuiltinTask
 from transferscope.ntk.experiments.pool import KernelPool, builtin_prompt_task, kernel_pool
 from transferscope.ntk.experiments.random_head import mixed_kernel, mixed_task
 from transferscope.ntk.task import PromptTask
@@ -41,7 +42,7 @@ class RatesOptions:
 
     params: str = "attention@last-1"
     sizes: str | Sequence[int] = (32, 64, 128, 256)  # or '32,64,128,256'
-    seeds: int = 3
+    seeds: int = 10  # >= 10: the slope CI resamples whole seeds
     n_test: int = 64
     pool: int = 320  # training candidates the seeds subsample from
     head_seed: int | None = 0  # also the random-head readout, from this seed; None: not
@@ -85,7 +86,8 @@ def _sweep(kernel, f0, pool: KernelPool, options: RatesOptions) -> dict:
     return {"rows": frame.to_dict(orient="records"), "slope": rates.fit_slope(frame).__dict__}
 
 
-def run_rates(out: str | Path, model: str = "smollm2", task: str = "sentiment-words",
+def run_rates(out: str | Path, model: str = "smollm2",
+              task: str | BuiltinTask = "sentiment-words",
               options: RatesOptions = RatesOptions()) -> dict:
     """``ntk rates``: draw the pool of a built-in task, its kernel, then :func:`rates_sweep`."""
     options.validate()

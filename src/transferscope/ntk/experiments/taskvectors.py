@@ -111,6 +111,31 @@ def alignment(kernel: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def centred_alignment(kernel: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
+    """:func:`alignment` of the kernel centred over the union of the blocks (``H K H``,
+    ``H = I - 11^T / N``). The raw alignment is ~0.99 for any two example sets because one
+    shared gradient direction holds most of the trace (the top eigenvalue: 86-94% on the real
+    eNTK); centring removes that mean gradient first, as CKA does."""
+    union = np.concatenate(blocks)
+    sub = np.asarray(kernel, dtype=np.float64)[np.ix_(union, union)]
+    centred = sub - sub.mean(axis=0, keepdims=True) - sub.mean(axis=1, keepdims=True) + sub.mean()
+    starts = np.cumsum([0] + [b.size for b in blocks])
+    local = [np.arange(starts[i], starts[i + 1]) for i in range(len(blocks))]
+    return alignment(centred, local)
+
+
+def split_null(kernel: np.ndarray, blocks: list[np.ndarray], seed: int) -> list[float]:
+    """The centred alignment between two random halves of each task's block: what two sets of
+    examples from ONE task give, the null an alignment between tasks is read against."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for block in blocks:
+        order = rng.permutation(block)
+        half = order.size // 2
+        out.append(float(centred_alignment(kernel, [order[:half], order[half:]])[0, 1]))
+    return out
+
+
 def gradient_cosine(kernel: np.ndarray, blocks: list[np.ndarray], residual: np.ndarray
                     ) -> np.ndarray:
     """Cosine between the tasks' first gradient steps ``J_k^T r_k``, from the kernel alone."""
@@ -199,19 +224,25 @@ def run_task_vectors(task: PromptTask, splits: list[TaskSplit], config: Finetune
                          "f0_accuracy": float(np.mean(np.sign(f0[test_blocks[j]])
                                                       == y_tests[j]))})
     align = alignment(joint, train_blocks)
+    centred = centred_alignment(joint, train_blocks)
     cosine = gradient_cosine(joint, train_blocks, np.asarray(targets) - f0)
     pairs = _interference(rows, align, cosine, m)
+    for p in pairs:
+        p["centred_alignment"] = float(centred[p["task"], p["added"]])
     real = np.array([p["real_interference"] for p in pairs])
     correlations = {
         name: _correlation(np.array([p[key] for p in pairs]), real, what)
         for name, key, what in (
             ("alignment", "alignment", "kernel alignment"),
+            ("centred_alignment", "centred_alignment", "centred kernel alignment (CKA)"),
             ("gradient_cosine", "gradient_cosine", "gradient cosine"),
             ("linearised", "linear_interference", "linearised interference"))}
     return {"tasks": [s.name for s in splits], "n_train": [len(s.train) for s in splits],
             "n_test": [len(s.test) for s in splits], "steps": config.steps,
             "learning_rate": config.learning_rate, "params": config.params, "seed": config.seed,
-            "alignment": align.tolist(), "gradient_cosine": cosine.tolist(),
+            "alignment": align.tolist(), "centred_alignment": centred.tolist(),
+            "centred_alignment_split_null": split_null(joint, train_blocks, config.seed),
+            "gradient_cosine": cosine.tolist(),
             "combinations": rows, "pairs": pairs, "correlation": correlations["alignment"],
             "correlations": correlations, "trained": single}
 

@@ -1,0 +1,343 @@
+"""Kernel -> stopping time: the answer a user gets, with every rule beside it.
+
+``recommend_stop(K, y, f0)`` computes four stopping times for full-batch kernel gradient
+descent ``f_{t+1} = f_t - lr (K/n)(f_t - y)`` (half squared loss, ``K`` the n x n eNTK):
+
+* ``rwy``: the warm-started RWY (2014) rule with our estimators of sigma and R (below);
+* ``rwy-gcv``: the same rule with the first implementation's estimators (GCV sigma, the ridge
+  radius ``r^T (K + n lam I)^-1 r``), kept so the difference can be measured;
+* ``gcv-ridge``: ``T = 1 / (lr lam_GCV)``, the step count equivalent to the GCV ridge;
+* ``cv``: 5-fold cross-validation of the kernel trajectory itself, averaged over 3 fold
+  assignments (each fold's training part runs the same closed-form trajectory with the same
+  lr; the step with the least mean squared error on the left-out parts wins).
+
+``steps`` follows :data:`DEFAULT_RULE`: in ``transferscope ntk validate --full`` it captured the
+largest share of the achievable improvement on real held-out splits and tied with the best rule
+on planted truths (tables in ``examples/ntk/validate/validate.md``). Estimators (ours, documented as departures):
+
+* sigma: the spectral-tail estimate ``sigma^2 = mean of (U^T r)_i^2`` over the half of the
+  eigen-directions with the smallest eigenvalues. A target ``f* - f0 = K alpha`` puts
+  ``n lambda_i (U^T alpha)_i`` in direction i, so the tail holds mostly noise; unlike the GCV
+  estimate it has no grid and cannot stop at an edge (on real eNTKs GCV chose the largest
+  ridge and returned the raw residual RMS).
+* R: the RKHS norm of the Mallows-Cp ridge fit with its noise term subtracted,
+  ``R^2 = sum_i ((U^T r)_i^2 - sigma^2) lambda_i / (n (lambda_i + mu)^2)``; the plain ridge
+  radius adds ``~ sigma^2 tr(I - H) / (n mu)`` and grows with the noise.
+* lr: at most ``1 / max_i K(x_i, x_i)``. RWY state their rule for a kernel bounded by 1 and a
+  step at most 1; rescaling K by ``kappa = max K(x, x)`` makes that ``lr <= 1/kappa``. The rule
+  itself is unchanged by the rescaling (R scales by sqrt(kappa), lr by 1/kappa). The
+  divergence bound ``1/lambda_max(K/n)`` is larger (1.3-21.6x on real eNTKs) and not what
+  the theory assumes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from transferscope.core.errors import InputError, input_error
+from transferscope.ntk import stopping
+from transferscope.ntk.spectrum import analyse_spectrum
+
+RULES = ("rwy", "rwy-gcv", "gcv-ridge", "cv")
+DEFAULT_RULE = "cv"
+RULE_REASONS = {
+    "cv": "K-fold CV of the kernel trajectory: the largest share of the achievable held-out "
+          "improvement in 'ntk validate --full', tied with the best on planted truths",
+    "rwy": "warm-started RWY rule with spectral-tail sigma and debiased R (requested)",
+    "rwy-gcv": "warm-started RWY rule with GCV sigma and ridge R (requested)",
+    "gcv-ridge": "1/(lr lam_GCV) (requested)",
+}
+CV_FOLDS = 5
+CV_REPEATS = 3
+HORIZON = 10**7
+GRID_POINTS = 400
+_GCV_GRID = np.logspace(-8, 1, 181)
+
+
+def step_grid(horizon: int = HORIZON, points: int = GRID_POINTS) -> np.ndarray:
+    """0 and a log grid of integer step counts up to ``horizon`` (ratio ~1.04 between points)."""
+    return np.unique(np.concatenate([[0], np.round(np.geomspace(1, horizon, points))])
+                     ).astype(np.int64)
+
+
+def trajectory_errors(evals: np.ndarray, evecs: np.ndarray, residual: np.ndarray, lr: float,
+                      steps: np.ndarray, cross: np.ndarray, target_residual: np.ndarray
+                      ) -> np.ndarray:
+    """Mean squared error of ``f_t - f_0`` at new points against ``target_residual``, per step.
+
+    ``evals, evecs`` of ``K_n`` on the training points, ``cross`` = ``K(X_new, X)``; the dual
+    coefficients are ``c_t = (1/n) U diag((1 - (1 - lr lam)^t) / lam) U^T r`` (dynamics.py).
+    """
+    n = evals.size
+    t = np.asarray(steps, dtype=np.float64)[:, None]
+    lam = evals[None, :]
+    shrink = -np.expm1(t * np.log1p(-np.minimum(lr * lam, 1.0 - 1e-15)))
+    gain = np.where(lam > 0, shrink / np.where(lam > 0, lam, 1.0), lr * t)
+    coef = (gain * (evecs.T @ residual)[None, :]) @ evecs.T / n
+    change = coef @ np.asarray(cross, dtype=np.float64).T
+    return np.mean((change - target_residual[None, :]) ** 2, axis=1)
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """K-fold CV of the kernel trajectory: mean held-out squared error per step count."""
+
+    folds: int
+    repeats: int
+    steps: np.ndarray
+    errors: np.ndarray
+    best: int
+    at_horizon: bool
+
+
+def cv_stopping_time(kernel: np.ndarray, residual: np.ndarray, lr: float,
+                     folds: int = CV_FOLDS, seed: int = 0,
+                     steps: np.ndarray | None = None, repeats: int = CV_REPEATS
+                     ) -> CrossValidation:
+    """The step with the least K-fold held-out error of the kernel trajectory at step ``lr``,
+    averaged over ``repeats`` random fold assignments (one assignment is a noisy curve).
+
+    Each fold trains on ``(K-1)/K`` of the points with ``K_tr / n_tr``, whose top eigenvalues
+    match those of ``K / n``, so a step count means the same on the fold and on all points.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    r = np.asarray(residual, dtype=np.float64)
+    n = r.size
+    folds = int(min(folds, n))
+    if folds < 2:
+        raise InputError(f"cv: {n} examples: expected at least 2 for cross-validation")
+    grid = step_grid() if steps is None else np.asarray(steps, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    total = np.zeros(grid.size)
+    for _ in range(repeats):
+        order = rng.permutation(n)
+        for fold in range(folds):
+            held = order[fold::folds]
+            train = np.setdiff1d(order, held)
+            sub = k[np.ix_(train, train)]
+            evals, evecs = np.linalg.eigh(0.5 * (sub + sub.T) / train.size)
+            total += held.size * trajectory_errors(np.clip(evals, 0, None), evecs, r[train],
+                                                   lr, grid, k[np.ix_(held, train)], r[held])
+    errors = total / (n * repeats)
+    best = int(np.argmin(errors))
+    return CrossValidation(folds, repeats, grid, errors, int(grid[best]), best == grid.size - 1)
+
+
+def spectral_tail_noise(evals: np.ndarray, coords: np.ndarray) -> float:
+    """``sigma`` from the residual's coordinates on the smaller half of the eigenvalues."""
+    order = np.argsort(evals)
+    tail = coords[order[: max(1, evals.size // 2)]]
+    return math.sqrt(float(np.mean(tail**2)))
+
+
+def cp_ridge(evals: np.ndarray, coords: np.ndarray, sigma: float) -> tuple[float, bool]:
+    """The ridge minimising Mallows' Cp ``||(I-H) r||^2 + 2 sigma^2 tr H`` (sigma known), and
+    whether it sits at an edge of the grid ``1e-8 .. 10`` x ``lambda_max``."""
+    grid = float(evals.max()) * _GCV_GRID
+    keep = grid[:, None] / (evals[None, :] + grid[:, None])
+    cp = (keep**2 * coords[None, :] ** 2).sum(axis=1) + 2 * sigma**2 * (1 - keep).sum(axis=1)
+    best = int(np.argmin(cp))
+    return float(grid[best]), best in (0, grid.size - 1)
+
+
+def debiased_radius(evals: np.ndarray, coords: np.ndarray, sigma: float, ridge: float
+                    ) -> tuple[float, float]:
+    """``(R_debiased, R_ridge_fit)``: the RKHS norm of the ridge fit, with and without its
+    expected noise part ``sigma^2 sum lambda / (n (lambda + mu)^2)`` removed."""
+    n = coords.size
+    weight = evals / (n * (evals + ridge) ** 2)
+    plain = float((coords**2 * weight).sum())
+    corrected = float(((coords**2 - sigma**2) * weight).sum())
+    return math.sqrt(max(corrected, 0.0)), math.sqrt(plain)
+
+
+@dataclass(frozen=True)
+class Extrapolation:
+    """Steps and epochs for the user's whole training set of ``n_total`` examples."""
+
+    n_total: int
+    batch_size: int
+    model: str
+    rate: float
+    rate_ci: tuple[float, float]
+    steps: int
+    steps_ci: tuple[int, int]
+    epochs: float
+    epochs_ci: tuple[float, float]
+    how: str
+
+
+def _scaling(model: str, rate: float, n: int, n_total: int) -> float:
+    """``T_N / T_n = eps_n^2 / eps_N^2``: ``(N/n)^(a/(a+1))`` for ``lambda_i ~ i^-a``,
+    ``(N log n) / (n log N)`` for an exponential decay."""
+    if model == "polynomial":
+        a = max(rate, 0.0)
+        return (n_total / n) ** (a / (a + 1.0))
+    return (n_total * math.log(n)) / (n * math.log(n_total))
+
+
+def extrapolate(kernel: np.ndarray, steps: int, n_total: int, batch_size: int,
+                n_boot: int = 100, seed: int = 0) -> Extrapolation:
+    """Scale ``steps`` from n to ``n_total`` through the fitted eigen-decay (preferred fit),
+    the interval from the decay rate's bootstrap CI over examples."""
+    n = kernel.shape[0]
+    if n_total < n:
+        raise input_error("recommend_stop", "n_total", n_total, f"at least n = {n}")
+    if batch_size < 1 or batch_size > n_total:
+        raise input_error("recommend_stop", "batch_size", batch_size,
+                          f"an integer in 1..n_total = {n_total}")
+    fit = analyse_spectrum(kernel, n_boot=n_boot, seed=seed).preferred
+    ends = sorted(_scaling(fit.model, r, n, n_total) for r in (fit.ci_low, fit.ci_high)
+                  if math.isfinite(r))
+    mid = _scaling(fit.model, fit.rate, n, n_total)
+    lo, hi = (ends[0], ends[-1]) if ends else (math.nan, math.nan)
+    total = int(round(steps * mid))
+    ci = ((int(round(steps * lo)), int(round(steps * hi))) if ends else (-1, -1))
+    per_epoch = n_total / batch_size
+    return Extrapolation(
+        n_total, batch_size, fit.model, fit.rate, (fit.ci_low, fit.ci_high), total, ci,
+        total / per_epoch, (ci[0] / per_epoch, ci[1] / per_epoch),
+        f"T_N = T_n x eps_n^2/eps_N^2 with the {fit.model} decay fit (rate {fit.rate:.3g}); "
+        "the interval uses the rate's 95% bootstrap CI over examples; one epoch = N/B "
+        "minibatch steps of the same lr (SGD noise ignored)")
+
+
+@dataclass(frozen=True)
+class StopRecommendation:
+    """What to set: ``steps`` full-batch steps at ``lr``, by ``rule``; every rule's answer."""
+
+    n: int
+    steps: int
+    lr: float
+    rule: str
+    rule_reason: str
+    sigma: float
+    radius: float
+    rules: dict[str, int]
+    lr_bound: float
+    lambda_max: float
+    max_diagonal: float
+    sigma_gcv: float
+    radius_ridge: float
+    ridge_gcv: float
+    ridge_cp: float
+    cv: CrossValidation
+    extrapolation: Extrapolation | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in (
+            "n", "steps", "lr", "rule", "rule_reason", "sigma", "radius", "rules", "lr_bound",
+            "lambda_max", "max_diagonal", "sigma_gcv", "radius_ridge", "ridge_gcv", "ridge_cp",
+            "warnings")}
+        out["lr_bound_rule"] = ("lr <= 1/max K(x,x): RWY's step <= 1 for a kernel bounded by 1, "
+                                "after rescaling K by its largest diagonal entry")
+        out["convention"] = "f_{t+1} = f_t - lr (K/n)(f_t - y), half squared loss"
+        out["cv"] = {"folds": self.cv.folds, "best": self.cv.best,
+                     "at_horizon": self.cv.at_horizon}
+        if self.extrapolation is not None:
+            out["extrapolation"] = self.extrapolation.__dict__
+        return out
+
+
+def recommend_stop(kernel: np.ndarray, y: np.ndarray, f0: np.ndarray, *,
+                   lr: float | None = None, n_total: int | None = None,
+                   batch_size: int | None = None, rule: str = DEFAULT_RULE,
+                   sigma: float | None = None, radius: float | None = None,
+                   seed: int = 0) -> StopRecommendation:
+    """How many full-batch steps of ``f_{t+1} = f_t - lr (K/n)(f_t - y)`` to run from ``f0``.
+
+    ``sigma``/``radius`` override the estimates in the RWY rules; ``seed`` sets the CV folds.
+    With ``n_total`` and ``batch_size`` the answer is extrapolated to the whole training set.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).ravel()
+    f0 = np.asarray(f0, dtype=np.float64).ravel()
+    n = y.size
+    if k.ndim != 2 or k.shape != (n, n) or f0.size != n:
+        raise input_error("recommend_stop", "shapes", (k.shape, y.size, f0.size),
+                          "an n x n kernel with y and f0 of length n")
+    if not (np.all(np.isfinite(k)) and np.all(np.isfinite(y)) and np.all(np.isfinite(f0))):
+        raise input_error("recommend_stop", "values", "NaN or inf", "finite numbers")
+    if rule not in RULES:
+        raise input_error("recommend_stop", "rule", rule, f"one of {', '.join(RULES)}")
+    if n < 4:
+        raise input_error("recommend_stop", "n", n, "at least 4 examples")
+    warnings: list[str] = []
+    evals, evecs = stopping._eig_kn(k)
+    lam_max = float(evals.max())
+    if lam_max <= 0:
+        raise input_error("recommend_stop", "kernel", "all eigenvalues <= 0",
+                          "a kernel with a positive eigenvalue")
+    kappa = float(np.max(np.diag(k)))
+    bound = 1.0 / kappa
+    if lr is None:
+        lr = bound
+    else:
+        lr = stopping.check_step_size(evals, lr)
+        if lr > bound * (1 + 1e-9):
+            warnings.append(f"lr = {lr:.4g} exceeds 1/max K(x,x) = {bound:.4g}, the step RWY's "
+                            "analysis assumes; the rules are applied as they are")
+    r = y - f0
+    coords = evecs.T @ r
+
+    gcv = stopping._noise_from_eig(evals, coords, lam_max * _GCV_GRID)
+    radius_ridge = stopping._radius_from_eig(evals, coords, gcv.ridge)
+    if gcv.ridge >= lam_max * _GCV_GRID[-1] * (1 - 1e-9):
+        warnings.append(f"GCV chose the largest ridge of its grid ({gcv.ridge:.3g} = 10 "
+                        "lambda_max): its sigma is the raw residual RMS and the gcv-ridge / "
+                        "rwy-gcv stops are at their floor")
+    elif gcv.ridge <= lam_max * _GCV_GRID[0] * (1 + 1e-9):
+        warnings.append(f"GCV chose the smallest ridge of its grid ({gcv.ridge:.3g})")
+
+    sigma_hat = spectral_tail_noise(evals, coords)
+    if sigma_hat <= 1e-12 * max(1.0, float(np.abs(r).max())):
+        warnings.append("the spectral-tail noise estimate is 0 (the residual lies in the top "
+                        "eigen-directions): the RWY stop is unbounded; give --sigma")
+        sigma_hat = max(sigma_hat, 1e-12)
+    sigma_used = sigma if sigma is not None else sigma_hat
+    ridge_cp, cp_edge = cp_ridge(evals, coords, sigma_used)
+    if cp_edge:
+        warnings.append(f"the Cp ridge for the radius sits at an edge of its grid "
+                        f"({ridge_cp:.3g})")
+    r_debiased, r_plain = debiased_radius(evals, coords, sigma_used, ridge_cp)
+    if r_debiased <= 0:
+        warnings.append("the debiased radius is 0 (the residual looks like pure noise at this "
+                        f"sigma); the ridge-fit norm {r_plain:.3g} is used instead")
+        r_debiased = r_plain
+    radius_used = radius if radius is not None else r_debiased
+
+    rules = {
+        "rwy": stopping.rwy_stopping_time(evals, lr, sigma_used, max(radius_used, 1e-300)),
+        "rwy-gcv": stopping.rwy_stopping_time(evals, lr, gcv.sigma, max(radius_ridge, 1e-300)),
+        "gcv-ridge": int(round(1.0 / (lr * gcv.ridge))),
+    }
+    cv = cv_stopping_time(k, r, lr, seed=seed)
+    rules["cv"] = cv.best
+    if cv.at_horizon:
+        warnings.append(f"the CV optimum is at the end of its horizon ({HORIZON} steps): the "
+                        "held-out error was still falling")
+    if n < 5 * CV_FOLDS:
+        warnings.append(f"n = {n}: each CV fold holds out at most {math.ceil(n / CV_FOLDS)} "
+                        "examples, so the CV stop is noisy")
+    zero = [name for name, t in rules.items() if t == 0]
+    if zero:
+        warnings.append(f"{', '.join(zero)} say(s) 0 steps (keep f_0)")
+    positive = [t for t in rules.values() if t > 0]
+    if positive and max(positive) > 10 * min(positive):
+        warnings.append("the rules disagree by more than 10x: "
+                        + ", ".join(f"{k} {v}" for k, v in rules.items()))
+    steps = rules[rule]
+    extra = None
+    if n_total is not None or batch_size is not None:
+        if n_total is None or batch_size is None:
+            raise InputError("recommend_stop: n_total and batch_size: one given: expected both "
+                             "for the extrapolation to the whole training set")
+        extra = extrapolate(k, steps, int(n_total), int(batch_size), seed=seed)
+    return StopRecommendation(
+        n, steps, float(lr), rule, RULE_REASONS[rule], float(sigma_used), float(radius_used),
+        rules, bound, lam_max, kappa, gcv.sigma, radius_ridge, gcv.ridge, ridge_cp, cv, extra,
+        warnings)
