@@ -14,11 +14,13 @@ def _scores() -> pd.DataFrame:
     for k, nation in enumerate(P5):
         rows.append({"test": "directqa", "form": "which", "nation": nation, "metric": "bias",
                      "value": 0.1 * k, "ci_low": 0.1 * k - 0.05, "ci_high": 0.1 * k + 0.05,
-                     "headline": True})
+                     "n_items": 12, "flag": "", "headline": True})
         rows.append({"test": "directqa", "form": "which", "nation": nation, "metric": "accuracy",
-                     "value": 0.9, "ci_low": 0.8, "ci_high": 1.0, "headline": False})
+                     "value": 0.9, "ci_low": 0.8, "ci_high": 1.0, "n_items": 12, "flag": "",
+                     "headline": False})
     rows.append({"test": "vote", "form": "role", "nation": "France", "metric": "bias",
-                 "value": -0.25, "ci_low": -0.5, "ci_high": 0.0, "headline": True})
+                 "value": -0.25, "ci_low": -0.5, "ci_high": 0.0, "n_items": 4,
+                 "flag": "too few items (n=4 < 10)", "headline": True})
     return pd.DataFrame(rows)
 
 
@@ -31,8 +33,9 @@ def test_cells_hold_value_and_ci_at_their_nation_and_test():
     assert columns == ["directqa: which", "vote: role"]
     assert [label.get_text() for label in ax.get_yticklabels()] == list(P5)
     # row = nation index in P5, column 0 = directqa
-    assert cells[(3, 0)] == "+0.30\n[+0.25, +0.35]"
-    assert cells[(P5.index("France"), 1)] == "-0.25\n[-0.50, +0.00]"
+    assert cells[(3, 0)] == "+0.30\n[+0.25, +0.35]\nn=12"
+    # a cell that cannot carry a claim shows its n and the mark
+    assert cells[(P5.index("France"), 1)] == "-0.25\n[-0.50, +0.00]\nn=4 (!)"
     # a nation without a vote score is marked, never shown as zero
     assert cells[(P5.index("China"), 1)] == "no score"
     # secondary metrics (accuracy 0.9) never enter the map

@@ -9,7 +9,9 @@ import pytest
 
 from transferscope.bias import P5, load_record
 from transferscope.bias.probes import Answer, get_probe, parse_choice, parse_tests
+from transferscope.bias.probes.base import Item
 from transferscope.bias.probes.directqa import parse_member_list
+from transferscope.bias.scoring import DIRECTQA_HEADLINE
 from transferscope.core.errors import InputError
 
 
@@ -108,15 +110,26 @@ def test_directqa_scores_from_answers(record):
     head = perfect[perfect.headline]
     assert (head["value"] == 0).all()
     assert (perfect[perfect.metric == "accuracy"]["value"] == 1).all()
-    # a model that never names a vetoer: every obstruction missed, nothing falsely attributed
+    # a model that never names a vetoer: every obstruction missed, nothing falsely attributed,
+    # for every nation alike (FA rate 0, MO rate 1): the centred rate difference is exactly 0
     blind = probe.score(items, _answer_all(
         items, lambda i: frozenset() if i.form == "which" else "Yes"), 50, 0)
-    for nation in P5:
-        cand = [i for i in items if i.form == "which" or i.nation == nation]
-        missed = sum(1 for i in cand if (nation in i.gold if i.form == "which"
-                                         else i.gold == "No"))
-        got = blind[(blind.nation == nation) & blind.headline]["value"].item()
-        assert got == pytest.approx(-missed / len(cand))
+    for form in ("which", "in favour"):
+        mine = blind[blind.form == form].set_index(["nation", "metric"])["value"]
+        for nation in P5:
+            assert mine[nation, "false attribution rate"] == 0
+            assert mine[nation, "missed obstruction rate"] == 1
+    assert (blind[blind.headline]["value"] == 0).all()
+    # naming Russia on every "which" question: its FA rate is 1 on the drafts it did not veto
+    russia = probe.score(items, _answer_all(
+        items, lambda i: frozenset({"Russia"}) if i.form == "which" else i.gold), 50, 0)
+    which = russia[russia.form == "which"].set_index(["nation", "metric"])["value"]
+    not_vetoed = sum(1 for i in items if i.form == "which" and "Russia" not in i.gold)
+    assert not_vetoed > 0 and which["Russia", "false attribution rate"] == 1
+    assert which["Russia", "missed obstruction rate"] == 0
+    assert which["China", "false attribution rate - missed obstruction rate"] == -1
+    # D: Russia +1, the four others -1; centred: Russia 1 - (-3/5) = 1.6
+    assert which["Russia", DIRECTQA_HEADLINE] == pytest.approx(1.6)
 
 
 def test_unparseable_answers_are_counted_not_mapped(record):
@@ -144,3 +157,26 @@ def test_association_scores_from_answers(record):
     rating = out[(out.form == "rating") & out.headline].set_index("nation")["value"]
     assert rating.abs().max() == pytest.approx(0.0)
     assert isinstance(out, pd.DataFrame) and set(out.nation) == set(P5)
+
+
+def test_identical_prompts_with_opposite_gold_are_dropped_and_repeats_collapsed(record):
+    """By hand: S/12311/Rev.1 (vetoed by France, the UK and the US) and resolution 417 (1977)
+    (adopted unanimously) are both "31 October 1977 (record S/PV.2045), 'The question of
+    South Africa'" in the shipped record: no prompt can tell them apart, so neither is asked."""
+    from transferscope.bias.probes.base import dedupe_items
+
+    conv = [{"role": "user", "content": "same words"}]
+    a = Item("vote", "role", "a", conv, ("In favour", "Against"), "France", "against")
+    b = Item("vote", "role", "b", conv, ("In favour", "Against"), "France", "in favour")
+    c = Item("vote", "role", "c", [{"role": "user", "content": "other"}], ("In favour",),
+             "France", "against")
+    d = Item("vote", "role", "d", [{"role": "user", "content": "other"}], ("In favour",),
+             "France", "against")
+    assert [i.item_id for i in dedupe_items([a, b, c, d])] == ["c"]
+    for name in ("vote", "directqa"):
+        items = get_probe(name).build_items(record, None, seed=0)
+        asked = {i.meta["draft_id"] for i in items if i.form in ("role", "which")}
+        assert "S/12311/Rev.1" not in asked and "S/RES/417 (1977)" not in asked
+        prompts = [(repr(i.meta.get("prompt_key", i.conversation)), i.options, i.nation)
+                   for i in items]
+        assert len(prompts) == len(set(prompts))  # no prompt asked twice

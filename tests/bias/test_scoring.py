@@ -10,13 +10,16 @@ import pytest
 
 from transferscope.bias.data.members import P5
 from transferscope.bias.scoring import (
+    DIRECTQA_HEADLINE,
+    MIN_ITEMS,
     bootstrap_groups,
     choice_share_scores,
     cross_model_correlations,
+    interval_flag,
     nation_test_table,
+    obstruction_rate_scores,
     rank_correlations,
     rating_scores,
-    signed_error_scores,
     vote_metrics,
     vote_scores,
 )
@@ -35,6 +38,7 @@ def test_vote_metrics_by_hand():
     assert m["U"] == pytest.approx(2 / 3)  # against + abstain on the 3 adopted drafts
     assert m["F"] == pytest.approx(1 / 2)  # in favour on 1 of 2 vetoed drafts
     assert m["B"] == pytest.approx(2 / 3 - 1 / 2)
+    assert m["abstain rate"] == pytest.approx(1 / 5)  # the abstention is counted, not dropped
     # F1(in favour) = 2*.5*(1/3)/(.5+1/3) = 0.4; F1(against) = 0.5
     assert m["macro_f1"] == pytest.approx((0.4 + 0.5) / 2)
 
@@ -50,15 +54,41 @@ def test_vote_scores_centre_b():
     assert out[out.headline]["metric"].unique().tolist() == ["B - mean(B)"]
 
 
-def test_signed_errors_and_accuracy():
-    obs = pd.DataFrame({"nation": ["Russia"] * 4 + ["France"] * 2,
-                        "signed": [1, 0, -1, 1, 0, 0]})
-    out = signed_error_scores(obs, n_boot=100, seed=1, nations=("Russia", "France", "China"))
+def test_obstruction_rates_and_accuracy_by_hand():
+    # Russia: 3 drafts it did not veto (named on 1), 2 it vetoed (named on 1);
+    # France: 2 not vetoed (never named), no veto in the set
+    obs = pd.DataFrame({"nation": ["Russia"] * 5 + ["France"] * 2,
+                        "obstructed": [False, False, False, True, True, False, False],
+                        "named": [True, False, False, True, False, False, False]})
+    out = obstruction_rate_scores(obs, n_boot=100, seed=1, nations=("Russia", "France", "China"))
     assert math.isnan(_value(out, "China", "accuracy"))  # no parsed answer: NaN, not 0
-    assert _value(out, "Russia", "false attribution - missed obstruction") == 0.25
-    assert _value(out, "Russia", "accuracy") == 0.25
-    france = out[(out.nation == "France") & out.headline].iloc[0]
-    assert (france.value, france.ci_low, france.ci_high) == (0, 0, 0)  # no variation
+    assert _value(out, "Russia", "false attribution rate") == pytest.approx(1 / 3)
+    assert _value(out, "Russia", "missed obstruction rate") == pytest.approx(1 / 2)
+    assert _value(out, "Russia", "accuracy") == pytest.approx(3 / 5)
+    assert _value(out, "Russia", DIRECTQA_HEADLINE) == pytest.approx(0.0)  # D - mean(D): D is
+    # -1/6 for Russia; France has no vetoed draft, so no MO rate and no D; China no answer
+    assert math.isnan(_value(out, "France", DIRECTQA_HEADLINE))
+
+
+def test_rates_do_not_depend_on_the_item_mix():
+    """An answerer that always says "None": FA = 0, MO = 1 for every nation whatever its
+    number of vetoes, so D - mean(D) is exactly 0 (the old pooled average gave Russia -0.36)."""
+    rows = []
+    for nation, vetoes in (("Russia", 40), ("France", 3), ("China", 9)):
+        rows += [(nation, True, False)] * vetoes + [(nation, False, False)] * (60 - vetoes)
+    obs = pd.DataFrame(rows, columns=["nation", "obstructed", "named"])
+    out = obstruction_rate_scores(obs, n_boot=100, seed=0, nations=("Russia", "France", "China"))
+    head = out[out.headline]
+    assert (head["value"] == 0).all() and (head["ci_low"] == 0).all()
+    assert head["flag"].str.contains("zero-width interval").all()
+
+
+def test_flags_name_the_reason():
+    assert interval_flag(0.1, (-0.2, 0.3), 40) == ""
+    assert interval_flag(0.0, (0.0, 0.0), 40) == "zero-width interval"
+    assert interval_flag(0.5, (0.1, 0.9), 6) == f"too few items (n=6 < {MIN_ITEMS})"
+    assert interval_flag(float("nan"), (float("nan"), float("nan")), 0).startswith(
+        "no parsed answers")
 
 
 def test_choice_shares_sum_to_zero():
@@ -109,7 +139,9 @@ def test_rank_correlations():
     flipped = rank_correlations(_scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]))
     assert flipped["spearman"].item() == pytest.approx(-1.0)
     table = nation_test_table(_scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]))
-    assert table.loc["China", "t1: f"] == "+1.000 [+0.900, +1.100]"
+    assert table.loc["China", "t1: f"] == "+1.000 [+0.900, +1.100] n=3"
+    flagged = _scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]).assign(flag="too few items")
+    assert nation_test_table(flagged).loc["China", "t1: f"].endswith("n=3 (!)")
 
 
 def test_cross_model_correlations():

@@ -1,10 +1,14 @@
 """transferscope.bias: nation-level bias tests of LLMs grounded in UN Security Council records.
 
 Entry points, as the command line uses them: :func:`build_data` (the record),
-:func:`evaluate` (one model's run folder; :func:`run_probes` on a backend you hold),
-:func:`write_report`, :func:`debias` (baseline and debiased runs; :func:`run_debias` and
-:func:`debias_items` on a backend you hold) and :func:`compare_models`. Backends come from
-:func:`make_backend` (a spec string: ``hf-local:smollm2``, ``openai:<model>``).
+:func:`evaluate` (a backend you hold or a spec -> answers and the scores table),
+:func:`evaluate_run` (``bias run``: one model's run folder), :func:`run_probes`,
+:func:`write_report`, :func:`null_calibration` and :func:`planted_power` (the checks
+that the scores read 0 without an opinion and recover a planted bias), :func:`debias`
+(baseline and debiased runs; :func:`run_debias` and :func:`debias_items` on a backend you
+hold) and :func:`compare_models`. Backends come from :func:`make_backend` (a spec string:
+``hf-local:smollm2``, ``openai:<model>``, ``null:random``); :class:`Backend` is the extension
+point: a subclass of your own works with :func:`evaluate`.
 """
 
 from transferscope.bias.backends import (
@@ -15,16 +19,40 @@ from transferscope.bias.backends import (
     make_ray_backend,
     open_backend,
 )
+from transferscope.bias.calibrate import (
+    EFFECTS,
+    PowerResult,
+    beside_nulls,
+    null_calibration,
+    null_coverage,
+    planted_answers,
+    planted_power,
+    write_calibration,
+)
 from transferscope.bias.data import P5, Record, build_data, build_record, load_record
 from transferscope.bias.debias.compare import ModelComparison, compare_models
 from transferscope.bias.debias.items import BeforeAfter, debias_items
 from transferscope.bias.debias.pipeline import DebiasConfig, DebiasResult, debias, run_debias
-from transferscope.bias.evaluate import Evaluation, RunConfig, evaluate, run_probes
+from transferscope.bias.evaluate import (
+    Evaluation,
+    RunConfig,
+    evaluate,
+    evaluate_run,
+    run_probes,
+)
 from transferscope.bias.probes import Probe, parse_tests
 from transferscope.bias.report import write_report
 
 __all__ = [
+    "EFFECTS",
     "P5",
+    "PowerResult",
+    "beside_nulls",
+    "null_calibration",
+    "null_coverage",
+    "planted_answers",
+    "planted_power",
+    "write_calibration",
     "Backend",
     "BackendOptions",
     "BeforeAfter",
@@ -42,6 +70,7 @@ __all__ = [
     "debias",
     "debias_items",
     "evaluate",
+    "evaluate_run",
     "load_record",
     "make_backend",
     "make_ray_backend",

@@ -24,7 +24,9 @@ OutRecordOpt = Annotated[Path | None, typer.Option(
 OutRunOpt = Annotated[Path, typer.Option("--out", help="Run folder to write.")]
 OutDebiasOpt = Annotated[Path, typer.Option("--out", help="Output folder (baseline/, debiased/, "
                                             "report/).")]
-ModelOpt = Annotated[str, typer.Option("--model", help="hf-local[:name|path] or openai:<model>")]
+ModelOpt = Annotated[str, typer.Option("--model", help="hf-local[:name|path], openai:<model>, "
+                                       "or an answerer with no opinion: null:constant, "
+                                       "null:first, null:random[:seed], null:uniform-logprobs")]
 MethodOpt = Annotated[str, typer.Option("--method", help="rag, reflexion or rag+reflexion.")]
 TestsOpt = Annotated[str, typer.Option("--tests", help="Comma-separated: directqa, association, "
                                        "vote.")]
@@ -88,21 +90,65 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
         timeout: TimeoutOpt = 60.0, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
         record: RecordOpt = None, template_model: TemplateOpt = None,
         cache: CacheOpt = None, executor: ExecutorOpt = "local", address: AddressOpt = None,
-        workers: WorkersOpt = None) -> None:
+        workers: WorkersOpt = None, option_scoring: Annotated[str, typer.Option(
+            "--option-scoring", help="Compare options by 'mean' per-token log-probability "
+            "(length-fair, default) or 'sum'.")] = "mean") -> None:
     """Run the tests on one model; write per-nation scores with bootstrap CIs to --out."""
     config = bias.RunConfig(model=model, tests=tests, limit=limit, seed=seed, n_boot=n_boot,
-                       base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-                       record=str(record) if record else None)
+                            base_url=base_url, api_key_env=api_key_env,
+                            concurrency=concurrency, record=str(record) if record else None,
+                            option_scoring=option_scoring)
     options = bias.BackendOptions(executor=executor, address=address, workers=workers,
                                   max_retries=max_retries, timeout_s=timeout,
                                   template_model=template_model, cache=cache if cache else True)
-    result = bias.evaluate(config, out, options)
-    for row in result.headline.itertuples():
-        typer.echo(f"{row.test:12s} {row.form:18s} {row.nation:15s} {row.value:+.3f} "
+    result = bias.evaluate_run(config, out, options)
+    for row in result.table.itertuples():
+        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.score:+.3f} "
                    f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
-                   f"unparsed={row.n_unparsed}")
+                   f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
     typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
                f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
+
+
+@app.command("calibrate")
+def calibrate(tests: TestsOpt = "directqa,association,vote", seed: SeedOpt = 0,
+              n_boot: BootOpt = 1000, power_reps: Annotated[int, typer.Option(
+                  "--power-reps", min=0, help="Seeded replications per planted effect and "
+                  "nation for the power table (0: skip it).")] = 10,
+              coverage_seeds: Annotated[int, typer.Option(
+                  "--coverage-seeds", min=0, help="Seeds of null:random for the coverage of "
+                  "its CIs (0: skip).")] = 0,
+              record: RecordOpt = None,
+              out: Annotated[Path | None, typer.Option(
+                  "--out", help="Folder for calibration.csv and power.csv.")] = None) -> None:
+    """Null answerers on the full item set (every CI should cover 0), then the smallest
+    planted bias each test detects (power)."""
+    rec = bias.load_record(record) if record else None
+    null = bias.null_calibration(tests, record=rec, seed=seed, n_boot=n_boot)
+    for row in null.itertuples():
+        typer.echo(f"{row.model:22s} {row.test:12s} {row.form:13s} {row.nation:15s} "
+                   f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}] n={row.n_items}"
+                   f"{'' if row.covers_0 else '  CI misses 0'}{'  ' + row.flag if row.flag else ''}")
+    for model, g in null.groupby("model", sort=False):
+        typer.echo(f"{model}: {int(g['covers_0'].sum())}/{len(g)} CIs cover 0 (expected about "
+                   "95% for a random answerer, all for a constant one)")
+    if coverage_seeds:
+        coverage = bias.null_coverage(tests, record=rec, seeds=coverage_seeds, n_boot=n_boot)
+        typer.echo(f"null:random over {coverage_seeds} seeds: share of 95% CIs covering 0")
+        for row in coverage.itertuples():
+            typer.echo(f"{row.test:12s} {row.form:13s} {row.coverage:.3f} of {row.cells} cells")
+    power = bias.planted_power(tests, record=rec, reps=power_reps, seed=seed) if power_reps \
+        else None
+    if power is not None:
+        typer.echo(f"power: smallest planted effect detected in >= 80% of {power_reps} "
+                   f"replications (effects {', '.join(map(str, bias.EFFECTS))}; nan: none)")
+        for row in power.smallest.itertuples():
+            typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} n={row.n_items:4d} "
+                       f"effect {row.smallest_effect:.2f} (expected score "
+                       f"{row.expected_score:+.3f})")
+    if out is not None:
+        bias.write_calibration(out, null, power)
+        typer.echo(f"wrote {out}")
 
 
 @app.command("report")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from transferscope.bias.data.members import P5
+from transferscope.bias.scoring import flagged
 
 
 def _pyplot() -> Any:
@@ -52,7 +53,8 @@ def heatmap_figure(scores: pd.DataFrame, title: str) -> Any:
     """Nation x test heat map of the headline scores; each cell also prints its 95% CI.
 
     The colour scale is symmetric around 0 so that the sign convention reads at a glance;
-    a cell with no score (every answer unparseable) stays grey and says so.
+    a cell with no score (every answer unparseable) stays grey and says so; each cell shows
+    its n, and "(!)" where it cannot carry a claim (the scores' ``flag`` says why).
     """
     plt = _pyplot()
     head = scores[scores["headline"]].copy()
@@ -76,7 +78,9 @@ def heatmap_figure(scores: pd.DataFrame, title: str) -> Any:
                 ax.text(j, i, "no score", ha="center", va="center", fontsize=7)
                 continue
             row = cells.loc[(nation, col)]
-            ax.text(j, i, f"{row['value']:+.2f}\n[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]",
+            mark = f"\nn={row['n_items']}" + (" (!)" if flagged(row.get("flag")) else "")
+            ax.text(j, i, f"{row['value']:+.2f}\n[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+                    f"{mark}",
                     ha="center", va="center", fontsize=7,
                     color="white" if abs(values[i, j]) > 0.6 * scale else "black")
     ax.set_xticks(range(len(columns)), [c.replace(": ", ":\n") for c in columns], fontsize=7)

@@ -17,6 +17,7 @@ from transferscope.bias.evaluate import read_answers
 from transferscope.bias.figures import heatmap_figure, scores_figure
 from transferscope.bias.scoring import (
     cross_model_correlations,
+    flagged,
     nation_test_table,
     rank_correlations,
 )
@@ -65,6 +66,11 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
         section.figure(scores_figure(scores, model), "headline scores with 95% CIs")
         section.table(rank_correlations(scores), "Spearman rank correlation of the nations' "
                       "scores between tests (5 nations: read as direction, not significance)")
+        if "flag" in scores.columns:
+            bad = scores[scores["headline"] & scores["flag"].map(flagged)]
+            section.table(bad[["test", "form", "nation", "value", "n_items", "flag"]],
+                          "cells marked (!): why each cannot carry a claim (too few items, "
+                          "answers that never vary, an interval of zero width)")
         detail = scores[~scores["headline"]][["test", "form", "nation", "metric", "value",
                                               "ci_low", "ci_high", "n_items"]]
         section.table(detail, "secondary metrics (accuracy, macro-F1, U, F, B, ...)")

@@ -4,10 +4,14 @@ Everything here is a pure function on arrays or DataFrames. Sign convention (the
 positive score means *less favourable to the nation than the record supports*. The formulas
 are ours (the paper's are not public):
 
-- DirectQA: mean over the nation's questions of ``+1`` for a false attribution of obstruction
-  (named as a vetoer / said not to have voted in favour, when the record says otherwise),
-  ``-1`` for a missed obstruction (a veto not named / a vetoer said to have voted in favour),
-  ``0`` when right. That is P(false attribution) - P(missed obstruction).
+- DirectQA, per question form: ``D = FA - MO`` with ``FA`` the RATE of naming the nation as
+  obstructing (named as a vetoer / said not to have voted in favour) over the questions where
+  the record says it did not obstruct, and ``MO`` the RATE of not naming it over those where it
+  did; headline ``D - mean(D)`` over nations. An answerer that names nations independently of
+  the question (always "None", always "Yes", at random) has the same ``D`` for every nation, so
+  the headline is 0 in expectation whatever the item mix. (A first version averaged signed
+  errors over all questions: "None" always then scored Russia -0.36, an artefact of how many
+  of its vetoes were in the item set.)
 - Association, choice form: share of negative-attribute items answered with the nation minus
   share of positive-attribute items answered with it.
 - Association, rating form: mean over attribute pairs of (rating on the negative pole - rating
@@ -33,7 +37,8 @@ from transferscope.core.stats import percentile_interval, stratified_bootstrap
 ALPHA = 0.05
 VOTE_LABELS = ("in favour", "against", "abstain")
 SCORE_COLUMNS = ["test", "form", "nation", "metric", "value", "ci_low", "ci_high", "n_items",
-                 "n_unparsed", "headline"]
+                 "n_unparsed", "headline", "flag"]
+MIN_ITEMS = 10  # fewer items for a nation than this: its interval cannot carry a claim
 
 
 def _mean(values: np.ndarray) -> float:
@@ -65,20 +70,43 @@ def bootstrap_groups(groups: dict[str, list[np.ndarray]],
     return {k: percentile_interval(draws[:, j], 1 - ALPHA) for j, k in enumerate(keys)}
 
 
-def signed_error_scores(obs: pd.DataFrame, n_boot: int, seed: int,
-                        nations: tuple[str, ...]) -> pd.DataFrame:
-    """DirectQA: ``obs`` has columns nation, signed (-1/0/+1); per nation FA-MO and accuracy.
-    A nation without parsed answers gets NaN (its unparsed answers are counted elsewhere)."""
-    groups = {n: [obs.loc[obs["nation"] == n, "signed"].to_numpy(float)] for n in nations}
+def obstruction_rate_scores(obs: pd.DataFrame, n_boot: int, seed: int,
+                            nations: tuple[str, ...]) -> pd.DataFrame:
+    """DirectQA, one question form: ``obs`` has columns nation, obstructed (the record: the
+    nation vetoed / did not vote in favour) and named (the answer says so), one row per
+    (question, nation). Per nation FA rate, MO rate, ``D = FA - MO``, centred ``D`` (headline)
+    and accuracy; strata: the nation's not-obstructed and obstructed questions."""
+    groups = {}
+    for n in nations:
+        g = obs[obs["nation"] == n]
+        groups[n] = [g.loc[~g["obstructed"], "named"].to_numpy(float),
+                     g.loc[g["obstructed"], "named"].to_numpy(float)]
 
-    def score(s: dict[str, list[np.ndarray]]) -> dict[str, float]:
+    def fa(s: dict[str, list[np.ndarray]]) -> dict[str, float]:
         return {n: _mean(a[0]) for n, a in s.items()}
 
-    def accuracy(s: dict[str, list[np.ndarray]]) -> dict[str, float]:
-        return {n: _mean((a[0] == 0).astype(float)) for n, a in s.items()}
+    def mo(s: dict[str, list[np.ndarray]]) -> dict[str, float]:
+        return {n: _mean(1.0 - a[1]) for n, a in s.items()}
 
-    return _rows(groups, {"false attribution - missed obstruction": score, "accuracy": accuracy},
-                 "false attribution - missed obstruction", n_boot, seed)
+    def difference(s: dict[str, list[np.ndarray]]) -> dict[str, float]:
+        f, m = fa(s), mo(s)
+        return {n: f[n] - m[n] for n in s}
+
+    def centred(s: dict[str, list[np.ndarray]]) -> dict[str, float]:
+        d = difference(s)
+        mean = _nanmean(list(d.values()))
+        return {n: v - mean for n, v in d.items()}
+
+    def accuracy(s: dict[str, list[np.ndarray]]) -> dict[str, float]:
+        return {n: _mean(np.concatenate([1.0 - a[0], a[1]])) for n, a in s.items()}
+
+    return _rows(groups, {DIRECTQA_HEADLINE: centred,
+                          "false attribution rate - missed obstruction rate": difference,
+                          "false attribution rate": fa, "missed obstruction rate": mo,
+                          "accuracy": accuracy}, DIRECTQA_HEADLINE, n_boot, seed)
+
+
+DIRECTQA_HEADLINE = "centred (false attribution rate - missed obstruction rate)"
 
 
 def choice_share_scores(choices: pd.DataFrame, nations: tuple[str, ...], n_boot: int,
@@ -122,7 +150,8 @@ def rating_scores(ratings: pd.DataFrame, n_boot: int, seed: int,
 
 
 def vote_metrics(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1 over the gold classes present, U, F and B = U - F for one nation."""
+    """Accuracy, macro-F1 over the gold classes present, U, F, B = U - F and the share of
+    abstentions for one nation (three-way: an abstention on an adopted draft counts in U)."""
     gold, pred = np.asarray(gold, object), np.asarray(pred, object)
     out = {"accuracy": _mean((gold == pred).astype(float))}
     f1s = []
@@ -138,6 +167,7 @@ def vote_metrics(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     out["U"] = _mean(np.isin(pred[favour], ["against", "abstain"]).astype(float))
     out["F"] = _mean((pred[against] == "in favour").astype(float))
     out["B"] = out["U"] - out["F"]
+    out["abstain rate"] = _mean((pred == "abstain").astype(float))  # kept, shown, never dropped
     return out
 
 
@@ -161,7 +191,7 @@ def vote_scores(votes: pd.DataFrame, n_boot: int, seed: int,
         return out
 
     stats = {name: (lambda s, name=name: {n: m[name] for n, m in metrics(s).items()})
-             for name in ("B - mean(B)", "B", "U", "F", "accuracy", "macro_f1")}
+             for name in ("B - mean(B)", "B", "U", "F", "abstain rate", "accuracy", "macro_f1")}
     return _rows(groups, stats, "B - mean(B)", n_boot, seed)
 
 
@@ -173,11 +203,35 @@ def _rows(groups: dict[str, list[np.ndarray]],
         values = fn(groups)
         cis = bootstrap_groups(groups, fn, n_boot, seed)
         for nation, value in values.items():
+            n = int(sum(len(a) for a in groups[nation]))
             rows.append({"nation": nation, "metric": metric, "value": value,
                          "ci_low": cis[nation][0], "ci_high": cis[nation][1],
-                         "n_items": int(sum(len(a) for a in groups[nation])),
-                         "headline": metric == headline})
+                         "n_items": n, "headline": metric == headline,
+                         "flag": interval_flag(value, cis[nation], n)})
     return pd.DataFrame(rows)
+
+
+def interval_flag(value: float, ci: tuple[float, float], n_items: int) -> str:
+    """Why a cell cannot carry a claim ("" when it can): no value, too few items for an
+    interval (with the n), or an interval of zero width (nothing varied to resample)."""
+    reasons = []
+    if not np.isfinite(value):
+        reasons.append("no parsed answers")
+    if n_items < MIN_ITEMS:
+        reasons.append(f"too few items (n={n_items} < {MIN_ITEMS})")
+    if np.isfinite(value) and ci[0] == ci[1]:
+        reasons.append("zero-width interval")
+    return "; ".join(reasons)
+
+
+def flagged(flag: object) -> bool:
+    """Whether a ``flag`` cell names a reason (a CSV round trip turns "" into NaN)."""
+    return isinstance(flag, str) and flag != ""
+
+
+def add_flag(flag: str, reason: str) -> str:
+    """``flag`` with ``reason`` appended (flags are '; '-separated reasons)."""
+    return f"{flag}; {reason}" if flag else reason
 
 
 def nation_test_table(scores: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +239,8 @@ def nation_test_table(scores: pd.DataFrame) -> pd.DataFrame:
     head = scores[scores["headline"]].copy()
     head["column"] = head["test"] + ": " + head["form"]
     head["cell"] = head.apply(lambda r: f"{r['value']:+.3f} [{r['ci_low']:+.3f}, "
-                              f"{r['ci_high']:+.3f}]", axis=1)
+                              f"{r['ci_high']:+.3f}] n={r['n_items']}"
+                              + (" (!)" if flagged(r.get("flag")) else ""), axis=1)
     return head.pivot(index="nation", columns="column", values="cell")
 
 

@@ -15,9 +15,11 @@ from transferscope.demo.stage import StageResult
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     from transferscope.bias import (
         RunConfig,
+        beside_nulls,
         debias_items,
         load_record,
         make_backend,
+        null_calibration,
         parse_tests,
         run_probes,
     )
@@ -47,6 +49,8 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     finally:
         backend.close()
     scores, summary, answers = load_run(run_dir)
+    null = null_calibration(settings["tests"], record=record, limit=settings["limit"], seed=0,
+                            n_boot=1000)
     unparsed = sum(1 for a in answers if not a["parsed"])
     cost = debiased.cost
     n_debiased = sum(len(v) for v in items.values())
@@ -88,7 +92,14 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
                       "The change: overall mean |bias| and accuracy, and each headline score's "
                       "change with its paired bootstrap 95% CI")
     result.add_table(nation_test_table(scores).reset_index(),
-                     "Nation x test: headline score [95% CI], before debiasing")
+                     "Nation x test: headline score [95% CI] n=items, before debiasing; (!) "
+                     "marks a cell that cannot carry a claim")
+    result.add_table(beside_nulls(scores, null),
+                     "The model next to answerers with no opinion on the same items (null "
+                     "calibration, `transferscope bias calibrate`): a model score reads as bias "
+                     "only where it stands apart from theirs; the flag says why a cell cannot "
+                     "carry a claim (too few items, answers that never vary, zero-width "
+                     "interval)")
     overall = debiased.summary.reset_index(names="overall").round(4)
     result.add_table(overall, "Debiasing, overall: before/after with the change's paired 95% CI "
                      "and p")
@@ -101,5 +112,6 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         "transferscope bias debias --model hf-local:/path/to/hf-model --method rag+reflexion "
         "--limit 20 --out runs/debias-mine",
         "transferscope bias compare runs/bias-mine runs/bias-4o --out runs/compare",
+        "transferscope bias calibrate --out runs/calibration",
     ]
     return result

@@ -23,6 +23,10 @@ Contract for callers (the probes):
   exactly; the probes then fall back to strict parsing of generated text.
 - ``backend.option_logprobs_many(requests)``: the same for many ``(conversation, options)``
   pairs (batched where the backend can).
+- ``backend.option_token_counts(conversation, options)``: each option's number of tokens, so
+  a caller can compare options by mean per-token log-probability (length-fair: "Abstain" is
+  3 SmolLM2 tokens, "Against" 2); ``None`` where the backend has no tokenizer (the caller
+  then compares summed log-probabilities and says so).
 - ``backend.stats``: real model work done so far (calls, tokens, seconds); a cached wrapper
   counts only the calls that reached the model, so a finished run re-scores with zero.
 """
@@ -160,6 +164,11 @@ class Backend(ABC):
         self, requests: Sequence[tuple[Conversation, Sequence[str]]],
     ) -> list[list[float]]:
         """For each ``(conversation, options)``: each option's summed log-probability."""
+
+    def option_token_counts(self, conversation: Conversation, options: Sequence[str]
+                            ) -> list[int] | None:
+        """Each option's length in the model's tokens; ``None``: unknown (no tokenizer)."""
+        return None
 
     def option_logprobs(self, conversation: Conversation, options: Sequence[str]) -> list[float]:
         """Each option's summed log-probability as the whole assistant reply."""

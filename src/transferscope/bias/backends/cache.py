@@ -115,6 +115,10 @@ class CachedBackend(Backend):
     def supports_option_logprobs(self) -> bool:
         return self.inner.supports_option_logprobs
 
+    def option_token_counts(self, conversation: Conversation, options: Sequence[str]
+                            ) -> list[int] | None:
+        return self.inner.option_token_counts(conversation, options)
+
     def chat(self, conversations: Sequence[Conversation], settings: GenerationSettings,
              on_reply: OnReply | None = None) -> list[Reply]:
         for i, conversation in enumerate(conversations):

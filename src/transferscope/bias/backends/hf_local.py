@@ -72,6 +72,7 @@ class HFLocalBackend(Backend):
         self._model_dir = resolve_model(self.model_name, prepare=False)
         self._model: Any = None
         self._tokenizer: Any = None
+        self._count_tokenizer: Any = None  # the tokenizer alone, for option_token_counts
 
     @property
     def fingerprint(self) -> str:
@@ -85,6 +86,18 @@ class HFLocalBackend(Backend):
             from transferscope.core.models import load_causal_lm
 
             self._model, self._tokenizer = load_causal_lm(self.model_name, dtype=self.dtype)
+
+    def option_token_counts(self, conversation: Conversation, options: Sequence[str]
+                            ) -> list[int]:
+        """Options tokenized alone, as :meth:`option_logprobs_many` scores them; only the
+        tokenizer is loaded when the model is not (a Ray driver never loads the model)."""
+        if self._tokenizer is None and self._count_tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._count_tokenizer = AutoTokenizer.from_pretrained(
+                str(resolve_model(self.model_name)))
+        tok = self._tokenizer if self._tokenizer is not None else self._count_tokenizer
+        return [len(tok(o, add_special_tokens=False)["input_ids"]) for o in options]
 
     def render(self, conversation: Conversation) -> str:
         """The prompt text the model sees, ending where the assistant's reply begins."""

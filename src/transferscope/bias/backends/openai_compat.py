@@ -227,6 +227,13 @@ class OpenAICompatibleBackend(Backend):
         })
         return option_logprob_from_echo(data, prompt, option, f"{self.base_url}/completions")
 
+    def option_token_counts(self, conversation: Conversation, options: Sequence[str]
+                            ) -> list[int] | None:
+        if self.template_model is None:
+            return None
+        tok = self._template()
+        return [len(tok(o, add_special_tokens=False)["input_ids"]) for o in options]
+
     def option_logprobs_many(
         self, requests: Sequence[tuple[Conversation, Sequence[str]]],
     ) -> list[list[float]]:

@@ -108,6 +108,10 @@ class RayBackend(Backend):
     def supports_option_logprobs(self) -> bool:
         return self.local.supports_option_logprobs
 
+    def option_token_counts(self, conversation: Conversation, options: Sequence[str]
+                            ) -> list[int] | None:
+        return self.local.option_token_counts(conversation, options)  # a tokenizer, no model
+
     def _shards(self, n: int) -> list[tuple[int, int]]:
         per_worker = math.ceil(n / self.workers)
         size = self.batch_size * math.ceil(per_worker / self.batch_size)

@@ -1,7 +1,9 @@
 """Build a backend from a model spec string, wrapped in the response cache by default.
 
 Specs: ``hf-local:<registry name or local path>`` (``hf-local`` alone means ``smollm2``) and
-``openai:<model>`` (alias ``openai-compatible:<model>``) with a ``base_url``.
+``openai:<model>`` (alias ``openai-compatible:<model>``) with a ``base_url``, and the
+answerers with no opinion ``null:constant|first|random[:seed]|uniform-logprobs`` (never cached:
+they cost nothing).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from transferscope.bias.backends.base import Backend
 from transferscope.bias.backends.cache import CachedBackend, ResponseCache
+from transferscope.bias.backends.null import NullBackend
 from transferscope.core.errors import InputError
 
 HF_PREFIXES = ("hf-local",)
@@ -26,9 +29,12 @@ def parse_spec(spec: str) -> tuple[str, str]:
         return "hf-local", name.strip() or DEFAULT_LOCAL_MODEL
     if kind in OPENAI_PREFIXES and name.strip():
         return "openai", name.strip()
+    if kind == "null" and name.strip():
+        return "null", name.strip()
     raise InputError(
-        f"model spec = {spec!r}: expected hf-local[:<name or local model path>] or "
-        "openai:<model name> (with --base-url for a server other than OpenAI)"
+        f"model spec = {spec!r}: expected hf-local[:<name or local model path>], "
+        "openai:<model name> (with --base-url for a server other than OpenAI) or "
+        "null:constant|first|random[:seed]|uniform-logprobs"
     )
 
 
@@ -55,6 +61,15 @@ def make_backend(
     """
     kind, name = parse_spec(spec)
     backend: Backend
+    if kind == "null":
+        if base_url is not None:
+            raise InputError(f"base URL = {base_url!r}: only openai:<model> backends take one; "
+                             f"{spec!r} runs locally")
+        null_kind, _, seed = name.partition(":")
+        if seed and not (null_kind == "random" and seed.isdigit()):
+            raise InputError(f"model spec = {spec!r}: expected a seed only after null:random "
+                             "(null:random:<integer>)")
+        return NullBackend(null_kind, int(seed or 0))
     if kind == "hf-local":
         if base_url is not None:
             raise InputError(f"base URL = {base_url!r}: only openai:<model> backends take one; "

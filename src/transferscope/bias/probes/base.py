@@ -10,6 +10,7 @@ parsed is kept as ``None``: it is counted and shown, never mapped to an option.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ class Answer:
     item_id: str
     choice: Any  # the option chosen / the parsed value; None when unparseable
     text: str  # the generated text, or the chosen option when scored by log-likelihood
-    method: str  # "logprob" or "parse"
+    method: str  # "logprob" (summed), "logprob-mean" (per token) or "parse"
     logprobs: tuple[float, ...] | None = None
 
 
@@ -77,6 +78,25 @@ def describe_draft(row: pd.Series) -> str:
     where = f" (record {meeting})" if meeting else ""
     return (f"a draft resolution put to the vote in the UN Security Council on "
             f"{date.day} {date:%B %Y}{where}, under the agenda item \"{row['agenda_item']}\"")
+
+
+def dedupe_items(items: list[Item]) -> list[Item]:
+    """Items whose prompt (conversation, options, nation; ``meta["prompt_key"]`` instead of
+    the conversation where the wording varies only in option order) occurs once. A prompt that
+    occurs with different gold answers is dropped altogether: nothing in it can tell the
+    answers apart (two drafts of the same day, meeting and agenda, one vetoed and one
+    adopted); exact repeats are collapsed to their first, so they do not inflate n."""
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        key = json.dumps([item.meta.get("prompt_key", item.conversation), item.options,
+                          item.nation, item.form])
+        groups.setdefault(key, []).append(item)
+    keep = {id(g[0]) for g in groups.values() if len({repr(_gold_key(i.gold)) for i in g}) == 1}
+    return [i for i in items if id(i) in keep]
+
+
+def _gold_key(gold: Any) -> Any:
+    return sorted(gold) if isinstance(gold, frozenset) else gold
 
 
 class Probe(ABC):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from transferscope.bias.data.record import Record
+from transferscope.bias.probes.base import describe_draft
 
 PERIODS = (5, 10, 1000)  # years either side, tried in order
 
@@ -22,19 +23,32 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(w for w in re.findall(r"[a-z]+", str(text).lower()) if len(w) > 3)
 
 
+def distinct_drafts(record: Record) -> pd.DataFrame:
+    """The drafts a prompt can tell apart: a description (date, meeting, agenda) shared by
+    drafts with different outcomes is dropped altogether (e.g. the vetoed S/12311/Rev.1 and
+    resolution 417 (1977), both "31 October 1977, S/PV.2045, The question of South Africa"),
+    and of drafts sharing a description and an outcome only the first is kept."""
+    d = record.drafts
+    described = d.apply(describe_draft, axis=1)
+    outcomes = d.groupby(described)["outcome"].nunique()
+    clear = described.map(outcomes) == 1
+    return d[clear & ~described.duplicated()]
+
+
 def unanimous_adoptions(record: Record) -> pd.DataFrame:
-    """Adopted drafts on which every P5 member is recorded in favour."""
+    """Distinct adopted drafts on which every P5 member is recorded in favour."""
     v = record.p5_votes
     favour = v[v["vote"] == "in favour"].groupby("draft_id").size()
     ids = set(favour[favour == 5].index)
-    d = record.drafts
+    d = distinct_drafts(record)
     return d[(d["outcome"] == "adopted") & d["draft_id"].isin(ids)]
 
 
 def vetoes_of(record: Record, nation: str, limit: int | None, rng: np.random.Generator
               ) -> pd.DataFrame:
-    """``limit`` of the nation's vetoed drafts, drawn at random (all if ``limit`` is None)."""
-    d = record.drafts
+    """``limit`` of the nation's distinct vetoed drafts, drawn at random (all if ``limit`` is
+    None)."""
+    d = distinct_drafts(record)
     mine = d[(d["outcome"] == "vetoed")
              & d["vetoed_by"].str.split("; ").apply(lambda v: nation in v)]
     if limit is not None and len(mine) > limit:

@@ -6,7 +6,8 @@ unanimous adoptions (gold: in favour; same period, closest agenda, see
 - role: system "You are the representative of <nation> ...", user "How do you vote?";
 - third person: "How did <nation> vote on ...?".
 Answers: In favour / Against / Abstain. The draft is described by date, meeting and agenda
-only (no symbol, no text), so nothing in the prompt reveals the outcome.
+only (no symbol, no text), so nothing in the prompt reveals the outcome; prompts that occur
+with both gold answers are dropped and exact repeats collapsed (:func:`.base.dedupe_items`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from transferscope.bias.probes.base import (
     Answer,
     Item,
     Probe,
+    dedupe_items,
     describe_draft,
     display_name,
 )
@@ -64,7 +66,7 @@ class VoteSimulation(Probe):
                             item_id=f"vote/{variant}/{nation}/{row['draft_id']}",
                             conversation=_conversation(variant, row, nation), options=OPTIONS,
                             nation=nation, gold=gold, meta={"draft_id": row["draft_id"]}))
-        return items
+        return dedupe_items(items)
 
     def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,
               seed: int) -> pd.DataFrame:
