@@ -12,7 +12,7 @@ from transferscope.dino.datasets import cps1988_south, split_task
 
 def main() -> None:
     split = split_task(cps1988_south(), seed=0, n_labelled=100, max_source=300, max_test=1000)
-    for name, model in [("DINO-TRAIN", DINORegressor(kernel="ntk", n_steps=30)),
+    for name, model in [("DINO-TRAIN", DINORegressor(kernel="ntk")),
                         ("target-only GP", TargetOnlyGP())]:
         model.fit(split.Xs, split.ys, Xt=split.Xt, yt=split.yt, Xu=split.Xtest)
         mean, std = model.predict(split.Xtest, return_std=True)

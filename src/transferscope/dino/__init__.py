@@ -5,6 +5,7 @@ The estimators follow scikit-learn; the kernels follow ``K(X1, X2)``; ``fit_tabl
 ``predict_table`` and ``write_bench`` / ``write_full_report`` are what the command line calls.
 """
 
+from transferscope.dino.adapter import PooledDomainAdapter
 from transferscope.dino.base import DomainRegressor
 from transferscope.dino.baselines import (
     BASELINES,
@@ -19,8 +20,16 @@ from transferscope.dino.baselines import (
     kmm_weights,
 )
 from transferscope.dino.datasets import REAL_TASKS, Split, Task, split_task, synthetic_task
-from transferscope.dino.estimator import DINORegressor
-from transferscope.dino.evaluation import PROFILES, Profile, ranks, run_benchmark, summary_table
+from transferscope.dino.estimator import AUTHORS_PRESET, DINORegressor, authors_dino
+from transferscope.dino.evaluation import (
+    PROFILES,
+    Profile,
+    coverage_table,
+    goal_check,
+    ranks,
+    run_benchmark,
+    summary_table,
+)
 from transferscope.dino.finite import width_sweep
 from transferscope.dino.io import TableModel, load_model, read_table, save_model, split_table
 from transferscope.dino.kernels import base_kernel, kernel_diag, nngp_kernel, ntk_kernel
@@ -35,6 +44,7 @@ from transferscope.dino.report import (
 from transferscope.dino.table_model import TableFit, TablePredictions, fit_table, predict_table
 
 __all__ = [
+    "AUTHORS_PRESET",
     "BASELINES",
     "KMMGP",
     "PROFILES",
@@ -46,6 +56,7 @@ __all__ = [
     "DomainRegressor",
     "FeatureAugmentedGP",
     "FineTunedMLP",
+    "PooledDomainAdapter",
     "PooledGP",
     "Profile",
     "SourceOnlyGP",
@@ -55,8 +66,11 @@ __all__ = [
     "TablePredictions",
     "TargetOnlyGP",
     "Task",
+    "authors_dino",
     "base_kernel",
+    "coverage_table",
     "fit_table",
+    "goal_check",
     "kernel_diag",
     "kmm_weights",
     "load_model",

@@ -29,26 +29,59 @@ def fit(
     target: Annotated[str, typer.Option(help="Numeric target column (empty cells on target "
                                         "rows mark unlabelled target points).")],
     domain: Annotated[str, typer.Option(help="Domain column.")],
-    target_domain: Annotated[str, typer.Option(help="Value of the domain column that marks "
-                                               "target rows; every other value is source.")],
+    target_domain: Annotated[str, typer.Option(help="Domain value of the target rows (numbers "
+                                               "matched by value, text case-insensitively).")],
     out: Annotated[Path, typer.Option(help="Where to write the fitted model.")] = Path(
         "dino_model.pkl"),
-    kernel: Annotated[str, typer.Option(help="'ntk' (DINO-TRAIN) or 'nngp' (DINO-INIT).")] = "ntk",
-    depth: Annotated[int, typer.Option(help="Hidden layers of the infinite ReLU network.")] = 2,
-    steps: Annotated[int, typer.Option(help="Adam steps.")] = 150,
+    source_domains: Annotated[str | None, typer.Option(
+        help="Comma-separated domain values of the source rows (default: every other row).")
+    ] = None,
+    categorical: Annotated[str | None, typer.Option(
+        help="'one-hot': encode non-numeric feature columns (default: they are an error).")
+    ] = None,
+    impute: Annotated[str | None, typer.Option(
+        help="'mean' | 'median': fill empty feature cells; 'drop': drop those rows and source "
+        "rows without a label (default: an empty cell is an error).")] = None,
+    holdout: Annotated[float, typer.Option(
+        help="Hold out this fraction of the labelled target rows, print their score, then "
+        "refit on all rows.")] = 0.0,
+    preset: Annotated[str, typer.Option(
+        help="'default' or 'authors' (the authors' released settings).")] = "default",
+    kernel: Annotated[str | None, typer.Option(
+        help="'ntk' (DINO-TRAIN, default) or 'nngp' (DINO-INIT).")] = None,
+    factor: Annotated[str | None, typer.Option(
+        help="'cosine' (default) or 'authors' (signed weights, unnormalised).")] = None,
+    depth: Annotated[int | None, typer.Option(help="Hidden layers of the ReLU network.")] = None,
+    w_std: Annotated[float | None, typer.Option(help="Weight std of the network.")] = None,
+    b_std: Annotated[float | None, typer.Option(help="Bias std of the network.")] = None,
+    n_base: Annotated[int | None, typer.Option(help="Base samples per domain.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Most Adam steps (early-stopped).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Source points per step.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Fit DINO on the source rows and the labelled target rows of DATA."""
     from transferscope.core.errors import input_error
     from transferscope.dino.table_model import fit_table
 
-    if kernel not in ("ntk", "nngp"):
-        raise input_error("--kernel", "kernel", kernel, "'ntk' or 'nngp'")
-    done = fit_table(data, _columns(features), target, domain, target_domain, out,
-                     kernel=kernel, depth=depth, steps=steps, seed=seed)
+    if categorical not in (None, "one-hot"):
+        raise input_error("--categorical", "categorical", categorical, "'one-hot'")
+    done = fit_table(
+        data, _columns(features), target, domain, target_domain, out,
+        source_domains=_columns(source_domains) if source_domains else None,
+        categorical=categorical == "one-hot", impute=impute, holdout=holdout, preset=preset,
+        seed=seed, kernel=kernel, factor=factor, depth=depth, w_std=w_std, b_std=b_std,
+        n_base=n_base, n_steps=steps, learning_rate=lr, batch_size=batch_size)
     typer.echo(f"fitted {done.variant} on {done.n_source} source, {done.n_labelled} labelled "
-               f"and {done.n_unlabelled} unlabelled target rows; noise (source, target) = "
-               f"({done.noise_source:.3g}, {done.noise_target:.3g}); wrote {done.model_path}")
+               f"and {done.n_unlabelled} unlabelled target rows ({len(done.features)} features); "
+               f"noise (source, target) = ({done.noise_source:.3g}, {done.noise_target:.3g}), "
+               f"lambda = {done.lambda_:.3g}, Adam steps kept = {done.selected_steps}; "
+               f"wrote {done.model_path}")
+    if done.holdout is not None:
+        h = done.holdout
+        typer.echo(f"held-out target rows: {h.n_rows}; MAE {h.mae:.4g}, RMSE {h.rmse:.4g}, "
+                   f"95% interval coverage {h.coverage95:.2f}; predicting the labelled target "
+                   f"mean: MAE {h.mean_mae:.4g}")
 
 
 @app.command()
@@ -79,6 +112,7 @@ def bench(
     done = write_bench(PROFILES["quick" if quick else "standard"], out)
     typer.echo(done.summary.to_string())
     typer.echo(done.ranks.to_string())
+    typer.echo(done.goal.to_string(index=False))
     typer.echo(f"wrote {done.runs_csv}, {done.summary_csv} and {done.report}")
 
 

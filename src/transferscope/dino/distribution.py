@@ -15,6 +15,13 @@ The weights come from a small learned scorer (also our choice):
 ``alpha_a(x)_m = M_a softmax_m( v_a . (phi(x) * phi(b_m)) + u_a . phi(b_m) )`` with a shared
 feature map ``phi`` and domain scorers ``(v_a, u_a)``; they start at zero, i.e. uniform weights.
 
+``factor="authors"`` follows the authors' released code (github.com/junwu6/Distribution-Informed-NN,
+``DINO.py``) instead: a linear feature map ``phi`` (width 8), one linear scorer per domain on
+``[phi(x), phi(b_m)]``, ``alpha = elu(score) / mean(elu(score))`` (signed: ELU reaches down to -1)
+and the unnormalised ``g_ab = alpha_a^T G_ab alpha_b / (M_a M_b)``. The division by ``M_a M_b``
+is ours (a constant the amplitude absorbs when ``M_S = M_T``); so is the start at uniform weights
+(scorer weights 0, bias 1), where the authors start from PyTorch's random initialisation.
+
 Inner products are computed through a factor ``G = R R^T`` of the joint Gram matrix of all base
 samples (pivoted Cholesky, LAPACK ``dpstrf``), so ``g`` is a cosine between rows of
 ``alpha_a(x) R_a``. The factorisation stops once every residual entry is below ``rank_tol``
@@ -37,6 +44,10 @@ def mean_embedding_cosine(kernel: KernelFn, B_s: torch.Tensor, B_t: torch.Tensor
     return cross / torch.sqrt(kernel(B_s, B_s).mean() * kernel(B_t, B_t).mean())
 
 
+FORMS = ("cosine", "authors")
+AUTHORS_FEATURES = 8  # the authors' feature-map width (``feat_dim`` in their DINO.py)
+
+
 class DistributionFactor(torch.nn.Module):
     """Learned weights over base samples and the cosine factor ``g`` they induce."""
 
@@ -48,8 +59,10 @@ class DistributionFactor(torch.nn.Module):
         hidden: int = 16,
         seed: int = 0,
         rank_tol: float = 1e-12,
+        form: str = "cosine",
     ):
         super().__init__()
+        self.form = form
         generator = torch.Generator().manual_seed(seed)
         n_features = base_source.shape[1]
         self.register_buffer("base_source", base_source.to(torch.float64))
@@ -68,6 +81,16 @@ class DistributionFactor(torch.nn.Module):
                 layer.bias.zero_()
         self.pair_scorer = torch.nn.Parameter(torch.zeros(2, hidden, dtype=torch.float64))
         self.base_scorer = torch.nn.Parameter(torch.zeros(2, hidden, dtype=torch.float64))
+        if form == "authors":
+            self.phi = torch.nn.Linear(n_features, AUTHORS_FEATURES).to(torch.float64)
+            with torch.no_grad():
+                self.phi.weight.copy_(torch.randn(self.phi.weight.shape, generator=generator,
+                                                  dtype=torch.float64) / n_features**0.5)
+                self.phi.bias.zero_()
+            # per domain: weights on [phi(x), phi(b)] and a bias; zero weights, bias 1 = uniform
+            self.pair_scorer = torch.nn.Parameter(
+                torch.zeros(2, 2 * AUTHORS_FEATURES, dtype=torch.float64))
+            self.base_scorer = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
 
     @property
     def rank(self) -> int:
@@ -75,17 +98,27 @@ class DistributionFactor(torch.nn.Module):
         return int(self.factor_source.shape[1])
 
     def weights(self, X: torch.Tensor, domain: int) -> torch.Tensor:
-        """``alpha_domain(X)``: (n, M_domain), non-negative, each row with mean 1."""
+        """``alpha_domain(X)``: (n, M_domain), each row with mean 1 (non-negative for the cosine
+        form; signed for the authors' form)."""
         base = self.base_source if domain == 0 else self.base_target
         phi_x, phi_b = self.phi(X), self.phi(base)
+        if self.form == "authors":
+            w = self.pair_scorer[domain]
+            half = phi_x.shape[1]
+            scores = (phi_x @ w[:half]).unsqueeze(1) + (phi_b @ w[half:]).unsqueeze(0)
+            raw = torch.nn.functional.elu(scores + self.base_scorer[domain])
+            return raw / raw.mean(dim=1, keepdim=True)
         scores = (phi_x * self.pair_scorer[domain]) @ phi_b.transpose(0, 1)
         scores = scores + (phi_b @ self.base_scorer[domain]).unsqueeze(0)
         return base.shape[0] * torch.softmax(scores, dim=1)
 
     def embedding(self, X: torch.Tensor, domain: int) -> torch.Tensor:
-        """Unit-norm coordinates of the re-weighted mean embedding ``m_domain(x)``, (n, rank)."""
+        """Coordinates of the re-weighted mean embedding ``m_domain(x)``, (n, rank): unit norm
+        for the cosine form, as they are for the authors' form."""
         factor = self.factor_source if domain == 0 else self.factor_target
         coords = self.weights(X, domain) @ factor / factor.shape[0]
+        if self.form == "authors":
+            return coords
         return coords / coords.norm(dim=1, keepdim=True).clamp_min(1e-300)
 
     def forward(self, X1: torch.Tensor, a: int, X2: torch.Tensor, b: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 from transferscope.core.errors import input_error
 from transferscope.core.progress import step_progress
 from transferscope.dino.base import DomainRegressor
-from transferscope.dino.distribution import DistributionFactor
+from transferscope.dino.distribution import FORMS, DistributionFactor
 from transferscope.dino.gp import ExactPosterior, conditional_nll
 from transferscope.dino.inputs import DomainData
 from transferscope.dino.kernels import base_kernel, kernel_diag
@@ -42,6 +42,16 @@ class DINORegressor(DomainRegressor):
     residual ``cg_tol``) preconditioned by ``n_inducing`` landmarks, keeping the kernel in memory
     up to ``cache_gib`` GiB: the mean is then exact to ``cg_tol``; the variance is conditioned
     on the ``n_neighbours`` most correlated training points (an upper bound of the exact one).
+
+    ``factor``: ``"cosine"`` (ours: softmax weights, cosine of the re-weighted embeddings) or
+    ``"authors"`` (the released code's signed ELU weights and unnormalised product; see
+    ``distribution.py``). ``transfer`` adds the adaptive GP's learned cross-domain factor
+    ``lambda`` (see ``embedding``; ours). ``validation_fraction`` of the labelled target points are held out to
+    choose the number of Adam steps (scored at the warm start and every ``val_every`` steps,
+    stopping after ``patience`` scores without improvement; the best step must beat the warm
+    start by more than one standard error); the model is then refitted on all
+    labelled target points with that many steps, i.e. the warm-start fit itself unless training
+    beat it on the held-out labels. With 0 it runs all ``n_steps`` (the authors' procedure).
     """
 
     def __init__(
@@ -55,6 +65,11 @@ class DINORegressor(DomainRegressor):
         n_steps: int = 150,
         batch_size: int = 256,
         learning_rate: float = 0.01,
+        factor: str = "cosine",
+        transfer: bool = True,
+        validation_fraction: float = 0.3,
+        val_every: int = 10,
+        patience: int = 3,
         exact_max: int = 3000,
         n_inducing: int = 1000,
         cg_tol: float = 1e-6,
@@ -74,6 +89,11 @@ class DINORegressor(DomainRegressor):
         self.n_steps = n_steps
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.factor = factor
+        self.transfer = transfer
+        self.validation_fraction = validation_fraction
+        self.val_every = val_every
+        self.patience = patience
         self.exact_max = exact_max
         self.n_inducing = n_inducing
         self.cg_tol = cg_tol
@@ -99,7 +119,25 @@ class DINORegressor(DomainRegressor):
 
     def dino_kernel(self, X1: torch.Tensor, a: int, X2: torch.Tensor, b: int) -> torch.Tensor:
         """``K_ab(X1, X2) = amplitude * k * g_ab`` with the fitted factor (no noise)."""
-        return self._amplitude() * self._k(X1, X2) * self.factor_(X1, a, X2, b)
+        return (self._amplitude() * self._k(X1, X2)
+                * (self.embedding(X1, a) @ self.embedding(X2, b).transpose(0, 1)))
+
+    def embedding(self, X: torch.Tensor, domain: int) -> torch.Tensor:
+        """Coordinates ``u_a(x)`` with ``u_a(x) . u_b(x') = lambda^[a != b] g_ab(x, x')``.
+
+        With ``transfer`` (ours), the factor's embedding ``e_a(x)`` is tensored with a domain
+        vector ``c_S = (1, 0)``, ``c_T = (lambda, sqrt(1 - lambda^2))``, ``lambda = tanh(theta)``
+        learned: the cross-domain blocks are scaled by ``lambda`` as in the adaptive GP (Cao et
+        al. 2010), which lets DINO say "the source is irrelevant" (the cosine factor alone
+        cannot fall below its floor), and the kernel stays an inner product, so positive
+        semi-definite."""
+        e = self.factor_.embedding(X, domain)
+        if not self.transfer:
+            return e
+        lam = torch.tanh(self._cross)
+        c = (torch.stack([torch.ones_like(lam), torch.zeros_like(lam)]) if domain == 0
+             else torch.stack([lam, torch.sqrt((1 - lam * lam).clamp_min(0.0))]))
+        return (e.unsqueeze(2) * c).reshape(e.shape[0], -1)
 
     def _amplitude(self) -> torch.Tensor:
         return self._log_amplitude.clamp(-12.0, 12.0).exp()
@@ -111,43 +149,133 @@ class DINORegressor(DomainRegressor):
     def _fit_scaled(self, data: DomainData) -> None:
         if self.kernel not in ("nngp", "ntk"):
             raise input_error("DINORegressor", "kernel", self.kernel, "'nngp' or 'ntk'")
-        rng = np.random.default_rng(self.random_state)
-        torch.manual_seed(self.random_state)
+        if self.factor not in FORMS:
+            raise input_error("DINORegressor", "factor", self.factor, "'cosine' or 'authors'")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise input_error("DINORegressor", "validation_fraction", self.validation_fraction,
+                              "a number in [0, 1)")
         Xs, ys = torch.from_numpy(data.Xs), torch.from_numpy(data.ys)
         Xt, yt = torch.from_numpy(data.Xt), torch.from_numpy(data.yt)
         target_inputs = torch.from_numpy(data.target_inputs)
-        base_s = Xs[_subset(rng, Xs.shape[0], self.n_base)]
-        base_t = target_inputs[_subset(rng, target_inputs.shape[0], self.n_base)]
-        self.factor_ = DistributionFactor(self._k_raw, base_s, base_t, self.hidden,
-                                          self.random_state, self.rank_tol)
-        self._log_scales = torch.zeros(Xs.shape[1], dtype=torch.float64, requires_grad=True)
-        amplitude0 = 1.0 / float(self._k_diag(Xt).detach().mean())
-        self._log_amplitude = torch.tensor(np.log(amplitude0), requires_grad=True)
-        self._log_noise = torch.tensor(np.log([0.1, 0.1]), requires_grad=True)
-        params = [self._log_amplitude, self._log_noise, self._log_scales,
-                  *self.factor_.parameters()]
-        if self.warm_start:
-            self._warm_start(Xs, ys, Xt, yt, rng)
-        optimiser = torch.optim.Adam(params, lr=self.learning_rate)
-        self.loss_curve_ = []
-        with step_progress("DINO fit", self.n_steps, self.verbose) as advance:
-            for _ in range(self.n_steps):
-                if Xs.shape[0] <= self.batch_size:
-                    Xb, yb = Xs, ys
-                else:
-                    idx = torch.from_numpy(rng.choice(Xs.shape[0], self.batch_size, replace=False))
-                    Xb, yb = Xs[idx], ys[idx]
-                loss = self._conditional_loss(Xb, yb, Xt, yt)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                self.loss_curve_.append(float(loss.detach()))
-                advance()
+        n_steps = self.n_steps
+        self.validation_curve_: list[tuple[int, float]] = []
+        if self.validation_fraction > 0 and n_steps > 0:
+            n_val = int(np.ceil(self.validation_fraction * Xt.shape[0]))
+            if n_val < 2 or Xt.shape[0] - n_val < 2:
+                n_steps = 0  # too few labels to check the scorer: keep the warm-start fit
+            else:
+                n_steps = self._select_steps(Xs, ys, Xt, yt, target_inputs, n_val)
+        self.selected_steps_ = n_steps
+        self._train(Xs, ys, Xt, yt, target_inputs, n_steps)
         with torch.no_grad():
             self._build_posterior(Xs, ys, Xt, yt)
             self.amplitude_ = float(self._amplitude())
             self.noise_source_, self.noise_target_ = (float(v) for v in self._noises())
             self.input_scales_ = self._log_scales.clamp(-12.0, 12.0).exp().numpy()
+            self.lambda_ = float(torch.tanh(self._cross)) if self.transfer else 1.0
+
+    def _select_steps(self, Xs, ys, Xt, yt, target_inputs, n_val: int) -> int:
+        """Early stopping on held-out target labels: train on the other labelled target points,
+        score the validation points' predictive mean (squared error, conditioned on a fixed
+        source batch and the training targets) at the warm start and every ``val_every`` steps,
+        and return the best step count; 0 (the warm-start fit) unless training beats it."""
+        perm = np.random.default_rng(self.random_state + 2).permutation(Xt.shape[0])
+        val, train = torch.from_numpy(perm[:n_val]), torch.from_numpy(perm[n_val:])
+        Xv, yv = Xt[val], yt[val]
+        Xb_idx = _subset(np.random.default_rng(self.random_state + 3), Xs.shape[0],
+                         self.batch_size)
+        Xb, yb = Xs[Xb_idx], ys[Xb_idx]
+
+        errors: dict[int, np.ndarray] = {}
+        best, since = 0, 0
+        for step in self._train_steps(Xs, ys, Xt[train], yt[train], target_inputs,
+                                      self.n_steps, self.val_every):
+            with torch.no_grad():
+                errors[step] = self._held_out_errors(Xb, yb, Xt[train], yt[train], Xv, yv)
+            self.validation_curve_.append((step, float(errors[step].mean())))
+            if errors[step].mean() < errors[best].mean():
+                best, since = step, 0
+            elif step:
+                since += 1
+                if since >= self.patience:
+                    break
+        # one-standard-error rule: training must beat the warm start by more than the
+        # standard error of the paired per-point difference, or the warm-start fit is kept
+        gain = errors[0] - errors[best]
+        if best and np.isfinite(errors[0]).all() and not (
+                gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain))):
+            best = 0
+        return best
+
+    def _held_out_errors(self, Xb, yb, Xtr, ytr, Xv, yv) -> np.ndarray:
+        """Squared errors (summed over outputs) of the posterior mean at ``Xv`` given source
+        batch + training targets (standardised units); infinite if the kernel broke down."""
+        noise = self._noises()
+        K = torch.cat([
+            torch.cat([self.dino_kernel(Xb, 0, Xb, 0), self.dino_kernel(Xb, 0, Xtr, 1)], 1),
+            torch.cat([self.dino_kernel(Xtr, 1, Xb, 0), self.dino_kernel(Xtr, 1, Xtr, 1)], 1),
+        ])
+        K = K + torch.diag(torch.cat([noise[0].expand(len(Xb)), noise[1].expand(len(Xtr))]))
+        K_star = torch.cat([self.dino_kernel(Xv, 1, Xb, 0), self.dino_kernel(Xv, 1, Xtr, 1)], 1)
+        try:
+            mean = K_star @ ExactPosterior(K, torch.cat([yb, ytr])).weights
+        except torch.linalg.LinAlgError:
+            return np.full(len(Xv), np.inf)
+        value = ((mean - yv) ** 2).sum(1).numpy()
+        return np.where(np.isfinite(value), value, np.inf)
+
+    def _train(self, Xs, ys, Xt, yt, target_inputs, n_steps: int) -> None:
+        """Initialise, warm-start and run ``n_steps`` Adam steps (see ``_train_steps``)."""
+        for _ in self._train_steps(Xs, ys, Xt, yt, target_inputs, n_steps, 0):
+            pass
+
+    def _train_steps(self, Xs, ys, Xt, yt, target_inputs, n_steps: int, score_every: int):
+        """Initialise (factor at uniform weights, L-BFGS warm start), then ``n_steps`` Adam steps
+        on the conditional likelihood. A generator: with ``score_every`` it yields the step count
+        after the warm start (0) and every ``score_every`` steps, so the caller can score and stop
+        it there; a non-finite loss ends training with the parameters from before that step."""
+        rng = np.random.default_rng(self.random_state)
+        base_s = Xs[_subset(rng, Xs.shape[0], self.n_base)]
+        base_t = target_inputs[_subset(rng, target_inputs.shape[0], self.n_base)]
+        self.factor_ = DistributionFactor(self._k_raw, base_s, base_t, self.hidden,
+                                          self.random_state, self.rank_tol, self.factor)
+        self._log_scales = torch.zeros(Xs.shape[1], dtype=torch.float64, requires_grad=True)
+        amplitude0 = 1.0 / float(self._k_diag(Xt).detach().mean())
+        self._log_amplitude = torch.tensor(np.log(amplitude0), requires_grad=True)
+        self._log_noise = torch.tensor(np.log([0.1, 0.1]), requires_grad=True)
+        self._cross = torch.tensor(0.5, dtype=torch.float64, requires_grad=self.transfer)
+        params = [self._log_amplitude, self._log_noise, self._log_scales,
+                  *self.factor_.parameters()] + ([self._cross] if self.transfer else [])
+        if self.warm_start:
+            self._warm_start(Xs, ys, Xt, yt, rng)
+        if score_every:
+            yield 0
+        optimiser = torch.optim.Adam(params, lr=self.learning_rate)
+        self.loss_curve_ = []
+        with step_progress("DINO fit", n_steps, self.verbose) as advance:
+            for step in range(1, n_steps + 1):
+                if Xs.shape[0] <= self.batch_size:
+                    Xb, yb = Xs, ys
+                else:
+                    idx = torch.from_numpy(rng.choice(Xs.shape[0], self.batch_size, replace=False))
+                    Xb, yb = Xs[idx], ys[idx]
+                before = [p.detach().clone() for p in params]
+                try:
+                    loss = self._conditional_loss(Xb, yb, Xt, yt)
+                except torch.linalg.LinAlgError:
+                    loss = torch.tensor(float("nan"))
+                if not torch.isfinite(loss):
+                    with torch.no_grad():
+                        for p, b in zip(params, before, strict=True):
+                            p.copy_(b)
+                    break
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                self.loss_curve_.append(float(loss.detach()))
+                advance()
+                if score_every and step % score_every == 0:
+                    yield step
 
     def _warm_start(self, Xs, ys, Xt, yt, rng: np.random.Generator) -> None:
         """Fit amplitude, noises and input scales with uniform weights first (the adaptive GP
@@ -156,6 +284,7 @@ class DINORegressor(DomainRegressor):
         idx = _subset(rng, Xs.shape[0], self.batch_size)
         Xb, yb = Xs[idx], ys[idx]
         params = [self._log_amplitude, self._log_noise, self._log_scales]
+        params += [self._cross] if self.transfer else []
         optimiser = torch.optim.LBFGS(params, lr=0.5, max_iter=25, line_search_fn="strong_wolfe")
 
         def closure() -> torch.Tensor:
@@ -171,7 +300,7 @@ class DINORegressor(DomainRegressor):
         k_ss, k_st, k_tt = self._k(Xb, Xb), self._k(Xb, Xt), self._k(Xt, Xt)
         eye_s = torch.eye(Xb.shape[0], dtype=torch.float64)
         eye_t = torch.eye(Xt.shape[0], dtype=torch.float64)
-        e_s, e_t = self.factor_.embedding(Xb, 0), self.factor_.embedding(Xt, 1)
+        e_s, e_t = self.embedding(Xb, 0), self.embedding(Xt, 1)
         K_ss = amp * k_ss * (e_s @ e_s.transpose(0, 1)) + noise[0] * eye_s
         K_st = amp * k_st * (e_s @ e_t.transpose(0, 1))
         K_tt = amp * k_tt * (e_t @ e_t.transpose(0, 1)) + noise[1] * eye_t
@@ -204,7 +333,7 @@ class DINORegressor(DomainRegressor):
 
     def _embed(self, X: torch.Tensor, domain: int, chunk: int = 4096) -> torch.Tensor:
         """Unit embeddings of many points, in row blocks (each block is n_chunk x n_base)."""
-        return torch.cat([self.factor_.embedding(Xc, domain) for Xc in torch.split(X, chunk)])
+        return torch.cat([self.embedding(Xc, domain) for Xc in torch.split(X, chunk)])
 
     def _train_kernel(self, rows, cols) -> torch.Tensor:
         """Noiseless DINO kernel between training rows and columns (index or slice each)."""
@@ -228,16 +357,17 @@ class DINORegressor(DomainRegressor):
 
     def _predict_block(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent posterior mean and variance of target points ``X`` (one block of rows)."""
-        prior = self._amplitude() * self._k_diag(X)  # g_TT(x, x) = 1
+        E_star = self.embedding(X, 1)
+        prior = self._amplitude() * self._k_diag(X) * (E_star * E_star).sum(1)  # g_TT(x, x)
         if self.exact_:
             Xs, Xt = self._X_train[: self._n_source], self._X_train[self._n_source:]
             K_star = torch.cat([self.dino_kernel(X, 1, Xs, 0), self.dino_kernel(X, 1, Xt, 1)], 1)
             return self._posterior.predict(K_star, prior)
-        E_star = self.factor_.embedding(X, 1)
         K_star = (self._amplitude() * self._k(X, self._X_train)
                   * (E_star @ self._E_train.transpose(0, 1)))
         variance = neighbour_variance(
-            K_star, prior, self._amplitude() * self._k_diag(self._X_train),
+            K_star, prior,
+            self._amplitude() * self._k_diag(self._X_train) * (self._E_train**2).sum(1),
             lambda idx: self._train_kernel(idx, idx), self._noise_train, self.n_neighbours)
         return self._posterior.mean(K_star), variance
 
@@ -247,3 +377,16 @@ def _subset(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:
     if n <= size:
         return torch.arange(n)
     return torch.from_numpy(np.sort(rng.choice(n, size, replace=False)))
+
+
+AUTHORS_PRESET = dict(kernel="nngp", factor="authors", depth=6, w_std=1.5, b_std=0.05,
+                      n_base=5000, n_steps=10, learning_rate=0.1, batch_size=500,
+                      validation_fraction=0.0, transfer=False)
+"""The hyper-parameters of the authors' released code (github junwu6/Distribution-Informed-NN,
+``main.py``): NNGP base kernel of depth 6, W_std 1.5, b_std 0.05, 5,000 base points, 10 Adam steps
+at learning rate 0.1 on source batches of 500, no validation split."""
+
+
+def authors_dino(**overrides) -> DINORegressor:
+    """A ``DINORegressor`` with the authors' settings (``AUTHORS_PRESET``), overridable."""
+    return DINORegressor(**(AUTHORS_PRESET | overrides))

@@ -65,8 +65,8 @@ def train_wide_network(model: DINORegressor, Xs, ys, Xt, yt, Xq, width: int, noi
     to = torch.from_numpy
     scales = torch.from_numpy(model.input_scales_)
     with torch.no_grad():
-        e_train = torch.cat([model.factor_.embedding(to(Xs), 0), model.factor_.embedding(to(Xt), 1)])
-        e_query = model.factor_.embedding(to(Xq), 1)
+        e_train = torch.cat([model.embedding(to(Xs), 0), model.embedding(to(Xt), 1)])
+        e_query = model.embedding(to(Xq), 1)
     X_train = torch.cat([to(Xs), to(Xt)]) * scales
     y = torch.cat([to(ys), to(yt)])
     net = WideReLUNet(X_train.shape[1], width, e_train.shape[1], model.depth, model.w_std,

@@ -46,7 +46,7 @@ def _first_bad(arr: np.ndarray) -> str:
 def as_matrix(value: object, field: str, source: str = "fit") -> np.ndarray:
     """A finite 2-D float64 array, or one clear InputError."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        arr = np.array(value, dtype=np.float64)  # a copy: torch needs writable memory
     except (TypeError, ValueError) as err:
         raise input_error(source, field, value, "numbers only") from err
     if arr.ndim == 1:

@@ -13,7 +13,7 @@ import pandas as pd
 from transferscope.core.errors import input_error
 from transferscope.core.io import atomic_write_bytes
 
-MODEL_FORMAT = "transferscope-dino-model-v1"
+MODEL_FORMAT = "transferscope-dino-model-v2"
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -33,10 +33,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def numeric_columns(
-    frame: pd.DataFrame, columns: list[str], path: str, role: str, allow_empty: bool = False
+    frame: pd.DataFrame, columns: list[str], path: str, role: str, allow_empty: bool = False,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """The named columns as float64; a missing column, a non-numeric cell, an infinite one or
-    (unless ``allow_empty``) an empty one is one clear error."""
+    (unless ``allow_empty``) an empty one is one clear error, naming the file's row (``rows``
+    maps the frame's positions to file rows when it is a subset)."""
+    rows = np.arange(len(frame)) if rows is None else rows
     out = []
     for col in columns:
         if col not in frame.columns:
@@ -45,15 +48,20 @@ def numeric_columns(
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna() & frame[col].notna()
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise input_error(path, f"{role} column '{col}' row {row}",
-                              _cell(frame[col].iloc[row]), "a number")
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            raise input_error(path, f"{role} column '{col}' row {rows[pos]}",
+                              _cell(frame[col].iloc[pos]),
+                              "a number" + (" (or --categorical one-hot)" if role == "feature"
+                                            else ""))
         array = values.to_numpy(dtype=np.float64)
         invalid = np.isinf(array) | (np.isnan(array) & (not allow_empty))
         if invalid.any():
-            row = int(np.flatnonzero(invalid)[0])
-            raise input_error(path, f"{role} column '{col}' row {row}",
-                              _cell(frame[col].iloc[row]), "a finite number")
+            pos = int(np.flatnonzero(invalid)[0])
+            empty = pd.isna(frame[col].iloc[pos]) and role == "feature"
+            raise input_error(path, f"{role} column '{col}' row {rows[pos]}",
+                              _cell(frame[col].iloc[pos]),
+                              "a finite number" + (" (or --impute mean|median|drop)" if empty
+                                                   else ""))
         out.append(array)
     return np.column_stack(out)
 
@@ -65,6 +73,103 @@ def _cell(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
+IMPUTE = ("mean", "median", "drop")
+
+
+def domain_key(value: object) -> object:
+    """How domain values are compared: numbers by value (``3`` = ``3.0`` = ``"3"``), text
+    without surrounding spaces and case (``Africa`` = ``africa``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            return text.casefold()
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value).strip().casefold()
+
+
+@dataclass
+class FeatureEncoder:
+    """How table columns become the model's numeric features, learned on the fit table and
+    reapplied unchanged at predict time: one-hot categories per categorical column (in the
+    order first seen) and, with ``impute``, the fill value of each numeric column."""
+
+    features: list[str]
+    categories: dict[str, list[str]]
+    fill: dict[str, float]
+    impute: str | None
+
+    @classmethod
+    def learn(cls, frame: pd.DataFrame, path: str, features: list[str], categorical: bool,
+              impute: str | None) -> FeatureEncoder:
+        """Find the categorical columns (non-numeric, if ``categorical``) and fill values."""
+        if impute is not None and impute not in IMPUTE:
+            raise input_error(path, "impute", impute, "'mean', 'median' or 'drop'")
+        categories, fill = {}, {}
+        for col in features:
+            if col not in frame.columns:
+                raise input_error(path, "feature column", col,
+                                  f"one of the file's columns {list(frame.columns)[:12]}")
+            present = frame[col].dropna()
+            numeric = pd.to_numeric(present, errors="coerce")
+            if categorical and numeric.isna().any():
+                categories[col] = list(dict.fromkeys(present.astype(str).str.strip()))
+            elif impute in ("mean", "median"):
+                finite = numeric[np.isfinite(numeric)]
+                fill[col] = float(finite.mean() if impute == "mean" else finite.median())
+        return cls(list(features), categories, fill, impute)
+
+    @property
+    def columns(self) -> list[str]:
+        """Names of the encoded features (``col=value`` for one-hot columns)."""
+        out = []
+        for col in self.features:
+            out += [f"{col}={c}" for c in self.categories[col]] if col in self.categories else [col]
+        return out
+
+    def transform(self, frame: pd.DataFrame, path: str) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded features (float64) and a mask of the rows kept (all unless ``impute='drop'``,
+        which drops rows with an empty feature cell). An empty cell without ``impute``, or a
+        category unseen in the fit table, is one clear error."""
+        keep = np.ones(len(frame), dtype=bool)
+        if self.impute == "drop":
+            keep = frame[self.features].notna().all(axis=1).to_numpy()
+        blocks = []
+        for col in self.features:
+            if col not in frame.columns:
+                raise input_error(path, "feature column", col,
+                                  f"one of the file's columns {list(frame.columns)[:12]}")
+            if col in self.categories:
+                blocks.append(self._one_hot(frame[col], col, path, keep))
+                continue
+            values = frame[[col]].copy()
+            if col in self.fill:
+                values[col] = values[col].where(values[col].notna(), self.fill[col])
+            blocks.append(numeric_columns(values[keep], [col], path, "feature",
+                                          rows=np.flatnonzero(keep)))
+        return np.column_stack(blocks), keep
+
+    def _one_hot(self, column: pd.Series, col: str, path: str, keep: np.ndarray) -> np.ndarray:
+        known = self.categories[col]
+        out = np.zeros((int(keep.sum()), len(known)))
+        for i, row in enumerate(np.flatnonzero(keep)):
+            cell = column.iloc[row]
+            if pd.isna(cell):
+                if self.impute is None:
+                    raise input_error(path, f"feature column '{col}' row {row}", "empty",
+                                      "a category (or --impute mean|median|drop)")
+                continue  # imputed: no category (all zeros)
+            name = str(cell).strip()
+            if name not in known:
+                raise input_error(path, f"feature column '{col}' row {row}", name,
+                                  f"one of the fit table's categories {known[:12]}")
+            out[i, known.index(name)] = 1.0
+        return out
+
+
 @dataclass
 class DomainTable:
     """Source rows, labelled target rows and unlabelled target rows of one table."""
@@ -74,33 +179,52 @@ class DomainTable:
     Xt: np.ndarray
     yt: np.ndarray
     Xu: np.ndarray
+    encoder: FeatureEncoder
 
 
 def split_table(frame: pd.DataFrame, path: str, features: list[str], target: str, domain: str,
-                target_domain: str) -> DomainTable:
-    """Rows whose ``domain`` equals ``target_domain`` are target (unlabelled where the target
-    cell is empty); all other rows are source."""
+                target_domain: str, source_domains: list[str] | None = None,
+                categorical: bool = False, impute: str | None = None) -> DomainTable:
+    """Rows whose ``domain`` matches ``target_domain`` (see ``domain_key``) are target
+    (unlabelled where the target cell is empty); source rows are those matching
+    ``source_domains``, or every other row when it is not given. ``categorical`` one-hot encodes
+    non-numeric feature columns; ``impute`` fills empty feature cells with the column mean or
+    median over the table, or drops those rows (and source rows without a label)."""
     if domain not in frame.columns:
         raise input_error(path, "domain column", domain, f"one of {list(frame.columns)[:12]}")
-    values = frame[domain].astype(str).str.strip()
-    distinct = sorted(values.unique())
-    if len(distinct) < 2:
-        raise input_error(path, f"domain column '{domain}'", f"only {distinct}",
+    keys = frame[domain].map(domain_key)
+    shown = sorted(dict.fromkeys(frame[domain].astype(str).str.strip()))
+    if keys.nunique() < 2:
+        raise input_error(path, f"domain column '{domain}'", f"only {shown}",
                           "at least two distinct values (source and target)")
-    if str(target_domain) not in distinct:
+    is_target = (keys == domain_key(target_domain)).to_numpy()
+    if not is_target.any():
         raise input_error(path, f"target domain value in '{domain}'", target_domain,
-                          f"one of {distinct[:12]}")
-    X = numeric_columns(frame, features, path, "feature")
-    y = numeric_columns(frame, [target], path, "target", allow_empty=True)[:, 0]
-    is_target = (values == str(target_domain)).to_numpy()
-    source_missing = ~is_target & np.isnan(y)
-    if source_missing.any():
-        row = int(np.flatnonzero(source_missing)[0])
+                          f"one of {shown[:12]}")
+    if source_domains:
+        wanted = [domain_key(v) for v in source_domains]
+        for value, key in zip(source_domains, wanted, strict=True):
+            if not (keys == key).any():
+                raise input_error(path, f"source domain value in '{domain}'", value,
+                                  f"one of {shown[:12]}")
+        is_source = keys.isin(wanted).to_numpy() & ~is_target
+    else:
+        is_source = ~is_target
+    encoder = FeatureEncoder.learn(frame[is_source | is_target], path, features, categorical,
+                                   impute)
+    X, keep = encoder.transform(frame, path)
+    y_all = numeric_columns(frame, [target], path, "target", allow_empty=True)[:, 0]
+    is_source, is_target, y = is_source[keep], is_target[keep], y_all[keep]
+    source_missing = is_source & np.isnan(y)
+    if source_missing.any() and impute == "drop":
+        is_source = is_source & ~source_missing
+    elif source_missing.any():
+        row = int(np.flatnonzero(keep)[np.flatnonzero(source_missing)[0]])
         raise input_error(path, f"target column '{target}' row {row}", "empty",
-                          "a label on every source row")
+                          "a label on every source row (or --impute drop)")
     labelled = is_target & ~np.isnan(y)
-    return DomainTable(X[~is_target], y[~is_target], X[labelled], y[labelled],
-                       X[is_target & np.isnan(y)])
+    return DomainTable(X[is_source], y[is_source], X[labelled], y[labelled],
+                       X[is_target & np.isnan(y)], encoder)
 
 
 @dataclass
@@ -110,12 +234,13 @@ class TableModel:
     pipeline: object
     features: list[str]
     target: str
+    encoder: FeatureEncoder
 
 
 def save_model(path: str | Path, model: TableModel) -> Path:
     """Pickle the model atomically, tagged with ``MODEL_FORMAT`` so a wrong file is caught."""
     payload = {"format": MODEL_FORMAT, "features": model.features, "target": model.target,
-               "pipeline": model.pipeline}
+               "pipeline": model.pipeline, "encoder": model.encoder}
     atomic_write_bytes(path, pickle.dumps(payload))
     return Path(path)
 
@@ -130,7 +255,8 @@ def load_model(path: str | Path) -> TableModel:
                           "a model written by `transferscope dino fit`") from err
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise input_error(str(path), "format", type(payload).__name__, MODEL_FORMAT)
-    return TableModel(payload["pipeline"], payload["features"], payload["target"])
+    return TableModel(payload["pipeline"], payload["features"], payload["target"],
+                      payload["encoder"])
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> Path:
