@@ -39,7 +39,7 @@ class StageResult:
 
 
 # Bump when a stage's code changes what it computes: finished runs of older code are redone.
-STAGE_FORMAT = "demo-stage-v3"  # v3: the Reflexion judge is calibrated
+STAGE_FORMAT = "demo-stage-v4"  # v4: bias scores that null answerers leave at 0; NTK recommend_stop; DINO defaults
 
 
 @dataclass(frozen=True)
