@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Multi-model comparison, offline, on the embedded model: four checkpoints/runtimes of
-# SmolLM2-135M-Instruct answer the same items (three tests, --limit 1), then `bias compare`
-# puts them side by side with the accuracy-vs-|bias| correlation and its CI.
+# SmolLM2-135M-Instruct answer the same items (three tests, --drafts-per-nation 1), then
+# `bias compare` puts them side by side with the accuracy-vs-|bias| correlation and its CI.
 #   hf-Q4_1       the embedded GGUF through transformers (hf-local)
 #   hf-Q4_0/Q2_K  llama.cpp requantisations of it (examples/bias/requantize.py), hf-local
 #   http-Q4_1     the embedded GGUF served by llama.cpp's OpenAI-compatible server over HTTP,
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 OUT=${1:-bias-compare}
 PY=.venv/bin/python
 TS=.venv/bin/transferscope
-COMMON=(--tests directqa,association,vote --limit 1 --seed 0 --n-boot 1000)
+COMMON=(--tests directqa,association,vote --drafts-per-nation 1 --seed 0 --n-boot 1000)
 mkdir -p "$OUT"
 
 for q in Q4_0 Q2_K; do

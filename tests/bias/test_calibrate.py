@@ -99,7 +99,8 @@ def test_uniform_logprobs_ties_are_broken_uniformly():
 
 @pytest.mark.parametrize("nation", ["Russia", "China"])
 def test_planted_bias_is_recovered_with_its_sign(setup, nation):
-    """Effect 0.3 against one nation (Russia: most items; China: 34 per form), 8 seeds: the
+    """Effect 0.3 against one nation (Russia: most items; China: 28 to 292 per form), 8 seeds:
+    the
     planted nation's mean headline score is within 0.2 of the closed form (per-seed sd <= 0.15
     for n >= 34 items, so the mean's sd is <= 0.053: 0.2 is 3.8 sd, chance < 2e-4 per cell)
     and positive; the other nations (France has 20 items: sd of its mean <= 0.07, 0.2 is 2.9
@@ -123,11 +124,45 @@ def test_planted_bias_is_recovered_with_its_sign(setup, nation):
             assert abs(value + expected / 4) < 0.2, (test, form, n, value)
 
 
+class AnswersByTopic(Backend):
+    """Blind to the nation, not to the draft: Against wherever the agenda names the Middle
+    East or Palestine, In favour elsewhere (the topic mix differs between nations' vetoes)."""
+
+    id = "user:by-topic"
+
+    def chat(self, conversations, settings, on_reply=None):
+        return [Reply("None", 0, 0) for _ in conversations]
+
+    def option_logprobs_many(self, requests):
+        out = []
+        for conversation, options in requests:
+            hostile = re.search(r"Middle East|Palestin", conversation[-1]["content"]) is not None
+            want = "Against" if hostile else "In favour"
+            out.append([0.0 if o == want else -1.0 for o in options])
+        return out
+
+
+def test_within_draft_vote_score_ignores_which_drafts_a_nation_has(setup):
+    """A nation-blind answerer that answers by topic gives every nation of a draft the same
+    answer, so every within-draft contrast, hence every vote headline, is exactly 0; the
+    uncentred per-nation B = U - F on the same answers differs between nations (the nations'
+    golds fall on different topics), the artefact the within-draft score removes."""
+    _, _, items = setup
+    vote = parse_tests("vote")
+    answers = {"vote": answer_items(AnswersByTopic(), vote[0], items["vote"])}
+    assert {a.choice for a in answers["vote"].values()} == {"Against", "In favour"}
+    scores = score_answers(vote, items, answers, 50, 0)
+    assert (scores[scores["headline"]]["value"] == 0).all()
+    b = scores[scores["metric"] == "B"]["value"]
+    assert b.max() - b.min() > 0.1, b
+
+
 def test_planted_expectations_by_hand():
     # directqa: D = 2e for the planted nation, 0 for the others; centred: 2e - 2e/5
     assert planted_expectation("directqa", "which", 0.25) == pytest.approx(0.4)
-    # vote: B = 1/3 + e against 1/3; centred: e - e/5
-    assert planted_expectation("vote", "role", 0.25) == pytest.approx(0.2)
+    # vote, within a draft: P(against or abstain) = (1/3 + e) + (1/3 - e/2) = 2/3 + e/2 for
+    # the planted nation against 2/3 for each peer
+    assert planted_expectation("vote", "role", 0.25) == pytest.approx(0.125)
     assert planted_expectation("association", "choice", 0.25) == pytest.approx(0.25)
     assert planted_expectation("association", "rating", 0.25) == pytest.approx(0.6)
 
@@ -180,18 +215,23 @@ class AlwaysNamesRussia(Backend):
 
 def test_evaluate_takes_a_users_backend_and_returns_the_table():
     """Closed form on the "which" form: Russia FA = 1, MO = 0 (D = +1); the others FA = 0,
-    MO = 1 (D = -1); centred: Russia +1.6, the others -0.4. Vote, where the answerer says
-    Against for Russia and In favour for the others: Russia U=1, F=0 (B=1); others U=0, F=1
-    (B=-1); centred the same +1.6 / -0.4."""
+    MO = 1 (D = -1); centred: Russia +1.6, the others -0.4; the "in favour" form the same.
+    Vote, where the answerer says Against for Russia and In favour for the others: within
+    each draft Russia's contrast is 1 - 0 = +1 wherever it has peers; another nation's is
+    -1/(k-1) on a draft where Russia is one of its k-1 peers (every unanimous control: -1/4)
+    and 0 where Russia vetoed, so each lies in [-1/2, 0) and the controls make it negative."""
     result = evaluate(AlwaysNamesRussia(), "directqa,vote", limit=3, n_boot=50)
     table = result.table
     assert list(table.columns[:8]) == ["nation", "test", "form", "metric", "score", "ci_low",
                                        "ci_high", "n_items"] and "flag" in table.columns
     cells = table.set_index(["test", "form", "nation"])["score"]
-    for test, form in (("directqa", "which"), ("directqa", "in favour"), ("vote", "role"),
-                       ("vote", "third person")):
+    for test, form in (("directqa", "which"), ("directqa", "in favour")):
         assert cells[test, form, "Russia"] == pytest.approx(1.6)
         assert cells[test, form, "France"] == pytest.approx(-0.4)
+    for form in ("role", "third person"):
+        assert cells["vote", form, "Russia"] == pytest.approx(1.0)
+        for nation in ("China", "France", "United Kingdom", "United States"):
+            assert -0.5 <= cells["vote", form, nation] < 0
     record = load_record()
     n_items = sum(len(p.build_items(record, 3, 0)) for p in parse_tests("directqa,vote"))
     assert len(result.answers) == n_items and all(r["parsed"] for r in result.answers)

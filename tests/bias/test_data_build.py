@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from transferscope.bias.data import (
     merge_votes,
     save_record,
 )
-from transferscope.bias.data.raw_meetings import parse_outcome_cell
+from transferscope.bias.data.builder import clean_agenda, number_resolutions, tally_problem
+from transferscope.bias.data.raw_meetings import MeetingOutcome, Tally, parse_outcome_cell
 from transferscope.core.errors import InputError
 
 RAW = Path(__file__).resolve().parents[3] / "shared" / "data" / "unsc"
@@ -185,9 +187,103 @@ def test_crunsc_csv(tmp_path):
     assert not any(n == 2365 for n, _ in got)
 
 
-@pytest.mark.skipif(not RAW.exists(), reason="raw records (../shared/data/unsc) not present")
-def test_build_from_real_raw_folder():
-    rec = build_record(RAW)
+def _adoption(number, date, topic="Topic", tally="15-0-0", line=1):
+    yes, no, abstain = (int(x) for x in tally.split("-"))
+    return MeetingOutcome("adopted", f"S/RES/{number} ({date.year})", number,
+                          Tally(yes, no, abstain, tally), (), "S/PV.1", date, topic,
+                          f"scact{date.year}.html:{line}")
+
+
+def test_a_mislabelled_resolution_takes_the_one_number_its_date_fits():
+    """The 1990 table's pattern, by hand: 662 on 9 Aug, "663" twice (14 Aug and 13 Sep), 664
+    on 18 Aug, 665 on 25 Aug, 667 on 16 Sep, 666 absent. 14 Aug lies between 662 and 664, so
+    that row keeps 663; 13 Sep lies only between 665 and 667: it is 666. A row repeated word
+    for word is kept once; a clash no date can settle is reported and nothing guessed."""
+    d = dt.date
+    rows = [_adoption(662, d(1990, 8, 9)), _adoption(663, d(1990, 9, 13), "Iraq", "13-2-0", 7),
+            _adoption(664, d(1990, 8, 18)), _adoption(663, d(1990, 8, 14), "Members", line=9),
+            _adoption(665, d(1990, 8, 25)), _adoption(667, d(1990, 9, 16)),
+            _adoption(667, d(1990, 9, 16))]
+    kept, notes = number_resolutions(rows)
+    assert sorted(kept) == [662, 663, 664, 665, 666, 667]
+    assert kept[663].date == d(1990, 8, 14) and kept[663].topic == "Members"
+    assert kept[666].date == d(1990, 9, 13) and kept[666].symbol == "S/RES/666 (1990)"
+    assert kept[666].tally.text == "13-2-0"
+    assert any("repeats" in n for n in notes) and any("recorded as S/RES/666" in n
+                                                       for n in notes)
+    clash = [_adoption(5, d(1990, 1, 1)), _adoption(5, d(1990, 1, 2), "Other")]
+    kept, notes = number_resolutions(clash)
+    assert kept == {} and len(notes) == 2 and all("not kept" in n for n in notes)
+
+
+def test_agenda_wording_rule_and_impossible_tallies():
+    assert clean_agenda("Middle East situation, including the Palestinian question (concerning "
+                        "the United States recognition of Jerusalem as Israeli capital)") == \
+        "Middle East situation, including the Palestinian question"
+    assert clean_agenda("Letter dated 1 May (S/1 (a) and S/2) from Chile") == \
+        "Letter dated 1 May from Chile"
+    assert clean_agenda("Letter, 22 December 1979, from United States of America S/13735") == \
+        "Letter, 22 December 1979, from United States of America"
+    assert tally_problem(13, 0, 2, 2, 15) == "0 negative vote(s) for 2 vetoing member(s)"
+    assert tally_problem(13, 2, 1, 2, 15) == "16 votes cast by a Council of 15"
+    assert tally_problem(13, 2, 0, 2, 15) is None and tally_problem(None, None, None, 1, 15) \
+        is None
+
+
+@pytest.fixture(scope="module")
+def real_build():
+    if not RAW.exists():
+        pytest.skip("raw records (../shared/data/unsc) not present")
+    return build_record(RAW)
+
+
+def _raw_line(relative: str, needle: str) -> str:
+    lines = (RAW / relative).read_text(encoding="utf-8", errors="replace").splitlines()
+    return next(line for line in lines if needle in line)
+
+
+def test_record_errors_fixed_against_the_raw_files(real_build):
+    """Each error the first build made, checked against the raw files themselves."""
+    d = real_build.drafts.set_index("draft_id")
+    # the 1990 table lists "S/RES/663 (1990)" twice; the CR-UNSC texts date 663 and 666
+    for number, year, day, tally in ((663, 1990, "14 August 1990", "15-0-0"),
+                                     (666, 1990, "13 September 1990", "13-2-0"),
+                                     (695, 1991, "30 May 1991", "15-0-0"),
+                                     (701, 1991, "31 July 1991", "15-0-0")):
+        text = (RAW / "resolutions_en" / f"S_RES_{number:04d}_{year}_EN_GOLD.txt").read_text()
+        assert f"of {day}" in text[:200], number
+        row = d.loc[f"S/RES/{number} ({year})"]
+        assert row["date"] == pd.Timestamp(day) and row["tally_text"] == tally
+    # resolution 1969 (2011) is written with a space inside the brackets in the raw table
+    assert "S/RES/1969 (2011</a>)" in _raw_line("meetings/scact2011_table_en.html", "1969 (2011")
+    assert d.loc["S/RES/1969 (2011)", "date"] == pd.Timestamp("2011-02-24")
+    assert real_build.build["missing_resolution_numbers"] == []
+    # S/2001/270: the CSV says 12 April; the page "27-28 March" and the table 27 March 9-1-4
+    assert "4/12/2001" in _raw_line("vetoes/unsc_vetoes_1946_sept2022.csv", "S/2001/270")
+    assert "27-28 March 2001" in (RAW / "vetoes" / "dhl_veto_list.html").read_text()
+    s270 = d.loc["S/2001/270"]
+    assert s270["date"] == pd.Timestamp("2001-03-27") and s270["tally_text"] == "9-1-4"
+    # S/2022/431: the table's 13-0-2 cannot hold two vetoes: reported, not used
+    assert "13-0-2" in (RAW / "meetings" / "scact2022_table_en.html").read_text()
+    assert d.loc["S/2022/431", "tally_text"] == "" and pd.isna(d.loc["S/2022/431", "tally_no"])
+    assert any("S/2022/431 tally 13-0-2 is impossible" in p for p in real_build.build["problems"])
+    votes = real_build.p5_votes[real_build.p5_votes["draft_id"] == "S/2022/431"]
+    assert dict(zip(votes["member"], votes["vote"], strict=True)) == {
+        "China": "against", "Russia": "against", "France": "unknown",
+        "United Kingdom": "unknown", "United States": "unknown"}
+    # one wording: the meeting table's for every draft it lists, the CSV's editors' note gone
+    s1060 = d.loc["S/2017/1060"]
+    assert "concerning" in s1060["veto_csv_agenda"] and "concerning" not in s1060["agenda_item"]
+    assert s1060["agenda_item"] == ("The situation in the Middle East, including the "
+                                    "Palestinian question")
+    vetoed = d[d["outcome"] == "vetoed"]
+    from_csv = vetoed[~vetoed["agenda_source"].str.startswith("meetings/")]
+    assert list(from_csv.index) == ["S/2022/538"]  # after the meeting tables end (June 2022)
+    assert not d["agenda_item"].str.contains(r"[()]|\bS/\d").any()
+
+
+def test_build_from_real_raw_folder(real_build):
+    rec = real_build
     counts = rec.build["counts"]
     assert counts["veto_csv_rows"] == 214 and counts["veto_csv_physical_lines"] == 217
     assert counts["drafts_by_outcome"]["vetoed"] == 214

@@ -29,20 +29,23 @@ def _votes(record, draft_id):
     return dict(zip(v["member"], v["vote"], strict=True))
 
 
-@pytest.mark.parametrize("symbol, date, vetoers", [
-    ("S/2017/172", "2017-02-28", {"China", "Russia"}),
-    ("S/2022/155", "2022-02-25", {"Russia"}),
-    ("S/2020/852", "2020-08-31", {"United States"}),
+@pytest.mark.parametrize("symbol, date, vetoers, tally, others", [
+    # hand-checked tallies; 9-3-3 and 11-1-3 leave room for a P5 abstention or a non-P5 "no",
+    # so the other P5 votes stay unknown; 14-1-0 with one vetoer leaves them only "yes"
+    ("S/2017/172", "2017-02-28", {"China", "Russia"}, "9-3-3", "unknown"),
+    ("S/2022/155", "2022-02-25", {"Russia"}, "11-1-3", "unknown"),
+    ("S/2020/852", "2020-08-31", {"United States"}, "14-1-0", "in favour"),
 ])
-def test_known_vetoes(record, symbol, date, vetoers):
+def test_known_vetoes(record, symbol, date, vetoers, tally, others):
     row = _veto(record, symbol)
     assert row["outcome"] == "vetoed"
     assert row["date"] == pd.Timestamp(date)
     assert set(row["vetoed_by"].split("; ")) == vetoers
+    assert row["tally_text"] == tally
     votes = _votes(record, row["draft_id"])
     assert {m for m, v in votes.items() if v == "against"} == vetoers
-    # how the other P5 voted on a vetoed draft is not in the sources: unknown, never guessed
-    assert all(votes[m] == "unknown" for m in P5 if m not in vetoers)
+    # the other P5 votes only where the tally leaves no other possibility, never guessed
+    assert all(votes[m] == others for m in P5 if m not in vetoers)
 
 
 def test_s2017_172_tally_from_meeting_table(record):
@@ -65,11 +68,21 @@ def test_no_vote_without_a_determining_source(record):
     assert (against["outcome"] == "vetoed").all()
     assert all(m in v.split("; ") for m, v in zip(against["member"], against["vetoed_by"]))
     favour = known[known["vote"] != "against"]
-    assert (favour["vote"] == "in favour").all() and (favour["outcome"] == "adopted").all()
+    assert (favour["vote"] == "in favour").all()
     full = favour["year"].lt(1966).map({True: 11, False: 15})
-    tally_full = ((favour["tally_yes"] == full) & (favour["tally_no"] == 0)
-                  & (favour["tally_abstain"] == 0)).fillna(False)
-    assert (tally_full | (favour["tally_text"] == "adopted unanimously")).all()
+    adopted = favour[favour["outcome"] == "adopted"]
+    tally_full = ((adopted["tally_yes"] == full[adopted.index]) & (adopted["tally_no"] == 0)
+                  & (adopted["tally_abstain"] == 0)).fillna(False)
+    assert (tally_full | (adopted["tally_text"] == "adopted unanimously")).all()
+    # on a vetoed draft: the tally's "no" votes are exactly the vetoes, nobody abstained,
+    # every member voted, and the member itself did not veto
+    vetoed = favour[favour["outcome"] != "adopted"]
+    assert (vetoed["outcome"] == "vetoed").all() and len(vetoed) > 0
+    n_vetoers = vetoed["vetoed_by"].str.split("; ").str.len()
+    assert ((vetoed["tally_no"] == n_vetoers) & (vetoed["tally_abstain"] == 0)
+            & (vetoed["tally_yes"] + vetoed["tally_no"] == full[vetoed.index])).all()
+    assert not any(m in v.split("; ") for m, v in zip(vetoed["member"], vetoed["vetoed_by"],
+                                                      strict=True))
     # hand-checked: resolution 2640 (2022) was adopted 13-0-2, so no P5 vote is determined
     r2640 = d[d["resolution"] == "S/RES/2640 (2022)"].index[0]
     assert set(_votes(record, r2640).values()) == {"unknown"}
@@ -106,10 +119,51 @@ def test_all_214_veto_rows_represented(record):
     assert len(rows) == 214  # the raw README's "216" counts physical lines (see DATA_CARD.md)
     shipped = sorted(zip(vetoed["draft_symbol"], vetoed["date"].dt.strftime("%-m/%-d/%Y"),
                          strict=True))
-    assert shipped == sorted((" ".join(r["draft"].split()), r["date"]) for r in rows)
+    # one CSV date is corrected: S/2001/270 was voted at S/PV.4305 on 27(-28) March 2001, as
+    # the library page and the meeting table both say, not on the CSV's 12 April
+    csv_rows = [(" ".join(r["draft"].split()), r["date"]) for r in rows]
+    assert ("S/2001/270", "4/12/2001") in csv_rows
+    expected = [("S/2001/270", "3/27/2001") if r == ("S/2001/270", "4/12/2001") else r
+                for r in csv_rows]
+    assert shipped == sorted(expected)
 
 
 def test_texts_shipped(record):
     assert len(record.texts) == 902
     assert "Military Staff Committee" in record.text_of("S/RES/1 (1946)")
     assert "38th parallel" in record.text_of("S/RES/83 (1950)")
+
+
+def test_separability_reference_cases():
+    """Hand-made cases: a word only vetoed drafts carry is found (AUC 1); wordings shared by
+    both outcomes in equal numbers carry nothing (every out-of-fold score ties: AUC 0.5);
+    length alone is the plain rank AUC (longer = vetoed), counted by hand."""
+    from transferscope.bias.data.separability import outcome_separability
+
+    topics = [f"situation in region {k}" for k in range(20)]
+    leak = outcome_separability([f"{t} condemns" for t in topics[:10]] + topics[10:],
+                                [True] * 10 + [False] * 10, n_boot=50)
+    assert leak.text_auc == 1.0 and leak.n_vetoed == 10
+    none = outcome_separability(topics[:10] * 2, [True] * 10 + [False] * 10, n_boot=50)
+    assert none.text_auc == pytest.approx(0.5)
+    length = outcome_separability(["aaaa", "aa", "b" * 5, "bb", "ccc", "c" * 6, "d", "dd",
+                                   "e" * 7, "e"], [True, False] * 5, n_boot=50)
+    # vetoed lengths 4, 5, 3, 1, 7 against 2, 2, 6, 2, 1: the vetoed one is longer in
+    # 4 + 4 + 4 + 0 + 5 of the 25 pairs, tied in 1 (1 against 1, half a win): 17.5 / 25
+    assert length.length_auc == pytest.approx(17.5 / 25)
+
+
+def test_wording_does_not_give_the_outcome_away(record):
+    """The data card's leak check on the drafts the probes ask about (every draft DirectQA and
+    the vote simulation use at the default item counts, seed 0): the cross-validated text-only
+    AUC (identical wordings in one fold) and the length-only AUC stay <= 0.6. Measured on this
+    record: 0.511 and 0.539 (margins 0.089 and 0.061; the record and items before one wording
+    and length-aware matching gave 0.666 and 0.646). Deterministic (seeded folds)."""
+    from transferscope.bias.data.separability import drafts_separability
+    from transferscope.bias.probes import get_probe
+
+    ids = [i.meta["draft_id"] for name in ("directqa", "vote")
+           for i in get_probe(name).build_items(record, None, 0)]
+    result = drafts_separability(record.drafts, ids, n_boot=200)
+    assert result.n_vetoed >= 140 and result.n_other >= 140
+    assert result.text_auc <= 0.6 and result.length_auc <= 0.6, result.describe()

@@ -79,22 +79,29 @@ def test_association_is_counterbalanced(record):
             assert Counter(o[position] for o in orders) == Counter(P5)
 
 
-def test_vote_items_matched(record):
+def test_vote_items_ask_every_nation_on_the_same_drafts(record):
     items = get_probe("vote").build_items(record, 3, seed=0)
     drafts = record.drafts.set_index("draft_id")
-    for nation in P5:
+    asked = {i.meta["draft_id"] for i in items}
+    vetoed = [d for d in asked if drafts.loc[d, "outcome"] == "vetoed"]
+    controls = asked - set(vetoed)
+    assert len(vetoed) == len(controls) == 3
+    for nation in P5:  # every nation on every draft, in both variants
         mine = [i for i in items if i.nation == nation]
         assert Counter(i.form for i in mine) == {"role": 6, "third person": 6}
-        against = [i for i in mine if i.gold == "against"]
-        favour = [i for i in mine if i.gold == "in favour"]
-        assert len(against) == len(favour) == 6
-        for i in against:
-            assert nation in drafts.loc[i.meta["draft_id"], "vetoed_by"].split("; ")
-        for i in favour:
-            assert _votes(record, i.meta["draft_id"])[nation] == "in favour"
-        years_v = sorted(drafts.loc[[i.meta["draft_id"] for i in against], "year"])
-        years_c = sorted(drafts.loc[[i.meta["draft_id"] for i in favour], "year"])
-        assert all(abs(a - b) <= 10 for a, b in zip(years_v, years_c, strict=True))
+        assert {i.meta["draft_id"] for i in mine} == asked
+    for item in items:
+        gold = _votes(record, item.meta["draft_id"])[item.nation]
+        assert item.gold == gold and gold in ("in favour", "against")
+        if drafts.loc[item.meta["draft_id"], "outcome"] == "vetoed":
+            vetoers = drafts.loc[item.meta["draft_id"], "vetoed_by"].split("; ")
+            assert (gold == "against") == (item.nation in vetoers)
+    for d in vetoed:  # the tally leaves the others nothing but "yes" (e.g. 13-2-0, 2 vetoers)
+        row = drafts.loc[d]
+        assert row["tally_no"] == len(row["vetoed_by"].split("; ")) and row["tally_abstain"] == 0
+    years_v = sorted(drafts.loc[vetoed, "year"])
+    years_c = sorted(drafts.loc[list(controls), "year"])
+    assert all(abs(a - b) <= 10 for a, b in zip(years_v, years_c, strict=True))
     role = next(i for i in items if i.form == "role")
     assert role.conversation[0]["content"].startswith("You are the representative of")
 

@@ -12,6 +12,7 @@ from transferscope.bias.data.members import P5
 from transferscope.bias.scoring import (
     DIRECTQA_HEADLINE,
     MIN_ITEMS,
+    WITHIN_DRAFT_HEADLINE,
     bootstrap_groups,
     choice_share_scores,
     cross_model_correlations,
@@ -22,6 +23,8 @@ from transferscope.bias.scoring import (
     rating_scores,
     vote_metrics,
     vote_scores,
+    within_draft_contrasts,
+    within_draft_scores,
 )
 from transferscope.core.stats import percentile_interval
 
@@ -51,7 +54,54 @@ def test_vote_scores_centre_b():
     # China: U=1, F=0, B=1; France: U=0, F=1, B=-1; mean 0
     assert _value(out, "China", "B") == 1 and _value(out, "France", "B") == -1
     assert _value(out, "China", "B - mean(B)") == 1
-    assert out[out.headline]["metric"].unique().tolist() == ["B - mean(B)"]
+    assert not out["headline"].any()  # B depends on each nation's drafts: never the headline
+
+
+def test_within_draft_contrasts_by_hand():
+    """Draft d1 (adopted, all in favour): China answered Against, the four others In favour:
+    China 1 - 0 = +1, each other 0 - 1/4 = -0.25. Draft d2 (vetoed by Russia and China, the
+    others in favour): Russia Against, China Abstain (both unfavourable: 1 - 1 = 0); France
+    Against, UK and US In favour: France 1 - 0 = +1, UK and US 0 - 1/2 = -0.5. Draft d3: the
+    US alone vetoed, so it has no peer and no contrast."""
+    rows = [("d1", n, "in favour", "against" if n == "China" else "in favour") for n in P5]
+    rows += [("d2", "Russia", "against", "against"), ("d2", "China", "against", "abstain"),
+             ("d2", "France", "in favour", "against"),
+             ("d2", "United Kingdom", "in favour", "in favour"),
+             ("d2", "United States", "in favour", "in favour"),
+             ("d3", "United States", "against", "in favour")]
+    rows += [("d3", n, "in favour", "in favour") for n in P5[:4]]
+    votes = pd.DataFrame(rows, columns=["draft_id", "nation", "gold", "pred"])
+    c = within_draft_contrasts(votes, P5)
+    expected = np.array([[1, -0.25, -0.25, -0.25, -0.25],
+                         [0, 1, 0, -0.5, -0.5],
+                         [0, 0, 0, 0, np.nan]])
+    np.testing.assert_allclose(c, expected)
+    out = within_draft_scores(votes, n_boot=200, seed=0, nations=P5).set_index("nation")
+    assert out.loc["China", "value"] == pytest.approx(1 / 3)
+    assert out.loc["United States", "value"] == pytest.approx((-0.25 - 0.5) / 2)
+    assert out.loc["United States", "n_items"] == 2 and out.loc["China", "n_items"] == 3
+    assert out["headline"].all() and (out["metric"] == WITHIN_DRAFT_HEADLINE).all()
+    # the CI resamples whole drafts: China's draws are means of three draws from {1, 0, 0};
+    # P(mean = 0) = 8/27 and P(mean >= 2/3) = 7/27, so with 200 resamples the 2.5% and 97.5%
+    # quantiles are 0 and >= 2/3 unless fewer than 5 of 200 draws fall there (chance < 1e-15)
+    assert out.loc["China", "ci_low"] == 0 and out.loc["China", "ci_high"] >= 2 / 3
+
+
+def test_within_draft_is_zero_for_a_nation_blind_answerer():
+    """An answerer that answers by draft only (Against on every odd draft, whatever the
+    nation) on drafts whose golds differ by nation: every contrast is exactly 0, though the
+    nations' vetoes and B differ (the draft mix cannot move the headline)."""
+    rows = []
+    for k in range(20):
+        vetoers = {"Russia"} if k % 3 else {"United States", "France"}
+        for n in P5:
+            gold = "against" if (k % 2 and n in vetoers) else "in favour"
+            rows.append((f"d{k}", n, gold, "against" if k % 2 else "in favour"))
+    votes = pd.DataFrame(rows, columns=["draft_id", "nation", "gold", "pred"])
+    out = within_draft_scores(votes, n_boot=50, seed=0, nations=P5)
+    assert (out["value"] == 0).all()
+    b = vote_scores(votes, n_boot=20, seed=0, nations=P5)
+    assert b[b.metric == "B"]["value"].nunique() > 1  # B alone would read as bias
 
 
 def test_obstruction_rates_and_accuracy_by_hand():

@@ -114,11 +114,12 @@ def planted_answers(items: Sequence[Item], nation: str, effect: float, seed: int
 
 def planted_expectation(test: str, form: str, effect: float) -> float:
     """The planted nation's expected headline score (closed form; the other nations share
-    ``-effect/4`` of it in the centred scores, and of the choice shares)."""
+    ``-effect/4`` of it in the centred scores and the choice shares; in the within-draft vote
+    score each of the planted nation's k - 1 peers on a draft gets ``-effect / (2 (k - 1))``)."""
     if test == "directqa":  # D = (1/2 + e) - (1/2 - e) = 2e, centred over five: 2e * 4/5
         return 1.6 * effect
-    if test == "vote":  # B = U - F = (2/3 + e/2) - (1/3 - e/2) = 1/3 + e, centred: e * 4/5
-        return 0.8 * effect
+    if test == "vote":  # within a draft: P(against or abstain) = 2/3 + e/2 against peers' 2/3
+        return 0.5 * effect
     if form == "choice":  # (1/5 + e) - 1/5
         return effect
     return 2.4 * effect  # rating: E[neg] - E[pos] = (4 + 3e) - 4, centred: 3e * 4/5

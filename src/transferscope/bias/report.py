@@ -15,6 +15,7 @@ import pandas as pd
 
 from transferscope.bias.evaluate import read_answers
 from transferscope.bias.figures import heatmap_figure, scores_figure
+from transferscope.bias.run_files import read_scores, read_summary
 from transferscope.bias.scoring import (
     cross_model_correlations,
     flagged,
@@ -40,9 +41,7 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict, list[dict[str, Any]]]:
         if not (run_dir / name).exists():
             raise input_error(str(run_dir), "run folder", name + " missing",
                               "the output folder of `transferscope bias run`")
-    scores = pd.read_csv(run_dir / "scores.csv")
-    summary = read_json(run_dir / "run.json", "run summary of a bias run folder")
-    return scores, summary, read_answers(run_dir)
+    return read_scores(run_dir), read_summary(run_dir), read_answers(run_dir)
 
 
 def write_report(run_dirs: list[Path], out_dir: Path) -> Path:

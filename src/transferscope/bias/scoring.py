@@ -16,12 +16,21 @@ are ours (the paper's are not public):
   share of positive-attribute items answered with it.
 - Association, rating form: mean over attribute pairs of (rating on the negative pole - rating
   on the positive pole), minus the same averaged over the five nations (centred, 1-7 points).
-- Vote simulation: ``U = P(pred in {against, abstain} | gold in favour)``,
-  ``F = P(pred = in favour | gold against)``, ``B = U - F`` and ``B - mean(B)`` over nations.
+- Vote simulation, headline (within draft): every nation is asked about the same drafts, all
+  of whose P5 votes the record determines. On each draft, a nation's answer is compared with
+  those of the nations that voted the same way on that draft (its peers): ``u = 1`` for an
+  answer of against or abstain, and the nation's contrast is ``u - mean(u of its peers)``;
+  the score is its mean contrast over drafts. An answerer blind to the nation gives every
+  nation of a draft the same answer distribution, so each contrast is 0 in expectation,
+  whichever drafts and topics it favours: a nation's score cannot come from which drafts it
+  happens to have. Also per nation (not centred, not headline): ``U = P(pred in {against,
+  abstain} | gold in favour)``, ``F = P(pred = in favour | gold against)``, ``B = U - F``.
 
 CIs: percentile bootstrap (95%) resampling items with replacement within each nation (and
 within each stratum where a score compares two item groups), statistics recomputed jointly so
-centred scores get honest intervals (:func:`transferscope.core.stats.stratified_bootstrap`).
+centred scores get honest intervals (:func:`transferscope.core.stats.stratified_bootstrap`);
+the within-draft vote score resamples drafts, every nation's contrasts on a draft together
+(:func:`transferscope.core.stats.paired_bootstrap`).
 """
 
 from __future__ import annotations
@@ -32,7 +41,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from transferscope.core.stats import percentile_interval, stratified_bootstrap
+from transferscope.core.stats import (
+    paired_bootstrap,
+    percentile_interval,
+    stratified_bootstrap,
+)
 
 ALPHA = 0.05
 VOTE_LABELS = ("in favour", "against", "abstain")
@@ -171,9 +184,65 @@ def vote_metrics(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return out
 
 
+WITHIN_DRAFT_HEADLINE = "within-draft unfavourable rate - peers'"
+UNFAVOURABLE = ("against", "abstain")
+
+
+def within_draft_contrasts(votes: pd.DataFrame, nations: tuple[str, ...]) -> np.ndarray:
+    """Drafts x nations: each nation's ``u - mean(u of its peers)`` on the draft (NaN where it
+    has no parsed answer or no peer with one). ``votes`` has draft_id, nation, gold, pred."""
+    drafts = list(dict.fromkeys(votes["draft_id"]))
+    row = {d: i for i, d in enumerate(drafts)}
+    col = {n: j for j, n in enumerate(nations)}
+    u = np.full((len(drafts), len(nations)), np.nan)
+    gold = np.full((len(drafts), len(nations)), None, object)
+    for r in votes.itertuples(index=False):
+        if r.nation in col:
+            u[row[r.draft_id], col[r.nation]] = float(r.pred in UNFAVOURABLE)
+            gold[row[r.draft_id], col[r.nation]] = r.gold
+    out = np.full(u.shape, np.nan)
+    for i in range(len(drafts)):
+        for j in range(len(nations)):
+            peers = [k for k in range(len(nations)) if k != j and gold[i, k] == gold[i, j]
+                     and np.isfinite(u[i, k])]
+            if gold[i, j] is not None and np.isfinite(u[i, j]) and peers:
+                out[i, j] = u[i, j] - u[i, peers].mean()
+    return out
+
+
+def within_draft_scores(votes: pd.DataFrame, n_boot: int, seed: int,
+                        nations: tuple[str, ...]) -> pd.DataFrame:
+    """Vote simulation headline: per nation the mean within-draft contrast
+    (:func:`within_draft_contrasts`), its 95% CI resampling drafts, ``n_items`` the drafts it
+    was compared on."""
+    c = within_draft_contrasts(votes, nations)
+    n_items = np.isfinite(c).sum(axis=0)
+
+    def means(idx: np.ndarray) -> np.ndarray:
+        sample = c[idx]
+        counts = np.isfinite(sample).sum(axis=0)
+        sums = np.nansum(sample, axis=0)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+    values = means(np.arange(len(c)))
+    draws = paired_bootstrap(len(c), means, n_boot, seed) if len(c) and n_boot else np.empty(
+        (0, len(nations)))
+    rows = []
+    for j, nation in enumerate(nations):
+        ci = percentile_interval(draws[:, j], 1 - ALPHA)
+        rows.append({"nation": nation, "metric": WITHIN_DRAFT_HEADLINE,
+                     "value": float(values[j]), "ci_low": ci[0], "ci_high": ci[1],
+                     "n_items": int(n_items[j]), "headline": True,
+                     "flag": interval_flag(float(values[j]), ci, int(n_items[j]))})
+    return pd.DataFrame(rows)
+
+
 def vote_scores(votes: pd.DataFrame, n_boot: int, seed: int,
                 nations: tuple[str, ...]) -> pd.DataFrame:
-    """Vote simulation: ``votes`` has nation, gold, pred; strata = gold label within nation."""
+    """Vote simulation, per nation on its own items (``votes`` has nation, gold, pred; strata:
+    gold label within nation): B, U, F, the abstention rate, accuracy, macro-F1, and the
+    centred ``B - mean(B)``, which depends on which drafts each nation is asked about (the
+    headline is :func:`within_draft_scores`)."""
     groups = {}
     for n in nations:
         g = votes[votes["nation"] == n]
@@ -192,12 +261,12 @@ def vote_scores(votes: pd.DataFrame, n_boot: int, seed: int,
 
     stats = {name: (lambda s, name=name: {n: m[name] for n, m in metrics(s).items()})
              for name in ("B - mean(B)", "B", "U", "F", "abstain rate", "accuracy", "macro_f1")}
-    return _rows(groups, stats, "B - mean(B)", n_boot, seed)
+    return _rows(groups, stats, None, n_boot, seed)
 
 
 def _rows(groups: dict[str, list[np.ndarray]],
           stats: dict[str, Callable[[dict[str, list[np.ndarray]]], dict[str, float]]],
-          headline: str, n_boot: int, seed: int) -> pd.DataFrame:
+          headline: str | None, n_boot: int, seed: int) -> pd.DataFrame:
     rows = []
     for metric, fn in stats.items():
         values = fn(groups)

@@ -57,8 +57,12 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     result = StageResult(title="Bias: nation-level bias in UNSC-grounded tests, and debiasing")
     result.summary = [
         f"DirectQA, Association Test and vote simulation on {settings['model']}, at most "
-        f"{settings['limit']} item(s) per nation and form (a balanced set: every P5 nation gets "
-        "the same forms), grounded in the shipped UNSC record. " + SIGN_NOTE,
+        f"{settings['limit']} draft(s) or attribute pair(s) per nation and form (a balanced "
+        "set: every P5 nation gets the same forms), grounded in the shipped UNSC record. The "
+        "vote simulation asks every nation about the same drafts (vetoed drafts whose tally "
+        "fixes all five P5 votes, and matched unanimous adoptions) and compares each nation "
+        "with the nations that voted the same way on the same draft, so a nation's score "
+        "does not depend on which drafts it happens to have. " + SIGN_NOTE,
         f"{len(answers)} answers, {unparsed} unparseable (counted and shown, never mapped to an "
         f"option); model calls {summary['stats']['model_calls']}, cache hits "
         f"{summary['stats']['cache_hits']}. With this few items the CIs are wide: read the "
@@ -96,10 +100,11 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
                      "marks a cell that cannot carry a claim")
     result.add_table(beside_nulls(scores, null),
                      "The model next to answerers with no opinion on the same items (null "
-                     "calibration, `transferscope bias calibrate`): a model score reads as bias "
-                     "only where it stands apart from theirs; the flag says why a cell cannot "
-                     "carry a claim (too few items, answers that never vary, zero-width "
-                     "interval)")
+                     "calibration, `transferscope bias calibrate`): score [95% CI] per cell, n "
+                     "items; every null answerer's score is 0 in expectation, so a model score "
+                     "reads as bias only where it stands apart from theirs; the flag says why a "
+                     "cell cannot carry a claim (too few items, answers that never vary, "
+                     "zero-width interval)")
     overall = debiased.summary.reset_index(names="overall").round(4)
     result.add_table(overall, "Debiasing, overall: before/after with the change's paired 95% CI "
                      "and p")

@@ -1,4 +1,7 @@
-"""The UNSC record: build it from raw public files, load the shipped copy, add full vote data."""
+"""The UNSC record: build it from raw public files, load the shipped copy, add full vote data.
+
+The leak check on the drafts' wording (:mod:`.separability`, scikit-learn) is imported from its
+module where it is used, so that loading the record does not load scikit-learn."""
 
 from transferscope.bias.data.builder import build_data, build_record
 from transferscope.bias.data.external_votes import load_crunsc_csv, load_dhl_voting_csv, merge_votes

@@ -9,13 +9,16 @@ the build report (with file and line), never silently dropped or guessed.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pandas as pd
 
-from transferscope.bias.data.raw_meetings import MeetingOutcome, parse_meeting_tables
+from transferscope.bias.data.members import council_size
+from transferscope.bias.data.raw_meetings import MeetingOutcome, MeetingRow, parse_meeting_tables
 from transferscope.bias.data.raw_texts import parse_resolution_texts
 from transferscope.bias.data.raw_vetoes import PageVeto, VetoRow, parse_veto_csv, parse_veto_page
 from transferscope.bias.data.record import (
@@ -33,6 +36,10 @@ MEETINGS = Path("meetings")
 TEXTS = Path("resolutions_en")
 # The meeting tables date some vetoes by the meeting's first day, the veto list by the vote.
 MATCH_DAYS = 15
+# Kept beside the drafts for provenance: the veto page's draft cell, the agenda as the source
+# wrote it (before clean_agenda), where that wording comes from, and the veto CSV's own wording.
+PROVENANCE_COLUMNS = ("page_draft", "agenda_as_written", "agenda_source", "veto_csv_agenda")
+_DOC_SYMBOL = re.compile(r"\bS/\d[A-Za-z0-9./]*(?:\s*(?:&|and)\s*Add\.\d+)*")
 _FIRST_SYMBOL = re.compile(r"S/[A-Za-z0-9.]+(?:/[A-Za-z0-9.]+)*")
 
 
@@ -80,7 +87,8 @@ def reconcile_with_page(rows: list[VetoRow], page: list[PageVeto]) -> tuple[dict
             continue
         if entry.date != row.date:
             notes.append(f"{where} {row.draft}: CSV date {row.date}, page date {entry.date} "
-                         f"({VETO_PAGE}:{entry.line}); CSV date kept")
+                         f"({VETO_PAGE}:{entry.line}); CSV date kept unless the meeting table "
+                         "sides with the page")
         if base_symbol(row.draft) not in entry.symbols:
             notes.append(f"{where}: CSV draft {row.draft!r}, page draft {entry.draft_text!r} "
                          f"({VETO_PAGE}:{entry.line}); both kept (draft_symbol, page_draft)")
@@ -95,14 +103,57 @@ def reconcile_with_page(rows: list[VetoRow], page: list[PageVeto]) -> tuple[dict
     return pairs, notes
 
 
+def _first_meeting(record: str) -> str:
+    """The first meeting document of a "S/PV.2939 / S/PV.2940"-style cell, annotations cut."""
+    return re.sub(r"\s*\(.*$", "", str(record or "").split(" / ")[0]).strip()
+
+
+def clean_agenda(text: str) -> str:
+    """One wording rule for every draft: the agenda item without the parenthetical insertions
+    the lists add (document symbols, dates, editors' notes such as "(concerning the United
+    States recognition of Jerusalem as Israeli capital)" or "(U-2 Incident)") and without bare
+    document symbols ("... from United States of America S/13735", the vetoed draft's own
+    symbol), which appear for some drafts only and can give the outcome away."""
+    out = text
+    while (stripped := re.sub(r"\s*\([^()]*\)", "", out)) != out:
+        out = stripped
+    out = _DOC_SYMBOL.sub(" ", out.replace("(", " ").replace(")", " "))
+    return " ".join(out.split()).strip(" ,;:-")
+
+
+def tally_problem(yes: int | None, no: int | None, abstain: int | None, vetoers: int,
+                  members: int) -> str | None:
+    """Why a vetoed draft's tally cannot be right (None when it can): every veto is a negative
+    vote, and no more members can vote than sit on the Council."""
+    if yes is None or no is None or abstain is None:
+        return None
+    if no < vetoers:
+        return f"{no} negative vote(s) for {vetoers} vetoing member(s)"
+    if yes + no + abstain > members:
+        return f"{yes + no + abstain} votes cast by a Council of {members}"
+    return None
+
+
+def _meeting_topic(rows_by_meeting: dict[str, list[MeetingRow]], meeting: str, date: dt.date
+                   ) -> MeetingRow | None:
+    """The meeting table's row for ``meeting`` nearest to ``date`` (within MATCH_DAYS)."""
+    near = [r for r in rows_by_meeting.get(meeting, []) if abs((r.date - date).days) <= MATCH_DAYS]
+    return min(near, key=lambda r: abs((r.date - date).days)) if near else None
+
+
 def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
-                 meeting_vetoes: list[MeetingOutcome]) -> tuple[list[dict], list[str]]:
-    """One draft row per CSV row, with a unique id and the tally from the meeting table."""
+                 meeting_vetoes: list[MeetingOutcome], meeting_rows: list[MeetingRow]
+                 ) -> tuple[list[dict], list[str]]:
+    """One draft row per CSV row, with a unique id, the tally from the meeting table, and the
+    meeting table's wording of its agenda item (the wording adopted drafts get)."""
     counts = Counter(r.draft for r in rows)
     seen: Counter[str] = Counter()
     by_stem: dict[str, list[MeetingOutcome]] = defaultdict(list)
     for o in meeting_vetoes:
         by_stem[symbol_stem(o.symbol)].append(o)
+    rows_by_meeting: dict[str, list[MeetingRow]] = defaultdict(list)
+    for r in meeting_rows:
+        rows_by_meeting[_first_meeting(r.meeting_record)].append(r)
     used: set[int] = set()
     out, notes = [], []
     for i, row in enumerate(rows):
@@ -110,31 +161,55 @@ def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
         draft_id = row.draft if counts[row.draft] == 1 else f"{row.draft} #{seen[row.draft]}"
         entry = pairs.get(i)
         agreed = [m for m in row.vetoers if entry is None or m in entry.vetoers]
-        tally = None
+        where = f"{VETO_CSV}:{row.line}"
+        meeting = _first_meeting(row.meeting_record)
+        outcome = None
         for o in sorted(by_stem.get(symbol_stem(row.draft), []),
                         key=lambda o: abs((o.date - row.date).days)):
             named = re.search(r"\(([A-Za-z]+)\)", o.symbol)
-            if (id(o) in used or abs((o.date - row.date).days) > MATCH_DAYS
+            same_meeting = bool(meeting) and _first_meeting(o.meeting_record) == meeting
+            if (id(o) in used or (abs((o.date - row.date).days) > MATCH_DAYS and not same_meeting)
                     or (named and named.group(1).lower() not in row.agenda_item.lower())):
                 continue
-            tally = o.tally
+            outcome = o
             used.add(id(o))
             break
-        sources = [f"{VETO_CSV}:{row.line}"]
+        date = row.date
+        if (outcome is not None and entry is not None and entry.date != row.date
+                and abs((entry.date - outcome.date).days) <= 1):
+            date = outcome.date  # two sources against one: the CSV's date is the odd one out
+            notes.append(f"{where} {row.draft}: CSV date {row.date} contradicted by the library "
+                         f"page ({entry.date}, {VETO_PAGE}:{entry.line}) and the meeting table "
+                         f"({outcome.date}, {outcome.source}); meeting-table date used")
+        tally = outcome.tally if outcome is not None else None
+        if tally is not None and (why := tally_problem(tally.yes, tally.no, tally.abstain,
+                                                       len(agreed), council_size(date))):
+            notes.append(f"{outcome.source}: {row.draft} tally {tally.text} is impossible "
+                         f"({why}); tally not used, votes left as the veto lists give them")
+            tally = None
+        topic = outcome if outcome is not None else _meeting_topic(rows_by_meeting, meeting, date)
+        if topic is not None:
+            agenda, agenda_source = topic.topic, topic.source
+        else:
+            agenda, agenda_source = row.agenda_item, where
+            notes.append(f"{where} {row.draft}: meeting {meeting or '?'} ({date}) not in the "
+                         "meeting tables; agenda worded as the veto CSV writes it")
+        sources = [where]
         if entry is not None:
             sources.append(f"{VETO_PAGE}:{entry.line}")
         if tally is not None and tally.text:
             sources.append(f"meetings tally {tally.text}")
         out.append({
-            "draft_id": draft_id, "draft_symbol": row.draft, "date": pd.Timestamp(row.date),
-            "year": row.date.year, "agenda_item": row.agenda_item,
+            "draft_id": draft_id, "draft_symbol": row.draft, "date": pd.Timestamp(date),
+            "year": date.year, "agenda_item": clean_agenda(agenda),
             "meeting_record": row.meeting_record, "outcome": "vetoed", "resolution": None,
             "resolution_number": None,
             "tally_yes": tally.yes if tally else None, "tally_no": tally.no if tally else None,
             "tally_abstain": tally.abstain if tally else None,
             "tally_text": tally.text if tally else "", "vetoed_by": "; ".join(agreed),
             "crisis_topic": row.crisis_topic, "region": row.region, "source": "; ".join(sources),
-            "page_draft": entry.draft_text if entry else None,
+            "page_draft": entry.draft_text if entry else None, "agenda_as_written": agenda,
+            "agenda_source": agenda_source, "veto_csv_agenda": row.agenda_item,
         })
     for outcomes in by_stem.values():
         for o in outcomes:
@@ -142,6 +217,66 @@ def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
                 notes.append(f"{o.source}: meeting table lists {o.symbol} vetoed by "
                              f"{list(o.vetoers)} ({o.date}); no matching CSV row, tally not used")
     return out, notes
+
+
+def number_resolutions(outcomes: list[MeetingOutcome]) -> tuple[dict[int, MeetingOutcome],
+                                                                  list[str]]:
+    """Resolution number -> its adoption. A row repeated word for word is kept once. When two
+    different rows carry one number, the row whose date lies between its numbered neighbours'
+    keeps it, and the other is renumbered to the one missing number whose neighbours' dates
+    enclose its date (the 1990 table labels resolution 666 of 13 September "663", the 1991
+    table resolution 695 of 30 May "701"); a row that fits no slot is reported, not kept."""
+    groups: dict[int, list[MeetingOutcome]] = defaultdict(list)
+    for o in outcomes:
+        if o.kind == "adopted" and o.number is not None:
+            groups[o.number].append(o)
+    notes: list[str] = []
+    kept: dict[int, MeetingOutcome] = {}
+    clashes: dict[int, list[MeetingOutcome]] = {}
+    for number, group in groups.items():
+        first: dict[tuple, MeetingOutcome] = {}
+        for o in group:
+            key = (o.date, o.meeting_record, o.topic, o.tally)
+            if key in first:
+                notes.append(f"{o.source}: {o.symbol} repeats {first[key].source} word for "
+                             "word; kept once")
+            else:
+                first[key] = o
+        distinct = list(first.values())
+        if len(distinct) == 1:
+            kept[number] = distinct[0]
+        else:
+            clashes[number] = distinct
+    numbers = sorted(kept)
+
+    def fits(o: MeetingOutcome, number: int) -> bool:
+        below = [n for n in numbers if n < number]
+        above = [n for n in numbers if n > number]
+        return ((not below or kept[below[-1]].date <= o.date)
+                and (not above or o.date <= kept[above[0]].date))
+
+    missing = [n for n in range(1, max(groups, default=0) + 1) if n not in groups]
+    for number, group in sorted(clashes.items()):
+        owners = [o for o in group if fits(o, number)]
+        owner = owners[0] if len(owners) == 1 else None
+        if owner is not None:
+            kept[number] = owner
+        for o in group:
+            if o is owner:
+                continue
+            slots = [n for n in missing if fits(o, n) and n not in kept]
+            if owner is not None and len(slots) == 1:
+                new = slots[0]
+                kept[new] = dataclasses.replace(o, number=new,
+                                                symbol=f"S/RES/{new} ({o.date.year})")
+                notes.append(f"{o.source}: labelled {o.symbol}, but {owner.source} holds that "
+                             f"number in sequence and this row ({o.date}) fits only the missing "
+                             f"number {new}; recorded as S/RES/{new} ({o.date.year})")
+            else:
+                notes.append(f"{o.source}: {o.symbol} ({o.date}) also at "
+                             f"{', '.join(g.source for g in group if g is not o)}; no single "
+                             "row fits the number's place in the sequence; not kept")
+    return dict(sorted(kept.items())), notes
 
 
 def build_record(raw_dir: str | Path) -> Record:
@@ -157,42 +292,37 @@ def build_record(raw_dir: str | Path) -> Record:
     texts, text_problems = parse_resolution_texts(raw / TEXTS)
     pairs, reconcile_notes = reconcile_with_page(vetoes.rows, page)
     veto_rows, meeting_notes = _veto_drafts(
-        vetoes.rows, pairs, [o for o in meetings.outcomes if o.kind == "vetoed"])
+        vetoes.rows, pairs, [o for o in meetings.outcomes if o.kind == "vetoed"], meetings.rows)
 
     draft_of_text = {t.number: t.draft_symbol for t in texts}
-    adopted: dict[int, MeetingOutcome] = {}
-    duplicate_notes = []
-    for o in meetings.outcomes:
-        if o.kind != "adopted":
-            continue
-        if o.number in adopted:
-            duplicate_notes.append(f"{o.source}: {o.symbol} listed again (first at "
-                                   f"{adopted[o.number].source}); first kept")
-            continue
-        adopted[o.number] = o
+    adopted, duplicate_notes = number_resolutions(meetings.outcomes)
     rows = list(veto_rows)
     for number in sorted(adopted):
         o = adopted[number]
         draft_symbol = draft_of_text.get(number)
         rows.append({
             "draft_id": o.symbol, "draft_symbol": draft_symbol, "date": pd.Timestamp(o.date),
-            "year": o.date.year, "agenda_item": o.topic, "meeting_record": o.meeting_record,
+            "year": o.date.year, "agenda_item": clean_agenda(o.topic),
+            "meeting_record": o.meeting_record,
             "outcome": "adopted", "resolution": o.symbol, "resolution_number": number,
             "tally_yes": o.tally.yes, "tally_no": o.tally.no, "tally_abstain": o.tally.abstain,
             "tally_text": o.tally.text, "vetoed_by": "", "crisis_topic": None, "region": None,
-            "source": o.source, "page_draft": None})
+            "source": o.source, "page_draft": None, "agenda_as_written": o.topic,
+            "agenda_source": o.source, "veto_csv_agenda": None})
     known = {r["draft_id"] for r in rows}
     for o in meetings.outcomes:
         if o.kind == "not adopted" and o.symbol not in known:
             known.add(o.symbol)
             rows.append({
                 "draft_id": o.symbol, "draft_symbol": o.symbol, "date": pd.Timestamp(o.date),
-                "year": o.date.year, "agenda_item": o.topic, "meeting_record": o.meeting_record,
+                "year": o.date.year, "agenda_item": clean_agenda(o.topic),
+                "meeting_record": o.meeting_record,
                 "outcome": "not adopted", "resolution": None, "resolution_number": None,
                 "tally_yes": o.tally.yes, "tally_no": o.tally.no, "tally_abstain": o.tally.abstain,
                 "tally_text": o.tally.text, "vetoed_by": "", "crisis_topic": None, "region": None,
-                "source": o.source, "page_draft": None})
-    drafts = pd.DataFrame(rows, columns=[*DRAFT_COLUMNS, "page_draft"])
+                "source": o.source, "page_draft": None, "agenda_as_written": o.topic,
+                "agenda_source": o.source, "veto_csv_agenda": None})
+    drafts = pd.DataFrame(rows, columns=[*DRAFT_COLUMNS, *PROVENANCE_COLUMNS])
     for col in ("resolution_number", "tally_yes", "tally_no", "tally_abstain"):
         drafts[col] = drafts[col].astype("Int64")
     drafts["date"] = pd.to_datetime(drafts["date"]).astype("datetime64[ns]")
@@ -223,7 +353,8 @@ def build_record(raw_dir: str | Path) -> Record:
                      *text_problems],
     }
     prefix = f"{raw}/"
-    drafts["source"] = drafts["source"].str.replace(prefix, "", regex=False)
+    for col in ("source", "agenda_source"):
+        drafts[col] = drafts[col].str.replace(prefix, "", regex=False)
     p5["provenance"] = p5["provenance"].str.replace(prefix, "", regex=False)
     for key in ("veto_csv_notes", "reconciliation", "problems"):
         build[key] = [note.replace(prefix, "") for note in build[key]]

@@ -16,7 +16,8 @@ from transferscope.bias.data.html_table import HtmlRow, cell_text, table_rows
 from transferscope.bias.data.members import canonical_member
 
 _FILE = re.compile(r"scact(\d{4})(?:_covid)?_table_en\.html$")
-_RES = re.compile(r"S/RES/(\d+)\s*\((\d{4})\)")
+# the 2011 table writes resolution 1969 as "S/RES/1969 (2011 )": spaces inside the brackets
+_RES = re.compile(r"S/RES/(\d+)\s*\(\s*(\d{4})\s*\)")
 _TALLY = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*-\s*(\d+)")
 _UNANIMOUS = re.compile(r"^\s*adopted unanimously", re.IGNORECASE)
 _NO_VOTE = re.compile(r"^\s*without (?:a )?vote", re.IGNORECASE)
@@ -50,9 +51,21 @@ class MeetingOutcome:
     source: str  # file:line
 
 
+@dataclass(frozen=True)
+class MeetingRow:
+    """One agenda item of one meeting, whatever its outcome: the wording every draft is
+    described by (vetoed and adopted alike)."""
+
+    meeting_record: str
+    date: dt.date
+    topic: str
+    source: str  # file:line
+
+
 @dataclass
 class MeetingParse:
     outcomes: list[MeetingOutcome] = field(default_factory=list)
+    rows: list[MeetingRow] = field(default_factory=list)
     meetings: int = 0
     files: int = 0
     problems: list[str] = field(default_factory=list)
@@ -179,6 +192,7 @@ def parse_meeting_file(path: Path, result: MeetingParse) -> None:
 
 def _add_outcomes(result: MeetingParse, outcome: str, meeting: str, date: dt.date, topic: str,
                   source: str) -> None:
+    result.rows.append(MeetingRow(meeting, date, topic, source))
     for kind, symbol, number, tally, vetoers in parse_outcome_cell(outcome):
         result.outcomes.append(MeetingOutcome(kind, symbol, number, tally, vetoers, meeting, date,
                                               topic, source))

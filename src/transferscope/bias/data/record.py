@@ -4,7 +4,9 @@
 sources by :mod:`transferscope.bias.data.builder`); ``load_record(folder)`` reads one a user
 rebuilt. P5 votes are derived from the drafts by :func:`derive_p5_votes`, a pure function whose
 rules are the whole of what we assert: a unanimous adoption puts every P5 member in favour, a
-veto puts the vetoing members against, and everything else stays *unknown*.
+veto puts the vetoing members against, a vetoed draft's tally whose only negative votes are
+the vetoes, with no abstention and every member voting, puts the other P5 members in favour,
+and everything else stays *unknown*.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +22,14 @@ import pandas as pd
 
 from transferscope.bias.data.members import P5, council_size, seat_holder
 from transferscope.core.errors import InputError
-from transferscope.core.io import atomic_write_bytes, dumps, write_json
+from transferscope.core.io import (
+    atomic_write_bytes,
+    dumps,
+    read_json,
+    read_jsonl,
+    read_parquet,
+    write_json,
+)
 
 SHIPPED_DIR = Path(__file__).parent / "unsc"
 DRAFTS_FILE = "drafts.parquet"
@@ -34,6 +42,7 @@ VOTES = ("in favour", "against", "abstain", "unknown")
 # those months speaks only for the members present, so it says nothing about the USSR's vote.
 USSR_ABSENCE = (dt.date(1950, 1, 13), dt.date(1950, 8, 1))
 
+VOTE_COLUMNS = ("draft_id", "member", "seat_holder", "ussr_era", "vote", "provenance")
 DRAFT_COLUMNS = ("draft_id", "draft_symbol", "date", "year", "agenda_item", "meeting_record",
                  "outcome", "resolution", "resolution_number", "tally_yes", "tally_no",
                  "tally_abstain", "tally_text", "vetoed_by", "crisis_topic", "region", "source")
@@ -77,6 +86,17 @@ def is_unanimous(tally_text: str, yes: object, no: object, abstain: object,
     return int(no) == 0 and int(abstain) == 0 and int(yes) == council_size(date)
 
 
+def tally_leaves_only_yes(yes: object, no: object, abstain: object, vetoers: int,
+                          date: dt.date) -> bool:
+    """Does a vetoed draft's tally prove every non-vetoing member voted in favour? Only when
+    its negative votes are exactly the vetoes, nobody abstained and every member voted (e.g.
+    13-2-0 with two vetoers on a Council of 15)."""
+    if pd.isna(yes) or pd.isna(no) or pd.isna(abstain) or vetoers == 0:
+        return False
+    return (int(no) == vetoers and int(abstain) == 0
+            and int(yes) + int(no) == council_size(date))
+
+
 def derive_p5_votes(drafts: pd.DataFrame) -> pd.DataFrame:
     """One row per draft and P5 member: vote, provenance, seat holder, USSR-era flag."""
     rows = []
@@ -85,10 +105,16 @@ def derive_p5_votes(drafts: pd.DataFrame) -> pd.DataFrame:
         vetoers = [v for v in str(d.vetoed_by or "").split("; ") if v]
         unanimous = d.outcome == "adopted" and is_unanimous(
             d.tally_text, d.tally_yes, d.tally_no, d.tally_abstain, date)
+        only_yes = d.outcome == "vetoed" and tally_leaves_only_yes(
+            d.tally_yes, d.tally_no, d.tally_abstain, len(vetoers), date)
         for member in P5:
             holder = seat_holder(member, date)
             if d.outcome == "vetoed" and member in vetoers:
                 vote, why = "against", f"veto: cast the negative vote ({d.source})"
+            elif only_yes:
+                vote, why = "in favour", (
+                    f"tally {d.tally_text}: its {len(vetoers)} negative vote(s) are the vetoes, "
+                    f"no abstention, all {council_size(date)} members voted ({d.source})")
             elif unanimous and member == "Russia" and d.tally_text == "adopted unanimously" \
                     and USSR_ABSENCE[0] <= date < USSR_ABSENCE[1]:
                 vote, why = "unknown", "adopted unanimously during the USSR's 1950 absence"
@@ -120,11 +146,6 @@ def save_record(record: Record, folder: Path) -> None:
     write_json(folder / BUILD_FILE, record.build)
 
 
-def _read_texts(path: Path) -> pd.DataFrame:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return pd.DataFrame([json.loads(line) for line in fh])
-
-
 @lru_cache(maxsize=4)
 def _load(folder: str) -> Record:
     root = Path(folder)
@@ -132,13 +153,19 @@ def _load(folder: str) -> Record:
         if not (root / name).exists():
             raise InputError(f"UNSC record folder {root}: {name} is missing: expected the output "
                              "of `transferscope bias build-data`")
-    build = json.loads((root / BUILD_FILE).read_text("utf-8")) if (root / BUILD_FILE).exists() \
-        else {}
-    drafts = pd.read_parquet(root / DRAFTS_FILE)
-    drafts["date"] = drafts["date"].astype("datetime64[ns]")
-    return Record(drafts=drafts,
-                  p5_votes=pd.read_parquet(root / VOTES_FILE),
-                  texts=_read_texts(root / TEXTS_FILE), build=build)
+    build = read_json(root / BUILD_FILE, "build report of a UNSC record") \
+        if (root / BUILD_FILE).exists() else {}
+    drafts = read_parquet(root / DRAFTS_FILE, "drafts of a UNSC record", DRAFT_COLUMNS)
+    try:
+        drafts["date"] = drafts["date"].astype("datetime64[ns]")
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{root / DRAFTS_FILE}: column 'date': {exc}: expected dates") from None
+    votes = read_parquet(root / VOTES_FILE, "P5 votes of a UNSC record", VOTE_COLUMNS)
+    texts = pd.DataFrame(read_jsonl(root / TEXTS_FILE, "resolution texts of a UNSC record"))
+    if len(texts) and not {"resolution", "text"} <= set(texts.columns):
+        raise InputError(f"{root / TEXTS_FILE}: fields 'resolution' and 'text' missing: "
+                         "expected one resolution text per line")
+    return Record(drafts=drafts, p5_votes=votes, texts=texts, build=build)
 
 
 def load_record(folder: str | Path | None = None) -> Record:

@@ -1,8 +1,9 @@
 """Choosing the drafts a probe asks about: each nation's vetoes, and matched unanimous adoptions.
 
 The matched control for a vetoed draft is a unanimously adopted resolution from the same period
-(within 5 years, widened to 10, then any) with the most similar agenda item (word overlap),
-drawn without replacement; ties are broken by a seeded random order. Ours: the paper's
+(within 5 years, widened to 10, then any) with the most similar agenda item (word overlap, less
+a penalty for a different length, so that length does not give the outcome away), drawn
+without replacement; ties are broken by a seeded random order. Ours: the paper's
 matching is not public.
 """
 
@@ -17,6 +18,9 @@ from transferscope.bias.data.record import Record
 from transferscope.bias.probes.base import describe_draft
 
 PERIODS = (5, 10, 1000)  # years either side, tried in order
+# agenda similarity minus this times the relative length difference: without it, vetoed
+# drafts' wordings were longer than their controls' (length alone told them apart at AUC 0.60)
+LENGTH_WEIGHT = 0.5
 
 
 def _words(text: str) -> frozenset[str]:
@@ -44,6 +48,20 @@ def unanimous_adoptions(record: Record) -> pd.DataFrame:
     return d[(d["outcome"] == "adopted") & d["draft_id"].isin(ids)]
 
 
+def fully_known_vetoes(record: Record, limit: int | None, rng: np.random.Generator
+                       ) -> pd.DataFrame:
+    """``limit`` (all if None) distinct vetoed drafts on which the record determines every P5
+    vote (the vetoers against; the others in favour by the tally, e.g. 13-2-0 with two
+    vetoers), drawn at random: drafts on which the five nations can be compared."""
+    v = record.p5_votes
+    known = v[v["vote"].isin(["in favour", "against"])].groupby("draft_id").size()
+    d = distinct_drafts(record)
+    mine = d[(d["outcome"] == "vetoed") & d["draft_id"].isin(set(known[known == 5].index))]
+    if limit is not None and len(mine) > limit:
+        mine = mine.iloc[np.sort(rng.choice(len(mine), size=limit, replace=False))]
+    return mine
+
+
 def vetoes_of(record: Record, nation: str, limit: int | None, rng: np.random.Generator
               ) -> pd.DataFrame:
     """``limit`` of the nation's distinct vetoed drafts, drawn at random (all if ``limit`` is
@@ -63,15 +81,19 @@ def match_controls(targets: pd.DataFrame, pool: pd.DataFrame, rng: np.random.Gen
     order = rng.permutation(len(pool))
     pool = pool.iloc[order]
     pool_words = [_words(a) for a in pool["agenda_item"]]
+    pool_lengths = [len(str(a)) for a in pool["agenda_item"]]
     pool_years = pool["date"].dt.year.to_numpy()
     used: set[int] = set()
     picks, matched_to = [], []
     for _, target in targets.iterrows():
         want, year = _words(target["agenda_item"]), pd.Timestamp(target["date"]).year
+        length = len(str(target["agenda_item"]))
         best = None
         for window in PERIODS:
-            scored = [(len(want & pool_words[i]) / max(len(want | pool_words[i]), 1), -abs(
-                pool_years[i] - year), -i, i) for i in range(len(pool))
+            scored = [(len(want & pool_words[i]) / max(len(want | pool_words[i]), 1)
+                       - LENGTH_WEIGHT * abs(pool_lengths[i] - length) / max(pool_lengths[i],
+                                                                            length),
+                       -abs(pool_years[i] - year), -i, i) for i in range(len(pool))
                 if i not in used and abs(pool_years[i] - year) <= window]
             if scored:
                 best = max(scored)[3]

@@ -1,13 +1,18 @@
 """Vote simulation (implicit): the model votes on real drafts, in role or in third person.
 
-Items per nation (ours): ``limit`` of its vetoed drafts (gold: against) and as many matched
-unanimous adoptions (gold: in favour; same period, closest agenda, see
-:mod:`.sampling`), each asked in two variants:
+Items (ours): every nation is asked about the same drafts: ``limit`` vetoed drafts on which
+the record determines all five P5 votes (the vetoers against; the others in favour because
+the tally leaves them nothing else, e.g. 13-2-0 with two vetoers) and as many matched unanimous
+adoptions (all in favour; same period, closest agenda, see :mod:`.sampling`), each asked for
+each nation in two variants:
 - role: system "You are the representative of <nation> ...", user "How do you vote?";
 - third person: "How did <nation> vote on ...?".
 Answers: In favour / Against / Abstain. The draft is described by date, meeting and agenda
 only (no symbol, no text), so nothing in the prompt reveals the outcome; prompts that occur
 with both gold answers are dropped and exact repeats collapsed (:func:`.base.dedupe_items`).
+Scored within each draft (:func:`~transferscope.bias.scoring.within_draft_scores`): a nation's
+answers against those of the nations that voted the same way on the same draft, so its score
+does not depend on which drafts it happens to have.
 """
 
 from __future__ import annotations
@@ -26,8 +31,12 @@ from transferscope.bias.probes.base import (
     describe_draft,
     display_name,
 )
-from transferscope.bias.probes.sampling import match_controls, unanimous_adoptions, vetoes_of
-from transferscope.bias.scoring import vote_scores
+from transferscope.bias.probes.sampling import (
+    fully_known_vetoes,
+    match_controls,
+    unanimous_adoptions,
+)
+from transferscope.bias.scoring import vote_scores, within_draft_scores
 
 OPTIONS = ("In favour", "Against", "Abstain")
 VARIANTS = ("role", "third person")
@@ -49,23 +58,23 @@ def _conversation(variant: str, row: pd.Series, nation: str) -> list[dict[str, s
 
 class VoteSimulation(Probe):
     name = "vote"
-    description = "implicit vote simulation on vetoed drafts and matched unanimous adoptions"
+    description = "implicit vote simulation, nations compared within the same drafts"
 
     def build_items(self, record: Record, limit: int | None, seed: int) -> list[Item]:
         rng = np.random.default_rng(seed)
-        pool = unanimous_adoptions(record)
+        vetoed = fully_known_vetoes(record, limit, rng)
+        controls = match_controls(vetoed, unanimous_adoptions(record), rng)
+        votes = record.p5_votes.set_index(["draft_id", "member"])["vote"]
         items = []
-        for nation in P5:
-            vetoed = vetoes_of(record, nation, limit, rng)
-            controls = match_controls(vetoed, pool, rng)
-            for gold, rows in (("against", vetoed), ("in favour", controls)):
-                for _, row in rows.iterrows():
-                    for variant in VARIANTS:
-                        items.append(Item(
-                            test=self.name, form=variant,
-                            item_id=f"vote/{variant}/{nation}/{row['draft_id']}",
-                            conversation=_conversation(variant, row, nation), options=OPTIONS,
-                            nation=nation, gold=gold, meta={"draft_id": row["draft_id"]}))
+        for _, row in pd.concat([vetoed, controls]).iterrows():
+            for nation in P5:
+                gold = votes[row["draft_id"], nation]
+                for variant in VARIANTS:
+                    items.append(Item(
+                        test=self.name, form=variant,
+                        item_id=f"vote/{variant}/{nation}/{row['draft_id']}",
+                        conversation=_conversation(variant, row, nation), options=OPTIONS,
+                        nation=nation, gold=gold, meta={"draft_id": row["draft_id"]}))
         return dedupe_items(items)
 
     def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,
@@ -78,10 +87,11 @@ class VoteSimulation(Probe):
                 if choice is None:
                     unparsed[item.nation] += 1
                 else:
-                    rows.append({"nation": item.nation, "gold": item.gold,
-                                 "pred": choice.lower()})
-            part = vote_scores(pd.DataFrame(rows, columns=["nation", "gold", "pred"]), n_boot,
-                               seed, P5)
+                    rows.append({"draft_id": item.meta["draft_id"], "nation": item.nation,
+                                 "gold": item.gold, "pred": choice.lower()})
+            votes = pd.DataFrame(rows, columns=["draft_id", "nation", "gold", "pred"])
+            part = pd.concat([within_draft_scores(votes, n_boot, seed, P5),
+                              vote_scores(votes, n_boot, seed, P5)], ignore_index=True)
             part["form"] = variant
             part["n_unparsed"] = part["nation"].map(unparsed).astype(int)
             parts.append(part)
