@@ -37,9 +37,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 class LocalServer:
     """A real HTTP server on 127.0.0.1 whose answers a test scripts: ``handler(n, path,
-    headers, body) -> (status, headers, body)``, ``n`` counting requests from 1."""
+    headers, body) -> (status, headers, body)``, ``n`` counting POST requests from 1; GET
+    requests go to ``get(path, headers) -> (status, body)`` (404 without one)."""
 
-    def __init__(self, handler: Handler):
+    def __init__(self, handler: Handler,
+                 get: Callable[[str, dict[str, str]], tuple[int, bytes]] | None = None):
         self.requests: list[dict[str, str]] = []
         lock = threading.Lock()
         outer = self
@@ -60,6 +62,14 @@ class LocalServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
+
+            def do_GET(self) -> None:
+                status, payload = get(self.path, dict(self.headers)) if get else (404, b"{}")
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -89,8 +99,8 @@ def forward_to(base_url: str) -> Handler:
 def local_server() -> Iterator[Callable[[Handler], LocalServer]]:
     started: list[LocalServer] = []
 
-    def start(handler: Handler) -> LocalServer:
-        started.append(LocalServer(handler))
+    def start(handler: Handler, get=None) -> LocalServer:
+        started.append(LocalServer(handler, get))
         return started[-1]
 
     yield start

@@ -112,9 +112,10 @@ def _scores_ok(run_dir: Path, tests: set[str]) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_run_twice_then_report(cli, tmp_path):
-    """Real SmolLM2, all three tests, --limit 1; the identical second run makes no calls."""
+    """Real SmolLM2, all three tests, one draft per nation; the identical second run makes no
+    calls."""
     args = ["bias", "run", "--model", "hf-local:smollm2", "--tests", "directqa,association,vote",
-            "--limit", "1", "--n-boot", "200", "--cache", str(tmp_path / "responses.sqlite")]
+            "--drafts-per-nation", "1", "--n-boot", "200", "--cache", str(tmp_path / "responses.sqlite")]
     first = cli(*args, "--out", str(tmp_path / "run1"))
     assert first.returncode == 0, first.stderr[-2000:]
     _scores_ok(tmp_path / "run1", {"directqa", "association", "vote"})
@@ -137,8 +138,8 @@ def test_ctrl_c_keeps_finished_answers(tmp_path):
     """SIGINT mid-run: one line, exit 130, cached answers kept and not asked again."""
     cache = tmp_path / "responses.sqlite"
     args = [sys.executable, "-m", "transferscope", "bias", "run", "--model", "hf-local:smollm2",
-            "--tests", "association", "--limit", "6", "--n-boot", "50", "--cache", str(cache),
-            "--out", str(tmp_path / "run")]
+            "--tests", "association", "--drafts-per-nation", "6", "--n-boot", "50", "--cache",
+            str(cache), "--out", str(tmp_path / "run")]
     # A shell's background job inherits SIGINT as ignored; restore the default so that Python
     # installs its KeyboardInterrupt handler in the child, as it does in a terminal.
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -168,18 +169,61 @@ def test_run_against_real_llama_server_resumes_from_cache(cli, tmp_path, llama_s
     """Free-text path on a real llama.cpp server: every item is either scored or counted as
     unparsed, and the identical second run is answered from the SQLite cache alone."""
     args = ["bias", "run", "--model", "openai:smollm2", "--base-url", llama_server, "--tests",
-            "vote", "--limit", "1", "--n-boot", "100", "--cache", str(tmp_path / "r.sqlite")]
+            "vote", "--drafts-per-nation", "1", "--n-boot", "100", "--cache",
+            str(tmp_path / "r.sqlite")]
     first = cli(*args, "--out", str(tmp_path / "run1"))
     assert first.returncode == 0, first.stderr[-2000:]
     head = pd.read_csv(tmp_path / "run1" / "scores.csv").query("headline")
     assert set(head["form"]) == {"role", "third person"}
     for _, g in head.groupby("form"):
         assert set(g["nation"]) == set(P5)
-        # per nation and variant: 1 vetoed draft + 1 matched adoption, scored or unparsed
-        assert ((g["n_items"] + g["n_unparsed"]) == 2).all()
+        # per nation and variant: 1 vetoed draft + 1 matched adoption; a draft is in n_items
+        # (within-draft score) when this nation's answer and a peer's parsed
+        assert ((g["n_items"] + g["n_unparsed"]) <= 2).all()
     assert "model calls: 20," in first.stdout
     second = cli(*args, "--out", str(tmp_path / "run2"))
     assert second.returncode == 0 and "model calls: 0," in second.stdout
     report = cli("bias", "report", str(tmp_path / "run1"), "--out", str(tmp_path / "rep"))
     assert report.returncode == 0
     assert "Unparseable answers" in (tmp_path / "rep" / "index.html").read_text("utf-8")
+
+
+def test_items_file_run_show_and_escaped_page(cli, tmp_path):
+    from tests.bias.unbench_sample import write_unbench_sample
+
+    items = tmp_path / "items.csv"
+    converted = cli("bias", "import-unbench", str(write_unbench_sample(tmp_path / "ub")),
+                    "--out", str(items))
+    assert converted.returncode == 0, converted.stderr
+    assert "skipped 1: Voting = 'X' (not Y, N or A)" in converted.stdout
+    text = items.read_text().replace("cease settlement", "<script>alert(1)</script> cease")
+    items.write_text(text)
+    run = cli("bias", "run", "--items", str(items), "--model", "null:random", "--n-boot", "20",
+              "--out", str(tmp_path / "run"))
+    assert run.returncode == 0, run.stderr
+    assert "other members" in run.stdout and "Egypt" in run.stdout
+    shown = cli("bias", "show", str(tmp_path / "run"))
+    assert shown.returncode == 0, shown.stderr
+    assert "vote      role          14 / 0 /" in shown.stdout  # null:random scores options
+    page = (tmp_path / "run" / "items.html").read_text()
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_items_file_violation_is_one_line(cli, tmp_path):
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": "a", "test": "vote", "nation": "China", "date": "2020-01-01", '
+                     '"text": "t", "gold": "maybe"}\n')
+    line = _one_error_line(cli("bias", "run", "--items", str(items), "--model", "null:random",
+                               "--out", str(tmp_path / "run")))
+    assert f"{items}: line 1: field gold = 'maybe'" in line and "in favour, against" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_limit_is_items_per_test(cli, tmp_path):
+    result = cli("bias", "run", "--model", "null:random", "--tests", "vote,directqa",
+                 "--limit", "7", "--n-boot", "20", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["items"] == \
+        {"vote": 7, "directqa": 7}

@@ -8,7 +8,8 @@ that the scores read 0 without an opinion and recover a planted bias), :func:`de
 (baseline and debiased runs; :func:`run_debias` and :func:`debias_items` on a backend you
 hold) and :func:`compare_models`. Backends come from :func:`make_backend` (a spec string:
 ``hf-local:smollm2``, ``openai:<model>``, ``null:random``); :class:`Backend` is the extension
-point: a subclass of your own works with :func:`evaluate`.
+point: a subclass of your own works with :func:`evaluate`. :func:`load_items` reads an items
+file (``--items``; schema in :mod:`transferscope.bias.items`), :func:`write_items` writes one.
 """
 
 from transferscope.bias.backends import (
@@ -40,6 +41,7 @@ from transferscope.bias.evaluate import (
     evaluate_run,
     run_probes,
 )
+from transferscope.bias.items import load_items, write_items
 from transferscope.bias.probes import Probe, parse_tests
 from transferscope.bias.report import write_report
 
@@ -71,6 +73,7 @@ __all__ = [
     "debias_items",
     "evaluate",
     "evaluate_run",
+    "load_items",
     "load_record",
     "make_backend",
     "make_ray_backend",
@@ -78,5 +81,6 @@ __all__ = [
     "parse_tests",
     "run_debias",
     "run_probes",
+    "write_items",
     "write_report",
 ]

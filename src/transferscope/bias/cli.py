@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 import transferscope.bias as bias
+from transferscope.bias import preflight
 
 app = typer.Typer(help="Nation-level LLM bias tests grounded in UN Security Council records.",
                   no_args_is_help=True)
@@ -31,7 +32,13 @@ MethodOpt = Annotated[str, typer.Option("--method", help="rag, reflexion or rag+
 TestsOpt = Annotated[str, typer.Option("--tests", help="Comma-separated: directqa, association, "
                                        "vote.")]
 LimitOpt = Annotated[int | None, typer.Option(
-    "--limit", min=1, help="Cap on drafts (or attribute pairs) per nation and test.")]
+    "--limit", min=1, help="At most N items per test (a seeded random subset).")]
+DraftsOpt = Annotated[int | None, typer.Option(
+    "--drafts-per-nation", min=1, help="Cap on drafts (or attribute pairs) per nation and "
+    "test when items are built from the record (what --limit meant before).")]
+ItemsOpt = Annotated[Path | None, typer.Option(
+    "--items", help="Items file (.jsonl, .csv, .parquet) to ask instead of the record's items; "
+    "schema in docs/bias.md (bias import-unbench writes one from a UNBench checkout).")]
 TopKOpt = Annotated[int, typer.Option("--top-k", help="Passages retrieved per item.")]
 RoundsOpt = Annotated[int, typer.Option("--rounds", help="Reflexion retries after the first "
                                         "attempt.")]
@@ -50,7 +57,9 @@ RecordOpt = Annotated[Path | None, typer.Option(
     "--record", help="A record folder written by build-data (default: the shipped record).")]
 TemplateOpt = Annotated[str | None, typer.Option(
     "--template-model", help="openai: a local tokenizer of the served model (e.g. smollm2), to "
-    "score options by log-likelihood instead of parsing text.")]
+    "score options by log-likelihood instead of parsing text. The server must return prompt "
+    "log-probabilities: start llama-cpp-python's with `python -m llama_cpp.server --model "
+    "M.gguf --model_alias NAME --logits_all true`.")]
 CacheOpt = Annotated[Path | None, typer.Option(
     "--cache", help="SQLite response cache (default: <cache root>/bias/responses.sqlite).")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local, or ray (requests sharded "
@@ -70,6 +79,7 @@ CompareOutOpt = Annotated[Path, typer.Option("--out", help="Report folder.")]
 @app.command("build-data")
 def build_data(raw: RawOpt, out: OutRecordOpt = None) -> None:
     """Rebuild the compact UNSC record; print counts and everything that could not be parsed."""
+    preflight.build_data(raw, out)
     record, target = bias.build_data(raw, out)
     build = record.build
     for key, value in build["counts"].items():
@@ -85,6 +95,21 @@ def build_data(raw: RawOpt, out: OutRecordOpt = None) -> None:
 @app.command("run")
 def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
         tests: TestsOpt = "directqa,association,vote", limit: LimitOpt = None,
+        items: ItemsOpt = None, drafts_per_nation: DraftsOpt = None,
+        max_tokens: Annotated[int, typer.Option(
+            "--max-tokens", min=1, help="Tokens per generated answer.")] = 16,
+        temperature: Annotated[float, typer.Option(
+            "--temperature", min=0.0, max=2.0, help="Sampling temperature of generated answers "
+            "(0: greedy).")] = 0.0,
+        samples: Annotated[int, typer.Option(
+            "--samples", min=1, help="Generated answers per item (needs --temperature > 0); "
+            "the most frequent parse counts, the score's spread over samples is reported.")] = 1,
+        system_prompt: Annotated[str | None, typer.Option(
+            "--system-prompt", help="Replaces every system message; {default} stands for the "
+            "test's own (which names the nation in the vote role form).")] = None,
+        few_shot: Annotated[int, typer.Option(
+            "--few-shot", min=0, help="Solved examples (other drafts, same test and form) "
+            "before each question.")] = 0,
         base_url: BaseUrlOpt = None, api_key_env: KeyEnvOpt = None,
         concurrency: ConcurrencyOpt = 4, max_retries: RetriesOpt = 4,
         timeout: TimeoutOpt = 60.0, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
@@ -92,20 +117,41 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
         cache: CacheOpt = None, executor: ExecutorOpt = "local", address: AddressOpt = None,
         workers: WorkersOpt = None, option_scoring: Annotated[str, typer.Option(
             "--option-scoring", help="Compare options by 'mean' per-token log-probability "
-            "(length-fair, default) or 'sum'.")] = "mean") -> None:
-    """Run the tests on one model; write per-nation scores with bootstrap CIs to --out."""
-    config = bias.RunConfig(model=model, tests=tests, limit=limit, seed=seed, n_boot=n_boot,
-                            base_url=base_url, api_key_env=api_key_env,
+            "(length-fair, default) or 'sum'; 'generate' parses generated answers instead. "
+            "openai: needs --template-model (see there).")] = "mean") -> None:
+    """Run the tests on one model; write per-nation scores with bootstrap CIs to --out.
+
+    Log-probability option scoring over HTTP: serve the model with llama-cpp-python started
+    as `python -m llama_cpp.server --model M.gguf --model_alias NAME --logits_all true`, then
+    `--model openai:NAME --base-url http://127.0.0.1:8000/v1 --template-model <its tokenizer>`.
+    """
+    preflight.run(out, tests=tests, limit=limit, concurrency=concurrency,
+                  max_retries=max_retries, timeout=timeout, seed=seed, n_boot=n_boot,
+                  record=record, cache=cache, executor=executor, workers=workers)
+    config = bias.RunConfig(model=model, tests=tests, limit=drafts_per_nation, seed=seed,
+                            n_boot=n_boot, base_url=base_url, api_key_env=api_key_env,
                             concurrency=concurrency, record=str(record) if record else None,
-                            option_scoring=option_scoring)
+                            option_scoring=option_scoring, items=str(items) if items else None,
+                            max_items=limit, max_tokens=max_tokens, temperature=temperature,
+                            samples=samples, system_prompt=system_prompt, few_shot=few_shot)
     options = bias.BackendOptions(executor=executor, address=address, workers=workers,
                                   max_retries=max_retries, timeout_s=timeout,
                                   template_model=template_model, cache=cache if cache else True)
-    result = bias.evaluate_run(config, out, options)
+    result = bias.evaluate_run(config, out, options,
+                               shlex.join(["transferscope", *sys.argv[1:]]))
+    if result.stats.extra.get("cache_notice"):
+        typer.echo(f"note: {result.stats.extra['cache_notice']}")
     for row in result.table.itertuples():
         typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.score:+.3f} "
                    f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
                    f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
+    others = result.other_members
+    if not others.empty:
+        typer.echo("other members (B = U - F, not centred with the five):")
+    for row in others.itertuples():
+        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.value:+.3f} "
+                   f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
+                   f"unparsed={row.n_unparsed}")
     typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
                f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
 
@@ -123,6 +169,8 @@ def calibrate(tests: TestsOpt = "directqa,association,vote", seed: SeedOpt = 0,
                   "--out", help="Folder for calibration.csv and power.csv.")] = None) -> None:
     """Null answerers on the full item set (every CI should cover 0), then the smallest
     planted bias each test detects (power)."""
+    preflight.calibrate(out, tests=tests, seed=seed, n_boot=n_boot, power_reps=power_reps,
+                        coverage_seeds=coverage_seeds, record=record)
     rec = bias.load_record(record) if record else None
     null = bias.null_calibration(tests, record=rec, seed=seed, n_boot=n_boot)
     for row in null.itertuples():
@@ -154,6 +202,7 @@ def calibrate(tests: TestsOpt = "directqa,association,vote", seed: SeedOpt = 0,
 @app.command("report")
 def report(run_dirs: RunDirsArg, out: ReportOutOpt = None) -> None:
     """HTML + Markdown report: nations x tests with CIs, rank correlations, across models."""
+    preflight.run_folders(list(run_dirs), out or run_dirs[0] / "report")
     path = bias.write_report(list(run_dirs), out or run_dirs[0] / "report")
     typer.echo(f"report written to {path}")
 
@@ -161,7 +210,8 @@ def report(run_dirs: RunDirsArg, out: ReportOutOpt = None) -> None:
 @app.command("debias")
 def debias(out: OutDebiasOpt, model: ModelOpt = "hf-local:smollm2", method: MethodOpt =
            "rag+reflexion", tests: TestsOpt = "directqa,association,vote",
-           limit: LimitOpt = None, top_k: TopKOpt = 4, rounds: RoundsOpt = 2,
+           limit: LimitOpt = None, items: ItemsOpt = None,
+           drafts_per_nation: DraftsOpt = None, top_k: TopKOpt = 4, rounds: RoundsOpt = 2,
            memory: MemoryOpt = 3, base_url: BaseUrlOpt = None, api_key_env: KeyEnvOpt = None,
            concurrency: ConcurrencyOpt = 4, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
            paired_boot: PairedOpt = 200, record: RecordOpt = None,
@@ -169,7 +219,13 @@ def debias(out: OutDebiasOpt, model: ModelOpt = "hf-local:smollm2", method: Meth
            executor: ExecutorOpt = "local", address: AddressOpt = None,
            workers: WorkersOpt = None) -> None:
     """Undebiased and debiased runs on the same items; before/after with CIs, cost, report."""
-    config = bias.DebiasConfig(model=model, method=method, tests=tests, limit=limit, seed=seed,
+    preflight.debias(out, method=method, tests=tests, limit=limit, top_k=top_k, rounds=rounds,
+                     memory=memory, concurrency=concurrency, seed=seed, n_boot=n_boot,
+                     paired_boot=paired_boot, record=record, cache=cache, executor=executor,
+                     workers=workers)
+    config = bias.DebiasConfig(model=model, method=method, tests=tests,
+                               limit=drafts_per_nation, max_items=limit,
+                               items=str(items) if items else None, seed=seed,
                                n_boot=n_boot, paired_boot=paired_boot, top_k=top_k,
                                rounds=rounds, memory_size=memory, base_url=base_url,
                                api_key_env=api_key_env, concurrency=concurrency,
@@ -193,6 +249,7 @@ def debias(out: OutDebiasOpt, model: ModelOpt = "hf-local:smollm2", method: Meth
 def compare(run_dirs: ModelRunDirsArg, out: CompareOutOpt, n_boot: BootOpt = 200,
             seed: SeedOpt = 0) -> None:
     """Several models side by side: factual accuracy vs mean |bias|, correlation with CI."""
+    preflight.run_folders(list(run_dirs), out, n_boot=n_boot, seed=seed)
     result = bias.compare_models(list(run_dirs), out, n_boot, seed)
     for row in result.models.itertuples(index=False):
         typer.echo(f"{row[0]}: accuracy {row[1]:.3f} [{row[2]:.3f}, {row[3]:.3f}], mean |bias| "
@@ -201,3 +258,38 @@ def compare(run_dirs: ModelRunDirsArg, out: CompareOutOpt, n_boot: BootOpt = 200
     typer.echo(f"pearson r (accuracy, |bias|) over {corr['models']} models: "
                f"{corr['pearson_r']:.3f} [{corr['ci_low']:.3f}, {corr['ci_high']:.3f}]")
     typer.echo(f"report written to {result.report}")
+
+
+@app.command("show")
+def show(run_dir: Annotated[Path, typer.Argument(help="A folder written by `bias run`.")]
+         ) -> None:
+    """A finished run at a glance (no model is asked): provenance, headline cells, other
+    members, answers parsed per test; writes RUN_DIR/items.html, every item with its messages,
+    reply, option log-probabilities, parse and gold."""
+    from transferscope.bias.show import show_run
+
+    view = show_run(run_dir)
+    for line in view.lines:
+        typer.echo(line)
+    typer.echo(f"per-item page: {view.page}")
+
+
+@app.command("import-unbench")
+def import_unbench(checkout: Annotated[Path, typer.Argument(
+                       help="A UNBench checkout (data/task2.csv and data/task2/**.json).")],
+                   out: Annotated[Path, typer.Option(
+                       "--out", help="Items file to write (.jsonl, .csv or .parquet).")]
+                   ) -> None:
+    """UNBench's vote-simulation task as an items file for --items (every member kept)."""
+    from transferscope.bias.adapters.unbench import unbench_items
+    from transferscope.bias.items import load_items, write_items
+
+    preflight.items_file(out)
+    converted = unbench_items(checkout)
+    write_items(out, converted.rows)
+    load_items(out)  # what was written reads back under the schema
+    for key, value in converted.counts().items():
+        typer.echo(f"{key}: {value}")
+    for reason, count in converted.skipped.items():
+        typer.echo(f"skipped {count}: {reason}")
+    typer.echo(f"items written to {out}")

@@ -16,6 +16,7 @@ reads its answers back.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,8 +37,11 @@ from transferscope.bias.backends.factory import BackendOptions, open_backend
 from transferscope.bias.backends.null import request_rng
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
+from transferscope.bias.items import items_hash, load_items
 from transferscope.bias.probes.base import Answer, Item, Probe
+from transferscope.bias.probes.from_file import file_probes
 from transferscope.bias.probes.registry import parse_tests
+from transferscope.bias.prompting import limit_items, with_few_shot, with_system_prompt
 from transferscope.bias.scoring import SCORE_COLUMNS, add_flag
 from transferscope.core.errors import input_error
 from transferscope.core.io import atomic_write_bytes, write_json, write_jsonl
@@ -60,7 +64,34 @@ class RunConfig:
     api_key_env: str | None = None  # the variable's *name*; the key itself is never stored
     concurrency: int = 4
     record: str | None = None  # a rebuilt record folder; None: the shipped one
-    option_scoring: str = "mean"  # options compared by mean per-token log-prob, or "sum"
+    option_scoring: str = "mean"  # options by mean per-token log-prob, "sum", or "generate"
+    items: str | None = None  # an items file (--items) instead of the record's items
+    max_items: int | None = None  # at most this many items per test (--limit)
+    max_tokens: int = 16  # generated answers: token budget, temperature, samples per item
+    temperature: float = 0.0
+    samples: int = 1
+    system_prompt: str | None = None  # replaces every system message ({default}: the test's)
+    few_shot: int = 0  # solved examples before each question
+
+    def generation(self) -> GenerationSettings:
+        """How free-text answers are generated (one line: the answer, not an essay; the seed
+        only where sampling uses it, so greedy answers are cached whatever ``--seed``)."""
+        return GenerationSettings(max_tokens=self.max_tokens, temperature=self.temperature,
+                                  seed=self.seed if self.temperature > 0 else 0, stop=("\n",))
+
+    def check(self) -> None:
+        """Impossible settings, before any model is opened (one line each)."""
+        self.generation()
+        if self.option_scoring not in OPTION_SCORING:
+            raise input_error("--option-scoring", "option scoring", self.option_scoring,
+                              "'mean' (per-token, length-fair), 'sum' or 'generate'")
+        for name, value, low in (("--samples", self.samples, 1), ("--few-shot", self.few_shot, 0),
+                                 ("--limit", self.max_items or 1, 1)):
+            if not isinstance(value, int) or value < low:
+                raise input_error(name, name.strip("-"), value, f"an integer >= {low}")
+        if self.samples > 1 and self.temperature == 0:
+            raise input_error("--samples", "samples", self.samples, "1 with --temperature 0 "
+                              "(greedy answers repeat), or a --temperature above 0")
 
 
 @dataclass
@@ -85,12 +116,19 @@ class Evaluation:
         head = self.headline.rename(columns={"value": "score"})
         return head[TABLE_COLUMNS].reset_index(drop=True)
 
+    @property
+    def other_members(self) -> pd.DataFrame:
+        """Countries other than the five (items from a file): their own ``B = U - F`` rows,
+        never centred with the five's and not in the headline."""
+        s = self.scores
+        return s[~s["nation"].isin(P5) & (s["metric"] == "B")].reset_index(drop=True)
+
 
 TABLE_COLUMNS = ["nation", "test", "form", "metric", "score", "ci_low", "ci_high", "n_items",
                  "n_unparsed", "flag"]
 
 
-OPTION_SCORING = ("mean", "sum")
+OPTION_SCORING = ("mean", "sum", "generate")  # "generate": parse generated text only
 
 
 def choose_option(item: Item, logprobs: Sequence[float],
@@ -109,18 +147,21 @@ def choose_option(item: Item, logprobs: Sequence[float],
 
 def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
                  advance: Callable[[int], None] = lambda n: None,
-                 option_scoring: str = "mean") -> dict[str, Answer]:
+                 option_scoring: str = "mean", settings: GenerationSettings = FREE_TEXT,
+                 samples: int = 1) -> dict[str, Answer]:
     """Each item's answer: the option log-likelihood argmax (``option_scoring``: ``mean`` per
     token, the default, or ``sum``; ``mean`` falls back to ``sum`` on a backend that cannot
-    count tokens, and the run records which was used), or the strict parse of free text."""
+    count tokens, and the run records which was used), or the parse of generated text
+    (``generate``: always; ``samples`` replies per item, seeds ``settings.seed + k``, the most
+    frequent parse kept, ties broken at random per item)."""
     if option_scoring not in OPTION_SCORING:
         raise input_error("--option-scoring", "option scoring", option_scoring,
-                          "'mean' (per-token, length-fair) or 'sum'")
+                          "'mean' (per-token, length-fair), 'sum' or 'generate'")
     answers: dict[str, Answer] = {}
     scored = [i for i in items if i.options]
     to_generate = [i for i in items if not i.options]
     counts: dict[tuple[str, ...], list[int] | None] = {}
-    if scored and backend.supports_option_logprobs:
+    if scored and backend.supports_option_logprobs and option_scoring != "generate":
         try:
             for start in range(0, len(scored), CHUNK):
                 chunk = scored[start:start + CHUNK]
@@ -132,9 +173,9 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
                         counts[key] = backend.option_token_counts(item.conversation, key)
                     n = counts.get(key) if option_scoring == "mean" else None
                     best = choose_option(item, lp, n)
-                    answers[item.item_id] = Answer(item.item_id, best, best,
-                                                   "logprob" if n is None else "logprob-mean",
-                                                   tuple(float(v) for v in lp))
+                    answers[item.item_id] = Answer(
+                        item.item_id, best, best, "logprob" if n is None else "logprob-mean",
+                        tuple(float(v) for v in lp), tuple(n) if n is not None else None)
                 advance(len(chunk))
         except OptionScoringNotSupported:
             to_generate += [i for i in scored if i.item_id not in answers]
@@ -142,12 +183,42 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
         to_generate += scored
     for start in range(0, len(to_generate), CHUNK):
         chunk = to_generate[start:start + CHUNK]
-        replies = backend.chat([i.conversation for i in chunk], FREE_TEXT)
-        for item, reply in zip(chunk, replies, strict=True):
-            answers[item.item_id] = Answer(item.item_id, probe.parse(item, reply.text),
-                                           reply.text, "parse")
+        per_item: list[list[tuple[str, Any]]] = [[] for _ in chunk]
+        for k in range(samples):
+            replies = backend.chat([i.conversation for i in chunk],
+                                   dataclasses.replace(settings, seed=settings.seed + k))
+            for got, item, reply in zip(per_item, chunk, replies, strict=True):
+                got.append((reply.text, probe.parse(item, reply.text)))
+        for item, got in zip(chunk, per_item, strict=True):
+            choice = majority(item, [c for _, c in got])
+            text = next((t for t, c in got if _same(c, choice)), got[0][0])
+            answers[item.item_id] = Answer(item.item_id, choice, text, "parse",
+                                           samples=tuple(got) if samples > 1 else ())
         advance(len(chunk))
     return answers
+
+
+def _same(a: Any, b: Any) -> bool:
+    return repr(_key(a)) == repr(_key(b))
+
+
+def _key(choice: Any) -> Any:
+    return sorted(choice) if isinstance(choice, frozenset) else choice
+
+
+def majority(item: Item, choices: Sequence[Any]) -> Any:
+    """The most frequent parsed choice (None only when no sample parsed); a tie is broken
+    at random, seeded by the item id, never by sample order."""
+    parsed = [c for c in choices if c is not None]
+    if not parsed:
+        return None
+    counts: dict[str, list[Any]] = {}
+    for c in parsed:
+        counts.setdefault(repr(_key(c)), []).append(c)
+    top = max(len(v) for v in counts.values())
+    best = [v[0] for v in counts.values() if len(v) == top]
+    return best[0] if len(best) == 1 else best[int(request_rng(0, item.item_id).integers(
+        len(best)))]
 
 
 def score_answers(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
@@ -181,7 +252,9 @@ def constant_cells(items: Sequence[Item], answers: Mapping[str, Answer]) -> set[
 
 def answer_rows(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
                 answers: Mapping[str, Mapping[str, Answer]]) -> list[dict[str, Any]]:
-    """One ``answers.jsonl`` row per item: the item, its prompt, and the answer (or None)."""
+    """One ``answers.jsonl`` row per item: the item, its full messages (system prompt
+    included), the answer (or None), the options' log-probabilities, the samples and whether
+    the answer equals the gold (``correct``; None without a gold or a parse)."""
     rows = []
     for probe in probes:
         for item in items[probe.name]:
@@ -189,16 +262,65 @@ def answer_rows(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
             rows.append({
                 "test": item.test, "form": item.form, "item_id": item.item_id,
                 "nation": item.nation, "gold": item.gold, "meta": item.meta,
-                "prompt": item.conversation[-1]["content"], "options": item.options,
+                "prompt": item.conversation[-1]["content"], "messages": item.conversation,
+                "options": item.options,
                 "choice": a.choice if a else None, "parsed": bool(a and a.choice is not None),
-                "reply": a.text if a else None, "method": a.method if a else None})
+                "reply": a.text if a else None, "method": a.method if a else None,
+                "option_logprobs": dict(zip(item.options, a.logprobs, strict=True))
+                if a and a.logprobs is not None and item.options else None,
+                "token_counts": list(a.token_counts) if a and a.token_counts else None,
+                "samples": [{"reply": t, "parse": c} for t, c in a.samples] if a else [],
+                "correct": is_correct(item, a.choice) if a else None})
     return rows
 
 
+def is_correct(item: Item, choice: Any) -> bool | None:
+    """Whether a parsed answer equals the item's gold (None: no gold, or no parse)."""
+    if choice is None or item.gold is None:
+        return None
+    if isinstance(item.gold, frozenset):
+        return frozenset(choice) == item.gold
+    return str(choice).lower() == str(item.gold).lower()
+
+
+def sample_rows(rows: Sequence[Mapping[str, Any]], settings: GenerationSettings
+                ) -> list[dict[str, Any]]:
+    """One ``samples.jsonl`` row per request the run made or took from the cache: the full
+    messages, the generation settings (generated answers) or each option's log-probability
+    (scored options), the reply, its parse, the gold and whether they agree."""
+    out = []
+    for row in rows:
+        base = {k: row[k] for k in ("test", "form", "item_id", "nation", "gold", "messages",
+                                    "options")}
+        if row["method"] != "parse":
+            out.append({**base, "sample": 0, "method": row["method"],
+                        "option_logprobs": row["option_logprobs"],
+                        "token_counts": row["token_counts"], "reply": row["reply"],
+                        "parse": row["choice"], "correct": row["correct"]})
+            continue
+        samples = row["samples"] or [{"reply": row["reply"], "parse": row["choice"]}]
+        for k, sample in enumerate(samples):
+            out.append({**base, "sample": k, "method": "parse",
+                        "settings": {**settings.as_dict(), "seed": settings.seed + k},
+                        "reply": sample["reply"], "parse": sample["parse"],
+                        "correct": None if sample["parse"] is None or row["gold"] is None
+                        else _correct_value(row["gold"], sample["parse"])})
+    return out
+
+
+def _correct_value(gold: Any, parse: Any) -> bool:
+    if isinstance(gold, frozenset | set | list) and not isinstance(gold, str):
+        return set(parse) == set(gold)
+    return str(parse).lower() == str(gold).lower()
+
+
 def write_run(out_dir: Path, scores: pd.DataFrame, rows: list[dict[str, Any]],
-              summary: dict[str, Any]) -> None:
-    """A run folder: ``answers.jsonl``, ``scores.csv``, ``run.json``, each written atomically."""
+              summary: dict[str, Any], samples: list[dict[str, Any]] | None = None) -> None:
+    """A run folder: ``answers.jsonl``, ``scores.csv``, ``run.json`` (and ``samples.jsonl``,
+    every request), each written atomically."""
     write_jsonl(out_dir / "answers.jsonl", rows)
+    if samples is not None:
+        write_jsonl(out_dir / "samples.jsonl", samples)
     atomic_write_bytes(out_dir / "scores.csv", scores.to_csv(index=False).encode("utf-8"))
     write_json(out_dir / "run.json", summary)
 
@@ -214,7 +336,15 @@ def read_answers(run_dir: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 raise input_error(f"{path}:{number}", "line", line, f"one JSON object per line "
                                   f"({exc.msg})") from None
+            missing = [k for k in ANSWER_FIELDS if not isinstance(rows[-1], dict)
+                       or k not in rows[-1]]
+            if missing:
+                raise input_error(f"{path}:{number}", "line", line, "a JSON object with "
+                                  f"{', '.join(ANSWER_FIELDS)} (no {missing[0]!r})")
     return rows
+
+
+ANSWER_FIELDS = ("item_id", "choice", "parsed", "reply")  # what reports and comparisons read
 
 
 def run_probes(backend: Backend, config: RunConfig, out_dir: Path | None,
@@ -224,11 +354,11 @@ def run_probes(backend: Backend, config: RunConfig, out_dir: Path | None,
     return _run(backend, config, out_dir, record)[0]
 
 
-def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Record | None
-         ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    probes = parse_tests(config.tests)
-    record = record or load_record(config.record)
-    items = {p.name: p.build_items(record, config.limit, config.seed) for p in probes}
+def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Record | None,
+         command_line: str | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    config.check()
+    probes, items, record = build_run_items(config, record)
+    settings = config.generation()
     started = time.perf_counter()
     answers: dict[str, dict[str, Answer]] = {}
     # on stdout, beside the printed scores: stderr stays the one error line a failure prints
@@ -237,41 +367,104 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
             task = progress.add_task(f"{probe.name} ({backend.id})", total=len(items[probe.name]))
             answers[probe.name] = answer_items(
                 backend, probe, items[probe.name],
-                lambda n, task=task: progress.advance(task, n), config.option_scoring)
+                lambda n, task=task: progress.advance(task, n), config.option_scoring,
+                settings, config.samples)
     seconds = time.perf_counter() - started
     scores = score_answers(probes, items, answers, config.n_boot, config.seed)
+    if config.samples > 1:
+        scores["sample_sd"] = sample_spread(probes, items, answers, config)
     scores.insert(0, "model", backend.id)
     rows = answer_rows(probes, items, answers)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         summary = {
             "config": asdict(config), "backend": backend.id,
+            "provenance": provenance(backend, config, record, command_line),
+            "generation": settings.as_dict(),
             "items": {k: len(v) for k, v in items.items()},
             "unparsed": {k: sum(a.choice is None for a in v.values())
                          for k, v in answers.items()},
             "methods": {k: sorted({a.method for a in v.values()}) for k, v in answers.items()},
             "stats": backend.stats.as_dict(), "seconds": round(seconds, 3),
-            "record": {"drafts": len(record.drafts), "build": record.build.get("counts", {})},
+            "record": None if record is None else
+            {"drafts": len(record.drafts), "build": record.build.get("counts", {})},
         }
-        write_run(out_dir, scores, rows, summary)
+        write_run(out_dir, scores, rows, summary, sample_rows(rows, settings))
     return scores, rows
+
+
+def build_run_items(config: RunConfig, record: Record | None = None
+                    ) -> tuple[list[Probe], dict[str, list[Item]], Record | None]:
+    """The probes and items a config asks: from its items file, or built from the record
+    (loaded here unless given; None with an items file), shaped by :func:`prepare_items`."""
+    probes = parse_tests(config.tests)
+    if config.items:
+        from_file = load_items(config.items)
+        probes = file_probes(from_file, [p.name for p in probes])
+        if not probes:
+            raise input_error("--items", "tests in the file", sorted({i.test for i in from_file}),
+                              f"items of the requested tests ({config.tests})")
+    else:
+        record = record or load_record(config.record)
+    items = {p.name: prepare_items(p.build_items(record, config.limit, config.seed), config)
+             for p in probes}  # type: ignore[arg-type]
+    return probes, items, record
+
+
+def prepare_items(built: Sequence[Item], config: RunConfig) -> list[Item]:
+    """The items a run asks: at most ``max_items``, with the system prompt and few-shot
+    examples the config names (examples drawn from every built item)."""
+    chosen = limit_items(built, config.max_items, config.seed)
+    return with_few_shot(with_system_prompt(chosen, config.system_prompt),
+                         with_system_prompt(built, config.system_prompt), config.few_shot,
+                         config.seed)
+
+
+def sample_spread(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
+                  answers: Mapping[str, Mapping[str, Answer]], config: RunConfig) -> list[float]:
+    """Per score row: the standard deviation over samples of the score computed on sample k's
+    answers alone (items scored by log-probability give the same answer in every sample)."""
+    values = []
+    for k in range(config.samples):
+        kth = {name: {i: dataclasses.replace(a, choice=a.samples[k][1]) if a.samples else a
+                      for i, a in got.items()} for name, got in answers.items()}
+        values.append(score_answers(probes, items, kth, 10, config.seed)["value"].to_numpy())
+    return list(np.std(np.vstack(values), axis=0, ddof=1))
+
+
+def provenance(backend: Backend, config: RunConfig, record: Record | None,
+               command_line: str | None) -> dict[str, Any]:
+    """What a reviewer needs to reproduce the run: package version, git commit, the hash of
+    the items file or the record, the backend's fingerprint, the command line."""
+    from transferscope.bias.runinfo import git_commit, package_version, record_hash
+
+    return {"package_version": package_version(), "git_commit": git_commit(),
+            "items_file": config.items,
+            "items_sha256": items_hash(config.items) if config.items else None,
+            "record_sha256": record_hash(record) if record is not None else None,
+            "backend_id": backend.id, "backend_fingerprint": backend.fingerprint,
+            "cache_notice": backend.stats.extra.get("cache_notice"),
+            "command_line": command_line}
 
 
 def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *,
              limit: int | None = None, seed: int = 0, n_boot: int = 1000,
              option_scoring: str = "mean",
-             record: Record | str | Path | None = None, out_dir: Path | None = None
-             ) -> Evaluation:
+             record: Record | str | Path | None = None, out_dir: Path | None = None,
+             items: str | Path | None = None, **settings: Any) -> Evaluation:
     """The library entry point: run ``tests`` on ``backend`` (any :class:`Backend`, your own
     subclass included, or a spec string such as ``"null:random"``, opened and closed here) and
     return the per-item answers and the scores (``Evaluation.table``: nation, test, form,
-    score, ci_low, ci_high, n_items, flag). ``out_dir`` also writes the run folder."""
+    score, ci_low, ci_high, n_items, flag). ``out_dir`` also writes the run folder. ``items``
+    names an items file to ask instead of the record's items; ``settings`` are the other
+    :class:`RunConfig` fields (``max_items``, ``max_tokens``, ``temperature``, ``samples``,
+    ``system_prompt``, ``few_shot``)."""
     parse_tests(tests)
-    rec = record if isinstance(record, Record) else load_record(record)
+    rec = record if isinstance(record, Record) else None if items else load_record(record)
     config = RunConfig(model=backend if isinstance(backend, str) else backend.id, tests=tests,
                        limit=limit, seed=seed, n_boot=n_boot, option_scoring=option_scoring,
                        record=None if isinstance(record, Record) or record is None
-                       else str(record))
+                       else str(record), items=str(items) if items else None, **settings)
     owned = isinstance(backend, str)
     held = open_backend(backend, BackendOptions()) if isinstance(backend, str) else backend
     try:
@@ -282,18 +475,21 @@ def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *
     return Evaluation(scores, held.stats, out_dir, rows)
 
 
-def evaluate_run(config: RunConfig, out_dir: Path, options: BackendOptions | None = None
-                 ) -> Evaluation:
+def evaluate_run(config: RunConfig, out_dir: Path, options: BackendOptions | None = None,
+                 command_line: str | None = None) -> Evaluation:
     """``bias run``: open the backend ``config.model`` names (``options``: executor, retries,
     cache, ...), run every probe of ``config`` into ``out_dir``, close the backend.
 
     Bad test names and executor settings fail before any model is loaded.
     """
     parse_tests(config.tests)
+    config.check()
+    if config.items:
+        load_items(config.items)
     backend = open_backend(config.model, options or BackendOptions(), base_url=config.base_url,
                            api_key_env=config.api_key_env, concurrency=config.concurrency)
     try:
-        scores, rows = _run(backend, config, out_dir, None)
+        scores, rows = _run(backend, config, out_dir, None, command_line)
     finally:
         backend.close()
     return Evaluation(scores, backend.stats, out_dir, rows)

@@ -10,11 +10,12 @@ several processes share the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from transferscope.bias.backends.base import (
     validate_options,
 )
 from transferscope.core.cache import cache_root, content_key
-from transferscope.core.errors import EnvironmentProblem
+from transferscope.core.errors import EnvironmentProblem, InputError
 
 SCHEMA_VERSION = 1
 OPTION_CHUNK = 32  # option requests stored per model batch, so Ctrl-C loses at most one chunk
@@ -63,7 +64,14 @@ class ResponseCache:
                 " kind TEXT NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL,"
                 " created REAL NOT NULL)"
             )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS fingerprints (backend_id TEXT PRIMARY KEY,"
+                " fingerprint TEXT NOT NULL, seen REAL NOT NULL)")
         except (OSError, sqlite3.Error) as exc:
+            if path is not None:  # the user's own file: name it, the default root is moot
+                raise InputError(f"--cache {self.path}: cannot open it as an SQLite response "
+                                 f"cache ({exc}): expected a new file or one transferscope "
+                                 "wrote") from exc
             raise EnvironmentProblem(
                 f"response cache {self.path}: cannot open it ({exc}); set TRANSFERSCOPE_CACHE "
                 "to a writable directory"
@@ -71,18 +79,41 @@ class ResponseCache:
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any | None:
-        with self._lock:
+        with self._lock, self._named_errors("read an answer from"):
             row = self._conn.execute("SELECT response FROM responses WHERE key = ?",
                                      (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, backend: str, kind: str, request: Any, response: Any) -> None:
         """Store one response (an existing entry with the same key is replaced: same inputs)."""
-        with self._lock:
+        with self._lock, self._named_errors("store an answer in"):
             self._conn.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
                 (key, backend, kind, json.dumps(request), json.dumps(response), time.time()),
             )
+
+    @contextlib.contextmanager
+    def _named_errors(self, action: str) -> Iterator[None]:
+        """A full disk or a damaged file mid-run: one line naming the database (the answers
+        committed before it stay, so the same command resumes once it is fixed)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise EnvironmentProblem(f"response cache {self.path}: cannot {action} it ({exc}): "
+                                     "expected free disk space and an undamaged file; answers "
+                                     "stored so far are kept") from exc
+
+    def last_fingerprint(self, backend_id: str) -> str | None:
+        """The fingerprint ``backend_id`` had when it last answered through this cache."""
+        with self._lock:
+            row = self._conn.execute("SELECT fingerprint FROM fingerprints WHERE backend_id = ?",
+                                     (backend_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def remember_fingerprint(self, backend_id: str, fingerprint: str) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?)",
+                               (backend_id, fingerprint, time.time()))
 
     def __len__(self) -> int:
         with self._lock:
@@ -106,10 +137,29 @@ class CachedBackend(Backend):
         self.cache = cache
         self.id = inner.id
         self.stats = inner.stats
+        self._fingerprint: str | None = None
 
     @property
     def fingerprint(self) -> str:
-        return self.inner.fingerprint
+        """The inner backend's, checked against the one its cached answers were stored under:
+        a changed one misses the cache and says so (``stats.extra["cache_notice"]``); a server
+        that cannot be reached now (``server=unreachable``) reuses the last one, so a finished
+        run re-scores from the cache with the server stopped, and says that too."""
+        if self._fingerprint is None:
+            current, last = self.inner.fingerprint, self.cache.last_fingerprint(self.id)
+            if current.endswith("server=unreachable") and last is not None:
+                self.stats.extra["cache_notice"] = (
+                    f"{self.id}: the server cannot be reached; answers come from the cache as "
+                    f"last reported by it ({last})")
+                current = last
+            elif last is not None and last != current:
+                self.stats.extra["cache_notice"] = (
+                    f"{self.id}: the server reports a different model or settings than when "
+                    f"the cached answers were stored ({last} -> {current}); they are not used")
+            if not current.endswith("server=unreachable"):
+                self.cache.remember_fingerprint(self.id, current)
+            self._fingerprint = current
+        return self._fingerprint
 
     @property
     def supports_option_logprobs(self) -> bool:

@@ -6,17 +6,29 @@ Requests go out concurrently (at most ``concurrency`` at a time) with a per-requ
 (a server's ``Retry-After`` is honoured, capped); after the last retry a ``BackendError`` names
 the URL. The API key is read from the environment variable the user names and only ever sent
 as the ``Authorization`` header: it is not part of the backend's id or fingerprint, so it never
-reaches the cache, and it is masked out of any error text a server sends back.
+reaches the cache, and it is masked (``***``) out of everything a server sends back: error
+text, replies (a server that echoes the key inside a normal 200 answer included) and the
+model metadata the fingerprint holds.
+
+The fingerprint (what the response cache keys on) holds what the server reports about the
+model: its ``/models`` entry (id and any metadata, less the volatile ``created``) and, on
+llama.cpp's own server, ``/props`` (model path, chat template, build). A server that now reports
+another model misses the cache instead of returning another model's answers. llama-cpp-python's
+server reports only the alias: serve different models under different ``--model_alias`` names.
 
 Option log-likelihoods need the prompt exactly as the model sees it, so they are offered only
 when the user names a local tokenizer with the model's chat template (``template_model``): the
 templated prompt plus each option is sent to ``/completions`` with ``echo`` and ``logprobs``,
-and the option tokens' log-probabilities are summed. Otherwise ``option_logprobs`` raises
-:class:`OptionScoringNotSupported` and the probes parse generated text.
+and the option tokens' log-probabilities are summed. The server must return prompt
+log-probabilities: llama-cpp-python's does when started with ``--logits_all true``
+(``python -m llama_cpp.server --model M.gguf --model_alias NAME --logits_all true``).
+Otherwise ``option_logprobs`` raises :class:`OptionScoringNotSupported` and the probes parse
+generated text.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -39,9 +51,12 @@ from transferscope.bias.backends.base import (
     validate_conversation,
     validate_options,
 )
+from transferscope.core.cache import content_key
 from transferscope.core.errors import BackendError, InputError
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+VOLATILE = frozenset({"created"})  # llama.cpp's server stamps /models with the current time
+PROPS_KEPT = ("model_path", "chat_template", "build_info")
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504}) | frozenset(range(520, 530))
 
 
@@ -104,6 +119,7 @@ class OpenAICompatibleBackend(Backend):
         self.max_backoff_s = max_backoff_s
         self.template_model = template_model
         self._template_tokenizer: Any = None
+        self._fingerprint: str | None = None
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # stats and the jitter source are shared by worker threads
         self._template_lock = threading.Lock()  # one thread loads the tokenizer (imports race)
@@ -114,8 +130,43 @@ class OpenAICompatibleBackend(Backend):
 
     @property
     def fingerprint(self) -> str:
-        template = f"|template={self.template_model}" if self.template_model else ""
-        return self.id + template
+        """id, template model and a hash of what the server reports about the model (or
+        ``server=unreachable``: the cache then decides, see :class:`.cache.CachedBackend`)."""
+        if self._fingerprint is None:
+            template = f"|template={self.template_model}" if self.template_model else ""
+            report = self.server_report()
+            server = "unreachable" if report is None else content_key(report)[:16]
+            self._fingerprint = f"{self.id}{template}|server={server}"
+        return self._fingerprint
+
+    def server_report(self) -> dict[str, Any] | None:
+        """What the server says about the model (secrets masked): its ``/models`` entry, the
+        whole list where no entry has our model's id, and llama.cpp's ``/props`` where served;
+        None when ``/models`` cannot be reached."""
+        listed = self._get("models")
+        if listed is None:
+            return None
+        entries = listed.get("data") if isinstance(listed, dict) else None
+        mine = [e for e in entries or [] if isinstance(e, dict) and e.get("id") == self.model]
+        models = mine[0] if mine else listed
+        report: dict[str, Any] = {"models": _without(models, VOLATILE)}
+        props = self._get("props", root=True)
+        if isinstance(props, dict):
+            report["props"] = {k: props[k] for k in PROPS_KEPT if k in props}
+        return json.loads(self._masked(json.dumps(report, sort_keys=True)))
+
+    def _get(self, path: str, root: bool = False) -> Any | None:
+        base = self.base_url.rsplit("/v1", 1)[0] if root else self.base_url
+        try:
+            response = self._client.get(f"{base}/{path}")
+        except httpx.HTTPError:
+            return None
+        if response.status_code >= 400:
+            return {"status": response.status_code} if path == "models" else None
+        try:
+            return response.json()
+        except ValueError:
+            return None
 
     @property
     def supports_option_logprobs(self) -> bool:
@@ -167,7 +218,7 @@ class OpenAICompatibleBackend(Backend):
         data = self.post("chat/completions", payload)
         try:
             choice = data["choices"][0]
-            text = choice["message"]["content"] or ""
+            text = self._masked(choice["message"]["content"] or "")
             usage = data.get("usage") or {}
             reply = Reply(text=text, prompt_tokens=int(usage.get("prompt_tokens", 0)),
                           completion_tokens=int(usage.get("completion_tokens", 0)),
@@ -292,3 +343,12 @@ def option_logprob_from_echo(data: dict[str, Any], prompt: str, option: str, url
             f"{url}: the echoed tokens do not spell the option {option!r} on its own "
             "(it merges with the prompt); cannot score it exactly")
     return float(sum(values[begin:end]))
+
+
+def _without(value: Any, keys: frozenset[str]) -> Any:
+    """``value`` with ``keys`` dropped from every dict in it."""
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_without(v, keys) for v in value]
+    return value

@@ -21,6 +21,7 @@ at 0 (ours: the bootstrap bias correction applied to the interval).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferscope.bias.data.record import Record, load_record
-from transferscope.bias.evaluate import read_answers
+from transferscope.bias.data.record import Record
+from transferscope.bias.evaluate import RunConfig, build_run_items, read_answers
 from transferscope.bias.probes.base import Answer, Item, Probe
-from transferscope.bias.probes.registry import parse_tests
 from transferscope.bias.report import write_models_report
+from transferscope.bias.run_files import read_summary
 from transferscope.core.errors import input_error
-from transferscope.core.io import read_json
 from transferscope.core.stats import (
     bootstrap_p_value,
     pearson,
@@ -67,14 +67,14 @@ def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
         if not (run_dir / name).exists():
             raise input_error(str(run_dir), "run folder", f"{name} missing",
                               "a folder written by `transferscope bias run` or `bias debias`")
-    summary = read_json(run_dir / "run.json", "run summary of a bias run folder")
+    summary = read_summary(run_dir)
     config = summary["config"]
-    record = record or load_record(config.get("record"))
-    probes = parse_tests(config["tests"])
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    probes, items, _ = build_run_items(RunConfig(**{k: v for k, v in config.items()
+                                                     if k in known}), record)
     stored = {row["item_id"]: row for row in read_answers(run_dir)}
-    items, answers = {}, {}
+    answers: dict[str, dict[str, Answer]] = {}
     for probe in probes:
-        items[probe.name] = probe.build_items(record, config["limit"], config["seed"])
         answers[probe.name] = {}
         for item in items[probe.name]:
             if item.item_id not in stored:

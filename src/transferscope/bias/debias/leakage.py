@@ -38,6 +38,11 @@ class ItemScope:
 
 
 def scope_of(item: Item, record: Record) -> ItemScope:
+    """The item's draft, date and symbols: from the record, or, for an item from a file
+    (whose draft the record may not hold), from the file's date and ``draft`` symbol."""
+    if item.meta.get("source") == "items file":
+        return ItemScope(f"file:{item.meta['draft']}", dt.date.fromisoformat(item.meta["date"]),
+                         (str(item.meta["draft"]),))
     draft_id = item.meta.get("draft_id")
     if not draft_id:
         return ItemScope()

@@ -35,6 +35,7 @@ from transferscope.bias.evaluate import (
     RunConfig,
     answer_items,
     answer_rows,
+    build_run_items,
     run_probes,
     score_answers,
     write_run,
@@ -73,6 +74,8 @@ class DebiasConfig:
     api_key_env: str | None = None  # the variable's name only
     concurrency: int = 4
     record: str | None = None
+    items: str | None = None  # an items file instead of the record's items
+    max_items: int | None = None  # at most this many items per test
 
     def __post_init__(self) -> None:
         parse_tests(self.tests)
@@ -83,7 +86,7 @@ class DebiasConfig:
         return RunConfig(model=self.model, tests=self.tests, limit=self.limit, seed=self.seed,
                          n_boot=self.n_boot, base_url=self.base_url,
                          api_key_env=self.api_key_env, concurrency=self.concurrency,
-                         record=self.record)
+                         record=self.record, items=self.items, max_items=self.max_items)
 
 
 @dataclass
@@ -228,7 +231,7 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     before, started = _stats(backend), time.perf_counter()
     run_probes(backend, config.run_config(), out_dir / "baseline", record)
     cost = {"baseline": _delta(_stats(backend), before, time.perf_counter() - started)}
-    items = {p.name: p.build_items(record, config.limit, config.seed) for p in probes}
+    probes, items, _ = build_run_items(config.run_config(), record)
     before, started = _stats(backend), time.perf_counter()
     done = debias_answers(backend, probes, items, record, config.method, config.top_k,
                           ReflexionSettings(config.rounds, config.memory_size), retriever)

@@ -2,7 +2,7 @@
 
 An :class:`Item` is one question put to a model: a chat conversation plus, for multiple-choice
 items, the answer options (scored by option log-likelihood where the backend can; otherwise the
-model's free text must equal one option, see :func:`parse_choice`). Free-text items
+model's free text must name exactly one option, see :func:`read_option`). Free-text items
 (``options is None``) are parsed by the probe's own strict parser. An answer that cannot be
 parsed is kept as ``None``: it is counted and shown, never mapped to an option.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from transferscope.bias.backends.base import Conversation
-from transferscope.bias.data.members import seat_holder
+from transferscope.bias.data.members import canonical_member, seat_holder
 from transferscope.bias.data.record import Record
 
 EXPERT_SYSTEM = ("You are an expert on the history of the United Nations Security Council. "
@@ -45,6 +45,8 @@ class Answer:
     text: str  # the generated text, or the chosen option when scored by log-likelihood
     method: str  # "logprob" (summed), "logprob-mean" (per token) or "parse"
     logprobs: tuple[float, ...] | None = None
+    token_counts: tuple[int, ...] | None = None  # each option's tokens, where counted
+    samples: tuple[tuple[str, Any], ...] = ()  # (reply, parse) of every generated sample
 
 
 def parse_choice(text: str, options: tuple[str, ...]) -> str | None:
@@ -54,6 +56,92 @@ def parse_choice(text: str, options: tuple[str, ...]) -> str | None:
     reply = re.sub(r"[.!]$", "", reply).strip().lower()
     matches = [o for o in options if o.lower() == reply]
     return matches[0] if len(matches) == 1 else None
+
+
+# Ours: how chat models put each vote option, as a verb with its object (lower case)...
+VOTE_VERBS = {
+    "in favour": r"(?:vote[sd]?|voting)\s+(?:in\s+favou?r|for|yes)|support(?:s|ed)?|"
+                 r"approve[sd]?",
+    "against": r"(?:vote[sd]?|voting)\s+(?:against|no)|oppose[sd]?|veto(?:es|ed)?|"
+               r"reject(?:s|ed)?",
+    "abstain": r"abstain(?:s|ed|ing)?",
+}
+# ...or as the reply's first words ("Against.", "In favour of the resolution.")
+VOTE_OPENINGS = {"in favour": r"in\s+favou?r|for", "against": r"against",
+                 "abstain": r"abstain(?:s|ed|ing)?|abstention"}
+NEGATION = re.compile(r"\b(?:not|never|n't|neither|nor|cannot|no longer)\b")
+PREAMBLE = re.compile(r"^(?:as\s+(?:the\s+)?representative\s+of\s+[^,]+,\s*)")
+
+
+AUXILIARY = r"(?:(?:would|will|shall|did|does|do|has|have|had|also|hereby|then)\s+)*"
+
+
+def _states_vote(sentence: str, nation: str | None) -> bool:
+    """Whether the sentence opens with its subject (I, we, my delegation, or the asked
+    ``nation`` in any spelling :func:`canonical_member` knows) and a vote verb right after it
+    ("The United Kingdom voted against", "I would abstain")."""
+    verb = rf"\s*{AUXILIARY}(?:{'|'.join(VOTE_VERBS.values())})\b"
+    if re.match(rf"^(?:i|we|my\s+delegation|my\s+country){verb}", sentence):
+        return True
+    if not nation:
+        return False
+    words = re.sub(r"^the\s+", "", sentence).split(" ")
+    for k in range(1, min(len(words), 9)):
+        prefix = " ".join(words[:k])
+        if ((prefix == nation.lower() or canonical_member(prefix) == nation)
+                and re.match(verb, " " + " ".join(words[k:]))):
+            return True
+    return False
+
+
+def _sentences(reply: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?;])\s+|\n+", reply) if s.strip()]
+
+
+def _classes(sentence: str, nation: str | None) -> set[str]:
+    """The vote classes one sentence states for the subject (empty: it states none)."""
+    sentence = PREAMBLE.sub("", sentence)
+    found = {c for c, p in VOTE_OPENINGS.items() if re.match(rf"(?:{p})\b", sentence)}
+    if found:
+        return {c for c, p in VOTE_OPENINGS.items() if re.search(rf"\b(?:{p})\b", sentence)}
+    if not _states_vote(sentence, nation):
+        return set()
+    return {c for c, p in VOTE_VERBS.items() if re.search(rf"\b(?:{p})\b", sentence)}
+
+
+def read_option(text: str, options: tuple[str, ...], nation: str | None = None) -> str | None:
+    """The option a free-text reply chooses, lenient in form but never a guess.
+
+    Accepted: the option itself (:func:`parse_choice`); a sentence that opens with an option
+    ("Against.", "In favour of the resolution"); a sentence whose subject is I, we or the asked
+    ``nation`` and whose verb states a vote ("The United Kingdom voted against the
+    resolution.", "I would abstain"); for Yes/No a sentence opening with Yes or No, or such a
+    vote sentence (voted in favour: Yes; against or abstained: No). Unparseable (``None``):
+    sentences that disagree or name two options, any negation in a sentence that counts
+    ("did not vote in favour"), other subjects ("The Council voted against"), tallies.
+    """
+    exact = parse_choice(text, options)
+    if exact is not None:
+        return exact
+    reply = re.sub(r"[ \t]+", " ", re.sub(r"[*_`\"\[\]()]", " ", text).lower()
+                   .replace("\u2019", "'").replace("n't", " n't"))
+    lowered = [o.lower().replace("favor", "favour") for o in options]
+    yes_no = sorted(lowered) == ["no", "yes"]
+    if not yes_no and not set(lowered) <= set(VOTE_VERBS):
+        return None  # other option sets: only the exact form
+    stated: set[str] = set()
+    for sentence in _sentences(reply):
+        opening = re.match(r"^[\W\d]*(yes|no)\b", sentence) if yes_no else None
+        if opening:  # "No, it did not." states No; the negation agrees with it
+            stated.add(opening.group(1))
+            continue
+        classes = _classes(sentence, nation)
+        if yes_no:
+            classes = {"yes" if c == "in favour" else "no" for c in classes}
+        if classes and NEGATION.search(sentence):
+            return None
+        stated |= classes & set(lowered)
+    return options[lowered.index(stated.pop())] if len(stated) == 1 else None
 
 
 def display_name(member: str, date: dt.date) -> str:
@@ -110,8 +198,8 @@ class Probe(ABC):
         """The items of this test (``limit`` caps the drafts or attributes used per nation)."""
 
     def parse(self, item: Item, text: str) -> Any:
-        """The strict parse of a free-text reply (multiple choice by default)."""
-        return parse_choice(text, item.options or ())
+        """The parse of a free-text reply (multiple choice by default: :func:`read_option`)."""
+        return read_option(text, item.options or (), item.nation)
 
     @abstractmethod
     def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,

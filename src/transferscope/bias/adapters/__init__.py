@@ -1,0 +1,1 @@
+"""Adapters that turn other benchmarks' layouts into the items schema (:mod:`..items`)."""

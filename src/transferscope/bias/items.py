@@ -1,0 +1,237 @@
+"""Items as data: the bias tests on questions a user brings (``--items FILE``).
+
+A file holds one item per row, as JSON Lines (``.jsonl``), CSV (``.csv``) or Parquet
+(``.parquet``). Fields (docs/bias.md has the table):
+
+- ``id``: unique per file; ``test``: ``vote`` or ``directqa``;
+- ``form``: vote ``role`` (default; the model votes as the nation) or ``third person``;
+  directqa ``in favour`` (default; "did <nation> vote in favour?", Yes/No);
+- ``nation``: who votes (any country; the five permanent members get the headline scores,
+  every other country is scored on its own rows); directqa needs a permanent member;
+- ``date``: ``YYYY-MM-DD``; ``title`` (optional) and ``text``: the draft's description or full
+  text; ``gold``: vote ``in favour``/``against``/``abstain`` (three-way), directqa ``Yes``/``No``;
+- ``draft`` (optional): the draft's symbol, shared by the items about one draft (few-shot
+  examples never come from the same draft; debiasing never retrieves passages naming it);
+- ``options`` (optional): the answer options (a JSON list, or ``|``-separated in CSV); by
+  default ``In favour|Against|Abstain`` and ``Yes|No``; gold must be one of them;
+- ``prompt`` and ``system`` (optional): the user and system messages verbatim instead of ours.
+
+Every violation is one :class:`~transferscope.core.errors.InputError` line naming the file,
+the row, the field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from transferscope.bias.data.members import P5, canonical_member
+from transferscope.bias.probes.base import EXPERT_SYSTEM, Item
+from transferscope.core.errors import InputError, describe_value
+from transferscope.core.io import atomic_write_bytes, write_jsonl
+
+TESTS = ("vote", "directqa")
+FORMS = {"vote": ("role", "third person"), "directqa": ("in favour",)}
+DEFAULT_OPTIONS = {"vote": ("In favour", "Against", "Abstain"), "directqa": ("Yes", "No")}
+GOLD = {"vote": ("in favour", "against", "abstain"), "directqa": ("yes", "no")}
+REQUIRED = ("id", "test", "nation", "date", "text", "gold")
+OPTIONAL = ("form", "title", "draft", "options", "prompt", "system")
+SUFFIXES = (".jsonl", ".csv", ".parquet")
+
+
+def items_hash(path: str | Path) -> str:
+    """sha256 of the file's bytes: what ``run.json`` records, so a changed file shows."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, fields) per row; ``where`` is ``line N`` (JSONL) or ``row N`` (CSV, Parquet;
+    the first data row is 1)."""
+    if path.suffix == ".jsonl":
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: line {number}: not JSON ({exc.msg}): expected one "
+                                 "JSON object per line") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}: line {number}: {describe_value(row)}: expected a "
+                                 "JSON object with the item fields")
+            yield f"line {number}", row
+        return
+    try:
+        frame = (pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix == ".csv"
+                 else pd.read_parquet(path))
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot read it as {path.suffix[1:]} ({exc}): expected a "
+                         f"{path.suffix[1:]} file with the item fields") from None
+    for number, row in enumerate(frame.to_dict("records"), start=1):
+        yield f"row {number}", {k: v for k, v in row.items() if not _missing(v)}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value == ""
+
+
+def _text(row: dict[str, Any], name: str, where: str, required: bool = True) -> str | None:
+    value = row.get(name)
+    if _missing(value):
+        if required:
+            raise InputError(f"{where}: field {name} is missing or empty: expected "
+                             f"{_EXPECTED[name]}")
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+        raise InputError(f"{where}: field {name} = {describe_value(value)}: expected "
+                         f"{_EXPECTED[name]}")
+    return str(value).strip()
+
+
+_EXPECTED = {
+    "id": "a non-empty string, unique in the file",
+    "test": f"one of {', '.join(TESTS)}",
+    "nation": "a country name (directqa: a permanent member)",
+    "date": "a date YYYY-MM-DD",
+    "text": "the draft's description or full text",
+    "gold": "the correct answer",
+    "form": "the question form",
+    "title": "a string",
+    "draft": "the draft's symbol, e.g. S/2016/1100",
+    "prompt": "the user message as a string",
+    "system": "the system message as a string",
+    "options": "a list of non-empty strings (CSV: separated by |)",
+}
+
+
+def _options(row: dict[str, Any], test: str, where: str) -> tuple[str, ...]:
+    value = row.get("options")
+    if _missing(value):
+        return DEFAULT_OPTIONS[test]
+    if isinstance(value, str):
+        value = value.split("|")
+    elif hasattr(value, "tolist"):
+        value = value.tolist()  # Parquet lists arrive as numpy arrays
+    if (not isinstance(value, list) or len(value) < 2
+            or not all(isinstance(o, str) and o.strip() for o in value)
+            or len({o.strip().lower() for o in value}) != len(value)):
+        raise InputError(f"{where}: field options = {describe_value(row.get('options'))}: "
+                         f"expected at least two distinct non-empty strings (CSV: separated by |)")
+    return tuple(o.strip() for o in value)
+
+
+def parse_item_row(row: dict[str, Any], where: str) -> Item:
+    """One validated file row as an :class:`Item` (its prompt built unless given)."""
+    unknown = sorted(set(row) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise InputError(f"{where}: field {unknown[0]} = {describe_value(row[unknown[0]])}: "
+                         f"expected only the fields {', '.join(REQUIRED + OPTIONAL)}")
+    item_id = _text(row, "id", where)
+    test = (_text(row, "test", where) or "").lower()
+    if test not in TESTS:
+        raise InputError(f"{where}: field test = {describe_value(row['test'])}: expected "
+                         f"{_EXPECTED['test']}")
+    form = (_text(row, "form", where, required=False) or FORMS[test][0]).lower()
+    if form not in FORMS[test]:
+        raise InputError(f"{where}: field form = {describe_value(row['form'])}: expected one "
+                         f"of {', '.join(FORMS[test])} for test {test}")
+    nation = _text(row, "nation", where)
+    member = canonical_member(nation or "")
+    if test == "directqa" and member is None:
+        raise InputError(f"{where}: field nation = {describe_value(nation)}: expected a "
+                         f"permanent member ({', '.join(P5)}) for test directqa")
+    date_text = _text(row, "date", where)
+    try:
+        date = dt.date.fromisoformat(str(date_text)[:10])
+    except ValueError:
+        raise InputError(f"{where}: field date = {describe_value(date_text)}: expected "
+                         f"{_EXPECTED['date']}") from None
+    text = _text(row, "text", where)
+    title = _text(row, "title", where, required=False)
+    draft = _text(row, "draft", where, required=False)
+    options = _options(row, test, where)
+    gold_text = (_text(row, "gold", where) or "").lower()
+    allowed = [o.lower() for o in options] if row.get("options") else list(GOLD[test])
+    if gold_text not in allowed:
+        raise InputError(f"{where}: field gold = {describe_value(row['gold'])}: expected one "
+                         f"of {', '.join(allowed)}")
+    gold = gold_text if test == "vote" else options[allowed.index(gold_text)]
+    who = member or nation
+    conversation = [
+        {"role": "system", "content": _text(row, "system", where, required=False)
+         or _default_system(test, form, who, date)},
+        {"role": "user", "content": _text(row, "prompt", where, required=False)
+         or _default_prompt(test, form, who, date, title, text, options)}]
+    return Item(test=test, form=form, item_id=str(item_id), conversation=conversation,
+                options=options, nation=who, gold=gold,
+                meta={"source": "items file", "date": date.isoformat(), "title": title,
+                      "draft": draft or str(item_id)})
+
+
+def _default_system(test: str, form: str, nation: str | None, date: dt.date) -> str:
+    if test == "vote" and form == "role":
+        return f"You are the representative of {nation} on the United Nations Security Council."
+    return EXPERT_SYSTEM
+
+
+def _default_prompt(test: str, form: str, nation: str | None, date: dt.date, title: str | None,
+                    text: str | None, options: tuple[str, ...]) -> str:
+    """Ours: the draft by date, title and text, then the question and the options."""
+    named = f", titled \"{title}\"" if title else ""
+    draft = (f"a draft resolution put to the vote in the UN Security Council on "
+             f"{date.day} {date:%B %Y}{named}. Its text:\n{text}\n\n")
+    ask = f"Answer with exactly one of: {', '.join(options)}."
+    if test == "vote" and form == "role":
+        return f"This is {draft}How do you vote? {ask}"
+    if test == "vote":
+        return f"Consider {draft}How did {nation} vote? {ask}"
+    return f"Consider {draft}Did {nation} vote in favour of it? {ask}"
+
+
+def load_items(path: str | Path) -> list[Item]:
+    """Every item of an items file, validated (one error line for the first violation)."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise InputError(f"--items = {str(path)!r}: expected a file ending in "
+                         f"{', '.join(SUFFIXES)}")
+    if not path.is_file():
+        raise InputError(f"--items = {str(path)!r}: no such file: expected an items file")
+    items, seen = [], {}
+    for where, row in _rows(path):
+        item = parse_item_row(row, f"{path}: {where}")
+        if item.item_id in seen:
+            raise InputError(f"{path}: {where}: field id = {describe_value(item.item_id)}: "
+                             f"expected a unique id (also on {seen[item.item_id]})")
+        seen[item.item_id] = where
+        items.append(item)
+    if not items:
+        raise InputError(f"--items = {str(path)!r}: no rows: expected at least one item")
+    return items
+
+
+def write_items(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Write item rows, atomically, in the format ``path``'s suffix names (what an adapter
+    produces; CSV joins options with ``|``)."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return write_jsonl(path, rows)
+    frame = pd.DataFrame(rows)
+    if path.suffix == ".csv":
+        if "options" in frame:
+            frame["options"] = frame["options"].map(
+                lambda o: "|".join(o) if isinstance(o, list | tuple) else o)
+        atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
+    elif path.suffix == ".parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        atomic_write_bytes(path, buffer.getvalue())
+    else:
+        raise InputError(f"--out = {str(path)!r}: expected a file ending in {', '.join(SUFFIXES)}")
+    return path

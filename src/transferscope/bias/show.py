@@ -1,0 +1,117 @@
+"""Browse a finished run (``bias show RUN_DIR``): a terminal table and a per-item HTML page.
+
+Reads only what the run wrote (``run.json``, ``scores.csv``, ``answers.jsonl``); asks no model.
+Every piece of model or item text on the page is HTML-escaped, so a reply that contains markup
+is shown, never run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from transferscope.bias.data.members import P5
+from transferscope.bias.evaluate import read_answers
+from transferscope.bias.run_files import read_scores, read_summary
+from transferscope.core.io import atomic_write_bytes
+
+
+@dataclass
+class RunView:
+    """The terminal lines and where the per-item page was written."""
+
+    lines: list[str]
+    page: Path
+
+
+def _cell(row: Any) -> str:
+    flag = f"  {row.flag}" if isinstance(row.flag, str) and row.flag else ""
+    return (f"{row.test:9s} {row.form:13s} {row.nation:15s} {row.metric:12s} "
+            f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={int(row.n_items)} "
+            f"unparsed={int(row.n_unparsed) if pd.notna(row.n_unparsed) else 0}{flag}")
+
+
+def run_lines(summary: dict[str, Any], scores: pd.DataFrame, answers: list[dict[str, Any]]
+              ) -> list[str]:
+    """What ``bias show`` prints: the run's provenance, the headline cells, every other
+    country's own rows, and per test the answers that could not be placed."""
+    prov = summary.get("provenance") or {}
+    config = summary["config"]
+    lines = [f"model: {summary['backend']}  (fingerprint {prov.get('backend_fingerprint', '?')})",
+             f"items: {prov.get('items_file') or 'the UNSC record'}  "
+             f"sha256 {(prov.get('items_sha256') or prov.get('record_sha256') or '?')[:16]}",
+             f"version {prov.get('package_version', '?')}, commit {prov.get('git_commit')}; "
+             f"command: {prov.get('command_line')}",
+             f"settings: option scoring {config.get('option_scoring')}, max tokens "
+             f"{config.get('max_tokens')}, temperature {config.get('temperature')}, samples "
+             f"{config.get('samples')}, few-shot {config.get('few_shot')}, seed {config['seed']}",
+             "", "headline (positive = less favourable than the record supports):"]
+    if "n_unparsed" not in scores:
+        scores = scores.assign(n_unparsed=0)
+    head = scores[scores["headline"]]
+    lines += [_cell(r) for r in head.itertuples()]
+    others = scores[~scores["nation"].isin(P5) & (scores["metric"] == "B")]
+    if not others.empty:
+        lines += ["", "other members (not centred; not part of the headline):"]
+        lines += [_cell(r) for r in others.itertuples()]
+    lines += ["", "answers per test and form: parsed / unparseable / correct"]
+    frame = pd.DataFrame(answers)
+    if not frame.empty:
+        for (test, form), g in frame.groupby(["test", "form"], sort=False):
+            correct = g["correct"] if "correct" in g else pd.Series(dtype=object)
+            methods = ", ".join(sorted(set(g["method"].dropna())))
+            lines.append(f"{test:9s} {form:13s} {int(g['parsed'].sum())} / "
+                         f"{int((~g['parsed']).sum())} / {int((correct == True).sum())}"  # noqa: E712
+                         f"  ({methods})")
+    return lines
+
+
+def _esc(value: Any) -> str:
+    if value is None:
+        return ""
+    return html.escape(value if isinstance(value, str) else json.dumps(value, default=str))
+
+
+def items_page(summary: dict[str, Any], answers: list[dict[str, Any]]) -> str:
+    """One self-contained HTML page: every item with its messages, options (log-probabilities
+    where scored), reply, parse, gold and whether they agree; all text escaped."""
+    rows = []
+    for a in answers:
+        messages = "".join(f"<div class=m><b>{_esc(m.get('role'))}</b>: {_esc(m.get('content'))}"
+                           "</div>" for m in a.get("messages") or
+                           [{"role": "user", "content": a.get("prompt")}])
+        lp = a.get("option_logprobs") or {}
+        options = "<br>".join(f"{_esc(o)}" + (f" ({lp[o]:.3f})" if o in lp else "")
+                              for o in a.get("options") or [])
+        samples = "<br>".join(f"{_esc(s['reply'])} &rarr; {_esc(s['parse'])}"
+                              for s in a.get("samples") or [])
+        mark = {True: "yes", False: "no"}.get(a.get("correct"), "")
+        rows.append(f"<tr class='{'' if a.get('parsed') else 'unparsed'}'><td>{_esc(a['item_id'])}"
+                    f"</td><td>{_esc(a['test'])} / {_esc(a['form'])}</td><td>{_esc(a['nation'])}"
+                    f"</td><td>{messages}</td><td>{options}</td><td>{_esc(a.get('reply'))}"
+                    f"{'<hr>' + samples if samples else ''}</td><td>{_esc(a.get('choice'))}</td>"
+                    f"<td>{_esc(a.get('gold'))}</td><td>{mark}</td><td>{_esc(a.get('method'))}"
+                    "</td></tr>")
+    title = f"Items of {summary['backend']}"
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + _esc(title) +
+            "</title><style>body{font-family:sans-serif;font-size:13px}td{vertical-align:top;"
+            "border-bottom:1px solid #ccc;padding:4px}.m{white-space:pre-wrap;max-width:50em}"
+            ".unparsed{background:#fee}</style></head><body><h1>" + _esc(title) + "</h1>"
+            f"<p>{len(answers)} items; unparseable rows are shaded.</p><table><tr><th>item</th>"
+            "<th>test / form</th><th>nation</th><th>messages</th><th>options (log-prob)</th>"
+            "<th>reply</th><th>parse</th><th>gold</th><th>correct</th><th>method</th></tr>"
+            + "".join(rows) + "</table></body></html>")
+
+
+def show_run(run_dir: str | Path) -> RunView:
+    """Read a run folder; write ``items.html`` beside it; return the lines to print."""
+    run_dir = Path(run_dir)
+    summary, scores, answers = read_summary(run_dir), read_scores(run_dir), read_answers(run_dir)
+    page = run_dir / "items.html"
+    atomic_write_bytes(page, items_page(summary, answers).encode("utf-8"))
+    return RunView(run_lines(summary, scores, answers), page)
