@@ -17,6 +17,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import typer
 
 from transferscope.core.errors import TransferScopeError
+from transferscope.core.outdir import release_claims
 
 app = typer.Typer(
     name="transferscope",
@@ -108,6 +109,8 @@ def main() -> None:
         print(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
               file=sys.stderr)
         sys.exit(1)
+    finally:
+        release_claims()  # the --out locks this command took (a killed process drops them too)
 
 
 def _usage_line(err: typer.TyperException) -> str:

@@ -10,9 +10,12 @@ import pytest
 
 from transferscope.core.errors import InputError
 from transferscope.core.io import (
+    check_csv_layout,
     json_ready,
     load_array,
     read_json,
+    read_jsonl,
+    read_parquet,
     save_array,
     write_json,
     write_jsonl,
@@ -63,3 +66,55 @@ def test_arrays_round_trip_and_refuse_pickles(tmp_path):
     (tmp_path / "torn.npy").write_bytes(b"\x93NUMPY")
     with pytest.raises(InputError, match="torn.npy: damaged"):
         load_array(tmp_path / "torn.npy")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("text,text\na,b\n", "header: column 'text' appears 2 times"),
+    ("a,b\n1,2,3\n4,5\n", "line 2: 3 fields: expected 2"),  # pandas would shift it silently
+    ("a,b\n1,2\n3\n", "line 3: 1 fields: expected 2"),
+    ('a,b\n"x,y",2\n4,5,6\n', "line 3: 3 fields"),  # a quoted comma is one field
+])
+def test_csv_layout_names_the_line(tmp_path, text, fragment):
+    path = tmp_path / "t.csv"
+    path.write_text(text, "utf-8")
+    with pytest.raises(InputError) as caught:
+        check_csv_layout(path)
+    assert str(caught.value).startswith(f"{path}: ") and fragment in str(caught.value)
+
+
+def test_csv_layout_accepts_a_regular_table_gzip_and_tabs(tmp_path):
+    import gzip
+
+    (tmp_path / "t.csv").write_text('a,b\n"x,y",2\n\n3,4\n', "utf-8")
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n"))
+    (tmp_path / "t.tsv").write_text("a\tb\n1,5\t2\n", "utf-8")
+    assert check_csv_layout(tmp_path / "t.csv") is None
+    assert check_csv_layout(tmp_path / "t.csv.gz") is None
+    assert check_csv_layout(tmp_path / "t.tsv", "\t") is None
+    with pytest.raises(InputError, match="line 2: 2 fields: expected 1"):
+        check_csv_layout(tmp_path / "t.tsv")  # read with the wrong separator
+
+
+def test_read_parquet_names_the_damaged_or_foreign_file(tmp_path):
+    import pandas as pd
+
+    good = tmp_path / "good.parquet"
+    pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_parquet(good)
+    assert read_parquet(good, "table", ("a", "b"))["b"].tolist() == ["x", "y"]
+    with pytest.raises(InputError, match=r"good.parquet: column 'c' is missing"):
+        read_parquet(good, "table", ("a", "c"))
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match=r"junk.parquet: not a readable Parquet file"):
+        read_parquet(junk, "table")
+
+
+def test_read_jsonl_names_the_line_and_reads_gzip(tmp_path):
+    import gzip
+
+    path = tmp_path / "rows.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"a": 1}\n\n[2]\n{bad\n'))
+    with pytest.raises(InputError, match=r"rows.jsonl.gz: line 4: not valid JSON"):
+        read_jsonl(path, "rows")
+    path.write_bytes(gzip.compress(b'{"a": 1}\n\n[2]\n'))
+    assert read_jsonl(path, "rows") == [{"a": 1}, [2]]

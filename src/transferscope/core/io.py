@@ -8,8 +8,10 @@ whichever part wrote it.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import gzip
 import io
 import json
 import math
@@ -99,6 +101,78 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}): expected "
                          f"the {what}") from None
+
+
+def check_csv_layout(path: str | Path, sep: str = ",") -> None:
+    """A delimited text file (``.gz`` too) whose header names each column once and whose rows
+    each have one field per column; else one InputError naming the file and the line.
+
+    pandas reads both silently wrong: a repeated name becomes ``name.1`` and the first column
+    wins; a first row with one field too many turns the first column into the row index."""
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            rows = csv.reader(fh, delimiter=sep)
+            header = next(rows, None)
+            if header is None:
+                return  # empty: the table reader says so
+            names = [name.strip() for name in header]
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise InputError(f"{path}: header: column {repeated[0]!r} appears "
+                                 f"{names.count(repeated[0])} times: expected each column "
+                                 "name once")
+            for row in rows:
+                if row and len(row) != len(header):
+                    raise InputError(f"{path}: line {rows.line_num}: {len(row)} fields: "
+                                     f"expected {len(header)}, one per header column")
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read it as text ({exc}): expected a UTF-8 "
+                         "delimited table") from None
+
+
+def read_parquet(path: str | Path, what: str, columns: Iterable[str] = ()) -> Any:
+    """A Parquet file as a DataFrame holding ``columns``; a damaged or foreign file is one
+    InputError line naming it (and the first missing column)."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found: expected the {what}") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for damaged files
+        raise InputError(f"{path}: not a readable Parquet file ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:80]}): expected the {what}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: column {missing[0]!r} is missing: expected the {what} "
+                         f"(columns {', '.join(columns)})")
+    return frame
+
+
+def read_jsonl(path: str | Path, what: str) -> list[Any]:
+    """One JSON value per line (``.gz`` too), blank lines skipped; a damaged line is one
+    InputError naming the file and the line."""
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg}): "
+                                     f"expected the {what}, one JSON value per line") from None
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found: expected the {what}") from None
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read it ({exc}): expected the {what}") from None
+    return rows
 
 
 def save_array(path: str | Path, arr: Any, dtype: Any = None) -> Path:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from transferscope.core.errors import InputError
+from transferscope.core.outdir import claim_output
 
 
 def _stages(model: str, encoder: str):
@@ -58,6 +59,7 @@ def demo(
         if unknown:
             raise InputError(f"--only: unknown stage {unknown[0]!r}; expected some of {', '.join(known)}")
         stages = [s for s in stages if s.name in wanted]
+    claim_output(out)  # one demo per folder at a time; an unwritable --out fails now
     console = Console()
     page, failures = run_stages(stages, out, console, force=force)
     console.print(f"report: {page.resolve()}")
