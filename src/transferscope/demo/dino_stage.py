@@ -54,7 +54,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     result.commands = [
         "transferscope dino bench --quick --out dino_bench   # or without --quick: every task",
         "transferscope dino fit your.csv --features x1,x2 --target y --domain site "
-        "--target-domain B --kernel ntk --out model.pkl",
-        "transferscope dino predict model.pkl new_rows.csv --out predictions.csv",
+        "--target-domain B --kernel ntk --out model.safetensors",
+        "transferscope dino predict model.safetensors new_rows.csv --out predictions.csv",
     ]
     return result

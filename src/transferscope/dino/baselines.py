@@ -75,6 +75,8 @@ class _KernelGP(DomainRegressor):
             self._params = log_params.detach().clamp(-12.0, 12.0)
             self._posterior = ExactPosterior(covariance(self._params), ytr)
         self.input_scales_ = self._params[1 + n_groups:].exp().numpy()
+        self.amplitude_ = float(self._params[0].exp())
+        self.noises_ = (self._params[1:1 + n_groups].exp() + 1e-6).numpy()  # per noise group
         self._train_X = Xtr * self._params[1 + n_groups:].exp()
         self._target_noise = float(self._params[n_groups].exp() + 1e-6)
 

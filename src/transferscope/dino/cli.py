@@ -31,8 +31,9 @@ def fit(
     domain: Annotated[str, typer.Option(help="Domain column.")],
     target_domain: Annotated[str, typer.Option(help="Domain value of the target rows (numbers "
                                                "matched by value, text case-insensitively).")],
-    out: Annotated[Path, typer.Option(help="Where to write the fitted model.")] = Path(
-        "dino_model.pkl"),
+    out: Annotated[Path, typer.Option(help="Where to write the fitted model (safetensors: data "
+                                      "only, loading it runs no code).")] = Path(
+        "dino_model.safetensors"),
     source_domains: Annotated[str | None, typer.Option(
         help="Comma-separated domain values of the source rows (default: every other row).")
     ] = None,
@@ -61,13 +62,16 @@ def fit(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Fit DINO on the source rows and the labelled target rows of DATA."""
-    from transferscope.core.errors import input_error
+    from transferscope.dino import preflight
     from transferscope.dino.table_model import fit_table
 
-    if categorical not in (None, "one-hot"):
-        raise input_error("--categorical", "categorical", categorical, "'one-hot'")
+    columns = preflight.fit(
+        data, out, features=features, target=target, domain=domain,
+        source_domains=source_domains, categorical=categorical, impute=impute, holdout=holdout,
+        preset=preset, kernel=kernel, factor=factor, depth=depth, w_std=w_std, b_std=b_std,
+        n_base=n_base, steps=steps, lr=lr, batch_size=batch_size, seed=seed)
     done = fit_table(
-        data, _columns(features), target, domain, target_domain, out,
+        data, columns, target, domain, target_domain, out,
         source_domains=_columns(source_domains) if source_domains else None,
         categorical=categorical == "one-hot", impute=impute, holdout=holdout, preset=preset,
         seed=seed, kernel=kernel, factor=factor, depth=depth, w_std=w_std, b_std=b_std,
@@ -86,14 +90,17 @@ def fit(
 
 @app.command()
 def predict(
-    model_path: Annotated[Path, typer.Argument(help="Model written by `dino fit`.")],
+    model_path: Annotated[Path, typer.Argument(
+        help="Model written by `dino fit` (pickles are refused, never loaded).")],
     data: Annotated[Path, typer.Argument(help="CSV or Parquet table with the model's features.")],
     out: Annotated[Path, typer.Option(help="CSV with predictions and std.")] = Path(
         "dino_predictions.csv"),
 ) -> None:
     """Predict target-domain values (mean and predictive std) for every row of DATA."""
+    from transferscope.dino import preflight
     from transferscope.dino.table_model import predict_table
 
+    preflight.predict(model_path, data, out)
     done = predict_table(model_path, data, out)
     typer.echo(f"wrote {done.n_rows} predictions to {done.path}")
 
@@ -106,9 +113,11 @@ def bench(
         "dino_bench"),
 ) -> None:
     """Run every method on the offline tasks (cached, resumable) and write the tables."""
+    from transferscope.dino import preflight
     from transferscope.dino.evaluation import PROFILES
     from transferscope.dino.report import write_bench
 
+    preflight.output(out)
     done = write_bench(PROFILES["quick" if quick else "standard"], out)
     typer.echo(done.summary.to_string())
     typer.echo(done.ranks.to_string())
@@ -123,8 +132,10 @@ def report(
                      ] = False,
 ) -> None:
     """HTML/Markdown report: benchmark table (from the cache), MMD per task, finite-width check."""
+    from transferscope.dino import preflight
     from transferscope.dino.evaluation import PROFILES
     from transferscope.dino.report import write_full_report
 
+    preflight.output(out)
     path = write_full_report(PROFILES["quick" if quick else "standard"], out)
     typer.echo(f"wrote {path}")

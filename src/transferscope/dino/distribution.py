@@ -60,7 +60,10 @@ class DistributionFactor(torch.nn.Module):
         seed: int = 0,
         rank_tol: float = 1e-12,
         form: str = "cosine",
+        factor: torch.Tensor | None = None,
     ):
+        """``factor`` (the joint Gram's ``R``, source rows first) skips the factorisation: a
+        model file gives the stored one, so loading never depends on LAPACK's rounding."""
         super().__init__()
         self.form = form
         generator = torch.Generator().manual_seed(seed)
@@ -68,7 +71,8 @@ class DistributionFactor(torch.nn.Module):
         self.register_buffer("base_source", base_source.to(torch.float64))
         self.register_buffer("base_target", base_target.to(torch.float64))
         both = torch.cat([self.base_source, self.base_target])
-        factor, _ = pivoted_cholesky(kernel(both, both), rank_tol)
+        if factor is None:
+            factor, _ = pivoted_cholesky(kernel(both, both), rank_tol)
         self.register_buffer("factor_source", factor[: base_source.shape[0]])
         self.register_buffer("factor_target", factor[base_source.shape[0]:])
         self.phi = torch.nn.Sequential(

@@ -22,10 +22,10 @@ from transferscope.dino.gp import ExactPosterior, conditional_nll
 from transferscope.dino.inputs import DomainData
 from transferscope.dino.kernels import base_kernel, kernel_diag
 from transferscope.dino.scalable import (
-    BlockKernel,
     IterativePosterior,
+    LowRankProductKernel,
+    landmarks,
     neighbour_variance,
-    pivoted_cholesky,
 )
 
 
@@ -134,10 +134,25 @@ class DINORegressor(DomainRegressor):
         e = self.factor_.embedding(X, domain)
         if not self.transfer:
             return e
+        return (e.unsqueeze(2) * self._domain_vector(domain)).reshape(e.shape[0], -1)
+
+    def _domain_vector(self, domain: int) -> torch.Tensor:
+        """``c_domain`` (see ``embedding``); ``(1,)`` without ``transfer``."""
+        if not self.transfer:
+            return torch.ones(1, dtype=torch.float64)
         lam = torch.tanh(self._cross)
-        c = (torch.stack([torch.ones_like(lam), torch.zeros_like(lam)]) if domain == 0
-             else torch.stack([lam, torch.sqrt((1 - lam * lam).clamp_min(0.0))]))
-        return (e.unsqueeze(2) * c).reshape(e.shape[0], -1)
+        return (torch.stack([torch.ones_like(lam), torch.zeros_like(lam)]) if domain == 0
+                else torch.stack([lam, torch.sqrt((1 - lam * lam).clamp_min(0.0))]))
+
+    def training_kernel(self, Xs: torch.Tensor, Xt: torch.Tensor) -> LowRankProductKernel:
+        """The fitted (noiseless) DINO kernel on source ``Xs`` + labelled target ``Xt`` as a lazy
+        operator with O(n r) memory (``scalable.LowRankProductKernel``): what the large-n
+        posterior solves with, and what ``benchmarks/dino_scale.py`` hands to other solvers."""
+        E = torch.cat([self._embed(Xs, 0, unit=True), self._embed(Xt, 1, unit=True)])
+        C = torch.cat([self._domain_vector(0).expand(len(Xs), -1),
+                       self._domain_vector(1).expand(len(Xt), -1)])
+        return LowRankProductKernel(self._k, self._k_diag, torch.cat([Xs, Xt]), E, C,
+                                    self._amplitude())
 
     def _amplitude(self) -> torch.Tensor:
         return self._log_amplitude.clamp(-12.0, 12.0).exp()
@@ -169,10 +184,14 @@ class DINORegressor(DomainRegressor):
         self._train(Xs, ys, Xt, yt, target_inputs, n_steps)
         with torch.no_grad():
             self._build_posterior(Xs, ys, Xt, yt)
-            self.amplitude_ = float(self._amplitude())
-            self.noise_source_, self.noise_target_ = (float(v) for v in self._noises())
-            self.input_scales_ = self._log_scales.clamp(-12.0, 12.0).exp().numpy()
-            self.lambda_ = float(torch.tanh(self._cross)) if self.transfer else 1.0
+            self._record_fitted()
+
+    def _record_fitted(self) -> None:
+        """The fitted hyper-parameters as plain numbers (``amplitude_``, ``noise_*_``, ...)."""
+        self.amplitude_ = float(self._amplitude())
+        self.noise_source_, self.noise_target_ = (float(v) for v in self._noises())
+        self.input_scales_ = self._log_scales.clamp(-12.0, 12.0).exp().detach().numpy()
+        self.lambda_ = float(torch.tanh(self._cross)) if self.transfer else 1.0
 
     def _select_steps(self, Xs, ys, Xt, yt, target_inputs, n_val: int) -> int:
         """Early stopping on held-out target labels: train on the other labelled target points,
@@ -306,14 +325,19 @@ class DINORegressor(DomainRegressor):
         K_tt = amp * k_tt * (e_t @ e_t.transpose(0, 1)) + noise[1] * eye_t
         return conditional_nll(K_ss, K_st, K_tt, yb, yt) / yt.numel()
 
-    def _build_posterior(self, Xs, ys, Xt, yt) -> None:
+    def _set_training(self, Xs, ys, Xt, yt) -> None:
+        """Keep the training set and its noise; ``exact_`` says which posterior it gets."""
         noise = self._noises()
-        y = torch.cat([ys, yt])
         n_s, n_t = Xs.shape[0], Xt.shape[0]
-        self._X_train, self._n_source = torch.cat([Xs, Xt]), n_s
-        noise_vec = torch.cat([noise[0].expand(n_s), noise[1].expand(n_t)])
-        self._noise_train = noise_vec
+        self._X_train, self._y_train, self._n_source = torch.cat([Xs, Xt]), torch.cat([ys, yt]), n_s
+        self._noise_train = torch.cat([noise[0].expand(n_s), noise[1].expand(n_t)])
         self.exact_ = n_s + n_t <= self.exact_max
+        if not self.exact_:
+            self._operator = self.training_kernel(Xs, Xt)
+
+    def _build_posterior(self, Xs, ys, Xt, yt) -> None:
+        self._set_training(Xs, ys, Xt, yt)
+        noise_vec, y = self._noise_train, self._y_train
         if self.exact_:
             K = torch.cat([
                 torch.cat([self.dino_kernel(Xs, 0, Xs, 0), self.dino_kernel(Xs, 0, Xt, 1)], 1),
@@ -321,33 +345,28 @@ class DINORegressor(DomainRegressor):
             ])
             self._posterior = ExactPosterior(K + torch.diag(noise_vec), y)
             return
-        self._E_train = torch.cat([self._embed(Xs, 0), self._embed(Xt, 1)])
-        landmarks = self._landmarks(n_s, n_t)
-        kernel = BlockKernel(lambda a, b: self._train_kernel(slice(a, b), slice(None)),
-                             n_s + n_t, self.cache_gib * 2**30)
-        K_nm = self._train_kernel(slice(None), landmarks)
-        self.landmarks_ = landmarks.numpy()
-        self._posterior = IterativePosterior(kernel, K_nm, K_nm[landmarks], noise_vec, y,
-                                             self.cg_tol)
-        self.cg_iterations_, self.cg_residual_ = self._posterior.iterations, self._posterior.residual
+        n_s, n_t = Xs.shape[0], Xt.shape[0]
+        chosen = landmarks(self._operator, self.landmark_pool(n_s, n_t), self.n_inducing)
+        K_nm = self._operator.entries(slice(None), chosen)
+        self.landmarks_ = chosen.numpy()
+        posterior = IterativePosterior(self._operator.row_blocks(self.cache_gib * 2**30),
+                                       K_nm, K_nm[chosen], noise_vec, y, self.cg_tol)
+        self._weights = posterior.weights
+        self.cg_iterations_, self.cg_residual_ = posterior.iterations, posterior.residual
 
-    def _embed(self, X: torch.Tensor, domain: int, chunk: int = 4096) -> torch.Tensor:
-        """Unit embeddings of many points, in row blocks (each block is n_chunk x n_base)."""
-        return torch.cat([self.embedding(Xc, domain) for Xc in torch.split(X, chunk)])
+    def _embed(self, X: torch.Tensor, domain: int, chunk: int = 4096, unit: bool = False
+               ) -> torch.Tensor:
+        """Embeddings of many points in row blocks (each block is n_chunk x n_base): the
+        factor's ``e_a`` alone with ``unit``, else ``embedding`` (with the domain vector)."""
+        embed = self.factor_.embedding if unit else self.embedding
+        return torch.cat([embed(Xc, domain) for Xc in torch.split(X, chunk)])
 
-    def _train_kernel(self, rows, cols) -> torch.Tensor:
-        """Noiseless DINO kernel between training rows and columns (index or slice each)."""
-        X, E = self._X_train, self._E_train
-        return self._amplitude() * self._k(X[rows], X[cols]) * (E[rows] @ E[cols].transpose(-1, -2))
-
-    def _landmarks(self, n_s: int, n_t: int) -> torch.Tensor:
-        """The first ``n_inducing`` pivots of a pivoted Cholesky of the kernel on a pool: every
-        labelled target point and random source points, ``4 * n_inducing`` in all (our choice)."""
+    def landmark_pool(self, n_s: int, n_t: int) -> torch.Tensor:
+        """Where landmarks are picked: every labelled target point (indices after the ``n_s``
+        source points) and random source points, ``4 * n_inducing`` in all (our choice)."""
         rng = np.random.default_rng(self.random_state + 1)
         n_pool_source = max(0, min(n_s, 4 * self.n_inducing - n_t))
-        pool = torch.cat([_subset(rng, n_s, n_pool_source), torch.arange(n_s, n_s + n_t)])
-        _, pivots = pivoted_cholesky(self._train_kernel(pool, pool), 1e-10)
-        return pool[pivots[: self.n_inducing]]
+        return torch.cat([_subset(rng, n_s, n_pool_source), torch.arange(n_s, n_s + n_t)])
 
     # -- predict --------------------------------------------------------------------------------
     def _predict_scaled(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -363,13 +382,77 @@ class DINORegressor(DomainRegressor):
             Xs, Xt = self._X_train[: self._n_source], self._X_train[self._n_source:]
             K_star = torch.cat([self.dino_kernel(X, 1, Xs, 0), self.dino_kernel(X, 1, Xt, 1)], 1)
             return self._posterior.predict(K_star, prior)
-        K_star = (self._amplitude() * self._k(X, self._X_train)
-                  * (E_star @ self._E_train.transpose(0, 1)))
-        variance = neighbour_variance(
-            K_star, prior,
-            self._amplitude() * self._k_diag(self._X_train) * (self._E_train**2).sum(1),
-            lambda idx: self._train_kernel(idx, idx), self._noise_train, self.n_neighbours)
-        return self._posterior.mean(K_star), variance
+        op = self._operator
+        K_star = op.cross(X, self.factor_.embedding(X, 1), self._domain_vector(1).expand(len(X), -1))
+        variance = neighbour_variance(K_star, prior, op.diagonal(),
+                                      lambda idx: op.entries(idx, idx), self._noise_train,
+                                      self.n_neighbours)
+        return K_star @ self._weights, variance
+
+    # -- model files ----------------------------------------------------------------------------
+    def fitted_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """Everything ``predict`` needs as JSON-able settings and named float64 arrays (no
+        Python objects): what ``dino/io.py`` writes to a model file. The exact posterior's
+        Cholesky factor is not stored but recomputed by ``from_fitted_state`` (same inputs,
+        same factor); the CG path stores its weights (a solve would take minutes)."""
+        settings = {"params": self.get_params(), "n_features_in": self.n_features_in_,
+                    "n_outputs": self.n_outputs_, "y_is_1d": bool(self._y_is_1d),
+                    "n_source": self._n_source, "exact": bool(self.exact_),
+                    "selected_steps": self.selected_steps_, "loss_curve": self.loss_curve_,
+                    "validation_curve": self.validation_curve_}
+        if not self.exact_:
+            settings |= {"cg_iterations": self.cg_iterations_, "cg_residual": self.cg_residual_}
+        arrays = {"y_mean": self.y_mean_, "y_scale": self.y_scale_,
+                  "log_scales": self._log_scales, "log_amplitude": self._log_amplitude,
+                  "log_noise": self._log_noise, "cross": self._cross,
+                  "X_train": self._X_train, "y_train": self._y_train}
+        arrays |= {f"factor.{k}": v for k, v in self.factor_.state_dict().items()}
+        if not self.exact_:
+            arrays |= {"cg_weights": self._weights,
+                       "landmarks": torch.from_numpy(self.landmarks_.astype(np.float64))}
+        return settings, {k: np.array(torch.as_tensor(v).detach().numpy(), dtype=np.float64,
+                                      order="C") for k, v in arrays.items()}
+
+    @classmethod
+    def from_fitted_state(cls, settings: dict, arrays: dict[str, np.ndarray]) -> DINORegressor:
+        """The fitted estimator back from ``fitted_state()`` (KeyError/ValueError/RuntimeError
+        on missing or mis-shaped parts; ``dino/io.py`` turns them into one error line)."""
+        model = cls(**settings["params"])
+        t = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in arrays.items()}
+        model.n_features_in_, model.n_outputs_ = settings["n_features_in"], settings["n_outputs"]
+        model._y_is_1d = settings["y_is_1d"]
+        model.y_mean_, model.y_scale_ = arrays["y_mean"].copy(), arrays["y_scale"].copy()
+        model.selected_steps_ = settings["selected_steps"]
+        model.loss_curve_, model.validation_curve_ = settings["loss_curve"], [
+            tuple(v) for v in settings["validation_curve"]]
+        model._log_scales, model._log_amplitude = t["log_scales"], t["log_amplitude"]
+        model._log_noise, model._cross = t["log_noise"], t["cross"]
+        model.factor_ = DistributionFactor(
+            model._k_raw, t["factor.base_source"], t["factor.base_target"], model.hidden,
+            model.random_state, model.rank_tol, model.factor,
+            torch.cat([t["factor.factor_source"], t["factor.factor_target"]]))
+        model.factor_.load_state_dict({k[len("factor."):]: v for k, v in t.items()
+                                       if k.startswith("factor.")})
+        X, y, n_s = t["X_train"], t["y_train"], settings["n_source"]
+        if X.shape[1:] != (model.n_features_in_,) or y.shape != (len(X), model.n_outputs_):
+            raise ValueError(f"training arrays of shapes {tuple(X.shape)} and {tuple(y.shape)} "
+                             f"for {model.n_features_in_} features, {model.n_outputs_} outputs")
+        if not settings["exact"] and t["cg_weights"].shape != y.shape:
+            raise ValueError(f"CG weights of shape {tuple(t['cg_weights'].shape)}, targets "
+                             f"{tuple(y.shape)}")
+        if (len(X) <= model.exact_max) != settings["exact"]:
+            raise ValueError("the exact-posterior flag does not match the training set size")
+        with torch.no_grad():
+            if settings["exact"]:
+                model._build_posterior(X[:n_s], y[:n_s], X[n_s:], y[n_s:])
+            else:
+                model._set_training(X[:n_s], y[:n_s], X[n_s:], y[n_s:])
+                model._weights = t["cg_weights"]
+                model.landmarks_ = arrays["landmarks"].astype(np.int64)
+                model.cg_iterations_ = settings["cg_iterations"]
+                model.cg_residual_ = settings["cg_residual"]
+            model._record_fitted()
+        return model
 
 
 def _subset(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from transferscope.core.checks import check_magnitude
 from transferscope.core.errors import input_error
 
 DOMAIN_CODES = {"source": 0, "target": 1, "unlabelled": 2, "unlabeled": 2}
@@ -55,6 +56,7 @@ def as_matrix(value: object, field: str, source: str = "fit") -> np.ndarray:
         raise input_error(source, f"{field}.shape", arr.shape, "a non-empty 2-D array")
     if not np.isfinite(arr).all():
         raise input_error(source, field, _first_bad(arr), "finite numbers (no NaN or inf)")
+    check_magnitude(arr, source, field)  # squared by the scaler, the kernels and the GP
     return arr
 
 

@@ -3,17 +3,24 @@ models and prediction tables out (the input and output edge of ``dino fit|predic
 
 from __future__ import annotations
 
-import pickle
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import safetensors.numpy
+from safetensors import SafetensorError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from transferscope.core.checks import MAX_MAGNITUDE
 from transferscope.core.errors import input_error
-from transferscope.core.io import atomic_write_bytes
+from transferscope.core.io import atomic_write_bytes, check_csv_layout
+from transferscope.dino.estimator import DINORegressor
 
-MODEL_FORMAT = "transferscope-dino-model-v2"
+MODEL_FORMAT = "transferscope-dino-model"
+MODEL_VERSION = 3  # 1-2: pickles (never read: unpickling a file can run code)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -22,6 +29,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise input_error(str(path), "file", str(path), "an existing CSV or Parquet file")
     name = path.name.lower()
+    if name.endswith((".csv", ".csv.gz", ".txt")):
+        check_csv_layout(path)  # a repeated column name or a ragged row, named by line
     try:
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
@@ -62,6 +71,12 @@ def numeric_columns(
                               _cell(frame[col].iloc[pos]),
                               "a finite number" + (" (or --impute mean|median|drop)" if empty
                                                    else ""))
+        huge = np.abs(array) > MAX_MAGNITUDE  # squared in the scaler and the kernels
+        if huge.any():
+            pos = int(np.flatnonzero(huge)[0])
+            raise input_error(path, f"{role} column '{col}' row {rows[pos]}", array[pos].item(),
+                              f"a magnitude at most {MAX_MAGNITUDE:g} (its square must not "
+                              "overflow)")
         out.append(array)
     return np.column_stack(out)
 
@@ -238,25 +253,91 @@ class TableModel:
 
 
 def save_model(path: str | Path, model: TableModel) -> Path:
-    """Pickle the model atomically, tagged with ``MODEL_FORMAT`` so a wrong file is caught."""
-    payload = {"format": MODEL_FORMAT, "features": model.features, "target": model.target,
-               "pipeline": model.pipeline, "encoder": model.encoder}
-    atomic_write_bytes(path, pickle.dumps(payload))
+    """Write the model atomically as a safetensors file: named float64 arrays plus JSON
+    settings in its header (``MODEL_FORMAT``, ``MODEL_VERSION``). Data only: reading it runs
+    no code, unlike a pickle (issue #20)."""
+    scaler, dino = model.pipeline[0], model.pipeline[-1]
+    dino_settings, arrays = dino.fitted_state()
+    settings = {"features": model.features, "target": model.target,
+                "encoder": asdict(model.encoder), "scaler": scaler.get_params(),
+                "scaler_samples": int(np.max(scaler.n_samples_seen_)), "dino": dino_settings}
+    arrays = {f"dino.{k}": v for k, v in arrays.items()}
+    arrays |= {f"scaler.{k}": np.asarray(getattr(scaler, f"{k}_"), dtype=np.float64)
+               for k in ("mean", "var", "scale")}
+    metadata = {"format": MODEL_FORMAT, "version": str(MODEL_VERSION),
+                "settings": json.dumps(settings)}
+    atomic_write_bytes(path, safetensors.numpy.save(arrays, metadata=metadata))
     return Path(path)
 
 
 def load_model(path: str | Path) -> TableModel:
-    """A model written by :func:`save_model`; anything else is one clear InputError."""
+    """A model written by :func:`save_model`. Anything else (a pickle, which is never
+    unpickled; a damaged or truncated file; another version) is one clear InputError."""
     path = Path(path)
+    expected = f"a {MODEL_FORMAT} version {MODEL_VERSION} file written by `transferscope dino fit`"
     try:
-        payload = pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError) as err:
-        raise input_error(str(path), "model file", str(err)[:60],
-                          "a model written by `transferscope dino fit`") from err
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise input_error(str(path), "format", type(payload).__name__, MODEL_FORMAT)
-    return TableModel(payload["pipeline"], payload["features"], payload["target"],
-                      payload["encoder"])
+        raw = path.read_bytes()
+    except OSError as err:
+        raise input_error(str(path), "model file", err.strerror or str(err), expected) from err
+    metadata = _safetensors_metadata(raw, str(path), expected)
+    if metadata.get("format") != MODEL_FORMAT:
+        raise input_error(str(path), "model format", metadata.get("format", "none"), expected)
+    if metadata.get("version") != str(MODEL_VERSION):
+        raise input_error(str(path), "model version", metadata.get("version", "none"),
+                          f"{MODEL_VERSION} (refit the model with this version's `dino fit`)")
+    try:
+        arrays = safetensors.numpy.load(raw)
+        settings = json.loads(metadata["settings"])
+        return _table_model(settings, arrays)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError,
+            SafetensorError) as err:
+        detail = f"{type(err).__name__}: {err}".splitlines()[0][:100]
+        raise input_error(str(path), "model contents", detail, expected) from err
+
+
+def _safetensors_metadata(raw: bytes, path: str, expected: str) -> dict[str, str]:
+    """The JSON header's ``__metadata__``, read without trusting the file; a pickle is named."""
+    size = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else -1
+    if not 2 <= size <= len(raw) - 8:
+        if raw[:1] == b"\x80" and raw[-1:] == b".":  # pickle protocol >= 2: PROTO ... STOP
+            raise input_error(path, "model file", "a Python pickle (never loaded: unpickling "
+                              "can run code)", expected)
+        if len(raw) < 8:
+            raise input_error(path, "model file", f"{len(raw)} bytes", expected)
+        raise input_error(path, "model header length", size,
+                          f"at most the {len(raw) - 8} bytes after it (truncated, or {expected})")
+    try:
+        header = json.loads(raw[8:8 + size].decode("utf-8"))
+        metadata = header["__metadata__"]
+        end = 8 + size + max((int(entry["data_offsets"][1]) for key, entry in header.items()
+                              if key != "__metadata__"), default=0)
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError) as err:
+        raise input_error(path, "model header", type(err).__name__, expected) from err
+    if not isinstance(metadata, dict):
+        raise input_error(path, "model header", type(metadata).__name__, expected)
+    if end != len(raw):
+        raise input_error(path, "model file length", f"{len(raw)} bytes",
+                          f"{end} as its header says (truncated or damaged file)")
+    return metadata
+
+
+def _table_model(settings: dict, arrays: dict[str, np.ndarray]) -> TableModel:
+    """Rebuild scaler + DINO pipeline and encoder from a model file's settings and arrays."""
+    broken = [name for name, values in arrays.items() if not np.isfinite(values).all()]
+    if broken:
+        raise ValueError(f"non-finite values in '{broken[0]}'")
+    scaler = StandardScaler(**settings["scaler"])
+    scaler.mean_, scaler.var_, scaler.scale_ = (arrays[f"scaler.{k}"]
+                                                for k in ("mean", "var", "scale"))
+    scaler.n_features_in_, scaler.n_samples_seen_ = len(scaler.mean_), settings["scaler_samples"]
+    dino = DINORegressor.from_fitted_state(
+        settings["dino"], {k[len("dino."):]: v for k, v in arrays.items() if k.startswith("dino.")})
+    if dino.n_features_in_ != scaler.n_features_in_:
+        raise ValueError(f"scaler has {scaler.n_features_in_} features, the model "
+                         f"{dino.n_features_in_}")
+    encoder = FeatureEncoder(**settings["encoder"])
+    return TableModel(make_pipeline(scaler, dino), list(settings["features"]),
+                      str(settings["target"]), encoder)
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> Path:

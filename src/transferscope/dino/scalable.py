@@ -2,6 +2,9 @@
 
 A Cholesky of the n x n training kernel costs O(n^3) time and two n x n copies of memory. Here:
 
+* **Kernel**: ``LowRankProductKernel`` keeps the DINO kernel's structure ``a k(x, x') e(x)^T e(x')
+  c(x)^T c(x')`` (base kernel times a low-rank embedding factor times the 2-d domain factor):
+  inputs, embeddings and domain vectors only, memory O(n r); entries are computed on request.
 * **Landmarks**: a pivoted Cholesky (LAPACK ``dpstrf``) of the kernel on a pool of training
   points picks, greedily, the point with the largest prior variance not yet explained by the
   points picked before; the first ``m`` pivots are the landmarks.
@@ -77,6 +80,53 @@ def conjugate_gradients(
         p = z + (rz_new / rz) * p
         rz = rz_new
     return x, iterations, residual
+
+
+class LowRankProductKernel:
+    """The noiseless DINO training kernel ``K_ij = a k(x_i, x_j) (e_i . e_j) (c_i . c_j)``, lazily.
+
+    ``e`` are the distribution factor's embeddings (n x r), ``c`` the domain vectors (n x q, q 1
+    or 2). Only ``X``, ``E`` and ``C`` are stored: memory O(n (d + r)), never n x n; entries are
+    computed on request. Keeping ``c`` apart from ``e`` (instead of their n x qr Kronecker
+    product) halves the cost of every block when the cross-domain factor is on.
+    """
+
+    def __init__(self, k: Callable, k_diag: Callable, X: torch.Tensor, E: torch.Tensor,
+                 C: torch.Tensor, amplitude: torch.Tensor):
+        self.k, self.k_diag, self.X, self.E, self.C, self.amplitude = k, k_diag, X, E, C, amplitude
+
+    @property
+    def n(self) -> int:
+        """Number of training points."""
+        return self.X.shape[0]
+
+    def entries(self, rows, cols) -> torch.Tensor:
+        """``K[rows][:, cols]`` for index tensors or slices (leading batch dimensions allowed,
+        e.g. a (b, s) index gives b blocks of s x s)."""
+        return self.cross(self.X[rows], self.E[rows], self.C[rows], cols)
+
+    def cross(self, X: torch.Tensor, E: torch.Tensor, C: torch.Tensor, cols=slice(None)
+              ) -> torch.Tensor:
+        """Kernel between new points (inputs ``X``, embeddings ``E``, domain vectors ``C``) and
+        the training points ``cols``."""
+        return (self.amplitude * self.k(X, self.X[cols])
+                * (E @ self.E[cols].transpose(-1, -2)) * (C @ self.C[cols].transpose(-1, -2)))
+
+    def diagonal(self) -> torch.Tensor:
+        """``diag K`` in O(n r)."""
+        return (self.amplitude * self.k_diag(self.X) * (self.E * self.E).sum(1)
+                * (self.C * self.C).sum(1))
+
+    def row_blocks(self, cache_bytes: float) -> BlockKernel:
+        """The kernel as row blocks for CG products, cached while it fits ``cache_bytes``."""
+        return BlockKernel(lambda a, b: self.entries(slice(a, b), slice(None)), self.n,
+                           cache_bytes)
+
+
+def landmarks(kernel: LowRankProductKernel, pool: torch.Tensor, m: int) -> torch.Tensor:
+    """The first ``m`` pivots of a pivoted Cholesky of the kernel on the points ``pool``."""
+    _, pivots = pivoted_cholesky(kernel.entries(pool, pool), 1e-10)
+    return pool[pivots[:m]]
 
 
 class BlockKernel:

@@ -155,6 +155,11 @@ def predict_table(model_path: str | Path, data: str | Path, out: str | Path) -> 
     mean, std = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
     if keep.any():
         mean[keep], std[keep] = model.pipeline.predict(X, return_std=True)
+        broken = keep & ~(np.isfinite(mean) & np.isfinite(std))
+        if broken.any():  # never an empty prediction with exit 0
+            raise input_error(str(data), "row", int(np.flatnonzero(broken)[0]),
+                              "features the model can predict from (its prediction is not "
+                              "a finite number)")
     result = frame.copy()
     result[f"{model.target}_pred"] = mean
     result[f"{model.target}_std"] = std
