@@ -15,28 +15,12 @@ import sys
 import numpy as np
 import pytest
 
+from tests.cli_inprocess import invoke_cli as run_cli
 from transferscope.ntk import data
 
 TEMPLATE = 'Is the word "{text}" positive or negative? Answer:'
 # SmolLM2-135M-Instruct by default; a local directory holding the same model can stand in
 MODEL = os.environ.get("TRANSFERSCOPE_TEST_SMOLLM2", "smollm2")
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Call the real entry point in-process: exit code, stdout, stderr."""
-    from transferscope.cli import main
-
-    argv = sys.argv
-    sys.argv = ["transferscope", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    finally:
-        sys.argv = argv
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +75,11 @@ def test_kernel_run_matches_plain_transformers(kernel_run):
     assert np.linalg.eigvalsh(kernel).min() > -1e-8 * np.abs(kernel).max()
 
 
-def test_spectrum_command(kernel_run, capsys):
+def test_spectrum_command(kernel_run, tmp_path, capsys):
+    """On the real run: eigenvalues as numpy's and the figure. On two run folders whose kernel
+    has a planted spectrum (``K/n = U diag(lambda) U^T``): each fit returns the planted rate and
+    constant, the other shape's rate is numpy's least squares on the planted values, and the
+    true shape is preferred."""
     code, out, err = run_cli(capsys, "ntk", "spectrum", str(kernel_run), "--n-boot", "20",
                              "--first", "1", "--last", "6")
     assert code == 0, err
@@ -100,10 +88,35 @@ def test_spectrum_command(kernel_run, capsys):
     np.testing.assert_allclose(result["eigenvalues"], np.linalg.eigvalsh(kernel / 8)[::-1],
                                rtol=1e-8, atol=1e-12 * np.trace(kernel))
     assert set(result["fits"]) == {"polynomial", "exponential"}
-    for fit in result["fits"].values():
-        assert fit["index_range"] == [1, 6] and fit["r_squared"] <= 1.0
     assert (kernel_run / "spectrum.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "polynomial" in out
+
+    n, index = 12, np.arange(1, 13)
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(n, n)))[0]
+    planted = {"polynomial": (3.0 * index**-2.0, 2.0, 3.0, "n^(-0.667)"),
+               "exponential": (2.0 * np.exp(-0.7 * index), 0.7, 2.0, "log(n)/n")}
+    designs = {"polynomial": np.log(index[:10]), "exponential": index[:10].astype(float)}
+    for shape, (lam, rate, constant, implied) in planted.items():
+        run = tmp_path / shape
+        run.mkdir()
+        np.save(run / "kernel.npy", n * (basis * lam) @ basis.T)
+        np.save(run / "f0.npy", np.zeros(n))
+        np.save(run / "labels.npy", np.resize([1.0, -1.0], n))
+        (run / "meta.json").write_text("{}")
+        code, out, err = run_cli(capsys, "ntk", "spectrum", str(run), "--n-boot", "20",
+                                 "--first", "1", "--last", "10")
+        assert code == 0, err
+        result = json.loads((run / "spectrum.json").read_text())
+        fit = result["fits"][shape]
+        assert fit["index_range"] == [1, 10]
+        assert fit["rate"] == pytest.approx(rate, rel=1e-9)
+        assert fit["constant"] == pytest.approx(constant, rel=1e-9)
+        assert fit["r_squared"] == pytest.approx(1.0, abs=1e-12)
+        other = "exponential" if shape == "polynomial" else "polynomial"
+        slope, _ = np.polyfit(designs[other], np.log(lam[:10]), 1)
+        assert result["fits"][other]["rate"] == pytest.approx(-slope, rel=1e-9)
+        assert result["fits"][other]["r_squared"] < 0.99
+        assert result["preferred_model"] == shape and result["implied_rate"] == implied
 
 
 def brute_t_hat(eigs: np.ndarray, eta: float, sigma: float, radius: float) -> int:
@@ -222,7 +235,7 @@ def test_validate_takes_a_small_user_file_with_default_sizes(tmp_path, capsys):
                     + "".join(f"{w},neg\n" for w in neg))
     code, _, err = run_cli(capsys, "ntk", "validate", "--model", MODEL, "--data", str(path),
                            "--template", TEMPLATE, "--label-words", "positive,negative",
-                           "--out", str(tmp_path / "v"))
+                           "--real-splits", "0", "--out", str(tmp_path / "v"))
     assert code == 0, err
     result = json.loads((tmp_path / "v" / "validate.json").read_text())
     assert result["pool"] == 40 and result["held_out_sizes"] == [32]  # 40 rows fit the defaults
@@ -230,3 +243,114 @@ def test_validate_takes_a_small_user_file_with_default_sizes(tmp_path, capsys):
     assert sum(s["setting"]["n"] == 32 for s in result["held_out"]["splits"]) >= 10
     assert "(a) Planted truths" in (tmp_path / "v" / "validate.md").read_text()
     assert all(s["setting"]["n_test"] == 8 for s in result["held_out"]["splits"])
+    assert result["real_finetuning"] == {"run": False, "reason": "--real-splits 0"}
+
+
+HAS_CUDA = __import__("torch").cuda.is_available()
+_SMALL = ("--n", "4")
+DEVICE_COMMANDS = {
+    "kernel": _SMALL, "finetune": ("--n", "4", "--n-test", "4", "--steps", "1"),
+    "rates": ("--sizes", "4,6", "--pool", "8", "--n-test", "4"),
+    "taskvec": ("--n-train", "2", "--n-test", "2", "--steps", "1"),
+    "report": (), "validate": (),
+}
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA: --device cuda is valid here")
+@pytest.mark.parametrize("command", sorted(DEVICE_COMMANDS))
+def test_device_cuda_without_cuda_is_one_line_before_any_model_load(command, tmp_path, capsys,
+                                                                     monkeypatch):
+    from transferscope.ntk import task as ntk_task
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before --device was checked")
+
+    monkeypatch.setattr(ntk_task, "_load", no_model)
+    code, _, err = run_cli(capsys, "ntk", command, *DEVICE_COMMANDS[command], "--device",
+                           "cuda", "--out", str(tmp_path / "r"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: --device: device = 'cuda'") and "no CUDA" in lines[0]
+
+
+def test_device_option_resolves_auto_and_rejects_an_unknown_name(tmp_path, capsys):
+    import torch
+
+    from transferscope.ntk.device import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    code, _, err = run_cli(capsys, "ntk", "kernel", "--n", "4", "--device", "gpu0", "--out",
+                           str(tmp_path / "r"))
+    assert code == 2 and "--device: device = 'gpu0': expected auto, cpu or cuda" in err
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not HAS_CUDA, reason="no CUDA device here: the CUDA path runs where torch.cuda.is_available()"
+))])
+def test_kernel_and_fine_tuning_on_each_device_match_plain_autograd_on_the_cpu(device,
+                                                                               tmp_path):
+    """f_0, one kernel entry and one real gradient step on ``device`` against a plain
+    transformers model on the CPU (forward pass, autograd, a hand-made SGD step)."""
+    import torch
+
+    from transferscope.core.models import load_causal_lm
+    from transferscope.ntk import pipeline
+    from transferscope.ntk.experiments.finetune import FinetuneConfig, finetune
+
+    run = pipeline.run_kernel(tmp_path / "k", MODEL, pipeline.DataSource(),
+                              pipeline.KernelOptions(params="last-1",
+                                                     n=4, seed=5, device=device),
+                              progress=False)
+    model, tok = load_causal_lm(MODEL)
+    pos, neg = (tok.encode(f" {w}", add_special_tokens=False)[0]
+                for w in ("positive", "negative"))
+    chosen = [p for name, p in model.named_parameters() if ".layers.29." in name]
+    lr, i = 0.01, 2
+    ids = tok(TEMPLATE.replace("{text}", run.texts[i]), return_tensors="pt")
+    logits = model(**ids).logits[0, -1].double()
+    f = logits[pos] - logits[neg]
+    grads = torch.autograd.grad(f, chosen)
+    assert run.f0[i] == pytest.approx(f.item(), abs=1e-4)
+    assert run.kernel[i, i] == pytest.approx(sum(float((g.double() ** 2).sum()) for g in grads),
+                                             rel=1e-4)
+    # one full-batch step on the half squared loss, on the 4 words, by hand on the CPU
+    loss = 0.0
+    for text, y in zip(run.texts, run.targets, strict=True):
+        out = model(**tok(TEMPLATE.replace("{text}", text), return_tensors="pt")).logits[0, -1]
+        loss = loss + 0.5 * (out[pos] - out[neg] - float(y)) ** 2 / len(run.texts)
+    grads = torch.autograd.grad(loss, chosen)
+    with torch.no_grad():
+        for p, g in zip(chosen, grads, strict=True):
+            p -= lr * g
+        after = model(**tok(TEMPLATE.replace("{text}", run.texts[i]), return_tensors="pt")
+                      ).logits[0, -1]
+    from transferscope.ntk.task import PromptTask
+
+    task = PromptTask(TEMPLATE, ["positive", "negative"], model=MODEL, device=device)
+    assert task.device.type == device
+    rows = data.LabeledTexts(tuple(run.texts), run.targets, ["negative", "positive"], "test")
+    result = finetune(task, rows, rows, FinetuneConfig(params="last-1", steps=1,
+                                                       learning_rate=lr), tmp_path / "ft")
+    assert result.test_outputs[1][i] == pytest.approx(float(after[pos] - after[neg]), abs=2e-4)
+
+
+def test_a_40_row_file_runs_kernel_with_default_n_and_taskvec_as_a_task(tmp_path, capsys):
+    words = data.get_task("sentiment-words").load()
+    pos = [w for w, t in zip(words.texts, words.targets, strict=True) if t > 0][:20]
+    neg = [w for w, t in zip(words.texts, words.targets, strict=True) if t < 0][:20]
+    path = tmp_path / "words.csv"
+    path.write_text("text,label\n" + "".join(f"{w},pos\n" for w in pos)
+                    + "".join(f"{w},neg\n" for w in neg))
+    source = ("--data", str(path), "--template", TEMPLATE, "--label-words", "positive,negative")
+    code, _, err = run_cli(capsys, "ntk", "kernel", "--model", MODEL, *source, "--params",
+                           "last-1", "--out", str(tmp_path / "k"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "k" / "meta.json").read_text())["n"] == 40
+    code, _, err = run_cli(capsys, "ntk", "taskvec", "--model", MODEL, *source, "--tasks",
+                           "vader-words,afinn-words", "--n-train", "2", "--n-test", "2",
+                           "--steps", "1", "--out", str(tmp_path / "tv"))
+    assert code == 0, err
+    result = json.loads((tmp_path / "tv" / "taskvec.json").read_text())
+    assert result["tasks"] == [str(path), "vader-words", "afinn-words"]
+    assert len(result["centred_alignment"]) == 3

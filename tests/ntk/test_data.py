@@ -116,3 +116,15 @@ def test_bad_jsonl_line_and_suffix(tmp_path):
     xlsx.write_text("x")
     with pytest.raises(InputError, match=r"\.csv, \.tsv or \.jsonl"):
         data.load_labeled_file(xlsx)
+
+
+def test_fit_sizes_shrinks_only_what_does_not_fit():
+    # hand-checked: 16 + 24 fit 40; 320 + 64 on 40 keep test 40 * 64 // 384 = 6, train 34
+    assert data.fit_sizes(40, 16, 24) == (16, 24)
+    assert data.fit_sizes(40, 320, 64) == (34, 6)
+    assert data.fit_sizes(40, 32, 24) == (23, 17)
+    with pytest.raises(InputError, match="at least 8"):
+        data.fit_sizes(6, 16, 24)
+    unbalanced = data.LabeledTexts(tuple("abcdefg"), np.array([1, 1, 1, 1, 1, -1, -1.0]),
+                                   ["neg", "pos"], "hand")
+    assert data.balanced_capacity(unbalanced) == 4

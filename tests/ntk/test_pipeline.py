@@ -100,3 +100,71 @@ def test_examples_and_kernel_options_are_checked_before_any_model_loads(tmp_path
         with pytest.raises(InputError, match=flag):
             pipeline.run_kernel(tmp_path / "r", "no-such-model", options=options)
     assert not (tmp_path / "r").exists()
+
+
+def _small_task(n_pos: int, n_neg: int):
+    """A user-file-like task of n_pos + n_neg rows (the sentiment words, relabelled by hand)."""
+    from transferscope.ntk import data as ntk_data
+
+    words = ntk_data.get_task("sentiment-words").load()
+    texts = words.texts[:n_pos + n_neg]
+    targets = np.array([1.0] * n_pos + [-1.0] * n_neg)
+    rows = ntk_data.LabeledTexts(tuple(texts), targets, ["neg", "pos"], "file:small.csv")
+    return ntk_data.BuiltinTask("small.csv", "40 rows", "Word: {text}. Answer:",
+                                ("positive", "negative"), lambda: rows)
+
+
+@pytest.mark.parametrize("n_pos,n_neg", [(20, 20), (24, 16)])
+def test_default_sizes_of_every_command_fit_a_40_row_file(n_pos, n_neg):
+    """The sizes each command samples by default, for a 40-row file (balanced and 24/16):
+    every balanced draw they make succeeds (the call that used to say 'expected at most')."""
+    from transferscope.ntk import data as ntk_data
+    from transferscope.ntk.experiments.finetune_vs_kernel import FinetuneOptions
+    from transferscope.ntk.experiments.profiles import PROFILES, fit_profile
+    from transferscope.ntk.experiments.rates_sweep import RatesOptions
+
+    task = _small_task(n_pos, n_neg)
+    rows = task.load()
+    capacity = 2 * min(n_pos, n_neg)
+    fine = FinetuneOptions().fit(task)
+    rates = RatesOptions().fit(task).validate()
+    draws = [fine.n + fine.n_test, rates.pool + rates.n_test]
+    assert max(rates.sample_sizes()) < rates.pool and len(rates.sample_sizes()) >= 2
+    for name in ("quick", "full"):
+        prof = fit_profile(PROFILES[name], task)
+        draws.append(prof.pool + prof.test_n)
+        assert max(prof.sizes) < prof.pool and prof.finetune_n <= prof.pool
+    for n in draws:
+        assert 8 <= n <= capacity
+        sample = ntk_data.sample_examples(rows, n, 0)
+        assert len(set(sample.texts)) == n
+    # a large task keeps the documented defaults
+    big = ntk_data.get_task("sentiment-words")
+    assert (FinetuneOptions().fit(big).n, FinetuneOptions().fit(big).n_test) == (16, 24)
+    assert RatesOptions().fit(big).sample_sizes() == [32, 64, 128, 256]
+    assert fit_profile(PROFILES["full"], big) == PROFILES["full"]
+
+
+def test_user_sizes_are_kept_and_a_bad_device_is_one_line():
+    from transferscope.ntk.experiments.finetune_vs_kernel import FinetuneOptions
+    from transferscope.ntk.experiments.rates_sweep import RatesOptions
+
+    task = _small_task(20, 20)
+    assert FinetuneOptions(n=10, n_test=6).fit(task).n_test == 6
+    assert RatesOptions(sizes="4,8", n_test=5, pool=30).fit(task).pool == 30
+    with pytest.raises(InputError, match="--device: device = 'tpu': expected auto, cpu or cuda"):
+        pipeline.KernelOptions(device="tpu").validate()
+
+
+def test_taskvec_takes_the_user_file_as_its_first_task():
+    from transferscope.ntk.experiments.taskvectors import task_splits
+
+    task = _small_task(20, 20)
+    splits = task_splits([task, "vader-words"], 8, 8, 0)
+    assert [s.name for s in splits] == ["small.csv", "vader-words"]
+    first = splits[0]
+    assert set(first.train.texts) | set(first.test.texts) <= set(task.load().texts)
+    assert (first.train.targets > 0).sum() + (first.test.targets > 0).sum() == 8  # balanced
+    assert not set(splits[1].train.texts) & set(first.train.texts + first.test.texts)
+    with pytest.raises(InputError, match="at least two tasks"):
+        task_splits([task], 8, 8, 0)

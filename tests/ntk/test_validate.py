@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from transferscope.ntk.recommend import DEFAULT_RULE, RULES
 from transferscope.ntk.validate import held_out_truths, planted_truths, share_table
@@ -63,3 +64,96 @@ def test_held_out_optimum_on_the_real_smollm2_kernel_matches_iterated_descent():
         if t <= horizon:
             expected = (errors[0] - errors[t]) / (errors[0] - errors.min())
             assert first.shares[rule] == pytest.approx(expected, abs=0.02), rule
+
+
+def test_real_curve_outcome_scores_rules_on_the_real_curve_and_flags_the_horizon():
+    from transferscope.ntk.validate import Outcome, real_curve_outcome
+
+    steps = np.array([0, 1, 2, 4, 8, 16])
+    errors = np.array([1.0, 0.8, 0.6, 0.5, 0.7, 0.9])  # optimum at step 4, then rising
+    split = Outcome({"n": 8, "split": 0, "n_test": 4, "train": [0, 1]}, 6,
+                    {"a": 4, "b": 0, "c": 99}, {})
+    out = real_curve_outcome(split, steps, errors, errors * 1.1, 2.0)
+    assert out.t_opt == 4 and out.setting["reached"] and out.setting["horizon"] == 16
+    assert out.shares["a"] == pytest.approx(1.0) and out.shares["b"] == pytest.approx(0.0)
+    assert out.shares["c"] == pytest.approx((1.0 - 0.9) / 0.5)  # scored at the horizon
+    assert out.setting["beyond_horizon"] == ["c"] and "train" not in out.setting
+    assert out.setting["max_relative_gap"] == pytest.approx(0.1 / 1.1)  # at step 0: 1 vs 1.1
+    falling = real_curve_outcome(split, steps, np.linspace(1, 0.5, 6), errors, 2.0)
+    assert not falling.setting["reached"] and falling.t_opt == 16
+
+
+def test_tail_training_is_fine_tuning_of_the_whole_model(tmp_path):
+    """The frozen-prefix shortcut against the full model: f at theta_0 from the plain forward
+    pass, and 3 steps of real gradient descent against finetune() (the whole model each step)."""
+    from transferscope.ntk import data as ntk_data
+    from transferscope.ntk.experiments import tail_training as tail
+    from transferscope.ntk.experiments.finetune import FinetuneConfig, finetune
+    from transferscope.ntk.task import PromptTask
+
+    task = PromptTask('Is the word "{text}" positive or negative? Answer:',
+                      ["positive", "negative"], model="smollm2", device="cpu")
+    sample = ntk_data.sample_examples(ntk_data.get_task("sentiment-words").load(), 14, 4)
+    train = ntk_data.LabeledTexts(sample.texts[:8], sample.targets[:8], sample.class_names, "t")
+    test = ntk_data.LabeledTexts(sample.texts[8:], sample.targets[8:], sample.class_names, "t")
+    assert tail.trained_blocks(task, "attention@last-1") == 1
+    assert tail.trained_blocks(task, "last-2") == 2
+    k = 2
+    inputs = tail.frozen_inputs(task, list(test.texts), k)
+    with torch.no_grad():
+        f = tail.tail_outputs(task, inputs, k).double().numpy()
+    np.testing.assert_allclose(f, task.outputs(list(test.texts)), atol=2e-4)
+    lr = 0.05
+    run = tail.tail_gradient_descent(task, "last-2", train.texts, train.targets, test.texts,
+                                     test.targets, lr, 3)
+    full = finetune(task, train, test, FinetuneConfig(params="last-2", steps=3,
+                                                      learning_rate=lr), tmp_path)
+    want_test = [2 * row["test_loss"] for row in full.history]
+    want_train = [2 * row["train_loss"] for row in full.history]
+    assert run.steps.tolist() == [0, 1, 2, 3] and run.blocks == 2
+    np.testing.assert_allclose(run.test_errors, want_test, rtol=2e-4)
+    np.testing.assert_allclose(run.train_errors, want_train, rtol=2e-4)
+    assert want_test[3] != pytest.approx(want_test[0], rel=1e-3)  # the steps moved f
+    np.testing.assert_allclose(task.outputs(list(test.texts)), f, atol=2e-4)  # restored
+    with pytest.raises(ValueError, match="inside transformer blocks"):
+        tail.trained_blocks(task, "head")
+
+
+def test_real_finetuning_truths_run_to_twice_the_kernel_optimum(tmp_path):
+    """Part (b, real) on a 20-word pool: the horizon is 2 x the kernel optimum within the
+    profile's bounds, step 0 of the real curve is f_0's held-out error (plain forward pass),
+    and each rule is scored on the real curve."""
+    from dataclasses import replace
+
+    from transferscope.ntk import data as ntk_data
+    from transferscope.ntk.experiments.finetune import parameter_spec
+    from transferscope.ntk.experiments.validation import (
+        VALIDATION_PROFILES,
+        real_finetuning_truths,
+    )
+    from transferscope.ntk.task import PromptTask
+    from transferscope.ntk.validate import share_captured
+
+    task = PromptTask('Is the word "{text}" positive or negative? Answer:',
+                      ["positive", "negative"], model="smollm2", device="cpu")
+    sample = ntk_data.sample_examples(ntk_data.get_task("sentiment-words").load(), 20, 6)
+    texts = list(sample.texts)
+    kernel = task.kernel(texts, parameter_spec(task, "attention@last-1"), progress=False).kernel
+    f0, y = task.outputs(texts), sample.targets.astype(float)
+    held = held_out_truths(kernel, f0, y, (8,), splits=2, seed=0)
+    prof = replace(VALIDATION_PROFILES["quick"], real_splits=1, real_max_steps=30)
+    real = real_finetuning_truths(task, prof, sample, kernel, f0, y, held, progress=False)
+    assert real["run"] and real["n"] == 8 and len(real["splits"]) == 1
+    (one,) = real["splits"]
+    st = held[0].setting
+    assert one["setting"]["horizon"] == min(30, max(64, 2 * held[0].t_opt))
+    test = np.setdiff1d(np.arange(20), st["train"])
+    assert one["setting"]["errors"][0] == pytest.approx(np.mean((f0[test] - y[test]) ** 2),
+                                                        rel=1e-4)
+    assert one["setting"]["kernel_errors"][0] == pytest.approx(one["setting"]["errors"][0],
+                                                               rel=1e-4)
+    for rule, t in one["steps"].items():
+        want = share_captured(np.array(one["setting"]["errors"]),
+                              np.array(one["setting"]["steps"]), t)
+        assert one["shares"][rule] == pytest.approx(want, nan_ok=True)
+    assert real["overall"][0]["problems"] == 1

@@ -16,6 +16,28 @@ from transferscope.core.io import json_ready
 from transferscope.demo.stage import StageResult
 
 
+def _share(value) -> str:
+    return "n/a (no step improves on f_0)" if value is None or value != value else f"{value:.2f}"
+
+
+def _real_paragraph(real: dict, rule: str) -> str:
+    """What the long real fine-tuning runs of ``ntk validate`` found: predicted vs real
+    held-out-optimal step per split, and whether each run passed its optimum."""
+    if not real.get("run"):
+        return f"Real fine-tuning past the optimum: not run ({real.get('reason')})."
+    parts = []
+    for o in real["splits"]:
+        st = o["setting"]
+        parts.append(f"split {st['split']}: predicted {o['steps'][rule]} vs real optimum "
+                     f"{o['t_opt']}" + ("" if st["reached"] else
+                                        f" (NOT passed by the horizon {st['horizon']})")
+                     + f", share {_share(o['shares'][rule])}")
+    return (f"Real fine-tuning run long enough to pass the held-out optimum ({real['method']}; "
+            f"n = {real['n']}, horizon {real['horizon']}; the optimum was passed in "
+            f"{real['reached']} of {len(real['splits'])} runs), rule {rule}: "
+            + "; ".join(parts) + ".")
+
+
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     from transferscope.ntk import pipeline, rundir
     from transferscope.ntk.experiments.profiles import quick_finetune
@@ -88,17 +110,26 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         f"{len(checked['planted']['problems'])} planted problems the default captured a median "
         f"{planted[checked['default_rule']]['median_share']:.2f}, 10th percentile "
         f"{planted[checked['default_rule']]['p10_share']:.2f}.")
+    result.summary.append(_real_paragraph(checked["real_finetuning"], checked["default_rule"]))
     steps = len(fine["history"]) - 1
+    far = fine["long_horizon"]
     result.summary.append(
-        f"Real fine-tuning against the prediction (quick profile: {fine['params']} parameters, "
-        f"{fine['n']} training and {fine['n_test']} held-out words, {steps} full-batch steps at "
-        f"eta = {fine['step_size']:.3g}, seed {fine['seed']}; its own kernel on these words): "
-        f"predicted T_hat = {fine['t_hat']}, held-out-optimal step of the real run = "
-        f"{fine['best_step_real']}"
-        + (f", of the linearised (kernel gradient descent) run = {fine['best_step_linear']}; the "
-           f"real outputs stayed within {fine['regime_tolerance']:.0%} of the linear trajectory "
-           f"for {fine['regime_steps']} of {steps} steps" if "regime_steps" in fine else "")
-        + ". One sample and one seed: `transferscope ntk rates` gives the spread over samples.")
+        f"Predicted vs held-out-optimal stop on one split (quick profile: {fine['params']} "
+        f"parameters, {fine['n']} training and {fine['n_test']} held-out words, seed "
+        f"{fine['seed']}, eta = {fine['step_size']:.3g}). Long horizon, kernel trajectory up to "
+        f"{far['horizon']:.0e} steps: rule {fine['rule']} predicts {fine['t_hat']} steps, the "
+        f"held-out optimum is step {far['held_out_optimum']} (held-out MSE "
+        f"{far['held_out_mse_at_0']:.3f} at step 0, {far['held_out_mse_at_optimum']:.3f} at the "
+        f"optimum); the prediction captures {_share(far['share'][fine['rule']])} of that "
+        f"improvement. Short window, real fine-tuning for {steps} steps only: its held-out "
+        f"loss is least at step {fine['best_step_real']} of the window"
+        + (f" (the linearised run's at {fine['best_step_linear']}; the real outputs stayed "
+           f"within {fine['regime_tolerance']:.0%} of the linear trajectory for "
+           f"{fine['regime_steps']} of {steps} steps: the kernel regime is claimed for this "
+           "window only)" if "regime_steps" in fine else "")
+        + (". The optimum lies beyond this window, so the window cannot show it."
+           if far["held_out_optimum"] > steps else ".")
+        + " One sample and one seed: `transferscope ntk rates` gives the spread over samples.")
     result.figures.append({"file": "run/" + rundir.SPECTRUM_FIGURE,
                            "caption": "Eigenvalues of K/n with the polynomial and exponential fits"})
     result.figures.append({"file": "run/" + rundir.RESIDUAL_FIGURE,

@@ -39,7 +39,8 @@ class StageResult:
 
 
 # Bump when a stage's code changes what it computes: finished runs of older code are redone.
-STAGE_FORMAT = "demo-stage-v4"  # v4: bias scores that null answerers leave at 0; NTK recommend_stop; DINO defaults
+STAGE_FORMAT = "demo-stage-v6"  # v6: NTK stop vs optimum over a long horizon (kernel + real runs)
+# v5: bias record fixes, one agenda wording, within-draft vote scores
 
 
 @dataclass(frozen=True)

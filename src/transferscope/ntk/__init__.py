@@ -9,6 +9,7 @@ The experiments (fine-tuning vs the kernel, rates in n, task vectors, report pro
 """
 
 from transferscope.ntk.data import LabeledTexts, get_task, load_labeled_file, sample_examples
+from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments import FinetuneComparison, FinetuneOptions
 from transferscope.ntk.kernel import (
     KernelResult,
@@ -105,6 +106,7 @@ __all__ = [
     "parse_label_words",
     "pretrained_outputs",
     "recommend_stop",
+    "resolve_device",
     "prompt_task_factory",
     "run_finetune",
     "run_kernel",

@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk import pipeline
-from transferscope.ntk.experiments import profiles, rates_sweep, taskvectors, validation
+from transferscope.ntk import pipeline, preflight
+from transferscope.ntk.experiments import profiles, taskvectors, validation
+from transferscope.ntk.experiments.rates_sweep import RatesOptions, run_rates
 
 app = typer.Typer(help="Empirical NTK of a pretrained LM at its pretrained weights, its "
                   "eigen-decay, and the data-dependent early-stopping time.",
@@ -39,6 +40,8 @@ PositiveOpt = Annotated[str | None, typer.Option(help="Positive label of --data.
 TemplateOpt = Annotated[str | None, typer.Option(help="Prompt with {text} (default: the "
                                                  "task's).")]
 WordsOpt = Annotated[str | None, typer.Option(help="'positive,negative' cue words.")]
+DeviceOpt = Annotated[str, typer.Option(help="Where the model runs: auto (CUDA when present), "
+                                        "cpu or cuda.")]
 
 
 def _task(task: str | None, data_file: Path | None, text_col: str, label_col: str,
@@ -74,7 +77,8 @@ def kernel(
                            ] = None,
     params: Annotated[str, typer.Option(help="attention, all, lora, head, bias, last-k.")
                       ] = "attention",
-    n: Annotated[int, typer.Option(help="Examples, sampled balanced with --seed.")] = 64,
+    n: Annotated[int | None, typer.Option(help="Examples, sampled balanced with --seed "
+                                          "(default 64, or all of a smaller file).")] = None,
     mode: Annotated[str, typer.Option(help="exact or sketch.")] = "exact",
     sketch_dim: Annotated[int, typer.Option(help="Sketch dimension (sketch mode).")] = 16384,
     seed: Annotated[int, typer.Option(help="Seed of the sample and the sketch.")] = 0,
@@ -88,17 +92,20 @@ def kernel(
                        ] = None,
     workers: Annotated[int | None, typer.Option(help="Ray workers (default: all CPUs/GPUs).")
                        ] = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
+    preflight.kernel(out, params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
+                     memory_gb=memory_gb, max_tokens=max_tokens, workers=workers)
     run = pipeline.run_kernel(
         out, model,
         pipeline.DataSource(task, data_file, text_col, label_col, positive_label, template,
                             label_words),
         pipeline.KernelOptions(params, n, mode, sketch_dim, seed, memory_gb, max_tokens,
-                               executor, address, workers))
+                               executor, address, workers, device))
     s = run.summary
     _out.print(_table(f"eNTK run {out}", (
-        ("model", model), ("examples", f"{n} from {run.meta['source']}"),
+        ("model", model), ("examples", f"{run.n} from {run.meta['source']}"),
         ("parameters", f"{params} ({s['n_params']:,})"),
         ("mode", mode + (f" (rel. error <= {s['error_bound']:.3g})"
                          if s["error_bound"] is not None else "")),
@@ -119,6 +126,7 @@ def spectrum(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
 ) -> None:
     """Eigenvalues of K/n, polynomial and exponential decay fits, implied rate, figure."""
+    preflight.spectrum(first=first, last=last, n_boot=n_boot, ci=ci, seed=seed)
     done = pipeline.run_spectrum(run_dir, pipeline.SpectrumOptions(first, last, n_boot, ci, seed))
     analysis, (lo, hi) = done.analysis, done.index_range
     table = Table(title=f"spectrum of K/n, n = {analysis.n}, fit indices {lo}..{hi}")
@@ -153,6 +161,7 @@ def stop(
                                       "validated), rwy, rwy-gcv, gcv-ridge.")] = "cv",
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
+    preflight.stop(batch_size=batch_size, n_boot=n_boot, seed=seed, n_total=n_total)
     r = pipeline.run_stop(run_dir, pipeline.StopOptions(lr, batch_size, sigma, radius, loss,
                                                          n_boot, seed, n_total, rule))
     a = r.recommendation
@@ -208,8 +217,10 @@ def finetune(
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
     params: ParamsOpt = "attention@last-1",
-    n: Annotated[int, typer.Option(help="Training examples.")] = 16,
-    n_test: Annotated[int, typer.Option(help="Held-out examples.")] = 24,
+    n: Annotated[int | None, typer.Option(help="Training examples (default 16, fewer for a "
+                                          "small file).")] = None,
+    n_test: Annotated[int | None, typer.Option(help="Held-out examples (default 24, fewer "
+                                               "for a small file).")] = None,
     steps: Annotated[int, typer.Option(help="Gradient steps.")] = 8,
     lr_fraction: Annotated[float, typer.Option(
         help="Step eta as a fraction of 1/lambda_max(K/n).")] = 0.5,
@@ -217,12 +228,15 @@ def finetune(
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size (default full batch).")
                           ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample and minibatch order.")] = 0,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Fine-tune S for real; log train/held-out loss and accuracy every step next to the
     closed-form kernel trajectory, T_hat and the held-out-optimal step. Resumes from --out."""
+    preflight.finetune(out, params=params, n=n, n_test=n_test, steps=steps,
+                       lr_fraction=lr_fraction, loss=loss, batch_size=batch_size, seed=seed)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
     s = pipeline.run_finetune(out, model, source, pipeline.FinetuneOptions(
-        params, n, n_test, steps, lr_fraction, loss, batch_size, seed))
+        params, n, n_test, steps, lr_fraction, loss, batch_size, seed, device))
     regime = s.kernel.regime_steps if s.kernel is not None else "n/a"
     _err.print(f"T_hat = {s.t_hat}, held-out optimum (real) = {s.best_step_real}, "
                f"kernel regime held for {regime} of {steps} steps; "
@@ -241,18 +255,24 @@ def rates(
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
     params: ParamsOpt = "attention@last-1",
-    sizes: Annotated[str, typer.Option(help="Comma-separated sample sizes n.")] = "32,64,128,256",
+    sizes: Annotated[str | None, typer.Option(help="Comma-separated sample sizes n (default "
+                                              "32,64,128,256 below the pool).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds (subsamples) per n.")] = 10,
-    n_test: Annotated[int, typer.Option(help="Held-out examples.")] = 64,
-    pool: Annotated[int, typer.Option(help="Training candidates the seeds subsample from.")
-                    ] = 320,
+    n_test: Annotated[int | None, typer.Option(help="Held-out examples (default 64, fewer "
+                                               "for a small file).")] = None,
+    pool: Annotated[int | None, typer.Option(help="Training candidates the seeds subsample "
+                                             "from (default 320, fewer for a small file).")
+                    ] = None,
     head_seed: Annotated[int | None, typer.Option(
         help="Also run mixed initialisation with a random head from this seed.")] = 0,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Held-out error at T_hat and at the optimum against n, slope vs -alpha/(alpha+1)."""
+    preflight.rates(out, params=params, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool,
+                    head_seed=head_seed)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    result = rates_sweep.run_rates(out, model, source, rates_sweep.RatesOptions(
-        params, sizes, seeds, n_test, pool, head_seed))
+    result = run_rates(out, model, source, RatesOptions(
+        params, sizes, seeds, n_test, pool, head_seed, device))
     slope = result["pretrained"]["slope"]
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
                f"implied {slope['implied']:.3f}; wrote {out / 'rates.json'}")
@@ -262,17 +282,30 @@ def rates(
 def taskvec(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    tasks: Annotated[str, typer.Option(help="Comma-separated built-in tasks (>= 2).")
+    tasks: Annotated[str, typer.Option(help="Comma-separated built-in tasks (>= 2; with "
+                                       "--data, the tasks after the file's).")
                      ] = ",".join(taskvectors.DEFAULT_TASKS),
+    data_file: Annotated[Path | None, typer.Option("--data", help="CSV/TSV/JSONL file: the "
+                         "first task, whose --template and --label-words prompt all.")] = None,
+    text_col: TextColOpt = "text",
+    label_col: LabelColOpt = "label",
+    positive_label: PositiveOpt = None,
+    template: TemplateOpt = None,
+    label_words: WordsOpt = None,
     params: ParamsOpt = "attention@last-1",
     n_train: Annotated[int, typer.Option(help="Training examples per task.")] = 8,
     n_test: Annotated[int, typer.Option(help="Held-out examples per task.")] = 8,
     steps: Annotated[int, typer.Option(help="Gradient steps per task.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Task vectors from real fine-tuning; addition/negation, real vs linearised accuracy."""
+    preflight.taskvec(out, tasks=tasks, params=params, n_train=n_train, n_test=n_test,
+                      steps=steps, seed=seed)
+    first = (None if data_file is None else
+             _task(None, data_file, text_col, label_col, positive_label, template, label_words))
     result = taskvectors.task_vector_experiment(out, model, taskvectors.TaskVectorOptions(
-        tasks, params, n_train, n_test, steps, seed))
+        tasks, params, n_train, n_test, steps, seed, device), first)
     c = result["correlation"]
     _err.print(f"alignment vs interference: r = {c['r']:.3f} [{c['ci_low']:.3f}, "
                f"{c['ci_high']:.3f}] over {c['points']} pairs; wrote {out / 'taskvec.json'}")
@@ -291,18 +324,20 @@ def report(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Run finetune, rates (with mixed init) and taskvec under a profile; write index.html.
     --data replaces the task of finetune and rates; task vectors use the built-in tasks."""
+    preflight.output(out)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    _err.print(f"wrote {profiles.run_report(out, quick, model, source)}")
+    _err.print(f"wrote {profiles.run_report(out, quick, model, source, device)}")
 
 
 @app.command("validate")
 def validate(
     out: OutOpt,
     quick: Annotated[bool, typer.Option("--quick/--full", help="Profile: quick (192-example "
-                                        "pool, about a minute on 2 CPUs) or full.")] = True,
+                                        "pool, 2 real runs; minutes on 2 CPUs) or full.")] = True,
     model: ModelOpt = "smollm2",
     task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
     data_file: DataOpt = None,
@@ -311,12 +346,17 @@ def validate(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
+    device: DeviceOpt = "auto",
+    real_splits: Annotated[int | None, typer.Option(
+        help="Splits also fine-tuned for real past the held-out optimum (default: the "
+             "profile's, 2 quick / 3 full; 0: none).")] = None,
 ) -> None:
     """Every stopping rule against planted truths and real held-out optima (share captured)."""
+    preflight.output(out)
     result = validation.run_validation(
         out, "quick" if quick else "full", model,
         pipeline.DataSource(task, data_file, text_col, label_col, positive_label, template,
-                            label_words))
+                            label_words), device=device, real_splits=real_splits)
     for half, key in (("planted", "overall"), ("held_out", "overall")):
         table = Table(title=f"{half}: share of the achievable improvement captured")
         for col in ("rule", "problems", "median [95% CI]", "10th pct", "worst"):

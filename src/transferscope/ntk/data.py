@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from transferscope.core.errors import InputError, input_error
+from transferscope.core.io import check_csv_layout
 
 _WORD = re.compile(r"^[a-z]+$")
 VADER_MIN_ABS_RATING = 1.0
@@ -226,6 +227,7 @@ def _read_rows(path: Path) -> list[dict]:
     if suffix in (".csv", ".tsv"):
         import pandas as pd
 
+        check_csv_layout(path, "\t" if suffix == ".tsv" else ",")
         try:
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=object,
                                 keep_default_na=True)
@@ -321,3 +323,21 @@ def sample_examples(data: LabeledTexts, n: int, seed: int = 0,
     chosen = rng.permutation(chosen)
     return LabeledTexts(tuple(data.texts[i] for i in chosen), data.targets[chosen].copy(),
                         data.class_names, data.source)
+
+
+def balanced_capacity(data: LabeledTexts) -> int:
+    """The largest balanced sample ``data`` holds: twice the size of its smaller class."""
+    return 2 * int(min(np.sum(data.targets < 0), np.sum(data.targets > 0)))
+
+
+def fit_sizes(capacity: int, train: int, test: int) -> tuple[int, int]:
+    """Default ``(train, test)`` sizes, shrunk in proportion when a balanced sample of
+    ``train + test`` does not fit in ``capacity`` examples (a small user file), so a default
+    never asks for more rows than the file has. Sizes the user sets are not passed here."""
+    if train + test <= capacity:
+        return train, test
+    if capacity < 8:
+        raise input_error("--data", "balanced examples", capacity,
+                          "at least 8 (4 of each class) to train and hold out")
+    test_fit = max(4, capacity * test // (train + test))
+    return capacity - test_fit, test_fit

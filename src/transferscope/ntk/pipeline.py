@@ -27,6 +27,7 @@ from transferscope.core.stats import percentile_interval
 from transferscope.ntk import data as ntk_data
 from transferscope.ntk import recommend, rundir, stopping
 from transferscope.ntk.data import LabeledTexts
+from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.finetune_vs_kernel import (
     FinetuneComparison,
     FinetuneOptions,
@@ -45,6 +46,7 @@ from transferscope.ntk.spectrum import (
 from transferscope.ntk.task import PromptTask, check_template, prompt_task_factory
 
 DEFAULT_TASK = "sentiment-words"
+DEFAULT_KERNEL_N = 64
 SENSITIVITY_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -117,7 +119,7 @@ class KernelOptions:
     """What ``ntk kernel`` computes (parameter set, sample, mode) and where (executor)."""
 
     params: str = "attention"
-    n: int = 64
+    n: int | None = None  # None: DEFAULT_KERNEL_N, or the whole balanced file when smaller
     mode: str = "exact"  # or "sketch"
     sketch_dim: int = 16384
     seed: int = 0  # of the sample and the sketch
@@ -126,8 +128,10 @@ class KernelOptions:
     executor: str = "local"  # or "ray"
     address: str | None = None  # Ray cluster; None: a local one
     workers: int | None = None  # Ray workers; None: all CPUs/GPUs
+    device: str = "auto"  # auto, cpu or cuda (transferscope.ntk.device)
 
     def validate(self) -> KernelOptions:
+        resolve_device(self.device)
         if self.mode not in ("exact", "sketch"):
             raise input_error("--mode", "mode", self.mode, "'exact' or 'sketch'")
         if self.executor not in ("local", "ray"):
@@ -221,9 +225,11 @@ def run_kernel(out: str | Path, model: str = "smollm2", source: DataSource = Dat
     examples = load_examples(source)
     check_template(examples.template)
     options.validate()
-    sample = ntk_data.sample_examples(examples.data, options.n, options.seed)
+    n = options.n if options.n is not None else min(
+        DEFAULT_KERNEL_N, ntk_data.balanced_capacity(examples.data))
+    sample = ntk_data.sample_examples(examples.data, n, options.seed)
     task = PromptTask(examples.template, list(examples.label_words), model=model,
-                      max_tokens=options.max_tokens)
+                      max_tokens=options.max_tokens, device=options.device)
     return kernel_from_sample(task, sample, out, options, source, progress)
 
 
@@ -474,8 +480,9 @@ def run_finetune(out: str | Path, model: str = "smollm2",
     """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of a
     built-in task next to the closed-form kernel trajectory, ``T_hat`` and the held-out
     optimum; writes ``finetune.json`` into ``out`` and resumes from ``out``."""
-    options.validate()
-    builtin, lm_task = builtin_prompt_task(model, task)
+    options = options.validate().fit(ntk_data.get_task(task) if isinstance(task, str)
+                                     else task)
+    builtin, lm_task = builtin_prompt_task(model, task, options.device)
     pool = kernel_pool(lm_task, builtin, options.params, options.n, options.n_test,
                        options.seed, progress)
     return finetune_against_kernel(lm_task, pool, options, out, progress)

@@ -97,6 +97,14 @@ def _stopping_finding(fine: dict, steps: int) -> str:
                           "earlier than T_hat."))
     if best == steps:
         text += " (the run may have stopped before its optimum)"
+    far = fine.get("long_horizon")
+    if far is not None:
+        share = far["share"].get(fine["rule"])
+        text += (f". Over a horizon of {far['horizon']:.0e} steps on the same split, the kernel "
+                 f"trajectory's held-out optimum is step {far['held_out_optimum']} (held-out MSE "
+                 f"{far['held_out_mse_at_0']:.3f} -> {far['held_out_mse_at_optimum']:.3f}); "
+                 + ("no step improves on f_0 there" if share is None or share != share else
+                    f"stopping at T_hat captures {share:.2f} of that improvement"))
     if t_hat == 0 and best == 0:
         return text + (f". Both say keep f_0 within this {steps}-step run, which cannot show "
                        "whether a longer run would help (see 'ntk validate' for held-out "
@@ -203,7 +211,10 @@ def _taskvec_section(report: Report, tv: dict, findings: list[str], plt) -> None
               "Held-out accuracy/loss of theta_0 + sum alpha_k tau_k (+tk adds, -tk negates "
               "task k's vector): real network vs linearised prediction.")
     pairs = pd.DataFrame(tv["pairs"])
-    correlations = tv.get("correlations", {"alignment": tv["correlation"]})
+    # an undefined r (no spread, e.g. two tasks) was written to the JSON as null
+    correlations = {key: {**c, **{f: np.nan if c[f] is None else c[f]
+                                  for f in ("r", "ci_low", "ci_high")}}
+                    for key, c in tv.get("correlations", {"alignment": tv["correlation"]}).items()}
     fig = _taskvec_figure(rows, pairs, correlations, plt)
     sec.figure(fig, "Left: real vs linearised accuracy of every combination. Middle and "
                     "right: alignment and gradient cosine of tasks j, k against the change of "

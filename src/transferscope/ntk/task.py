@@ -27,6 +27,7 @@ import torch
 
 from transferscope.core.errors import input_error
 from transferscope.core.models import load_causal_lm, load_encoder, model_kind, resolve_model
+from transferscope.ntk.device import resolve_device
 from transferscope.ntk.kernel import (
     EngineOptions,
     KernelResult,
@@ -78,14 +79,20 @@ class PromptTask:
     ``label_words``: ``(word+, word-)`` for a binary task (f > 0 means word+), or C words.
 
     ``model``: a registry name (``smollm2``, ``minilm``), a local Hugging Face directory or
-    .gguf file, or a ``(model, tokenizer)`` pair already loaded.
+    .gguf file, or a ``(model, tokenizer)`` pair already loaded. ``device``: auto, cpu or
+    cuda (:func:`transferscope.ntk.device.resolve_device`), checked before the model loads;
+    None: auto for a model loaded here, and where it already is for a loaded pair (a shared
+    model is not moved unless asked).
     """
 
     def __init__(self, template: str, label_words: Sequence[str],
                  model: str | Path | tuple = "smollm2", *, readout: Readout = "auto",
                  head_seed: int = 0, word_prefix: str = " ", max_tokens: int | None = None,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, device: str | None = None):
         self.template = check_template(template)
+        loaded = isinstance(model, tuple) and len(model) == 2
+        self.device = (next(model[0].parameters()).device if device is None and loaded
+                       else torch.device(resolve_device(device or "auto")))
         words = list(label_words)
         if len(words) < 2 or len(set(words)) != len(words):
             raise input_error("task", "label words", words, "at least two distinct words")
@@ -114,7 +121,7 @@ class PromptTask:
             self.word_ids = None
         else:
             self.word_ids = [self._single_token(w) for w in words]
-        self.model = TaskModel(body, head).eval()
+        self.model = TaskModel(body, head).eval().to(self.device)
         self.output_fn = self._make_output_fn()
 
     # ------------------------------------------------------------------ text -> tensors
@@ -166,6 +173,8 @@ class PromptTask:
 
     def forward(self, model: TaskModel, enc: dict[str, torch.Tensor]) -> torch.Tensor:
         """f for a batch: (B,) for a binary task, (B, C) otherwise."""
+        where = next(model.parameters()).device  # tokens go where the weights are
+        enc = {k: v.to(where) for k, v in enc.items()}
         mask = enc["attention_mask"]
         body = model.body
         if self.kind == "causal":
@@ -194,7 +203,7 @@ class PromptTask:
         with torch.no_grad():
             for start in range(0, len(texts), batch_size):
                 enc = self.encode(list(texts[start:start + batch_size]))
-                parts.append(self.forward(self.model, enc).double().numpy())
+                parts.append(self.forward(self.model, enc).double().cpu().numpy())
         return np.concatenate(parts) if parts else np.zeros((0,))
 
     # ------------------------------------------------------------------ kernel

@@ -223,3 +223,29 @@ def recovery_table(outcomes: list[Outcome]) -> list[dict]:
                          "p10": float(np.quantile(ratios, 0.1)),
                          "p90": float(np.quantile(ratios, 0.9))})
     return rows
+
+
+def real_curve_outcome(kernel_outcome: Outcome, steps: np.ndarray, errors: np.ndarray,
+                       kernel_errors: np.ndarray, seconds: float) -> Outcome:
+    """Part (b) on a real fine-tuning curve: the held-out error of the real network at
+    ``steps`` (0 first, up to the horizon) replaces the kernel trajectory's. The optimum is
+    ``reached`` when the error has risen again by the horizon (the minimum is not the last
+    point); a rule's step past the horizon is scored with the error at the horizon and
+    counted in ``beyond_horizon``."""
+    steps = np.asarray(steps, dtype=np.int64)
+    errors = np.asarray(errors, dtype=np.float64)
+    best = int(np.argmin(errors))
+    horizon = int(steps[-1])
+    rules = kernel_outcome.steps
+    setting = {k: v for k, v in kernel_outcome.setting.items() if k != "train"}
+    setting.update({
+        "horizon": horizon, "reached": best < steps.size - 1,
+        "kernel_t_opt": kernel_outcome.t_opt,
+        "kernel_t_opt_on_grid": int(steps[int(np.argmin(kernel_errors))]),
+        "max_relative_gap": float(np.max(np.abs(errors - kernel_errors))
+                                  / max(float(np.max(np.abs(kernel_errors))), 1e-300)),
+        "beyond_horizon": sorted(r for r, t in rules.items() if t > horizon),
+        "seconds": seconds, "steps": steps.tolist(), "errors": errors.tolist(),
+        "kernel_errors": np.asarray(kernel_errors).tolist()})
+    return Outcome(setting, int(steps[best]), dict(rules),
+                   {name: share_captured(errors, steps, t) for name, t in rules.items()})

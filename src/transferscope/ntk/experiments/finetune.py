@@ -54,6 +54,24 @@ def parameter_spec(task: PromptTask, spec: str) -> Callable[[str], bool]:
     return task.parameter_set(spec)
 
 
+CHECKPOINT_FIELDS = ("key", "initial", "state", "history", "step", "train_outputs",
+                     "test_outputs")
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """A resumable run's checkpoint; a damaged or foreign file is one line naming it."""
+    try:
+        saved = torch.load(path, weights_only=True, map_location=device)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise InputError(f"{path}: damaged ({type(exc).__name__}): expected the checkpoint of "
+                         "a fine-tuning run; delete it to start over") from None
+    missing = [f for f in CHECKPOINT_FIELDS if not isinstance(saved, dict) or f not in saved]
+    if missing:
+        raise InputError(f"{path}: field {missing[0]!r} is missing: expected the checkpoint "
+                         "of a fine-tuning run; delete it to start over")
+    return saved
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     """What defines a fine-tuning run (besides task and data); part of the resume check."""
@@ -159,7 +177,7 @@ class _Outputs:
     def no_grad(self) -> np.ndarray:
         with torch.no_grad():
             return torch.cat([self.task.forward(self.task.model, b) for b in self.batches]
-                             ).double().numpy()
+                             ).double().cpu().numpy()
 
 
 def _run_key(task: PromptTask, train: LabeledTexts, test: LabeledTexts,
@@ -186,15 +204,15 @@ def finetune(task: PromptTask, train: LabeledTexts, test: LabeledTexts, config: 
     history, train_rows, test_rows, start = [], [], [], 0
     checkpoint = out / CHECKPOINT_FILE
     if checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=True)
+        saved = load_checkpoint(checkpoint, next(task.model.parameters()).device)
         if saved["key"] != key:
             raise InputError(f"{out}: holds a fine-tuning run of another task, data or "
                              "configuration: expected an empty directory or the same run")
         initial = saved["initial"]
         assign(selected, saved["state"])
         history, start = json.loads(saved["history"]), int(saved["step"])
-        train_rows = list(saved["train_outputs"].numpy())
-        test_rows = list(saved["test_outputs"].numpy())
+        train_rows = list(saved["train_outputs"].cpu().numpy())
+        test_rows = list(saved["test_outputs"].cpu().numpy())
     flags = {name: p.requires_grad for name, p in task.model.named_parameters()}
     chosen = {id(p) for _, p in selected}
     for p in task.model.parameters():
@@ -253,12 +271,12 @@ def _update(task: PromptTask, selected, train: LabeledTexts, y_train: torch.Tens
     index = batch_order(len(train), config.batch_size, config.seed, step)
     enc = task.encode([train.texts[i] for i in index])
     outputs = task.forward(task.model, enc)
-    loss = loss_value(outputs, y_train[index].to(outputs.dtype), config.loss)
+    loss = loss_value(outputs, y_train[index].to(outputs.device, outputs.dtype), config.loss)
     grads = torch.autograd.grad(loss, [p for _, p in selected])
     with torch.no_grad():
         for (_, p), g in zip(selected, grads, strict=True):
             p.sub_(config.learning_rate * g)
-    return outputs.detach().double().numpy()
+    return outputs.detach().double().cpu().numpy()
 
 
 def _save_checkpoint(path: Path, key: str, initial: ParamDict, selected, step: int,

@@ -9,7 +9,7 @@ estimates (GCV ridge, ridge radius) on the training residual ``y - f_0``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from transferscope.core.errors import input_error
 from transferscope.core.io import write_json
 from transferscope.core.progress import progress_bar
 from transferscope.ntk import stopping
+from transferscope.ntk.data import BuiltinTask, balanced_capacity, fit_sizes
+from transferscope.ntk.device import resolve_device
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.experiments.finetune import (
     FinetuneConfig,
@@ -27,11 +29,13 @@ from transferscope.ntk.experiments.finetune import (
     finetune,
 )
 from transferscope.ntk.experiments.pool import KernelPool
-from transferscope.ntk.recommend import recommend_stop
+from transferscope.ntk.recommend import recommend_stop, step_grid, trajectory_errors
 from transferscope.ntk.spectrum import kernel_eigenvalues
 from transferscope.ntk.task import PromptTask
+from transferscope.ntk.validate import share_captured
 
 RESULT_FILE = "finetune.json"
+DEFAULT_N, DEFAULT_N_TEST = 16, 24
 RUN_SUBDIR = "finetune-run"
 
 
@@ -40,19 +44,29 @@ class FinetuneOptions:
     """What ``ntk finetune`` sets: the parameter set, sizes, steps and the optimiser."""
 
     params: str = "attention@last-1"
-    n: int = 16
-    n_test: int = 24  # held-out examples drawn with the pool
+    n: int | None = None  # None: DEFAULT_N, shrunk with n_test to fit a small file
+    n_test: int | None = None  # held-out examples drawn with the pool; None: DEFAULT_N_TEST
     steps: int = 8
     lr_fraction: float = 0.5  # step eta as a fraction of 1/lambda_max(K/n)
     loss: str = "half-mse"
     batch_size: int | None = None  # None: full batch
     seed: int = 0
+    device: str = "auto"  # auto, cpu or cuda
 
     def validate(self) -> FinetuneOptions:
         if not 0 < self.lr_fraction <= 1:
             raise input_error("--lr-fraction", "lr_fraction", self.lr_fraction,
                               "a number in (0, 1]")
+        resolve_device(self.device)
         return self
+
+    def fit(self, task: BuiltinTask) -> FinetuneOptions:
+        """The sizes left at None filled in: the defaults, shrunk to fit ``task``'s data."""
+        if self.n is not None and self.n_test is not None:
+            return self
+        n, n_test = fit_sizes(balanced_capacity(task.load()), self.n or DEFAULT_N,
+                              self.n_test or DEFAULT_N_TEST)
+        return replace(self, n=self.n or n, n_test=self.n_test or n_test)
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,7 @@ class FinetuneComparison:
     run: FinetuneResult
     kernel: KernelComparison | None
     linear_train_loss: np.ndarray | None
+    long_horizon: dict  # the kernel trajectory's held-out optimum over HORIZON steps
 
     @property
     def best_step_real(self) -> int:
@@ -90,7 +105,8 @@ class FinetuneComparison:
                "radius": self.radius, "t_hat": self.t_hat, "rule": self.rule,
                "rules": self.rules, "best_step_real": self.best_step_real,
                "history": self.run.history, "resumed_from": self.run.resumed_from,
-               "seconds": self.run.seconds, "source": self.source}
+               "seconds": self.run.seconds, "source": self.source,
+               "long_horizon": self.long_horizon}
         if self.kernel is not None:
             c = self.kernel
             out |= {"best_step_linear": c.best_step_linear, "regime_steps": c.regime_steps,
@@ -100,11 +116,34 @@ class FinetuneComparison:
         return out
 
 
+def long_horizon(pool: KernelPool, train_idx: np.ndarray, test_idx: np.ndarray, eta: float,
+                 rules: dict[str, int]) -> dict:
+    """Where the real run's few steps cannot reach: the kernel trajectory's held-out error
+    on a log grid up to ``HORIZON`` steps, its optimum, and each rule's share of the
+    improvement that optimum achieves (validate.share_captured)."""
+    k_tr = pool.kernel[np.ix_(train_idx, train_idx)]
+    evals, evecs = np.linalg.eigh(0.5 * (k_tr + k_tr.T) / train_idx.size)
+    grid = step_grid()
+    errors = trajectory_errors(np.clip(evals, 0, None), evecs,
+                               pool.sample.targets[train_idx] - pool.f0[train_idx], eta, grid,
+                               pool.kernel[np.ix_(test_idx, train_idx)],
+                               pool.sample.targets[test_idx] - pool.f0[test_idx])
+    best = int(np.argmin(errors))
+    return {"horizon": int(grid[-1]), "step_size": eta, "held_out_optimum": int(grid[best]),
+            "held_out_mse_at_0": float(errors[0]), "held_out_mse_at_optimum": float(errors[best]),
+            "share": {name: share_captured(errors, grid, t) for name, t in rules.items()},
+            "what": "kernel gradient descent f_t+1 = f_t - eta (K/n)(f_t - y) on the same "
+                    "split, held-out mean squared error on a log grid of steps"}
+
+
 def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: FinetuneOptions,
                             out: str | Path, progress: bool = True) -> FinetuneComparison:
     """Fine-tune on the pool's first ``options.n`` points, held out: the pool's tail; writes
     ``finetune.json`` into ``out`` and the resumable run into ``out/finetune-run``."""
     options.validate()
+    if options.n is None or options.n_test is None:  # sizes left to the pool that was drawn
+        options = replace(options, n=options.n or min(DEFAULT_N, pool.n_pool),
+                          n_test=pool.n_test)
     out = Path(out)
     train_idx, test_idx = np.arange(options.n), pool.test_index
     train, test = pool.subset(train_idx), pool.subset(test_idx)
@@ -131,6 +170,7 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
     summary = FinetuneComparison(options, pool.n_test, pool.sample.source, lr, eta,
                                  float(eigs[0]), advice.sigma, advice.radius, advice.steps,
                                  advice.rule, advice.rules, result, comparison,
-                                 linear_train_loss)
+                                 linear_train_loss,
+                                 long_horizon(pool, train_idx, test_idx, eta, advice.rules))
     write_json(out / RESULT_FILE, summary.to_dict())
     return summary

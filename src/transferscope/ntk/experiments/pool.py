@@ -41,12 +41,14 @@ class KernelPool:
                             s.source)
 
 
-def builtin_prompt_task(model: str, task: str | BuiltinTask) -> tuple[BuiltinTask, PromptTask]:
+def builtin_prompt_task(model: str, task: str | BuiltinTask, device: str = "auto"
+                        ) -> tuple[BuiltinTask, PromptTask]:
     """A task (a built-in name, or a user's file wrapped by ``pipeline.source_task``) and the
-    prompt task of ``model`` with its template and label words."""
+    prompt task of ``model`` on ``device`` with its template and label words."""
     builtin = ntk_data.get_task(task) if isinstance(task, str) else task
     word_pos, word_neg = builtin.label_words
-    return builtin, PromptTask(builtin.template, [word_pos, word_neg], model=model)
+    return builtin, PromptTask(builtin.template, [word_pos, word_neg], model=model,
+                               device=device)
 
 
 def kernel_pool(task: PromptTask, builtin: BuiltinTask, params: str, n_pool: int, n_test: int,

@@ -15,11 +15,12 @@ step, so a rerun resumes.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from transferscope.core.io import write_json
-from transferscope.ntk.data import BuiltinTask
+from transferscope.ntk.data import BuiltinTask, balanced_capacity, fit_sizes, get_task
+from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.finetune_vs_kernel import (
     FinetuneComparison,
     FinetuneOptions,
@@ -76,32 +77,48 @@ PROFILES = {
 
 
 def quick_finetune(run_dir: str | Path, model: str = "smollm2",
-                   task: str | BuiltinTask = "sentiment-words") -> FinetuneComparison:
+                   task: str | BuiltinTask = "sentiment-words",
+                   device: str = "auto") -> FinetuneComparison:
     """The quick profile's fine-tuning-vs-kernel experiment in ``run_dir`` (for the main demo).
 
     Same pool as ``ntk report --quick``, so a report run before or after shares the cached
     kernel and the resumable fine-tuning checkpoint.
     """
     profile = PROFILES["quick"]
-    builtin, lm_task = builtin_prompt_task(model, task)
+    builtin, lm_task = builtin_prompt_task(model, task, device)
     pool = kernel_pool(lm_task, builtin, profile.params, profile.pool, profile.test_n, 0)
     return finetune_against_kernel(lm_task, pool, profile.finetune_options(), run_dir)
 
 
+def fit_profile(profile: Profile, task: BuiltinTask) -> Profile:
+    """``profile`` with its pool, held-out set, fine-tuning n and rate sizes shrunk in
+    proportion when ``task``'s data (a small user file) cannot fill them."""
+    pool, test_n = fit_sizes(balanced_capacity(task.load()), profile.pool, profile.test_n)
+    if (pool, test_n) == (profile.pool, profile.test_n):
+        return profile
+    sizes = tuple(n for n in profile.sizes if n < pool)
+    if len(sizes) < 2:
+        sizes = (max(4, pool // 4), max(5, pool // 2))
+    return replace(profile, pool=pool, test_n=test_n, sizes=sizes,
+                   finetune_n=min(profile.finetune_n, pool))
+
+
 def run_report(out: str | Path, quick: bool = True, model: str = "smollm2",
-               task: str | BuiltinTask = "sentiment-words") -> Path:
+               task: str | BuiltinTask = "sentiment-words", device: str = "auto") -> Path:
     """``ntk report``: rates (with the random head), fine-tuning and task vectors under a
     profile into ``out``, then ``index.html``; returns the report's path."""
+    resolve_device(device)
     name = "quick" if quick else "full"
-    profile = PROFILES[name]
+    builtin = get_task(task) if isinstance(task, str) else task
+    profile = fit_profile(PROFILES[name], builtin)
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    builtin, lm_task = builtin_prompt_task(model, task)
+    builtin, lm_task = builtin_prompt_task(model, builtin, device)
     pool = kernel_pool(lm_task, builtin, profile.params, profile.pool, profile.test_n, 0)
     rates_sweep(lm_task, pool, profile.rates_options(), out)
     finetune_against_kernel(lm_task, pool, profile.finetune_options(), out)
-    task_vector_experiment(out, model, profile.task_vector_options())
+    task_vector_experiment(out, model, replace(profile.task_vector_options(), device=device))
     write_json(out / PROFILE_FILE, {"profile": name, **asdict(profile), "model": model,
                                     "task": task if isinstance(task, str) else task.name,
                                     "seconds": time.perf_counter() - started})

@@ -39,7 +39,7 @@ def mixed_task(pretrained: PromptTask, head_seed: int) -> PromptTask:
     return PromptTask(pretrained.template, pretrained.label_words,
                       (pretrained.model.body, pretrained.tokenizer), readout="linear-head",
                       head_seed=head_seed, word_prefix=pretrained.word_prefix,
-                      max_tokens=pretrained.max_tokens)
+                      max_tokens=pretrained.max_tokens, device=pretrained.device.type)
 
 
 def mixed_kernel(task: PromptTask, texts: Sequence[str], params: str,
@@ -52,8 +52,8 @@ def mixed_kernel(task: PromptTask, texts: Sequence[str], params: str,
 
     body_part = task.kernel(list(texts), body, include_head=False, progress=progress).kernel
     h = head_features(task, texts)
-    weight = task.model.head.weight.detach().double().numpy()
-    bias = task.model.head.bias.detach().double().numpy()
+    weight = task.model.head.weight.detach().double().cpu().numpy()
+    bias = task.model.head.bias.detach().double().cpu().numpy()
     outputs = h @ weight.T + bias
     return MixedKernel(body_part, h @ h.T + 1.0, outputs[:, 0] if task.n_outputs == 1 else outputs)
 
@@ -66,7 +66,7 @@ def head_features(task: PromptTask, texts: Sequence[str], batch_size: int = 32) 
                           "a linear-head task (see mixed_task)")
     features: list[torch.Tensor] = []
     hook = task.model.head.register_forward_hook(
-        lambda module, args, output: features.append(args[0].detach().double()))
+        lambda module, args, output: features.append(args[0].detach().double().cpu()))
     try:
         task.outputs(list(texts), batch_size=batch_size)
     finally:

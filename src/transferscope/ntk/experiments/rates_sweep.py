@@ -8,18 +8,20 @@ adds the random-head kernel and writes ``rates.json``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from transferscope.core.errors import input_error
 from transferscope.core.io import write_json
 from transferscope.ntk import rates
-from transferscope.ntk.data import BuiltinTask
+from transferscope.ntk.data import BuiltinTask, balanced_capacity, fit_sizes, get_task
+from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.pool import KernelPool, builtin_prompt_task, kernel_pool
 from transferscope.ntk.experiments.random_head import mixed_kernel, mixed_task
 from transferscope.ntk.task import PromptTask
 
 RESULT_FILE = "rates.json"
+DEFAULT_SIZES, DEFAULT_N_TEST, DEFAULT_POOL = (32, 64, 128, 256), 64, 320
 
 
 def parse_sizes(sizes: str | Sequence[int]) -> list[int]:
@@ -41,20 +43,37 @@ class RatesOptions:
     """What ``ntk rates`` sets: parameter set, sample sizes, seeds and the pool."""
 
     params: str = "attention@last-1"
-    sizes: str | Sequence[int] = (32, 64, 128, 256)  # or '32,64,128,256'
+    sizes: str | Sequence[int] | None = None  # or '32,64,128,256'; None: DEFAULT_SIZES < pool
     seeds: int = 10  # >= 10: the slope CI resamples whole seeds
-    n_test: int = 64
-    pool: int = 320  # training candidates the seeds subsample from
+    n_test: int | None = None  # None: DEFAULT_N_TEST, shrunk with the pool to fit the data
+    pool: int | None = None  # training candidates the seeds subsample from; None: DEFAULT_POOL
     head_seed: int | None = 0  # also the random-head readout, from this seed; None: not
+    device: str = "auto"  # auto, cpu or cuda
 
     def sample_sizes(self) -> list[int]:
-        return parse_sizes(self.sizes)
+        return parse_sizes(self.sizes if self.sizes is not None else DEFAULT_SIZES)
+
+    def fit(self, task: BuiltinTask) -> RatesOptions:
+        """The sizes left at None filled in: the defaults, shrunk to fit ``task``'s data (the
+        default n's below the pool, or a quarter and a half of a small pool)."""
+        if None not in (self.sizes, self.n_test, self.pool):
+            return self
+        pool, n_test = fit_sizes(balanced_capacity(task.load()), self.pool or DEFAULT_POOL,
+                                 self.n_test or DEFAULT_N_TEST)
+        pool, n_test = self.pool or pool, self.n_test or n_test
+        sizes = self.sizes
+        if sizes is None:
+            sizes = [n for n in DEFAULT_SIZES if n < pool]
+            if len(sizes) < 2:
+                sizes = [max(4, pool // 4), max(5, pool // 2)]
+        return replace(self, sizes=tuple(parse_sizes(sizes)), n_test=n_test, pool=pool)
 
     def validate(self) -> RatesOptions:
+        resolve_device(self.device)
         if self.seeds < 2:
             raise input_error("--seeds", "seeds", self.seeds, "at least 2 (a CI needs several)")
         sizes = self.sample_sizes()
-        if self.pool <= max(sizes):
+        if self.pool is not None and self.pool <= max(sizes):
             raise input_error("--pool", "pool", self.pool, f"more than the largest n = "
                               f"{max(sizes)} (otherwise every seed draws the same examples)")
         return self
@@ -90,7 +109,8 @@ def run_rates(out: str | Path, model: str = "smollm2",
               task: str | BuiltinTask = "sentiment-words",
               options: RatesOptions = RatesOptions()) -> dict:
     """``ntk rates``: draw the pool of a built-in task, its kernel, then :func:`rates_sweep`."""
-    options.validate()
-    builtin, lm_task = builtin_prompt_task(model, task)
+    builtin = get_task(task) if isinstance(task, str) else task
+    options = options.validate().fit(builtin).validate()
+    builtin, lm_task = builtin_prompt_task(model, builtin, options.device)
     pool = kernel_pool(lm_task, builtin, options.params, options.pool, options.n_test, 0)
     return rates_sweep(lm_task, pool, options, out)

@@ -28,6 +28,7 @@ from transferscope.core.io import write_json
 from transferscope.core.stats import pearson_interval
 from transferscope.ntk import data as ntk_data
 from transferscope.ntk.data import BuiltinTask, LabeledTexts, get_task, register_task
+from transferscope.ntk.device import resolve_device
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.experiments.finetune import (
     FinetuneConfig,
@@ -76,14 +77,19 @@ class TaskSplit:
     test: LabeledTexts
 
 
-def task_splits(names: Sequence[str], n_train: int, n_test: int, seed: int) -> list[TaskSplit]:
-    """Balanced samples per task; a text used by an earlier task is not drawn again."""
+def task_splits(names: Sequence[str | BuiltinTask], n_train: int, n_test: int, seed: int
+                ) -> list[TaskSplit]:
+    """Balanced samples per task (a built-in name or a task such as the user's file); a text
+    used by an earlier task is not drawn again."""
     if len(names) < 2:
-        raise input_error("--tasks", "tasks", list(names), "at least two task names")
+        raise input_error("--tasks", "tasks", [getattr(t, "name", t) for t in names],
+                          "at least two tasks (with --data: at least one built-in task)")
     used: set[str] = set()
     out = []
-    for k, name in enumerate(names):
-        data = get_task(name).load()
+    for k, task in enumerate(names):
+        task = get_task(task) if isinstance(task, str) else task
+        name = task.name
+        data = task.load()
         keep = [i for i, t in enumerate(data.texts) if t not in used]
         data = LabeledTexts(tuple(data.texts[i] for i in keep), data.targets[keep],
                             data.class_names, data.source)
@@ -284,6 +290,7 @@ class TaskVectorOptions:
     n_test: int = 8
     steps: int = 5
     seed: int = 0
+    device: str = "auto"  # auto, cpu or cuda
 
     def task_names(self) -> list[str]:
         names = self.tasks.split(",") if isinstance(self.tasks, str) else self.tasks
@@ -291,12 +298,15 @@ class TaskVectorOptions:
 
 
 def task_vector_experiment(out: str | Path, model: str = "smollm2",
-                           options: TaskVectorOptions = TaskVectorOptions()) -> dict:
+                           options: TaskVectorOptions = TaskVectorOptions(),
+                           data: BuiltinTask | None = None) -> dict:
     """``ntk taskvec``: split the tasks, run :func:`run_task_vectors` with the first task's
-    prompt, write and return ``taskvec.json``'s content."""
-    names = options.task_names()
-    splits = task_splits(names, options.n_train, options.n_test, options.seed)
-    _, lm_task = builtin_prompt_task(model, names[0])
+    prompt, write and return ``taskvec.json``'s content. ``data`` (the user's file as a task,
+    ``pipeline.source_task``) is the first task, so its template and label words prompt all."""
+    resolve_device(options.device)
+    tasks: list[str | BuiltinTask] = ([data] if data is not None else []) + options.task_names()
+    splits = task_splits(tasks, options.n_train, options.n_test, options.seed)
+    _, lm_task = builtin_prompt_task(model, tasks[0], options.device)
     config = FinetuneConfig(params=options.params, steps=options.steps, seed=options.seed)
     result = run_task_vectors(lm_task, splits, config, out)
     write_json(Path(out) / RESULT_FILE, result)

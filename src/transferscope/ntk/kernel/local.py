@@ -110,6 +110,7 @@ class KernelDriver:
                                   linear_path=options.linear_path, engine=options.engine,
                                   gram_dtype=options.gram_dtype)
         self.executor = block_executor(options.executor)
+        self.device = next(iter(p for _, p in selected), torch.empty(0)).device
         self.shapes = self.engine.shapes
         self.n_outputs = 1
         self.sketch_diagonal: np.ndarray | None = None
@@ -195,14 +196,14 @@ class KernelDriver:
     def _load(self, path: Path):
         if path in self._memory:
             return self._memory[path]
-        return torch.load(path, weights_only=True)
+        return torch.load(path, weights_only=True, map_location=self.device)
 
     # ----------------------------------------------------------------- Gram: parameter chunks
     def _load_lazy(self, path: Path):
         """A stored block whose tensors are read from disk only when touched (memory-mapped)."""
         if path in self._memory:
             return self._memory[path]
-        return torch.load(path, weights_only=True, mmap=True)
+        return torch.load(path, weights_only=True, mmap=True, map_location=self.device)
 
     def _row_bytes(self, paths: list[Path]) -> list[list[int]]:
         """Bytes per block and parameter once padded to the longest prompt of ``paths``."""
@@ -320,7 +321,7 @@ class KernelDriver:
                 block_j = None if same else self._load_rows(
                     [(paths1 if paths2 is None else paths2)[k] for k in group_j], chunk)
                 part = gram_of_blocks(block_i, block_j, self.shapes, self.engine.linear_path,
-                                      self.gram_stats, self.engine.gram_dtype).numpy()
+                                      self.gram_stats, self.engine.gram_dtype).cpu().numpy()
                 c0, c1 = offsets2[group_j[0]], offsets2[group_j[-1] + 1]
                 kernel[r0:r1, c0:c1] += part
                 if paths2 is None and not same:
@@ -379,7 +380,8 @@ class KernelDriver:
         manifest = self._manifest(len(examples), None if examples2 is None else len(examples2))
         self.executor.start(self.engine, self.work)
         try:
-            with (only_selected_trainable(self.model, self.selected),
+            # the engine allocates with the default device: make it the model's (CUDA or CPU)
+            with (torch.device(self.device), only_selected_trainable(self.model, self.selected),
                   progress_bar(transient=True, remaining=True, disable=not self.show) as bar):
                 started = time.perf_counter()
                 paths1 = self._blocks("x", examples, manifest, bar)
@@ -418,9 +420,9 @@ class KernelDriver:
         """The sketched kernel ``S1 S2^T``, keeping the rows' squared norms for the error."""
         s1 = torch.cat([self._load(p) for p in paths1])
         s2 = s1 if paths2 is None else torch.cat([self._load(p) for p in paths2])
-        kernel = (s1 @ s2.T).numpy()
-        self.sketch_diagonal = (s1 * s1).sum(1).numpy()
-        self.sketch_diagonal2 = (s2 * s2).sum(1).numpy()
+        kernel = (s1 @ s2.T).cpu().numpy()
+        self.sketch_diagonal = (s1 * s1).sum(1).cpu().numpy()
+        self.sketch_diagonal2 = (s2 * s2).sum(1).cpu().numpy()
         if paths2 is None:
             kernel = (kernel + kernel.T) / 2
         return kernel

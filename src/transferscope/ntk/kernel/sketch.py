@@ -23,9 +23,11 @@ from transferscope.ntk.kernel.capture import BlockFactors, Use
 def hash_tables(numel: int, dim: int, seed: int, parameter_index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Bucket and sign of every coordinate of one parameter; the same for every block."""
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + parameter_index)
-    buckets = torch.randint(0, dim, (numel,), generator=gen, dtype=torch.int64)
-    signs = torch.randint(0, 2, (numel,), generator=gen, dtype=torch.int8)
-    return buckets, signs
+    # drawn on the CPU (the same tables on every device), then moved where the factors are
+    buckets = torch.randint(0, dim, (numel,), generator=gen, dtype=torch.int64, device="cpu")
+    signs = torch.randint(0, 2, (numel,), generator=gen, dtype=torch.int8, device="cpu")
+    where = torch.get_default_device()
+    return buckets.to(where), signs.to(where)
 
 
 def _factor_dtype(uses: Sequence[Use]) -> torch.dtype:
