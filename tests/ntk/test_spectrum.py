@@ -48,17 +48,23 @@ def test_fits_recover_exact_decays():
 
 
 def test_bootstrap_interval_covers_known_polynomial_decay():
-    """Mercer kernel with operator eigenvalues k^-2 at n = 200 random points: the 95% interval
-    covers alpha = 2 in at least 4 of 5 independent draws (nominal: 4.75 of 5)."""
+    """Mercer kernel with operator eigenvalues k^-2 at n = 200 random points, 20 independent
+    draws: the 95% interval covers alpha = 2 in at least 15, every fitted rate is within 0.1.
+
+    Measured once over 200 draws (seeds 100-299): coverage 0.975, rate mean 2.0023, sd 0.016,
+    worst |rate - 2| 0.049, interval widths 0.056-0.115. Chance of failing: 6 or more misses of
+    20 has binomial probability 3e-4 even at the nominal 95% coverage (5e-6 at 0.975); 0.1 is
+    6 sd of one rate.
+    """
     covered, widths = 0, []
-    for seed in range(5):
+    for seed in range(20):
         x = np.random.default_rng(100 + seed).uniform(size=200)
         k = mercer_kernel(x, np.arange(1, 2001, dtype=float) ** -2.0)
         fit = analyse_spectrum(k, index_range=(2, 50), n_boot=60, seed=seed).fits["polynomial"]
         covered += fit.ci_low <= 2.0 <= fit.ci_high
         widths.append(fit.ci_high - fit.ci_low)
         assert abs(fit.rate - 2.0) < 0.1
-    assert covered >= 4
+    assert covered >= 15
     assert 0.01 < np.median(widths) < 0.3
 
 

@@ -136,11 +136,19 @@ def test_radius_estimate_recovers_known_rkhs_norm():
 
 
 def test_noise_estimate_recovers_known_sigma_and_matches_explicit_gcv():
+    """Over 16 noise draws (n = 400) the GCV sigma averages within 5% of the true 0.3, each
+    draw within 20%. Measured once over seeds 0-199: relative error mean -0.008, sd 0.037, worst
+    0.109. Chance of failing at those values: the mean of 16 has sd 0.0092, so 5% is 4.6 sd
+    from its centre (4e-6); 20% is 5.4 sd for one draw (16 draws: 5e-7)."""
     n, sigma = 400, 0.3
     k, x = sobolev_kernel(n)
-    rng = np.random.default_rng(7)
-    y = 1.3 * np.sin(np.pi * x / 2) + sigma * rng.standard_normal(n)
-    assert estimate_noise(k, y).sigma == pytest.approx(sigma, rel=0.1)
+    errors = []
+    for seed in range(16):
+        noise = sigma * np.random.default_rng(seed).standard_normal(n)
+        errors.append(estimate_noise(k, 1.3 * np.sin(np.pi * x / 2) + noise).sigma / sigma - 1)
+    assert abs(np.mean(errors)) < 0.05
+    assert np.max(np.abs(errors)) < 0.2
+    y = 1.3 * np.sin(np.pi * x / 2) + sigma * np.random.default_rng(7).standard_normal(n)
     # the same GCV minimum with explicit hat matrices on the same grid, on a smaller problem
     n = 120
     k, x, y = k[:n, :n], x[:n], y[:n]

@@ -37,6 +37,8 @@ def test_head_part_equals_the_engine_kernel_of_the_head(mixed):
 
 @pytest.mark.slow
 def test_body_plus_head_equals_the_joint_kernel(mixed):
+    """6 words: body part + closed-form head part = the engine's kernel over both (fast
+    version against plain autograd, 3 words: test_fast_claims.py)."""
     from transferscope.ntk.experiments.finetune import parameter_spec
     from transferscope.ntk.experiments.random_head import mixed_kernel
 

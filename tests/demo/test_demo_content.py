@@ -1,0 +1,158 @@
+"""The real demo's content at a small size (the fast version of test_demo_e2e.py): the embedded
+models stage, the DINO stage (every method, on a tiny benchmark profile) and the bias stage (an
+answerer with no opinion, on a small slice of the record) run by the real orchestration into one
+report; each number the report states is checked against an independent computation (the models
+themselves, the files each stage wrote), and a second run only re-assembles the page."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from rich.console import Console
+
+import transferscope.bias
+from tests.bias.test_debias_pipeline import planted_record
+from transferscope.demo import bias_stage, dino_stage, models_stage
+from transferscope.demo.orchestrate import run_stages
+from transferscope.demo.stage import Stage
+from transferscope.dino.evaluation import PROFILES, Profile
+
+SMOLLM2_PARAMETERS = 134_515_008  # SmolLM2-135M-Instruct, tied embeddings (hand-checked)
+STAGES = ("models", "dino", "bias")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The two stages run once, as `transferscope demo --only models,dino` runs them."""
+    out = tmp_path_factory.mktemp("demo")
+    small = planted_record()
+    with pytest.MonkeyPatch.context() as mp:  # smaller inputs to the same stages:
+        mp.setitem(PROFILES, "tiny", Profile(synthetic=[("covariate", 2.0)], real=[], seeds=2,
+                                             n_labelled=20, max_source=40, max_test=40))
+        mp.setattr(transferscope.bias, "load_record", lambda *args, **kwargs: small)
+        stages = [Stage("models", "Embedded models", {"model": "smollm2", "encoder": "minilm"},
+                        models_stage.run),
+                  Stage("dino", "DINO: domain-adaptation regression", {"profile": "tiny"},
+                        dino_stage.run),
+                  Stage("bias", "Bias", {"model": "null:first",
+                                         "tests": "directqa,association,vote", "limit": 1,
+                                         "method": "rag+reflexion", "rounds": 1, "top_k": 2,
+                                         "debias_tests": "directqa"}, bias_stage.run)]
+        page, failures = run_stages(stages, out, Console(quiet=True))
+        assert not failures
+        stamps = {s: (out / s / "result.json").stat().st_mtime_ns for s in STAGES}
+        again, failures = run_stages(stages, out, Console(quiet=True))
+    assert again == page and not failures
+    # the second run reused both finished stages: nothing was recomputed
+    assert {s: (out / s / "result.json").stat().st_mtime_ns for s in stamps} == stamps
+    return out
+
+
+def result(out, stage: str) -> dict:
+    return json.loads((out / stage / "result.json").read_text("utf-8"))["result"]
+
+
+def test_report_has_each_stage_in_order_with_its_figures(demo):
+    markdown = (demo / "report.md").read_text("utf-8")
+    html = (demo / "index.html").read_text("utf-8")
+    titles = re.findall(r"^## (.+)$", markdown, re.MULTILINE)
+    assert titles == ["Embedded models", "DINO: domain-adaptation regression",
+                      "Bias: nation-level bias in UNSC-grounded tests, and debiasing"]
+    figures = {s: [f["file"] for f in result(demo, s)["figures"]] for s in STAGES}
+    assert figures == {"models": [], "dino": ["dino_mae.png"],
+                       "bias": ["bias_heatmap.png", "bias_scores.png", "debias_scores.png",
+                                "debias_change.png"]}
+    for stage, files in figures.items():
+        assert all((demo / stage / f).read_bytes()[:4] == b"\x89PNG" for f in files)
+    assert html.count("data:image/png;base64,") == 5
+    for stage in STAGES:
+        for paragraph in result(demo, stage)["summary"]:
+            assert paragraph.split("(")[0].strip()[:60] in markdown
+
+
+def test_models_stage_numbers_match_the_models(demo, minilm):
+    summary = " ".join(result(demo, "models")["summary"])
+    assert f"{SMOLLM2_PARAMETERS / 1e6:.1f}M parameters, 30 layers" in summary
+    model, tokenizer = minilm  # cosine of mean-pooled MiniLM states, by hand
+    texts = [models_stage.ANCHOR, *models_stage.OTHERS]
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**batch).last_hidden_state.numpy()
+    mask = batch["attention_mask"].numpy()[..., None]
+    pooled = (hidden * mask).sum(1) / mask.sum(1)
+    unit = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    sims = unit[1:] @ unit[0]
+    assert sims[0] > sims[1] + 0.3  # a paraphrase is nearer than an unrelated sentence
+    assert (f"to a paraphrase is {sims[0]:+.3f}, to an unrelated sentence {sims[1]:+.3f}"
+            in summary)
+    table = result(demo, "models")["tables"][0]
+    np.testing.assert_allclose([row[1] for row in table["rows"]], sims, atol=6e-4)
+
+
+def test_dino_stage_numbers_match_its_runs(demo):
+    runs = pd.read_csv(demo / "dino" / "runs.csv")
+    assert runs.groupby("method").size().eq(2).all() and runs["method"].nunique() == 11
+    stage = result(demo, "dino")
+    summary = " ".join(stage["summary"])
+    # by hand: one task, so each method's rank is its place by mean MAE over the two seeds
+    means = runs.groupby("method")["mae"].mean().sort_values()
+    best = means.index[0]
+    assert f"Best mean MAE rank across tasks: {best} (1.00)." in summary
+    for method in [m for m in means.index if m.startswith("DINO")]:
+        place = float((means < means[method]).sum() + 1)
+        won = int(means[method] == means.min())
+        assert f"{method}: rank {place:.2f}, {won} task(s) won" in summary
+    tables = {t["caption"].split(",")[0]: t for t in stage["tables"]}
+    mae = tables["MAE and RMSE"]
+    rows = {r[0]: dict(zip(mae["columns"], r, strict=True)) for r in mae["rows"]}
+    for method, group in runs.groupby("method"):
+        cell = rows[method][f"{group['task'].iloc[0]} MAE"]
+        assert cell == f"{group['mae'].mean():.3f} ± {group['mae'].std():.3f}"
+    goal = pd.DataFrame(tables["Default DINO vs the better of target-only and adaptive GP (MAE)"]
+                        ["rows"], columns=tables["Default DINO vs the better of target-only "
+                                                 "and adaptive GP (MAE)"]["columns"])
+    baseline = min(means["target-only GP"], means["adaptive GP"])
+    for _, row in goal.iterrows():
+        excess = means[row["method"]] - baseline
+        assert row["excess"] == pytest.approx(excess, abs=6e-5)
+        assert row["goal met"] == bool(
+            excess <= runs[runs["method"] == row["method"]]["mae"].std())
+    assert f"on {int(goal['goal met'].sum())} of {len(goal)} (task, variant)" in summary
+
+
+def test_bias_stage_numbers_match_its_run_folder(demo):
+    stage = result(demo, "bias")
+    summary = " ".join(stage["summary"])
+    answers = [json.loads(x) for x in (demo / "bias" / "run" / "answers.jsonl").read_text()
+               .splitlines()]
+    run = json.loads((demo / "bias" / "run" / "run.json").read_text())
+    unparsed = sum(not a["parsed"] for a in answers)
+    assert (f"{len(answers)} answers, {unparsed} unparseable" in summary
+            and f"model calls {run['stats']['model_calls']}, cache hits "
+            f"{run['stats']['cache_hits']}." in summary)
+    assert {a["test"] for a in answers} == {"directqa", "association", "vote"}
+    cost = json.loads((demo / "bias" / "cost.json").read_text())
+    assert cost["model_calls"] > 0 and cost["evaluator_replies"] > 0
+    assert (f"Cost of debiasing: {cost['model_calls']} model calls, {cost['tokens']} tokens, "
+            f"{cost['seconds']:.0f} s (retrieval {cost['retrieval_seconds']:.0f} s)") in summary
+    # the nation x test table: every headline cell is the run's scores.csv row, formatted
+    scores = pd.read_csv(demo / "bias" / "run" / "scores.csv")
+    head = scores[scores["headline"].astype(bool)]
+    table = stage["tables"][0]
+    cells = {(row[0], column): value for row in table["rows"]
+             for column, value in zip(table["columns"][1:], row[1:], strict=True)}
+    assert len(cells) == len(head)
+    for r in head.itertuples():
+        assert cells[(r.nation, f"{r.test}: {r.form}")].startswith(
+            f"{r.value:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] n={r.n_items}")
+    # an answerer with no opinion: every headline score it gets is 0 (or undefined)
+    assert np.nanmax(np.abs(head["value"])) == 0.0
+    overall = pd.DataFrame(stage["tables"][2]["rows"], columns=stage["tables"][2]["columns"])
+    bias = overall.set_index("overall").loc["mean |bias|"]
+    assert (f"{bias['before']:.3f} -> {bias['after']:.3f}, change {bias['change']:+.3f}"
+            in summary)
