@@ -12,6 +12,7 @@ def invoke_cli(capsys, *args: str) -> tuple[int, str, str]:
 
     argv = sys.argv
     sys.argv = ["transferscope", *args]
+    capsys.readouterr()  # only this call's output is returned
     try:
         main()
         code = 0

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
+from tests.cli_inprocess import invoke_cli
 from transferscope.cli import main
 
 MODELS = ("null:first", "null:constant", "null:random:0")
@@ -21,16 +22,6 @@ LINE = re.compile(r"^(?P<label>.+): accuracy (?P<acc>\S+) \[(?P<acc_lo>\S+), (?P
                   r"mean \|bias\| (?P<bias>\S+) \[(?P<bias_lo>\S+), (?P<bias_hi>\S+)\]$")
 
 
-def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["transferscope", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +51,7 @@ def by_hand(run_dir: Path) -> tuple[float, float]:
 
 
 def test_compare_matches_the_hand_computation(runs, tmp_path, monkeypatch, capsys):
-    code, out, err = cli(monkeypatch, capsys, "bias", "compare", *map(str, runs), "--n-boot",
+    code, out, err = invoke_cli(capsys, "bias", "compare", *map(str, runs), "--n-boot",
                          "20", "--out", str(tmp_path / "cmp"))
     assert code == 0, err
     hand = np.array([by_hand(d) for d in runs])
@@ -93,7 +84,7 @@ def test_compare_matches_the_hand_computation(runs, tmp_path, monkeypatch, capsy
 
 
 def test_compare_of_two_models_reports_no_correlation(runs, tmp_path, monkeypatch, capsys):
-    code, out, _ = cli(monkeypatch, capsys, "bias", "compare", *map(str, runs[:2]), "--n-boot",
+    code, out, _ = invoke_cli(capsys, "bias", "compare", *map(str, runs[:2]), "--n-boot",
                        "10", "--out", str(tmp_path / "cmp"))
     assert code == 0
     assert "pearson r (accuracy, |bias|) over 2 models: nan [nan, nan]" in out
@@ -103,7 +94,7 @@ def test_compare_of_two_models_reports_no_correlation(runs, tmp_path, monkeypatc
 
 def test_compare_of_a_folder_that_is_not_a_run_is_one_error_line(runs, tmp_path, monkeypatch,
                                                                   capsys):
-    code, _, err = cli(monkeypatch, capsys, "bias", "compare", str(runs[0]), str(tmp_path),
+    code, _, err = invoke_cli(capsys, "bias", "compare", str(runs[0]), str(tmp_path),
                        "--out", str(tmp_path / "cmp"))
     assert code != 0 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"error: {tmp_path}") and "run.json missing" in err
@@ -112,7 +103,7 @@ def test_compare_of_a_folder_that_is_not_a_run_is_one_error_line(runs, tmp_path,
     for name in ("run.json", "answers.jsonl"):
         lines = (runs[0] / name).read_text().splitlines(keepends=True)
         (broken / name).write_text("".join(lines[:-1] if name == "answers.jsonl" else lines))
-    code, _, err = cli(monkeypatch, capsys, "bias", "compare", str(runs[0]), str(broken),
+    code, _, err = invoke_cli(capsys, "bias", "compare", str(runs[0]), str(broken),
                        "--out", str(tmp_path / "cmp"))
     assert code != 0 and err.count("\n") == 1
     assert "answers.jsonl" in err and "an answer for every item" in err

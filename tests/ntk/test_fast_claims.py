@@ -28,17 +28,7 @@ TEMPLATE = 'Is the word "{text}" positive or negative? Answer:'
 WORDS = ["good", "terrible", "not bad at all"]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(smollm2, tmp_path, monkeypatch):
-    """Kernels and runs in a private cache; the model the session converted (``smollm2``) is
-    linked in, so commands run here do not convert it again."""
-    from transferscope.core.cache import cache_root
-
-    shared = cache_root() / "models"
-    (tmp_path / "cache").mkdir()
-    if shared.is_dir():
-        (tmp_path / "cache" / "models").symlink_to(shared)
-    monkeypatch.setenv("TRANSFERSCOPE_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("linked_private_cache")
 
 
 @pytest.fixture(scope="module")
