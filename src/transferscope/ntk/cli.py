@@ -7,16 +7,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk import pipeline, preflight
-from transferscope.ntk.experiments import profiles, taskvectors, validation
-from transferscope.ntk.experiments.rates_sweep import RatesOptions, run_rates
+from transferscope.ntk import preflight
+
+if TYPE_CHECKING:
+    from transferscope.ntk import pipeline
+    from transferscope.ntk.experiments import profiles, rates_sweep, taskvectors, validation
+else:  # imported when a command first uses them: --help never loads torch
+    from transferscope.core.lazy import lazy_module
+
+    pipeline = lazy_module("transferscope.ntk.pipeline")
+    profiles = lazy_module("transferscope.ntk.experiments.profiles")
+    rates_sweep = lazy_module("transferscope.ntk.experiments.rates_sweep")
+    taskvectors = lazy_module("transferscope.ntk.experiments.taskvectors")
+    validation = lazy_module("transferscope.ntk.experiments.validation")
 
 app = typer.Typer(help="Empirical NTK of a pretrained LM at its pretrained weights, its "
                   "eigen-decay, and the data-dependent early-stopping time.",
@@ -271,7 +281,7 @@ def rates(
     preflight.rates(out, params=params, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool,
                     head_seed=head_seed)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    result = run_rates(out, model, source, RatesOptions(
+    result = rates_sweep.run_rates(out, model, source, rates_sweep.RatesOptions(
         params, sizes, seeds, n_test, pool, head_seed, device))
     slope = result["pretrained"]["slope"]
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
@@ -284,7 +294,7 @@ def taskvec(
     model: ModelOpt = "smollm2",
     tasks: Annotated[str, typer.Option(help="Comma-separated built-in tasks (>= 2; with "
                                        "--data, the tasks after the file's).")
-                     ] = ",".join(taskvectors.DEFAULT_TASKS),
+                     ] = ",".join(ntk_data.TASK_VECTOR_DEFAULTS),
     data_file: Annotated[Path | None, typer.Option("--data", help="CSV/TSV/JSONL file: the "
                          "first task, whose --template and --label-words prompt all.")] = None,
     text_col: TextColOpt = "text",
