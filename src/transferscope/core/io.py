@@ -188,7 +188,8 @@ def load_array(path: str | Path, what: str = "array file") -> np.ndarray:
     """Read an ``.npy`` array (no pickles); a missing or damaged file is one InputError line."""
     path = Path(path)
     try:
-        return np.load(path, allow_pickle=False)
+        array: np.ndarray = np.load(path, allow_pickle=False)
+        return array
     except FileNotFoundError:
         raise InputError(f"{path}: not found: expected the {what}") from None
     except (OSError, ValueError, EOFError) as exc:
