@@ -137,7 +137,10 @@ def test_the_estimator_fits_like_ridge_regression():
 
 
 def test_scikit_learn_accepts_the_estimator():
-    from sklearn.utils.estimator_checks import check_get_params_invariance, check_parameters_default_constructible
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_parameters_default_constructible,
+    )
 
     check_parameters_default_constructible("Regressor", Regressor())
     check_get_params_invariance("Regressor", Regressor())
