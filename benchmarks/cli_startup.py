@@ -22,6 +22,11 @@ import sys
 import time
 
 BASELINE = "import typer, rich.console, numpy"
+# For context (not the target's baseline): what any Typer command line pays to print the help
+# of one command with one option (Typer builds its parameters through pydantic adapters).
+FLOOR = ("import sys, typer, numpy\napp = typer.Typer()\n@app.command()\n"
+         "def main(n: int = typer.Option(1, help='n')) -> None:\n    pass\n"
+         "sys.argv = ['app', '--help']\napp()")
 HEAVY = ("torch", "transformers", "ray", "sklearn", "pandas", "scipy", "matplotlib")
 
 # Runs the real entry point on argv, then reports which heavy top-level modules are loaded.
@@ -83,6 +88,8 @@ def main() -> int:
     _time([py, "-c", BASELINE])  # warm the file cache (and write .pyc where allowed)
     base = statistics.median(_time([py, "-c", BASELINE]) for _ in range(args.repeat))
     print(f"baseline  python -c {BASELINE!r}: {base:.3f} s (median of {args.repeat})")
+    floor = statistics.median(_time([py, "-c", FLOOR]) for _ in range(args.repeat))
+    print(f"for context: --help of a one-option Typer app {floor:.3f} s ({floor / base:.1f}x)")
     worst = 0.0
     todo = commands()
     if args.only_root:
