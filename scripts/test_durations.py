@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     runs = [read(p) for p in args.xml]
-    for path, (tests, files, outcomes) in zip(args.xml, runs, strict=True):
+    for path, (tests, _files, outcomes) in zip(args.xml, runs, strict=True):
         print(f"== {path.name}: {len(tests)} tests, {sum(tests.values()):.1f} s in tests; "
               f"outcomes {outcomes}")
         print(f"-- slowest {args.top} tests")
