@@ -68,7 +68,10 @@ def test_claim_creates_locks_and_cleans_up(tmp_path):
     assert not out.exists()  # it created the folder and left nothing in it
     out.mkdir()
     (out / "result.json").write_text("{}")
-    with claim_output(out):
+    with pytest.raises(InputError, match="a folder holding files transferscope did not write "
+                                         r"\(e.g. 'result.json'\)"):
+        claim_output(out)
+    with claim_output(out, force=True):  # the user said --force
         pass
     assert sorted(p.name for p in out.iterdir()) == ["result.json"]
 

@@ -160,6 +160,9 @@ def _load(folder: str) -> Record:
         drafts["date"] = drafts["date"].astype("datetime64[ns]")
     except (TypeError, ValueError) as exc:
         raise InputError(f"{root / DRAFTS_FILE}: column 'date': {exc}: expected dates") from None
+    if drafts.empty:
+        raise InputError(f"{root / DRAFTS_FILE}: 0 drafts: expected a record with drafts "
+                         "(rebuild it with `transferscope bias build-data --raw <folder>`)")
     votes = read_parquet(root / VOTES_FILE, "P5 votes of a UNSC record", VOTE_COLUMNS)
     texts = pd.DataFrame(read_jsonl(root / TEXTS_FILE, "resolution texts of a UNSC record"))
     if len(texts) and not {"resolution", "text"} <= set(texts.columns):
