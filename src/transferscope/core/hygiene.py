@@ -6,10 +6,10 @@ server reaches a terminal, a Markdown or HTML page, a CSV cell or a stored URL.
   text cannot recolour, clear or rewrite a terminal, and a page shows what was sent;
   :func:`terminal_text` does it for a printed line (and removes URL credentials),
   :func:`terminal_line` also folds the text into one line (the CLI's error line).
-- :func:`markdown_text` renders text inert in Markdown: ``<`` as ``&lt;`` (no HTML tag can
-  open) and the characters that start links, images, emphasis, code and tables escaped with a
-  backslash, so ``![x](http://tracker)`` from a model reply shows as written instead of
-  loading an image.
+- :func:`markdown_text` renders text inert in Markdown: ``<`` as ``&lt;`` (no HTML tag or
+  autolink can open) and, with a backslash, the characters that would start a link, an image,
+  a code span, a table border or a heading, so ``![x](http://tracker)`` from a model reply
+  shows as written instead of loading an image (brackets of an interval stay as written).
 - :func:`html_text` is :func:`html.escape` plus the control characters made visible.
 - :func:`csv_cell` prefixes a text cell that a spreadsheet would run as a formula (first
   character ``= + - @``, tab or carriage return) with ``'`` as OWASP advises
@@ -61,20 +61,26 @@ def terminal_line(text: Any) -> str:
     return terminal_text(" ".join(str(text).split()))
 
 
-# Characters that open Markdown constructs anywhere in a line: code, emphasis, links and
-# images, tables, strikethrough, and the backslash itself.
-_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
-# Characters that change a line's meaning where it starts: headings, quotes, lists, rules,
-# setext underlines, fences; and ordered-list numbers ("1." / "1)").
-_MD_LINE_START = re.compile(r"^(\s*)([#>+\-=:])", re.MULTILINE)
-_MD_ORDERED = re.compile(r"^(\s*\d+)([.)])", re.MULTILINE)
+# What makes Markdown act, not show: the backslash (it would undo our escapes), code spans,
+# table cell borders, and a bracket that opens a link or an image: "](" and "][" end a link's
+# text, "![" starts an image ("[0.1, 0.2]", an interval, stays as written).
+_MD_INLINE = re.compile(r"([\\`|])|(?<=\])([(\[])|(?<=!)(\[)")
+# What changes a line's meaning where it starts: a quote, a reference definition ("[x]: url"),
+# a heading ("# "), a list item ("- ", "1. "), a rule, a setext underline or a fence ("---",
+# "===", "~~~"). Numbers ("-0.5", "0.12") stay as written.
+_MD_LINE_START = re.compile(r"^(\s*)([>\[]|#{1,6}(?=\s|$)|[-+*](?=\s|$)|[=\-_*~]{2,})",
+                            re.MULTILINE)
+_MD_ORDERED = re.compile(r"^(\s*\d{1,9})([.)])(?=\s|$)", re.MULTILINE)
 
 
-def markdown_text(text: Any) -> str:
-    """``text`` as inert Markdown: shown as written, never a link, image, tag or table cell
-    border (see the module docstring)."""
+def markdown_text(text: Any, block: bool = True) -> str:
+    """``text`` as inert Markdown: shown as written, never a link, image, tag, code span or
+    table cell border and (``block``: text that starts lines) never a heading, quote or list
+    (see the module docstring). Table cells pass ``block=False``."""
     out = visible_controls(text).replace("<", "&lt;")
-    out = _MD_INLINE.sub(r"\\\1", out)
+    out = _MD_INLINE.sub(lambda m: "\\" + m.group(0), out)
+    if not block:
+        return out
     out = _MD_LINE_START.sub(r"\1\\\2", out)
     return _MD_ORDERED.sub(r"\1\\\2", out)
 

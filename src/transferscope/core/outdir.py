@@ -14,7 +14,7 @@ inputs, a device or pipe, a folder, or a file it did not create, unless the user
 ``transferscope --force ...`` (inputs, devices and folders are refused even then). "Created by
 transferscope" is recorded where the files are: every file a claimed command writes is listed
 in ``.transferscope-outputs`` in its folder, so a rerun may replace its own files while a
-user's ``notes.csv`` or a folder full of their files is refused. :func:`claim_output` applies
+user's ``notes.csv``, or a folder holding any file of theirs, is refused. :func:`claim_output` applies
 the rule before any work; :func:`check_write` applies it again to every file written inside a
 claimed output (``core.io.atomic_write_bytes`` calls it), and :func:`record_write` lists the
 file. :func:`staged_folder` builds a folder beside its target and swaps it in only when the
@@ -228,19 +228,21 @@ _OURS = (LOCK_NAME, MANIFEST_NAME)
 
 
 def _check_folder_is_ours(path: Path, flag: str, force: bool) -> None:
-    """An existing folder is empty, or transferscope wrote into it (its manifest), or the
-    user said ``--force``: a command never fills a folder of the user's own files."""
-    if force or not path.is_dir() or (path / MANIFEST_NAME).is_file():
+    """An existing folder holds no file the user wrote: each of its files (hidden ones and
+    subfolders aside) is listed in its manifest, or the user said ``--force``. A command never
+    drops its files among the user's (``--out .`` in a working folder, ``--out ''``)."""
+    if force or not path.is_dir():
         return
+    listed = _manifest(path)
     try:
-        foreign = next((entry for entry in os.scandir(path)
-                        if entry.name not in _OURS and not entry.name.endswith(LOCK_NAME)),
-                       None)
+        foreign = next((entry.name for entry in os.scandir(path)
+                        if not entry.name.startswith(".") and entry.name not in listed
+                        and not entry.is_dir()), None)
     except OSError:
         return  # an unreadable folder: the write itself will say so
     if foreign is not None:
         raise InputError(f"{flag} {path}: a folder holding files transferscope did not write "
-                         f"(e.g. {foreign.name!r}): expected a new or empty folder, or one "
+                         f"(e.g. {foreign!r}): expected a new or empty folder, or one "
                          f"transferscope wrote; {FORCE_HINT.replace('it', 'its files')}")
 
 
@@ -299,9 +301,11 @@ def check_write(path: str | Path) -> None:
 
 
 def record_write(path: str | Path) -> None:
-    """List ``path`` in its folder's manifest when a claimed command wrote it."""
+    """List ``path`` in its folder's manifest when a claimed command wrote it, or when the
+    folder already has one (``bias show`` adding ``items.html`` to a run folder); a cache
+    folder, which has none, stays without."""
     path = Path(path)
-    if _claim_for(path) is not None:
+    if _claim_for(path) is not None or (path.parent / MANIFEST_NAME).is_file():
         _append_manifest(path.parent, [path.name])
 
 

@@ -186,7 +186,7 @@ def _html_table(header: list[str], rows: list[list[str]], caption: str) -> str:
 
 def _md_table(header: list[str], rows: list[list[str]], caption: str) -> list[str]:
     def esc(cell: str) -> str:
-        return _md(" ".join(str(cell).split()))
+        return markdown_text(" ".join(str(cell).split()), block=False)
 
     lines = [f"**{_md(caption)}**", ""] if caption else []
     lines.append("| " + " | ".join(esc(h) for h in header) + " |")
