@@ -7,8 +7,9 @@ instead of hanging, exhausting memory or ending in a ``RecursionError``:
 
 - :func:`loads_json` parses JSON text with a nesting cap (:data:`JSON_DEPTH_CAP`), no
   ``NaN``/``Infinity``/``1e999`` unless asked, and Python's cap on integer digits named;
-- :func:`iter_lines` yields a text file's lines, never holding one longer than
-  :data:`LINE_CAP` (a 2 GB file without a newline is refused after 32 MiB, not read whole);
+- :func:`iter_lines` yields a file's lines as UTF-8 text, never holding one longer than
+  :data:`LINE_CAP` (a 2 GB file without a newline is refused after 32 MiB, not read whole),
+  a line that is not UTF-8 named with its byte;
 - :func:`read_capped` reads a whole file only when it is at most a given size;
 - :func:`check_npy` reads an ``.npy`` header alone (numpy's own header reader with its size
   cap) and checks the dtype is plain numbers and the shape fits the file's bytes, before any
@@ -96,20 +97,27 @@ def _too_deep(value: Any, cap: int = JSON_DEPTH_CAP) -> bool:
     return False
 
 
-def iter_lines(fh: IO[str], source: str, cap: int = LINE_CAP) -> Iterator[str]:
-    """The lines of an open text file, each read with at most ``cap`` characters held; a
-    longer line is one InputError naming its number and the cap."""
+def iter_lines(fh: IO[bytes], source: str, expected: str, cap: int | None = None
+               ) -> Iterator[str]:
+    """The lines of a file opened in binary mode, each read with at most ``cap`` bytes held
+    (default :data:`LINE_CAP`) and decoded as UTF-8 on its own, so that a line too long or not
+    UTF-8 is one InputError naming the line (and the byte) and what was ``expected``."""
+    cap = LINE_CAP if cap is None else cap
     number = 0
     while True:
-        line = fh.readline(cap + 1)
-        if not line:
+        raw = fh.readline(cap + 1)
+        if not raw:
             return
         number += 1
-        if len(line) > cap:
-            raise InputError(f"{source}: line {number} is longer than {size_text(cap)} "
-                             f"characters: expected a text file whose lines are at most "
-                             f"{size_text(cap)} (the cap on one line)")
-        yield line
+        if len(raw) > cap:
+            raise InputError(f"{source}: line {number} is longer than {size_text(cap)}: "
+                             f"expected {expected}, each line at most {size_text(cap)} (the "
+                             "cap on one line)")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{source}: line {number}, byte {exc.start + 1}: not UTF-8 text: "
+                             f"expected {expected} in UTF-8") from None
 
 
 def read_capped(path: str | Path, cap: int, what: str) -> bytes:

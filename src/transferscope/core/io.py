@@ -140,8 +140,9 @@ def check_csv_layout(path: str | Path, sep: str = ",") -> None:
     path = Path(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as fh:
-            rows = csv.reader(iter_lines(fh, str(path)), delimiter=sep)
+        with opener(path, "rb") as fh:
+            rows = csv.reader(iter_lines(fh, str(path), "a UTF-8 delimited table"),
+                              delimiter=sep)
             header = next(rows, None)
             if header is None:
                 return  # empty: the table reader says so
@@ -155,9 +156,6 @@ def check_csv_layout(path: str | Path, sep: str = ",") -> None:
                 if row and len(row) != len(header):
                     raise InputError(f"{path}: line {rows.line_num}: {len(row)} fields: "
                                      f"expected {len(header)}, one per header column")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: byte {exc.start} of a line is not UTF-8 text: expected a "
-                         "UTF-8 delimited table") from None
     except (csv.Error, OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read it as text ({exc}): expected a UTF-8 "
                          "delimited table") from None
@@ -190,19 +188,15 @@ def iter_jsonl(path: str | Path, what: str) -> Iterator[tuple[int, Any]]:
     the file and the line."""
     path = Path(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    number = 0
+    expected = f"the {what}, one JSON value per line"
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(iter_lines(fh, str(path)), start=1):
+        with opener(path, "rb") as fh:
+            for number, line in enumerate(iter_lines(fh, str(path), expected), start=1):
                 if line.strip():
-                    yield number, loads_json(line, f"{path}: line {number}",
-                                             f"the {what}, one JSON value per line",
+                    yield number, loads_json(line, f"{path}: line {number}", expected,
                                              one_line=True)
     except FileNotFoundError:
         raise InputError(f"{path}: not found: expected the {what}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: line {number + 1}: byte {exc.start} is not UTF-8 text: "
-                         f"expected the {what} in UTF-8") from None
     except (OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read it ({exc}): expected the {what}") from None
 

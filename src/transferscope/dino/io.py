@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from transferscope.core.bounded import read_capped
+from transferscope.core.bounded import loads_json, read_capped
 from transferscope.core.checks import MAX_MAGNITUDE, check_int, check_number
 from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import atomic_write_bytes, check_csv_layout
@@ -310,7 +310,8 @@ def load_model(path: str | Path) -> TableModel:
         if wrong is not None:  # bytes of another type read as floats predict nonsense
             raise input_error(str(path), f"model tensor '{wrong}' dtype",
                               str(arrays[wrong].dtype), "float64 (F64), as `dino fit` writes")
-        settings = json.loads(metadata["settings"])
+        settings = loads_json(metadata["settings"], f"{path}: header settings",
+                              "the settings `dino fit` writes")
         _check_settings(settings, str(path))
         return _table_model(settings, arrays)
     except InputError:

@@ -126,9 +126,9 @@ class HTTPClient:
 
     def __init__(self, *, deadline_s: float, max_connections: int,
                  headers: dict[str, str] | None = None, auth: httpx.Auth | None = None,
-                 max_reply_bytes: int = REPLY_CAP):
+                 max_reply_bytes: int | None = None):
         self.deadline_s = float(deadline_s)
-        self.max_reply_bytes = int(max_reply_bytes)
+        self.max_reply_bytes = REPLY_CAP if max_reply_bytes is None else int(max_reply_bytes)
         transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=max_connections))
         # httpx takes no network backend, so its pool is rebuilt with one (same settings).
         transport._pool = httpcore.ConnectionPool(
