@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -112,7 +113,8 @@ def _hashes(root: Path) -> dict[str, str]:
     """sha256 of every regular file the rows may read (outputs the rows write excluded)."""
     out = {}
     for path in sorted(root.rglob("*")):
-        if path.is_symlink() or not path.is_file() or "cache" in path.parts:
+        if (path.is_symlink() or not path.is_file() or "cache" in path.parts
+                or path.name.startswith(".")):  # manifests and locks grow as rows write
             continue
         out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
@@ -895,3 +897,150 @@ def test_dino_predict_never_writes_a_nan_prediction(d, monkeypatch):
     code, _, err = invoke(["dino", "predict", "model.dino", "ok.csv", "--out", "nan.csv"])
     assert code == 2 and "ok.csv: row = 1" in err and "finite" in err, err
     assert not (d / "nan.csv").exists()
+
+
+# ==================================================================== #31: data loss, by hash
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _folder_sha(folder: Path) -> dict[str, str]:
+    return {p.name: _sha(p) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_dino_never_writes_over_its_table_or_model(d):
+    """`dino fit T.csv --out T.csv` and `dino predict M D --out M` (or `--out D`) are refused,
+    with --force too, and the table and the model are byte-identical afterwards."""
+    table, model = d / "ok.csv", d / "model.dino"
+    before = _sha(table), _sha(model)
+    for args in (FIT.replace("m.dino", "ok.csv"), "--force " + FIT.replace("m.dino", "ok.csv"),
+                 "dino predict model.dino ok.csv --out model.dino",
+                 "--force dino predict model.dino ok.csv --out model.dino",
+                 "dino predict model.dino ok.csv --out ok.csv"):
+        code, _, err = invoke(shlex.split(args))
+        assert code == 2 and "is one of the command's inputs" in err, err
+    assert (_sha(table), _sha(model)) == before
+
+
+def test_a_users_file_is_replaced_only_with_force_and_a_rerun_replaces_its_own(d):
+    """A file transferscope did not write is refused (byte-identical after); with --force it is
+    replaced; a file a command wrote is replaced by its rerun without --force."""
+    mine = d / "mine_predictions.csv"
+    mine.write_text("my own notes\n")
+    before = _sha(mine)
+    args = ["dino", "predict", "model.dino", "ok.csv", "--out", mine.name]
+    code, _, err = invoke(args)
+    assert code == 2 and "exists and was not written by transferscope" in err, err
+    assert _sha(mine) == before
+    code, _, err = invoke(["--force", *args])
+    assert code == 0, err
+    assert "y_pred" in mine.read_text() and _sha(mine) != before
+    assert json.dumps(mine.name) in (d / ".transferscope-outputs").read_text().splitlines()
+    code, _, err = invoke(args)  # now transferscope's own file: a rerun may replace it
+    assert code == 0, err
+
+
+def test_a_device_or_pipe_is_never_replaced(d, tmp_path):
+    """`--out /dev/null` as root replaced the device with a regular file: a device node (made
+    here, never the real one) and a pipe stay what they were, --force or not."""
+    targets = [d / "fifo"]
+    if os.geteuid() == 0:  # only root can make a device node: a second /dev/null, in tmp
+        node = tmp_path / "null"
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        targets.append(node)
+    for target in targets:
+        kind = stat.S_IFMT(target.stat().st_mode)
+        for args in (["dino", "predict", "model.dino", "ok.csv", "--out", str(target)],
+                     ["--force", "dino", "predict", "model.dino", "ok.csv", "--out", str(target)],
+                     ["bias", "import-unbench", "nosuch", "--out", str(target)]):
+            code, _, err = invoke(args)
+            assert code == 2 and "not a regular file" in err, err
+        assert stat.S_IFMT(target.stat().st_mode) == kind
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_report_out_never_fills_a_users_folder_or_a_run(d):
+    """`bias report --out` into a folder of the user's, the working folder (`--out ''`) or
+    another run is refused, each byte-identical afterwards; into its own report folder, twice,
+    it writes."""
+    user, other, cwd = _folder_sha(d / "userdir"), _folder_sha(d / "run_other"), _folder_sha(d)
+    for out in ("userdir", "", "run_other", "run"):
+        code, _, err = invoke(["bias", "report", "run", "--out", out])
+        assert code == 2, err
+    assert _folder_sha(d / "userdir") == user and _folder_sha(d / "run_other") == other
+    assert _folder_sha(d) == cwd and not (d / "index.html").exists()
+    for _ in range(2):
+        code, _, err = invoke(["bias", "report", "run", "--out", "run_report"])
+        assert code == 0, err
+    assert (d / "run_report" / "index.html").is_file()
+
+
+def test_written_files_get_the_usual_mode(d):
+    """Files were written 0600 (a temporary file renamed); they are 0666 less the umask."""
+    old = os.umask(0o022)
+    try:
+        code, _, err = invoke(["dino", "predict", "model.dino", "ok.csv", "--out", "mode.csv"])
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert stat.S_IMODE((d / "mode.csv").stat().st_mode) == 0o644
+    assert stat.S_IMODE((d / "model.dino").stat().st_mode) == 0o644
+
+
+@pytest.fixture
+def installed_record(tmp_path, monkeypatch):
+    """A copy of the installed UNSC record standing in for it (the real one is never
+    rebuilt by a test), with the sha256 of every file of the real one."""
+    from transferscope.bias.data import builder
+
+    copy = tmp_path / "site-packages-unsc"
+    shutil.copytree(SHIPPED_RECORD, copy)
+    monkeypatch.setattr(builder, "SHIPPED_DIR", copy)
+    real = _folder_sha(SHIPPED_RECORD)
+    yield copy
+    assert _folder_sha(SHIPPED_RECORD) == real
+
+
+def test_build_data_refuses_an_empty_rebuild_of_the_installed_record(d, installed_record):
+    """`bias build-data --raw <files holding only their headers>` without --out replaced the
+    installed record with an empty one ("problems (0)"); now it is refused with the counts and
+    the installed record is byte-identical, and a record with no drafts is one line."""
+    before = _folder_sha(installed_record)
+    for args in (["bias", "build-data", "--raw", "raw_headers"],
+                 ["--force", "bias", "build-data", "--raw", "raw_headers"]):
+        code, out, err = invoke(args)
+        assert code == 2 and "the build is empty (veto_csv_rows 0, meetings 0, drafts 0" in err
+        assert "record written" not in out
+    assert _folder_sha(installed_record) == before
+    assert not [p for p in installed_record.parent.iterdir() if ".new-" in p.name]
+    empty = d / "rec_empty"
+    if not empty.exists():
+        _record(empty, lambda p: pd.read_parquet(p / "drafts.parquet").iloc[:0].to_parquet(
+            p / "drafts.parquet"))
+    code, _, err = invoke(["bias", "run", "--out", "o", "--model", "null:constant",
+                           "--record", "rec_empty"])
+    assert code == 2 and "drafts.parquet: 0 drafts" in err and "Grouper" not in err, err
+
+
+def test_build_data_refuses_a_partial_rebuild_and_swaps_in_a_forced_one(d, installed_record):
+    """A raw folder with one year of meetings builds a record with fewer drafts than the
+    installed one: refused with the counts (record byte-identical); with --force it is built
+    beside the record, read back, and swapped in whole (no staging folder left)."""
+    raw = d / "raw_one_year"
+    if not raw.exists():
+        shutil.copytree(RAW_UNSC / "vetoes", raw / "vetoes")
+        (raw / "meetings").mkdir(parents=True)
+        shutil.copy(RAW_UNSC / "meetings" / "scact2017_table_en.html", raw / "meetings")
+        (raw / "resolutions_en").mkdir()
+    before = _folder_sha(installed_record)
+    code, _, err = invoke(["bias", "build-data", "--raw", str(raw)])
+    assert code == 2 and "the build is partial: meeting_files 1 (installed 78)" in err, err
+    assert _folder_sha(installed_record) == before
+    code, out, err = invoke(["--force", "bias", "build-data", "--raw", str(raw)])
+    assert code == 0, err
+    from transferscope.bias.data import load_record
+
+    rebuilt = load_record(installed_record)
+    assert 0 < len(rebuilt.drafts) < 2953 and rebuilt.build["counts"]["meeting_files"] == 1
+    assert _folder_sha(installed_record) != before
+    assert not [p for p in installed_record.parent.iterdir() if p.name.startswith(".")]

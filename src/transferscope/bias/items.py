@@ -36,7 +36,13 @@ from transferscope.core.cache import file_fingerprint
 from transferscope.core.checks import check_input_file
 from transferscope.core.errors import InputError, describe_value
 from transferscope.core.hygiene import csv_frame_back, fold_lookalikes
-from transferscope.core.io import atomic_write_bytes, iter_jsonl, write_csv, write_jsonl
+from transferscope.core.io import (
+    atomic_write_bytes,
+    check_csv_layout,
+    iter_jsonl,
+    write_csv,
+    write_jsonl,
+)
 
 TESTS = ("vote", "directqa")
 FORMS = {"vote": ("role", "third person"), "directqa": ("in favour",)}
@@ -58,6 +64,8 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     if path.suffix == ".jsonl":
         yield from _jsonl_rows(path)
         return
+    if path.suffix == ".csv":
+        check_csv_layout(path)  # bounded lines, repeated names, ragged rows: named by line
     try:
         frame = (csv_frame_back(pd.read_csv(path, dtype=str, keep_default_na=False))
                  if path.suffix == ".csv" else pd.read_parquet(path))

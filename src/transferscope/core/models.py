@@ -248,8 +248,15 @@ def _load_checked(auto_class, model_dir: Path, name_or_path: str | Path, dtype):
     so a folder whose architecture does not match its weights would run as a random model.
     Missing or mis-shaped keys are one ModelError line naming some of them and of the
     unexpected (extra) ones; extra keys alone (a task head the base model drops) pass."""
-    model, info = auto_class.from_pretrained(str(model_dir), dtype=dtype,
-                                             output_loading_info=True)
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its own multi-line load report: ours is one line
+    try:
+        model, info = auto_class.from_pretrained(str(model_dir), dtype=dtype,
+                                                 output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(level)
     problems = []
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         keys = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get(kind) or ())

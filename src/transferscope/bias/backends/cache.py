@@ -54,6 +54,8 @@ def options_key(fingerprint: str, conversation: Conversation, options: Sequence[
 class ResponseCache:
     """Key -> JSON response, with the request stored beside it for inspection (``--log_samples``)."""
 
+    DAMAGED = object()  # what get() returns for an entry that is not (bounded, strict) JSON
+
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_cache_path()
         try:
@@ -82,17 +84,20 @@ class ResponseCache:
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any | None:
-        """The stored response, or None (none stored, or one that is not JSON: a miss)."""
+        """The stored response; None when none is stored; :attr:`DAMAGED` for one that is
+        not JSON (nested too deeply, cut short, another type)."""
         with self._lock, self._named_errors("read an answer from"):
             row = self._conn.execute("SELECT response FROM responses WHERE key = ?",
                                      (key,)).fetchone()
-        if row is None or not isinstance(row[0], str | bytes):
+        if row is None:
             return None
+        if not isinstance(row[0], str | bytes):
+            return self.DAMAGED
         try:
             return loads_json(row[0], f"{self.path}: entry {key[:12]}", "a cached response",
                               finite=False)
         except InputError:
-            return None
+            return self.DAMAGED
 
     def put(self, key: str, backend: str, kind: str, request: Any, response: Any) -> None:
         """Store one response (an existing entry with the same key is replaced: same inputs)."""

@@ -284,7 +284,11 @@ class OpenAICompatibleBackend(Backend):
         }
         if settings.stop:
             payload["stop"] = list(settings.stop)
-        data = self.post("chat/completions", payload)
+        return self.reply_from(self.post("chat/completions", payload))
+
+    def reply_from(self, data: dict[str, Any]) -> Reply:
+        """A chat completion's JSON as a :class:`Reply` (secrets masked, token counts whole
+        numbers in range); any other shape is one BackendError line."""
         url = f"{self.base_url}/chat/completions"
         try:
             choice = data["choices"][0]
