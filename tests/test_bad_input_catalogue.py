@@ -1044,3 +1044,28 @@ def test_build_data_refuses_a_partial_rebuild_and_swaps_in_a_forced_one(d, insta
     assert 0 < len(rebuilt.drafts) < 2953 and rebuilt.build["counts"]["meeting_files"] == 1
     assert _folder_sha(installed_record) != before
     assert not [p for p in installed_record.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_formula_cells_reach_no_csv_a_command_writes(d):
+    """Cells starting with = + - @ reached `dino predict`'s output and scores.csv: each is
+    written with a leading ' (numbers, negative ones too, unchanged) and read back by
+    transferscope as the user wrote it."""
+    table = d / "formulas.csv"
+    table.write_text('x,d,name\n1,a,"=HYPERLINK(""http://evil"",""x"")"\n-2,b,@SUM(A1)\n'
+                     "3,b,+1\n", "utf-8")
+    code, _, err = invoke(["dino", "predict", "model.dino", "formulas.csv", "--out",
+                           "formulas_pred.csv"])
+    assert code == 0, err
+    out = pd.read_csv(d / "formulas_pred.csv", dtype=str, keep_default_na=False)
+    assert list(out["name"]) == ["'=HYPERLINK(\"http://evil\",\"x\")", "'@SUM(A1)", "+1"]
+    assert list(out["x"]) == ["1", "-2", "3"] and out["y_pred"].str.match(r"-?\d").all()
+    _items(d / "items_formula.jsonl", {"nation": "=1+2", "gold": "against"},
+           {"nation": "-cmd", "gold": "abstain"})
+    code, _, err = invoke(["bias", "run", "--out", "run_formula", "--model", "null:constant",
+                           "--items", "items_formula.jsonl", "--n-boot", "10"])
+    assert code == 0, err
+    raw = (d / "run_formula" / "scores.csv").read_text("utf-8")
+    assert "'=1+2" in raw and "'-cmd" in raw and "\n=" not in raw and ",=" not in raw
+    from transferscope.bias.run_files import read_scores
+
+    assert {"=1+2", "-cmd"} <= set(read_scores(d / "run_formula")["nation"])
