@@ -46,7 +46,7 @@ FORCE_HINT = "rerun as `transferscope --force ...` to replace it"
 _claims: dict[Path, OutputClaim] = {}
 _state = {"force": False}
 _manifest_lock = threading.Lock()
-_manifests: dict[Path, set[str]] = {}
+_manifests: dict[Path, tuple[tuple[int, int, int] | None, set[str]]] = {}
 
 
 def set_force(force: bool) -> None:
@@ -252,12 +252,20 @@ def _listed(path: Path) -> bool:
 
 
 def _manifest(folder: Path) -> set[str]:
-    """The names a folder's manifest lists (read once per process, then kept up to date)."""
+    """The names a folder's manifest lists, read again whenever the file changed (another
+    process may list files too)."""
     key = Path(os.path.realpath(folder))
+    try:
+        st = os.stat(key / MANIFEST_NAME)
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        signature = None
     with _manifest_lock:
-        names = _manifests.get(key)
-        if names is None:
-            names = set()
+        cached = _manifests.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        names: set[str] = set()
+        if signature is not None:
             try:
                 with open(key / MANIFEST_NAME, encoding="utf-8") as fh:
                     for line in fh:
@@ -267,7 +275,7 @@ def _manifest(folder: Path) -> set[str]:
                             continue
             except (OSError, UnicodeDecodeError):
                 pass
-            _manifests[key] = names
+        _manifests[key] = (signature, names)
         return names
 
 
@@ -310,17 +318,15 @@ def record_write(path: str | Path) -> None:
 
 
 def _append_manifest(folder: Path, names: Iterable[str]) -> None:
-    known = _manifest(folder)
+    new = sorted(set(names) - _manifest(folder))
+    if not new:
+        return
     with _manifest_lock:
-        new = sorted(set(names) - known)
-        if not new:
-            return
         fd = os.open(folder / MANIFEST_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, "".join(json.dumps(n) + "\n" for n in new).encode())
         finally:
             os.close(fd)
-        known.update(new)
 
 
 @contextmanager
