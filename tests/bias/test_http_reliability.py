@@ -308,3 +308,19 @@ def test_damaged_cache_rows_are_asked_again_and_replaced(tmp_path):
     assert backend.option_logprobs_many(options) == [[-10.0, 0.0]]  # "No" sorts first
     assert inner.stats.extra["cache_damaged"] == 5
     cache.close()
+
+
+def test_the_environment_proxy_is_kept(monkeypatch):
+    """Our own transport still goes through the proxy the environment names (as httpx
+    would), and not for a host NO_PROXY lists."""
+    from transferscope.bias.backends.http import environment_proxy
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
+                 "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert environment_proxy("https://api.example.com/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    assert environment_proxy("https://api.example.com/v1") == "http://proxy.example:3128"
+    assert environment_proxy("https://internal.example/v1") is None
+    assert environment_proxy("http://api.example.com/v1") is None

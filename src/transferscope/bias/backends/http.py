@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -84,10 +86,10 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's own synchronous sockets, connected and used within the deadline."""
+    """The pool's own sockets (httpcore's), connected and used within the deadline."""
 
-    def __init__(self) -> None:
-        self._inner = httpcore.SyncBackend()
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
@@ -118,22 +120,33 @@ class HTTPReply:
         return (self.body if limit is None else self.body[:limit]).decode("utf-8", "replace")
 
 
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``, ... as
+    urllib reads them), or None: what httpx would use, kept with our own transport."""
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
+
+
 class HTTPClient:
-    """httpx with a total deadline per request and a reply cap (see the module docstring).
+    """httpx with a total deadline per request and a reply cap (see the module docstring),
+    for requests to ``base_url`` (through the proxy the environment names for it, if any).
 
     ``auth`` is sent on every request (e.g. the user:password a URL carried, kept out of the
     URL so the URL can be shown and stored)."""
 
-    def __init__(self, *, deadline_s: float, max_connections: int,
+    def __init__(self, base_url: str, *, deadline_s: float, max_connections: int,
                  headers: dict[str, str] | None = None, auth: httpx.Auth | None = None,
                  max_reply_bytes: int | None = None):
         self.deadline_s = float(deadline_s)
         self.max_reply_bytes = REPLY_CAP if max_reply_bytes is None else int(max_reply_bytes)
-        transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=max_connections))
-        # httpx takes no network backend, so its pool is rebuilt with one (same settings).
-        transport._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=max_connections,
-            network_backend=_DeadlineBackend())
+        transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=max_connections),
+                                        proxy=environment_proxy(base_url))
+        # httpx takes no network backend: its pool's (direct or proxy) is wrapped in place.
+        pool = transport._pool
+        pool._network_backend = _DeadlineBackend(pool._network_backend)
         self._client = httpx.Client(transport=transport, headers=headers or {}, auth=auth,
                                     timeout=httpx.Timeout(self.deadline_s),
                                     follow_redirects=False)

@@ -174,7 +174,7 @@ class OpenAICompatibleBackend(Backend):
         password = httpx.URL(base_url).password if auth is not None else None
         self._secrets = [s for s in (self._api_key, password) if s]
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        self._client = HTTPClient(deadline_s=timeout_s, max_connections=concurrency,
+        self._client = HTTPClient(self._url, deadline_s=timeout_s, max_connections=concurrency,
                                   headers=headers, auth=auth)
 
     @property
