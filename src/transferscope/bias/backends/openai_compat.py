@@ -83,7 +83,7 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random,
     return target if retry_after is not None else target * (0.5 + 0.5 * rng.random())
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
     """Seconds a ``Retry-After`` header asks for: delay-seconds, or an HTTP date (RFC 9110)
     still ahead; ``None`` (use our own backoff) for a negative, non-finite, past or unreadable
     value."""
@@ -98,7 +98,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
             return None
         if when.tzinfo is None:
             return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
+        seconds = when.timestamp() - time.time()
         return seconds if seconds > 0 else None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
