@@ -84,7 +84,7 @@ def test_file_level_errors(tmp_path):
         load_items(csv)
     broken = tmp_path / "items.jsonl"
     broken.write_text(json.dumps(ROW) + "\n{not json\n")
-    with pytest.raises(InputError, match="line 2: not JSON"):
+    with pytest.raises(InputError, match="line 2: not valid JSON"):
         load_items(broken)
     with pytest.raises(InputError, match=r"expected a file ending in \.jsonl, \.csv, \.parquet"):
         load_items(tmp_path / "items.txt")

@@ -48,7 +48,9 @@ KeyEnvOpt = Annotated[str | None, typer.Option(
     "--api-key-env", help="Name of the environment variable holding the API key.")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1)]
 RetriesOpt = Annotated[int, typer.Option("--max-retries", min=0)]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", help="Deadline per HTTP request in seconds (connect and every read together: "
+    "a server that drips bytes is cut off).")]
 SeedOpt = Annotated[int, typer.Option("--seed")]
 BootOpt = Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap resamples (CIs).")]
 PairedOpt = Annotated[int, typer.Option("--paired-boot", min=10, help="Paired bootstrap "

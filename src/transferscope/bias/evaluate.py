@@ -17,7 +17,6 @@ reads its answers back.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,7 +43,7 @@ from transferscope.bias.probes.registry import parse_tests
 from transferscope.bias.prompting import limit_items, with_few_shot, with_system_prompt
 from transferscope.bias.scoring import SCORE_COLUMNS, add_flag
 from transferscope.core.errors import input_error
-from transferscope.core.io import atomic_write_bytes, write_json, write_jsonl
+from transferscope.core.io import iter_jsonl, write_csv, write_json, write_jsonl
 from transferscope.core.progress import progress_bar
 
 CHUNK = 16  # requests per backend call: the progress bar's step and the most Ctrl-C can lose
@@ -321,7 +320,7 @@ def write_run(out_dir: Path, scores: pd.DataFrame, rows: list[dict[str, Any]],
     write_jsonl(out_dir / "answers.jsonl", rows)
     if samples is not None:
         write_jsonl(out_dir / "samples.jsonl", samples)
-    atomic_write_bytes(out_dir / "scores.csv", scores.to_csv(index=False).encode("utf-8"))
+    write_csv(out_dir / "scores.csv", scores)  # text cells safe to open in a spreadsheet
     write_json(out_dir / "run.json", summary)
 
 
@@ -329,18 +328,12 @@ def read_answers(run_dir: Path) -> list[dict[str, Any]]:
     """The rows of a run folder's ``answers.jsonl`` (one clear error if a line is damaged)."""
     path = run_dir / "answers.jsonl"
     rows = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise input_error(f"{path}:{number}", "line", line, f"one JSON object per line "
-                                  f"({exc.msg})") from None
-            missing = [k for k in ANSWER_FIELDS if not isinstance(rows[-1], dict)
-                       or k not in rows[-1]]
-            if missing:
-                raise input_error(f"{path}:{number}", "line", line, "a JSON object with "
-                                  f"{', '.join(ANSWER_FIELDS)} (no {missing[0]!r})")
+    for number, row in iter_jsonl(path, "answers of a bias run"):  # bounded, strict JSON
+        rows.append(row)
+        missing = [k for k in ANSWER_FIELDS if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise input_error(f"{path}:{number}", "line", row, "a JSON object with "
+                              f"{', '.join(ANSWER_FIELDS)} (no {missing[0]!r})")
     return rows
 
 

@@ -113,13 +113,22 @@ def run_folders(run_dirs: list[Path], out: Path, *, at_least: int = 1,
     if len(run_dirs) < at_least:
         raise option_error("RUN_DIRS", " ".join(map(str, run_dirs)),
                            f"at least {at_least} run folders")
+    seen: dict[str, Path] = {}
     for run_dir in run_dirs:
         if not run_dir.is_dir():
             raise option_error("RUN_DIRS", str(run_dir), "a folder written by `transferscope "
                                "bias run` (or a debias baseline/, debiased/ folder)")
+        real = str(run_dir.resolve())
+        if real in seen:
+            raise option_error("RUN_DIRS", str(run_dir), f"each run once (it is also given as "
+                               f"{seen[real]})")
+        seen[real] = run_dir
+    if (out / "run.json").exists():
+        raise option_error("--out", str(out), "a new folder or a report folder (this one holds "
+                           "a run: run.json)")
     check_int("--n-boot", n_boot, 10, MAX_RESAMPLES)
     check_seed("--seed", seed)
-    claim_output(out)
+    claim_output(out, inputs=run_dirs)
 
 
 def build_data(raw: Path, out: Path | None) -> None:
@@ -128,7 +137,7 @@ def build_data(raw: Path, out: Path | None) -> None:
         raise option_error("--raw", str(raw), "a folder of raw UNSC records (vetoes/, "
                            "meetings/, resolutions_en/)")
     if out is not None:
-        claim_output(out)
+        claim_output(out, inputs=[raw])
 
 
 def items_file(out: Path) -> None:

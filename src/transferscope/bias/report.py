@@ -23,7 +23,7 @@ from transferscope.bias.scoring import (
     rank_correlations,
 )
 from transferscope.core.errors import input_error
-from transferscope.core.io import read_json
+from transferscope.core.io import iter_jsonl, read_json
 from transferscope.core.report import Report
 
 SIGN_NOTE = ("Sign convention: positive = less favourable to the nation than the record "
@@ -151,8 +151,7 @@ def write_debias_report(out_dir: Path, command: str = "") -> Path:
         "model calls that reached the model (cache hits separate), tokens, seconds")
     unparsed = []
     traces_path = out_dir / "debiased" / "traces.jsonl"
-    for line in traces_path.read_text("utf-8").splitlines():
-        trace = json.loads(line)
+    for _, trace in iter_jsonl(traces_path, "Reflexion traces of a debias run"):
         for attempt in trace["attempts"]:
             if attempt["verdict"] is None:
                 unparsed.append({"item": trace["item_id"], "round": attempt["round"],

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from transferscope.core.errors import InputError
+from transferscope.core.hygiene import csv_frame_back
 from transferscope.core.io import check_csv_layout, read_json
 
 SCORE_COLUMNS = ("test", "form", "nation", "metric", "value", "ci_low", "ci_high", "n_items",
@@ -32,7 +33,7 @@ def read_scores(run_dir: Path) -> pd.DataFrame:
                          "(is this a run folder?)")
     check_csv_layout(path)
     try:
-        scores = pd.read_csv(path)
+        scores = csv_frame_back(pd.read_csv(path))  # undo write_csv's spreadsheet guard
     except (ValueError, OSError) as exc:
         raise InputError(f"{path}: cannot read it ({' '.join(str(exc).split())[:80]}): "
                          "expected the scores of `transferscope bias run`") from None

@@ -7,7 +7,6 @@ is shown, never run.
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pandas as pd
 from transferscope.bias.data.members import P5
 from transferscope.bias.evaluate import read_answers
 from transferscope.bias.run_files import read_scores, read_summary
+from transferscope.core.hygiene import html_text, terminal_text
 from transferscope.core.io import atomic_write_bytes
 
 
@@ -74,7 +74,7 @@ def run_lines(summary: dict[str, Any], scores: pd.DataFrame, answers: list[dict[
 def _esc(value: Any) -> str:
     if value is None:
         return ""
-    return html.escape(value if isinstance(value, str) else json.dumps(value, default=str))
+    return html_text(value if isinstance(value, str) else json.dumps(value, default=str))
 
 
 def items_page(summary: dict[str, Any], answers: list[dict[str, Any]]) -> str:
@@ -114,4 +114,5 @@ def show_run(run_dir: str | Path) -> RunView:
     summary, scores, answers = read_summary(run_dir), read_scores(run_dir), read_answers(run_dir)
     page = run_dir / "items.html"
     atomic_write_bytes(page, items_page(summary, answers).encode("utf-8"))
-    return RunView(run_lines(summary, scores, answers), page)
+    lines = [terminal_text(line) for line in run_lines(summary, scores, answers)]
+    return RunView(lines, page)  # no control character from a file reaches the terminal

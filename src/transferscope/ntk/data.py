@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from transferscope.core.errors import InputError, input_error
-from transferscope.core.io import check_csv_layout
+from transferscope.core.io import check_csv_layout, iter_jsonl
 
 _WORD = re.compile(r"^[a-z]+$")
 VADER_MIN_ABS_RATING = 1.0
@@ -212,14 +212,7 @@ def _read_rows(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         rows = []
-        for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg}): "
-                                 "expected one JSON object per line") from exc
+        for number, row in iter_jsonl(path, "labelled texts"):  # bounded, strict JSON
             if not isinstance(row, dict):
                 raise input_error(str(path), f"line {number}", row, "a JSON object")
             rows.append(row)

@@ -419,6 +419,11 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
                           f"{factor:g} * lr must not exceed 1/lambda_max(K/n) = {max_eta:.4g}")
     eta = factor * lr
     residual = run.residual
+    if not np.any(residual) and (options.sigma is None or options.radius is None):
+        raise InputError(f"{run.path / rundir.F0_FILE}: equals {rundir.LABELS_FILE} on every "
+                         "example (residual y - f0 = 0): expected a run whose pretrained "
+                         "outputs miss some targets; nothing is left for fine-tuning to learn, "
+                         "so there is no stopping time to estimate")
     noise = stopping.estimate_noise(run.kernel, residual)
     radius_estimate = stopping.estimate_radius(run.kernel, residual, noise.ridge)
     sigma_used = options.sigma if options.sigma is not None else noise.sigma

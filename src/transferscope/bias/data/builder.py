@@ -26,9 +26,11 @@ from transferscope.bias.data.record import (
     SHIPPED_DIR,
     Record,
     derive_p5_votes,
+    load_record,
     save_record,
 )
 from transferscope.core.errors import InputError
+from transferscope.core.outdir import force_requested, staged_folder
 
 VETO_CSV = Path("vetoes/unsc_vetoes_1946_sept2022.csv")
 VETO_PAGE = Path("vetoes/dhl_veto_list.html")
@@ -361,10 +363,56 @@ def build_record(raw_dir: str | Path) -> Record:
     return Record(drafts=drafts, p5_votes=p5, texts=texts_df, build=build)
 
 
-def build_data(raw_dir: str | Path, out: str | Path | None = None) -> tuple[Record, Path]:
+# The counts a build must not lose against the record it replaces (see check_build).
+KEPT_COUNTS = ("veto_csv_rows", "meeting_files", "meetings", "drafts", "resolutions_adopted",
+               "texts")
+
+
+def check_build(record: Record, raw_dir: str | Path, replaces: Record | None = None,
+                force: bool = False) -> None:
+    """Refuse an empty build (no drafts, vetoes, meetings or P5 votes) and, when it would
+    replace ``replaces`` (the installed record), a partial one (any of ``KEPT_COUNTS`` lower
+    than the installed record's, unless ``force``): one line with the counts."""
+    counts = record.build.get("counts", {})
+    empty = [k for k in ("veto_csv_rows", "meetings", "drafts") if not counts.get(k)]
+    if empty or record.p5_votes.empty:
+        shown = ", ".join(f"{k} {counts.get(k, 0)}" for k in ("veto_csv_rows", "meetings",
+                                                              "drafts", "texts"))
+        raise InputError(f"--raw {raw_dir}: the build is empty ({shown}): expected the raw "
+                         "UNSC files (vetoes/, meetings/, resolutions_en/) with their rows; "
+                         "nothing was written")
+    if replaces is None or force:
+        return
+    before = replaces.build.get("counts", {})
+    lost = [f"{k} {counts.get(k, 0):,} (installed {before[k]:,})" for k in KEPT_COUNTS
+            if isinstance(before.get(k), int) and counts.get(k, 0) < before[k]]
+    if lost:
+        raise InputError(f"--raw {raw_dir}: the build is partial: {'; '.join(lost)}: expected "
+                         "at least the installed record's counts; the installed record was not "
+                         "replaced (write this one elsewhere with --out, or replace it anyway "
+                         "with `transferscope --force bias build-data ...`)")
+
+
+def _installed(folder: Path) -> Record | None:
+    """The installed record, or None where there is none that loads (nothing to protect)."""
+    try:
+        return load_record(folder)
+    except InputError:
+        return None
+
+
+def build_data(raw_dir: str | Path, out: str | Path | None = None, *,
+               force: bool | None = None) -> tuple[Record, Path]:
     """``bias build-data``: build the record from ``raw_dir`` and save it to ``out`` (default:
-    the package's shipped copy, rebuilt in place); the record and where it went."""
+    the package's installed copy). The record is checked (:func:`check_build`), written into a
+    new folder beside the target, read back, and only then swapped in for the target in one
+    step: an empty, partial (``force`` defaults to ``--force``) or failed build leaves the old
+    record as it was. Returns the record and where it went."""
     record = build_record(raw_dir)
     target = Path(out) if out is not None else SHIPPED_DIR
-    save_record(record, target)
+    installed = _installed(target) if out is None else None
+    check_build(record, raw_dir, installed, force_requested() if force is None else force)
+    with staged_folder(target) as staging:
+        save_record(record, staging)
+        load_record(staging)  # what was written reads back under the record's checks
     return record, target
