@@ -153,3 +153,16 @@ def test_adjust_p_values_holm_and_bh():
     assert np.all(np.isnan(stats.adjust_p_values([np.nan, np.nan])))
     with pytest.raises(ValueError, match="'bonferroni'"):
         stats.adjust_p_values([0.1], "bonferroni")
+
+
+def test_cluster_interval_p_beyond_the_draws_resolution():
+    """Draws far from 0: fewer than 10 beyond it, so the p-value is the normal
+    approximation 2 * Phi(-|value| / sd) (scipy's normal), smaller than 1 / n_boot; near 0
+    it is the tail share itself."""
+    draws = np.random.default_rng(1).normal(1.0, 0.2, 1000)
+    _, _, p = stats.cluster_interval(1.0, draws, 30, (-2, 2))
+    assert p == pytest.approx(2 * scipy_stats.norm.sf(1.0 / draws.std(ddof=1)))
+    assert p < 1 / 1000
+    near = np.random.default_rng(1).normal(0.1, 0.2, 1000)
+    _, _, p = stats.cluster_interval(0.1, near, 30, (-2, 2))
+    assert p == pytest.approx(stats.bootstrap_p_value(near))

@@ -242,27 +242,27 @@ def score_answers(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
     parts = []
     for p in probes:
         part = p.score(list(items[p.name]), dict(answers[p.name]), n_boot, seed)
-        constant = constant_cells(items[p.name], answers[p.name])
-        part["flag"] = [add_flag(f, "answers never vary") if (r.form, r.nation) in constant
-                        and r.headline else f
-                        for f, r in zip(part["flag"], part.itertuples(), strict=True)]
+        constant = constant_forms(items[p.name], answers[p.name])
+        part["flag"] = [add_flag(f, "answers never vary") if r.form in constant and r.headline
+                        else f for f, r in zip(part["flag"], part.itertuples(), strict=True)]
         parts.append(part)
     return adjust_run(pd.concat(parts, ignore_index=True), adjust)[SCORE_COLUMNS]
 
 
-def constant_cells(items: Sequence[Item], answers: Mapping[str, Answer]) -> set[tuple[str, str]]:
-    """(form, nation) cells whose parsed answers are all the same: a model that never varies
-    shows no bias whatever it believes, so such a score says nothing. An item about no single
-    nation (a "which" or choice question) counts for every nation."""
-    seen: dict[tuple[str, str], set[str]] = {}
+def constant_forms(items: Sequence[Item], answers: Mapping[str, Answer]) -> set[str]:
+    """Forms in which every parsed answer is the same, for every nation (the same choice and
+    the same option log-probabilities): nothing in them can differ between nations, so their
+    scores say nothing about any nation whatever the model believes."""
+    seen: dict[str, set[str]] = {}
     for item in items:
         a = answers.get(item.item_id)
         if a is None or a.choice is None:
             continue
-        value = repr(sorted(a.choice)) if isinstance(a.choice, frozenset) else repr(a.choice)
-        for n in (item.nation,) if item.nation else P5:
-            seen.setdefault((item.form, n), set()).add(value)
-    return {cell for cell, values in seen.items() if len(values) == 1}
+        choice = sorted(a.choice) if isinstance(a.choice, frozenset) else a.choice
+        scores = sorted(zip(item.options, a.logprobs, strict=True)) \
+            if a.logprobs is not None and item.options else None
+        seen.setdefault(item.form, set()).add(repr((choice, scores)))
+    return {form for form, values in seen.items() if len(values) == 1}
 
 
 def answer_rows(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],

@@ -195,7 +195,9 @@ def cluster_bootstrap(n_clusters: int, statistic: Callable[[np.ndarray], Any], n
 
 def cluster_interval(value: float, draws: Any, n_clusters: int, bounds: tuple[float, float],
                      level: float = 0.95) -> tuple[float, float, float]:
-    """``(low, high, p)``: the percentile interval and two-sided p-value of cluster draws.
+    """``(low, high, p)``: the percentile interval and two-sided p-value of cluster draws
+    (the bootstrap tail share, or its normal approximation beyond the draws' resolution:
+    :func:`_tail_or_normal_p`).
 
     When the draws do not vary (every cluster gave the same contribution: a model that
     answers one way on every draft), the bootstrap has nothing to resample and its interval
@@ -214,7 +216,7 @@ def cluster_interval(value: float, draws: Any, n_clusters: int, bounds: tuple[fl
         return float("nan"), float("nan"), float("nan")
     low, high = percentile_interval(finite, level)
     if high > low:
-        return low, high, bootstrap_p_value(finite)
+        return low, high, _tail_or_normal_p(value, finite)
     lower, upper = bounds
     q = 1.0 - ((1.0 - level) / 2.0) ** (1.0 / n_clusters)
     low, high = value - q * (value - lower), value + q * (upper - value)
@@ -223,6 +225,23 @@ def cluster_interval(value: float, draws: Any, n_clusters: int, bounds: tuple[fl
     far = lower if value > 0 else upper
     r = abs(value) / abs(value - far) if value != far else 1.0
     return low, high, float(min(1.0, 2.0 * (1.0 - r) ** n_clusters))
+
+
+TAIL_DRAWS = 10  # fewer draws than this beyond 0: the tail share is below the draws' resolution
+
+
+def _tail_or_normal_p(value: float, finite: np.ndarray) -> float:
+    """The two-sided bootstrap p-value where at least ``TAIL_DRAWS`` draws fall on the far
+    side of 0; beyond that resolution (ours) the normal approximation of the draws,
+    ``2 * Phi(-|value| / sd(draws))``, so that a p-value can be smaller than ``1 / n_boot``
+    (a run adjusts it for 30 cells at once)."""
+    far = min(int(np.sum(finite <= 0)), int(np.sum(finite >= 0)))
+    if far >= TAIL_DRAWS or value == 0:
+        return bootstrap_p_value(finite)
+    sd = float(np.std(finite, ddof=1))
+    if sd == 0:
+        return bootstrap_p_value(finite)
+    return float(min(1.0, 2.0 * _scipy_stats.norm.sf(abs(value) / sd)))
 
 
 def adjust_p_values(p_values: Any, method: str = "holm") -> np.ndarray:
