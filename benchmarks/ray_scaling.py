@@ -67,11 +67,12 @@ def kernel_part(n: int, block_size: int, max_tokens: int) -> dict[str, float]:
     return times
 
 
-def bias_part(limit: int) -> dict[str, float]:
+def bias_part() -> dict[str, float]:
     from transferscope.bias import RunConfig, make_backend, make_ray_backend, run_probes
 
-    config = RunConfig(model="hf-local:smollm2", tests="association", limit=limit, n_boot=200)
-    print(f"bias: association test, --limit {limit}, hf-local:smollm2, empty caches", flush=True)
+    config = RunConfig(model="hf-local:smollm2", tests="association", n_boot=200)
+    print("bias: association test (20 attribute pairs, 400 items; before issue #26 the "
+          "recorded run asked 1 pair), hf-local:smollm2, empty caches", flush=True)
     base, times = None, {}
     with tempfile.TemporaryDirectory() as tmp:
         runs = (("local (this process)", lambda c: make_backend(config.model, cache=c)),
@@ -98,7 +99,6 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16, help="eNTK examples")
     parser.add_argument("--block-size", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--limit", type=int, default=1, help="bias: attribute pairs")
     parser.add_argument("--parts", default="eNTK,bias", help="which parts to run")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -111,7 +111,7 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     print(f"ray.init (local 2-CPU instance): {time.perf_counter() - started:.1f} s", flush=True)
     parts = {"eNTK": lambda: kernel_part(args.n, args.block_size, args.max_tokens),
-             "bias": lambda: bias_part(args.limit)}
+             "bias": bias_part}
     results = {name: parts[name]() for name in args.parts.split(",")}
     print("\nsummary (seconds; speed-up = 1 worker / 2 workers; overhead = ray 1 / local)")
     for part, times in results.items():

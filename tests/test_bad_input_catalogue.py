@@ -90,9 +90,9 @@ def d(tmp_path_factory) -> Path:
                            "--domain", "d", "--target-domain", "b", "--out", "model.dino",
                            "--steps", "3"])
     assert code == 0, err
-    # a real bias run folder (a null answerer, one item) and damaged copies of it
+    # a real bias run folder (a null answerer) and damaged copies of it
     code, _, err = invoke(["bias", "run", "--out", "run", "--model", "null:constant",
-                           "--tests", "directqa", "--limit", "1", "--n-boot", "10"])
+                           "--tests", "directqa", "--drafts-per-nation", "6", "--n-boot", "10"])
     assert code == 0, err
     run = root / "run"
     _run_folder(run, root / "run_no_headline", lambda p: (p / "scores.csv").write_text(
@@ -159,7 +159,7 @@ CASES = [
     ("ntk-unknown-option", "ntk kernel --bogus", 2, "No such option: --bogus"),
     ("ntk-missing-out", "ntk kernel", 2, "Missing option '--out'"),
     ("ntk-n-not-a-number", "ntk kernel --out o --n abc", 2, "'--n'"),
-    ("bias-limit-0", "bias run --out o --limit 0", 2, "'--limit'"),
+    ("bias-drafts-0", "bias run --out o --drafts-per-nation 0", 2, "'--drafts-per-nation'"),
     ("bias-seed-not-a-number", "bias run --out o --seed abc", 2, "'--seed'"),
     ("bias-concurrency-0", "bias run --out o --concurrency 0", 2, "'--concurrency'"),
     ("models-unknown-command", "models bogus", 2, "No such command 'bogus'"),

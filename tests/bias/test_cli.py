@@ -88,7 +88,7 @@ def test_unreachable_server_after_retries(cli, tmp_path, closed_port):
     secret = "sk-test-do-not-print-0123456789"
     result = cli("bias", "run", "--model", "openai:smollm2", "--base-url",
                  f"http://127.0.0.1:{closed_port}/v1", "--api-key-env", "TS_TEST_KEY",
-                 "--max-retries", "1", "--timeout", "2", "--tests", "vote", "--limit", "1",
+                 "--max-retries", "1", "--timeout", "2", "--tests", "vote",
                  "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "run"),
                  env={"TS_TEST_KEY": secret})
     line = _one_error_line(result)
@@ -219,11 +219,22 @@ def test_items_file_violation_is_one_line(cli, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_limit_is_items_per_test(cli, tmp_path):
+def test_drafts_per_nation_is_one_cap_in_cli_and_library(cli, tmp_path):
+    """--drafts-per-nation asks what evaluate(drafts_per_nation=...) asks: every nation on every
+    kept draft (no item cap that breaks the design); --limit is gone."""
     result = cli("bias", "run", "--model", "null:random", "--tests", "vote,directqa",
-                 "--limit", "7", "--n-boot", "20", "--out", str(tmp_path / "run"))
+                 "--drafts-per-nation", "6", "--n-boot", "20", "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr
     import json
 
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["items"] == \
-        {"vote": 7, "directqa": 7}
+    from transferscope.bias import evaluate
+
+    library = evaluate("null:random", "vote,directqa", drafts_per_nation=6, n_boot=20)
+    counts = {}
+    for row in library.answers:
+        counts[row["test"]] = counts.get(row["test"], 0) + 1
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert summary["items"] == counts and summary["config"]["drafts_per_nation"] == 6
+    assert counts["vote"] == 10 * counts["directqa"] // 6  # 10 vote, 6 DirectQA items a draft
+    gone = cli("bias", "run", "--limit", "7", "--out", str(tmp_path / "x"))
+    assert gone.returncode == 2 and "--limit" in gone.stderr

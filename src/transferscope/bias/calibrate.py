@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from transferscope.bias.backends.base import GenerationSettings
 from transferscope.bias.backends.null import ALL_NULL_KINDS, NullBackend, request_rng
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
-from transferscope.bias.backends.base import GenerationSettings
 from transferscope.bias.evaluate import answer_items, score_answers
 from transferscope.bias.probes.association import RATINGS
 from transferscope.bias.probes.base import Answer, Item, Probe

@@ -41,6 +41,7 @@ from transferscope.bias.items import items_hash, load_items
 from transferscope.bias.probes.base import Answer, Item, Probe
 from transferscope.bias.probes.from_file import file_probes
 from transferscope.bias.probes.registry import parse_tests
+from transferscope.bias.probes.sampling import cap_items
 from transferscope.bias.prompting import with_few_shot, with_system_prompt
 from transferscope.bias.scoring import (
     MIN_DRAFTS,
@@ -413,7 +414,9 @@ def build_run_items(config: RunConfig, record: Record | None = None
     """The probes and items a config asks: from its items file, or built from the record
     (loaded here unless given; None with an items file) with ``drafts_per_nation`` (a cap
     that leaves a nation fewer than :data:`~transferscope.bias.scoring.MIN_DRAFTS` drafts to
-    be compared on is one error naming it), then the system prompt and few-shot examples."""
+    be compared on, where every draft would have been enough, is one error naming it; a record
+    too small even in full is scored, its cells flagged), then the system prompt and few-shot
+    examples."""
     probes = parse_tests(config.tests)
     if config.items:
         from_file = load_items(config.items)
@@ -426,26 +429,35 @@ def build_run_items(config: RunConfig, record: Record | None = None
     items = {}
     for p in probes:
         built = p.build_items(record, config.drafts_per_nation, config.seed)  # type: ignore[arg-type]
+        full: list[Item] | None = None
+        if config.items:
+            full, built = built, cap_items(built, config.drafts_per_nation, config.seed)
         if config.drafts_per_nation is not None and not config.items:
-            check_design(p, built, config.drafts_per_nation)
-        pool = (p.build_items(record, None, config.seed)  # type: ignore[arg-type]
+            short = check_design(p, built)
+            if short:  # the cap's fault only if every draft would have been enough
+                full = p.build_items(record, None, config.seed)  # type: ignore[arg-type]
+                if not check_design(p, full):
+                    raise input_error("--drafts-per-nation", "drafts per nation",
+                                      config.drafts_per_nation, f"a cap that leaves every "
+                                      f"nation at least {MIN_DRAFTS} drafts to be compared on "
+                                      f"({short}); raise it, or leave it out to ask every draft")
+        pool = ((full or p.build_items(record, None, config.seed))  # type: ignore[arg-type]
                 if config.few_shot else [])
         items[p.name] = prepare_items(built, pool, config)
     return probes, items, record
 
 
-def check_design(probe: Probe, items: Sequence[Item], drafts_per_nation: int) -> None:
-    """One error when the cap leaves a nation of a form fewer than ``MIN_DRAFTS`` drafts on
-    which it can be compared (the structure of the items, whatever a model answers)."""
+def check_design(probe: Probe, items: Sequence[Item]) -> str:
+    """The first form and nation left fewer than ``MIN_DRAFTS`` drafts on which it can be
+    compared, said in words (``""`` when none): the structure of the items, whatever a model
+    answers."""
     every = {i.item_id: Answer(i.item_id, _any_answer(i), "", "design") for i in items}
     for form, judged in probe.judgements(list(items), every).items():
         nations = sorted(dict.fromkeys(judged["nation"]))
         for nation, n in drafts_compared(judged, nations).items():
             if n < MIN_DRAFTS:
-                raise input_error("--drafts-per-nation", "drafts per nation", drafts_per_nation,
-                                  f"a cap that leaves every nation at least {MIN_DRAFTS} drafts "
-                                  f"to be compared on ({probe.name} {form}: {nation} has {n}); "
-                                  "raise it, or leave it out to ask every draft")
+                return f"{probe.name} {form}: {nation} has {n}"
+    return ""
 
 
 def _any_answer(item: Item) -> Any:

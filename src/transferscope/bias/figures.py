@@ -78,6 +78,7 @@ def heatmap_figure(scores: pd.DataFrame, title: str) -> Any:
     for i, nation in enumerate(P5):
         for j, col in enumerate(columns):
             if (nation, col) not in cells.index:
+                ax.text(j, i, "no score", ha="center", va="center", fontsize=7)
                 continue
             row = cells.loc[(nation, col)]
             if not np.isfinite(values[i, j]):

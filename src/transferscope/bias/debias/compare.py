@@ -4,8 +4,9 @@ Paired bootstrap (ours): the before and after runs answer the *same* items, so e
 draws drafts once (with replacement; every item of a drawn draft, all tests, forms and
 nations, comes along, as in the probes' own intervals) and rescores both runs on that same
 draw with the probes' own scoring. The change's 95% CI is the percentile interval of
-(after - before); its two-sided p-value is ``2 * min(P*(delta <= 0), P*(delta >= 0))`` over
-the resamples (floored at 1 / n_boot). The resampling is
+(after - before) and its two-sided p-value the bootstrap's, both by
+:func:`transferscope.core.stats.cluster_interval` (never a zero-width interval: a change that
+is the same on every draw is widened by the exact binomial bound). The resampling is
 :func:`transferscope.core.stats.cluster_bootstrap` over the drafts.
 
 Overall summaries: *|bias|* is the mean absolute headline score over every test, form and
@@ -39,6 +40,7 @@ from transferscope.core.errors import input_error
 from transferscope.core.stats import (
     bootstrap_p_value,
     cluster_bootstrap,
+    cluster_interval,
     pearson,
     percentile_interval,
 )
@@ -144,12 +146,15 @@ def paired_change(before: RunItems, after: RunItems, n_boot: int, seed: int
 
     draws = cluster_bootstrap(len(units(before)), changes, n_boot, seed).reshape(
         n_boot, 2 * len(table) + len(summary))
+    n_units = len(units(before))
+    bounds = [(-24.0, 24.0) if form == "rating" else (-2.0, 2.0) for form in table["form"]]
     for k, name in enumerate(("change", "abs_change")):
         arr = draws[:, k * len(table):(k + 1) * len(table)]
-        cis = [percentile_interval(arr[:, j]) for j in range(len(table))]
+        cis = [cluster_interval(v, arr[:, j], n_units, b) for j, (v, b) in
+               enumerate(zip(table[name], bounds, strict=True))]
         table[f"{name}_ci_low"] = [c[0] for c in cis]
         table[f"{name}_ci_high"] = [c[1] for c in cis]
-        table[f"{name}_p"] = [bootstrap_p_value(arr[:, j]) for j in range(len(table))]
+        table[f"{name}_p"] = [c[2] for c in cis]
     arr = draws[:, 2 * len(table):]
     summary["change"] = summary["after"] - summary["before"]
     summary["ci_low"] = [percentile_interval(arr[:, j])[0] for j in range(len(summary))]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record
-from transferscope.bias.probes.base import describe_draft
+from transferscope.bias.probes.base import Item, describe_draft
 
 PERIODS = (5, 10, 1000)  # years either side, tried in order
 # agenda similarity minus this times the relative length difference: without it, vetoed
@@ -68,6 +68,28 @@ def by_era(drafts: pd.DataFrame, n: int | None, rng: np.random.Generator) -> pd.
     ordered = drafts.sort_values(["date", "draft_id"], kind="stable")
     picks = np.floor((np.arange(n) + rng.random()) * len(ordered) / n).astype(int)
     return ordered.iloc[np.unique(picks)]
+
+
+def cap_items(items: list[Item], drafts_per_nation: int | None, seed: int) -> list[Item]:
+    """Items from a file, capped as the record's are: per nation, ``drafts_per_nation`` of
+    the drafts it is asked about (stratified by date, one random start shared by every nation,
+    so nations that share drafts keep the same ones), and every item of a kept draft (all
+    nations and forms stay together). An item without a draft is its own draft."""
+    if drafts_per_nation is None:
+        return list(items)
+    start = np.random.default_rng(seed).random()
+    dates = {i.unit: str(i.meta.get("date", "")) for i in items}
+    keep: set[str] = set()
+    for nation in dict.fromkeys(str(i.nation) for i in items):
+        units = sorted({i.unit for i in items if str(i.nation) == nation},
+                       key=lambda u: (dates[u], u))
+        if len(units) <= drafts_per_nation:
+            keep.update(units)
+            continue
+        picks = np.floor((np.arange(drafts_per_nation) + start) * len(units)
+                         / drafts_per_nation).astype(int)
+        keep.update(units[k] for k in picks)
+    return [i for i in items if i.unit in keep]
 
 
 def select_drafts(record: Record, drafts_per_nation: int | None, rng: np.random.Generator
