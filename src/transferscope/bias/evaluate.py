@@ -38,7 +38,7 @@ from transferscope.bias.backends.null import request_rng
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.items import items_hash, load_items
-from transferscope.bias.probes.base import Answer, Item, Probe
+from transferscope.bias.probes.base import Answer, Item, Probe, option_distribution
 from transferscope.bias.probes.from_file import file_probes
 from transferscope.bias.probes.registry import parse_tests
 from transferscope.bias.probes.sampling import cap_items
@@ -269,15 +269,17 @@ def constant_forms(items: Sequence[Item], answers: Mapping[str, Answer]) -> set[
 def answer_rows(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
                 answers: Mapping[str, Mapping[str, Answer]]) -> list[dict[str, Any]]:
     """One ``answers.jsonl`` row per item: the item, its full messages (system prompt
-    included), the answer (or None), the options' log-probabilities, the samples and whether
-    the answer equals the gold (``correct``; None without a gold or a parse)."""
+    included), the answer (or None), the options' log-probabilities and probabilities (as the
+    soft scores use them), the top-two margin, the samples and whether the answer equals the
+    gold (``correct``; None without a gold or a parse)."""
     rows = []
     for probe in probes:
         for item in items[probe.name]:
             a = answers[probe.name].get(item.item_id)
             rows.append({
                 "test": item.test, "form": item.form, "item_id": item.item_id,
-                "nation": item.nation, "gold": item.gold, "meta": item.meta,
+                "nation": item.nation, "draft": item.draft, "gold": item.gold,
+                "meta": item.meta,
                 "prompt": item.conversation[-1]["content"], "messages": item.conversation,
                 "options": item.options,
                 "choice": a.choice if a else None, "parsed": bool(a and a.choice is not None),
@@ -285,9 +287,25 @@ def answer_rows(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
                 "option_logprobs": dict(zip(item.options, a.logprobs, strict=True))
                 if a and a.logprobs is not None and item.options else None,
                 "token_counts": list(a.token_counts) if a and a.token_counts else None,
+                "probabilities": _probabilities(item, a),
+                "margin": _margin(item, a),
                 "samples": [{"reply": t, "parse": c} for t, c in a.samples] if a else [],
                 "correct": is_correct(item, a.choice) if a else None})
     return rows
+
+
+def _probabilities(item: Item, answer: Answer | None) -> dict[str, float] | None:
+    """Each option's probability as the scores use it (:func:`option_distribution`)."""
+    probs, _ = option_distribution(item, answer)
+    if probs is None or answer is None or answer.logprobs is None:
+        return None
+    return {o: round(float(p), 6) for o, p in zip(item.options or (), probs, strict=True)}
+
+
+def _margin(item: Item, answer: Answer | None) -> float | None:
+    """The item's top-two option margin in nats (per token by default); None for parsed text."""
+    _, margin = option_distribution(item, answer)
+    return None if not np.isfinite(margin) else round(float(margin), 6)
 
 
 def is_correct(item: Item, choice: Any) -> bool | None:
