@@ -398,9 +398,16 @@ def rank_correlations(scores: pd.DataFrame) -> pd.DataFrame:
     for i, a in enumerate(cols):
         for b in cols[i + 1:]:
             both = wide[[a, b]].dropna()
-            rho = spearmanr(both[a], both[b]).statistic if len(both) >= 3 else float("nan")
-            rows.append({"test A": a, "test B": b, "spearman": float(rho), "nations": len(both)})
+            rows.append({"test A": a, "test B": b, "spearman": _spearman(both[a], both[b]),
+                         "nations": len(both)})
     return pd.DataFrame(rows, columns=["test A", "test B", "spearman", "nations"])
+
+
+def _spearman(a: pd.Series, b: pd.Series) -> float:
+    """Spearman's rho; NaN with fewer than 3 nations or a side whose scores are all equal."""
+    if len(a) < 3 or a.nunique() < 2 or b.nunique() < 2:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
 
 
 def cross_model_correlations(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -413,7 +420,6 @@ def cross_model_correlations(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
             hb = runs[b][runs[b]["headline"]].set_index(["test", "form", "nation"])["value"]
             joined = pd.concat([ha.rename("a"), hb.rename("b")], axis=1).dropna()
             for (test, form), g in joined.groupby(level=[0, 1]):
-                rho = spearmanr(g["a"], g["b"]).statistic if len(g) >= 3 else float("nan")
                 rows.append({"model A": a, "model B": b, "test": f"{test}: {form}",
-                             "spearman": float(rho), "nations": len(g)})
+                             "spearman": _spearman(g["a"], g["b"]), "nations": len(g)})
     return pd.DataFrame(rows, columns=["model A", "model B", "test", "spearman", "nations"])

@@ -18,6 +18,7 @@ import pandas as pd
 from transferscope.bias.data.members import P5
 from transferscope.bias.evaluate import read_answers
 from transferscope.bias.run_files import read_scores, read_summary
+from transferscope.bias.scoring import HEADLINE
 from transferscope.core.io import atomic_write_bytes
 
 
@@ -34,7 +35,8 @@ def _cell(row: Any) -> str:
     p_adj = getattr(row, "p_adj", float("nan"))
     adjusted = f" p_adj={p_adj:.3g}" if pd.notna(p_adj) else ""
     claim = " *" if bool(getattr(row, "claim", False)) else ""
-    return (f"{row.test:9s} {row.form:13s} {row.nation:15s} {row.metric[:24]:24s} "
+    metric = "" if row.metric == HEADLINE else f"{row.metric} "
+    return (f"{row.test:9s} {row.form:13s} {row.nation:15s} {metric}"
             f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]{adjusted}{claim}  "
             f"n={int(row.n_items)} "
             f"unparsed={int(row.n_unparsed) if pd.notna(row.n_unparsed) else 0}{flag}")
