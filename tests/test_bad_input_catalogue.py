@@ -321,7 +321,7 @@ CASES = [
     ("bias-report-run-json-list", "bias report run_json_list --out r", 2,
      "run.json: a JSON list"),
     ("bias-report-bad-answers", "bias report run_bad_answers --out r", 2,
-     "answers.jsonl:2"),
+     "answers.jsonl:181"),  # 30 drafts x 6 DirectQA items, then the damaged line
     ("bias-report-answer-no-id", "bias report run_answer_no_id --out r", 2,
      "answers.jsonl:1"),
     ("bias-report-out-file", "bias report run --out a_file", 2, "a_file: is a file"),

@@ -168,8 +168,15 @@ def test_ctrl_c_keeps_finished_answers(tmp_path):
 def test_run_against_real_llama_server_resumes_from_cache(cli, tmp_path, llama_server):
     """Free-text path on a real llama.cpp server: every item is either scored or counted as
     unparsed, and the identical second run is answered from the SQLite cache alone."""
+    from transferscope.bias.items import write_items
+
+    items = write_items(tmp_path / "items.jsonl", [
+        {"id": f"{d}/{form}/{n}", "test": "vote", "form": form, "nation": n,
+         "date": "1976-03-25", "draft": d, "text": f"The situation in region {d}.",
+         "gold": "against" if (d, n) == ("d1", "United States") else "in favour"}
+        for d in ("d1", "d2") for n in P5 for form in ("role", "third person")])
     args = ["bias", "run", "--model", "openai:smollm2", "--base-url", llama_server, "--tests",
-            "vote", "--drafts-per-nation", "1", "--n-boot", "100", "--cache",
+            "vote", "--items", str(items), "--n-boot", "100", "--cache",
             str(tmp_path / "r.sqlite")]
     first = cli(*args, "--out", str(tmp_path / "run1"))
     assert first.returncode == 0, first.stderr[-2000:]
@@ -177,8 +184,8 @@ def test_run_against_real_llama_server_resumes_from_cache(cli, tmp_path, llama_s
     assert set(head["form"]) == {"role", "third person"}
     for _, g in head.groupby("form"):
         assert set(g["nation"]) == set(P5)
-        # per nation and variant: 1 vetoed draft + 1 matched adoption; a draft is in n_items
-        # (within-draft score) when this nation's answer and a peer's parsed
+        # per nation and variant: two drafts; a draft is in n_items (within-draft score) when
+        # this nation's answer and a same-gold peer's parsed
         assert ((g["n_items"] + g["n_unparsed"]) <= 2).all()
     assert "model calls: 20," in first.stdout
     second = cli(*args, "--out", str(tmp_path / "run2"))

@@ -84,7 +84,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         f"Drafts (or attribute pairs) behind each headline cell: {sizes} (a cell below 20 "
         f"shows no score). {len(answers)} answers, {unparsed} unparseable (counted and shown, "
         f"never mapped to an option); model calls {summary['stats']['model_calls']}, cache "
-        f"hits {summary['stats']['cache_hits']}; the run took {run_seconds:.0f} s here "
+        f"hits {summary['stats']['cache_hits']}. The run took {run_seconds:.0f} s here "
         "(answers are cached: a rerun takes seconds).",
         f"Cells claiming a bias (adjusted p < 0.05, no flag): {said}. What this can show: a "
         "difference in how the model answers about one member against the others on the "
