@@ -80,11 +80,12 @@ def kernel_part(sizes: list[int], block_size: int, max_tokens: int) -> dict[str,
     return times
 
 
-def bias_part(limit: int) -> dict[str, float]:
+def bias_part() -> dict[str, float]:
     from transferscope.bias import RunConfig, make_backend, make_ray_backend, run_probes
 
-    config = RunConfig(model="hf-local:smollm2", tests="association", limit=limit, n_boot=200)
-    print(f"bias: association test, --limit {limit}, hf-local:smollm2, empty caches", flush=True)
+    config = RunConfig(model="hf-local:smollm2", tests="association", n_boot=200)
+    print("bias: association test (20 attribute pairs, 400 items; before issue #26 the "
+          "recorded run asked 1 pair), hf-local:smollm2, empty caches", flush=True)
     base, times = None, {}
     with tempfile.TemporaryDirectory() as tmp:
         runs = (("local (this process)", lambda c: make_backend(config.model, cache=c)),
@@ -111,7 +112,6 @@ def main() -> None:
     parser.add_argument("--n", default="64,128", help="eNTK examples, comma-separated")
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--limit", type=int, default=1, help="bias: attribute pairs")
     parser.add_argument("--parts", default="eNTK,bias", help="which parts to run")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -125,7 +125,7 @@ def main() -> None:
     print(f"ray.init (local 2-CPU instance): {time.perf_counter() - started:.1f} s", flush=True)
     sizes = [int(v) for v in args.n.split(",")]
     parts = {"eNTK": lambda: kernel_part(sizes, args.block_size, args.max_tokens),
-             "bias": lambda: bias_part(args.limit)}
+             "bias": bias_part}
     results = {name: parts[name]() for name in args.parts.split(",")}
     print("\nsummary (seconds; kernel times exclude start-up; ratio = local / ray at the same "
           "thread budget, > 1 means Ray was faster)")

@@ -149,9 +149,9 @@ def d(tmp_path_factory) -> Path:
                            "--domain", "d", "--target-domain", "b", "--out", "model.dino",
                            "--steps", "3"])
     assert code == 0, err
-    # a real bias run folder (a null answerer, one item) and damaged copies of it
+    # a real bias run folder (a null answerer) and damaged copies of it
     code, _, err = invoke(["bias", "run", "--out", "run", "--model", "null:constant",
-                           "--tests", "directqa", "--limit", "1", "--n-boot", "10"])
+                           "--tests", "directqa", "--drafts-per-nation", "6", "--n-boot", "10"])
     assert code == 0, err
     run = root / "run"
     _run_folder(run, root / "run_no_headline", lambda p: (p / "scores.csv").write_text(
@@ -318,7 +318,7 @@ CASES = [
     ("ntk-unknown-option", "ntk kernel --bogus", 2, "No such option: --bogus"),
     ("ntk-missing-out", "ntk kernel", 2, "Missing option '--out'"),
     ("ntk-n-not-a-number", "ntk kernel --out o --n abc", 2, "'--n'"),
-    ("bias-limit-0", "bias run --out o --limit 0", 2, "'--limit'"),
+    ("bias-drafts-0", "bias run --out o --drafts-per-nation 0", 2, "'--drafts-per-nation'"),
     ("bias-seed-not-a-number", "bias run --out o --seed abc", 2, "'--seed'"),
     ("bias-concurrency-0", "bias run --out o --concurrency 0", 2, "'--concurrency'"),
     ("models-unknown-command", "models bogus", 2, "No such command 'bogus'"),
@@ -481,7 +481,7 @@ CASES = [
     ("bias-report-run-json-list", "bias report run_json_list --out r", 2,
      "run.json: a JSON list"),
     ("bias-report-bad-answers", "bias report run_bad_answers --out r", 2,
-     "answers.jsonl: line 2: not valid JSON"),
+     "answers.jsonl: line 181: not valid JSON"),  # 30 drafts x 6 DirectQA items, then the damaged line
     ("bias-report-answer-no-id", "bias report run_answer_no_id --out r", 2,
      "answers.jsonl:1"),
     ("bias-report-out-file", "bias report run --out a_file", 2, "a_file: is a file"),
@@ -604,15 +604,15 @@ CASES = [
      "run.json: not valid JSON (the number 1e999 is out of range"),
     ("bias-show-run-json-1e999", "bias show run_inf_json", 2, "1e999 is out of range"),
     ("bias-report-answers-deep", "bias report run_deep_answers --out r", 2,
-     "answers.jsonl: line 2: JSON nested too deeply"),
+     "answers.jsonl: line 181: JSON nested too deeply"),
     ("bias-show-answers-deep", "bias show run_deep_answers", 2,
-     "answers.jsonl: line 2: JSON nested too deeply"),
+     "answers.jsonl: line 181: JSON nested too deeply"),
     ("bias-compare-answers-deep", "bias compare run_deep_answers --out c", 2,
-     "answers.jsonl: line 2: JSON nested too deeply"),
+     "answers.jsonl: line 181: JSON nested too deeply"),
     ("bias-report-answers-not-utf8", "bias report run_latin1_answers --out r", 2,
-     "answers.jsonl: line 2, byte 15: not UTF-8 text"),
+     "answers.jsonl: line 181, byte 15: not UTF-8 text"),
     ("bias-show-answers-not-utf8", "bias show run_latin1_answers", 2,
-     "answers.jsonl: line 2, byte 15: not UTF-8 text"),
+     "answers.jsonl: line 181, byte 15: not UTF-8 text"),
     ("bias-run-items-deep", "bias run --out o --model null:constant --items items_deep.jsonl",
      2, "items_deep.jsonl: line 1: JSON nested too deeply"),
     ("bias-debias-items-deep", "bias debias --out o --model null:constant --method rag "
@@ -720,7 +720,7 @@ CASES = [
     ("bias-run-url-no-host", "bias run --out o --model openai:m --base-url http:///v1 "
      "--cache c.sqlite", 2, "expected http(s)://host[:port]/path"),
     ("bias-compare-answers-not-utf8", "bias compare run_latin1_answers --out c", 2,
-     "answers.jsonl: line 2, byte 15: not UTF-8 text"),
+     "answers.jsonl: line 181, byte 15: not UTF-8 text"),
     ("bias-compare-run-json-nan", "bias compare run_nan_json --out c", 2,
      "NaN is not a JSON number"),
     ("ntk-spectrum-meta-deep", "ntk spectrum kr_deep_meta", 2, "meta.json: JSON nested too"),

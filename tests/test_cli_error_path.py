@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["bias", "run", "--limit", "0", "--out", "x"], "'--limit'"),
+    (["bias", "run", "--drafts-per-nation", "0", "--out", "x"], "'--drafts-per-nation'"),
     (["ntk", "kernel", "--n", "abc", "--out", "x"], "'--n'"),
     (["no-such-group"], "No such command 'no-such-group'"),
     (["ntk", "kernel", "--bogus"], "No such option: --bogus"),

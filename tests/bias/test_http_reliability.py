@@ -261,7 +261,7 @@ def test_credentials_in_the_url_are_sent_as_auth_and_stored_nowhere(tmp_path, mo
         url = server.url.replace("http://", "http://alice:s3cret@")
         run = tmp_path / "run"
         cache = tmp_path / "responses.sqlite"
-        evaluate_run(RunConfig(model="openai:m", tests="directqa", max_items=2, n_boot=10,
+        evaluate_run(RunConfig(model="openai:m", tests="directqa", drafts_per_nation=6, n_boot=10,
                                base_url=url, option_scoring="generate"), run,
                      BackendOptions(cache=str(cache), max_retries=0, timeout_s=5.0))
     auth = b"authorization: basic " + base64.b64encode(b"alice:s3cret").lower()

@@ -151,7 +151,7 @@ def test_items_page_and_show_lines_carry_no_control_character(tmp_path):
     from transferscope.bias.show import show_run
 
     run = tmp_path / "run"
-    evaluate_run(RunConfig(model="null:constant", tests="directqa", max_items=1, n_boot=10),
+    evaluate_run(RunConfig(model="null:constant", tests="directqa", drafts_per_nation=6, n_boot=10),
                  run, BackendOptions(cache=False), "transferscope bias run")
     lines = (run / "answers.jsonl").read_text("utf-8").splitlines()
     row = json.loads(lines[0]) | {"reply": f"no {ESCAPES}"}

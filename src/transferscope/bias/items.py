@@ -10,8 +10,11 @@ A file holds one item per row, as JSON Lines (``.jsonl``), CSV (``.csv``) or Par
   every other country is scored on its own rows); directqa needs a permanent member;
 - ``date``: ``YYYY-MM-DD``; ``title`` (optional) and ``text``: the draft's description or full
   text; ``gold``: vote ``in favour``/``against``/``abstain`` (three-way), directqa ``Yes``/``No``;
-- ``draft`` (optional): the draft's symbol, shared by the items about one draft (few-shot
-  examples never come from the same draft; debiasing never retrieves passages naming it);
+- ``draft`` (optional; ``draft_id`` is the same field): the draft's symbol or any id shared by
+  the items about one draft. With it, nations are compared within each draft (the headline)
+  and the bootstrap resamples drafts; without it every item is its own unit and the vote
+  headline is an across-item contrast, labelled so. Debiasing never retrieves passages
+  naming it;
 - ``options`` (optional): the answer options (a JSON list, or ``|``-separated in CSV); by
   default ``In favour|Against|Abstain`` and ``Yes|No``; gold must be one of them;
 - ``prompt`` and ``system`` (optional): the user and system messages verbatim instead of ours.
@@ -49,7 +52,7 @@ FORMS = {"vote": ("role", "third person"), "directqa": ("in favour",)}
 DEFAULT_OPTIONS = {"vote": ("In favour", "Against", "Abstain"), "directqa": ("Yes", "No")}
 GOLD = {"vote": ("in favour", "against", "abstain"), "directqa": ("yes", "no")}
 REQUIRED = ("id", "test", "nation", "date", "text", "gold")
-OPTIONAL = ("form", "title", "draft", "options", "prompt", "system")
+OPTIONAL = ("form", "title", "draft", "draft_id", "options", "prompt", "system")
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
@@ -114,6 +117,7 @@ _EXPECTED = {
     "form": "the question form",
     "title": "a string",
     "draft": "the draft's symbol, e.g. S/2016/1100",
+    "draft_id": "the draft's symbol or any id shared by the items about one draft",
     "prompt": "the user message as a string",
     "system": "the system message as a string",
     "options": "a list of non-empty strings (CSV: separated by |)",
@@ -170,6 +174,11 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
     text = _text(row, "text", where)
     title = _text(row, "title", where, required=False)
     draft = _text(row, "draft", where, required=False)
+    draft_id = _text(row, "draft_id", where, required=False)
+    if draft and draft_id and draft != draft_id:
+        raise InputError(f"{where}: field draft_id = {describe_value(draft_id)}: expected the "
+                         f"same as field draft ({draft!r}) or only one of the two")
+    draft = draft or draft_id
     options = _options(row, test, where)
     gold_text = (_text(row, "gold", where) or "").lower()
     allowed = ([o.lower() for o in options] if not _missing(row.get("options"))
@@ -188,7 +197,7 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
         {"role": "user", "content": _text(row, "prompt", where, required=False)
          or _default_prompt(test, form, who, date, title, text, options)}]
     return Item(test=test, form=form, item_id=str(item_id), conversation=conversation,
-                options=options, nation=who, gold=gold,
+                options=options, nation=who, gold=gold, draft=draft,
                 meta={"source": "items file", "date": date.isoformat(), "title": title,
                       "draft": draft or str(item_id)})
 

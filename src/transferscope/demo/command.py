@@ -23,7 +23,8 @@ def _stages(model: str, encoder: str):
                "seed": 0}, ntk_stage.run),
         Stage("dino", "DINO: domain-adaptation regression", {"profile": "quick"}, dino_stage.run),
         Stage("bias", "Bias: nation-level bias in UNSC-grounded tests, and debiasing",
-              {"model": f"hf-local:{model}", "tests": "directqa,association,vote", "limit": 1,
+              {"model": f"hf-local:{model}", "tests": "directqa,association,vote",
+               "drafts_per_nation": 6,
                "method": "rag+reflexion", "rounds": 1, "top_k": 2, "debias_tests": "directqa"},
               bias_stage.run),
     ]

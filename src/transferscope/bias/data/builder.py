@@ -144,7 +144,8 @@ def _meeting_topic(rows_by_meeting: dict[str, list[MeetingRow]], meeting: str, d
 
 
 def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
-                 meeting_vetoes: list[MeetingOutcome], meeting_rows: list[MeetingRow]
+                 meeting_vetoes: list[MeetingOutcome], meeting_rows: list[MeetingRow],
+                 meeting_failures: list[MeetingOutcome]
                  ) -> tuple[list[dict], list[str]]:
     """One draft row per CSV row, with a unique id, the tally from the meeting table, and the
     meeting table's wording of its agenda item (the wording adopted drafts get)."""
@@ -153,6 +154,11 @@ def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
     by_stem: dict[str, list[MeetingOutcome]] = defaultdict(list)
     for o in meeting_vetoes:
         by_stem[symbol_stem(o.symbol)].append(o)
+    # a veto the table writes as "not adopted" (S/5134, 1962: "not adopted 7-2-2"): its row
+    # gives the tally when no row says "vetoed"; tried after the vetoed rows
+    failed: dict[str, list[MeetingOutcome]] = defaultdict(list)
+    for o in meeting_failures:
+        failed[symbol_stem(o.symbol)].append(o)
     rows_by_meeting: dict[str, list[MeetingRow]] = defaultdict(list)
     for r in meeting_rows:
         rows_by_meeting[_first_meeting(r.meeting_record)].append(r)
@@ -166,8 +172,11 @@ def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
         where = f"{VETO_CSV}:{row.line}"
         meeting = _first_meeting(row.meeting_record)
         outcome = None
-        for o in sorted(by_stem.get(symbol_stem(row.draft), []),
-                        key=lambda o: abs((o.date - row.date).days)):
+        stem = symbol_stem(row.draft)
+        candidates = sorted(by_stem.get(stem, []), key=lambda o: abs((o.date - row.date).days))
+        candidates += [o for o in failed.get(stem, [])
+                       if bool(meeting) and _first_meeting(o.meeting_record) == meeting]
+        for o in candidates:
             named = re.search(r"\(([A-Za-z]+)\)", o.symbol)
             same_meeting = bool(meeting) and _first_meeting(o.meeting_record) == meeting
             if (id(o) in used or (abs((o.date - row.date).days) > MATCH_DAYS and not same_meeting)
@@ -294,7 +303,8 @@ def build_record(raw_dir: str | Path) -> Record:
     texts, text_problems = parse_resolution_texts(raw / TEXTS)
     pairs, reconcile_notes = reconcile_with_page(vetoes.rows, page)
     veto_rows, meeting_notes = _veto_drafts(
-        vetoes.rows, pairs, [o for o in meetings.outcomes if o.kind == "vetoed"], meetings.rows)
+        vetoes.rows, pairs, [o for o in meetings.outcomes if o.kind == "vetoed"], meetings.rows,
+        [o for o in meetings.outcomes if o.kind == "not adopted"])
 
     draft_of_text = {t.number: t.draft_symbol for t in texts}
     adopted, duplicate_notes = number_resolutions(meetings.outcomes)
