@@ -112,8 +112,8 @@ def _scores_ok(run_dir: Path, tests: set[str]) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_run_twice_then_report(cli, tmp_path):
-    """Real SmolLM2, all three tests, six drafts per nation (the smallest cap the design takes); the identical second run makes no
-    calls."""
+    """Real SmolLM2, all three tests, six drafts per nation (the smallest cap the design
+    takes); the identical second run makes no calls."""
     args = ["bias", "run", "--model", "hf-local:smollm2", "--tests", "directqa,association,vote",
             "--drafts-per-nation", "6", "--n-boot", "200", "--cache", str(tmp_path / "responses.sqlite")]
     first = cli(*args, "--out", str(tmp_path / "run1"))
