@@ -28,6 +28,7 @@ from transferscope.ntk import data as ntk_data
 from transferscope.ntk import recommend, rundir, stopping
 from transferscope.ntk.data import LabeledTexts
 from transferscope.ntk.device import resolve_device
+from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.experiments.finetune_vs_kernel import (
     FinetuneComparison,
     FinetuneOptions,
@@ -47,6 +48,7 @@ from transferscope.ntk.task import PromptTask, check_template, prompt_task_facto
 
 DEFAULT_TASK = "sentiment-words"
 DEFAULT_KERNEL_N = 64
+DEFAULT_PARAMS = "attention@last-1"  # the set the validation tables and real runs cover (#27)
 SENSITIVITY_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -118,7 +120,7 @@ def load_examples(source: DataSource) -> Examples:
 class KernelOptions:
     """What ``ntk kernel`` computes (parameter set, sample, mode) and where (executor)."""
 
-    params: str = "attention"
+    params: str = DEFAULT_PARAMS
     n: int | None = None  # None: DEFAULT_KERNEL_N, or the whole balanced file when smaller
     mode: str = "exact"  # or "sketch"
     sketch_dim: int = 16384
@@ -192,7 +194,8 @@ def kernel_from_sample(task: PromptTask, sample: LabeledTexts, out: str | Path,
     executor = ("local" if options.executor == "local" else
                 RayExecutor(address=options.address, workers=options.workers,
                             model_factory=prompt_task_factory(task)))
-    result = task.kernel(texts, options.params, options.mode, sketch_dim=options.sketch_dim,
+    result = task.kernel(texts, parameter_spec(task, options.params), options.mode,
+                         sketch_dim=options.sketch_dim,
                          seed=options.seed, memory_budget_gb=options.memory_gb,
                          progress=progress, executor=executor)
     if result.kernel.shape != (n, n):
