@@ -238,10 +238,14 @@ def test_validate_takes_a_small_user_file_with_default_sizes(tmp_path, capsys):
                            "--real-splits", "0", "--out", str(tmp_path / "v"))
     assert code == 0, err
     result = json.loads((tmp_path / "v" / "validate.json").read_text())
-    assert result["pool"] == 40 and result["held_out_sizes"] == [32]  # 40 rows fit the defaults
-    assert len(result["planted"]["problems"]) >= 100
-    assert sum(s["setting"]["n"] == 32 for s in result["held_out"]["splits"]) >= 10
-    assert "(a) Planted truths" in (tmp_path / "v" / "validate.md").read_text()
+    # 40 rows: a development and a disjoint evaluation pool of 20, n = 12 with 8 held out
+    assert result["pool"] == 20 and result["held_out_sizes"] == [12]
+    assert "disjoint" in result["evaluation"]["pool"]
+    assert len(result["planted"]["problems"]) >= 80
+    assert sum(s["setting"]["n"] == 12 for s in result["held_out"]["splits"]) >= 10
+    text = (tmp_path / "v" / "validate.md").read_text()
+    assert "(a) Planted truths" in text and "Development pool" in text
+    assert "Evaluation pool" in text and "fixed-1000" in text
     assert all(s["setting"]["n_test"] == 8 for s in result["held_out"]["splits"])
     assert result["real_finetuning"] == {"run": False, "reason": "--real-splits 0"}
 

@@ -361,23 +361,37 @@ def validate(
     label_words: WordsOpt = None,
     device: DeviceOpt = "auto",
     real_splits: Annotated[int | None, typer.Option(
-        help="Splits also fine-tuned for real past the held-out optimum (default: the "
-             "profile's, 2 quick / 3 full; 0: none).")] = None,
+        help="Splits also fine-tuned for real past the held-out optimum (default 0; the "
+             "real fine-tuning table is python -m transferscope.ntk.experiments.real_table)."
+    )] = None,
+    params: Annotated[str | None, typer.Option(
+        help="Parameter set of the kernel (default attention@last-1).")] = None,
 ) -> None:
-    """Every stopping rule against planted truths and real held-out optima (share captured)."""
+    """Every stopping rule and fixed-step baseline against planted truths and real held-out
+    optima: excess risk, distance from the optimum, the range's coverage; the default rule is
+    chosen on a development pool and reported on a separate evaluation pool."""
     preflight.output(out)
+    if params is not None:
+        preflight.check_params(params, attention_at=True)
     result = validation.run_validation(
         out, "quick" if quick else "full", model,
         pipeline.DataSource(task, data_file, text_col, label_col, positive_label, template,
-                            label_words), device=device, real_splits=real_splits)
-    for half, key in (("planted", "overall"), ("held_out", "overall")):
-        table = Table(title=f"{half}: share of the achievable improvement captured")
-        for col in ("rule", "problems", "median [95% CI]", "10th pct", "worst"):
+                            label_words), device=device, real_splits=real_splits,
+        params=params)
+    chosen = result["chosen_on_development"]
+    _out.print(f"default rule {result['default_rule']}; chosen on the development pool: "
+               f"{chosen['rule']} ({chosen['why']})")
+    for half in ("planted", "held_out"):
+        table = Table(title=f"evaluation pool, {half}: excess risk (e(T) - e_opt)/(e_0 - e_opt)")
+        for col in ("rule", "problems (T_opt=0)", "median [95% CI]", "90th pct",
+                    "|log10 T/T_opt|", "within 2x", "range covers"):
             table.add_column(col)
-        for row in result[half][key]:
-            lo, hi = row["median_ci"]
-            table.add_row(row["rule"], str(row["problems"]),
-                          f"{row['median_share']:.3f} [{lo:.3f}, {hi:.3f}]",
-                          f"{row['p10_share']:.3f}", f"{row['worst_share']:.3f}")
+        for row in result["evaluation"][half]["overall"]:
+            lo, hi = row["median_excess_ci"]
+            table.add_row(row["rule"], f"{row['problems']} ({row['t_opt_zero']})",
+                          f"{row['median_excess']:.3f} [{lo:.3f}, {hi:.3f}]",
+                          f"{row['p90_excess']:.3f}", f"{row['median_log10']:.2f}",
+                          f"{row['within_2x']:.2f}",
+                          "-" if row["coverage"] is None else f"{row['coverage']:.2f}")
         _out.print(table)
     _out.print(f"wrote {out / 'validate.json'} and {out / 'validate.md'}")

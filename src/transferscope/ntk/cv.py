@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from transferscope.core.errors import InputError
 
@@ -87,6 +88,16 @@ def cv_stopping_time(kernel: np.ndarray, residual: np.ndarray, lr: float,
     grid = step_grid() if steps is None else np.asarray(steps, dtype=np.int64)
     if repeats is None:
         repeats = CV_REPEATS if n <= LARGE_N else LARGE_N_REPEATS
+    with threadpool_limits(1 if n < SINGLE_THREAD_BELOW else None):
+        return _cv(k, r, lr, folds, seed, grid, repeats)
+
+
+SINGLE_THREAD_BELOW = 1024  # small eigenproblems only lose time to BLAS thread contention
+
+
+def _cv(k: np.ndarray, r: np.ndarray, lr: float, folds: int, seed: int, grid: np.ndarray,
+        repeats: int) -> CrossValidation:
+    n = r.size
     rng = np.random.default_rng(seed)
     per_example = np.zeros((n, grid.size))
     repeat_best = np.zeros(repeats, dtype=np.int64)

@@ -356,6 +356,5 @@ def run_cached(task: PromptTask, pool: Pool, config: RunConfig, fast: LastBlock 
     path = Path(out) / f"{config.key()}.json"
     if path.exists():
         return read_json(path, "real run")
-    result = asdict(run_one(task, pool, config, fast))
-    write_json(path, result)
-    return result
+    write_json(path, asdict(run_one(task, pool, config, fast)))
+    return read_json(path, "real run")

@@ -113,10 +113,12 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
     capacity = ntk_data.balanced_capacity(examples.data)
     pool_n = min(prof.pool, capacity // 2 - (capacity // 2) % 2)
     sizes = tuple(n for n in prof.held_out_sizes if n <= pool_n - 8)
+    if not sizes and pool_n - 8 >= 8:  # a small file: the largest n that leaves 8 held out
+        sizes = (pool_n - 8,)
     if not sizes:
         raise input_error("--data", "rows", len(examples.data),
-                          f"at least {2 * (prof.held_out_sizes[0] + 8)} labelled examples "
-                          "(a development and an evaluation pool)")
+                          "at least 32 labelled examples, balanced (a development and an "
+                          "evaluation pool of 16, each with 8 held out)")
     dev_sample, eval_sample = _pools(examples, pool_n, prof.seed)
     task = PromptTask(examples.template, list(examples.label_words), model=model,
                       device=device)
