@@ -25,7 +25,7 @@ from transferscope.core.io import write_json, write_png
 from transferscope.core.progress import step_progress
 from transferscope.core.stats import percentile_interval
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk import recommend, rundir, stopping
+from transferscope.ntk import growth, recommend, rundir, stopping
 from transferscope.ntk.data import LabeledTexts
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.finetune import parameter_spec
@@ -411,6 +411,13 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
     sensitivity to sigma and R, and the training fits it implies; writes ``stop.json``."""
     run = rundir.load_kernel_run(run_dir)
     options.validate()
+    if options.n_total is not None:  # before any work: the growth needs n >= 32 and N >= n
+        if run.n < growth.MIN_N:
+            raise input_error("--n-total", "n", run.n, f"at least {growth.MIN_N} examples in "
+                              "the kernel run: the growth is measured on subsamples of n/4, "
+                              "n/2 and n")
+        if options.n_total < run.n:
+            raise input_error("--n-total", "n_total", options.n_total, f"at least n = {run.n}")
     factor = stopping.LOSS_STEP_FACTOR[options.loss]
     eigs = kernel_eigenvalues(run.kernel)
     max_eta = stopping.max_step_size(eigs)

@@ -49,6 +49,7 @@ VALIDATION_PROFILES = {
 }
 HORIZON_FACTOR = 2  # a real run goes to 2x the kernel trajectory's held-out optimum
 DEV_SEED = 100  # planted problems of the development pool (the evaluation pool: profile seed)
+GROWTH_SEED = 200  # planted problems of the --n-total check (the level was set on seeds 0, 1)
 
 
 def _fmt(x: float | None) -> str:
@@ -145,6 +146,13 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
                                 f"(balanced sample, seed {prof.seed if role == 'development' else prof.seed + 1}"
                                 f"{'' if role == 'development' else ', disjoint from the development pool'}); "
                                 f"planted problems seed {planted_seed}"}
+    growth_sizes = {"quick": (), "full": ((32, 2), (64, 1))}[profile]  # quick: not run
+    with step_progress("--n-total against planted truths at N = 4n",
+                       sum(16 * r for _, r in growth_sizes), progress) as advance:
+        growth_rows = [row for n_g, reps in growth_sizes
+                       for row in validate.growth_truths(n=n_g, repeats=reps,
+                                                         seed=GROWTH_SEED + n_g,
+                                                         progress=advance)]
     chosen, why = validate.choose_default(halves["development"]["planted"]
                                           + halves["development"]["held"])
     ev = halves["evaluation"]
@@ -187,6 +195,12 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
         "development": tables(halves["development"]),
         "evaluation": tables(ev),
         "real_finetuning": real,
+        "growth": {"rows": growth_rows, "by_n": [
+            {"n": n_g, "problems": sum(r["n"] == n_g for r in growth_rows),
+             "covered": sum(r["covered"] for r in growth_rows if r["n"] == n_g),
+             "median_decades": float(np.median([r["decades"] for r in growth_rows
+                                                if r["n"] == n_g]))}
+            for n_g, _ in growth_sizes]},
         "seconds": time.time() - started,
     }
     # the evaluation pool's tables under the old keys (what the summaries read)
@@ -278,6 +292,17 @@ def validation_markdown(result: dict) -> str:
               "", "| source | estimate | median | 10th | 90th |", "|---|---|---|---|---|"]
     lines += [f"| {r['source']} | {r['estimate']} | {r['median']:.3f} | {r['p10']:.3f} | "
               f"{r['p90']:.3f} |" for r in ev["recovery"]]
+    lines += ["", "## --n-total against planted truths at N = 4n", "",
+              "Not run in the quick profile (see the full profile's report)."
+              if not result["growth"]["rows"] else "",
+              "The user sees n of the N = 4n points of a planted problem (the four synthetic "
+              "spectra, sigma and R in (0.5, 2)); the truth is the oracle step on all N at the "
+              "user's lr; the interval is `estimate_growth`'s.", "",
+              "| n | N | problems | interval covers the truth | median width (decades) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {g['n']} | {4 * g['n']} | {g['problems']} | {g['covered']} "
+              f"({g['covered'] / max(g['problems'], 1):.0%}) | {g['median_decades']:.2f} |"
+              for g in result["growth"]["by_n"]]
     lines += [""]
     lines += _real_markdown(result["real_finetuning"], d)
     lines += [f"Run time: {result['seconds']:.0f} s.", ""]
