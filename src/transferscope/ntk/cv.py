@@ -164,7 +164,9 @@ def stop_range(cv: CrossValidation, seed: int = 0, draws: int = BOOTSTRAP_DRAWS)
     one_se = (int(inside.min()), int(inside.max()))
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, n, size=(draws, n))
-    boot = cv.steps[np.argmin(curves[picks].mean(axis=1), axis=1)]
+    counts = np.zeros((draws, n))
+    np.add.at(counts, (np.arange(draws)[:, None], picks), 1.0)  # each resample's multiplicities
+    boot = cv.steps[np.argmin(counts @ curves, axis=1)]
     boot_lo, boot_hi = (int(v) for v in np.quantile(boot, [0.05, 0.95], method="nearest"))
     seeds = (int(cv.repeat_best.min()), int(cv.repeat_best.max()))
     low = min(one_se[0], boot_lo, seeds[0], cv.best)
