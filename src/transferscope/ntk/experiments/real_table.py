@@ -55,7 +55,7 @@ def plan(chunk: str) -> list[RunConfig]:
                 RunConfig(task="subjectivity-glosses", n=32, split=0, params="attention",
                           optimizer="adamw", max_steps=60, min_steps=24),
                 RunConfig(task="sentiment-words", n=32, split=0, params="attention",
-                          max_steps=150, min_steps=24)]
+                          max_steps=100, min_steps=24)]
     else:
         raise SystemExit(f"--chunk {chunk!r}: expected small, large or all-attention")
     return runs
