@@ -133,6 +133,11 @@ def estimate_growth(kernel: np.ndarray, residual: np.ndarray, lr: float, n_total
     warnings = []
     if all(v == 0 for v in stops[n]):
         warnings.append("the CV stop is 0 on every subsample of n: no measurable growth")
+    decades = math.log10((ci[1] + 1) / (ci[0] + 1))
+    if decades > 2:
+        warnings.append(f"the steps for N = {n_total} range over {decades:.1f} decades "
+                        f"({ci[0]}..{ci[1]}): n = {n} examples cannot pin the growth down; "
+                        f"the safe choice is the low end, {ci[0]} steps")
     return Growth(
         n=n, n_total=int(n_total), batch_size=int(batch_size), sizes=sizes, stops=stops,
         exponent=slope, exponent_ci=(float(b_lo), float(b_hi)), steps=steps, steps_ci=ci,
