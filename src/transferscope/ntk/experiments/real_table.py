@@ -112,11 +112,14 @@ def table(out: Path) -> dict:
             "excess_safe": r["excess_at_safe"], "within": r["prediction_within_horizon"],
             "seconds": r["seconds"]})
     groups: dict[str, list[dict]] = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r["params"] != "attention@last-1",
+                                           r["optimizer"] != "gd", r["loss"], r["n"])):
         theory = row["optimizer"] == "gd" and row["loss"] == "half-mse"
-        groups.setdefault("GD, squared loss (kernel theory)" if theory else
-                          f"{row['optimizer']}, {row['loss']} (outside the theory)",
-                          []).append(row)
+        name = (f"{row['params']}, GD, squared loss (kernel theory)" if theory else
+                f"{row['params']}, {row['optimizer']}, {row['loss']} (outside the theory)")
+        groups.setdefault(name, []).append(row)
+        if theory and row["params"] == "attention@last-1":
+            groups.setdefault(f"  of which n = {row['n']}", []).append(row)
     summary = []
     for name, chosen in groups.items():
         passed = [r for r in chosen if r["passed"]]
