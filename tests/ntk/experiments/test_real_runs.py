@@ -78,7 +78,12 @@ def test_one_tiny_run_against_its_prediction(setup, tmp_path):
     assert run.steps[:4] == [0, 1, 2, 3]
     steps, errors = np.array(run.steps), np.array(run.test_errors)
     assert run.t_opt == steps[int(np.argmin(errors))]
-    assert run.excess_at_prediction == pytest.approx(excess_risk(steps, errors, run.predicted))
+    t = run.predicted  # excess risk by hand: e(T) on the log-step curve (the last value past it)
+    e_t = (errors[-1] if t >= steps[-1] else errors[0] if t == 0 else
+           np.interp(np.log(t), np.log(steps[1:]), errors[1:]))
+    gain = max(errors[0] - errors.min(), 0.01 * errors[0])
+    assert run.excess_at_prediction == pytest.approx((e_t - errors.min()) / gain)
+    assert excess_risk(steps, errors, int(steps[int(np.argmin(errors))])) == 0.0
     assert run.predicted_ci[0] <= run.predicted <= run.predicted_ci[1]
     assert run.covered == (run.predicted_ci[0] <= run.t_opt <= run.predicted_ci[1])
     # the model is restored, and a cached run is read back, not recomputed

@@ -41,6 +41,7 @@ import torch
 
 from transferscope.core.errors import InputError
 from transferscope.core.io import read_json, write_json
+from transferscope.ntk import validate
 from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.params import select_parameters
 from transferscope.ntk.recommend import recommend_stop, trajectory_errors
@@ -194,22 +195,10 @@ class RealRun:
     seconds: float
 
 
-def _error_at(steps: np.ndarray, errors: np.ndarray, t: int) -> float:
-    """The recorded error at step ``t`` (log-interpolated between grid points; past the
-    horizon: the error at the horizon)."""
-    if t >= steps[-1]:
-        return float(errors[-1])
-    if t <= 0:
-        return float(errors[0])
-    return float(np.interp(math.log(t), np.log(np.maximum(steps[1:], 1)), errors[1:]))
-
-
-def excess_risk(steps: np.ndarray, errors: np.ndarray, t: int, floor: float = 0.01) -> float:
-    """``(e(t) - e_opt) / (e(0) - e_opt)``, the achievable gain floored at ``floor * e(0)``
-    so that a run whose optimum is step 0 is scored too (then every other stop costs)."""
-    best = float(errors.min())
-    gain = max(float(errors[0]) - best, floor * float(errors[0]))
-    return (_error_at(steps, errors, t) - best) / gain
+def excess_risk(steps: np.ndarray, errors: np.ndarray, t: int) -> float:
+    """:func:`transferscope.ntk.validate.excess_risk` on a recorded curve (past its last step:
+    the error there)."""
+    return validate.excess_risk(np.asarray(errors), np.asarray(steps), t)
 
 
 def _record_steps(limit: int, dense: int = 32, points: int = 90) -> list[int]:
