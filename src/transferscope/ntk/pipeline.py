@@ -271,7 +271,8 @@ def run_spectrum(run_dir: str | Path, options: SpectrumOptions = SpectrumOptions
     """Eigenvalues of ``K/n``, both decay fits with bootstrap CIs; writes ``spectrum.json``
     and ``spectrum.png`` next to the kernel."""
     run = rundir.load_kernel_run(run_dir)
-    lo, hi = default_index_range(run.n)
+    given = options.first is not None and options.last is not None
+    lo, hi = (options.first, options.last) if given else default_index_range(run.n)
     index_range = (options.first if options.first is not None else lo,
                    options.last if options.last is not None else hi)
     with step_progress("bootstrap over examples", options.n_boot, progress) as advance:
