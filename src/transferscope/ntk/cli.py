@@ -288,7 +288,9 @@ def rates(
         params, sizes, seeds, n_test, pool, head_seed, device))
     slope = result["pretrained"]["slope"]
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
-               f"implied {slope['implied']:.3f}; wrote {out / 'rates.json'}")
+               + (f"implied {slope['implied']:.3f}" if slope["implied"] is not None
+                  and slope["implied"] == slope["implied"] else "no implied rate (n < 9)")
+               + f"; wrote {out / 'rates.json'}")
 
 
 @app.command("taskvec")
