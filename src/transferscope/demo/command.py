@@ -19,7 +19,7 @@ def _stages(model: str, encoder: str):
     return [
         Stage("models", "Embedded models", {"model": model, "encoder": encoder}, models_stage.run),
         Stage("ntk", "NTK: how many fine-tuning steps, and why",
-              {"model": model, "task": "sentiment-words", "params": "attention", "n": 32,
+              {"model": model, "task": "sentiment-words", "params": "attention@last-1", "n": 128,
                "seed": 0}, ntk_stage.run),
         Stage("dino", "DINO: domain-adaptation regression", {"profile": "quick"}, dino_stage.run),
         Stage("bias", "Bias: nation-level bias in UNSC-grounded tests, and debiasing",

@@ -39,7 +39,7 @@ class StageResult:
 
 
 # Bump when a stage's code changes what it computes: finished runs of older code are redone.
-STAGE_FORMAT = "demo-stage-v6"  # v6: NTK stop vs optimum over a long horizon (kernel + real runs)
+STAGE_FORMAT = "demo-stage-v7"  # v7: NTK stop with its range, n = 128 on attention@last-1 (#27)
 # v5: bias record fixes, one agenda wording, within-draft vote scores
 
 

@@ -138,6 +138,21 @@ def unsc_era() -> LabeledTexts:
     return _unsc_task("post_cold_war", ("before 1990", "1990 or later"))
 
 
+# ---------------------------------------------------------------------------- subjectivity
+SUBJECTIVITY_FILE = "subjectivity_glosses.jsonl.gz"
+
+
+def subjectivity_glosses() -> LabeledTexts:
+    """WordNet glosses of word senses from Pattern's hand-tagged subjectivity lexicon (via the
+    TextBlob wheel); positive = a subjective sense (score >= 0.6), negative = an objective one
+    (<= 0.2). Built by :mod:`transferscope.ntk.subjectivity_build`."""
+    raw = resources.files("transferscope.ntk").joinpath(SUBJECTIVITY_FILE).read_bytes()
+    rows = [json.loads(line) for line in gzip.decompress(raw).decode("utf-8").splitlines()]
+    return LabeledTexts(tuple(r["text"] for r in rows),
+                        np.array([1.0 if r["subjective"] else -1.0 for r in rows]),
+                        ("objective", "subjective"), "builtin:subjectivity-glosses")
+
+
 # ---------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class BuiltinTask:
@@ -184,6 +199,11 @@ register_task(BuiltinTask(
     "recorded year; digits removed from the text)",
     'UN Security Council resolution: "{text}" Was this resolution adopted after the Cold '
     "War? Answer:", ("Yes", "No"), unsc_era))
+register_task(BuiltinTask(
+    "subjectivity-glosses", "WordNet glosses of word senses: subjective vs objective sense "
+    "(hand-tagged scores of Pattern's subjectivity lexicon, shipped in the TextBlob wheel)",
+    'Definition: "{text}". Is this a matter of opinion? Answer:', ("Yes", "No"),
+    subjectivity_glosses))
 
 
 # ---------------------------------------------------------------------------- user files
