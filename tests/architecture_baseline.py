@@ -133,9 +133,7 @@ UNGUARDED_PARAMETERS: dict[str, set[str]] = {
 # ------------------------------------------------------------------ command-line modules
 # functions that compute (arithmetic, sums, sorting) instead of printing a computed result
 CLI_COMPUTATIONS: dict[str, set[str]] = {
-    "ntk": {
-        "cli:stop",
-    },
+    "ntk": set(),
     "dino": set(),
     "bias": set(),
 }

@@ -185,7 +185,7 @@ def stop(
     a_low, a_high = a.steps_ci
     rows = [
         (f"RECOMMENDED full-batch steps ({a.rule})", f"{a.steps} (epochs at batch size "
-         f"{batch_size}: {a.steps * batch_size / r.n:.3g})"),
+         f"{batch_size}: {r.recommended_epochs:.3g})"),
         ("  range (steps_ci)", f"{a_low} .. {a_high} ({a.range.decades:.1f} decades)"),
         ("  use", str(a.safe_steps) + ("" if a.decided else
                                         " (the low end: the range is too wide to decide)")),

@@ -360,6 +360,12 @@ class StopResult:
     def json_path(self) -> Path:
         return self.run / rundir.STOP_FILE
 
+    @property
+    def recommended_epochs(self) -> float:
+        """The recommended full-batch steps as epochs at the command's batch size
+        (``steps * B / n``: one epoch is ``n / B`` minibatch steps)."""
+        return self.recommendation.steps * self.options.batch_size / self.n
+
     def to_dict(self) -> dict:
         """What ``stop.json`` holds."""
         o = self.options
