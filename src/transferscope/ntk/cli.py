@@ -57,8 +57,10 @@ DeviceOpt = Annotated[str, typer.Option(help="Where the model runs: auto (CUDA w
 def _task(task: str | None, data_file: Path | None, text_col: str, label_col: str,
           positive_label: str | None, template: str | None, label_words: str | None):
     """The built-in task or the user's file, as the experiments take it."""
-    return pipeline.source_task(pipeline.DataSource(task, data_file, text_col, label_col,
-                                                    positive_label, template, label_words))
+    return pipeline.source_task(pipeline.DataSource(task=task, data_file=data_file,
+                                                    text_col=text_col, label_col=label_col,
+                                                    positive_label=positive_label,
+                                                    template=template, label_words=label_words))
 
 
 def _table(title: str, rows) -> Table:
@@ -111,10 +113,12 @@ def kernel(
                      memory_gb=memory_gb, max_tokens=max_tokens, workers=workers)
     run = pipeline.run_kernel(
         out, model,
-        pipeline.DataSource(task, data_file, text_col, label_col, positive_label, template,
-                            label_words),
-        pipeline.KernelOptions(params, n, mode, sketch_dim, seed, memory_gb, max_tokens,
-                               executor, address, workers, device))
+        pipeline.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
+                            positive_label=positive_label, template=template,
+                            label_words=label_words),
+        pipeline.KernelOptions(params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
+                               memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
+                               address=address, workers=workers, device=device))
     s = run.summary
     _out.print(_table(f"eNTK run {out}", (
         ("model", model), ("examples", f"{run.n} from {run.meta['source']}"),
@@ -139,7 +143,8 @@ def spectrum(
 ) -> None:
     """Eigenvalues of K/n, polynomial and exponential decay fits, implied rate, figure."""
     preflight.spectrum(first=first, last=last, n_boot=n_boot, ci=ci, seed=seed)
-    done = pipeline.run_spectrum(run_dir, pipeline.SpectrumOptions(first, last, n_boot, ci, seed))
+    done = pipeline.run_spectrum(run_dir, pipeline.SpectrumOptions(first=first, last=last,
+                                                                   n_boot=n_boot, ci=ci, seed=seed))
     analysis, (lo, hi) = done.analysis, done.index_range
     table = Table(title=f"spectrum of K/n, n = {analysis.n}, fit indices {lo}..{hi}")
     for col in ("model", "rate", f"{ci:.0%} CI", "R^2 (log)", "eigenvalues used",
@@ -178,8 +183,9 @@ def stop(
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
     preflight.stop(batch_size=batch_size, n_boot=n_boot, seed=seed, n_total=n_total)
-    r = pipeline.run_stop(run_dir, pipeline.StopOptions(lr, batch_size, sigma, radius, loss,
-                                                         n_boot, seed, n_total, rule))
+    r = pipeline.run_stop(run_dir, pipeline.StopOptions(lr=lr, batch_size=batch_size, sigma=sigma,
+                                                        radius=radius, loss=loss, n_boot=n_boot,
+                                                        seed=seed, n_total=n_total, rule=rule))
     a = r.recommendation
     low, high = r.stopping_time_ci
     a_low, a_high = a.steps_ci
@@ -387,8 +393,9 @@ def validate(
         preflight.check_params(params, attention_at=True)
     result = validation.run_validation(
         out, "quick" if quick else "full", model,
-        pipeline.DataSource(task, data_file, text_col, label_col, positive_label, template,
-                            label_words), device=device, real_splits=real_splits,
+        pipeline.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
+                            positive_label=positive_label, template=template,
+                            label_words=label_words), device=device, real_splits=real_splits,
         params=params)
     chosen = result["chosen_on_development"]
     _out.print(f"default rule {result['default_rule']}; chosen on the development pool: "
