@@ -29,6 +29,8 @@ demo: setup
 
 test: setup browser
 	$(PY) scripts/check_tests.py
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(PY) scripts/check_types.py
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 test-slow: setup
@@ -36,6 +38,7 @@ test-slow: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(PY) scripts/check_types.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -283,7 +283,8 @@ def test_any_reply_body_is_an_answer_or_one_line(openai_backend, body):
     from transferscope.bias.backends.http import HTTPReply
 
     try:
-        openai_backend._answer("http://x/v1/chat/completions", HTTPReply(200, None, body))
+        openai_backend._answer("http://x/v1/chat/completions",
+                               HTTPReply(status=200, headers=None, body=body))
     except BackendError as err:
         assert "\n" not in str(err) and not CONTROL.search(str(err))
 

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import traceback
+from types import FrameType
 
 # OpenMP threads that spin while waiting make torch many times slower when the cores are shared
 # (measured on a busy 2-core machine: one SmolLM2 forward 14-19 s vs 1.6 s passive). Set before
@@ -64,7 +65,7 @@ def _register() -> None:
 _register()
 
 
-def _on_sigterm(signum, frame) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM stops a run the way Ctrl-C does: finished work is kept, the resume line shown."""
     _state["terminated"] = True
     raise KeyboardInterrupt

@@ -1,4 +1,7 @@
-"""``transferscope models list|prepare`` and ``transferscope doctor``."""
+"""``transferscope models list|prepare`` and ``transferscope doctor``.
+
+The library (the model registry, the diagnostics) is imported inside each command, so that
+``--help`` stays as quick as the bare Typer start-up."""
 
 from __future__ import annotations
 
@@ -6,11 +9,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from transferscope.core.diagnostics import diagnose
 from transferscope.core.errors import EnvironmentProblem
-from transferscope.core.models import REGISTRY, prepare_model, registry_status
 
 app = typer.Typer(help="The embedded default models: where they live, and preparing them.",
                   no_args_is_help=True)
@@ -20,6 +20,10 @@ console = Console()
 @app.command("list")
 def list_models() -> None:
     """Show each embedded default model, where it lives and whether it is ready."""
+    from rich.table import Table
+
+    from transferscope.core.models import registry_status
+
     table = Table(title="Embedded models (any local Hugging Face directory works too)")
     for col in ("name", "kind", "what", "location", "ready"):
         table.add_column(col)
@@ -35,6 +39,8 @@ def prepare(
         help="Registry names or paths (default: all).")] = None,
 ) -> None:
     """Convert the embedded GGUF model(s) to safetensors in the cache, once, and load each."""
+    from transferscope.core.models import REGISTRY, prepare_model
+
     for name in names or list(REGISTRY):
         path = prepare_model(name)
         console.print(f"{name}: ready at {path} (loaded)")
@@ -42,6 +48,10 @@ def prepare(
 
 def doctor() -> None:
     """Check the installation: versions, cache, models, threads, memory. Non-zero exit if broken."""
+    from rich.table import Table
+
+    from transferscope.core.diagnostics import diagnose
+
     result = diagnose()
     table = Table(title="TransferScope doctor", show_header=False)
     table.add_column("item")

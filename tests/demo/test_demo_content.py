@@ -35,14 +35,16 @@ def demo(tmp_path_factory):
         mp.setitem(PROFILES, "tiny", Profile(synthetic=[("covariate", 2.0)], real=[], seeds=2,
                                              n_labelled=20, max_source=40, max_test=40))
         mp.setattr(transferscope.bias, "load_record", lambda *args, **kwargs: small)
-        stages = [Stage("models", "Embedded models", {"model": "smollm2", "encoder": "minilm"},
-                        models_stage.run),
-                  Stage("dino", "DINO: domain-adaptation regression", {"profile": "tiny"},
-                        dino_stage.run),
-                  Stage("bias", "Bias", {"model": "null:first",
-                                         "tests": "directqa,association,vote", "drafts_per_nation": 1,
-                                         "method": "rag+reflexion", "rounds": 1, "top_k": 2,
-                                         "debias_tests": "directqa"}, bias_stage.run)]
+        stages = [Stage(name="models", title="Embedded models",
+                        settings={"model": "smollm2", "encoder": "minilm"}, run=models_stage.run),
+                  Stage(name="dino", title="DINO: domain-adaptation regression",
+                        settings={"profile": "tiny"}, run=dino_stage.run),
+                  Stage(name="bias", title="Bias",
+                        settings={"model": "null:first", "tests": "directqa,association,vote",
+                                  "drafts_per_nation": 1,
+                                  "method": "rag+reflexion", "rounds": 1,
+                                  "top_k": 2, "debias_tests": "directqa"},
+                        run=bias_stage.run)]
         page, failures = run_stages(stages, out, Console(quiet=True))
         assert not failures
         stamps = {s: (out / s / "result.json").stat().st_mtime_ns for s in STAGES}

@@ -8,7 +8,8 @@ import inspect
 import json
 from pathlib import Path
 
-from transferscope.demo.command import _stages
+from transferscope.demo.config import DemoConfig
+from transferscope.demo.orchestrate import demo_stages
 from transferscope.ntk import cli, pipeline
 from transferscope.ntk.experiments.validation import VALIDATION_PROFILES
 
@@ -16,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_and_cli_defaults_are_what_the_validation_covers():
-    (ntk,) = [s for s in _stages("smollm2", "minilm") if s.name == "ntk"]
+    (ntk,) = [s for s in demo_stages(DemoConfig(model="smollm2", encoder="minilm"))
+              if s.name == "ntk"]
     params, n = ntk.settings["params"], ntk.settings["n"]
     assert n >= 128 and params == pipeline.DEFAULT_PARAMS
     default = inspect.signature(cli.kernel).parameters["params"].default

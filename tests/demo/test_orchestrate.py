@@ -26,7 +26,8 @@ def _broken(stage_dir, settings, progress, task):
 
 
 def _stages(v=1):
-    return [Stage("broken", "Broken stage", {}, _broken), Stage("good", "Good stage", {"v": v}, _good)]
+    return [Stage(name="broken", title="Broken stage", settings={}, run=_broken),
+            Stage(name="good", title="Good stage", settings={"v": v}, run=_good)]
 
 
 def test_failure_is_reported_and_the_other_stage_still_runs(tmp_path):

@@ -50,7 +50,8 @@ def open_page(path):
 
 
 def test_every_section_and_figure_renders(tmp_path):
-    stages = [Stage("a", "Part A", {}, _stage("Part A", 2)), Stage("b", "Part B", {}, _stage("Part B", 1))]
+    stages = [Stage(name="a", title="Part A", settings={}, run=_stage("Part A", 2)),
+              Stage(name="b", title="Part B", settings={}, run=_stage("Part B", 1))]
     page, failures = run_stages(stages, tmp_path, Console(quiet=True))
     assert not failures
     titles, rendered, shot = open_page(page)

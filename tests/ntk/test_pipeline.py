@@ -65,6 +65,7 @@ def test_stop_step_matches_a_plain_loop_and_its_file(run_dir):
     assert advice.steps == advice.rules["cv"]
     assert (path / "residual_spectrum.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.schedule.epochs == pytest.approx(result.stopping_time * 6 / 24)
+    assert result.recommended_epochs == pytest.approx(advice.steps * 6 / 24)  # what the CLI prints
     assert result.sensitivity.stopping_times[2, 2] == result.stopping_time
     assert set(result.fits) == {"pretrained f_0", "gradient descent at T_hat",
                                 "kernel ridge, lam = 1/(eta T_hat)"}

@@ -12,40 +12,47 @@ point: a subclass of your own works with :func:`evaluate`. :func:`load_items` re
 file (``--items``; schema in :mod:`transferscope.bias.items`), :func:`write_items` writes one.
 """
 
-from transferscope.bias.backends import (
-    Backend,
-    BackendOptions,
-    GenerationSettings,
-    make_backend,
-    make_ray_backend,
-    open_backend,
-)
-from transferscope.bias.calibrate import (
-    EFFECTS,
-    PowerResult,
-    beside_nulls,
-    claim_shares,
-    null_calibration,
-    null_coverage,
-    planted_answers,
-    planted_power,
-    planted_spillover,
-    write_calibration,
-)
-from transferscope.bias.data import P5, Record, build_data, build_record, load_record
-from transferscope.bias.debias.compare import ModelComparison, compare_models
-from transferscope.bias.debias.items import BeforeAfter, debias_items
-from transferscope.bias.debias.pipeline import DebiasConfig, DebiasResult, debias, run_debias
-from transferscope.bias.evaluate import (
-    Evaluation,
-    RunConfig,
-    evaluate,
-    evaluate_run,
-    run_probes,
-)
-from transferscope.bias.items import load_items, write_items
-from transferscope.bias.probes import Probe, parse_tests
-from transferscope.bias.report import write_report
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transferscope.bias.backends import (
+        Backend,
+        BackendOptions,
+        GenerationSettings,
+        make_backend,
+        make_ray_backend,
+        open_backend,
+    )
+    from transferscope.bias.calibrate import (
+        EFFECTS,
+        PowerResult,
+        beside_nulls,
+        claim_shares,
+        null_calibration,
+        null_coverage,
+        planted_answers,
+        planted_power,
+        planted_spillover,
+        write_calibration,
+    )
+    from transferscope.bias.data import P5, Record, build_data, build_record, load_record
+    from transferscope.bias.debias.compare import ModelComparison, compare_models
+    from transferscope.bias.debias.items import BeforeAfter, debias_items
+    from transferscope.bias.debias.pipeline import DebiasConfig, DebiasResult, debias, run_debias
+    from transferscope.bias.evaluate import (
+        Evaluation,
+        RunConfig,
+        evaluate,
+        evaluate_run,
+        run_probes,
+    )
+    from transferscope.bias.items import load_items, write_items
+    from transferscope.bias.probes import Probe, parse_tests
+    from transferscope.bias.report import write_report
+else:
+    from transferscope.core.lazy import lazy_exports
+
+    lazy_exports(__name__)
 
 __all__ = [
     "EFFECTS",

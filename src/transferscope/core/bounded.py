@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -97,7 +97,13 @@ def _too_deep(value: Any, cap: int = JSON_DEPTH_CAP) -> bool:
     return False
 
 
-def iter_lines(fh: IO[bytes], source: str, expected: str, cap: int | None = None
+class LineReader(Protocol):
+    """A file opened in binary mode (plain or gzip): what :func:`iter_lines` reads."""
+
+    def readline(self, size: int, /) -> bytes: ...
+
+
+def iter_lines(fh: LineReader, source: str, expected: str, cap: int | None = None
                ) -> Iterator[str]:
     """The lines of a file opened in binary mode, each read with at most ``cap`` bytes held
     (default :data:`LINE_CAP`) and decoded as UTF-8 on its own, so that a line too long or not

@@ -4,18 +4,30 @@ A result is stored under the hash of everything that determines it (model identi
 set, data, prompt, settings), so a changed input can never return a stale result and a finished
 computation is never repeated. Writes are atomic (temp file + rename): an interrupted run leaves
 either the whole entry or nothing, which is what makes long runs resumable.
+
+Code counts as an input too: each :class:`Cache` namespace keeps its entries under a version
+made of the package version and :func:`code_version` of the code that computes them (by
+default the whole part that opens the cache), so an entry written by older code is never read
+back; nobody has to remember to bump a format string.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
+import importlib.util
 import json
 import os
+import sys
+from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from transferscope import __version__
 from transferscope.core.errors import EnvironmentProblem
 from transferscope.core.io import load_array, read_json, save_array, write_json
 
@@ -67,11 +79,83 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()
 
 
-class Cache:
-    """One namespace of the cache (``kernels``, ``models``, ...): entries addressed by key."""
+def _source_files(name: str) -> list[Path]:
+    """The ``.py`` files of module or package ``name`` (a package: every module under it),
+    found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"code_version: no module or package named {name!r}")
+    origin = Path(spec.origin)
+    if spec.submodule_search_locations:  # a package: all of it
+        return sorted(origin.parent.rglob("*.py"))
+    return [origin]
 
-    def __init__(self, namespace: str, root: Path | None = None):
-        self.root = (root or cache_root()) / namespace
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
+                node.body = node.body[1:] or [ast.Pass()]
+    return tree
+
+
+@functools.cache
+def _code_digest(source: bytes) -> str:
+    """The digest of a file's syntax tree (docstrings dropped); cached by its bytes, so each
+    file is parsed once per process however often it is asked for."""
+    tree = _strip_docstrings(ast.parse(source))
+    return hashlib.sha256(ast.dump(tree).encode("utf-8")).hexdigest()
+
+
+def code_version(*code: str | ModuleType) -> str:
+    """A 16-hex-digit digest of the code of the given modules or packages (names or module
+    objects; a package stands for every module under it).
+
+    The digest is of each file's syntax tree with docstrings and comments dropped: a change
+    to what the code does changes it, a reworded comment or docstring does not."""
+    names = sorted({c.__name__ if isinstance(c, ModuleType) else str(c) for c in code})
+    h = hashlib.sha256()
+    for name in names:
+        for path in _source_files(name):
+            h.update(f"{name}:{path.name}:".encode())
+            h.update(_code_digest(path.read_bytes()).encode())
+    return h.hexdigest()[:16]
+
+
+def _owner_part(module: str) -> str:
+    """``transferscope.ntk.kernel.empirical`` -> ``transferscope.ntk``: a part's code as a
+    whole (a module of ``core`` or elsewhere stands for itself)."""
+    parts = module.split(".")
+    if len(parts) >= 3 and parts[0] == "transferscope" and parts[1] != "core":
+        return ".".join(parts[:2])
+    return module
+
+
+class Cache:
+    """One namespace of the cache (``kernels``, ``models``, ...): entries addressed by key.
+
+    Parameters
+    ----------
+    namespace : str
+        The folder under the cache root.
+    root : Path, optional
+        The cache root (default :func:`cache_root`).
+    code : iterable of str or module, optional
+        The modules or packages whose code determines the entries; default: the part that
+        opens the cache (``transferscope.ntk`` when called from ``transferscope.ntk.*``).
+        Entries live under ``<root>/<namespace>/<version>/`` where the version digests the
+        package version and :func:`code_version` of this code.
+    """
+
+    def __init__(self, namespace: str, root: Path | None = None, *,
+                 code: Iterable[str | ModuleType] | None = None):
+        if code is None:
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            code = [_owner_part(caller)] if caller.startswith("transferscope") else []
+        self.version = content_key(__version__, code_version(*code))[:16]
+        self.root = (root or cache_root()) / namespace / self.version
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -17,7 +17,7 @@ OPTIONAL_PACKAGES = ("llama-cpp-python", "ray")
 MIN_FREE_GIB = 2.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Diagnosis:
     """``rows``: (item, value) pairs to show; ``problems``: one line each, empty when healthy."""
 

@@ -41,4 +41,5 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity between rows of ``a`` and rows of ``b``."""
     a = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    return a @ b.T
+    similarity: np.ndarray = a @ b.T
+    return similarity

@@ -171,10 +171,10 @@ _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 def redact_urls(text: Any) -> str:
     """``text`` with :func:`redact_url` applied to every ``scheme://...`` in it."""
-    text = str(text)
-    if "://" not in text:
-        return text
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    plain = str(text)
+    if "://" not in plain:
+        return plain
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), plain)
 
 
 # Letters of other scripts drawn like Latin ones (Unicode's confusables.txt, the subset that

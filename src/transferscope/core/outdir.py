@@ -165,15 +165,15 @@ def claim_output(path: str | Path, flag: str = "--out", *, is_dir: bool = True,
     returns the claim it already holds."""
     path = Path(path)
     force = force_requested() if force is None else force
-    inputs = tuple(Path(p) for p in inputs)
+    input_paths = tuple(Path(p) for p in inputs)
     if is_dir:
         check_out_dir(path, flag)
-        _check_not_an_input(path, inputs, flag)
+        _check_not_an_input(path, input_paths, flag)
         _check_folder_is_ours(path, flag, force)
         folder, lock_path = path, path / LOCK_NAME
     else:
         check_out_file(path, flag)
-        _check_not_an_input(path, inputs, flag)
+        _check_not_an_input(path, input_paths, flag)
         if path.exists() and not force and not _listed(path):
             raise InputError(f"{flag} {path}: exists and was not written by transferscope: "
                              f"expected a new file or one transferscope wrote; {FORCE_HINT}")
@@ -198,7 +198,7 @@ def claim_output(path: str | Path, flag: str = "--out", *, is_dir: bool = True,
         if _same_file(fd, lock_path):
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-            claim = OutputClaim(path, lock_path, fd, created, is_dir=is_dir, inputs=inputs,
+            claim = OutputClaim(path, lock_path, fd, created, is_dir=is_dir, inputs=input_paths,
                                 force=force)
             _claims[lock_path] = claim
             return claim
@@ -374,7 +374,8 @@ def _exchange(a: Path, b: Path) -> bool:
     except (OSError, AttributeError):
         return False
     at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    return bool(renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b),
+                          rename_exchange) == 0)
 
 
 def current_umask() -> int:

@@ -25,14 +25,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Block:
     kind: str  # paragraph | bullets | table | figure
     payload: Any
     caption: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Section:
     """A titled part of a report; blocks appear in the order they are added."""
 
@@ -41,36 +41,36 @@ class Section:
     blocks: list[_Block] = field(default_factory=list)
 
     def paragraph(self, text: str) -> Section:
-        self.blocks.append(_Block("paragraph", str(text)))
+        self.blocks.append(_Block(kind="paragraph", payload=str(text)))
         return self
 
     def bullets(self, items: list[str]) -> Section:
-        self.blocks.append(_Block("bullets", [str(i) for i in items]))
+        self.blocks.append(_Block(kind="bullets", payload=[str(i) for i in items]))
         return self
 
-    def table(self, frame, caption: str = "", float_format: str = "{:.4g}") -> Section:
+    def table(self, frame: Any, caption: str = "", float_format: str = "{:.4g}") -> Section:
         """A table from a pandas DataFrame (index dropped unless named)."""
         frame = frame.reset_index() if frame.index.name else frame
         header = [str(c) for c in frame.columns]
         rows = [[_format_cell(v, float_format) for v in row] for row in frame.itertuples(index=False)]
-        self.blocks.append(_Block("table", (header, rows), caption))
+        self.blocks.append(_Block(kind="table", payload=(header, rows), caption=caption))
         return self
 
     def image(self, png: bytes, caption: str = "") -> Section:
         """A figure already rendered to PNG bytes (e.g. written by an earlier, cached run)."""
         if png[:8] != b"\x89PNG\r\n\x1a\n":
             raise ValueError(f"figure '{caption}': not PNG data")
-        self.blocks.append(_Block("figure", png, caption))
+        self.blocks.append(_Block(kind="figure", payload=png, caption=caption))
         return self
 
-    def figure(self, fig, caption: str = "", dpi: int = 110) -> Section:
+    def figure(self, fig: Any, caption: str = "", dpi: int = 110) -> Section:
         """A matplotlib figure, rendered to PNG now (the figure is closed afterwards)."""
         import matplotlib.pyplot as plt
 
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
         plt.close(fig)
-        self.blocks.append(_Block("figure", buf.getvalue(), caption))
+        self.blocks.append(_Block(kind="figure", payload=buf.getvalue(), caption=caption))
         return self
 
 
@@ -101,7 +101,7 @@ class Report:
         self.sections: list[Section] = []
 
     def section(self, title: str, text: str = "") -> Section:
-        sec = Section(title, text)
+        sec = Section(title=title, text=text)
         self.sections.append(sec)
         return sec
 

@@ -1,19 +1,24 @@
 """Run the demo stages with a live progress display, cache each, assemble one report.
 
-A stage that fails is recorded (its one-line error in the report, the traceback in its
-folder's ``error.log``) and the others still run: one broken part never hides the rest.
+:func:`run` is the one entry point (``transferscope demo`` and any caller): a
+:class:`~transferscope.demo.config.DemoConfig` in, a :class:`DemoResult` out. A stage that
+fails is recorded (its one-line error in the report, the traceback in its folder's
+``error.log``) and the others still run: one broken part never hides the rest.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
+from transferscope.core.outdir import claim_output
 from transferscope.core.progress import progress_bar
 from transferscope.core.report import Report
+from transferscope.demo.config import DemoConfig
 from transferscope.demo.stage import Stage, StageResult, load_cached, save_result
 
 INTRO = (
@@ -23,6 +28,55 @@ INTRO = (
     "with no network access. Each section says what was run, shows the measured results with "
     "their uncertainty, and gives the commands to run the same on your own model or data."
 )
+
+
+@dataclass(kw_only=True, frozen=True)
+class DemoResult:
+    """``page``: the report's ``index.html``; ``failures``: one line per failed stage."""
+
+    page: Path
+    failures: dict[str, str]
+
+
+def demo_stages(config: DemoConfig) -> list[Stage]:
+    """The stages ``config`` asks for, in the demo's order, each with the settings it runs
+    and the code its cached result depends on."""
+    from transferscope.demo import bias_stage, dino_stage, models_stage, ntk_stage
+
+    model, encoder = config.model, config.encoder
+    stages = [
+        Stage(name="models", title="Embedded models",
+              settings={"model": model, "encoder": encoder}, run=models_stage.run,
+              code=("transferscope.core.models", models_stage.__name__)),
+        Stage(name="ntk", title="NTK: how many fine-tuning steps, and why",
+              settings={"model": model, "task": "sentiment-words",
+                        "params": "attention@last-1", "n": 128, "seed": 0},
+              run=ntk_stage.run, code=("transferscope.ntk", ntk_stage.__name__)),
+        Stage(name="dino", title="DINO: domain-adaptation regression",
+              settings={"profile": "quick"}, run=dino_stage.run,
+              code=("transferscope.dino", dino_stage.__name__)),
+        Stage(name="bias", title="Bias: nation-level bias in UNSC-grounded tests, and debiasing",
+              settings={"model": f"hf-local:{model}", "tests": "directqa,association,vote",
+                        "drafts_per_nation": 6, "method": "rag+reflexion", "rounds": 1,
+                        "top_k": 2, "debias_tests": "directqa"},
+              run=bias_stage.run, code=("transferscope.bias", bias_stage.__name__)),
+    ]
+    return [s for s in stages if not config.only or s.name in config.only]
+
+
+def run(config: DemoConfig, *, console: Console | None = None) -> DemoResult:
+    """Run (or reuse) the stages ``config`` asks for and write the report to ``config.out``.
+
+    Bad model names fail before any work, and ``config.out`` is claimed (one demo per folder
+    at a time; an unwritable folder fails now)."""
+    from transferscope.core.models import resolve_model
+
+    resolve_model(config.model, prepare=False)
+    resolve_model(config.encoder, prepare=False)
+    stages = demo_stages(config)
+    claim_output(config.out)
+    page, failures = run_stages(stages, config.out, console or Console(), force=config.force)
+    return DemoResult(page=page, failures=failures)
 
 
 def run_stages(stages: list[Stage], out_dir: Path, console: Console,

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from transferscope.core.cache import content_key
+from transferscope import __version__
+from transferscope.core.cache import code_version, content_key
 from transferscope.core.io import write_json
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StageResult:
     title: str
     summary: list[str] = field(default_factory=list)
@@ -38,22 +39,26 @@ class StageResult:
         self.figures.append({"file": name, "caption": caption})
 
 
-# Bump when a stage's code changes what it computes: finished runs of older code are redone.
-STAGE_FORMAT = "demo-stage-v7"  # v7: NTK stop with its range, n = 128 on attention@last-1 (#27)
-# v5: bias record fixes, one agenda wording, within-draft vote scores
-
-
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Stage:
-    """One part of the demo: ``run(stage_dir, progress, task_id) -> StageResult``."""
+    """One part of the demo: ``run(stage_dir, settings, progress, task_id) -> StageResult``.
+
+    ``code`` names the modules and packages whose code determines the result: a finished
+    stage is reused only while that code (and the package version) is unchanged, besides the
+    settings."""
 
     name: str
     title: str
     settings: dict
     run: Callable
+    code: tuple[str, ...] = ()
 
     def key(self) -> str:
-        return content_key(STAGE_FORMAT, self.name, self.settings)
+        return content_key("demo-stage", __version__, code_version(_STAGE_MODULE, *self.code),
+                           self.name, self.settings)
+
+
+_STAGE_MODULE = __name__  # the format of result.json is this module's
 
 
 def load_cached(stage: Stage, stage_dir: Path) -> StageResult | None:

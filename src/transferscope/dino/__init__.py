@@ -5,43 +5,50 @@ The estimators follow scikit-learn; the kernels follow ``K(X1, X2)``; ``fit_tabl
 ``predict_table`` and ``write_bench`` / ``write_full_report`` are what the command line calls.
 """
 
-from transferscope.dino.adapter import PooledDomainAdapter
-from transferscope.dino.base import DomainRegressor
-from transferscope.dino.baselines import (
-    BASELINES,
-    KMMGP,
-    AdaptiveGP,
-    CoralGP,
-    FeatureAugmentedGP,
-    FineTunedMLP,
-    PooledGP,
-    SourceOnlyGP,
-    TargetOnlyGP,
-    kmm_weights,
-)
-from transferscope.dino.datasets import REAL_TASKS, Split, Task, split_task, synthetic_task
-from transferscope.dino.estimator import AUTHORS_PRESET, DINORegressor, authors_dino
-from transferscope.dino.evaluation import (
-    PROFILES,
-    Profile,
-    coverage_table,
-    goal_check,
-    ranks,
-    run_benchmark,
-    summary_table,
-)
-from transferscope.dino.finite import width_sweep
-from transferscope.dino.io import TableModel, load_model, read_table, save_model, split_table
-from transferscope.dino.kernels import base_kernel, kernel_diag, nngp_kernel, ntk_kernel
-from transferscope.dino.mmd import mmd_squared, mmd_with_bootstrap
-from transferscope.dino.report import (
-    BenchFiles,
-    mae_figure,
-    write_bench,
-    write_full_report,
-    write_report,
-)
-from transferscope.dino.table_model import TableFit, TablePredictions, fit_table, predict_table
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transferscope.dino.adapter import PooledDomainAdapter
+    from transferscope.dino.base import DomainRegressor
+    from transferscope.dino.baselines import (
+        BASELINES,
+        KMMGP,
+        AdaptiveGP,
+        CoralGP,
+        FeatureAugmentedGP,
+        FineTunedMLP,
+        PooledGP,
+        SourceOnlyGP,
+        TargetOnlyGP,
+        kmm_weights,
+    )
+    from transferscope.dino.datasets import REAL_TASKS, Split, Task, split_task, synthetic_task
+    from transferscope.dino.estimator import AUTHORS_PRESET, DINORegressor, authors_dino
+    from transferscope.dino.evaluation import (
+        PROFILES,
+        Profile,
+        coverage_table,
+        goal_check,
+        ranks,
+        run_benchmark,
+        summary_table,
+    )
+    from transferscope.dino.finite import width_sweep
+    from transferscope.dino.io import TableModel, load_model, read_table, save_model, split_table
+    from transferscope.dino.kernels import base_kernel, kernel_diag, nngp_kernel, ntk_kernel
+    from transferscope.dino.mmd import mmd_squared, mmd_with_bootstrap
+    from transferscope.dino.report import (
+        BenchFiles,
+        mae_figure,
+        write_bench,
+        write_full_report,
+        write_report,
+    )
+    from transferscope.dino.table_model import TableFit, TablePredictions, fit_table, predict_table
+else:
+    from transferscope.core.lazy import lazy_exports
+
+    lazy_exports(__name__)
 
 __all__ = [
     "AUTHORS_PRESET",

@@ -8,60 +8,67 @@ The experiments (fine-tuning vs the kernel, rates in n, task vectors, report pro
 :mod:`transferscope.ntk.experiments`.
 """
 
-from transferscope.ntk.data import LabeledTexts, get_task, load_labeled_file, sample_examples
-from transferscope.ntk.device import resolve_device
-from transferscope.ntk.experiments import FinetuneComparison, FinetuneOptions
-from transferscope.ntk.kernel import (
-    KernelResult,
-    RayExecutor,
-    batched_output,
-    empirical_ntk,
-    empirical_ntk_result,
-    model_fingerprint,
-)
-from transferscope.ntk.params import PRESETS, parameter_predicate, select_parameters
-from transferscope.ntk.pipeline import (
-    DataSource,
-    Examples,
-    KernelOptions,
-    KernelRun,
-    Sensitivity,
-    SpectrumOptions,
-    SpectrumRun,
-    StopOptions,
-    StopResult,
-    kernel_from_sample,
-    load_examples,
-    parse_label_words,
-    pretrained_outputs,
-    run_finetune,
-    run_kernel,
-    run_spectrum,
-    run_stop,
-)
-from transferscope.ntk.recommend import StopRecommendation, recommend_stop
-from transferscope.ntk.rundir import KernelRunDir, load_kernel_run, save_kernel_run
-from transferscope.ntk.spectrum import (
-    SpectrumAnalysis,
-    analyse_spectrum,
-    effective_dimension,
-    implied_rate,
-)
-from transferscope.ntk.stopping import (
-    critical_radius,
-    estimate_noise,
-    estimate_radius,
-    local_rademacher,
-    rwy_stopping_time,
-    training_schedule,
-)
-from transferscope.ntk.task import (
-    PromptTask,
-    TaskModel,
-    binary_targets,
-    check_template,
-    prompt_task_factory,
-)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transferscope.ntk.data import LabeledTexts, get_task, load_labeled_file, sample_examples
+    from transferscope.ntk.device import resolve_device
+    from transferscope.ntk.experiments import FinetuneComparison, FinetuneOptions
+    from transferscope.ntk.kernel import (
+        KernelResult,
+        RayExecutor,
+        batched_output,
+        empirical_ntk,
+        empirical_ntk_result,
+        model_fingerprint,
+    )
+    from transferscope.ntk.params import PRESETS, parameter_predicate, select_parameters
+    from transferscope.ntk.pipeline import (
+        DataSource,
+        Examples,
+        KernelOptions,
+        KernelRun,
+        Sensitivity,
+        SpectrumOptions,
+        SpectrumRun,
+        StopOptions,
+        StopResult,
+        kernel_from_sample,
+        load_examples,
+        parse_label_words,
+        pretrained_outputs,
+        run_finetune,
+        run_kernel,
+        run_spectrum,
+        run_stop,
+    )
+    from transferscope.ntk.recommend import StopRecommendation, recommend_stop
+    from transferscope.ntk.rundir import KernelRunDir, load_kernel_run, save_kernel_run
+    from transferscope.ntk.spectrum import (
+        SpectrumAnalysis,
+        analyse_spectrum,
+        effective_dimension,
+        implied_rate,
+    )
+    from transferscope.ntk.stopping import (
+        critical_radius,
+        estimate_noise,
+        estimate_radius,
+        local_rademacher,
+        rwy_stopping_time,
+        training_schedule,
+    )
+    from transferscope.ntk.task import (
+        PromptTask,
+        TaskModel,
+        binary_targets,
+        check_template,
+        prompt_task_factory,
+    )
+else:
+    from transferscope.core.lazy import lazy_exports
+
+    lazy_exports(__name__)
 
 __all__ = [
     "PRESETS",

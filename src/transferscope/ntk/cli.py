@@ -7,16 +7,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk import pipeline, preflight
-from transferscope.ntk.experiments import profiles, taskvectors, validation
-from transferscope.ntk.experiments.rates_sweep import RatesOptions, run_rates
+from transferscope.ntk import preflight
+
+if TYPE_CHECKING:
+    from transferscope.ntk import pipeline
+    from transferscope.ntk.experiments import profiles, rates_sweep, taskvectors, validation
+else:  # imported when a command first uses them: --help never loads torch
+    from transferscope.core.lazy import lazy_module
+
+    pipeline = lazy_module("transferscope.ntk.pipeline")
+    profiles = lazy_module("transferscope.ntk.experiments.profiles")
+    rates_sweep = lazy_module("transferscope.ntk.experiments.rates_sweep")
+    taskvectors = lazy_module("transferscope.ntk.experiments.taskvectors")
+    validation = lazy_module("transferscope.ntk.experiments.validation")
 
 app = typer.Typer(help="Empirical NTK of a pretrained LM at its pretrained weights, its "
                   "eigen-decay, and the data-dependent early-stopping time.",
@@ -47,8 +57,10 @@ DeviceOpt = Annotated[str, typer.Option(help="Where the model runs: auto (CUDA w
 def _task(task: str | None, data_file: Path | None, text_col: str, label_col: str,
           positive_label: str | None, template: str | None, label_words: str | None):
     """The built-in task or the user's file, as the experiments take it."""
-    return pipeline.source_task(pipeline.DataSource(task, data_file, text_col, label_col,
-                                                    positive_label, template, label_words))
+    return pipeline.source_task(pipeline.DataSource(task=task, data_file=data_file,
+                                                    text_col=text_col, label_col=label_col,
+                                                    positive_label=positive_label,
+                                                    template=template, label_words=label_words))
 
 
 def _table(title: str, rows) -> Table:
@@ -101,10 +113,12 @@ def kernel(
                      memory_gb=memory_gb, max_tokens=max_tokens, workers=workers)
     run = pipeline.run_kernel(
         out, model,
-        pipeline.DataSource(task, data_file, text_col, label_col, positive_label, template,
-                            label_words),
-        pipeline.KernelOptions(params, n, mode, sketch_dim, seed, memory_gb, max_tokens,
-                               executor, address, workers, device))
+        pipeline.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
+                            positive_label=positive_label, template=template,
+                            label_words=label_words),
+        pipeline.KernelOptions(params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
+                               memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
+                               address=address, workers=workers, device=device))
     s = run.summary
     _out.print(_table(f"eNTK run {out}", (
         ("model", model), ("examples", f"{run.n} from {run.meta['source']}"),
@@ -129,7 +143,8 @@ def spectrum(
 ) -> None:
     """Eigenvalues of K/n, polynomial and exponential decay fits, implied rate, figure."""
     preflight.spectrum(first=first, last=last, n_boot=n_boot, ci=ci, seed=seed)
-    done = pipeline.run_spectrum(run_dir, pipeline.SpectrumOptions(first, last, n_boot, ci, seed))
+    done = pipeline.run_spectrum(run_dir, pipeline.SpectrumOptions(first=first, last=last,
+                                                                   n_boot=n_boot, ci=ci, seed=seed))
     analysis, (lo, hi) = done.analysis, done.index_range
     table = Table(title=f"spectrum of K/n, n = {analysis.n}, fit indices {lo}..{hi}")
     for col in ("model", "rate", f"{ci:.0%} CI", "R^2 (log)", "eigenvalues used",
@@ -168,14 +183,15 @@ def stop(
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
     preflight.stop(batch_size=batch_size, n_boot=n_boot, seed=seed, n_total=n_total)
-    r = pipeline.run_stop(run_dir, pipeline.StopOptions(lr, batch_size, sigma, radius, loss,
-                                                         n_boot, seed, n_total, rule))
+    r = pipeline.run_stop(run_dir, pipeline.StopOptions(lr=lr, batch_size=batch_size, sigma=sigma,
+                                                        radius=radius, loss=loss, n_boot=n_boot,
+                                                        seed=seed, n_total=n_total, rule=rule))
     a = r.recommendation
     low, high = r.stopping_time_ci
     a_low, a_high = a.steps_ci
     rows = [
         (f"RECOMMENDED full-batch steps ({a.rule})", f"{a.steps} (epochs at batch size "
-         f"{batch_size}: {a.steps * batch_size / r.n:.3g})"),
+         f"{batch_size}: {r.recommended_epochs:.3g})"),
         ("  range (steps_ci)", f"{a_low} .. {a_high} ({a.range.decades:.1f} decades)"),
         ("  use", str(a.safe_steps) + ("" if a.decided else
                                         " (the low end: the range is too wide to decide)")),
@@ -284,7 +300,7 @@ def rates(
     preflight.rates(out, params=params, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool,
                     head_seed=head_seed)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    result = run_rates(out, model, source, RatesOptions(
+    result = rates_sweep.run_rates(out, model, source, rates_sweep.RatesOptions(
         params, sizes, seeds, n_test, pool, head_seed, device))
     slope = result["pretrained"]["slope"]
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
@@ -299,7 +315,7 @@ def taskvec(
     model: ModelOpt = "smollm2",
     tasks: Annotated[str, typer.Option(help="Comma-separated built-in tasks (>= 2; with "
                                        "--data, the tasks after the file's).")
-                     ] = ",".join(taskvectors.DEFAULT_TASKS),
+                     ] = ",".join(ntk_data.TASK_VECTOR_DEFAULTS),
     data_file: Annotated[Path | None, typer.Option("--data", help="CSV/TSV/JSONL file: the "
                          "first task, whose --template and --label-words prompt all.")] = None,
     text_col: TextColOpt = "text",
@@ -377,8 +393,9 @@ def validate(
         preflight.check_params(params, attention_at=True)
     result = validation.run_validation(
         out, "quick" if quick else "full", model,
-        pipeline.DataSource(task, data_file, text_col, label_col, positive_label, template,
-                            label_words), device=device, real_splits=real_splits,
+        pipeline.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
+                            positive_label=positive_label, template=template,
+                            label_words=label_words), device=device, real_splits=real_splits,
         params=params)
     chosen = result["chosen_on_development"]
     _out.print(f"default rule {result['default_rule']}; chosen on the development pool: "

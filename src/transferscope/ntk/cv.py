@@ -52,7 +52,7 @@ def trajectory_errors(evals: np.ndarray, evecs: np.ndarray, residual: np.ndarray
     return squared if per_example else np.mean(squared, axis=1)
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class CrossValidation:
     """K-fold CV of the kernel trajectory: mean held-out squared error per step count, each
     example's held-out error (averaged over the fold assignments) and each assignment's own
@@ -116,8 +116,9 @@ def _cv(k: np.ndarray, r: np.ndarray, lr: float, folds: int, seed: int, grid: np
     per_example /= repeats
     errors = per_example.mean(axis=0)
     best = int(np.argmin(errors))
-    return CrossValidation(folds, repeats, grid, errors, int(grid[best]), best == grid.size - 1,
-                           per_example, repeat_best)
+    return CrossValidation(folds=folds, repeats=repeats, steps=grid, errors=errors,
+                           best=int(grid[best]), at_horizon=best == grid.size - 1,
+                           per_example=per_example, repeat_best=repeat_best)
 
 
 @dataclass(frozen=True, kw_only=True)

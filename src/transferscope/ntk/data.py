@@ -354,3 +354,33 @@ def fit_sizes(capacity: int, train: int, test: int) -> tuple[int, int]:
                           "at least 8 (4 of each class) to train and hold out")
     test_fit = max(4, capacity * test // (train + test))
     return capacity - test_fit, test_fit
+
+
+# ---------------------------------------------------------------------------- derived tasks
+# Registered here, with the others, so that every task name is known whichever module a
+# caller imports first (the task-vector experiment uses them; the command line lists them).
+NEGATED_TASK = "negated-vader-words"
+NEGATED_AFINN_TASK = "negated-afinn-words"
+
+
+def negated(words: LabeledTexts, name: str) -> LabeledTexts:
+    """Each word preceded by "not", its label flipped."""
+    return LabeledTexts(tuple(f"not {w}" for w in words.texts), -words.targets,
+                        words.class_names, f"derived:not+{name}")
+
+
+def negated_vader_words() -> LabeledTexts:
+    return negated(vader_words(), "vader-words")
+
+
+def negated_afinn_words() -> LabeledTexts:
+    return negated(afinn_words(), "afinn-words")
+
+
+for _name, _lexicon, _loader in ((NEGATED_TASK, "VADER", negated_vader_words),
+                                 (NEGATED_AFINN_TASK, "AFINN", negated_afinn_words)):
+    register_task(BuiltinTask(_name, f"{_lexicon} words after 'not', polarity flipped",
+                              'Is "{text}" positive or negative? Answer:',
+                              ("positive", "negative"), _loader))
+
+TASK_VECTOR_DEFAULTS = ("vader-words", "afinn-words", NEGATED_TASK)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-
-import torch
+from typing import TYPE_CHECKING
 
 from transferscope.core.errors import input_error
+
+if TYPE_CHECKING:  # annotations only: the command line reads PRESETS without loading torch
+    import torch
 
 ParamSpec = str | Callable[[str], bool]
 

@@ -53,7 +53,7 @@ SENSITIVITY_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 # ---------------------------------------------------------------------------- data
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class DataSource:
     """Where the labelled examples and the prompt come from: a built-in task (default
     ``sentiment-words``) or a user's CSV/TSV/JSONL file with its template and label words."""
@@ -67,7 +67,7 @@ class DataSource:
     label_words: str | None = None  # 'positive,negative'; default: the built-in task's
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Examples:
     """The labelled texts, the prompt template and the (positive, negative) words."""
 
@@ -108,15 +108,17 @@ def load_examples(source: DataSource) -> Examples:
                              "'pos,neg' as well: expected both for a user data file")
         data = ntk_data.load_labeled_file(source.data_file, source.text_col, source.label_col,
                                           source.positive_label)
-        return Examples(data, source.template, parse_label_words(source.label_words))
+        return Examples(data=data, template=source.template,
+                        label_words=parse_label_words(source.label_words))
     builtin = ntk_data.get_task(source.task or DEFAULT_TASK)
     words = (parse_label_words(source.label_words) if source.label_words is not None
              else builtin.label_words)
-    return Examples(builtin.load(), source.template or builtin.template, words)
+    return Examples(data=builtin.load(), template=source.template or builtin.template,
+                    label_words=words)
 
 
 # ---------------------------------------------------------------------------- kernel
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class KernelOptions:
     """What ``ntk kernel`` computes (parameter set, sample, mode) and where (executor)."""
 
@@ -146,7 +148,7 @@ class KernelOptions:
         return self
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class KernelRun:
     """A finished ``ntk kernel``: what it saved in ``path`` and what it cost."""
 
@@ -216,8 +218,8 @@ def kernel_from_sample(task: PromptTask, sample: LabeledTexts, out: str | Path,
         "kernel": result.summary(),
     }
     path = rundir.save_kernel_run(out, result.kernel, f0, sample.targets, texts, meta)
-    return KernelRun(path, result.kernel, f0, sample.targets, texts, meta, result.summary(),
-                     zero_shot)
+    return KernelRun(path=path, kernel=result.kernel, f0=f0, targets=sample.targets, texts=texts,
+                     meta=meta, summary=result.summary(), zero_shot_accuracy=zero_shot)
 
 
 def run_kernel(out: str | Path, model: str = "smollm2", source: DataSource = DataSource(),
@@ -237,7 +239,7 @@ def run_kernel(out: str | Path, model: str = "smollm2", source: DataSource = Dat
 
 
 # ---------------------------------------------------------------------------- spectrum
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class SpectrumOptions:
     """Fit range (1-based, inclusive; default ``2 .. max(4, n // 4)``) and the bootstrap."""
 
@@ -248,7 +250,7 @@ class SpectrumOptions:
     seed: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class SpectrumRun:
     """``ntk spectrum`` on one run: the analysis and the files it wrote."""
 
@@ -278,15 +280,16 @@ def run_spectrum(run_dir: str | Path, options: SpectrumOptions = SpectrumOptions
     with step_progress("bootstrap over examples", options.n_boot, progress) as advance:
         analysis = analyse_spectrum(run.kernel, index_range, options.n_boot, options.ci,
                                     options.seed, progress=lambda done: advance())
-    done = SpectrumRun(run.path, options, index_range, analysis,
-                       run.path / rundir.SPECTRUM_FILE, run.path / rundir.SPECTRUM_FIGURE)
+    done = SpectrumRun(run=run.path, options=options, index_range=index_range, analysis=analysis,
+                       json_path=run.path / rundir.SPECTRUM_FILE,
+                       figure_path=run.path / rundir.SPECTRUM_FIGURE)
     write_json(done.json_path, done.to_dict())
     write_png(spectrum_figure(analysis), done.figure_path)
     return done
 
 
 # ---------------------------------------------------------------------------- stop
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class StopOptions:
     """How ``ntk stop`` trains and what it may take as given instead of estimating."""
 
@@ -317,7 +320,7 @@ class StopOptions:
         return self
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Sensitivity:
     """``T_hat`` over a grid of sigma (rows) and R (columns), factors of the values used."""
 
@@ -327,7 +330,7 @@ class Sensitivity:
     stopping_times: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class StopResult:
     """``ntk stop``: the warm-started RWY stopping time, its inputs, CIs and what to set."""
 
@@ -359,6 +362,12 @@ class StopResult:
     @property
     def json_path(self) -> Path:
         return self.run / rundir.STOP_FILE
+
+    @property
+    def recommended_epochs(self) -> float:
+        """The recommended full-batch steps as epochs at the command's batch size
+        (``steps * B / n``: one epoch is ``n / B`` minibatch steps)."""
+        return self.recommendation.steps * self.options.batch_size / self.n
 
     def to_dict(self) -> dict:
         """What ``stop.json`` holds."""
@@ -464,11 +473,14 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
         run.kernel, run.labels, run.f0, lr=eta, rule=options.rule, sigma=options.sigma,
         radius=options.radius, seed=options.seed, n_total=options.n_total,
         batch_size=options.batch_size if options.n_total is not None else None)
-    result = StopResult(
-        run.path, run.n, options, float(eigs[0]), max_eta, lr, eta, noise, sigma_used,
-        radius_estimate, radius_used, t_hat, boot, eps_n, schedule, ridge,
-        float(effective_dimension(eigs, ridge)) if ridge else None, fit_quality, sensitivity,
-        advice)
+    result = StopResult(run=run.path, n=run.n, options=options, lambda_max=float(eigs[0]),
+                        max_step_size=max_eta, learning_rate=lr, step_size=eta, noise=noise,
+                        sigma=sigma_used, radius_estimate=radius_estimate, radius=radius_used,
+                        stopping_time=t_hat, bootstrap=boot, critical_radius=eps_n,
+                        schedule=schedule, equivalent_ridge=ridge,
+                        effective_dimension_at_ridge=(float(effective_dimension(eigs, ridge))
+                                                      if ridge else None),
+                        fits=fit_quality, sensitivity=sensitivity, recommendation=advice)
     write_json(run.path / rundir.STOP_FILE, result.to_dict())
     evals, evecs = np.linalg.eigh(0.5 * (run.kernel + run.kernel.T) / run.n)
     write_png(residual_spectrum_figure(evals, evecs.T @ residual, advice.sigma, advice.steps,
@@ -485,7 +497,8 @@ def _sensitivity(eigs: np.ndarray, eta: float, sigma: float, radius: float,
         for s in sigmas:
             rows.append(stopping.sensitivity_table(eigs, eta, np.array([s]), radii)[0])
             advance()
-    return Sensitivity(SENSITIVITY_FACTORS, sigmas, radii, np.array(rows))
+    return Sensitivity(factors=SENSITIVITY_FACTORS, sigmas=sigmas, radii=radii,
+                       stopping_times=np.array(rows))
 
 
 # ---------------------------------------------------------------------------- fine-tuning

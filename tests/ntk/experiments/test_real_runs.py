@@ -35,8 +35,8 @@ def setup(smollm2):
     task = PromptTask(builtin.template, list(builtin.label_words), smollm2)
     texts = list(sample.texts)
     kernel = task.kernel(texts, parameter_spec(task, "attention@last-1"), progress=False).kernel
-    pool = Pool("glosses", texts, sample.targets.astype(float),
-                task.outputs(texts).astype(float), kernel, "attention@last-1")
+    pool = Pool(name="glosses", texts=texts, y=sample.targets.astype(float),
+                f0=task.outputs(texts).astype(float), kernel=kernel, params="attention@last-1")
     return task, pool, LastBlock(task, texts)
 
 

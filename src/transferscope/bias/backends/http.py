@@ -107,7 +107,7 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class HTTPReply:
     """A complete reply: status, headers and the body's bytes (held once)."""
 
@@ -172,7 +172,8 @@ class HTTPClient:
                         chunks.append(chunk)
                         if time.monotonic() > end:
                             raise DeadlineExceeded("the request's total deadline passed")
-                    return HTTPReply(response.status_code, response.headers, b"".join(chunks))
+                    return HTTPReply(status=response.status_code, headers=response.headers,
+                                     body=b"".join(chunks))
             except httpx.TimeoutException as exc:
                 if time.monotonic() >= end and not isinstance(exc, DeadlineExceeded):
                     raise DeadlineExceeded("the request's total deadline passed") from exc

@@ -256,7 +256,7 @@ def train_curve(outputs_train: Callable[[], torch.Tensor],
     return {"steps": steps, "errors": errors, "accuracy": accuracy}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Pool:
     """A task's pool on one parameter set: texts, targets, f_0 and the eNTK over all of it."""
 

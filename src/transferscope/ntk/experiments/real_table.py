@@ -68,8 +68,8 @@ def load_pool(name: str, params: str, progress: bool = False) -> tuple[PromptTas
     task = PromptTask(builtin.template, list(builtin.label_words), model="smollm2")
     texts = list(sample.texts)
     kernel = task.kernel(texts, parameter_spec(task, params), progress=progress).kernel
-    return task, Pool(name, texts, sample.targets.astype(np.float64),
-                      task.outputs(texts).astype(np.float64), kernel, params)
+    return task, Pool(name=name, texts=texts, y=sample.targets.astype(np.float64),
+                      f0=task.outputs(texts).astype(np.float64), kernel=kernel, params=params)
 
 
 def run_chunk(out: Path, chunk: str) -> None:

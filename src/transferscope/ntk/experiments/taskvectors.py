@@ -10,9 +10,10 @@ with ``r = y - f_0``, the cosine between the two tasks' first gradient steps in 
 Interference of k on j: the change in task j's held-out loss when tau_k is added to tau_j.
 
 All tasks share one prompt template and label words (the first task's), so one f and one joint
-eNTK cover them. This module registers one derived task, ``negated-vader-words``: the VADER
-words preceded by "not", labels flipped (negation reverses polarity), a task that conflicts
-with plain sentiment by construction, and ``negated-afinn-words`` made the same way from AFINN.
+eNTK cover them. :mod:`transferscope.ntk.data` registers the derived task
+``negated-vader-words``: the VADER words preceded by "not", labels flipped (negation reverses
+polarity), a task that conflicts with plain sentiment by construction, and
+``negated-afinn-words`` made the same way from AFINN.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from transferscope.core.errors import input_error
 from transferscope.core.io import write_json
 from transferscope.core.stats import pearson_interval
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk.data import BuiltinTask, LabeledTexts, get_task, register_task
+from transferscope.ntk.data import (  # noqa: F401 - the derived tasks' names, as before
+    NEGATED_AFINN_TASK,
+    NEGATED_TASK,
+    BuiltinTask,
+    LabeledTexts,
+    get_task,
+    negated,
+)
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.experiments.finetune import (
@@ -41,32 +49,7 @@ from transferscope.ntk.experiments.pool import builtin_prompt_task
 from transferscope.ntk.params import select_parameters
 from transferscope.ntk.task import PromptTask
 
-NEGATED_TASK = "negated-vader-words"
-NEGATED_AFINN_TASK = "negated-afinn-words"
-
-
-def negated(words: LabeledTexts, name: str) -> LabeledTexts:
-    """Each word preceded by "not", its label flipped."""
-    return LabeledTexts(tuple(f"not {w}" for w in words.texts), -words.targets,
-                        words.class_names, f"derived:not+{name}")
-
-
-def negated_vader_words() -> LabeledTexts:
-    return negated(ntk_data.vader_words(), "vader-words")
-
-
-def negated_afinn_words() -> LabeledTexts:
-    return negated(ntk_data.afinn_words(), "afinn-words")
-
-
-for _name, _lexicon, _loader in ((NEGATED_TASK, "VADER", negated_vader_words),
-                                 (NEGATED_AFINN_TASK, "AFINN", negated_afinn_words)):
-    if _name not in ntk_data.TASKS:
-        register_task(BuiltinTask(_name, f"{_lexicon} words after 'not', polarity flipped",
-                                  'Is "{text}" positive or negative? Answer:',
-                                  ("positive", "negative"), _loader))
-
-DEFAULT_TASKS = ("vader-words", "afinn-words", NEGATED_TASK)
+DEFAULT_TASKS = ntk_data.TASK_VECTOR_DEFAULTS
 RESULT_FILE = "taskvec.json"
 
 

@@ -1,0 +1,433 @@
+"""Each parameter declared once: its type, its allowed values and its help text.
+
+A parameter is declared where it is held, as an annotation::
+
+    Depth = Annotated[int, Spec(ge=1, help="Hidden layers of the ReLU network.")]
+
+    @dataclass(kw_only=True, frozen=True)
+    class FitConfig(Validated):
+        depth: Depth = 3
+        kernel: Annotated[Literal["ntk", "nngp"], Spec(help="NTK (DINO-TRAIN) or NNGP.")] = "ntk"
+
+The type says what kind of value (``int``, ``float``, ``bool``, ``str``, ``Path``, a
+``Literal[...]`` or ``StrEnum`` of choices, ``X | None``, ``tuple[X, ...]``); :class:`Spec`
+adds the interval (``ge``/``gt``/``le``/``lt``), an extra rule and the help. Three readers use
+the one declaration:
+
+1. a keyword-only dataclass deriving from :class:`Validated` checks every field when it is
+   constructed;
+2. a scikit-learn estimator deriving from :class:`ValidatedEstimator` checks its ``__init__``
+   parameters (stored as passed) when ``fit`` calls ``self._validate_params()``, as
+   scikit-learn's own estimators do with ``_parameter_constraints``;
+3. a command line builds the Typer option with :func:`option`: the help text gains the
+   choices or the range, a callback refuses a bad value before anything runs, and the default
+   is the class's own.
+
+A bad value is one :class:`~transferscope.core.errors.InputError` (a ``ValueError``) naming
+the class, the parameter, the value and what was expected, e.g.
+``DINORegressor: depth = 0: expected a whole number >= 1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import math
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import numpy as np
+
+from transferscope.core.errors import InputError, describe_value
+
+__all__ = [
+    "Declared",
+    "Spec",
+    "Validated",
+    "ValidatedEstimator",
+    "check_params",
+    "comma_list",
+    "declarations",
+    "option",
+    "undeclared",
+]
+
+_MISSING: Any = dataclasses.MISSING
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Spec:
+    """What a parameter's type does not say: the interval its numbers lie in, an extra rule,
+    and the help text the command line and the docs show.
+
+    Parameters
+    ----------
+    help : str
+        One sentence in the user's words; the command line appends the choices or the range.
+    ge, gt, le, lt : float, optional
+        Bounds of the interval (``>=``, ``>``, ``<=``, ``<``); for a ``tuple[X, ...]`` they
+        hold for each element.
+    finite : bool, default True
+        Refuse ``nan`` and infinities (set False where ``inf`` means "no limit").
+    rule : callable, optional
+        ``rule(value) -> None | str``: a further check; the string says what was expected.
+    """
+
+    help: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    finite: bool = True
+    rule: Callable[[Any], str | None] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Declared:
+    """One parameter as read from its annotation: what :func:`check_params` checks and what
+    :func:`option` shows."""
+
+    name: str
+    kinds: tuple[type, ...]  # accepted types; () when the annotation cannot be checked
+    choices: tuple[Any, ...] | None
+    optional: bool
+    sequence: bool  # tuple[X, ...] / list[X]: each element is checked as X
+    spec: Spec | None
+    default: Any
+
+    @property
+    def help(self) -> str:
+        return self.spec.help if self.spec is not None else ""
+
+    def expected(self) -> str:
+        """What a valid value is, in words (``a whole number >= 1``, ``one of 'a', 'b'``)."""
+        text = self._element_text()
+        if self.sequence:
+            text = f"a sequence, each item {text}"
+        return f"None or {text}" if self.optional else text
+
+    def _element_text(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(_plain(c)) for c in self.choices)
+        spec = self.spec
+        if self.kinds == (int,):
+            base = "a whole number"
+        elif self.kinds == (float,):
+            base = "a finite number" if spec is None or spec.finite else "a number"
+        elif self.kinds == (bool,):
+            return "True or False"
+        elif self.kinds == (str,):
+            return "a string"
+        elif self.kinds == (Path,):
+            return "a path"
+        elif self.kinds:
+            return "a " + " or ".join(k.__name__ for k in self.kinds)
+        else:
+            return "a valid value"
+        return base + _interval_text(spec)
+
+    def check(self, value: Any, owner: str) -> None:
+        """Raise :class:`InputError` unless ``value`` is allowed."""
+        if value is None and self.optional:
+            return
+        if self.sequence:
+            if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+                raise self._error(owner, value)
+            for item in value:
+                self._check_element(item, owner, whole=value)
+        else:
+            self._check_element(value, owner, whole=value)
+        if self.spec is not None and self.spec.rule is not None:
+            problem = self.spec.rule(value)
+            if problem:
+                raise InputError(f"{owner}: {self.name} = {describe_value(value)}: "
+                                 f"expected {problem}")
+
+    def _check_element(self, value: Any, owner: str, whole: Any) -> None:
+        if self.choices is not None:
+            if not any(_same_choice(value, c) for c in self.choices):
+                raise self._error(owner, whole)
+            return
+        if not self.kinds:
+            return
+        if not _is_instance(value, self.kinds):
+            raise self._error(owner, whole)
+        if _is_number(value) and not _in_interval(float(value), self.spec):
+            raise self._error(owner, whole)
+
+    def _error(self, owner: str, value: Any) -> InputError:
+        return InputError(f"{owner}: {self.name} = {describe_value(value)}: "
+                          f"expected {self.expected()}")
+
+
+# ---------------------------------------------------------------- reading the annotations
+def _parse(name: str, annotation: Any, default: Any) -> Declared:
+    spec = None
+    if get_origin(annotation) is Annotated:
+        annotation, *meta = get_args(annotation)
+        specs = [m for m in meta if isinstance(m, Spec)]
+        spec = specs[-1] if specs else None
+        # Annotated[Annotated[...]] flattens, so one level is enough
+    optional = False
+    if _is_union(annotation):
+        arms = [a for a in get_args(annotation) if a is not type(None)]
+        optional = len(arms) < len(get_args(annotation))
+        annotation = arms[0] if len(arms) == 1 else typing.Union[tuple(arms)]  # noqa: UP007
+    sequence = False
+    if get_origin(annotation) in (tuple, list) or get_origin(annotation) in (Sequence,):
+        items = [a for a in get_args(annotation) if a is not Ellipsis]
+        if len(items) == 1:
+            sequence, annotation = True, items[0]
+    choices: tuple[Any, ...] | None = None
+    kinds: tuple[type, ...] = ()
+    if get_origin(annotation) is Literal:
+        choices = get_args(annotation)
+    elif isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        choices = tuple(annotation)
+    elif _is_union(annotation):
+        members = get_args(annotation)
+        kinds = tuple(a for a in members if isinstance(a, type)) if all(
+            isinstance(a, type) for a in members) else ()
+    elif isinstance(annotation, type):
+        kinds = (annotation,)
+    return Declared(name=name, kinds=kinds, choices=choices, optional=optional,
+                    sequence=sequence, spec=spec, default=default)
+
+
+def _is_union(annotation: Any) -> bool:
+    return get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+_DECLARED: dict[type, dict[str, Declared]] = {}
+
+
+def declarations(cls: type) -> dict[str, Declared]:
+    """Every parameter of ``cls`` by name: a dataclass's fields, else its ``__init__``
+    parameters (keyword and positional; ``self``, ``*args`` and ``**kwargs`` excluded).
+
+    The annotations are resolved at run time, so the names they use must be imported at
+    module level (not under ``TYPE_CHECKING``)."""
+    if cls not in _DECLARED:
+        _DECLARED[cls] = _read_declarations(cls)
+    return _DECLARED[cls]
+
+
+def _read_declarations(cls: type) -> dict[str, Declared]:
+    # the class's own __init__ (the first in its MRO), read from the class, not an instance
+    init = next(vars(c)["__init__"] for c in cls.__mro__ if "__init__" in vars(c))
+    try:
+        if dataclasses.is_dataclass(cls):
+            hints = typing.get_type_hints(cls, include_extras=True)
+            return {f.name: _parse(f.name, hints.get(f.name, Any), _field_default(f))
+                    for f in dataclasses.fields(cls) if f.init}
+        hints = typing.get_type_hints(init, include_extras=True)
+    except NameError as exc:
+        raise TypeError(f"{cls.__qualname__}: an annotation names something not importable "
+                        f"at run time ({exc}); import it at module level") from exc
+    out = {}
+    for p in inspect.signature(init).parameters.values():
+        if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default = _MISSING if p.default is inspect.Parameter.empty else p.default
+        out[p.name] = _parse(p.name, hints.get(p.name, Any), default)
+    return out
+
+
+def _field_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return _MISSING
+
+
+def undeclared(cls: type) -> list[str]:
+    """The parameters of ``cls`` without a :class:`Spec` (no help, no range): the rule of
+    ``tests/test_architecture.py`` is that a public config or estimator has none."""
+    return [name for name, d in declarations(cls).items() if d.spec is None]
+
+
+# ---------------------------------------------------------------- checking values
+def check_params(obj: object, values: Mapping[str, Any] | None = None) -> None:
+    """Check ``values`` (default: the object's attributes of the same names) against the
+    declarations of ``type(obj)``; the first bad one raises :class:`InputError`."""
+    owner = type(obj).__name__
+    for name, declared in declarations(type(obj)).items():
+        value = values[name] if values is not None else getattr(obj, name)
+        declared.check(value, owner)
+
+
+class Validated:
+    """Base of a keyword-only dataclass of declared parameters, checked at construction.
+
+    A subclass that defines its own ``__post_init__`` calls ``super().__post_init__()``
+    first."""
+
+    def __post_init__(self) -> None:
+        check_params(self)
+
+
+class ValidatedEstimator:
+    """Mixin (before ``sklearn.base.BaseEstimator``) for an estimator whose ``__init__``
+    parameters are declared: ``__init__`` stores them as passed (scikit-learn's rule) and
+    ``fit`` calls ``self._validate_params()`` first. This replaces scikit-learn's
+    ``_parameter_constraints`` check (scikit-learn's ``_fit_context`` calls it too)."""
+
+    def _validate_params(self) -> None:
+        get_params = getattr(self, "get_params", None)
+        check_params(self, get_params(deep=False) if callable(get_params) else None)
+
+
+def _is_instance(value: Any, kinds: tuple[type, ...]) -> bool:
+    for kind in kinds:
+        if kind is bool:
+            if isinstance(value, bool | np.bool_):
+                return True
+        elif kind is int:
+            if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+                return True
+        elif kind is float:
+            if isinstance(value, int | float | np.integer | np.floating) \
+                    and not isinstance(value, bool | np.bool_):
+                return True
+        elif kind is Path:
+            if isinstance(value, str | os.PathLike):
+                return True
+        elif isinstance(value, kind):
+            return True
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_)
+
+
+def _in_interval(x: float, spec: Spec | None) -> bool:
+    if spec is None:
+        return math.isfinite(x)
+    if spec.finite and not math.isfinite(x):
+        return False
+    if math.isnan(x):
+        return False
+    return not ((spec.ge is not None and x < spec.ge) or (spec.gt is not None and x <= spec.gt)
+                or (spec.le is not None and x > spec.le) or (spec.lt is not None and x >= spec.lt))
+
+
+def _interval_text(spec: Spec | None) -> str:
+    if spec is None:
+        return ""
+    parts = [f"{op} {_num(v)}" for op, v in ((">=", spec.ge), (">", spec.gt),
+                                              ("<=", spec.le), ("<", spec.lt)) if v is not None]
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
+def _plain(choice: Any) -> Any:
+    return choice.value if isinstance(choice, enum.Enum) else choice
+
+
+def _same_choice(value: Any, choice: Any) -> bool:
+    if isinstance(value, bool) != isinstance(choice, bool):
+        return False
+    try:
+        return bool(value == choice or value == _plain(choice))
+    except Exception:  # noqa: BLE001 - an object whose == fails is not one of the choices
+        return False
+
+
+# ---------------------------------------------------------------- the command line
+def comma_list(text: str | None) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: how a command line writes a ``tuple[...]``
+    parameter (empty entries skipped)."""
+    return () if text is None else tuple(p.strip() for p in str(text).split(",") if p.strip())
+
+
+def option(owner: type, name: str, *flags: str, default: Any = _MISSING,
+           help: str | None = None, **typer_kwargs: Any) -> Any:
+    """The Typer option of parameter ``name`` of ``owner``, derived from its declaration.
+
+    Use it as the default of a command's parameter::
+
+        def fit(depth: int = option(FitConfig, "depth")) -> None: ...
+
+    The option's default is the class's (unless ``default`` is given), its help is the
+    declared help followed by the choices or the range, and a callback refuses a value the
+    declaration refuses, so the command fails at parse time with the option's name. A
+    ``tuple[X, ...]`` parameter is written comma-separated on the command line: annotate
+    the command's parameter ``str`` and pass :func:`comma_list` of it to the class.
+    """
+    import typer
+
+    declared = declarations(owner).get(name)
+    if declared is None:
+        raise TypeError(f"{owner.__qualname__} declares no parameter {name!r}")
+    value = declared.default if default is _MISSING else default
+    if value is _MISSING:
+        value = ...
+    elif declared.sequence and isinstance(value, tuple | list):
+        value = ",".join(str(_plain(v)) for v in value) or None
+    elif isinstance(value, enum.Enum):
+        value = value.value
+    text = help if help is not None else declared.help
+    if declared.sequence or (declared.choices is None
+                             and declared.kinds not in ((bool,), (str,), (Path,), ())):
+        text = _with_expected(text, _help_expected(declared))
+
+    def _check(ctx: typer.Context, param: typer.CallbackParam, given: Any) -> Any:
+        if given is None or ctx.resilient_parsing:
+            return given
+        candidate = (tuple(_from_text(declared, t) for t in comma_list(given))
+                     if declared.sequence else given)
+        try:
+            declared.check(candidate, owner.__name__)
+        except InputError:
+            raise typer.BadParameter(
+                f"{describe_value(given)}: expected {_help_expected(declared)}") from None
+        return given
+
+    # typer tells a callback's arguments apart by their annotations, which this module's
+    # ``from __future__ import annotations`` would leave as unresolvable strings
+    _check.__annotations__ = {"ctx": typer.Context, "param": typer.CallbackParam,
+                              "given": Any, "return": Any}
+    return typer.Option(value, *flags, help=text, callback=_check, **typer_kwargs)
+
+
+def _with_expected(text: str, expected: str) -> str:
+    """``"Hidden layers."`` -> ``"Hidden layers (a whole number >= 1)."`` (round brackets: a
+    square one would be read as rich markup)."""
+    text = text.rstrip()
+    if text.endswith("."):
+        return f"{text[:-1]} ({expected})."
+    return f"{text} ({expected})".strip()
+
+
+def _help_expected(declared: Declared) -> str:
+    text = declared.expected().removeprefix("None or ")
+    if declared.sequence:  # written comma-separated on the command line
+        text = text.replace("a sequence, each item ", "comma-separated, each ", 1)
+    return text
+
+
+def _from_text(declared: Declared, text: str) -> Any:
+    """One comma-separated item as the element type wants it (numbers parsed; a text that
+    is not a number stays text, and the check names it)."""
+    numeric = declared.kinds in ((int,), (float,)) or (
+        declared.choices is not None and all(_is_number(_plain(c)) for c in declared.choices))
+    if not numeric:
+        return text
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    return text

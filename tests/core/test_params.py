@@ -1,0 +1,199 @@
+"""core.params: one declaration per parameter, read by a dataclass (checked when built), a
+scikit-learn estimator (checked at fit) and a Typer option (checked when parsed)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import pytest
+import typer
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from typer.testing import CliRunner
+
+from transferscope.core.errors import InputError
+from transferscope.core.params import (
+    Spec,
+    Validated,
+    ValidatedEstimator,
+    comma_list,
+    declarations,
+    option,
+    undeclared,
+)
+
+
+class Kernel(StrEnum):
+    NTK = "ntk"
+    NNGP = "nngp"
+
+
+Depth = Annotated[int, Spec(ge=1, help="Hidden layers.")]
+
+
+def _even(value: int) -> str | None:
+    return None if value % 2 == 0 else "an even number"
+
+
+@dataclass(kw_only=True, frozen=True)
+class Config(Validated):
+    depth: Depth = 3
+    lr: Annotated[float, Spec(gt=0, le=1, help="Step size.")] = 0.1
+    kernel: Annotated[Kernel, Spec(help="Kernel.")] = Kernel.NTK
+    loss: Annotated[Literal["mse", "half-mse"], Spec(help="Loss.")] = "half-mse"
+    sizes: Annotated[tuple[int, ...], Spec(ge=2, help="Sample sizes.")] = (4, 8)
+    out: Annotated[Path | None, Spec(help="Output folder.")] = None
+    pairs: Annotated[int, Spec(ge=0, rule=_even, help="Pairs.")] = 2
+    patience: Annotated[float, Spec(gt=0, finite=False, help="Steps; inf: never stop.")
+                        ] = math.inf
+    verbose: Annotated[bool, Spec(help="Talk.")] = False
+
+
+class Regressor(ValidatedEstimator, RegressorMixin, BaseEstimator):
+    """A minimal estimator: parameters stored as passed, checked at fit."""
+
+    def __init__(self, *, depth: Depth = 3,
+                 alpha: Annotated[float, Spec(ge=0, help="Ridge.")] = 1.0) -> None:
+        self.depth = depth
+        self.alpha = alpha
+
+    def fit(self, X, y):
+        self._validate_params()
+        X, y = np.asarray(X, float), np.asarray(y, float)
+        self.coef_ = np.linalg.solve(X.T @ X + self.alpha * np.eye(X.shape[1]), X.T @ y)
+        return self
+
+    def predict(self, X):
+        return np.asarray(X, float) @ self.coef_
+
+
+def test_declarations_read_type_choices_range_help_and_default():
+    d = declarations(Config)
+    assert list(d) == ["depth", "lr", "kernel", "loss", "sizes", "out", "pairs", "patience",
+                       "verbose"]
+    assert d["depth"].kinds == (int,) and d["depth"].spec.ge == 1 and d["depth"].default == 3
+    assert d["kernel"].choices == (Kernel.NTK, Kernel.NNGP)
+    assert d["loss"].choices == ("mse", "half-mse")
+    assert d["sizes"].sequence and d["sizes"].kinds == (int,)
+    assert d["out"].optional and d["out"].kinds == (Path,)
+    assert d["lr"].help == "Step size."
+    assert undeclared(Config) == []
+
+
+def test_valid_values_pass_as_given():
+    c = Config(depth=np.int64(2), lr=1, kernel="nngp", sizes=[3, 5], out="o", pairs=0)
+    assert c.kernel == Kernel.NNGP and c.sizes == [3, 5] and c.patience == math.inf
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"depth": 0}, "Config: depth = 0: expected a whole number >= 1"),
+    ({"depth": 2.0}, "depth = 2.0: expected a whole number >= 1"),
+    ({"depth": True}, "depth = True: expected a whole number"),
+    ({"lr": 0.0}, "lr = 0.0: expected a finite number > 0 and <= 1"),
+    ({"lr": 1.5}, "lr = 1.5: expected a finite number > 0 and <= 1"),
+    ({"lr": math.nan}, "lr = nan: expected a finite number"),
+    ({"lr": "0.1"}, "lr = '0.1': expected a finite number"),
+    ({"kernel": "rbf"}, "kernel = 'rbf': expected one of 'ntk', 'nngp'"),
+    ({"loss": "l1"}, "loss = 'l1': expected one of 'mse', 'half-mse'"),
+    ({"sizes": (4, 1)}, "sizes = (4, 1): expected a sequence, each item a whole number >= 2"),
+    ({"sizes": "48"}, "sizes = '48': expected a sequence"),
+    ({"out": 3}, "out = 3: expected None or a path"),
+    ({"pairs": 3}, "pairs = 3: expected an even number"),
+    ({"patience": -math.inf}, "patience = -inf: expected a number > 0"),
+    ({"verbose": 1}, "verbose = 1: expected True or False"),
+])
+def test_a_bad_value_is_one_value_error_naming_the_parameter(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
+        Config(**kwargs)
+    assert isinstance(caught.value, InputError) and str(caught.value).startswith("Config: ")
+
+
+def test_the_dataclass_takes_keywords_only():
+    with pytest.raises(TypeError):
+        Config(3)  # type: ignore[misc]
+
+
+def test_the_estimator_checks_at_fit_not_at_construction():
+    bad = Regressor(depth=0)  # scikit-learn's rule: __init__ stores, fit checks
+    assert bad.get_params() == {"depth": 0, "alpha": 1.0}
+    with pytest.raises(ValueError, match="Regressor: depth = 0: expected a whole number >= 1"):
+        bad.fit([[1.0]], [1.0])
+    with pytest.raises(ValueError, match="alpha = -1"):
+        clone(Regressor(alpha=-1)).fit([[1.0]], [1.0])
+
+
+def test_the_estimator_fits_like_ridge_regression():
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    y = np.array([1.0, 2.0, 3.0])
+    model = Regressor(alpha=0.5).fit(X, y)
+    expected = np.linalg.solve(X.T @ X + 0.5 * np.eye(2), X.T @ y)  # the closed form
+    np.testing.assert_allclose(model.coef_, expected)
+    assert declarations(Regressor)["alpha"].spec.ge == 0
+
+
+def test_scikit_learn_accepts_the_estimator():
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_parameters_default_constructible,
+    )
+
+    check_parameters_default_constructible("Regressor", Regressor())
+    check_get_params_invariance("Regressor", Regressor())
+    assert clone(Regressor(depth=4)).get_params()["depth"] == 4
+
+
+def test_comma_list_skips_empty_entries():
+    assert comma_list(" a, b,,c ,") == ("a", "b", "c")
+    assert comma_list("") == () and comma_list(None) == ()
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    seen: list[Config] = []
+
+    @app.command()
+    def main(depth: int = option(Config, "depth"),
+             lr: float = option(Config, "lr"),
+             kernel: Kernel = option(Config, "kernel"),
+             sizes: str = option(Config, "sizes"),
+             out: Path | None = option(Config, "out", "--out"),
+             verbose: bool = option(Config, "verbose")) -> None:
+        seen.append(Config(depth=depth, lr=lr, kernel=kernel, out=out, verbose=verbose,
+                           sizes=tuple(int(s) for s in comma_list(sizes))))
+        print(repr(seen[-1]))
+
+    return app
+
+
+def test_the_option_takes_default_help_and_range_from_the_declaration():
+    result = CliRunner().invoke(_app(), ["--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "Hidden layers (a whole number >= 1)." in text
+    assert "Step size (a finite number > 0 and <= 1)." in text
+    assert "Sample sizes (comma-separated, each a whole number >= 2)." in text
+    assert "ntk|nngp" in text and "[default: 3]" in text and "[default: 4,8]" in text
+
+
+def test_the_option_refuses_what_the_declaration_refuses():
+    runner = CliRunner()
+    ok = runner.invoke(_app(), ["--depth", "2", "--sizes", "3,5", "--kernel", "nngp"])
+    assert ok.exit_code == 0, ok.output
+    assert "depth=2" in ok.output and "sizes=(3, 5)" in ok.output and "NNGP" in ok.output
+    for argv, fragment in ((["--depth", "0"], "expected a whole number >= 1"),
+                           (["--lr", "0"], "expected a finite number > 0 and <= 1"),
+                           (["--sizes", "3,x"], "expected comma-separated, each a whole"),
+                           (["--kernel", "rbf"], "rbf")):
+        bad = runner.invoke(_app(), argv, env={"COLUMNS": "200"})
+        assert bad.exit_code == 2, argv
+        assert fragment in " ".join(bad.output.replace("│", " ").split()), bad.output
+
+
+def test_an_unknown_parameter_name_is_a_programming_error():
+    with pytest.raises(TypeError, match="declares no parameter 'depht'"):
+        option(Config, "depht")
