@@ -6,26 +6,40 @@ The estimators follow scikit-learn; the kernels follow ``K(X1, X2)``; ``fit_tabl
 """
 
 from transferscope.dino.adapter import PooledDomainAdapter
+from transferscope.dino.authors import AuthorsDINO
 from transferscope.dino.base import DomainRegressor
 from transferscope.dino.baselines import (
     BASELINES,
     KMMGP,
     AdaptiveGP,
     CoralGP,
+    DomainMeanGP,
     FeatureAugmentedGP,
     FineTunedMLP,
     PooledGP,
+    PooledRidge,
     SourceOnlyGP,
     TargetOnlyGP,
+    TargetRidge,
     kmm_weights,
 )
-from transferscope.dino.datasets import REAL_TASKS, Split, Task, split_task, synthetic_task
-from transferscope.dino.estimator import AUTHORS_PRESET, DINORegressor, authors_dino
+from transferscope.dino.datasets import (
+    DEV_TASKS,
+    HELD_OUT_TASKS,
+    REAL_TASKS,
+    Split,
+    Task,
+    split_task,
+    synthetic_task,
+)
+from transferscope.dino.estimator import DINORegressor
 from transferscope.dino.evaluation import (
+    METHODS,
     PROFILES,
     Profile,
     coverage_table,
-    goal_check,
+    defaults_check,
+    evaluate,
     ranks,
     run_benchmark,
     summary_table,
@@ -44,20 +58,25 @@ from transferscope.dino.report import (
 from transferscope.dino.table_model import TableFit, TablePredictions, fit_table, predict_table
 
 __all__ = [
-    "AUTHORS_PRESET",
     "BASELINES",
+    "DEV_TASKS",
+    "HELD_OUT_TASKS",
     "KMMGP",
+    "METHODS",
     "PROFILES",
     "REAL_TASKS",
     "AdaptiveGP",
+    "AuthorsDINO",
     "BenchFiles",
     "CoralGP",
     "DINORegressor",
+    "DomainMeanGP",
     "DomainRegressor",
     "FeatureAugmentedGP",
     "FineTunedMLP",
     "PooledDomainAdapter",
     "PooledGP",
+    "PooledRidge",
     "Profile",
     "SourceOnlyGP",
     "Split",
@@ -65,12 +84,13 @@ __all__ = [
     "TableModel",
     "TablePredictions",
     "TargetOnlyGP",
+    "TargetRidge",
     "Task",
-    "authors_dino",
     "base_kernel",
     "coverage_table",
+    "defaults_check",
+    "evaluate",
     "fit_table",
-    "goal_check",
     "kernel_diag",
     "kmm_weights",
     "load_model",

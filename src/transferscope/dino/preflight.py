@@ -17,6 +17,8 @@ from transferscope.core.checks import (
     option_error,
 )
 from transferscope.core.outdir import claim_output
+from transferscope.dino.distribution import FORMS
+from transferscope.dino.estimator import MEANS, POSTERIORS
 from transferscope.dino.io import IMPUTE
 
 # More Adam steps, layers or base samples than these is a typo, not a plan (hours on a CPU).
@@ -37,7 +39,7 @@ def _table(flag: str, path: Path) -> None:
 def fit(data: Path, out: Path, *, features: str, target: str, domain: str,
         source_domains: str | None, categorical: str | None, impute: str | None,
         holdout: float, preset: str, kernel: str | None, factor: str | None,
-        depth: int | None, w_std: float | None, b_std: float | None, n_base: int | None,
+        mean: str | None, posterior: str | None, depth: int | None, w_std: float | None, b_std: float | None, n_base: int | None,
         steps: int | None, lr: float | None, batch_size: int | None, seed: int) -> list[str]:
     """``dino fit``: the table, the column names (returns the feature list), every network and
     training setting, then the model file (claimed)."""
@@ -56,7 +58,9 @@ def fit(data: Path, out: Path, *, features: str, target: str, domain: str,
     check_number("--holdout", holdout, 0, 1, high_open=True)
     _choice("--preset", preset, ("default", "authors"))
     _choice("--kernel", kernel, ("ntk", "nngp"))
-    _choice("--factor", factor, ("cosine", "authors"))
+    _choice("--factor", factor, FORMS)
+    _choice("--mean", mean, MEANS)
+    _choice("--posterior", posterior, POSTERIORS)
     check_int("--depth", depth, 1, MAX_DEPTH)
     check_number("--w-std", w_std, 0, low_open=True)
     check_number("--b-std", b_std, 0)
