@@ -105,3 +105,16 @@ def test_summary_and_defaults_check_by_hand(tmp_path):
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| a | 20 | DINO (default) | 0.1200 ± 0.0200 | 0.2400 ± 0.0400 | 0.87 | 0.95 |" in md
     assert "| a | 20 | pooled ridge + indicator | 0.02 | 0.0058 | 3 | True |" in md
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--tasks", "housing,penguins-gentoo"], "--tasks = 'housing': expected one of"),
+    (["--labels", "20,x"], "--labels = '20,x': expected whole numbers"),
+    (["--labels", "1"], "--labels = 1: expected"),
+    (["--seeds", "0"], "--seeds = 0: expected"),
+])
+def test_bench_options_are_checked_before_anything_runs(tmp_path, run, args, expected):
+    proc = run("bench", *args, "--out", str(tmp_path / "b"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+    assert not (tmp_path / "b").exists()

@@ -145,3 +145,18 @@ def test_bad_input_is_one_clear_line(case, message):
     with pytest.raises(InputError) as info:
         DINORegressor(**FAST).fit(Xs, ys, **kwargs)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cost_estimate_names_the_posterior_and_the_exact_memory_it_avoids():
+    """The line said before a fit: exact up to ``exact_max`` training rows, Nystrom above it
+    (auto), with the exact posterior's memory (kernel + factor, 16 n^2 bytes) said beside it."""
+    from transferscope.dino.cost import estimate_cost
+
+    model = DINORegressor()
+    small = estimate_cost(model, 9950, 50, 6)
+    large = estimate_cost(model, 200000, 50, 6)
+    assert small.method == "exact" and large.method == "nystrom"
+    assert large.exact_gib == pytest.approx(16 * 200050**2 / 2**30)
+    assert "200,050 training rows: nystrom posterior; estimated" in large.line()
+    assert f"would need about {large.exact_gib:.0f} GiB" in large.line()
+    assert large.peak_gib < 24 < large.exact_gib and small.seconds < large.seconds

@@ -39,7 +39,7 @@ class StageResult:
 
 
 # Bump when a stage's code changes what it computes: finished runs of older code are redone.
-STAGE_FORMAT = "demo-stage-v6"  # v6: NTK stop vs optimum over a long horizon (kernel + real runs)
+STAGE_FORMAT = "demo-stage-v7"  # v7: DINO at few labels on real tables (#30); v6: NTK stop vs optimum
 # v5: bias record fixes, one agenda wording, within-draft vote scores
 
 

@@ -153,6 +153,11 @@ def predict(
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Two real tables at 20 labels, four "
                                         "methods (a few minutes).")] = False,
+    tasks: Annotated[str | None, typer.Option(
+        help="Comma-separated tables (default: all eight; see docs/dino.md).")] = None,
+    labels: Annotated[str | None, typer.Option(
+        help="Comma-separated labelled target rows per split (default: 20,50).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds per table (default: 5).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder (tables + report).")] = Path(
         "dino_bench"),
 ) -> None:
@@ -160,11 +165,10 @@ def bench(
     (cached per run, resumable) and write the tables: MAE ± sd, interval coverage, the
     defaults check."""
     from transferscope.dino import preflight
-    from transferscope.dino.evaluation import PROFILES
     from transferscope.dino.report import write_bench
 
-    preflight.output(out)
-    done = write_bench(PROFILES["quick" if quick else "standard"], out)
+    profile = preflight.bench(out, quick=quick, tasks=tasks, labels=labels, seeds=seeds)
+    done = write_bench(profile, out)
     typer.echo(done.summary.to_string(index=False))
     typer.echo(done.ranks.to_string())
     typer.echo(done.defaults.to_string(index=False))

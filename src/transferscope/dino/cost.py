@@ -19,6 +19,7 @@ from transferscope.dino.kernels import base_kernel
 
 WARM_START_EVALS = 60  # L-BFGS, 50 iterations with strong-Wolfe line search
 BACKWARD = 3.0  # a loss with its gradient costs about three forward passes
+MEMORY_BOUND = 4.0  # the greedy pivoting's matrix-vector products run at about 1/4 of the rate
 GIB = 2.0**30
 
 
@@ -92,23 +93,24 @@ def estimate_cost(model, n_source: int, n_target: int, n_features: int) -> CostE
     fit = (base**3 / 3 * flop + WARM_START_EVALS * BACKWARD * (nb * nb * entry + nb**3 / 3 * flop)
            + steps * step + 2 * nb**3 * flop)
     method = model.posterior_method(n)
-    exact_gib = 3 * 8.0 * n * n / GIB
+    exact_gib = 2 * 8.0 * n * n / GIB  # the kernel and its Cholesky factor
+    m = min(model.n_inducing, n)
     if method == "exact":
-        posterior = 2 * n * n * (entry + base * flop) + n**3 / 3 * flop
+        posterior = n * n * (entry + 2 * base * flop) + n**3 / 3 * flop
         peak = exact_gib
-    else:
-        m = min(model.n_inducing, n)
+    elif method == "nystrom":
+        pool = min(2 * model.n_inducing, n)
+        pivots = (pool * m * entry + 2 * pool * base * (base + m) * flop
+                  + pool * m * m * MEMORY_BOUND * flop)
+        posterior = pivots + n * (m * entry + (2 * base * base + 2 * base * m + 2 * m * m) * flop)
+        peak = 8.0 * (pool * (m + base) + 3 * m * m + 4 * 4096 * max(m, base)
+                      + n * (n_features + 4)) / GIB
+    else:  # cg: the kernel once (cached while it fits), ~200 products
         pool = min(4 * model.n_inducing, n)
         setup = pool * pool * (entry + 2 * base * flop) + pool**3 / 3 * flop
-        if method == "nystrom":
-            posterior = setup + 2 * n * (m * entry + (2 * base * base + 2 * base * m
-                                                       + 2 * m * m) * flop)
-            peak = (8.0 * (pool * pool + 3 * m * m + 4 * 4096 * max(m, base) + n * (n_features
-                                                                                      + 4))) / GIB
-        else:  # cg: the kernel once (cached while it fits), ~200 products
-            cached = 8.0 * n * n <= model.cache_gib * GIB
-            build = n * n * (entry + 2 * base * flop)
-            posterior = setup + build + 200 * (2 * n * n * flop if cached else build)
-            peak = (min(8.0 * n * n, model.cache_gib * GIB) + 8.0 * n * (base + 2 * m)) / GIB
+        cached = 8.0 * n * n <= model.cache_gib * GIB
+        build = n * n * (entry + 2 * base * flop)
+        posterior = setup + build + 200 * (2 * n * n * flop if cached else build)
+        peak = (min(8.0 * n * n, model.cache_gib * GIB) + 8.0 * n * (base + 2 * m)) / GIB
     return CostEstimate(method=method, n_train=n, fit_seconds=fit, posterior_seconds=posterior,
                         peak_gib=peak + 0.3, exact_gib=exact_gib)

@@ -7,6 +7,7 @@ cannot be written costs a second, not a fit (the table's own cells are checked b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from transferscope.core.checks import (
@@ -17,8 +18,10 @@ from transferscope.core.checks import (
     option_error,
 )
 from transferscope.core.outdir import claim_output
+from transferscope.dino.datasets import REAL_TASKS
 from transferscope.dino.distribution import FORMS
 from transferscope.dino.estimator import MEANS, POSTERIORS
+from transferscope.dino.evaluation import PROFILES, Profile
 from transferscope.dino.io import IMPUTE
 
 # More Adam steps, layers or base samples than these is a typo, not a plan (hours on a CPU).
@@ -82,5 +85,29 @@ def predict(model_path: Path, data: Path, out: Path) -> None:
 
 
 def output(out: Path) -> None:
-    """``dino bench`` and ``dino report``: the output folder (claimed)."""
+    """``dino report``: the output folder (claimed)."""
     claim_output(out)
+
+
+def bench(out: Path, *, quick: bool, tasks: str | None, labels: str | None,
+          seeds: int | None) -> Profile:
+    """``dino bench``: the profile (``--quick`` or the standard one, narrowed by ``--tasks``,
+    ``--labels``, ``--seeds``), then the output folder (claimed)."""
+    profile = PROFILES["quick" if quick else "standard"]
+    names = check_names("--tasks", tasks, allowed=tuple(REAL_TASKS), what="table names")
+    if names:
+        profile = replace(profile, tasks=names)
+    counts = check_names("--labels", labels, what="label counts")
+    if counts:
+        try:
+            values = tuple(int(v) for v in counts)
+        except ValueError as err:
+            raise option_error("--labels", labels, "whole numbers, e.g. 20,50") from err
+        for value in values:
+            check_int("--labels", value, 2)
+        profile = replace(profile, labels=values)
+    if seeds is not None:
+        check_int("--seeds", seeds, 1, 1000)
+        profile = replace(profile, seeds=seeds)
+    claim_output(out)
+    return profile
