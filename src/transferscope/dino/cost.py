@@ -20,6 +20,7 @@ from transferscope.dino.kernels import base_kernel
 WARM_START_EVALS = 60  # L-BFGS, 50 iterations with strong-Wolfe line search
 BACKWARD = 3.0  # a loss with its gradient costs about three forward passes
 MEMORY_BOUND = 4.0  # the greedy pivoting's matrix-vector products run at about 1/4 of the rate
+BLOCK_TEMPORARIES = 10  # 4096 x m arrays alive at once in a Nystrom row block (measured peak)
 GIB = 2.0**30
 
 
@@ -103,7 +104,7 @@ def estimate_cost(model, n_source: int, n_target: int, n_features: int) -> CostE
         pivots = (pool * m * entry + 2 * pool * base * (base + m) * flop
                   + pool * m * m * MEMORY_BOUND * flop)
         posterior = pivots + n * (m * entry + (2 * base * base + 2 * base * m + 2 * m * m) * flop)
-        peak = 8.0 * (pool * (m + base) + 3 * m * m + 4 * 4096 * max(m, base)
+        peak = 8.0 * (pool * (m + base) + 3 * m * m + BLOCK_TEMPORARIES * 4096 * max(m, base)
                       + n * (n_features + 4)) / GIB
     else:  # cg: the kernel once (cached while it fits), ~200 products
         pool = min(4 * model.n_inducing, n)
