@@ -2,7 +2,8 @@
 
 import os
 import signal
-import threading
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -228,10 +229,12 @@ def test_date_columns_become_fractional_years_not_categories(tmp_path, run):
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_fit_says_nothing_is_kept_not_resume(tmp_path, run, signum, code):
-    """A real signal half a second into a fit that takes several seconds: one line saying no
-    model was written and nothing is kept (a fit has no cache), not the resume line of the
-    commands that cache; exit 130 for Ctrl-C, 143 for SIGTERM; no model file."""
+def test_interrupted_fit_says_nothing_is_kept_not_resume(tmp_path, signum, code):
+    """A real signal to a real `transferscope dino fit` process once it has printed its
+    estimate (inside the fit, which takes seconds): one line saying no model was written and
+    nothing is kept (a fit has no cache), not the resume line of the commands that cache; exit
+    130 for Ctrl-C, 143 for SIGTERM; no model file. A subprocess, with Ctrl-C's default
+    handler restored: pytest-xdist workers ignore SIGINT, and a timer raced the start."""
     rng = np.random.default_rng(0)
     n = 1600
     frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n),
@@ -239,14 +242,21 @@ def test_interrupted_fit_says_nothing_is_kept_not_resume(tmp_path, run, signum, 
     frame["y"] = np.sin(frame.x) + frame.z
     data, model = tmp_path / "big.csv", tmp_path / "m.safetensors"
     frame.to_csv(data, index=False)
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signum))
-    timer.start()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "transferscope", "dino", "fit", str(data), "--features", "x,z",
+         "--target", "y", "--domain", "d", "--target-domain", "t", "--batch-size", "1600",
+         "--out", str(model)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TRANSFERSCOPE_CACHE": str(tmp_path / "cache")},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        proc = run("fit", str(data), "--features", "x,z", "--target", "y", "--domain", "d",
-                   "--target-domain", "t", "--batch-size", "1600", "--out", str(model))
+        first = proc.stdout.readline()
+        assert "training rows" in first, first
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
     finally:
-        timer.cancel()
-    assert proc.returncode == code, (proc.stdout, proc.stderr)
-    assert proc.stderr.strip().splitlines() == [NOTHING_KEPT]
-    assert "resume" not in proc.stderr.replace("nothing is kept to resume from", "")
+        proc.kill()
+    assert proc.returncode == code, err
+    assert err.strip().splitlines() == [NOTHING_KEPT]
+    assert "resume" not in err.replace("nothing is kept to resume from", "")
     assert not model.exists()
