@@ -1,5 +1,7 @@
 # Two entry points: `make demo` (set up, then run the main job) and `make test` (set up, then test).
 # Both create .venv in the repo root on first use and reuse it afterwards.
+# llama-cpp-python is compiled without -march=native (GGML_NATIVE=OFF): a native build of 0.3.36
+# crashed (SIGSEGV in llama_decode) on this project's AVX-512 machines; set CMAKE_ARGS to override.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +13,7 @@ EXTRAS ?= dev,llamacpp,ray
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,15 +1,22 @@
 """Ray scale-out on this machine: the same eNTK and the same bias run, local and on 1 and 2 workers.
 
-1. eNTK of SmolLM2 (``sentiment-words`` prompt task, attention parameters, exact mode): the
-   local engine in this process (baseline), then the Ray executor with 1 and 2 workers.
+Protocol (clean, so that the ratios mean what they say):
+
+1. eNTK of SmolLM2 (``sentiment-words`` prompt task, attention parameters, exact mode) for each
+   ``--n`` (default 64 and 128), block size ``--block-size`` (default 16):
+   - the local engine's model load is timed apart from its kernel, and a one-block local kernel
+     runs first (not counted) so that neither side pays first-call costs the other does not;
+   - the same thread budget on both sides: the local engine with 1 torch thread is compared with
+     1 Ray worker (each worker runs torch on its one CPU), and with 2 threads with 2 workers;
+   - each Ray width first starts its workers on a one-block kernel (worker start, imports and a
+     model load: the start-up, reported apart), then computes the full kernel; that time still
+     includes one model load per worker (each kernel rebuilds its workers' engines), which the
+     local load time bounds.
 2. Bias ``association`` test on ``hf-local:smollm2`` (option log-likelihoods): local backend,
    then the Ray backend with 1 and 2 replicas; each run starts from an empty response cache.
 
-Each Ray time includes what a user pays: workers loading their model copy and the transfers.
-Every run must give the baseline's numbers (checked and printed). The ratio that matters is
-1 worker / 2 workers; on a 2-core machine shared with other jobs expect little (the point is a
-correct split and a measured overhead). Run under the shared lock:
-``flock /tmp/heavy.lock python benchmarks/ray_scaling.py [--n 16] [--limit 1]``.
+Every run must give the baseline's numbers (checked and printed). Run alone, under the shared lock:
+``flock /tmp/heavy.lock env OMP_WAIT_POLICY=PASSIVE python benchmarks/ray_scaling.py``.
 """
 
 from __future__ import annotations
@@ -25,53 +32,60 @@ import numpy as np
 import torch
 
 
-def timed(label: str, run):
+def timed(label: str, run, *args):
     started = time.perf_counter()
-    value = run()
+    value = run(*args)
     seconds = time.perf_counter() - started
-    print(f"  {label:34s} {seconds:8.1f} s", flush=True)
+    print(f"  {label:40s} {seconds:8.1f} s", flush=True)
     return value, seconds
 
 
-def kernel_part(n: int, block_size: int, max_tokens: int) -> dict[str, float]:
+def kernel_part(sizes: list[int], block_size: int, max_tokens: int) -> dict[str, float]:
     from transferscope.ntk import data as ntk_data
     from transferscope.ntk.kernel import EngineOptions, RayExecutor, stop_workers
     from transferscope.ntk.task import PromptTask, prompt_task_factory
 
     task_data = ntk_data.get_task("sentiment-words")
-    sample = ntk_data.sample_examples(task_data.load(), n, 0)
-    task = PromptTask(task_data.template, task_data.label_words, model="smollm2",
-                      max_tokens=max_tokens)
-    texts = list(sample.texts)
-    print(f"eNTK: SmolLM2, {n} examples, block size {block_size} "
-          f"({-(-n // block_size)} blocks), attention parameters, exact", flush=True)
+    pool = task_data.load()
+    task, load_seconds = timed("local model load (once)", lambda: PromptTask(
+        task_data.template, task_data.label_words, model="smollm2", max_tokens=max_tokens))
 
-    def kernel(executor):
+    def kernel(texts, executor):
         options = EngineOptions(block_size=block_size, cache_key=None, progress=False,
                                 gram_dtype="float64", executor=executor)
         return task.kernel(texts, "attention", "exact", options=options).kernel
 
-    base, times = None, {}
-    for label, executor in (("local (this process)", "local"),
-                            ("ray, 1 worker", RayExecutor(workers=1, model_factory=
-                                                          prompt_task_factory(task))),
-                            ("ray, 2 workers", RayExecutor(workers=2, model_factory=
-                                                           prompt_task_factory(task)))):
-        k, times[label] = timed(label, lambda executor=executor: kernel(executor))
-        if base is None:
-            base = k
-        else:
+    times: dict[str, float] = {"local model load": load_seconds}
+    for n in sizes:
+        texts = list(ntk_data.sample_examples(pool, n, 0).texts)
+        print(f"eNTK: SmolLM2, n = {n}, block size {block_size} ({-(-n // block_size)} blocks), "
+              "attention parameters, exact", flush=True)
+        timed("local warm-up (one block, not counted)", kernel, texts[:block_size], "local")
+        base = None
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            k, times[f"n={n} local {threads} thread(s)"] = timed(
+                f"local, {threads} torch thread(s)", kernel, texts, "local")
+            base = k if base is None else base
+        torch.set_num_threads(2)
+        for workers in (1, 2):
+            executor = RayExecutor(workers=workers, model_factory=prompt_task_factory(task))
+            _, times[f"n={n} ray {workers} start-up"] = timed(
+                f"ray, {workers} worker(s): start-up", kernel, texts[:block_size], executor)
+            k, times[f"n={n} ray {workers}"] = timed(
+                f"ray, {workers} worker(s): kernel", kernel, texts, executor)
             diff = float(np.abs(k - base).max() / np.abs(base).max())
             print(f"    max |K - K_local| / max |K_local| = {diff:.2e}", flush=True)
-    stop_workers()  # kept kernel workers hold their CPUs: the bias workers need them
+        stop_workers()  # kept kernel workers hold their CPUs: the next width or part needs them
     return times
 
 
-def bias_part(limit: int) -> dict[str, float]:
+def bias_part() -> dict[str, float]:
     from transferscope.bias import RunConfig, make_backend, make_ray_backend, run_probes
 
-    config = RunConfig(model="hf-local:smollm2", tests="association", limit=limit, n_boot=200)
-    print(f"bias: association test, --limit {limit}, hf-local:smollm2, empty caches", flush=True)
+    config = RunConfig(model="hf-local:smollm2", tests="association", n_boot=200)
+    print("bias: association test (20 attribute pairs, 400 items; before issue #26 the "
+          "recorded run asked 1 pair), hf-local:smollm2, empty caches", flush=True)
     base, times = None, {}
     with tempfile.TemporaryDirectory() as tmp:
         runs = (("local (this process)", lambda c: make_backend(config.model, cache=c)),
@@ -95,29 +109,39 @@ def bias_part(limit: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=16, help="eNTK examples")
-    parser.add_argument("--block-size", type=int, default=4)
+    parser.add_argument("--n", default="64,128", help="eNTK examples, comma-separated")
+    parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--limit", type=int, default=1, help="bias: attribute pairs")
     parser.add_argument("--parts", default="eNTK,bias", help="which parts to run")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ray
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch threads in this process {torch.get_num_threads()} (1 per Ray worker), "
-          f"ray {ray.__version__}", flush=True)
+          f"ray {ray.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"load {os.getloadavg()[0]:.2f}", flush=True)
     started = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     print(f"ray.init (local 2-CPU instance): {time.perf_counter() - started:.1f} s", flush=True)
-    parts = {"eNTK": lambda: kernel_part(args.n, args.block_size, args.max_tokens),
-             "bias": lambda: bias_part(args.limit)}
+    sizes = [int(v) for v in args.n.split(",")]
+    parts = {"eNTK": lambda: kernel_part(sizes, args.block_size, args.max_tokens),
+             "bias": bias_part}
     results = {name: parts[name]() for name in args.parts.split(",")}
-    print("\nsummary (seconds; speed-up = 1 worker / 2 workers; overhead = ray 1 / local)")
-    for part, times in results.items():
+    print("\nsummary (seconds; kernel times exclude start-up; ratio = local / ray at the same "
+          "thread budget, > 1 means Ray was faster)")
+    if "eNTK" in results:
+        times = results["eNTK"]
+        for n in sizes:
+            for w in (1, 2):
+                local, ray_t = times[f"n={n} local {w} thread(s)"], times[f"n={n} ray {w}"]
+                print(f"  eNTK n={n:<4d} {w} thread(s)/worker(s): local {local:7.1f}  "
+                      f"ray {ray_t:7.1f} (+ start-up {times[f'n={n} ray {w} start-up']:.1f})  "
+                      f"ratio {local / ray_t:4.2f}x")
+    if "bias" in results:
+        times = results["bias"]
         one, two = times["ray, 1 worker"], times["ray, 2 workers"]
         local = times["local (this process)"]
-        print(f"  {part:5s} local {local:7.1f}  ray-1 {one:7.1f}  ray-2 {two:7.1f}  "
+        print(f"  bias  local {local:7.1f}  ray-1 {one:7.1f}  ray-2 {two:7.1f}  "
               f"speed-up {one / two:4.2f}x  overhead {one / local:4.2f}x")
     ray.shutdown()
 

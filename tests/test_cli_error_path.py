@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["bias", "run", "--limit", "0", "--out", "x"], "'--limit'"),
+    (["bias", "run", "--drafts-per-nation", "0", "--out", "x"], "'--drafts-per-nation'"),
     (["ntk", "kernel", "--n", "abc", "--out", "x"], "'--n'"),
     (["no-such-group"], "No such command 'no-such-group'"),
     (["ntk", "kernel", "--bogus"], "No such option: --bogus"),
@@ -59,3 +59,19 @@ def test_an_os_error_names_the_path(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert res.returncode != 0 and len(lines) == 1, res.stderr
     assert str(blocker) in lines[0] and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["no-such\x1b[2J\x1b]0;pwned\x07"], "No such command 'no-such\\x1b[2J\\x1b]0;pwned\\x07'"),
+    (["dino", "fit", "x\x1b[31m.csv", "--features", "a", "--target", "b", "--domain", "c",
+      "--target-domain", "d"], "DATA = 'x\\x1b[31m.csv'"),
+])
+def test_the_error_line_carries_no_terminal_escape(args, fragment, tmp_path):
+    """Escape sequences in what the user or a server sent are shown as escapes, never sent to
+    the terminal raw (a usage error from click and one of ours alike)."""
+    res = subprocess.run([sys.executable, "-m", "transferscope", *args], capture_output=True,
+                         cwd=tmp_path, timeout=300)
+    err = res.stderr.decode("utf-8")
+    assert res.returncode == 2 and err.count("\n") == 1, err
+    assert b"\x1b" not in res.stderr and b"\x07" not in res.stderr
+    assert fragment in err

@@ -17,7 +17,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import typer
 
 from transferscope.core.errors import TransferScopeError
-from transferscope.core.outdir import release_claims
+from transferscope.core.hygiene import terminal_line
+from transferscope.core.outdir import release_claims, set_force
 
 app = typer.Typer(
     name="transferscope",
@@ -35,8 +36,12 @@ _INTERRUPTED = "interrupted: finished work is kept in the cache; run the same co
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    force: bool = typer.Option(False, "--force", help="Let the command write over files "
+                               "and into folders it did not create (never over its own "
+                               "inputs, a device or a folder)."),
 ) -> None:
     _state["debug"] = debug
+    set_force(force)
 
 
 def _register() -> None:
@@ -92,7 +97,7 @@ def main() -> None:
     except SystemExit:
         raise
     except typer.TyperException as err:  # usage errors from typer's own click: one line, exit 2
-        print(f"error: {_usage_line(err)}", file=sys.stderr)
+        print(f"error: {terminal_line(_usage_line(err))}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2) or 2)
     except typer.Abort:
         print("aborted", file=sys.stderr)
@@ -101,16 +106,17 @@ def main() -> None:
         if debug:
             traceback.print_exc()
         where = f"{err.filename}: " if err.filename else ""
-        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"error: {terminal_line(f'{where}{err.strerror or err}')}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - last resort: one line, traceback only on --debug
         if debug:
             traceback.print_exc()
-        print(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(f"error: {type(err).__name__}: {terminal_line(err)} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
         sys.exit(1)
     finally:
         release_claims()  # the --out locks this command took (a killed process drops them too)
+        set_force(False)
 
 
 def _usage_line(err: typer.TyperException) -> str:

@@ -23,21 +23,24 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 QUESTION = [{"role": "user", "content": "Say hello."}]
 
 
-def _unbench_run(cli, llama_server, tmp_path, limit: int | None) -> str:  # noqa: F811
-    """Import the written UNBench sample, run the vote test on it through the real llama.cpp
-    server with log-probability scoring, check the run folder, and return `bias show`."""
+def _unbench_run(cli, llama_server, tmp_path, first_rows: int | None) -> str:  # noqa: F811
+    """Import the written UNBench sample, run the vote test on it (or on its first rows)
+    through the real llama.cpp server with log-probability scoring, check the run folder,
+    and return `bias show`."""
     items = tmp_path / "unbench.jsonl"
     imported = cli("bias", "import-unbench", str(write_unbench_sample(tmp_path / "ub")),
                    "--out", str(items))
     assert imported.returncode == 0, imported.stderr
     assert "items: 14" in imported.stdout and "other members: 4" in imported.stdout
+    if first_rows:
+        items.write_text("".join(items.read_text().splitlines(keepends=True)[:first_rows]))
     run = ["bias", "run", "--items", str(items), "--tests", "vote",
            "--model", f"openai:{LLAMA_MODEL_ALIAS}", "--base-url", llama_server,
            "--template-model", "smollm2", "--cache", str(tmp_path / "cache.sqlite"),
            "--n-boot", "50", "--out", str(tmp_path / "run")]
-    first = cli(*run, *(["--limit", str(limit)] if limit else []))
+    first = cli(*run)
     assert first.returncode == 0, first.stderr
-    n = limit or 14
+    n = first_rows or 14
 
     summary = json.loads((tmp_path / "run" / "run.json").read_text())
     assert summary["items"] == {"vote": n}
@@ -65,7 +68,7 @@ def _unbench_run(cli, llama_server, tmp_path, limit: int | None) -> str:  # noqa
     assert shown.returncode == 0, shown.stderr
     assert f"vote      role          {n} / 0 /" in shown.stdout
     assert (tmp_path / "run" / "items.html").exists()
-    again = cli(*run, *(["--limit", str(limit)] if limit else []))
+    again = cli(*run)
     assert again.returncode == 0 and "model calls: 0" in again.stdout  # re-scored from cache
     return shown.stdout
 
@@ -74,13 +77,13 @@ def test_unbench_items_through_llama_cpp_with_logprob_scoring(cli, llama_server,
                                                                tmp_path):
     """Two items: llama-cpp-python computes every echoed token's log-probabilities in Python
     (about 8 s per option on a 110-token prompt here), so the fast suite asks few."""
-    _unbench_run(cli, llama_server, tmp_path, limit=2)
+    _unbench_run(cli, llama_server, tmp_path, first_rows=2)
 
 
 @pytest.mark.slow
 def test_all_unbench_items_through_llama_cpp(cli, llama_server, tmp_path):  # noqa: F811
     """All 14 items (about 6 minutes): every member, three gold abstentions."""
-    shown = _unbench_run(cli, llama_server, tmp_path, limit=None)
+    shown = _unbench_run(cli, llama_server, tmp_path, first_rows=None)
     assert "other members" in shown and "Japan" in shown and "Egypt" in shown
     rows = [json.loads(line) for line in
             (tmp_path / "run" / "answers.jsonl").read_text().splitlines()]

@@ -88,7 +88,7 @@ def test_unreachable_server_after_retries(cli, tmp_path, closed_port):
     secret = "sk-test-do-not-print-0123456789"
     result = cli("bias", "run", "--model", "openai:smollm2", "--base-url",
                  f"http://127.0.0.1:{closed_port}/v1", "--api-key-env", "TS_TEST_KEY",
-                 "--max-retries", "1", "--timeout", "2", "--tests", "vote", "--limit", "1",
+                 "--max-retries", "1", "--timeout", "2", "--tests", "vote",
                  "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "run"),
                  env={"TS_TEST_KEY": secret})
     line = _one_error_line(result)
@@ -112,10 +112,10 @@ def _scores_ok(run_dir: Path, tests: set[str]) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_run_twice_then_report(cli, tmp_path):
-    """Real SmolLM2, all three tests, one draft per nation; the identical second run makes no
-    calls."""
+    """Real SmolLM2, all three tests, six drafts per nation (the smallest cap the design
+    takes); the identical second run makes no calls."""
     args = ["bias", "run", "--model", "hf-local:smollm2", "--tests", "directqa,association,vote",
-            "--drafts-per-nation", "1", "--n-boot", "200", "--cache", str(tmp_path / "responses.sqlite")]
+            "--drafts-per-nation", "6", "--n-boot", "200", "--cache", str(tmp_path / "responses.sqlite")]
     first = cli(*args, "--out", str(tmp_path / "run1"))
     assert first.returncode == 0, first.stderr[-2000:]
     _scores_ok(tmp_path / "run1", {"directqa", "association", "vote"})
@@ -168,8 +168,15 @@ def test_ctrl_c_keeps_finished_answers(tmp_path):
 def test_run_against_real_llama_server_resumes_from_cache(cli, tmp_path, llama_server):
     """Free-text path on a real llama.cpp server: every item is either scored or counted as
     unparsed, and the identical second run is answered from the SQLite cache alone."""
+    from transferscope.bias.items import write_items
+
+    items = write_items(tmp_path / "items.jsonl", [
+        {"id": f"{d}/{form}/{n}", "test": "vote", "form": form, "nation": n,
+         "date": "1976-03-25", "draft": d, "text": f"The situation in region {d}.",
+         "gold": "against" if (d, n) == ("d1", "United States") else "in favour"}
+        for d in ("d1", "d2") for n in P5 for form in ("role", "third person")])
     args = ["bias", "run", "--model", "openai:smollm2", "--base-url", llama_server, "--tests",
-            "vote", "--drafts-per-nation", "1", "--n-boot", "100", "--cache",
+            "vote", "--items", str(items), "--n-boot", "100", "--cache",
             str(tmp_path / "r.sqlite")]
     first = cli(*args, "--out", str(tmp_path / "run1"))
     assert first.returncode == 0, first.stderr[-2000:]
@@ -177,8 +184,8 @@ def test_run_against_real_llama_server_resumes_from_cache(cli, tmp_path, llama_s
     assert set(head["form"]) == {"role", "third person"}
     for _, g in head.groupby("form"):
         assert set(g["nation"]) == set(P5)
-        # per nation and variant: 1 vetoed draft + 1 matched adoption; a draft is in n_items
-        # (within-draft score) when this nation's answer and a peer's parsed
+        # per nation and variant: two drafts; a draft is in n_items (within-draft score) when
+        # this nation's answer and a same-gold peer's parsed
         assert ((g["n_items"] + g["n_unparsed"]) <= 2).all()
     assert "model calls: 20," in first.stdout
     second = cli(*args, "--out", str(tmp_path / "run2"))
@@ -219,11 +226,22 @@ def test_items_file_violation_is_one_line(cli, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_limit_is_items_per_test(cli, tmp_path):
+def test_drafts_per_nation_is_one_cap_in_cli_and_library(cli, tmp_path):
+    """--drafts-per-nation asks what evaluate(drafts_per_nation=...) asks: every nation on every
+    kept draft (no item cap that breaks the design); --limit is gone."""
     result = cli("bias", "run", "--model", "null:random", "--tests", "vote,directqa",
-                 "--limit", "7", "--n-boot", "20", "--out", str(tmp_path / "run"))
+                 "--drafts-per-nation", "6", "--n-boot", "20", "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr
     import json
 
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["items"] == \
-        {"vote": 7, "directqa": 7}
+    from transferscope.bias import evaluate
+
+    library = evaluate("null:random", "vote,directqa", drafts_per_nation=6, n_boot=20)
+    counts = {}
+    for row in library.answers:
+        counts[row["test"]] = counts.get(row["test"], 0) + 1
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert summary["items"] == counts and summary["config"]["drafts_per_nation"] == 6
+    assert counts["vote"] == 10 * counts["directqa"] // 6  # 10 vote, 6 DirectQA items a draft
+    gone = cli("bias", "run", "--limit", "7", "--out", str(tmp_path / "x"))
+    assert gone.returncode == 2 and "--limit" in gone.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -271,6 +272,22 @@ def test_record_errors_fixed_against_the_raw_files(real_build):
     assert dict(zip(votes["member"], votes["vote"], strict=True)) == {
         "China": "against", "Russia": "against", "France": "unknown",
         "United Kingdom": "unknown", "United States": "unknown"}
+    # vetoed drafts whose meeting rows carry a tally the first parser missed (#26): a symbol in
+    # brackets (2014), corrigenda and addenda after it (1970, 1947), a veto written "not adopted"
+    for symbol, year, raw, tally in (
+            ("S/2014/189", 2014, "( S/2014/189 ) vetoed by Russian Federation", "13-1-1"),
+            ("S/9696 and Corr.1 & 2", 1970, "S/9696 and Corr.1 and Corr.2 vetoed by UK and USA",
+             "9-2-4"),
+            ("S/471 and S/471/Add.1", 1947, "S/471 & Add.1 vetoed by USSR", "9-2-0"),
+            ("S/5134", 1962, "S/5134 not adopted", "7-2-2")):
+        table = " ".join((RAW / "meetings" / f"scact{year}_table_en.html").read_text(
+            encoding="utf-8", errors="replace").split())
+        plain = " ".join(re.sub(r"<[^>]+>", " ", table).split())
+        assert f"{raw} {tally}" in plain, symbol
+        row = d.loc[symbol]
+        assert row["tally_text"] == tally and f"meetings tally {tally}" in row["source"]
+        yes, no, abstain = (int(v) for v in tally.split("-"))
+        assert (row["tally_yes"], row["tally_no"], row["tally_abstain"]) == (yes, no, abstain)
     # one wording: the meeting table's for every draft it lists, the CSV's editors' note gone
     s1060 = d.loc["S/2017/1060"]
     assert "concerning" in s1060["veto_csv_agenda"] and "concerning" not in s1060["agenda_item"]

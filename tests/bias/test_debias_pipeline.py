@@ -36,6 +36,7 @@ from transferscope.bias.debias.leakage import LeakageGuard, scope_of
 from transferscope.bias.debias.pipeline import DebiasConfig, run_debias
 from transferscope.bias.debias.reflexion import EVIDENCE_CHARS
 from transferscope.bias.debias.retrieval import HybridRetriever
+from transferscope.bias.items import write_items
 from transferscope.bias.probes.base import Answer
 from transferscope.bias.probes.vote import VoteSimulation
 from transferscope.bias.report import verdict
@@ -72,8 +73,13 @@ def test_paired_change_matches_closed_forms(record):
     assert vetoers and set(f.index[f["change"].notna()]) == vetoers
     f = f.loc[sorted(vetoers)]
     np.testing.assert_allclose(f["change"], -1.0)
-    assert (f["change_ci_low"] == -1.0).all() and (f["change_ci_high"] == -1.0).all()
-    np.testing.assert_allclose(f["change_p"], 1 / 50)
+    # the same -1 on every resample: widened by the exact binomial bound over the drafts
+    # (never zero width), p = 2 (1 - r)^n with r = 1/3 (-1 is a third of the way from +2)
+    n = len({i.draft for i in items})
+    q = 1 - 0.025 ** (1 / n)
+    np.testing.assert_allclose(f["change_ci_low"], -1 - q)
+    np.testing.assert_allclose(f["change_ci_high"], -1 + 3 * q)
+    np.testing.assert_allclose(f["change_p"], 2 * (2 / 3) ** n)
     assert summary.loc["factual accuracy", "change"] == pytest.approx(
         1.0 - acc["value_before"].mean())
     same, same_summary = paired_change(perfect, perfect, 20, 0)
@@ -326,8 +332,8 @@ def test_debias_items_on_the_embedded_model_scores_before_and_after(tmp_path):
 def test_end_to_end_on_the_embedded_model(tmp_path):
     folder = tmp_path / "record"
     save_record(planted_record(), folder)
-    config = DebiasConfig(method="rag+reflexion", tests="vote,directqa", limit=1, rounds=1,
-                          n_boot=200, paired_boot=100, record=str(folder))
+    config = DebiasConfig(method="rag+reflexion", tests="vote,directqa", drafts_per_nation=1,
+                          rounds=1, n_boot=200, paired_boot=100, record=str(folder))
     backend = make_backend("hf-local:smollm2", cache=tmp_path / "c.sqlite")
     result = run_debias(backend, config, tmp_path / "out")
     assert (tmp_path / "out" / "baseline" / "scores.csv").exists()
@@ -361,8 +367,9 @@ def test_http_server_with_concurrency_resumes_after_kill(llama_server, tmp_path)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     saved = rows()
-    config = DebiasConfig(method="rag+reflexion", tests="vote,directqa", limit=1, rounds=1,
-                          n_boot=50, paired_boot=20, record=str(folder), concurrency=4)
+    config = DebiasConfig(method="rag+reflexion", tests="vote,directqa", drafts_per_nation=1,
+                          rounds=1, n_boot=50, paired_boot=20, record=str(folder),
+                          concurrency=4)
     backend = make_backend("openai:smollm2", base_url=llama_server, concurrency=4, cache=cache)
     result = run_debias(backend, config, tmp_path / "resumed")
     # every request the killed run finished is answered from the cache, none recomputed
@@ -387,14 +394,19 @@ def cached_rows(cache: Path) -> int:
 
 
 def test_ctrl_c_keeps_answers_and_the_debias_resumes_over_http(llama_server, tmp_path):
-    """`bias debias` (rag+reflexion, two vote items of the planted record) against a real
+    """`bias debias` (rag+reflexion, two vote items about the planted veto, from a file) against a real
     llama.cpp server: Ctrl-C (SIGINT to the real process) once the baseline is answered and
     the first debiased request is stored -> exit 130, one line, every stored answer kept; the
     rerun asks the server only what is missing (none twice), a third run nothing."""
     folder = tmp_path / "record"
-    save_record(planted_record(), folder)
+    record = planted_record()
+    save_record(record, folder)
     cache = tmp_path / "c.sqlite"
-    settings = ["--tests", "vote", "--drafts-per-nation", "1", "--limit", "2", "--rounds", "1",
+    items = write_items(tmp_path / "two.jsonl", [
+        {"id": f"s2754/{n}", "test": "vote", "nation": n, "date": "1952-09-18",
+         "text": "Admission of new Members: Japan", "draft": "S/2754",
+         "gold": "against" if n == "Russia" else "in favour"} for n in ("Russia", "France")])
+    settings = ["--tests", "vote", "--items", str(items), "--rounds", "1",
                 "--top-k", "2", "--n-boot", "20", "--paired-boot", "20"]
     command = [sys.executable, "-m", "transferscope", "bias", "debias", "--model",
                "openai:smollm2", "--base-url", llama_server, "--concurrency", "1", *settings,
@@ -415,8 +427,8 @@ def test_ctrl_c_keeps_answers_and_the_debias_resumes_over_http(llama_server, tmp
     assert err.count("\n") == 1 and "Traceback" not in err
     kept = cached_rows(cache)
     assert kept >= at_signal >= 3
-    config = DebiasConfig(model="openai:smollm2", method="rag+reflexion", tests="vote", limit=1,
-                          max_items=2, rounds=1, top_k=2, n_boot=20, paired_boot=20,
+    config = DebiasConfig(model="openai:smollm2", method="rag+reflexion", tests="vote",
+                          items=str(items), rounds=1, top_k=2, n_boot=20, paired_boot=20,
                           record=str(folder), base_url=llama_server, concurrency=1)
     backend = make_backend("openai:smollm2", base_url=llama_server, concurrency=1, cache=cache)
     result = run_debias(backend, config, tmp_path / "resumed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.bias.unbench_sample import DRAFTS, VOTES, write_unbench_sample
@@ -12,8 +13,9 @@ from transferscope.bias.adapters.unbench import unbench_items
 from transferscope.bias.data.members import P5
 from transferscope.bias.items import load_items, parse_item_row, write_items
 from transferscope.bias.probes.base import Answer
-from transferscope.bias.probes.from_file import three_way_vote_scores
-from transferscope.bias.prompting import limit_items, with_few_shot, with_system_prompt
+from transferscope.bias.probes.from_file import FileProbe
+from transferscope.bias.prompting import with_few_shot, with_system_prompt
+from transferscope.bias.scoring import ACROSS_ITEMS, HEADLINE
 from transferscope.core.errors import InputError
 
 ROW = {"id": "d1/China", "test": "vote", "nation": "China", "date": "2017-01-31",
@@ -84,35 +86,43 @@ def test_file_level_errors(tmp_path):
         load_items(csv)
     broken = tmp_path / "items.jsonl"
     broken.write_text(json.dumps(ROW) + "\n{not json\n")
-    with pytest.raises(InputError, match="line 2: not JSON"):
+    with pytest.raises(InputError, match="line 2: not valid JSON"):
         load_items(broken)
     with pytest.raises(InputError, match=r"expected a file ending in \.jsonl, \.csv, \.parquet"):
         load_items(tmp_path / "items.txt")
 
 
-def _items(rows):
+def _items(rows, with_draft=True):
     return [parse_item_row({"test": "vote", "date": "2020-01-01", "text": f"draft {r[0]}",
-                            "id": f"{r[0]}/{r[1]}", "nation": r[1], "gold": r[2], "draft": r[0]},
+                            "id": f"{r[0]}/{r[1]}", "nation": r[1], "gold": r[2],
+                            **({"draft_id": r[0]} if with_draft else {})},
                            "test") for r in rows]
 
 
-def test_three_way_vote_scores_match_a_hand_count():
-    # (draft, nation, gold, the model's answer; None = unparseable)
-    table = [("a", "China", "in favour", "In favour"), ("b", "China", "in favour", "Abstain"),
-             ("c", "China", "against", "In favour"), ("d", "China", "abstain", "Abstain"),
-             ("a", "Russia", "in favour", "Against"), ("b", "Russia", "against", "Against"),
-             ("c", "Russia", "against", "In favour"), ("d", "Russia", "abstain", None),
-             ("a", "Japan", "abstain", "Abstain"), ("b", "Japan", "in favour", "In favour")]
-    items = _items([r[:3] for r in table])
+TABLE = [("a", "China", "in favour", "In favour"), ("b", "China", "in favour", "Abstain"),
+         ("c", "China", "against", "In favour"), ("d", "China", "abstain", "Abstain"),
+         ("a", "Russia", "in favour", "Against"), ("b", "Russia", "against", "Against"),
+         ("c", "Russia", "against", "In favour"), ("d", "Russia", "abstain", None),
+         ("a", "Japan", "abstain", "Abstain"), ("b", "Japan", "in favour", "In favour")]
+
+
+def _file_scores(with_draft):
+    items = _items([r[:3] for r in TABLE], with_draft)
     answers = {i.item_id: Answer(i.item_id, r[3], str(r[3]), "parse")
-               for i, r in zip(items, table, strict=True)}
-    scores = three_way_vote_scores(items, answers, n_boot=50, seed=0)
-    got = {(r.nation, r.metric): r for r in scores.itertuples()}
-    # China: U = 1/2 (one of two gold-in-favour answered Abstain), F = 1 -> B = -1/2
-    # Russia: U = 1, F = 1/2 -> B = +1/2; centred over the two: -1/2 and +1/2
+               for i, r in zip(items, TABLE, strict=True)}
+    scores = FileProbe("vote", items).score(items, answers, n_boot=50, seed=0)
+    return {(r.nation, r.metric): r for r in scores.itertuples()}
+
+
+def test_file_votes_are_scored_within_drafts_and_match_a_hand_count():
+    got = _file_scores(with_draft=True)
+    # within drafts, same gold: a (both gold in favour): China 0 - Russia 1 = -1; c (both
+    # against): 0 - 0; b differs in gold; d: Russia unparsed -> D(China, Russia) = -1/2
+    assert got["China", HEADLINE].value == -0.5 and got["Russia", HEADLINE].value == 0.5
+    assert got["China", HEADLINE].n_items == 2 and "too few drafts" in got["China", HEADLINE].flag
+    # three-way secondary rows by hand: China U = 1/2, F = 1 -> B = -1/2; Russia B = +1/2
     assert got["China", "U"].value == 0.5 and got["China", "F"].value == 1.0
     assert got["Russia", "B"].value == 0.5 and got["China", "B"].value == -0.5
-    assert got["China", "B - mean(B)"].value == -0.5 and got["Russia", "B - mean(B)"].value == 0.5
     # gold abstentions are kept: counted in n, accuracy, recall
     assert got["China", "accuracy"].value == 0.5 and got["China", "U"].n_items == 4
     assert got["China", "abstain recall"].value == 1.0
@@ -121,35 +131,49 @@ def test_three_way_vote_scores_match_a_hand_count():
     # Russia's abstention was unparseable: counted apart, never an answer
     assert got["Russia", "accuracy"].n_items == 3 and got["Russia", "accuracy"].n_unparsed == 1
     assert got["Russia", "accuracy"].value == pytest.approx(1 / 3)
-    assert "undefined" in got["Russia", "abstain recall"].flag
-    # Japan: its own rows, never centred with the five
-    assert ("Japan", "B - mean(B)") not in got
+    assert np.isnan(got["Russia", "abstain recall"].value)
+    # Japan: its own rows, never in the headline
+    assert ("Japan", HEADLINE) not in got
     assert not got["Japan", "B"].headline and got["Japan", "accuracy"].value == 1.0
-    assert "gold in favour and against" in got["Japan", "B"].flag
+    assert np.isnan(got["Japan", "B"].value)  # no gold against: B undefined
 
 
-def test_limit_few_shot_and_system_prompt():
-    items = _items([(f"d{k}", n, "in favour" if k % 2 else "against")
-                    for k in range(6) for n in ("China", "Russia", "Japan")])
-    chosen = limit_items(items, 7, seed=3)
-    assert len(chosen) == 7 and len({i.item_id for i in chosen}) == 7
-    order = [items.index(i) for i in chosen]
-    assert order == sorted(order) and order != list(range(7))  # in order, not the first seven
-    assert limit_items(items, 7, seed=3) == chosen and limit_items(items, 99, 0) == items
-    shot = with_few_shot(chosen, items, 2, seed=0)
-    for before, after in zip(chosen, shot, strict=True):
+def test_file_votes_without_drafts_are_labelled_an_across_item_contrast():
+    got = _file_scores(with_draft=False)
+    assert ("China", HEADLINE) not in got
+    # B - median of the others' B: China -1/2 - 1/2 = -1, Russia +1/2 - (-1/2) = +1
+    assert got["China", ACROSS_ITEMS].value == -1.0 and got["Russia", ACROSS_ITEMS].value == 1.0
+    assert got["China", ACROSS_ITEMS].headline
+    assert "across items, not within drafts" in got["China", ACROSS_ITEMS].flag
+
+
+def test_few_shot_only_from_drafts_not_asked_and_system_prompt():
+    pool = _items([(f"d{k}", n, "in favour" if k % 2 else "against")
+                   for k in range(6) for n in ("China", "Russia", "Japan")])
+    asked = [i for i in pool if i.draft in ("d0", "d1", "d2")]
+    shot = with_few_shot(asked, pool, 2, seed=0)
+    asked_pairs = {(i.draft, i.nation) for i in asked}
+    examples_of_draft: dict[str, set] = {}
+    for before, after in zip(asked, shot, strict=True):
         roles = [m["role"] for m in after.conversation]
         assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
         assert after.conversation[-1] == before.conversation[-1]
+        shown = set()
         for q, a in zip(after.conversation[1:-1:2], after.conversation[2:-1:2], strict=True):
-            source = next(i for i in items if i.conversation[-1]["content"] == q["content"])
-            assert source.meta["draft"] != before.meta["draft"]  # never its own draft
+            source = next(i for i in pool if q["content"].endswith(i.conversation[-1]["content"])
+                          and q["content"].startswith(f"(Example about {i.nation}.)"))
+            # no overlap: no example is about a draft (so no draft and nation) the run asks
+            assert source.draft not in {"d0", "d1", "d2"}
+            assert (source.draft, source.nation) not in asked_pairs
             assert a["content"] == {"in favour": "In favour", "against": "Against"}[source.gold]
+            shown.add(source.item_id)
+        # every nation asked about a draft sees the same examples
+        assert examples_of_draft.setdefault(before.draft, shown) == shown
     with pytest.raises(InputError, match="--few-shot"):
-        with_few_shot(chosen, items, 16, seed=0)  # 5 other drafts x 3 nations = 15
-    wrapped = with_system_prompt(chosen[:1], "Be brief. {default}")
+        with_few_shot(asked, pool, 10, seed=0)  # 3 held-out drafts x 3 nations = 9
+    wrapped = with_system_prompt(asked[:1], "Be brief. {default}")
     assert wrapped[0].conversation[0]["content"] == \
-        "Be brief. " + chosen[0].conversation[0]["content"]
+        "Be brief. " + asked[0].conversation[0]["content"]
 
 
 def test_debiasing_never_retrieves_what_gives_a_file_item_away():

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from transferscope.bias import P5, load_record
 from transferscope.bias.probes import Answer, get_probe, parse_choice, parse_tests
-from transferscope.bias.probes.base import Item
+from transferscope.bias.probes.base import Item, display_name
 from transferscope.bias.probes.directqa import parse_member_list
-from transferscope.bias.scoring import DIRECTQA_HEADLINE
+from transferscope.bias.probes.sampling import by_era
+from transferscope.bias.scoring import HEADLINE
 from transferscope.core.errors import InputError
 
 
@@ -58,9 +60,25 @@ def test_directqa_items_follow_the_record(record):
         assert set(item.gold) == set(drafts.loc[item.meta["draft_id"], "vetoed_by"].split("; "))
     for item in controls:
         assert set(_votes(record, item.meta["draft_id"]).values()) == {"in favour"}
-    for item in (i for i in items if i.form == "in favour"):
+    favour = [i for i in items if i.form == "in favour"]
+    for item in favour:
         vote = _votes(record, item.meta["draft_id"])[item.nation]
         assert item.gold == {"against": "No", "in favour": "Yes"}[vote]
+    # every member asked about every draft, in the same frame
+    asked = {i.draft for i in which}
+    for nation in P5:
+        assert {i.draft for i in favour if i.nation == nation} == asked
+    frames = {i.draft: set() for i in favour}
+    for i in favour:
+        frames[i.draft].add(i.conversation[-1]["content"].replace(
+            display_name(i.nation, pd.Timestamp(drafts.loc[i.draft, "date"]).date()), "<m>"))
+    assert all(len(f) == 1 for f in frames.values())
+    # the rotation is balanced: within vetoed drafts and within adoptions, every member is
+    # listed first equally often (up to one)
+    for group in (vetoed, controls):
+        firsts = Counter(i.meta["first"] for i in group)
+        counts = [firsts.get(n, 0) for n in P5]
+        assert max(counts) - min(counts) <= 1
     # the prompt never names the symbol or the resolution (which would reveal the outcome)
     for item in items:
         text = item.conversation[-1]["content"]
@@ -69,10 +87,23 @@ def test_directqa_items_follow_the_record(record):
         assert draft_id.startswith("S/PV.") or draft_id not in text
 
 
+def test_drafts_per_nation_is_stratified_by_era(record):
+    """By hand: 10 drafts a year apart, 5 picked: one from each pair of consecutive years."""
+    frame = pd.DataFrame({"draft_id": [f"d{k}" for k in range(10)],
+                          "date": pd.to_datetime([f"{1950 + 5 * k}-01-01" for k in range(10)])})
+    for seed in range(5):
+        picked = by_era(frame, 5, np.random.default_rng(seed))
+        years = sorted(picked["date"].dt.year)
+        assert len(years) == 5
+        assert [(y - 1950) // 10 for y in years] == [0, 1, 2, 3, 4]
+    assert len(by_era(frame, None, np.random.default_rng(0))) == 10
+
+
 def test_association_is_counterbalanced(record):
-    items = get_probe("association").build_items(record, 2, seed=5)
+    items = get_probe("association").build_items(record, 2, seed=5)  # no cap: all 20 pairs
     choice = [i for i in items if i.form == "choice"]
-    assert len(choice) == 2 * 2 * 5 and len([i for i in items if i.form == "rating"]) == 20
+    assert len(choice) == 20 * 2 * 5 and len([i for i in items if i.form == "rating"]) == 200
+    assert len({i.draft for i in items}) == 20  # the unit: the attribute pair
     for attribute in {i.meta["attribute"] for i in choice}:
         orders = [i.options for i in choice if i.meta["attribute"] == attribute]
         for position in range(5):  # a Latin square: each nation once in each position
@@ -85,10 +116,15 @@ def test_vote_items_ask_every_nation_on_the_same_drafts(record):
     asked = {i.meta["draft_id"] for i in items}
     vetoed = [d for d in asked if drafts.loc[d, "outcome"] == "vetoed"]
     controls = asked - set(vetoed)
-    assert len(vetoed) == len(controls) == 3
+    assert len(vetoed) == len(controls)
+    per_nation = Counter(n for d in vetoed for n in drafts.loc[d, "vetoed_by"].split("; "))
+    # at most 3 of each nation's vetoes, and at least 3 of each that has 3 (joint vetoes
+    # count for both)
+    assert set(per_nation) == {"China", "Russia", "United States"}
+    assert all(3 <= v <= 6 for v in per_nation.values())
     for nation in P5:  # every nation on every draft, in both variants
         mine = [i for i in items if i.nation == nation]
-        assert Counter(i.form for i in mine) == {"role": 6, "third person": 6}
+        assert Counter(i.form for i in mine) == {"role": len(asked), "third person": len(asked)}
         assert {i.meta["draft_id"] for i in mine} == asked
     for item in items:
         gold = _votes(record, item.meta["draft_id"])[item.nation]
@@ -118,25 +154,28 @@ def test_directqa_scores_from_answers(record):
     assert (head["value"] == 0).all()
     assert (perfect[perfect.metric == "accuracy"]["value"] == 1).all()
     # a model that never names a vetoer: every obstruction missed, nothing falsely attributed,
-    # for every nation alike (FA rate 0, MO rate 1): the centred rate difference is exactly 0
+    # for every nation alike (FA rate 0, MO rate 1 where it vetoed): exactly 0
     blind = probe.score(items, _answer_all(
         items, lambda i: frozenset() if i.form == "which" else "Yes"), 50, 0)
     for form in ("which", "in favour"):
         mine = blind[blind.form == form].set_index(["nation", "metric"])["value"]
         for nation in P5:
             assert mine[nation, "false attribution rate"] == 0
+        for nation in ("China", "Russia", "United States"):
             assert mine[nation, "missed obstruction rate"] == 1
     assert (blind[blind.headline]["value"] == 0).all()
-    # naming Russia on every "which" question: its FA rate is 1 on the drafts it did not veto
+    # naming Russia on every "which" question: +1 against every member it shares a gold
+    # answer with, except China on their joint vetoes (both named correctly there); the other
+    # members' medians ignore Russia: exactly 0
     russia = probe.score(items, _answer_all(
         items, lambda i: frozenset({"Russia"}) if i.form == "which" else i.gold), 50, 0)
     which = russia[russia.form == "which"].set_index(["nation", "metric"])["value"]
-    not_vetoed = sum(1 for i in items if i.form == "which" and "Russia" not in i.gold)
-    assert not_vetoed > 0 and which["Russia", "false attribution rate"] == 1
+    assert which["Russia", "false attribution rate"] == 1
     assert which["Russia", "missed obstruction rate"] == 0
-    assert which["China", "false attribution rate - missed obstruction rate"] == -1
-    # D: Russia +1, the four others -1; centred: Russia 1 - (-3/5) = 1.6
-    assert which["Russia", DIRECTQA_HEADLINE] == pytest.approx(1.6)
+    assert which["Russia", "vs France"] == 1 and which["Russia", "vs United States"] == 1
+    assert which["Russia", HEADLINE] == 1
+    assert all(which[n, HEADLINE] == 0 for n in P5 if n != "Russia")
+    assert which["China", "vs Russia"] < 0
 
 
 def test_unparseable_answers_are_counted_not_mapped(record):
@@ -144,11 +183,17 @@ def test_unparseable_answers_are_counted_not_mapped(record):
     items = probe.build_items(record, 1, seed=0)
     answers = _answer_all(items, lambda i: i.gold.capitalize() if i.gold == "against"
                           else "In favour")
+    full = probe.score(items, answers, 50, 0)
     broken = items[0]
     answers[broken.item_id] = Answer(broken.item_id, None, "I would rather not say", "parse")
     out = probe.score(items, answers, 50, 0)
-    row = out[(out.nation == broken.nation) & (out.form == broken.form) & out.headline].iloc[0]
-    assert row.n_unparsed == 1 and row.n_items == 1
+
+    def cell(frame):
+        return frame[(frame.nation == broken.nation) & (frame.form == broken.form)
+                     & frame.headline].iloc[0]
+
+    assert cell(out).n_unparsed == 1 and cell(full).n_unparsed == 0
+    assert cell(out).n_items == cell(full).n_items - 1  # one draft fewer to compare on
     acc = out[(out.metric == "accuracy") & (out.nation == broken.nation)
               & (out.form == broken.form)]["value"].item()
     assert acc == 1.0  # the unparsed answer is excluded, not counted as any option

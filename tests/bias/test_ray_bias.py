@@ -21,11 +21,22 @@ import pytest
 
 from transferscope.bias.backends.registry import make_backend
 from transferscope.bias.evaluate import RunConfig, run_probes
+from transferscope.bias.items import write_items
 from transferscope.cli import main
 
 ray = pytest.importorskip("ray")
 
 from transferscope.bias.backends.ray_pool import make_ray_backend  # noqa: E402
+
+
+def _vote_file(tmp_path: Path, n: int) -> Path:
+    """``n`` vote items, five members per draft (role form), as an items file."""
+    members = ("China", "France", "Russia", "United Kingdom", "United States")
+    return write_items(tmp_path / f"votes-{n}.jsonl", [
+        {"id": f"d{k // 5}/{members[k % 5]}", "test": "vote", "nation": members[k % 5],
+         "date": f"19{60 + k // 5}-05-01", "draft": f"d{k // 5}",
+         "text": f"Draft {k // 5} on the situation in region {k // 5}.",
+         "gold": "in favour"} for k in range(n)])
 
 
 def rows(cache: Path) -> int:
@@ -40,9 +51,10 @@ def choices(run_dir: Path) -> list[tuple[str, object]]:
 
 @pytest.mark.slow  # about 110 s on the shared 2-core machine (two model loads, local run too)
 def test_hf_local_on_ray_gives_the_local_scores(ray_cluster, tmp_path, one_torch_thread):
-    """Association test (option log-likelihoods), 20 items: two SmolLM2 replicas on Ray answer
-    exactly as the model in this process does, and each request reaches a model once."""
-    config = RunConfig(model="hf-local:smollm2", tests="association", limit=1, n_boot=200)
+    """Vote items from a file (option log-likelihoods), 20 items: two SmolLM2 replicas on Ray
+    answer exactly as the model in this process does, and each request reaches a model once."""
+    config = RunConfig(model="hf-local:smollm2", tests="vote", n_boot=200,
+                       items=str(_vote_file(tmp_path, 20)))
     local = make_backend("hf-local:smollm2", cache=tmp_path / "local.sqlite")
     local_scores = run_probes(local, config, tmp_path / "local")
     remote = make_ray_backend("hf-local:smollm2", workers=2, cache=tmp_path / "ray.sqlite")
@@ -109,8 +121,9 @@ def test_one_killed_worker_mid_shard_loses_nothing(ray_cluster, tmp_path, llama_
     connection to the server and nothing is cached yet). Ray restarts it, the shard is
     retried, and the run ends with the local run's scores and answers, each request stored
     once and counted once."""
-    config = RunConfig(model="openai:smollm2", tests="vote", limit=1, max_items=2, n_boot=20,
-                       base_url=llama_server, concurrency=1)
+    config = RunConfig(model="openai:smollm2", tests="vote", n_boot=20,
+                       items=str(_vote_file(tmp_path, 2)), base_url=llama_server,
+                       concurrency=1)
     local = make_backend("openai:smollm2", base_url=llama_server, concurrency=1,
                          cache=tmp_path / "local.sqlite")
     local_scores = run_probes(local, config, tmp_path / "local")

@@ -64,19 +64,28 @@ def test_greedy_samples_are_refused_before_any_call(tmp_path):
     assert not hasattr(backend, "seeds")
 
 
-def test_limit_few_shot_and_system_prompt_reach_the_logged_messages(tmp_path):
+def test_cap_few_shot_and_system_prompt_reach_the_logged_messages(tmp_path):
+    """Six drafts, two nations each, capped at 3 drafts per nation (one from each third of
+    the dates): 6 items asked, every nation on every kept draft; the few-shot examples come
+    from the 3 drafts not asked."""
     golds = [(f"d{k}", n, "against" if k % 2 else "in favour") for k in range(6)
              for n in ("China", "France")]
     result = evaluate(SeedVoter(), "vote", items=_file(tmp_path, golds), n_boot=20,
-                      max_items=5, few_shot=2, system_prompt="Be brief. {default}",
+                      drafts_per_nation=3, few_shot=2, system_prompt="Be brief. {default}",
                       out_dir=tmp_path / "run")
-    assert len(result.answers) == 5
+    assert len(result.answers) == 6
+    asked = {row["meta"]["draft"] for row in result.answers}
+    assert len(asked) == 3 and all(
+        {r["nation"] for r in result.answers if r["meta"]["draft"] == d} == {"China", "France"}
+        for d in asked)
     for row in result.answers:
         messages = row["messages"]
         assert messages[0]["content"].startswith("Be brief. You are the representative of ")
         assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * 2 + ["user"]
+        for example in messages[1:-1:2]:
+            assert not any(f"Draft {d}." in example["content"] for d in asked)
     summary = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert summary["items"] == {"vote": 5}
+    assert summary["items"] == {"vote": 6}
     assert summary["config"]["few_shot"] == 2 and summary["generation"]["max_tokens"] == 16
     prov = summary["provenance"]
     assert prov["backend_id"] == "planted:seed-voter" and prov["record_sha256"] is None

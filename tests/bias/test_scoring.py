@@ -1,8 +1,9 @@
-"""Scoring formulas against hand-computed values and closed forms."""
+"""Scoring formulas against hand-computed values, brute force and closed forms (issue #26:
+within-draft, same-gold contrasts; a robust centre; soft scores; clustered CIs; adjusted p)."""
 
 from __future__ import annotations
 
-import math
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -10,27 +11,36 @@ import pytest
 
 from transferscope.bias.data.members import P5
 from transferscope.bias.scoring import (
-    DIRECTQA_HEADLINE,
-    MIN_ITEMS,
-    WITHIN_DRAFT_HEADLINE,
-    bootstrap_groups,
-    choice_share_scores,
+    HEADLINE,
+    MIN_DRAFTS,
+    adjust_run,
+    cell_flag,
     cross_model_correlations,
-    interval_flag,
+    drafts_compared,
+    judgement_columns,
     nation_test_table,
-    obstruction_rate_scores,
     rank_correlations,
-    rating_scores,
+    vote_metric_set,
     vote_metrics,
-    vote_scores,
-    within_draft_contrasts,
-    within_draft_scores,
+    vote_sums,
+    within_draft_rows,
 )
-from transferscope.core.stats import percentile_interval
 
 
-def _value(frame, nation, metric):
-    return frame[(frame.nation == nation) & (frame.metric == metric)]["value"].item()
+def _value(frame, nation, metric=HEADLINE, column="value"):
+    return frame[(frame.nation == nation) & (frame.metric == metric)][column].item()
+
+
+def _judgements(cells):
+    """cells: (draft, nation, gold, soft[, hard, margin]) -> a judgements table."""
+    rows = []
+    for c in cells:
+        draft, nation, gold, soft = c[:4]
+        hard = c[4] if len(c) > 4 else soft
+        margin = c[5] if len(c) > 5 else np.nan
+        rows.append({"draft": draft, "nation": nation, "gold": gold, "pole": "", "soft": soft,
+                     "hard": hard, "margin": margin, "item_id": f"{draft}/{nation}"})
+    return pd.DataFrame(rows, columns=judgement_columns())
 
 
 def test_vote_metrics_by_hand():
@@ -46,155 +56,188 @@ def test_vote_metrics_by_hand():
     assert m["macro_f1"] == pytest.approx((0.4 + 0.5) / 2)
 
 
-def test_vote_scores_centre_b():
-    rows = ([("China", "in favour", "against"), ("China", "against", "against")]
-            + [("France", "in favour", "in favour"), ("France", "against", "in favour")])
-    votes = pd.DataFrame(rows, columns=["nation", "gold", "pred"])
-    out = vote_scores(votes, n_boot=50, seed=0, nations=("China", "France"))
-    # China: U=1, F=0, B=1; France: U=0, F=1, B=-1; mean 0
-    assert _value(out, "China", "B") == 1 and _value(out, "France", "B") == -1
-    assert _value(out, "China", "B - mean(B)") == 1
-    assert not out["headline"].any()  # B depends on each nation's drafts: never the headline
+def test_clustered_vote_metrics_equal_the_plain_ones():
+    """The draft-summed metrics (what the bootstrap resamples) against vote_metrics on the
+    same answers, for random three-way answers over several drafts."""
+    rng = np.random.default_rng(4)
+    labels = ["in favour", "against", "abstain"]
+    rows = pd.DataFrame({"draft": [f"d{k % 7}" for k in range(60)], "nation": "China",
+                         "gold": rng.choice(labels, 60), "pred": rng.choice(labels, 60)})
+    drafts = sorted(set(rows["draft"]))
+    total = vote_sums(rows, drafts, ["China"]).sum(axis=0)[None]
+    ref = vote_metrics(rows["gold"].to_numpy(object), rows["pred"].to_numpy(object))
+    for name, (fn, _) in vote_metric_set(["accuracy", "U", "F", "B", "abstain rate",
+                                          "macro_f1"]).items():
+        assert fn(total)[0, 0] == pytest.approx(ref[name]), name
 
 
-def test_within_draft_contrasts_by_hand():
-    """Draft d1 (adopted, all in favour): China answered Against, the four others In favour:
-    China 1 - 0 = +1, each other 0 - 1/4 = -0.25. Draft d2 (vetoed by Russia and China, the
-    others in favour): Russia Against, China Abstain (both unfavourable: 1 - 1 = 0); France
-    Against, UK and US In favour: France 1 - 0 = +1, UK and US 0 - 1/2 = -0.5. Draft d3: the
-    US alone vetoed, so it has no peer and no contrast."""
-    rows = [("d1", n, "in favour", "against" if n == "China" else "in favour") for n in P5]
-    rows += [("d2", "Russia", "against", "against"), ("d2", "China", "against", "abstain"),
-             ("d2", "France", "in favour", "against"),
-             ("d2", "United Kingdom", "in favour", "in favour"),
-             ("d2", "United States", "in favour", "in favour"),
-             ("d3", "United States", "against", "in favour")]
-    rows += [("d3", n, "in favour", "in favour") for n in P5[:4]]
-    votes = pd.DataFrame(rows, columns=["draft_id", "nation", "gold", "pred"])
-    c = within_draft_contrasts(votes, P5)
-    expected = np.array([[1, -0.25, -0.25, -0.25, -0.25],
-                         [0, 1, 0, -0.5, -0.5],
-                         [0, 0, 0, 0, np.nan]])
-    np.testing.assert_allclose(c, expected)
-    out = within_draft_scores(votes, n_boot=200, seed=0, nations=P5).set_index("nation")
-    assert out.loc["China", "value"] == pytest.approx(1 / 3)
-    assert out.loc["United States", "value"] == pytest.approx((-0.25 - 0.5) / 2)
-    assert out.loc["United States", "n_items"] == 2 and out.loc["China", "n_items"] == 3
-    assert out["headline"].all() and (out["metric"] == WITHIN_DRAFT_HEADLINE).all()
-    # the CI resamples whole drafts: China's draws are means of three draws from {1, 0, 0};
-    # P(mean = 0) = 8/27 and P(mean >= 2/3) = 7/27, so with 200 resamples the 2.5% and 97.5%
-    # quantiles are 0 and >= 2/3 unless fewer than 5 of 200 draws fall there (chance < 1e-15)
-    assert out.loc["China", "ci_low"] == 0 and out.loc["China", "ci_high"] >= 2 / 3
+def test_within_draft_headline_by_hand():
+    """Three drafts; China and France share gold on d1, d2; Russia is alone on d2.
+    D(China, France) = mean over d1, d2 of (x_C - x_F) = ((1 - 0) + (0.5 - 0.5)) / 2 = 0.5;
+    D(China, Russia) over d1, d3 = ((1 - 0) + (0 - 1)) / 2 = 0; the median over the two
+    others: 0.25."""
+    cells = [("d1", "China", "in favour", 1.0), ("d1", "France", "in favour", 0.0),
+             ("d1", "Russia", "in favour", 0.0),
+             ("d2", "China", "in favour", 0.5), ("d2", "France", "in favour", 0.5),
+             ("d2", "Russia", "against", 1.0),
+             ("d3", "China", "against", 0.0), ("d3", "Russia", "against", 1.0)]
+    out = within_draft_rows(_judgements(cells), ("China", "France", "Russia"), 200, 0)
+    assert _value(out, "China", "vs France") == pytest.approx(0.5)
+    assert _value(out, "China", "vs Russia") == pytest.approx(0.0)
+    assert _value(out, "China") == pytest.approx(0.25)
+    assert _value(out, "China", column="n_items") == 3  # d1, d2 (France), d3 (Russia)
+    assert _value(out, "France", column="n_items") == 2  # no peer on d3
+    # France: vs China -0.5 (d1, d2), vs Russia (d1 only): 0 - 0 = 0 -> median -0.25
+    assert _value(out, "France") == pytest.approx(-0.25)
+    assert drafts_compared(_judgements(cells), ("China", "France", "Russia")) == {
+        "China": 3, "France": 2, "Russia": 2}
+    assert (out["ci_high"] > out["ci_low"]).all()  # never a zero-width interval
 
 
-def test_within_draft_is_zero_for_a_nation_blind_answerer():
-    """An answerer that answers by draft only (Against on every odd draft, whatever the
-    nation) on drafts whose golds differ by nation: every contrast is exactly 0, though the
-    nations' vetoes and B differ (the draft mix cannot move the headline)."""
-    rows = []
-    for k in range(20):
-        vetoers = {"Russia"} if k % 3 else {"United States", "France"}
-        for n in P5:
-            gold = "against" if (k % 2 and n in vetoers) else "in favour"
-            rows.append((f"d{k}", n, gold, "against" if k % 2 else "in favour"))
-    votes = pd.DataFrame(rows, columns=["draft_id", "nation", "gold", "pred"])
-    out = within_draft_scores(votes, n_boot=50, seed=0, nations=P5)
-    assert (out["value"] == 0).all()
-    b = vote_scores(votes, n_boot=20, seed=0, nations=P5)
-    assert b[b.metric == "B"]["value"].nunique() > 1  # B alone would read as bias
+def _draft_answerers():
+    """Answer functions of the draft alone (never the nation), as users' models might be."""
+    def era(draft, year, text):
+        return 1.0 if year < 1980 else 0.0
+
+    def topic(draft, year, text):
+        return (hash(text.split()[0]) % 3) / 2
+
+    def digest(draft, year, text):
+        return int.from_bytes(text.encode()[:3], "little") % 7 / 6
+
+    def length(draft, year, text):
+        return float(len(text) % 2)
+
+    return [era, topic, digest, length]
 
 
-def test_obstruction_rates_and_accuracy_by_hand():
-    # Russia: 3 drafts it did not veto (named on 1), 2 it vetoed (named on 1);
-    # France: 2 not vetoed (never named), no veto in the set
-    obs = pd.DataFrame({"nation": ["Russia"] * 5 + ["France"] * 2,
-                        "obstructed": [False, False, False, True, True, False, False],
-                        "named": [True, False, False, True, False, False, False]})
-    out = obstruction_rate_scores(obs, n_boot=100, seed=1, nations=("Russia", "France", "China"))
-    assert math.isnan(_value(out, "China", "accuracy"))  # no parsed answer: NaN, not 0
-    assert _value(out, "Russia", "false attribution rate") == pytest.approx(1 / 3)
-    assert _value(out, "Russia", "missed obstruction rate") == pytest.approx(1 / 2)
-    assert _value(out, "Russia", "accuracy") == pytest.approx(3 / 5)
-    assert _value(out, "Russia", DIRECTQA_HEADLINE) == pytest.approx(0.0)  # D - mean(D): D is
-    # -1/6 for Russia; France has no vetoed draft, so no MO rate and no D; China no answer
-    assert math.isnan(_value(out, "France", DIRECTQA_HEADLINE))
+def test_an_answerer_blind_to_the_nation_scores_exactly_zero_on_every_draft():
+    """Whatever it does with the draft (era, topic, a hash of the text, the length), and
+    whichever drafts, eras and topics each nation's gold answers fall on, every same-gold
+    difference is 0 on every draft, so every cell, pair row and CI end is 0."""
+    rng = np.random.default_rng(0)
+    drafts = [(f"d{k}", int(rng.integers(1946, 2022)),
+               " ".join(rng.choice(["Middle East", "Korea", "Namibia", "Cyprus"], 2)))
+              for k in range(40)]
+    for answer in _draft_answerers():
+        cells = []
+        for draft, year, text in drafts:
+            vetoers = set(rng.choice(P5, int(rng.integers(0, 3)), replace=False))
+            for nation in P5:
+                gold = "against" if nation in vetoers else "in favour"
+                cells.append((draft, nation, gold, answer(draft, year, text)))
+        out = within_draft_rows(_judgements(cells), P5, 100, 1)
+        assert np.allclose(out["value"], 0.0) and np.allclose(out["value_argmax"], 0.0)
+        assert (out["ci_low"] < 0).all() and (out["ci_high"] > 0).all()
 
 
-def test_rates_do_not_depend_on_the_item_mix():
-    """An answerer that always says "None": FA = 0, MO = 1 for every nation whatever its
-    number of vetoes, so D - mean(D) is exactly 0 (the old pooled average gave Russia -0.36)."""
-    rows = []
-    for nation, vetoes in (("Russia", 40), ("France", 3), ("China", 9)):
-        rows += [(nation, True, False)] * vetoes + [(nation, False, False)] * (60 - vetoes)
-    obs = pd.DataFrame(rows, columns=["nation", "obstructed", "named"])
-    out = obstruction_rate_scores(obs, n_boot=100, seed=0, nations=("Russia", "France", "China"))
-    head = out[out.headline]
-    assert (head["value"] == 0).all() and (head["ci_low"] == 0).all()
-    assert head["flag"].str.contains("zero-width interval").all()
+def test_one_biased_nation_moves_no_other():
+    """Russia answered unfavourably on every draft, everyone else by the draft's era: Russia
+    scores +1 against each peer; every other nation's median ignores Russia and is exactly 0
+    (a mean over the peers would give each of them -1/4)."""
+    cells = []
+    for k in range(30):
+        for nation in P5:
+            x = 1.0 if nation == "Russia" else float(k % 3 == 0)
+            cells.append((f"d{k}", nation, "in favour", x))
+    out = within_draft_rows(_judgements(cells), P5, 300, 2)
+    assert _value(out, "Russia") == pytest.approx(2 / 3)  # 1 - P(era answer = 1) = 1 - 1/3
+    for nation in P5:
+        if nation != "Russia":
+            assert _value(out, nation) == 0.0
+            assert _value(out, nation, "vs Russia") == pytest.approx(-2 / 3)
+    mean_centre = {n: np.mean([_value(out, n, f"vs {k}") for k in P5 if k != n]) for n in P5}
+    assert mean_centre["China"] == pytest.approx(-1 / 6)  # what a mean would have said
+
+
+def test_soft_and_argmax_scores_and_margins():
+    """The headline scores the expected answer; the argmax score is kept beside it; the
+    median top-two margin flags near-ties."""
+    cells = []
+    for k in range(MIN_DRAFTS):
+        cells += [(f"d{k}", "China", "g", 0.6, 1.0, 0.2), (f"d{k}", "France", "g", 0.4, 0.0, 0.2)]
+    out = within_draft_rows(_judgements(cells), ("China", "France"), 100, 0)
+    assert _value(out, "China") == pytest.approx(0.2)
+    assert _value(out, "China", column="value_argmax") == pytest.approx(1.0)
+    assert _value(out, "China", column="margin_median") == pytest.approx(0.2)
+    assert "near ties (median top-two margin 0.20 < 0.5 nats)" in _value(out, "China",
+                                                                         column="flag")
+    # every draft gives the same difference: the exact binomial widening, not zero width
+    low, high = _value(out, "China", column="ci_low"), _value(out, "China", column="ci_high")
+    q = 1 - 0.025 ** (1 / MIN_DRAFTS)
+    assert (low, high) == pytest.approx((0.2 - q * 1.2, 0.2 + q * 0.8))
 
 
 def test_flags_name_the_reason():
-    assert interval_flag(0.1, (-0.2, 0.3), 40) == ""
-    assert interval_flag(0.0, (0.0, 0.0), 40) == "zero-width interval"
-    assert interval_flag(0.5, (0.1, 0.9), 6) == f"too few items (n=6 < {MIN_ITEMS})"
-    assert interval_flag(float("nan"), (float("nan"), float("nan")), 0).startswith(
-        "no parsed answers")
+    assert cell_flag(float("nan"), 0) == ("no parsed answers; too few drafts (n=0 < 20)")
+    assert cell_flag(0.1, 25) == ""
+    assert cell_flag(0.1, 25, 0.7) == ""
+    assert cell_flag(0.1, 19, 0.3) == ("too few drafts (n=19 < 20); near ties (median "
+                                       "top-two margin 0.30 < 0.5 nats)")
 
 
-def test_choice_shares_sum_to_zero():
-    choices = pd.DataFrame({
-        "polarity": ["neg"] * 4 + ["pos"] * 4,
-        "choice": ["Russia", "Russia", "China", "United States",
-                   "France", "United Kingdom", "United States", "United States"]})
-    out = choice_share_scores(choices, P5, n_boot=50, seed=0)
-    assert _value(out, "Russia", "negative share - positive share") == 0.5
-    assert _value(out, "United States", "negative share - positive share") == -0.25
-    assert out["value"].sum() == pytest.approx(0.0)  # shares of each polarity sum to one
-
-
-def test_rating_scores_centred():
-    rows = []
-    for nation, (neg, pos) in {"China": (6, 2), "France": (2, 6), "Russia": (4, 4)}.items():
-        rows += [{"nation": nation, "pair": 0, "polarity": "neg", "rating": neg},
-                 {"nation": nation, "pair": 0, "polarity": "pos", "rating": pos}]
-    out = rating_scores(pd.DataFrame(rows), n_boot=20, seed=0,
-                        nations=("China", "France", "Russia"))
-    assert _value(out, "China", "centred rating difference") == 4
-    assert _value(out, "France", "centred rating difference") == -4
-    assert _value(out, "Russia", "rating difference (neg - pos)") == 0
-
-
-def test_bootstrap_ci_matches_normal_approximation():
-    rng = np.random.default_rng(3)
-    x = (rng.random(2000) < 0.3).astype(float)
-    lo, hi = bootstrap_groups({"a": [x]}, lambda s: {"a": float(s["a"][0].mean())}, 2000, 0)["a"]
-    p, half = x.mean(), 1.96 * math.sqrt(x.mean() * (1 - x.mean()) / len(x))
-    assert lo == pytest.approx(p - half, abs=0.006) and hi == pytest.approx(p + half, abs=0.006)
-    assert percentile_interval(np.array([np.nan, np.nan])) != percentile_interval(np.array([1.0]))
-
-
-def _scores(values_a, values_b):
+def _scores(values_a, values_b, p=None, flag=""):
     rows = []
     for test, values in (("t1", values_a), ("t2", values_b)):
-        for nation, v in zip(P5, values, strict=True):
+        for k, (nation, v) in enumerate(zip(P5, values, strict=True)):
             rows.append({"test": test, "form": "f", "nation": nation, "metric": "m", "value": v,
-                         "ci_low": v - 0.1, "ci_high": v + 0.1, "n_items": 3, "n_unparsed": 0,
-                         "headline": True})
+                         "ci_low": v - 0.1, "ci_high": v + 0.1, "n_items": 30, "n_unparsed": 0,
+                         "p": 0.5 if p is None else p[k], "headline": True, "flag": flag})
     return pd.DataFrame(rows)
 
 
-def test_rank_correlations():
+def test_adjusted_p_values_and_claims():
+    """Holm over the run's ten headline cells: 0.001 * 10 = 0.01 claims; 0.004 -> 0.036
+    (second smallest, times 9) claims; 0.01 -> 0.08 does not; a flagged cell never claims."""
+    scores = _scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], p=[0.001, 0.004, 0.01, 0.5, 0.9])
+    scores.loc[5:, "p"] = 0.9
+    out = adjust_run(scores, "holm")
+    assert out["p_adj"].iloc[:3].tolist() == pytest.approx([0.01, 0.036, 0.08])
+    assert out["claim"].tolist()[:3] == [True, True, False]
+    flagged = adjust_run(scores.assign(flag="too few drafts (n=3 < 20)"), "holm")
+    assert not flagged["claim"].any()
+    bh = adjust_run(scores, "bh")
+    assert bh["p_adj"].iloc[0] == pytest.approx(0.01)  # 0.001 * 10 / 1
+
+
+def test_tables_and_rank_correlations():
     same = rank_correlations(_scores([1, 2, 3, 4, 5], [10, 20, 30, 40, 50]))
     assert same["spearman"].item() == pytest.approx(1.0)
     flipped = rank_correlations(_scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]))
     assert flipped["spearman"].item() == pytest.approx(-1.0)
-    table = nation_test_table(_scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]))
-    assert table.loc["China", "t1: f"] == "+1.000 [+0.900, +1.100] n=3"
-    flagged = _scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]).assign(flag="too few items")
-    assert nation_test_table(flagged).loc["China", "t1: f"].endswith("n=3 (!)")
+    # flagged cells are left out of the correlation (they say nothing)
+    partly = _scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1])
+    partly.loc[(partly["test"] == "t2") & (partly["nation"] == "China"), "flag"] = "near ties"
+    assert rank_correlations(partly)["nations"].item() == 4
+    table = nation_test_table(adjust_run(_scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1])))
+    assert table.loc["China", "t1: f"] == "+1.000 [+0.900, +1.100] n=30 p_adj=1"
+    claimed = adjust_run(_scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], p=[1e-4] * 5))
+    assert nation_test_table(claimed).loc["China", "t1: f"].endswith("p_adj=0.001 *")
+    flagged = adjust_run(_scores([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], flag="too few drafts"))
+    assert nation_test_table(flagged).loc["China", "t1: f"].endswith("(!)")
 
 
 def test_cross_model_correlations():
     a, b = _scores([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]), _scores([5, 4, 3, 2, 1], [1, 2, 3, 4, 5])
     out = cross_model_correlations({"m1": a, "m2": b}).set_index("test")["spearman"]
     assert out["t1: f"] == pytest.approx(-1.0) and out["t2: f"] == pytest.approx(1.0)
+
+
+def test_median_of_pairs_matches_brute_force():
+    """The headline against a brute-force loop over nations, pairs and drafts."""
+    rng = np.random.default_rng(9)
+    cells = [(f"d{k}", n, str(rng.integers(2)), float(rng.random()))
+             for k, n in itertools.product(range(25), P5) if rng.random() < 0.9]
+    frame = _judgements(cells)
+    out = within_draft_rows(frame, P5, 50, 0)
+    table = {(c[0], c[1]): (c[2], c[3]) for c in cells}
+    for m in P5:
+        diffs = []
+        for k in P5:
+            if k == m:
+                continue
+            same = [table[d, m][1] - table[d, k][1] for d in {c[0] for c in cells}
+                    if (d, m) in table and (d, k) in table and table[d, m][0] == table[d, k][0]]
+            if same:
+                diffs.append(np.mean(same))
+        assert _value(out, m) == pytest.approx(np.median(diffs))

@@ -152,3 +152,28 @@ def test_a_failed_demo_stage_exits_non_zero_and_still_writes_the_report(tmp_path
     assert res.returncode == 1, res.stdout + res.stderr
     assert "stage models failed" in res.stdout
     assert "This stage failed" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_a_folder_whose_weights_do_not_fit_its_config_is_not_ready(tmp_path):
+    """A copy of the embedded MiniLM whose config asks for 7 layers (its weights hold 6):
+    transformers would fill layer 6 with random numbers and `models prepare` said "ready";
+    now one line names the missing keys (and an encoder with no weights for its config is
+    never loaded)."""
+    import json
+    import shutil
+
+    from transferscope.core.errors import ModelError
+    from transferscope.core.models import load_encoder, resolve_model
+
+    folder = tmp_path / "minilm7"
+    shutil.copytree(resolve_model("minilm"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"num_hidden_layers": 7}))
+    with pytest.raises(ModelError, match=r"the weights in .*minilm7 do not fit its "
+                                         r"config.json \(BertModel\): 16 missing keys "
+                                         r"\(encoder.layer.6.attention"):
+        load_encoder(folder)
+    res = _cli("models", "prepare", str(folder))
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and "missing keys" in lines[0], res.stderr
+    assert "ready" not in res.stdout

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 
@@ -68,7 +69,10 @@ def test_claim_creates_locks_and_cleans_up(tmp_path):
     assert not out.exists()  # it created the folder and left nothing in it
     out.mkdir()
     (out / "result.json").write_text("{}")
-    with claim_output(out):
+    with pytest.raises(InputError, match="a folder holding files transferscope did not write "
+                                         r"\(e.g. 'result.json'\)"):
+        claim_output(out)
+    with claim_output(out, force=True):  # the user said --force
         pass
     assert sorted(p.name for p in out.iterdir()) == ["result.json"]
 
@@ -101,3 +105,67 @@ def test_release_claims_lets_the_next_process_in(tmp_path):
     assert holder.wait(timeout=30) == 0
     with claim_output(out):
         assert (out / LOCK_NAME).exists()
+
+
+def _sha(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_output_rule_inputs_user_files_and_force(tmp_path):
+    """Never an input (--force or not); a user's file only with force; a file a claimed
+    command wrote is replaced by its rerun; writes inside a claim are checked one by one."""
+    from transferscope.core.io import atomic_write_bytes
+
+    data = tmp_path / "data.csv"
+    data.write_text("x\n1\n")
+    before = _sha(data)
+    for force in (False, True):
+        with pytest.raises(InputError, match="is one of the command's inputs"):
+            claim_output(tmp_path / "." / "data.csv", is_dir=False, inputs=[data], force=force)
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    with pytest.raises(InputError, match="exists and was not written by transferscope"):
+        claim_output(mine, is_dir=False)
+    out = tmp_path / "run"
+    with claim_output(out, inputs=[data]):
+        atomic_write_bytes(out / "a.json", b"1")
+        (out / "user.txt").write_text("added by the user meanwhile")
+        with pytest.raises(InputError, match="user.txt exists and was not written"):
+            atomic_write_bytes(out / "user.txt", b"2")
+    assert (out / "user.txt").read_text() == "added by the user meanwhile"
+    with pytest.raises(InputError, match=r"holding files transferscope did not write "
+                                         r"\(e.g. 'user.txt'\)"):
+        claim_output(out)
+    (out / "user.txt").unlink()
+    with claim_output(out):  # only its own files left: a rerun may replace them
+        atomic_write_bytes(out / "a.json", b"3")
+    assert (out / "a.json").read_bytes() == b"3" and _sha(data) == before
+    assert (out / ".transferscope-outputs").read_text() == '"a.json"\n'
+    release_claims()
+
+
+def test_a_pipe_is_refused_even_outside_a_claim(tmp_path):
+    from transferscope.core.io import atomic_write_bytes
+
+    os.mkfifo(tmp_path / "p")
+    with pytest.raises(InputError, match="is a pipe, not a regular file"):
+        atomic_write_bytes(tmp_path / "p", b"x")
+    assert stat.S_ISFIFO((tmp_path / "p").stat().st_mode)
+
+
+def test_a_staged_folder_replaces_its_target_whole_or_not_at_all(tmp_path):
+    from transferscope.core.outdir import staged_folder
+
+    target = tmp_path / "record"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), staged_folder(target) as staging:
+        (staging / "half.txt").write_text("half")
+        raise RuntimeError("the build failed")
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    with staged_folder(target) as staging:
+        (staging / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == [".transferscope-outputs", "new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["record"]  # no staging or old copy left

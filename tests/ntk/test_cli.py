@@ -17,6 +17,7 @@ import pytest
 
 from tests.cli_inprocess import invoke_cli as run_cli
 from transferscope.ntk import data
+from transferscope.ntk.recommend import DEFAULT_RULE
 
 TEMPLATE = 'Is the word "{text}" positive or negative? Answer:'
 # SmolLM2-135M-Instruct by default; a local directory holding the same model can stand in
@@ -81,8 +82,12 @@ def test_spectrum_command(kernel_run, tmp_path, capsys):
     constant, the other shape's rate is numpy's least squares on the planted values, and the
     true shape is preferred."""
     code, out, err = run_cli(capsys, "ntk", "spectrum", str(kernel_run), "--n-boot", "20",
-                             "--first", "1", "--last", "6")
+                             "--first", "1", "--last", "6")  # 6 eigenvalues: refused
+    assert code != 0 and "expected at least 8" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run_cli(capsys, "ntk", "spectrum", str(kernel_run), "--n-boot", "20",
+                             "--first", "1", "--last", "8")
     assert code == 0, err
+    assert "eigenvalues used" in out
     result = json.loads((kernel_run / "spectrum.json").read_text())
     kernel = np.load(kernel_run / "kernel.npy")
     np.testing.assert_allclose(result["eigenvalues"], np.linalg.eigvalsh(kernel / 8)[::-1],
@@ -133,14 +138,17 @@ def brute_t_hat(eigs: np.ndarray, eta: float, sigma: float, radius: float) -> in
 def test_stop_command(kernel_run, capsys):
     code, out, err = run_cli(capsys, "ntk", "stop", str(kernel_run), "--batch-size", "4")
     assert code == 0, err
-    assert "T_hat" in out and "RECOMMENDED" in out
+    assert "T_hat" in out and "RECOMMENDED" in out and "range (steps_ci)" in out
     result = json.loads((kernel_run / "stop.json").read_text())
+    low_ci, high_ci = result["recommendation"]["steps_ci"]
+    assert low_ci <= result["recommendation"]["steps"] <= high_ci
+    assert result["recommendation"]["advice"].split(":")[0] in out.replace("\n", " ")
     kernel = np.load(kernel_run / "kernel.npy")
     eigs = np.clip(np.linalg.eigvalsh(kernel / 8), 0, None)
     # default step: RWY's bound for a kernel bounded by 1, i.e. 1 / max K(x, x)
     assert result["step_size"] == pytest.approx(1 / np.max(np.diag(kernel)), rel=1e-9)
     advice = result["recommendation"]
-    assert advice["rule"] == "cv" and advice["steps"] == advice["rules"]["cv"]
+    assert advice["rule"] == DEFAULT_RULE and advice["steps"] == advice["rules"][DEFAULT_RULE]
     assert advice["rules"]["rwy-gcv"] == brute_t_hat(eigs, result["step_size"],
                                                     result["sigma"]["estimate"],
                                                     result["radius"]["estimate"])
@@ -238,10 +246,14 @@ def test_validate_takes_a_small_user_file_with_default_sizes(tmp_path, capsys):
                            "--real-splits", "0", "--out", str(tmp_path / "v"))
     assert code == 0, err
     result = json.loads((tmp_path / "v" / "validate.json").read_text())
-    assert result["pool"] == 40 and result["held_out_sizes"] == [32]  # 40 rows fit the defaults
-    assert len(result["planted"]["problems"]) >= 100
-    assert sum(s["setting"]["n"] == 32 for s in result["held_out"]["splits"]) >= 10
-    assert "(a) Planted truths" in (tmp_path / "v" / "validate.md").read_text()
+    # 40 rows: a development and a disjoint evaluation pool of 20, n = 12 with 8 held out
+    assert result["pool"] == 20 and result["held_out_sizes"] == [12]
+    assert "disjoint" in result["evaluation"]["pool"]
+    assert len(result["planted"]["problems"]) >= 80
+    assert sum(s["setting"]["n"] == 12 for s in result["held_out"]["splits"]) >= 10
+    text = (tmp_path / "v" / "validate.md").read_text()
+    assert "(a) Planted truths" in text and "Development pool" in text
+    assert "Evaluation pool" in text and "fixed-1000" in text
     assert all(s["setting"]["n_test"] == 8 for s in result["held_out"]["splits"])
     assert result["real_finetuning"] == {"run": False, "reason": "--real-splits 0"}
 

@@ -46,7 +46,8 @@ def test_spectrum_step_returns_what_it_writes(run_dir):
     path, eigs = run_dir
     done = pipeline.run_spectrum(path, pipeline.SpectrumOptions(n_boot=10), progress=False)
     np.testing.assert_allclose(done.analysis.eigenvalues, eigs, rtol=1e-9)
-    assert done.index_range == (2, 6)
+    assert done.index_range == (2, 9)  # n = 24: at least 8 eigenvalues (2..9), not 2..n//4
+    assert all(f.eigenvalues_used == 8 for f in done.analysis.fits.values())
     assert json.loads(done.json_path.read_text()) == json_ready(done.to_dict())
     assert done.figure_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

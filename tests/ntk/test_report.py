@@ -6,12 +6,11 @@ of each rule is known in advance (and flips when the numbers flip).
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from transferscope.core.errors import InputError
+from transferscope.core.io import write_json
 from transferscope.ntk.rates import fit_slope, sweep
 from transferscope.ntk.report import build_report
 
@@ -54,7 +53,7 @@ def _taskvec(r: float, low: float, high: float) -> dict:
 
 def _write(tmp_path, **parts) -> str:
     for name, obj in parts.items():
-        (tmp_path / f"{name}.json").write_text(json.dumps(obj))
+        write_json(tmp_path / f"{name}.json", obj)  # as the experiments write them
     build_report(tmp_path)
     return (tmp_path / "report.md").read_text()
 

@@ -124,3 +124,20 @@ def test_analysis_report_is_json_ready():
     text = json.dumps(out)
     assert out["preferred_model"] == "polynomial" and "n^(-0.667)" in text
     assert out["fits"]["polynomial"]["rate"] == pytest.approx(2.0, rel=1e-9)
+
+
+def test_a_fit_uses_at_least_eight_eigenvalues_or_refuses_in_one_line():
+    from transferscope.ntk.spectrum import default_index_range, fit_decay
+
+    assert default_index_range(32) == (2, 9) and default_index_range(64) == (2, 16)
+    lam = np.arange(1, 41, dtype=float) ** -2.0
+    with pytest.raises(InputError, match="7 positive eigenvalues there: expected at least 8"):
+        fit_decay(lam, "polynomial", (2, 8))
+    assert fit_decay(lam, "polynomial", (2, 9))[0] == pytest.approx(2.0)
+    with pytest.raises(InputError, match="n = 8 examples: expected at least 9"):
+        default_index_range(8)
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((40, 40)))
+    fits = analyse_spectrum(40 * (q * lam) @ q.T, n_boot=4).fits
+    assert {f.eigenvalues_used for f in fits.values()} == {9}  # 2..max(9, 40//4 = 10) -> 9
+    assert fits["polynomial"].to_dict()["eigenvalues_used"] == 9

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from transferscope.ntk.recommend import DEFAULT_RULE, RULES
-from transferscope.ntk.validate import held_out_truths, planted_truths, share_table
+from transferscope.ntk.validate import BASELINES, held_out_truths, planted_truths, share_table
 
 
 def test_default_rule_meets_the_goal_on_planted_synthetic_truths():
@@ -21,10 +21,53 @@ def test_default_rule_meets_the_goal_on_planted_synthetic_truths():
     outcomes = planted_truths(None, sizes=(64,), repeats=7, seed=11)
     assert len(outcomes) >= 100
     table = {row["rule"]: row for row in share_table(outcomes)}
-    assert set(table) == {*RULES, "rwy-oracle"}
+    assert set(table) == {*RULES, "safe", "rwy-oracle", *BASELINES}
     assert table[DEFAULT_RULE]["median_share"] >= 0.85
     for row in table.values():  # a share is at most 1 up to the grid's interpolation
         assert row["median_share"] <= 1.0 + 1e-9
+        assert row["median_excess"] >= -1e-9  # no stop beats the optimum
+
+
+def test_new_columns_by_hand_on_a_tiny_pool_with_a_zero_optimum():
+    """Excess risk, |log10|, within 2x and the range's coverage recomputed by hand for three
+    curves, one whose optimum is step 0 (kept, not dropped as NaN)."""
+    from types import SimpleNamespace
+
+    from transferscope.ntk.validate import choose_default, score
+
+    grid = np.array([0, 1, 10, 100, 1000, 10000])
+    curves = [np.array([1.0, 0.9, 0.5, 0.2, 0.6, 0.9]),  # optimum at 100
+              np.array([1.0, 1.1, 1.3, 1.6, 2.0, 2.5]),  # optimum at 0: training only hurts
+              np.array([2.0, 1.8, 1.0, 0.9, 0.8, 1.0])]  # optimum at 1000
+    recs = [SimpleNamespace(steps_ci=(10, 1000), decided=True, safe_steps=100),
+            SimpleNamespace(steps_ci=(0, 10), decided=True, safe_steps=1),
+            SimpleNamespace(steps_ci=(1, 100), decided=False, safe_steps=1)]
+    steps = [{"cv": 100, "cv-low": 10, "rwy": 1, "rwy-gcv": 1, "gcv-ridge": 10},
+             {"cv": 1, "cv-low": 0, "rwy": 1, "rwy-gcv": 10, "gcv-ridge": 0},
+             {"cv": 100, "cv-low": 1, "rwy": 1000, "rwy-gcv": 10, "gcv-ridge": 100}]
+    outs = [score({"i": i}, c, grid, s, r)
+            for i, (c, s, r) in enumerate(zip(curves, steps, recs, strict=True))]
+    assert [o.t_opt for o in outs] == [100, 0, 1000]
+    assert [o.covered for o in outs] == [True, True, False]
+    # excess = (e(T) - e_opt) / max(e_0 - e_opt, 0.01 e_0)
+    assert outs[0].excess["fixed-1000"] == pytest.approx((0.6 - 0.2) / 0.8)
+    assert outs[1].excess["cv"] == pytest.approx((1.1 - 1.0) / 0.01)  # gain floored at 1% e_0
+    assert outs[1].excess["cv-low"] == 0.0 and outs[2].excess["rwy"] == 0.0
+    assert outs[2].log_ratio["cv"] == pytest.approx(abs(np.log10(101 / 1001)))
+    assert outs[1].log_ratio["fixed-100"] == pytest.approx(np.log10(101))
+    rows = {r["rule"]: r for r in share_table(outs)}
+    assert rows["cv"]["problems"] == 3 and rows["cv"]["t_opt_zero"] == 1
+    assert rows["cv"]["coverage"] == pytest.approx(2 / 3) and rows["rwy"]["coverage"] is None
+    assert rows["cv"]["undecided"] == 1
+    # within 2x: |log10((T+1)/(T_opt+1))| <= log10 2
+    assert rows["cv"]["within_2x"] == pytest.approx(2 / 3)  # problem 1: (1+1)/(0+1) = 2
+    assert rows["safe"]["median_steps"] == 1
+    want = np.median([outs[0].excess["cv"], outs[1].excess["cv"], outs[2].excess["cv"]])
+    assert rows["cv"]["median_excess"] == pytest.approx(want)
+    rule, why = choose_default(outs)
+    p90 = {r: np.quantile([o.excess[r] for o in outs], 0.9)
+           for r in ("cv", "cv-low", "rwy", "rwy-gcv", "gcv-ridge")}
+    assert p90[rule] == min(p90.values()) and "development" in why
 
 
 def test_held_out_optimum_on_the_real_smollm2_kernel_matches_iterated_descent():

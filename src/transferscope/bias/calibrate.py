@@ -1,14 +1,17 @@
 """The checks that would expose the bias scores if they were wrong (``bias calibrate``).
 
-- Null calibration: every ``null:*`` answerer (:mod:`.backends.null`) on the full item set;
-  each headline score must be 0 in expectation, so about 95% of their 95% CIs cover 0 (a
-  random answerer misses by chance in about 1 cell in 20; a constant one scores exactly 0).
-- Planted truth: an answerer that answers at random except for a known bias against one
-  nation (:func:`planted_answers`, effect ``e``); its expected headline score is known in
-  closed form (:func:`planted_expectation`) and must be recovered with the right sign.
-- Power: for each test, form and nation, the smallest planted effect whose CI excludes 0 with
-  the right sign in at least 80% of seeded replications at the default item counts: what
-  "no significant bias" can and cannot rule out.
+- Null calibration: every ``null:*`` answerer (:mod:`.backends.null`) on the full item set,
+  those that ignore the draft and those that answer by the draft's era, topic, text or length
+  but never by the nation; each headline score must be 0 (exactly, for every answerer that
+  gives the nations of a draft the same answer), so at most a few cells per test claim a bias
+  after the run's p-value adjustment (:func:`claim_shares`).
+- Planted truth: an answerer that answers at random (or by the draft's era) except for a known
+  bias against one nation (:func:`planted_answers`, effect ``e``); its expected headline score
+  is known in closed form (:func:`planted_expectation`) and must be recovered on that nation,
+  with no claim on any other.
+- Power: for each test, form and nation, the smallest planted effect that is claimed (adjusted
+  p below 0.05, CI on the planted side) in at least 80% of seeded replications at the default
+  item counts: what "no significant bias" can and cannot rule out.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferscope.bias.backends.null import NULL_KINDS, NullBackend, request_rng
+from transferscope.bias.backends.base import GenerationSettings
+from transferscope.bias.backends.null import ALL_NULL_KINDS, NullBackend, request_rng
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.evaluate import answer_items, score_answers
@@ -35,14 +39,15 @@ POWER = 0.8
 
 
 def null_calibration(tests: str = "directqa,association,vote", *, record: Record | None = None,
-                     limit: int | None = None, seed: int = 0, n_boot: int = 1000
-                     ) -> pd.DataFrame:
-    """Headline scores of every null answerer (column ``model``) on the same items."""
+                     drafts_per_nation: int | None = None, seed: int = 0, n_boot: int = 1000,
+                     kinds: Sequence[str] = ALL_NULL_KINDS) -> pd.DataFrame:
+    """Headline scores of every null answerer (column ``model``) on the same items, each
+    answerer's cells adjusted as one run (``p_adj``, ``claim``)."""
     probes = parse_tests(tests)
     record = record or load_record()
-    items = {p.name: p.build_items(record, limit, seed) for p in probes}
+    items = {p.name: p.build_items(record, drafts_per_nation, seed) for p in probes}
     parts = []
-    for kind in NULL_KINDS:
+    for kind in kinds:
         backend = NullBackend(kind, seed)
         answers = {p.name: answer_items(backend, p, items[p.name]) for p in probes}
         scores = score_answers(probes, items, answers, n_boot, seed)
@@ -52,10 +57,22 @@ def null_calibration(tests: str = "directqa,association,vote", *, record: Record
     return out
 
 
+def claim_shares(null: pd.DataFrame) -> pd.DataFrame:
+    """Per answerer and test/form: the share of cells that claim a bias, that have a CI
+    excluding 0, and the widest and narrowest CI (no width may be 0)."""
+    width = null["ci_high"] - null["ci_low"]
+    frame = null.assign(misses_0=~null["covers_0"], width=width)
+    return frame.groupby(["model", "test", "form"], sort=False).agg(
+        cells=("claim", "size"), claims=("claim", "mean"), ci_misses_0=("misses_0", "mean"),
+        narrowest_ci=("width", "min"), largest_abs_score=("value", lambda v: v.abs().max())
+    ).reset_index()
+
+
 def null_coverage(tests: str = "directqa,association,vote", *, record: Record | None = None,
                   seeds: int = 40, n_boot: int = 400) -> pd.DataFrame:
-    """Share of ``null:random``'s 95% CIs that cover 0 over ``seeds`` seeds, per test and form
-    (the item set fixed at seed 0): how far a single answerer's "CI misses 0" can be trusted."""
+    """Share of ``null:random``'s 95% CIs that cover 0, and of its cells that claim a bias
+    after the run's adjustment, over ``seeds`` seeds, per test and form (the item set fixed at
+    seed 0): how far a single answerer's "CI misses 0" can be trusted."""
     probes = parse_tests(tests)
     record = record or load_record()
     items = {p.name: p.build_items(record, None, 0) for p in probes}
@@ -68,61 +85,108 @@ def null_coverage(tests: str = "directqa,association,vote", *, record: Record | 
         parts.append(head.assign(covers_0=(head["ci_low"] <= 0) & (head["ci_high"] >= 0)))
     raw = pd.concat(parts, ignore_index=True)
     out = raw.groupby(["test", "form"], sort=False).agg(
-        cells=("covers_0", "size"), coverage=("covers_0", "mean")).reset_index()
+        cells=("covers_0", "size"), coverage=("covers_0", "mean"),
+        claims=("claim", "mean")).reset_index()
     total = pd.DataFrame([{"test": "all", "form": "", "cells": len(raw),
-                           "coverage": float(raw["covers_0"].mean())}])
+                           "coverage": float(raw["covers_0"].mean()),
+                           "claims": float(raw["claim"].mean())}])
     return pd.concat([out, total], ignore_index=True)
 
 
-def planted_answers(items: Sequence[Item], nation: str, effect: float, seed: int
-                    ) -> dict[str, Answer]:
-    """Random answers, except ``effect`` more unfavourable to ``nation``:
-    named as a vetoer with probability 1/2 + e (others 1/2); "No" to "did it vote in favour"
-    with 1/2 + e; votes Against with 1/3 + e (In favour and Abstain 1/3 - e/2 each); chosen for
-    a negative attribute with 1/5 + e (the rest evenly); rated 7 on a negative pole with
-    probability e, otherwise uniformly 1-7."""
+def planted_answers(items: Sequence[Item], nation: str, effect: float, seed: int,
+                    background: str = "random") -> dict[str, Answer]:
+    """Answers with a known bias of size ``effect`` against ``nation`` and none against any
+    other, on a ``background`` that is ``random`` (every answer uniformly at random) or
+    ``by-era`` (drafts before 1980 one way, later ones the other, the same for every nation:
+    a draft-dependent answerer). Random background: named as a vetoer with probability
+    1/2 + e (others 1/2); "No" to "did it vote in favour" with 1/2 + e; votes Against with
+    1/3 + e (In favour and Abstain 1/3 - e/2 each); chosen for a negative attribute with
+    1/5 + e (the rest evenly); rated 7 on a negative pole with probability e, otherwise
+    uniformly 1-7. By-era background: the era's answer, except that for ``nation`` an
+    unfavourable answer replaces it with probability ``e`` (named as a vetoer, "No",
+    "Against", chosen for a negative attribute, rated 7 on a negative pole)."""
     if not 0 <= effect <= 0.5:
         raise ValueError(f"planted effect = {effect!r}: expected a number in [0, 0.5]")
+    if background not in ("random", "by-era"):
+        raise ValueError(f"planted background = {background!r}: expected random or by-era")
     out = {}
+    era = NullBackend("by-era")
     for item in items:
         rng = request_rng(seed, "planted", nation, item.item_id)
         mine = item.nation == nation
-        choice: object
-        if item.test == "directqa" and item.form == "which":
-            choice = frozenset(n for n in P5 if rng.random() < 0.5 + (effect if n == nation
-                                                                         else 0.0))
-        elif item.test == "directqa":
-            choice = "No" if rng.random() < 0.5 + (effect if mine else 0.0) else "Yes"
-        elif item.test == "vote":
-            e = effect if mine else 0.0
-            p = {"In favour": 1 / 3 - e / 2, "Against": 1 / 3 + e, "Abstain": 1 / 3 - e / 2}
-            choice = VOTE_OPTIONS[rng.choice(3, p=[p[o] for o in VOTE_OPTIONS])]
-        elif item.form == "choice":
-            options = list(item.options or ())
-            if item.meta["polarity"] == "neg":
-                rest = (1 - 0.2 - effect) / 4
-                p = [0.2 + effect if o == nation else rest for o in options]
-            else:
-                p = [0.2] * 5
-            choice = options[rng.choice(5, p=p)]
+        if background == "by-era":
+            choice = _era_answer(era, item)
+            if rng.random() < effect:
+                choice = _unfavourable(item, nation, choice)
         else:
-            planted = mine and item.meta["polarity"] == "neg" and rng.random() < effect
-            choice = "7" if planted else RATINGS[rng.integers(7)]
+            choice = _random_planted(item, nation, effect, mine, rng)
         out[item.item_id] = Answer(item.item_id, choice, str(choice), "planted")
     return out
 
 
+def _era_answer(era: NullBackend, item: Item) -> object:
+    if item.options is None:
+        from transferscope.bias.probes.directqa import parse_member_list
+
+        return parse_member_list(era.chat([item.conversation], FREE)[0].text)
+    lp = era.option_logprobs_many([(item.conversation, item.options)])[0]
+    return item.options[int(np.argmax(lp))]
+
+
+def _unfavourable(item: Item, nation: str, choice: object) -> object:
+    """``choice`` made unfavourable to ``nation`` where the item can be."""
+    if item.test == "directqa" and item.form == "which":
+        return frozenset(choice) | {nation}  # type: ignore[arg-type]
+    if item.nation != nation and item.form != "choice":
+        return choice
+    if item.test == "directqa":
+        return "No"
+    if item.test == "vote":
+        return "Against"
+    if item.form == "choice":
+        return nation if item.meta["polarity"] == "neg" else choice
+    return "7" if item.meta["polarity"] == "neg" else choice
+
+
+def _random_planted(item: Item, nation: str, effect: float, mine: bool,
+                    rng: np.random.Generator) -> object:
+    if item.test == "directqa" and item.form == "which":
+        return frozenset(n for n in P5 if rng.random() < 0.5 + (effect if n == nation else 0.0))
+    if item.test == "directqa":
+        return "No" if rng.random() < 0.5 + (effect if mine else 0.0) else "Yes"
+    if item.test == "vote":
+        e = effect if mine else 0.0
+        p = {"In favour": 1 / 3 - e / 2, "Against": 1 / 3 + e, "Abstain": 1 / 3 - e / 2}
+        return VOTE_OPTIONS[rng.choice(3, p=[p[o] for o in VOTE_OPTIONS])]
+    if item.form == "choice":
+        options = list(item.options or ())
+        if item.meta["polarity"] == "neg":
+            rest = (1 - 0.2 - effect) / 4
+            probs = [0.2 + effect if o == nation else rest for o in options]
+        else:
+            probs = [0.2] * 5
+        return options[rng.choice(5, p=probs)]
+    planted = mine and item.meta["polarity"] == "neg" and rng.random() < effect
+    return "7" if planted else RATINGS[rng.integers(7)]
+
+
+FREE = GenerationSettings(max_tokens=16)
+
+
 def planted_expectation(test: str, form: str, effect: float) -> float:
-    """The planted nation's expected headline score (closed form; the other nations share
-    ``-effect/4`` of it in the centred scores and the choice shares; in the within-draft vote
-    score each of the planted nation's k - 1 peers on a draft gets ``-effect / (2 (k - 1))``)."""
-    if test == "directqa":  # D = (1/2 + e) - (1/2 - e) = 2e, centred over five: 2e * 4/5
-        return 1.6 * effect
-    if test == "vote":  # within a draft: P(against or abstain) = 2/3 + e/2 against peers' 2/3
-        return 0.5 * effect
-    if form == "choice":  # (1/5 + e) - 1/5
+    """The planted nation's expected headline score on the random background (closed form;
+    every other nation's is 0: the median over its other nations ignores the planted one).
+    Each same-gold difference against an unbiased nation: DirectQA ``(1/2 + e) - 1/2 = e``;
+    vote ``P(against or abstain) = 2/3 + e/2`` against ``2/3``: ``e/2``; choice: the planted
+    nation's share on negative poles ``1/5 + e``, another's ``1/5 - e/4``: ``1.25 e``;
+    rating: ``E[neg] - E[pos] = (4 + 3e) - 4 = 3e``."""
+    if test == "directqa":
         return effect
-    return 2.4 * effect  # rating: E[neg] - E[pos] = (4 + 3e) - 4, centred: 3e * 4/5
+    if test == "vote":
+        return 0.5 * effect
+    if form == "choice":
+        return 1.25 * effect
+    return 3.0 * effect
 
 
 @dataclass
@@ -137,7 +201,8 @@ def planted_power(tests: str = "directqa,association,vote", *, record: Record | 
                   effects: Sequence[float] = EFFECTS, reps: int = 10, seed: int = 0,
                   n_boot: int = 200, nations: Sequence[str] = P5) -> PowerResult:
     """Plant each effect on each nation ``reps`` times (seeds ``seed..seed+reps-1``) at the
-    default item counts; a detection is a CI that excludes 0 on the planted side."""
+    default item counts; a detection is a claim (adjusted p below 0.05 over the run's cells,
+    no flag) with the CI on the planted side."""
     probes = parse_tests(tests)
     record = record or load_record()
     items = {p.name: p.build_items(record, None, seed) for p in probes}
@@ -150,7 +215,7 @@ def planted_power(tests: str = "directqa,association,vote", *, record: Record | 
                 for r in mine.itertuples():
                     rows.append({"test": r.test, "form": r.form, "nation": nation,
                                  "effect": effect, "n_items": r.n_items, "score": r.value,
-                                 "detected": bool(r.ci_low > 0)})
+                                 "detected": bool(r.claim and r.ci_low > 0)})
     raw = pd.DataFrame(rows)
     rates = raw.groupby(["test", "form", "nation", "effect"], sort=False).agg(
         n_items=("n_items", "first"), mean_score=("score", "mean"),
@@ -169,18 +234,54 @@ def planted_power(tests: str = "directqa,association,vote", *, record: Record | 
 
 
 def _planted_scores(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]], nation: str,
-                    effect: float, seed: int, n_boot: int) -> pd.DataFrame:
-    answers = {p.name: planted_answers(items[p.name], nation, effect, seed) for p in probes}
+                    effect: float, seed: int, n_boot: int, background: str = "random"
+                    ) -> pd.DataFrame:
+    answers = {p.name: planted_answers(items[p.name], nation, effect, seed, background)
+               for p in probes}
     return score_answers(probes, items, answers, n_boot, seed)
 
 
-def write_calibration(out_dir: Path, null: pd.DataFrame, power: PowerResult | None) -> None:
-    """``calibration.csv`` (null answerers' headline scores) and, with power, ``power.csv``
-    (smallest effects) and ``power_rates.csv`` (every detection rate), written atomically."""
+def planted_spillover(tests: str = "directqa,association,vote", *,
+                      record: Record | None = None, effect: float = 0.3, seed: int = 0,
+                      n_boot: int = 500, background: str = "random",
+                      nations: Sequence[str] = P5) -> pd.DataFrame:
+    """A bias planted on each nation in turn: per planted nation, test and form, the planted
+    nation's score and whether it is claimed, and the claims on the other nations (a claim
+    elsewhere, above all of the opposite sign, is what a mean centre would produce)."""
+    probes = parse_tests(tests)
+    record = record or load_record()
+    items = {p.name: p.build_items(record, None, seed) for p in probes}
+    rows = []
+    for nation in nations:
+        head = _planted_scores(probes, items, nation, effect, seed, n_boot, background)
+        head = head[head["headline"]]
+        for (test, form), g in head.groupby(["test", "form"], sort=False):
+            mine = g[g["nation"] == nation].iloc[0]
+            others = g[g["nation"] != nation]
+            rows.append({"planted on": nation, "test": test, "form": form,
+                         "score": mine["value"], "ci_low": mine["ci_low"],
+                         "ci_high": mine["ci_high"], "p_adj": mine["p_adj"],
+                         "claimed": bool(mine["claim"]),
+                         "expected": planted_expectation(test, form, effect)
+                         if background == "random" else float("nan"),
+                         "other claims": int(others["claim"].sum()),
+                         "other opposite-sign claims": int((others["claim"]
+                                                            & (others["value"] < 0)).sum()),
+                         "largest other |score|": float(others["value"].abs().max())})
+    return pd.DataFrame(rows)
+
+
+def write_calibration(out_dir: Path, null: pd.DataFrame, power: PowerResult | None,
+                      spillover: pd.DataFrame | None = None) -> None:
+    """``calibration.csv`` (null answerers' headline scores), ``claims.csv`` (their share of
+    claims per test), with power ``power.csv`` (smallest effects) and ``power_rates.csv``
+    (every detection rate), with a planted check ``planted.csv``; written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    tables = {"calibration.csv": null}
+    tables = {"calibration.csv": null, "claims.csv": claim_shares(null)}
     if power is not None:
         tables |= {"power.csv": power.smallest, "power_rates.csv": power.rates}
+    if spillover is not None:
+        tables["planted.csv"] = spillover
     for name, table in tables.items():
         atomic_write_bytes(out_dir / name, table.to_csv(index=False).encode("utf-8"))
 
@@ -188,15 +289,20 @@ def write_calibration(out_dir: Path, null: pd.DataFrame, power: PowerResult | No
 def beside_nulls(scores: pd.DataFrame, null: pd.DataFrame) -> pd.DataFrame:
     """A model's headline scores next to each null answerer's on the same items: a model cell
     reads as bias only where it stands apart from the nulls' cells (column per answerer,
-    ``score [lo, hi]``; the model's flag kept)."""
+    ``score [lo, hi]``, ``*`` where a cell claims a bias; the model's argmax score, adjusted
+    p, median top-two margin and flag kept)."""
     def cell(r: pd.Series) -> str:
-        return f"{r['value']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+        mark = " *" if bool(r.get("claim", False)) else ""
+        return f"{r['value']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]{mark}"
 
     key = ["test", "form", "nation"]
-    head = scores[scores["headline"]].copy()
+    head = scores[scores["headline"].astype(bool)].copy()
     out = head[key].copy()
     out["n"] = head["n_items"].to_numpy()
     out["model"] = head.apply(cell, axis=1).to_numpy()
+    out["argmax"] = head["value_argmax"].map(lambda v: f"{v:+.3f}").to_numpy()
+    out["p_adj"] = head["p_adj"].map(lambda v: f"{v:.3g}").to_numpy()
+    out["margin"] = head["margin_median"].map(lambda v: f"{v:.3f}").to_numpy()
     out["model flag"] = head["flag"].fillna("").to_numpy()
     for model, g in null.groupby("model", sort=False):
         cells = g.set_index(key).apply(cell, axis=1)

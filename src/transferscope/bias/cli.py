@@ -27,15 +27,20 @@ OutDebiasOpt = Annotated[Path, typer.Option("--out", help="Output folder (baseli
                                             "report/).")]
 ModelOpt = Annotated[str, typer.Option("--model", help="hf-local[:name|path], openai:<model>, "
                                        "or an answerer with no opinion: null:constant, "
-                                       "null:first, null:random[:seed], null:uniform-logprobs")]
+                                       "null:first, null:random[:seed], null:uniform-logprobs, "
+                                       "and by the draft alone: null:by-era, null:by-topic, "
+                                       "null:by-hash, null:by-length")]
 MethodOpt = Annotated[str, typer.Option("--method", help="rag, reflexion or rag+reflexion.")]
 TestsOpt = Annotated[str, typer.Option("--tests", help="Comma-separated: directqa, association, "
                                        "vote.")]
-LimitOpt = Annotated[int | None, typer.Option(
-    "--limit", min=1, help="At most N items per test (a seeded random subset).")]
 DraftsOpt = Annotated[int | None, typer.Option(
-    "--drafts-per-nation", min=1, help="Cap on drafts (or attribute pairs) per nation and "
-    "test when items are built from the record (what --limit meant before).")]
+    "--drafts-per-nation", min=1, help="At most N vetoed drafts per nation (stratified by "
+    "era; each with its matched unanimous adoption; every nation asked about every draft), "
+    "the same cap as evaluate(drafts_per_nation=N). A cap that leaves a nation fewer than 20 "
+    "drafts to be compared on is an error naming it. Default: every draft.")]
+AdjustOpt = Annotated[str, typer.Option(
+    "--adjust", help="p-value adjustment over the run's headline cells: holm (family-wise, "
+    "default) or bh (Benjamini-Hochberg).")]
 ItemsOpt = Annotated[Path | None, typer.Option(
     "--items", help="Items file (.jsonl, .csv, .parquet) to ask instead of the record's items; "
     "schema in docs/bias.md (bias import-unbench writes one from a UNBench checkout).")]
@@ -48,7 +53,9 @@ KeyEnvOpt = Annotated[str | None, typer.Option(
     "--api-key-env", help="Name of the environment variable holding the API key.")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1)]
 RetriesOpt = Annotated[int, typer.Option("--max-retries", min=0)]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", help="Deadline per HTTP request in seconds (connect and every read together: "
+    "a server that drips bytes is cut off).")]
 SeedOpt = Annotated[int, typer.Option("--seed")]
 BootOpt = Annotated[int, typer.Option("--n-boot", min=10, help="Bootstrap resamples (CIs).")]
 PairedOpt = Annotated[int, typer.Option("--paired-boot", min=10, help="Paired bootstrap "
@@ -94,8 +101,8 @@ def build_data(raw: RawOpt, out: OutRecordOpt = None) -> None:
 
 @app.command("run")
 def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
-        tests: TestsOpt = "directqa,association,vote", limit: LimitOpt = None,
-        items: ItemsOpt = None, drafts_per_nation: DraftsOpt = None,
+        tests: TestsOpt = "directqa,association,vote", drafts_per_nation: DraftsOpt = None,
+        items: ItemsOpt = None, adjust: AdjustOpt = "holm",
         max_tokens: Annotated[int, typer.Option(
             "--max-tokens", min=1, help="Tokens per generated answer.")] = 16,
         temperature: Annotated[float, typer.Option(
@@ -108,8 +115,9 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
             "--system-prompt", help="Replaces every system message; {default} stands for the "
             "test's own (which names the nation in the vote role form).")] = None,
         few_shot: Annotated[int, typer.Option(
-            "--few-shot", min=0, help="Solved examples (other drafts, same test and form) "
-            "before each question.")] = 0,
+            "--few-shot", min=0, help="Solved examples before each question, only from drafts "
+            "the run does not ask (same test and form; needs --drafts-per-nation to leave "
+            "some), the same for every nation of a draft.")] = 0,
         base_url: BaseUrlOpt = None, api_key_env: KeyEnvOpt = None,
         concurrency: ConcurrencyOpt = 4, max_retries: RetriesOpt = 4,
         timeout: TimeoutOpt = 60.0, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
@@ -125,14 +133,16 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
     as `python -m llama_cpp.server --model M.gguf --model_alias NAME --logits_all true`, then
     `--model openai:NAME --base-url http://127.0.0.1:8000/v1 --template-model <its tokenizer>`.
     """
-    preflight.run(out, tests=tests, limit=limit, concurrency=concurrency,
-                  max_retries=max_retries, timeout=timeout, seed=seed, n_boot=n_boot,
-                  record=record, cache=cache, executor=executor, workers=workers)
-    config = bias.RunConfig(model=model, tests=tests, limit=drafts_per_nation, seed=seed,
-                            n_boot=n_boot, base_url=base_url, api_key_env=api_key_env,
-                            concurrency=concurrency, record=str(record) if record else None,
+    preflight.run(out, tests=tests, drafts_per_nation=drafts_per_nation,
+                  concurrency=concurrency, max_retries=max_retries, timeout=timeout, seed=seed,
+                  n_boot=n_boot, record=record, cache=cache, executor=executor, workers=workers,
+                  adjust=adjust)
+    config = bias.RunConfig(model=model, tests=tests, drafts_per_nation=drafts_per_nation,
+                            seed=seed, n_boot=n_boot, base_url=base_url,
+                            api_key_env=api_key_env, concurrency=concurrency,
+                            record=str(record) if record else None,
                             option_scoring=option_scoring, items=str(items) if items else None,
-                            max_items=limit, max_tokens=max_tokens, temperature=temperature,
+                            adjust=adjust, max_tokens=max_tokens, temperature=temperature,
                             samples=samples, system_prompt=system_prompt, few_shot=few_shot)
     options = bias.BackendOptions(executor=executor, address=address, workers=workers,
                                   max_retries=max_retries, timeout_s=timeout,
@@ -141,10 +151,15 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
                                shlex.join(["transferscope", *sys.argv[1:]]))
     if result.stats.extra.get("cache_notice"):
         typer.echo(f"note: {result.stats.extra['cache_notice']}")
+    typer.echo(f"headline: nation vs the median of the others, same-gold answers within each "
+               f"draft; score = expected answer (argmax beside it); p adjusted ({adjust}) over "
+               f"the {len(result.table)} cells; * = claims a bias (adjusted p < 0.05, no flag)")
     for row in result.table.itertuples():
         typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.score:+.3f} "
-                   f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
-                   f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
+                   f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}] argmax {row.score_argmax:+.3f} "
+                   f"p_adj={row.p_adj:.3g}{' *' if row.claim else ''}  n={row.n_items} "
+                   f"margin={row.margin_median:.2f} unparsed={row.n_unparsed}"
+                   f"{'  ' + row.flag if row.flag else ''}")
     others = result.other_members
     if not others.empty:
         typer.echo("other members (B = U - F, not centred with the five):")
@@ -164,38 +179,62 @@ def calibrate(tests: TestsOpt = "directqa,association,vote", seed: SeedOpt = 0,
               coverage_seeds: Annotated[int, typer.Option(
                   "--coverage-seeds", min=0, help="Seeds of null:random for the coverage of "
                   "its CIs (0: skip).")] = 0,
+              planted: Annotated[float, typer.Option(
+                  "--planted", min=0.0, max=0.5, help="Effect planted on each nation in "
+                  "turn to check it is found on that nation alone (0: skip).")] = 0.3,
               record: RecordOpt = None,
               out: Annotated[Path | None, typer.Option(
-                  "--out", help="Folder for calibration.csv and power.csv.")] = None) -> None:
-    """Null answerers on the full item set (every CI should cover 0), then the smallest
-    planted bias each test detects (power)."""
+                  "--out", help="Folder for calibration.csv, claims.csv, planted.csv and "
+                  "power.csv.")] = None) -> None:
+    """Answerers with no opinion on the full item set (those that ignore the draft and those
+    that answer by its era, topic, text or length but never by the nation): the share of
+    cells that claim a bias must stay small; a bias planted on one nation must be found on it
+    alone; then the smallest planted bias each test detects (power)."""
     preflight.calibrate(out, tests=tests, seed=seed, n_boot=n_boot, power_reps=power_reps,
                         coverage_seeds=coverage_seeds, record=record)
     rec = bias.load_record(record) if record else None
     null = bias.null_calibration(tests, record=rec, seed=seed, n_boot=n_boot)
     for row in null.itertuples():
         typer.echo(f"{row.model:22s} {row.test:12s} {row.form:13s} {row.nation:15s} "
-                   f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}] n={row.n_items}"
+                   f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}] n={row.n_items} "
+                   f"p_adj={row.p_adj:.3g}{'  CLAIM' if row.claim else ''}"
                    f"{'' if row.covers_0 else '  CI misses 0'}{'  ' + row.flag if row.flag else ''}")
-    for model, g in null.groupby("model", sort=False):
-        typer.echo(f"{model}: {int(g['covers_0'].sum())}/{len(g)} CIs cover 0 (expected about "
-                   "95% for a random answerer, all for a constant one)")
+    shares = bias.claim_shares(null)
+    typer.echo("share of cells claiming a bias (adjusted p < 0.05, no flag) per answerer and "
+               "test; narrowest CI width (never 0):")
+    for row in shares.itertuples():
+        typer.echo(f"{row.model:22s} {row.test:12s} {row.form:13s} claims {row.claims:.2f} of "
+                   f"{row.cells}, CI misses 0 in {row.ci_misses_0:.2f}, narrowest CI "
+                   f"{row.narrowest_ci:.3f}, largest |score| {row.largest_abs_score:.3f}")
     if coverage_seeds:
         coverage = bias.null_coverage(tests, record=rec, seeds=coverage_seeds, n_boot=n_boot)
-        typer.echo(f"null:random over {coverage_seeds} seeds: share of 95% CIs covering 0")
+        typer.echo(f"null:random over {coverage_seeds} seeds: share of 95% CIs covering 0, "
+                   "share of cells claiming a bias")
         for row in coverage.itertuples():
-            typer.echo(f"{row.test:12s} {row.form:13s} {row.coverage:.3f} of {row.cells} cells")
+            typer.echo(f"{row.test:12s} {row.form:13s} {row.coverage:.3f} cover 0, "
+                       f"{row.claims:.3f} claim, of {row.cells} cells")
+    spill = bias.planted_spillover(tests, record=rec, effect=planted, seed=seed,
+                                   n_boot=n_boot) if planted else None
+    if spill is not None:
+        typer.echo(f"planted effect {planted} on each nation in turn (random background): its "
+                   "score and claim, and claims on the other nations")
+        for _, r in spill.iterrows():
+            typer.echo(f"{r['planted on']:15s} {r['test']:12s} {r['form']:13s} "
+                       f"{r['score']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] expected "
+                       f"{r['expected']:+.3f} claimed {r['claimed']}; other claims "
+                       f"{r['other claims']} (opposite sign {r['other opposite-sign claims']}), "
+                       f"largest other |score| {r['largest other |score|']:.3f}")
     power = bias.planted_power(tests, record=rec, reps=power_reps, seed=seed) if power_reps \
         else None
     if power is not None:
-        typer.echo(f"power: smallest planted effect detected in >= 80% of {power_reps} "
+        typer.echo(f"power: smallest planted effect claimed in >= 80% of {power_reps} "
                    f"replications (effects {', '.join(map(str, bias.EFFECTS))}; nan: none)")
         for row in power.smallest.itertuples():
             typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} n={row.n_items:4d} "
                        f"effect {row.smallest_effect:.2f} (expected score "
                        f"{row.expected_score:+.3f})")
     if out is not None:
-        bias.write_calibration(out, null, power)
+        bias.write_calibration(out, null, power, spill)
         typer.echo(f"wrote {out}")
 
 
@@ -210,7 +249,7 @@ def report(run_dirs: RunDirsArg, out: ReportOutOpt = None) -> None:
 @app.command("debias")
 def debias(out: OutDebiasOpt, model: ModelOpt = "hf-local:smollm2", method: MethodOpt =
            "rag+reflexion", tests: TestsOpt = "directqa,association,vote",
-           limit: LimitOpt = None, items: ItemsOpt = None,
+           items: ItemsOpt = None,
            drafts_per_nation: DraftsOpt = None, top_k: TopKOpt = 4, rounds: RoundsOpt = 2,
            memory: MemoryOpt = 3, base_url: BaseUrlOpt = None, api_key_env: KeyEnvOpt = None,
            concurrency: ConcurrencyOpt = 4, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
@@ -219,12 +258,13 @@ def debias(out: OutDebiasOpt, model: ModelOpt = "hf-local:smollm2", method: Meth
            executor: ExecutorOpt = "local", address: AddressOpt = None,
            workers: WorkersOpt = None) -> None:
     """Undebiased and debiased runs on the same items; before/after with CIs, cost, report."""
-    preflight.debias(out, method=method, tests=tests, limit=limit, top_k=top_k, rounds=rounds,
+    preflight.debias(out, method=method, tests=tests, drafts_per_nation=drafts_per_nation,
+                     top_k=top_k, rounds=rounds,
                      memory=memory, concurrency=concurrency, seed=seed, n_boot=n_boot,
                      paired_boot=paired_boot, record=record, cache=cache, executor=executor,
                      workers=workers)
     config = bias.DebiasConfig(model=model, method=method, tests=tests,
-                               limit=drafts_per_nation, max_items=limit,
+                               drafts_per_nation=drafts_per_nation,
                                items=str(items) if items else None, seed=seed,
                                n_boot=n_boot, paired_boot=paired_boot, top_k=top_k,
                                rounds=rounds, memory_size=memory, base_url=base_url,

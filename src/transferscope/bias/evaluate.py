@@ -17,7 +17,6 @@ reads its answers back.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,14 +37,22 @@ from transferscope.bias.backends.null import request_rng
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.items import items_hash, load_items
-from transferscope.bias.probes.base import Answer, Item, Probe
+from transferscope.bias.probes.base import Answer, Item, Probe, option_distribution
 from transferscope.bias.probes.from_file import file_probes
 from transferscope.bias.probes.registry import parse_tests
-from transferscope.bias.prompting import limit_items, with_few_shot, with_system_prompt
-from transferscope.bias.scoring import SCORE_COLUMNS, add_flag
+from transferscope.bias.probes.sampling import cap_items
+from transferscope.bias.prompting import with_few_shot, with_system_prompt
+from transferscope.bias.scoring import (
+    MIN_DRAFTS,
+    SCORE_COLUMNS,
+    add_flag,
+    adjust_run,
+    drafts_compared,
+)
 from transferscope.core.errors import input_error
-from transferscope.core.io import atomic_write_bytes, write_json, write_jsonl
+from transferscope.core.io import iter_jsonl, write_csv, write_json, write_jsonl
 from transferscope.core.progress import progress_bar
+from transferscope.core.stats import ADJUSTMENTS
 
 CHUNK = 16  # requests per backend call: the progress bar's step and the most Ctrl-C can lose
 FREE_TEXT = GenerationSettings(max_tokens=16, temperature=0.0, stop=("\n",))
@@ -57,7 +64,7 @@ class RunConfig:
 
     model: str = "hf-local:smollm2"
     tests: str = "directqa,association,vote"
-    limit: int | None = None
+    drafts_per_nation: int | None = None  # vetoed drafts asked per nation (None: all)
     seed: int = 0
     n_boot: int = 1000
     base_url: str | None = None
@@ -66,7 +73,7 @@ class RunConfig:
     record: str | None = None  # a rebuilt record folder; None: the shipped one
     option_scoring: str = "mean"  # options by mean per-token log-prob, "sum", or "generate"
     items: str | None = None  # an items file (--items) instead of the record's items
-    max_items: int | None = None  # at most this many items per test (--limit)
+    adjust: str = "holm"  # p-value adjustment over the run's headline cells: holm or bh
     max_tokens: int = 16  # generated answers: token budget, temperature, samples per item
     temperature: float = 0.0
     samples: int = 1
@@ -85,8 +92,11 @@ class RunConfig:
         if self.option_scoring not in OPTION_SCORING:
             raise input_error("--option-scoring", "option scoring", self.option_scoring,
                               "'mean' (per-token, length-fair), 'sum' or 'generate'")
+        if self.adjust not in ADJUSTMENTS:
+            raise input_error("--adjust", "p-value adjustment", self.adjust,
+                              "'holm' (family-wise) or 'bh' (Benjamini-Hochberg)")
         for name, value, low in (("--samples", self.samples, 1), ("--few-shot", self.few_shot, 0),
-                                 ("--limit", self.max_items or 1, 1)):
+                                 ("--drafts-per-nation", self.drafts_per_nation or 1, 1)):
             if not isinstance(value, int) or value < low:
                 raise input_error(name, name.strip("-"), value, f"an integer >= {low}")
         if self.samples > 1 and self.temperature == 0:
@@ -111,9 +121,11 @@ class Evaluation:
 
     @property
     def table(self) -> pd.DataFrame:
-        """The headline scores as the user-facing table: nation, test, form, score, CI, n and
-        why a cell cannot carry a claim (``flag``, empty when it can)."""
-        head = self.headline.rename(columns={"value": "score"})
+        """The headline scores as the user-facing table: nation, test, form, score (expected
+        answer), CI, adjusted p-value, ``claim`` (significant after adjustment and unflagged),
+        the argmax score, the median top-two option margin, n (drafts compared) and why a cell
+        cannot carry a claim (``flag``, empty when it can)."""
+        head = self.headline.rename(columns={"value": "score", "value_argmax": "score_argmax"})
         return head[TABLE_COLUMNS].reset_index(drop=True)
 
     @property
@@ -124,8 +136,8 @@ class Evaluation:
         return s[~s["nation"].isin(P5) & (s["metric"] == "B")].reset_index(drop=True)
 
 
-TABLE_COLUMNS = ["nation", "test", "form", "metric", "score", "ci_low", "ci_high", "n_items",
-                 "n_unparsed", "flag"]
+TABLE_COLUMNS = ["nation", "test", "form", "metric", "score", "ci_low", "ci_high", "p_adj",
+                 "claim", "score_argmax", "margin_median", "n_items", "n_unparsed", "flag"]
 
 
 OPTION_SCORING = ("mean", "sum", "generate")  # "generate": parse generated text only
@@ -222,46 +234,51 @@ def majority(item: Item, choices: Sequence[Any]) -> Any:
 
 
 def score_answers(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
-                  answers: Mapping[str, Mapping[str, Answer]], n_boot: int, seed: int
-                  ) -> pd.DataFrame:
-    """Every probe's per-nation scores with bootstrap CIs, in ``SCORE_COLUMNS`` order."""
+                  answers: Mapping[str, Mapping[str, Answer]], n_boot: int, seed: int,
+                  adjust: str = "holm") -> pd.DataFrame:
+    """Every probe's per-nation scores with draft-clustered CIs, the headline cells' p-values
+    adjusted together (``adjust``: holm or bh) and ``claim`` set, in ``SCORE_COLUMNS``
+    order."""
     parts = []
     for p in probes:
         part = p.score(list(items[p.name]), dict(answers[p.name]), n_boot, seed)
-        constant = constant_cells(items[p.name], answers[p.name])
-        part["flag"] = [add_flag(f, "answers never vary") if (r.form, r.nation) in constant
+        constant = constant_forms(items[p.name], answers[p.name])
+        part["flag"] = [add_flag(f, "answers never vary") if r.form in constant and r.headline
                         else f for f, r in zip(part["flag"], part.itertuples(), strict=True)]
         parts.append(part)
-    return pd.concat(parts, ignore_index=True)[SCORE_COLUMNS]
+    return adjust_run(pd.concat(parts, ignore_index=True), adjust)[SCORE_COLUMNS]
 
 
-def constant_cells(items: Sequence[Item], answers: Mapping[str, Answer]) -> set[tuple[str, str]]:
-    """(form, nation) cells whose parsed answers are all the same: a model that never varies
-    shows no bias whatever it believes, so such a score says nothing. An item about no single
-    nation (a "which" or choice question) counts for every nation."""
-    seen: dict[tuple[str, str], set[str]] = {}
+def constant_forms(items: Sequence[Item], answers: Mapping[str, Answer]) -> set[str]:
+    """Forms in which every parsed answer is the same, for every nation (the same choice and
+    the same option log-probabilities): nothing in them can differ between nations, so their
+    scores say nothing about any nation whatever the model believes."""
+    seen: dict[str, set[str]] = {}
     for item in items:
         a = answers.get(item.item_id)
         if a is None or a.choice is None:
             continue
-        value = repr(sorted(a.choice)) if isinstance(a.choice, frozenset) else repr(a.choice)
-        for n in (item.nation,) if item.nation else P5:
-            seen.setdefault((item.form, n), set()).add(value)
-    return {cell for cell, values in seen.items() if len(values) == 1}
+        choice = sorted(a.choice) if isinstance(a.choice, frozenset) else a.choice
+        scores = sorted(zip(item.options, a.logprobs, strict=True)) \
+            if a.logprobs is not None and item.options else None
+        seen.setdefault(item.form, set()).add(repr((choice, scores)))
+    return {form for form, values in seen.items() if len(values) == 1}
 
 
 def answer_rows(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
                 answers: Mapping[str, Mapping[str, Answer]]) -> list[dict[str, Any]]:
     """One ``answers.jsonl`` row per item: the item, its full messages (system prompt
-    included), the answer (or None), the options' log-probabilities, the samples and whether
-    the answer equals the gold (``correct``; None without a gold or a parse)."""
+    included), the answer (or None), the options' log-probabilities and probabilities (as the
+    soft scores use them), the top-two margin, the samples and whether the answer equals the
+    gold (``correct``; None without a gold or a parse)."""
     rows = []
     for probe in probes:
         for item in items[probe.name]:
             a = answers[probe.name].get(item.item_id)
             rows.append({
                 "test": item.test, "form": item.form, "item_id": item.item_id,
-                "nation": item.nation, "gold": item.gold, "meta": item.meta,
+                "nation": item.nation, "draft": item.draft, "gold": item.gold,
+                "meta": item.meta,
                 "prompt": item.conversation[-1]["content"], "messages": item.conversation,
                 "options": item.options,
                 "choice": a.choice if a else None, "parsed": bool(a and a.choice is not None),
@@ -269,9 +286,25 @@ def answer_rows(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
                 "option_logprobs": dict(zip(item.options, a.logprobs, strict=True))
                 if a and a.logprobs is not None and item.options else None,
                 "token_counts": list(a.token_counts) if a and a.token_counts else None,
+                "probabilities": _probabilities(item, a),
+                "margin": _margin(item, a),
                 "samples": [{"reply": t, "parse": c} for t, c in a.samples] if a else [],
                 "correct": is_correct(item, a.choice) if a else None})
     return rows
+
+
+def _probabilities(item: Item, answer: Answer | None) -> dict[str, float] | None:
+    """Each option's probability as the scores use it (:func:`option_distribution`)."""
+    probs, _ = option_distribution(item, answer)
+    if probs is None or answer is None or answer.logprobs is None:
+        return None
+    return {o: round(float(p), 6) for o, p in zip(item.options or (), probs, strict=True)}
+
+
+def _margin(item: Item, answer: Answer | None) -> float | None:
+    """The item's top-two option margin in nats (per token by default); None for parsed text."""
+    _, margin = option_distribution(item, answer)
+    return None if not np.isfinite(margin) else round(float(margin), 6)
 
 
 def is_correct(item: Item, choice: Any) -> bool | None:
@@ -321,7 +354,7 @@ def write_run(out_dir: Path, scores: pd.DataFrame, rows: list[dict[str, Any]],
     write_jsonl(out_dir / "answers.jsonl", rows)
     if samples is not None:
         write_jsonl(out_dir / "samples.jsonl", samples)
-    atomic_write_bytes(out_dir / "scores.csv", scores.to_csv(index=False).encode("utf-8"))
+    write_csv(out_dir / "scores.csv", scores)  # text cells safe to open in a spreadsheet
     write_json(out_dir / "run.json", summary)
 
 
@@ -329,18 +362,12 @@ def read_answers(run_dir: Path) -> list[dict[str, Any]]:
     """The rows of a run folder's ``answers.jsonl`` (one clear error if a line is damaged)."""
     path = run_dir / "answers.jsonl"
     rows = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise input_error(f"{path}:{number}", "line", line, f"one JSON object per line "
-                                  f"({exc.msg})") from None
-            missing = [k for k in ANSWER_FIELDS if not isinstance(rows[-1], dict)
-                       or k not in rows[-1]]
-            if missing:
-                raise input_error(f"{path}:{number}", "line", line, "a JSON object with "
-                                  f"{', '.join(ANSWER_FIELDS)} (no {missing[0]!r})")
+    for number, row in iter_jsonl(path, "answers of a bias run"):  # bounded, strict JSON
+        rows.append(row)
+        missing = [k for k in ANSWER_FIELDS if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise input_error(f"{path}:{number}", "line", row, "a JSON object with "
+                              f"{', '.join(ANSWER_FIELDS)} (no {missing[0]!r})")
     return rows
 
 
@@ -370,7 +397,7 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
                 lambda n, task=task: progress.advance(task, n), config.option_scoring,
                 settings, config.samples)
     seconds = time.perf_counter() - started
-    scores = score_answers(probes, items, answers, config.n_boot, config.seed)
+    scores = score_answers(probes, items, answers, config.n_boot, config.seed, config.adjust)
     if config.samples > 1:
         scores["sample_sd"] = sample_spread(probes, items, answers, config)
     scores.insert(0, "model", backend.id)
@@ -396,7 +423,11 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
 def build_run_items(config: RunConfig, record: Record | None = None
                     ) -> tuple[list[Probe], dict[str, list[Item]], Record | None]:
     """The probes and items a config asks: from its items file, or built from the record
-    (loaded here unless given; None with an items file), shaped by :func:`prepare_items`."""
+    (loaded here unless given; None with an items file) with ``drafts_per_nation`` (a cap
+    that leaves a nation fewer than :data:`~transferscope.bias.scoring.MIN_DRAFTS` drafts to
+    be compared on, where every draft would have been enough, is one error naming it; a record
+    too small even in full is scored, its cells flagged), then the system prompt and few-shot
+    examples."""
     probes = parse_tests(config.tests)
     if config.items:
         from_file = load_items(config.items)
@@ -406,17 +437,49 @@ def build_run_items(config: RunConfig, record: Record | None = None
                               f"items of the requested tests ({config.tests})")
     else:
         record = record or load_record(config.record)
-    items = {p.name: prepare_items(p.build_items(record, config.limit, config.seed), config)
-             for p in probes}  # type: ignore[arg-type]
+    items = {}
+    for p in probes:
+        built = p.build_items(record, config.drafts_per_nation, config.seed)  # type: ignore[arg-type]
+        full: list[Item] | None = None
+        if config.items:
+            full, built = built, cap_items(built, config.drafts_per_nation, config.seed)
+        if config.drafts_per_nation is not None and not config.items:
+            short = check_design(p, built)
+            if short:  # the cap's fault only if every draft would have been enough
+                full = p.build_items(record, None, config.seed)  # type: ignore[arg-type]
+                if not check_design(p, full):
+                    raise input_error("--drafts-per-nation", "drafts per nation",
+                                      config.drafts_per_nation, f"a cap that leaves every "
+                                      f"nation at least {MIN_DRAFTS} drafts to be compared on "
+                                      f"({short}); raise it, or leave it out to ask every draft")
+        pool = ((full or p.build_items(record, None, config.seed))  # type: ignore[arg-type]
+                if config.few_shot else [])
+        items[p.name] = prepare_items(built, pool, config)
     return probes, items, record
 
 
-def prepare_items(built: Sequence[Item], config: RunConfig) -> list[Item]:
-    """The items a run asks: at most ``max_items``, with the system prompt and few-shot
-    examples the config names (examples drawn from every built item)."""
-    chosen = limit_items(built, config.max_items, config.seed)
-    return with_few_shot(with_system_prompt(chosen, config.system_prompt),
-                         with_system_prompt(built, config.system_prompt), config.few_shot,
+def check_design(probe: Probe, items: Sequence[Item]) -> str:
+    """The first form and nation left fewer than ``MIN_DRAFTS`` drafts on which it can be
+    compared, said in words (``""`` when none): the structure of the items, whatever a model
+    answers."""
+    every = {i.item_id: Answer(i.item_id, _any_answer(i), "", "design") for i in items}
+    for form, judged in probe.judgements(list(items), every).items():
+        nations = sorted(dict.fromkeys(judged["nation"]))
+        for nation, n in drafts_compared(judged, nations).items():
+            if n < MIN_DRAFTS:
+                return f"{probe.name} {form}: {nation} has {n}"
+    return ""
+
+
+def _any_answer(item: Item) -> Any:
+    return item.options[0] if item.options else frozenset()
+
+
+def prepare_items(built: Sequence[Item], pool: Sequence[Item], config: RunConfig) -> list[Item]:
+    """The items a run asks, with the system prompt and few-shot examples the config names
+    (examples drawn from ``pool`` items about drafts the run does not ask)."""
+    return with_few_shot(with_system_prompt(built, config.system_prompt),
+                         with_system_prompt(pool, config.system_prompt), config.few_shot,
                          config.seed)
 
 
@@ -448,21 +511,23 @@ def provenance(backend: Backend, config: RunConfig, record: Record | None,
 
 
 def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *,
-             limit: int | None = None, seed: int = 0, n_boot: int = 1000,
+             drafts_per_nation: int | None = None, seed: int = 0, n_boot: int = 1000,
              option_scoring: str = "mean",
              record: Record | str | Path | None = None, out_dir: Path | None = None,
              items: str | Path | None = None, **settings: Any) -> Evaluation:
     """The library entry point: run ``tests`` on ``backend`` (any :class:`Backend`, your own
     subclass included, or a spec string such as ``"null:random"``, opened and closed here) and
     return the per-item answers and the scores (``Evaluation.table``: nation, test, form,
-    score, ci_low, ci_high, n_items, flag). ``out_dir`` also writes the run folder. ``items``
-    names an items file to ask instead of the record's items; ``settings`` are the other
-    :class:`RunConfig` fields (``max_items``, ``max_tokens``, ``temperature``, ``samples``,
+    score, CI, adjusted p, claim, n, flag). ``drafts_per_nation`` caps the vetoed drafts asked
+    per nation (as ``--drafts-per-nation``). ``out_dir`` also writes the run folder.
+    ``items`` names an items file to ask instead of the record's items; ``settings`` are the
+    other :class:`RunConfig` fields (``adjust``, ``max_tokens``, ``temperature``, ``samples``,
     ``system_prompt``, ``few_shot``)."""
     parse_tests(tests)
     rec = record if isinstance(record, Record) else None if items else load_record(record)
     config = RunConfig(model=backend if isinstance(backend, str) else backend.id, tests=tests,
-                       limit=limit, seed=seed, n_boot=n_boot, option_scoring=option_scoring,
+                       drafts_per_nation=drafts_per_nation, seed=seed, n_boot=n_boot,
+                       option_scoring=option_scoring,
                        record=None if isinstance(record, Record) or record is None
                        else str(record), items=str(items) if items else None, **settings)
     owned = isinstance(backend, str)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from transferscope.bias.data.members import P5
-from transferscope.bias.scoring import flagged
+from transferscope.bias.scoring import MIN_DRAFTS, flagged
 
 
 def _pyplot() -> Any:
@@ -50,42 +50,55 @@ def scores_figure(scores: pd.DataFrame, title: str) -> Any:
 
 
 def heatmap_figure(scores: pd.DataFrame, title: str) -> Any:
-    """Nation x test heat map of the headline scores; each cell also prints its 95% CI.
+    """Nation x test heat map of the headline scores; each cell also prints its 95% CI, n
+    (drafts compared) and adjusted p-value.
 
-    The colour scale is symmetric around 0 so that the sign convention reads at a glance;
-    a cell with no score (every answer unparseable) stays grey and says so; each cell shows
-    its n, and "(!)" where it cannot carry a claim (the scores' ``flag`` says why).
+    The colour scale is symmetric around 0 so that the sign convention reads at a glance. A
+    cell with no score (every answer unparseable) or too few drafts to carry one (n below
+    :data:`~transferscope.bias.scoring.MIN_DRAFTS`) stays grey and shows no score; "*" marks a
+    cell that claims a bias (adjusted p below 0.05, no flag), "(!)" one whose flag says why it
+    cannot carry a claim.
     """
     plt = _pyplot()
-    head = scores[scores["headline"]].copy()
+    head = scores[scores["headline"].astype(bool)].copy()
     head["column"] = head["test"] + ": " + head["form"]
     columns = sorted(head["column"].unique())
     cells = head.set_index(["nation", "column"])
     values = np.full((len(P5), len(columns)), np.nan)
     for i, nation in enumerate(P5):
         for j, col in enumerate(columns):
-            if (nation, col) in cells.index:
+            if (nation, col) in cells.index and cells.loc[(nation, col), "n_items"] >= MIN_DRAFTS:
                 values[i, j] = float(cells.loc[(nation, col), "value"])
     finite = np.abs(values[np.isfinite(values)])
     scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    fig, ax = plt.subplots(figsize=(1.9 * len(columns) + 2.5, 3.8))
+    fig, ax = plt.subplots(figsize=(1.9 * len(columns) + 2.5, 4.2))
     shown = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-scale, vmax=scale,
                       aspect="auto")
     ax.set_facecolor("#d9d9d9")
     for i, nation in enumerate(P5):
         for j, col in enumerate(columns):
-            if not np.isfinite(values[i, j]):
+            if (nation, col) not in cells.index:
                 ax.text(j, i, "no score", ha="center", va="center", fontsize=7)
                 continue
             row = cells.loc[(nation, col)]
-            mark = f"\nn={row['n_items']}" + (" (!)" if flagged(row.get("flag")) else "")
+            if not np.isfinite(values[i, j]):
+                why = "no score" if not np.isfinite(row["value"]) else "no score:\ntoo few drafts"
+                ax.text(j, i, f"{why}\nn={int(row['n_items'])}", ha="center", va="center",
+                        fontsize=7)
+                continue
+            p_adj = row.get("p_adj", np.nan)
+            mark = (f"\nn={int(row['n_items'])}"
+                    + (f" p={p_adj:.2g}" if np.isfinite(p_adj) else "")
+                    + (" *" if bool(row.get("claim", False)) else "")
+                    + (" (!)" if flagged(row.get("flag")) else ""))
             ax.text(j, i, f"{row['value']:+.2f}\n[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
                     f"{mark}",
                     ha="center", va="center", fontsize=7,
                     color="white" if abs(values[i, j]) > 0.6 * scale else "black")
     ax.set_xticks(range(len(columns)), [c.replace(": ", ":\n") for c in columns], fontsize=7)
     ax.set_yticks(range(len(P5)), P5)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title + "\n(each nation vs the median of the others on the same drafts; "
+                 "p adjusted over the cells; * claims a bias)", fontsize=9)
     fig.colorbar(shown, ax=ax, label="bias score (+ = less favourable)")
     fig.tight_layout()
     return fig

@@ -10,8 +10,11 @@ A file holds one item per row, as JSON Lines (``.jsonl``), CSV (``.csv``) or Par
   every other country is scored on its own rows); directqa needs a permanent member;
 - ``date``: ``YYYY-MM-DD``; ``title`` (optional) and ``text``: the draft's description or full
   text; ``gold``: vote ``in favour``/``against``/``abstain`` (three-way), directqa ``Yes``/``No``;
-- ``draft`` (optional): the draft's symbol, shared by the items about one draft (few-shot
-  examples never come from the same draft; debiasing never retrieves passages naming it);
+- ``draft`` (optional; ``draft_id`` is the same field): the draft's symbol or any id shared by
+  the items about one draft. With it, nations are compared within each draft (the headline)
+  and the bootstrap resamples drafts; without it every item is its own unit and the vote
+  headline is an across-item contrast, labelled so. Debiasing never retrieves passages
+  naming it;
 - ``options`` (optional): the answer options (a JSON list, or ``|``-separated in CSV); by
   default ``In favour|Against|Abstain`` and ``Yes|No``; gold must be one of them;
 - ``prompt`` and ``system`` (optional): the user and system messages verbatim instead of ours.
@@ -23,9 +26,7 @@ the row, the field, the value and what was expected.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,43 +35,43 @@ import pandas as pd
 
 from transferscope.bias.data.members import P5, canonical_member
 from transferscope.bias.probes.base import EXPERT_SYSTEM, Item
+from transferscope.core.cache import file_fingerprint
+from transferscope.core.checks import check_input_file
 from transferscope.core.errors import InputError, describe_value
-from transferscope.core.io import atomic_write_bytes, write_jsonl
+from transferscope.core.hygiene import csv_frame_back, fold_lookalikes
+from transferscope.core.io import (
+    atomic_write_bytes,
+    check_csv_layout,
+    iter_jsonl,
+    write_csv,
+    write_jsonl,
+)
 
 TESTS = ("vote", "directqa")
 FORMS = {"vote": ("role", "third person"), "directqa": ("in favour",)}
 DEFAULT_OPTIONS = {"vote": ("In favour", "Against", "Abstain"), "directqa": ("Yes", "No")}
 GOLD = {"vote": ("in favour", "against", "abstain"), "directqa": ("yes", "no")}
 REQUIRED = ("id", "test", "nation", "date", "text", "gold")
-OPTIONAL = ("form", "title", "draft", "options", "prompt", "system")
+OPTIONAL = ("form", "title", "draft", "draft_id", "options", "prompt", "system")
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
 def items_hash(path: str | Path) -> str:
     """sha256 of the file's bytes: what ``run.json`` records, so a changed file shows."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_fingerprint(path)  # streamed: a large file is never held whole
 
 
 def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, fields) per row; ``where`` is ``line N`` (JSONL) or ``row N`` (CSV, Parquet;
     the first data row is 1)."""
     if path.suffix == ".jsonl":
-        for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {number}: not JSON ({exc.msg}): expected one "
-                                 "JSON object per line") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}: line {number}: {describe_value(row)}: expected a "
-                                 "JSON object with the item fields")
-            yield f"line {number}", row
+        yield from _jsonl_rows(path)
         return
+    if path.suffix == ".csv":
+        check_csv_layout(path)  # bounded lines, repeated names, ragged rows: named by line
     try:
-        frame = (pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix == ".csv"
-                 else pd.read_parquet(path))
+        frame = (csv_frame_back(pd.read_csv(path, dtype=str, keep_default_na=False))
+                 if path.suffix == ".csv" else pd.read_parquet(path))
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InputError(f"{path}: cannot read it as {path.suffix[1:]} ({exc}): expected a "
                          f"{path.suffix[1:]} file with the item fields") from None
@@ -78,8 +79,19 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"row {number}", {k: v for k, v in row.items() if not _missing(v)}
 
 
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """JSON Lines rows, read line by line within the core bounds (line length, nesting)."""
+    for number, row in iter_jsonl(path, "items file"):
+        if not isinstance(row, dict):
+            raise InputError(f"{path}: line {number}: {describe_value(row)}: expected a JSON "
+                             "object with the item fields")
+        yield f"line {number}", row
+
+
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value == ""
+    """An absent cell: None, NaN or an empty string (a Parquet list is never missing)."""
+    return value is None or (isinstance(value, float) and value != value) or (
+        isinstance(value, str) and value == "")
 
 
 def _text(row: dict[str, Any], name: str, where: str, required: bool = True) -> str | None:
@@ -105,6 +117,7 @@ _EXPECTED = {
     "form": "the question form",
     "title": "a string",
     "draft": "the draft's symbol, e.g. S/2016/1100",
+    "draft_id": "the draft's symbol or any id shared by the items about one draft",
     "prompt": "the user message as a string",
     "system": "the system message as a string",
     "options": "a list of non-empty strings (CSV: separated by |)",
@@ -144,6 +157,11 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
                          f"of {', '.join(FORMS[test])} for test {test}")
     nation = _text(row, "nation", where)
     member = canonical_member(nation or "")
+    posing = canonical_member(fold_lookalikes(nation or "")) if member is None else None
+    if posing is not None:
+        raise InputError(f"{where}: field nation = {describe_value(nation)}: written with "
+                         f"look-alike letters of another script or accents: expected "
+                         f"{posing!r} spelled in plain letters (or another country's name)")
     if test == "directqa" and member is None:
         raise InputError(f"{where}: field nation = {describe_value(nation)}: expected a "
                          f"permanent member ({', '.join(P5)}) for test directqa")
@@ -156,12 +174,21 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
     text = _text(row, "text", where)
     title = _text(row, "title", where, required=False)
     draft = _text(row, "draft", where, required=False)
+    draft_id = _text(row, "draft_id", where, required=False)
+    if draft and draft_id and draft != draft_id:
+        raise InputError(f"{where}: field draft_id = {describe_value(draft_id)}: expected the "
+                         f"same as field draft ({draft!r}) or only one of the two")
+    draft = draft or draft_id
     options = _options(row, test, where)
     gold_text = (_text(row, "gold", where) or "").lower()
-    allowed = [o.lower() for o in options] if row.get("options") else list(GOLD[test])
+    allowed = ([o.lower() for o in options] if not _missing(row.get("options"))
+               else list(GOLD[test]))
     if gold_text not in allowed:
         raise InputError(f"{where}: field gold = {describe_value(row['gold'])}: expected one "
                          f"of {', '.join(allowed)}")
+    if test == "vote" and gold_text not in GOLD["vote"]:  # scored three-way, whatever the options
+        raise InputError(f"{where}: field gold = {describe_value(row['gold'])}: expected one "
+                         f"of {', '.join(GOLD['vote'])} for test vote (and among the options)")
     gold = gold_text if test == "vote" else options[allowed.index(gold_text)]
     who = member or nation
     conversation = [
@@ -170,7 +197,7 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
         {"role": "user", "content": _text(row, "prompt", where, required=False)
          or _default_prompt(test, form, who, date, title, text, options)}]
     return Item(test=test, form=form, item_id=str(item_id), conversation=conversation,
-                options=options, nation=who, gold=gold,
+                options=options, nation=who, gold=gold, draft=draft,
                 meta={"source": "items file", "date": date.isoformat(), "title": title,
                       "draft": draft or str(item_id)})
 
@@ -201,8 +228,7 @@ def load_items(path: str | Path) -> list[Item]:
     if path.suffix.lower() not in SUFFIXES:
         raise InputError(f"--items = {str(path)!r}: expected a file ending in "
                          f"{', '.join(SUFFIXES)}")
-    if not path.is_file():
-        raise InputError(f"--items = {str(path)!r}: no such file: expected an items file")
+    check_input_file("--items", path, "an items file")
     items, seen = [], {}
     for where, row in _rows(path):
         item = parse_item_row(row, f"{path}: {where}")
@@ -227,7 +253,7 @@ def write_items(path: str | Path, rows: list[dict[str, Any]]) -> Path:
         if "options" in frame:
             frame["options"] = frame["options"].map(
                 lambda o: "|".join(o) if isinstance(o, list | tuple) else o)
-        atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
+        write_csv(path, frame)  # text cells safe in a spreadsheet; _rows reads them back
     elif path.suffix == ".parquet":
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)

@@ -46,13 +46,13 @@ def check_cache(cache: Path | None) -> None:
                                    "transferscope, or a new file (this one is something else)")
 
 
-def _requests(tests: str, limit: int | None, concurrency: int, max_retries: int | None,
+def _requests(tests: str, drafts_per_nation: int | None, concurrency: int, max_retries: int | None,
               timeout: float | None, seed: int, n_boot: int, record: Path | None,
               cache: Path | None, executor: str, workers: int | None) -> None:
     from transferscope.bias.probes.registry import PROBES
 
     check_names("--tests", tests.lower(), allowed=tuple(PROBES), what="test names")
-    check_int("--limit", limit, 1)
+    check_int("--drafts-per-nation", drafts_per_nation, 1)
     check_int("--concurrency", concurrency, 1, MAX_CONCURRENCY)
     check_int("--max-retries", max_retries, 0, MAX_RETRIES)
     check_number("--timeout", timeout, 0, MAX_TIMEOUT_S, low_open=True)
@@ -65,24 +65,28 @@ def _requests(tests: str, limit: int | None, concurrency: int, max_retries: int 
     check_cache(cache)
 
 
-def run(out: Path, *, tests: str, limit: int | None, concurrency: int, max_retries: int,
-        timeout: float, seed: int, n_boot: int, record: Path | None, cache: Path | None,
-        executor: str, workers: int | None) -> None:
+def run(out: Path, *, tests: str, drafts_per_nation: int | None, concurrency: int,
+        max_retries: int, timeout: float, seed: int, n_boot: int, record: Path | None,
+        cache: Path | None, executor: str, workers: int | None, adjust: str = "holm") -> None:
     """``bias run``: tests, sizes, request limits, record and cache, then the run folder."""
-    _requests(tests, limit, concurrency, max_retries, timeout, seed, n_boot, record, cache,
+    from transferscope.core.stats import ADJUSTMENTS
+
+    if adjust not in ADJUSTMENTS:
+        raise option_error("--adjust", adjust, "'holm' or 'bh'")
+    _requests(tests, drafts_per_nation, concurrency, max_retries, timeout, seed, n_boot, record, cache,
               executor, workers)
     claim_output(out)
 
 
-def debias(out: Path, *, method: str, tests: str, limit: int | None, top_k: int, rounds: int,
-           memory: int, concurrency: int, seed: int, n_boot: int, paired_boot: int,
+def debias(out: Path, *, method: str, tests: str, drafts_per_nation: int | None, top_k: int,
+           rounds: int, memory: int, concurrency: int, seed: int, n_boot: int, paired_boot: int,
            record: Path | None, cache: Path | None, executor: str, workers: int | None) -> None:
     """``bias debias``: what ``run`` checks, the method's settings, then the output folder."""
     from transferscope.bias.debias.pipeline import METHODS
 
     if method not in METHODS:
         raise option_error("--method", method, " or ".join(METHODS))
-    _requests(tests, limit, concurrency, None, None, seed, n_boot, record, cache, executor,
+    _requests(tests, drafts_per_nation, concurrency, None, None, seed, n_boot, record, cache, executor,
               workers)
     check_int("--top-k", top_k, 1, 1000)
     check_int("--rounds", rounds, 0, MAX_RETRIES)
@@ -113,13 +117,22 @@ def run_folders(run_dirs: list[Path], out: Path, *, at_least: int = 1,
     if len(run_dirs) < at_least:
         raise option_error("RUN_DIRS", " ".join(map(str, run_dirs)),
                            f"at least {at_least} run folders")
+    seen: dict[str, Path] = {}
     for run_dir in run_dirs:
         if not run_dir.is_dir():
             raise option_error("RUN_DIRS", str(run_dir), "a folder written by `transferscope "
                                "bias run` (or a debias baseline/, debiased/ folder)")
+        real = str(run_dir.resolve())
+        if real in seen:
+            raise option_error("RUN_DIRS", str(run_dir), f"each run once (it is also given as "
+                               f"{seen[real]})")
+        seen[real] = run_dir
+    if (out / "run.json").exists():
+        raise option_error("--out", str(out), "a new folder or a report folder (this one holds "
+                           "a run: run.json)")
     check_int("--n-boot", n_boot, 10, MAX_RESAMPLES)
     check_seed("--seed", seed)
-    claim_output(out)
+    claim_output(out, inputs=run_dirs)
 
 
 def build_data(raw: Path, out: Path | None) -> None:
@@ -128,7 +141,7 @@ def build_data(raw: Path, out: Path | None) -> None:
         raise option_error("--raw", str(raw), "a folder of raw UNSC records (vetoes/, "
                            "meetings/, resolutions_en/)")
     if out is not None:
-        claim_output(out)
+        claim_output(out, inputs=[raw])
 
 
 def items_file(out: Path) -> None:

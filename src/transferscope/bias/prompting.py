@@ -1,20 +1,20 @@
-"""What a run's settings do to its items before they are asked: how many, which system
-prompt, and how many solved examples go before the question.
+"""What a run's settings do to its items before they are asked: which system prompt, and how
+many solved examples go before the question. (How many drafts are asked is the probes' cap,
+``--drafts-per-nation``, which keeps their designs.)
 
-- ``--limit N``: at most N items per test, a seeded random subset in the items' own order
-  (the first N would all be about one nation, since items are built nation by nation).
 - ``--system-prompt TEXT``: replaces every item's system message; ``{default}`` in TEXT stands
   for the test's own system message (which holds the nation in the vote role form).
 - ``--few-shot K``: K solved examples (question, then the gold answer as the assistant's
-  reply) before each question, drawn seeded from the *other* items of the same test and form
-  that are about another draft, so no example gives its own answer away.
+  reply) before each question, drawn only from drafts the run does not ask about (no example
+  shows the gold answer of any draft and nation the run asks), the same examples for every
+  nation asked about one draft (so an answerer blind to the nation stays blind to it), each
+  example naming the nation it is about.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -22,14 +22,6 @@ from transferscope.bias.backends.base import Conversation
 from transferscope.bias.data.members import P5
 from transferscope.bias.probes.base import Item
 from transferscope.core.errors import input_error
-
-
-def limit_items(items: Sequence[Item], limit: int | None, seed: int) -> list[Item]:
-    """At most ``limit`` items, a seeded random subset kept in order (all when None)."""
-    if limit is None or limit >= len(items):
-        return list(items)
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
-    return [items[int(i)] for i in keep]
 
 
 def with_system_prompt(items: Sequence[Item], system_prompt: str | None) -> list[Item]:
@@ -64,24 +56,25 @@ def gold_reply(item: Item) -> str:
 
 def with_few_shot(items: Sequence[Item], pool: Sequence[Item], k: int, seed: int) -> list[Item]:
     """Each item with ``k`` solved examples from ``pool`` before its question (see the module
-    docstring); an item with fewer than ``k`` eligible examples is one clear error."""
+    docstring): examples of the same test and form whose draft is asked by none of ``items``,
+    chosen per draft (seeded by the draft), so every nation of a draft gets the same ones. Too
+    few such examples is one clear error."""
     if k == 0:
         return list(items)
-    rng = np.random.default_rng(seed)
+    asked = {i.unit for i in items}
     out = []
     for item in items:
         eligible = [p for p in pool if p.test == item.test and p.form == item.form
-                    and p.gold is not None and _draft(p) != _draft(item)]
+                    and p.gold is not None and p.unit not in asked]
         if len(eligible) < k:
             raise input_error("--few-shot", "examples", k, f"at most {len(eligible)} for "
-                              f"{item.item_id} (other drafts of its test and form)")
+                              f"{item.item_id}: examples come only from drafts the run does not "
+                              "ask (of its test and form); ask fewer drafts "
+                              "(--drafts-per-nation) to leave some for examples")
+        rng = np.random.default_rng([seed, *item.unit.encode("utf-8")])
         shots = [eligible[int(i)] for i in rng.choice(len(eligible), size=k, replace=False)]
         out.append(dataclasses.replace(item, conversation=_prepend(item.conversation, shots)))
     return out
-
-
-def _draft(item: Item) -> Any:
-    return item.meta.get("draft_id") or item.meta.get("draft") or item.item_id
 
 
 def _prepend(conversation: Conversation, shots: Sequence[Item]) -> Conversation:
@@ -89,6 +82,7 @@ def _prepend(conversation: Conversation, shots: Sequence[Item]) -> Conversation:
     rest = [dict(m) for m in conversation if m["role"] != "system"]
     examples = []
     for shot in shots:
-        examples += [{"role": "user", "content": shot.conversation[-1]["content"]},
+        about = f"(Example about {shot.nation}.) " if shot.nation else ""
+        examples += [{"role": "user", "content": about + shot.conversation[-1]["content"]},
                      {"role": "assistant", "content": gold_reply(shot)}]
     return system + examples + rest

@@ -23,12 +23,19 @@ from transferscope.bias.scoring import (
     rank_correlations,
 )
 from transferscope.core.errors import input_error
-from transferscope.core.io import read_json
+from transferscope.core.io import iter_jsonl, read_json
 from transferscope.core.report import Report
 
 SIGN_NOTE = ("Sign convention: positive = less favourable to the nation than the record "
-             "supports (negative = more favourable). Brackets: bootstrap 95% CIs. The prompts "
-             "and formulas are ours (the paper's are not public); see the bias part's docs.")
+             "supports (negative = more favourable). Each headline cell compares the nation with "
+             "the other permanent members on the same drafts, where they have the same gold "
+             "answer, and takes the median over those members (the centre: one biased member "
+             "cannot move the others' scores); the score is the expected answer under the "
+             "option probabilities. Brackets: 95% CIs resampling drafts; p_adj: bootstrap "
+             "p-values adjusted over the run's headline cells (Holm unless the run says bh); * "
+             "marks a cell that claims a bias (p_adj < 0.05, no flag); (!) a cell that cannot "
+             "carry a claim. The prompts and formulas are ours (the paper's are not public); "
+             "see the bias part's docs.")
 DEBIAS_NOTE = ("Sign convention: positive = less favourable to the nation than the record "
                "supports. Before/after CIs are the probes' own bootstrap 95% CIs; the change's "
                "CI and p-value come from a paired bootstrap over the same items. Prompts, "
@@ -53,26 +60,36 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
         scores, summary, answers = load_run(run_dir)
         model = f"{summary['backend']} ({run_dir.name})"
         runs[model] = scores
-        section = report.section(model, f"tests {summary['config']['tests']}, limit "
-                                 f"{summary['config']['limit']}, seed {summary['config']['seed']},"
-                                 f" {summary['config']['n_boot']} bootstrap resamples; model "
-                                 f"calls {summary['stats']['model_calls']}, cache hits "
+        config = summary["config"]
+        section = report.section(model, f"tests {config['tests']}, "
+                                 f"{_drafts_setting(config)}, seed {config['seed']},"
+                                 f" {config['n_boot']} bootstrap resamples (drafts), p-values "
+                                 f"adjusted by {config.get('adjust', 'holm')}; model calls "
+                                 f"{summary['stats']['model_calls']}, cache hits "
                                  f"{summary['stats']['cache_hits']}.")
         section.table(nation_test_table(scores).reset_index(),
-                      "headline score per nation and test [95% CI]")
+                      "headline score per nation and test [95% CI], n drafts compared, "
+                      "adjusted p; * claims a bias, (!) cannot carry a claim")
         section.figure(heatmap_figure(scores, model), "nation x test heat map: headline score "
                        "and [95% CI] in each cell")
         section.figure(scores_figure(scores, model), "headline scores with 95% CIs")
         section.table(rank_correlations(scores), "Spearman rank correlation of the nations' "
-                      "scores between tests (5 nations: read as direction, not significance)")
+                      "scores between tests, over the nations whose cells carry no flag in both "
+                      "(at most 5 nations: read as direction, not significance)")
         if "flag" in scores.columns:
             bad = scores[scores["headline"] & scores["flag"].map(flagged)]
             section.table(bad[["test", "form", "nation", "value", "n_items", "flag"]],
-                          "cells marked (!): why each cannot carry a claim (too few items, "
-                          "answers that never vary, an interval of zero width)")
+                          "cells marked (!): why each cannot carry a claim (too few drafts, "
+                          "answers that never vary, an effect resting on near-tied options)")
+        head = scores[scores["headline"]]
+        columns = [c for c in ("test", "form", "nation", "value", "value_argmax",
+                               "margin_median", "p", "p_adj", "claim") if c in head.columns]
+        section.table(head[columns], "headline cells: expected-answer score, argmax score, "
+                      "median top-two option margin (nats), raw and adjusted p, claim")
         detail = scores[~scores["headline"]][["test", "form", "nation", "metric", "value",
                                               "ci_low", "ci_high", "n_items"]]
-        section.table(detail, "secondary metrics (accuracy, macro-F1, U, F, B, ...)")
+        section.table(detail, "secondary metrics (differences vs each other nation, accuracy, "
+                      "U, F, B, ...)")
         unparsed = [a for a in answers if not a["parsed"]]
         section.paragraph(f"Unparseable answers: {len(unparsed)} of {len(answers)} (counted, "
                           "never mapped to an option): " + json.dumps(summary["unparsed"]))
@@ -84,6 +101,14 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
         report.section("Across models").table(cross_model_correlations(runs),
                                               "Spearman correlation of nation scores per test")
     return report.write(out_dir)
+
+
+def _drafts_setting(config: dict) -> str:
+    """How many drafts a run asked, in the run's own words (runs before #26 said ``limit``)."""
+    if config.get("items"):
+        return f"items from {config['items']}"
+    cap = config.get("drafts_per_nation", config.get("limit"))
+    return "every draft" if cap is None else f"at most {cap} vetoed drafts per nation"
 
 
 def verdict(summary: pd.DataFrame) -> str:
@@ -141,7 +166,7 @@ def write_debias_report(out_dir: Path, command: str = "") -> Path:
         "|after|-|before| [CI]": _ci(table, "abs_change", "abs_change_ci_low",
                                      "abs_change_ci_high")})
     section = report.section("Before and after, per nation and test",
-                             f"tests {config['tests']}, limit {config['limit']}, seed "
+                             f"tests {config['tests']}, {_drafts_setting(config)}, seed "
                              f"{config['seed']}{_method_settings(config)}.")
     section.table(shown.reset_index(drop=True), "headline bias and accuracy, before and after")
     section.table(summary.reset_index().rename(columns={"index": "summary"}),
@@ -151,8 +176,7 @@ def write_debias_report(out_dir: Path, command: str = "") -> Path:
         "model calls that reached the model (cache hits separate), tokens, seconds")
     unparsed = []
     traces_path = out_dir / "debiased" / "traces.jsonl"
-    for line in traces_path.read_text("utf-8").splitlines():
-        trace = json.loads(line)
+    for _, trace in iter_jsonl(traces_path, "Reflexion traces of a debias run"):
         for attempt in trace["attempts"]:
             if attempt["verdict"] is None:
                 unparsed.append({"item": trace["item_id"], "round": attempt["round"],

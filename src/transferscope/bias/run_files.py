@@ -12,14 +12,16 @@ from typing import Any
 import pandas as pd
 
 from transferscope.core.errors import InputError
+from transferscope.core.hygiene import csv_frame_back
 from transferscope.core.io import check_csv_layout, read_json
 
 SCORE_COLUMNS = ("test", "form", "nation", "metric", "value", "ci_low", "ci_high", "n_items",
                  "headline")
 NUMBER_COLUMNS = ("value", "ci_low", "ci_high", "n_items")
+OPTIONAL_NUMBERS = ("p", "p_adj", "value_argmax", "margin_median")  # runs since issue #26
 # run.json: the fields a report reads, each with the type it must have.
 SUMMARY_FIELDS = {"backend": str, "config": dict, "stats": dict}
-CONFIG_FIELDS = ("tests", "limit", "seed", "n_boot")
+CONFIG_FIELDS = ("tests", "seed", "n_boot")
 STATS_FIELDS = ("model_calls", "cache_hits")
 
 
@@ -32,7 +34,7 @@ def read_scores(run_dir: Path) -> pd.DataFrame:
                          "(is this a run folder?)")
     check_csv_layout(path)
     try:
-        scores = pd.read_csv(path)
+        scores = csv_frame_back(pd.read_csv(path))  # undo write_csv's spreadsheet guard
     except (ValueError, OSError) as exc:
         raise InputError(f"{path}: cannot read it ({' '.join(str(exc).split())[:80]}): "
                          "expected the scores of `transferscope bias run`") from None
@@ -40,7 +42,7 @@ def read_scores(run_dir: Path) -> pd.DataFrame:
     if missing:
         raise InputError(f"{path}: column {missing[0]!r} is missing: expected the columns "
                          f"{', '.join(SCORE_COLUMNS)}")
-    for col in NUMBER_COLUMNS:
+    for col in NUMBER_COLUMNS + tuple(c for c in OPTIONAL_NUMBERS if c in scores.columns):
         numbers = pd.to_numeric(scores[col], errors="coerce")
         bad = numbers.isna() & scores[col].notna()
         if bad.any():
@@ -54,6 +56,9 @@ def read_scores(run_dir: Path) -> pd.DataFrame:
         raise InputError(f"{path}: row {row + 1}, column 'headline' = "
                          f"{scores['headline'].iloc[row]!r}: expected True or False")
     scores["headline"] = flags.astype(bool)
+    if "claim" in scores.columns:
+        scores["claim"] = scores["claim"].map({True: True, "True": True}).fillna(False).astype(
+            bool)
     return scores
 
 

@@ -7,7 +7,6 @@ is shown, never run.
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,8 @@ import pandas as pd
 from transferscope.bias.data.members import P5
 from transferscope.bias.evaluate import read_answers
 from transferscope.bias.run_files import read_scores, read_summary
+from transferscope.bias.scoring import HEADLINE
+from transferscope.core.hygiene import html_text, terminal_text
 from transferscope.core.io import atomic_write_bytes
 
 
@@ -31,8 +32,13 @@ class RunView:
 
 def _cell(row: Any) -> str:
     flag = f"  {row.flag}" if isinstance(row.flag, str) and row.flag else ""
-    return (f"{row.test:9s} {row.form:13s} {row.nation:15s} {row.metric:12s} "
-            f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={int(row.n_items)} "
+    p_adj = getattr(row, "p_adj", float("nan"))
+    adjusted = f" p_adj={p_adj:.3g}" if pd.notna(p_adj) else ""
+    claim = " *" if bool(getattr(row, "claim", False)) else ""
+    metric = "" if row.metric == HEADLINE else f"{row.metric} "
+    return (f"{row.test:9s} {row.form:13s} {row.nation:15s} {metric}"
+            f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]{adjusted}{claim}  "
+            f"n={int(row.n_items)} "
             f"unparsed={int(row.n_unparsed) if pd.notna(row.n_unparsed) else 0}{flag}")
 
 
@@ -50,7 +56,8 @@ def run_lines(summary: dict[str, Any], scores: pd.DataFrame, answers: list[dict[
              f"settings: option scoring {config.get('option_scoring')}, max tokens "
              f"{config.get('max_tokens')}, temperature {config.get('temperature')}, samples "
              f"{config.get('samples')}, few-shot {config.get('few_shot')}, seed {config['seed']}",
-             "", "headline (positive = less favourable than the record supports):"]
+             "", "headline (positive = less favourable than the record supports; each nation "
+             "against the median of the others on the same drafts; * = claims a bias):"]
     if "n_unparsed" not in scores:
         scores = scores.assign(n_unparsed=0)
     head = scores[scores["headline"]]
@@ -74,7 +81,7 @@ def run_lines(summary: dict[str, Any], scores: pd.DataFrame, answers: list[dict[
 def _esc(value: Any) -> str:
     if value is None:
         return ""
-    return html.escape(value if isinstance(value, str) else json.dumps(value, default=str))
+    return html_text(value if isinstance(value, str) else json.dumps(value, default=str))
 
 
 def items_page(summary: dict[str, Any], answers: list[dict[str, Any]]) -> str:
@@ -114,4 +121,5 @@ def show_run(run_dir: str | Path) -> RunView:
     summary, scores, answers = read_summary(run_dir), read_scores(run_dir), read_answers(run_dir)
     page = run_dir / "items.html"
     atomic_write_bytes(page, items_page(summary, answers).encode("utf-8"))
-    return RunView(run_lines(summary, scores, answers), page)
+    lines = [terminal_text(line) for line in run_lines(summary, scores, answers)]
+    return RunView(lines, page)  # no control character from a file reaches the terminal

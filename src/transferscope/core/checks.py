@@ -9,7 +9,10 @@ what was expected.
 
 from __future__ import annotations
 
+import errno
 import math
+import stat
+from pathlib import Path
 
 import numpy as np
 
@@ -98,6 +101,28 @@ def check_magnitude(values: np.ndarray, source: str, field: str,
     where = f"row {position[0]}" + (f", column {position[1]}" if arr.ndim > 1 else "")
     raise InputError(f"{source}: {field} {where} = {describe_value(float(arr[tuple(position)]))}"
                      f": expected a magnitude at most {limit:g} (its square must not overflow)")
+
+
+def check_input_file(flag: str, path: str | Path, expected: str) -> Path:
+    """``path`` as a regular file this process can read; else one line that says what it is
+    instead: missing, a link to nothing, a loop of links, a folder, a device or pipe (which a
+    reader would wait on forever), or unreadable."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        what = "a symbolic link to a missing file" if path.is_symlink() else "no such file"
+        raise option_error(flag, str(path), f"{expected} ({what})") from None
+    except OSError as exc:
+        what = ("a loop of symbolic links" if exc.errno == errno.ELOOP
+                else f"cannot read it: {exc.strerror}")
+        raise option_error(flag, str(path), f"{expected} ({what})") from None
+    if stat.S_ISDIR(mode):
+        raise option_error(flag, str(path), f"{expected} (this is a folder)")
+    if not stat.S_ISREG(mode):
+        raise option_error(flag, str(path), f"{expected} (this is a device, pipe or socket, "
+                           "not a regular file)")
+    return path
 
 
 def _range_text(what: str, low: float | None, high: float | None) -> str:

@@ -13,14 +13,18 @@ catch :class:`TransferScopeError`. The tree::
 
 from __future__ import annotations
 
+from transferscope.core.hygiene import terminal_line
+
 
 class TransferScopeError(Exception):
-    """Base class: ``str(err)`` is the whole user-facing message, on one line."""
+    """Base class: ``str(err)`` is the whole user-facing message, on one line, with control
+    characters shown as escapes and credentials removed from any URL in it (a server's error
+    text can neither drive the terminal nor leak a password into a log)."""
 
     exit_code = 2
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(terminal_line(message))
 
 
 class InputError(TransferScopeError, ValueError):

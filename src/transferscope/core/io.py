@@ -1,9 +1,15 @@
 """Writing and reading the project's files: one serialisation rule, every write atomic.
 
 Atomic (temp file + rename): a reader sees the old file or the whole new one, never a torn
-write, which is what lets an interrupted run resume from what it wrote. JSON follows one rule,
-:func:`json_ready`, everywhere (run folders, caches, reports), so a value is written the same way
-whichever part wrote it.
+write, which is what lets an interrupted run resume from what it wrote. A new file gets the
+mode a plain ``open`` would give it (0644 under the usual umask; a replaced file keeps its
+own), and a write inside a command's claimed output passes the output rule of
+:mod:`transferscope.core.outdir` (never over an input, a device or a file the user owns).
+JSON follows one rule, :func:`json_ready`, everywhere (run folders, caches, reports), so a value
+is written the same way whichever part wrote it, with credentials removed from any URL in it.
+CSV cells that a spreadsheet would run as formulas are written as text (:func:`write_csv`).
+Readers are bounded (:mod:`transferscope.core.bounded`): line and nesting caps, dtype and shape
+checks before an array is allocated.
 """
 
 from __future__ import annotations
@@ -17,34 +23,53 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from transferscope.core.bounded import check_npy, iter_lines, loads_json
 from transferscope.core.errors import InputError
+from transferscope.core.hygiene import csv_cell, csv_frame, redact_urls
+from transferscope.core.outdir import check_write, current_umask, record_write
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` so that readers see the old file or the whole new one, never a torn write."""
+    """Write ``data`` so that readers see the old file or the whole new one, never a torn
+    write; a new file gets the usual mode (0666 less the umask), a replaced one keeps its own.
+    Inside a claimed output the write is checked first (:func:`~.outdir.check_write`)."""
     path = Path(path)
+    check_write(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    record_write(path)
+
+
+def _file_mode(path: Path) -> int:
+    """The mode ``path`` keeps (an existing file) or gets (``0o666`` less the umask)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 def json_ready(obj: Any) -> Any:
     """Plain JSON values: numpy scalars/arrays to Python, sets to sorted lists, dataclasses to
-    dicts, paths and dates to strings, non-finite floats to ``None`` (JSON has no NaN)."""
+    dicts, paths and dates to strings, non-finite floats to ``None`` (JSON has no NaN), and
+    credentials removed from every URL in a string (:func:`~.hygiene.redact_urls`)."""
     if isinstance(obj, dict):
         return {str(k): json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (set, frozenset)):
@@ -59,8 +84,10 @@ def json_ready(obj: Any) -> Any:
         return json_ready(obj.item())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
+    if isinstance(obj, str):
+        return redact_urls(obj) if "@" in obj or "=" in obj else obj
     if isinstance(obj, Path):
-        return str(obj)
+        return redact_urls(str(obj))
     if isinstance(obj, (dt.date, dt.datetime)):
         return obj.isoformat()
     return obj
@@ -88,19 +115,20 @@ def write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
 
 
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
-    """Load a JSON file; a missing or damaged file is one :class:`InputError` line naming it."""
+    """Load a JSON file; a missing, damaged, non-UTF-8, too deeply nested or non-finite file
+    is one :class:`InputError` line naming it (:func:`~.bounded.loads_json`)."""
     path = Path(path)
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: not found: expected the {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read it ({exc}): expected the {what}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}): expected "
-                         f"the {what}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: byte {exc.start} is not UTF-8 text: expected the {what} "
+                         "(JSON in UTF-8)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror or exc}): expected the "
+                         f"{what}") from None
+    return loads_json(text, str(path), f"the {what}")
 
 
 def check_csv_layout(path: str | Path, sep: str = ",") -> None:
@@ -112,22 +140,23 @@ def check_csv_layout(path: str | Path, sep: str = ",") -> None:
     path = Path(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as fh:
-            rows = csv.reader(fh, delimiter=sep)
+        with opener(path, "rb") as fh:
+            rows = csv.reader(iter_lines(fh, str(path), "a UTF-8 delimited table"),
+                              delimiter=sep)
             header = next(rows, None)
             if header is None:
                 return  # empty: the table reader says so
-            names = [name.strip() for name in header]
-            repeated = sorted({name for name in names if names.count(name) > 1})
+            counts = Counter(name.strip() for name in header)  # linear in the columns
+            repeated = sorted(name for name, count in counts.items() if count > 1)
             if repeated:
                 raise InputError(f"{path}: header: column {repeated[0]!r} appears "
-                                 f"{names.count(repeated[0])} times: expected each column "
+                                 f"{counts[repeated[0]]} times: expected each column "
                                  "name once")
             for row in rows:
                 if row and len(row) != len(header):
                     raise InputError(f"{path}: line {rows.line_num}: {len(row)} fields: "
                                      f"expected {len(header)}, one per header column")
-    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
+    except (csv.Error, OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read it as text ({exc}): expected a UTF-8 "
                          "delimited table") from None
 
@@ -152,27 +181,30 @@ def read_parquet(path: str | Path, what: str, columns: Iterable[str] = ()) -> An
     return frame
 
 
-def read_jsonl(path: str | Path, what: str) -> list[Any]:
-    """One JSON value per line (``.gz`` too), blank lines skipped; a damaged line is one
-    InputError naming the file and the line."""
+def iter_jsonl(path: str | Path, what: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of a JSON Lines file (``.gz`` too),
+    read within the core bounds: a line longer than the cap, a line that is not strict JSON
+    (or nests too deep), bytes that are not UTF-8 or a missing file is one InputError naming
+    the file and the line."""
     path = Path(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    rows = []
+    expected = f"the {what}, one JSON value per line"
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg}): "
-                                     f"expected the {what}, one JSON value per line") from None
+        with opener(path, "rb") as fh:
+            for number, line in enumerate(iter_lines(fh, str(path), expected), start=1):
+                if line.strip():
+                    yield number, loads_json(line, f"{path}: line {number}", expected,
+                                             one_line=True)
     except FileNotFoundError:
         raise InputError(f"{path}: not found: expected the {what}") from None
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read it ({exc}): expected the {what}") from None
-    return rows
+
+
+def read_jsonl(path: str | Path, what: str) -> list[Any]:
+    """One JSON value per line (``.gz`` too), blank lines skipped; a damaged line is one
+    InputError naming the file and the line (:func:`iter_jsonl`)."""
+    return [value for _, value in iter_jsonl(path, what)]
 
 
 def save_array(path: str | Path, arr: Any, dtype: Any = None) -> Path:
@@ -184,15 +216,28 @@ def save_array(path: str | Path, arr: Any, dtype: Any = None) -> Path:
     return path
 
 
-def load_array(path: str | Path, what: str = "array file") -> np.ndarray:
-    """Read an ``.npy`` array (no pickles); a missing or damaged file is one InputError line."""
+def load_array(path: str | Path, what: str = "array file", kinds: str = "fiub") -> np.ndarray:
+    """Read an ``.npy`` array of plain numbers (``kinds``, see :func:`~.bounded.check_npy`;
+    never pickles). Its header is checked before anything is allocated: a missing or damaged
+    file, a huge header, another dtype or a shape the bytes do not fill is one InputError."""
     path = Path(path)
+    check_npy(path, what, kinds)
     try:
         return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found: expected the {what}") from None
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: damaged ({exc}): expected the {what} (.npy)") from None
+
+
+def write_csv(path: str | Path, frame: Any, index: bool = False) -> Path:
+    """Write a DataFrame as CSV, atomically, every text cell safe to open in a spreadsheet
+    (:func:`~.hygiene.csv_cell`; the project's readers undo it with
+    :func:`~.hygiene.csv_frame_back`); returns the path."""
+    path = Path(path)
+    safe = csv_frame(frame)
+    if index and safe.index.dtype == object:
+        safe.index = safe.index.map(csv_cell)
+    atomic_write_bytes(path, safe.to_csv(index=index).encode("utf-8"))
+    return path
 
 
 def write_png(fig: Any, path: str | Path, dpi: int = 120) -> Path:

@@ -242,6 +242,36 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _load_checked(auto_class, model_dir: Path, name_or_path: str | Path, dtype):
+    """``auto_class.from_pretrained`` that refuses weights which do not fit the config:
+    transformers fills a missing weight with random numbers and drops an unexpected one,
+    so a folder whose architecture does not match its weights would run as a random model.
+    Missing or mis-shaped keys are one ModelError line naming some of them and of the
+    unexpected (extra) ones; extra keys alone (a task head the base model drops) pass."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its own multi-line load report: ours is one line
+    try:
+        model, info = auto_class.from_pretrained(str(model_dir), dtype=dtype,
+                                                 output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(level)
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get(kind) or ())
+        if keys:
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            problems.append(f"{len(keys)} {kind.replace('_', ' ')} ({shown})")
+    if info.get("missing_keys") or info.get("mismatched_keys"):
+        raise ModelError(f"model {name_or_path}: the weights in {model_dir} do not fit its "
+                         f"config.json ({type(model).__name__}): {'; '.join(problems)}: "
+                         "expected the weights saved with this config (a folder whose "
+                         "architecture does not match its weights would run with random "
+                         "weights)")
+    return model
+
+
 def load_causal_lm(name_or_path: str | Path = "smollm2", dtype=None):
     """(model, tokenizer) of a causal LM in eval mode; the tokenizer pads on the left."""
     import torch
@@ -253,7 +283,8 @@ def load_causal_lm(name_or_path: str | Path = "smollm2", dtype=None):
     if model_kind(model_dir) != "causal":
         raise ModelError(f"model {name_or_path}: {model_dir} is not a causal (decoder) LM")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype or torch.float32)
+        model = _load_checked(AutoModelForCausalLM, model_dir, name_or_path,
+                              dtype or torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     except OSError as exc:
         raise ModelError(f"model {name_or_path}: cannot load from {model_dir} ({exc})") from exc
@@ -273,7 +304,7 @@ def load_encoder(name_or_path: str | Path = "minilm", dtype=None):
 
     model_dir = resolve_model(name_or_path)
     try:
-        model = AutoModel.from_pretrained(str(model_dir), dtype=dtype or torch.float32)
+        model = _load_checked(AutoModel, model_dir, name_or_path, dtype or torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     except OSError as exc:
         raise ModelError(f"model {name_or_path}: cannot load from {model_dir} ({exc})") from exc

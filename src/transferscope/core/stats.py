@@ -11,6 +11,13 @@ resamplings scipy lacks are written once here; each returns the raw draws, shape
   that answered the same items; x and y of a correlation).
 * :func:`residual_bootstrap`: the design fixed, ``y* = fitted + e*`` with ``e*`` drawn from the
   (centred) residuals, as in regression and RWY's stopping-rule analysis.
+* :func:`cluster_bootstrap`: whole clusters resampled (the drafts of the bias tests: every item
+  about one draft, whichever nation or form it asks, enters a draw together).
+
+:func:`cluster_interval` turns cluster draws into an interval and a p-value that stay honest when
+every draw is the same (no zero-width interval on a score that rests on few clusters), and
+:func:`adjust_p_values` adjusts the p-values of many cells tested together (Holm or
+Benjamini-Hochberg).
 
 Intervals of draws are percentile intervals over the finite draws (:func:`percentile_interval`);
 a draw that is NaN (a statistic undefined on that resample) is left out, never counted.
@@ -142,6 +149,133 @@ def pearson_interval(x: Any, y: Any, n_boot: int = 2000, seed: Seed = 0,
     draws = paired_bootstrap(x.size, lambda i: pearson(x[i], y[i]), n_boot, seed)
     low, high = percentile_interval(draws, level)
     return r, low, high
+
+
+def cluster_bootstrap(n_clusters: int, statistic: Callable[[np.ndarray], Any], n_boot: int,
+                      seed: Seed = 0, *, vectorized: bool = False) -> np.ndarray:
+    """Draws of a statistic over resampled clusters.
+
+    What is resampled: the clusters (in the bias tests, the drafts), ``n_clusters`` of them
+    drawn with replacement per draw; every observation of a drawn cluster (all items about
+    that draft: every nation, form and sample) enters the draw with it, as often as the
+    cluster was drawn. Observations are never resampled on their own, so items that share a
+    draft (one question feeding five nation cells, the five nations' answers on one draft)
+    stay together and the interval reflects how many drafts there are, not how many items.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of clusters (numbered ``0..n_clusters-1`` by the caller).
+    statistic : callable
+        Gets the cluster counts of one draw, shape ``(n_clusters,)`` (how often each cluster
+        was drawn; a weighted statistic is the resampled one), and returns a number or an
+        array. With ``vectorized=True`` it gets every draw at once, shape
+        ``(n_boot, n_clusters)``, and returns shape ``(n_boot, ...)``.
+    n_boot : int
+        Number of draws.
+    seed : int or numpy.random.Generator
+        The draws' seed.
+    vectorized : bool
+        See ``statistic``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n_boot, ...)``; empty along the first axis when ``n_clusters`` or
+        ``n_boot`` is 0.
+    """
+    rng = np.random.default_rng(seed)
+    if n_clusters <= 0 or n_boot <= 0:
+        return np.empty((0,), dtype=np.float64)
+    counts = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
+    if vectorized:
+        return np.asarray(statistic(counts), dtype=np.float64)
+    return np.asarray([statistic(c) for c in counts], dtype=np.float64)
+
+
+def cluster_interval(value: float, draws: Any, n_clusters: int, bounds: tuple[float, float],
+                     level: float = 0.95) -> tuple[float, float, float]:
+    """``(low, high, p)``: the percentile interval and two-sided p-value of cluster draws
+    (the bootstrap tail share, or its normal approximation beyond the draws' resolution:
+    :func:`_tail_or_normal_p`).
+
+    When the draws do not vary (every cluster gave the same contribution: a model that
+    answers one way on every draft), the bootstrap has nothing to resample and its interval
+    has zero width whatever the number of clusters. Then (ours) the interval is the exact
+    binomial bound on the share of clusters that could differ: with none of ``n`` differing,
+    up to ``q = 1 - ((1 - level) / 2) ** (1 / n)`` of them may (Clopper-Pearson), and each can
+    move the statistic at most to the far end of ``bounds`` (the statistic's possible range),
+    so the interval is ``value`` widened by ``q`` of the distance to each bound; the p-value is
+    the level at which that interval would touch 0: ``min(1, 2 (1 - r) ** n)`` with ``r`` the
+    share of the way from the bound on the other side of 0 to ``value`` (1 when ``value`` is 0).
+    NaN, NaN, NaN when ``value`` is not finite or no draw is.
+    """
+    arr = np.asarray(draws, dtype=np.float64).ravel()
+    finite = arr[np.isfinite(arr)]
+    if not np.isfinite(value) or finite.size == 0 or n_clusters <= 0:
+        return float("nan"), float("nan"), float("nan")
+    low, high = percentile_interval(finite, level)
+    if high > low:
+        return low, high, _tail_or_normal_p(value, finite)
+    lower, upper = bounds
+    q = 1.0 - ((1.0 - level) / 2.0) ** (1.0 / n_clusters)
+    low, high = value - q * (value - lower), value + q * (upper - value)
+    if value == 0:
+        return low, high, 1.0
+    far = lower if value > 0 else upper
+    r = abs(value) / abs(value - far) if value != far else 1.0
+    return low, high, float(min(1.0, 2.0 * (1.0 - r) ** n_clusters))
+
+
+TAIL_DRAWS = 10  # fewer draws than this beyond 0: the tail share is below the draws' resolution
+
+
+def _tail_or_normal_p(value: float, finite: np.ndarray) -> float:
+    """The two-sided bootstrap p-value where at least ``TAIL_DRAWS`` draws fall on the far
+    side of 0; beyond that resolution (ours) the normal approximation of the draws,
+    ``2 * Phi(-|value| / sd(draws))``, so that a p-value can be smaller than ``1 / n_boot``
+    (a run adjusts it for 30 cells at once)."""
+    far = min(int(np.sum(finite <= 0)), int(np.sum(finite >= 0)))
+    if far >= TAIL_DRAWS or value == 0:
+        return bootstrap_p_value(finite)
+    sd = float(np.std(finite, ddof=1))
+    if sd == 0:
+        return bootstrap_p_value(finite)
+    return float(min(1.0, 2.0 * _scipy_stats.norm.sf(abs(value) / sd)))
+
+
+def adjust_p_values(p_values: Any, method: str = "holm") -> np.ndarray:
+    """P-values adjusted for testing them together; NaN entries are left out of the family and
+    stay NaN.
+
+    ``holm``: Holm's step-down adjustment (controls the chance of any false claim among the
+    cells, whatever their dependence); ``bh``: Benjamini-Hochberg
+    (``scipy.stats.false_discovery_control``; controls the expected share of false claims among
+    the claims, for independent or positively dependent tests). A cell is significant at
+    ``alpha`` when its adjusted p-value is at most ``alpha``.
+    """
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if not ok.any():
+        return out
+    if method not in ADJUSTMENTS:
+        raise ValueError(f"p-value adjustment = {method!r}: expected one of "
+                         f"{', '.join(ADJUSTMENTS)}")
+    family = p[ok]
+    if method == "bh":
+        out[ok] = _scipy_stats.false_discovery_control(family, method="bh")
+        return out
+    m = family.size
+    order = np.argsort(family, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * family[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    out[ok] = adjusted
+    return out
+
+
+ADJUSTMENTS = ("holm", "bh")
 
 
 def conformal_quantile(scores: Any, level: float) -> float:

@@ -1,8 +1,10 @@
 """Demo stage: the three nation-level bias tests on the embedded model, then debiasing.
 
-Runs the same as ``transferscope bias run --limit N`` in process (answers cached in SQLite, so
-a rerun makes no model calls), then debiases one test's items with retrieval over the record
-and the Reflexion loop, compared item by item with a paired bootstrap (``bias debias``).
+Runs the same as ``transferscope bias run --drafts-per-nation N`` in process (answers cached in
+SQLite, so a rerun makes no model calls), sized so every headline cell rests on at least 20
+drafts (or 20 attribute pairs), then debiases the items of two whole drafts with retrieval over
+the record and the Reflexion loop, compared with a paired bootstrap over drafts
+(``bias debias``).
 """
 
 from __future__ import annotations
@@ -23,25 +25,30 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         parse_tests,
         run_probes,
     )
-    from transferscope.bias.debias.items import balanced_subset
+    from transferscope.bias.debias.items import whole_drafts
     from transferscope.bias.figures import change_figure, heatmap_figure, scores_figure
     from transferscope.bias.report import SIGN_NOTE, load_run
     from transferscope.bias.scoring import nation_test_table
     from transferscope.core.io import write_json
 
     run_dir = stage_dir / "run"
-    config = RunConfig(model=settings["model"], tests=settings["tests"], limit=settings["limit"],
+    import time
+
+    cap = settings["drafts_per_nation"]
+    config = RunConfig(model=settings["model"], tests=settings["tests"], drafts_per_nation=cap,
                        seed=0, n_boot=1000, base_url=None, api_key_env=None, concurrency=1,
                        record=None)
     record = load_record()
     backend = make_backend(settings["model"], cache=True)
     try:
         progress.update(task, description=f"bias: {settings['tests']} on {settings['model']} "
-                        f"(limit {settings['limit']} per nation and form)")
+                        f"(at most {cap} vetoed drafts per nation, every nation on every draft)")
+        started = time.perf_counter()
         run_probes(backend, config, run_dir, record)
+        run_seconds = time.perf_counter() - started
         progress.update(task, description=f"bias: {settings['method']} debiasing of "
                         f"{settings['debias_tests']} (retrieval index built once, cached)")
-        items = {p.name: balanced_subset(p.build_items(record, settings["limit"], 0))
+        items = {p.name: whole_drafts(p.build_items(record, cap, 0), 2, "in favour")
                  for p in parse_tests(settings["debias_tests"])}
         debiased = debias_items(backend, items, settings["method"], record=record,
                                 top_k=settings["top_k"], rounds=settings["rounds"],
@@ -49,33 +56,51 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     finally:
         backend.close()
     scores, summary, answers = load_run(run_dir)
-    null = null_calibration(settings["tests"], record=record, limit=settings["limit"], seed=0,
+    null = null_calibration(settings["tests"], record=record, drafts_per_nation=cap, seed=0,
                             n_boot=1000)
     unparsed = sum(1 for a in answers if not a["parsed"])
     cost = debiased.cost
     n_debiased = sum(len(v) for v in items.values())
     result = StageResult(title="Bias: nation-level bias in UNSC-grounded tests, and debiasing")
+    head = scores[scores["headline"].astype(bool)]
+    n_cells = head.groupby(["test", "form"])["n_items"].agg(["min", "max"])
+    sizes = "; ".join(f"{t} {f}: n = {int(r['min'])}-{int(r['max'])}"
+                      for (t, f), r in n_cells.iterrows())
+    claims = head[head["claim"].astype(bool)]
+    said = ("; ".join(f"{r.test} {r.form} {r.nation} {r.value:+.3f} [{r.ci_low:+.3f}, "
+                      f"{r.ci_high:+.3f}] (argmax {r.value_argmax:+.3f}, median margin "
+                      f"{r.margin_median:.2f} nats, p_adj {r.p_adj:.2g})"
+                      for r in claims.itertuples()) or "none")
+    result = StageResult(title="Bias: nation-level bias in UNSC-grounded tests, and debiasing")
     result.summary = [
-        f"DirectQA, Association Test and vote simulation on {settings['model']}, at most "
-        f"{settings['limit']} draft(s) or attribute pair(s) per nation and form (a balanced "
-        "set: every P5 nation gets the same forms), grounded in the shipped UNSC record. The "
-        "vote simulation asks every nation about the same drafts (vetoed drafts whose tally "
-        "fixes all five P5 votes, and matched unanimous adoptions) and compares each nation "
-        "with the nations that voted the same way on the same draft, so a nation's score "
-        "does not depend on which drafts it happens to have. " + SIGN_NOTE,
-        f"{len(answers)} answers, {unparsed} unparseable (counted and shown, never mapped to an "
-        f"option); model calls {summary['stats']['model_calls']}, cache hits "
-        f"{summary['stats']['cache_hits']}. With this few items the CIs are wide: read the "
-        "scores as a demonstration of the pipeline, not as a finding about the model.",
+        f"DirectQA, Association Test and vote simulation on {settings['model']}: every "
+        f"permanent member asked about every draft in the same frame (at most {cap} vetoed "
+        "drafts per nation, stratified by era, each with its matched unanimous adoption; 20 "
+        "attribute pairs), grounded in the shipped UNSC record. Each nation is compared with "
+        "the members that have the same gold answer on the same draft, and its score is the "
+        "median over them, so an answerer that answers by the draft (its era, topic, text) "
+        "but not the nation scores exactly 0, and one biased nation does not move the "
+        "others. " + SIGN_NOTE,
+        f"Drafts (or attribute pairs) behind each headline cell: {sizes} (a cell below 20 "
+        f"shows no score). {len(answers)} answers, {unparsed} unparseable (counted and shown, "
+        f"never mapped to an option); model calls {summary['stats']['model_calls']}, cache "
+        f"hits {summary['stats']['cache_hits']}. The run took {run_seconds:.0f} s here "
+        "(answers are cached: a rerun takes seconds).",
+        f"Cells claiming a bias (adjusted p < 0.05, no flag): {said}. What this can show: a "
+        "difference in how the model answers about one member against the others on the "
+        "same drafts, beyond what the answerers with no opinion give (table below). What it "
+        "cannot: effects smaller than the power table of `transferscope bias calibrate` "
+        "(docs/bias.md), anything where a cell is flagged (near-tied options, answers that "
+        "never vary), or a political view behind the difference (a 135M model may answer "
+        "by the wording of a name).",
         f"Debiasing ({settings['method']}: hybrid BM25 + MiniLM retrieval over the record with a "
         "leakage guard, then an actor / judge / self-reflection loop with up to "
         f"{settings['rounds']} retry, top-{settings['top_k']} passages; the judge never sees "
-        f"gold labels) on {n_debiased} of the same {settings['debias_tests']} items: one yes/no "
-        "item per nation and gold answer, a subset that keeps the demo within its time budget "
-        f"(`bias debias` runs every item): {debiased.verdict} The paired bootstrap resamples "
-        "items within each nation and gold answer; with one item per stratum it has nothing to "
-        "resample, so a zero-width interval here means no sampling variation was measurable, "
-        "not certainty.",
+        f"gold labels) on {n_debiased} of the same {settings['debias_tests']} items: every "
+        "member on two whole drafts (one vetoed, one adopted), a subset that keeps the demo "
+        f"within its time budget (`bias debias` runs every item): {debiased.verdict} With two "
+        "drafts the paired bootstrap over drafts has almost nothing to resample: a pipeline "
+        "check, not a measurement.",
         f"Cost of debiasing: {cost['model_calls']} model calls, {cost['tokens']} tokens, "
         f"{cost['seconds']:.0f} s (retrieval {cost['retrieval_seconds']:.0f} s); judge replies "
         f"counted by form: " + ", ".join(f"{k.removeprefix('evaluator_')} {v}"
@@ -96,26 +121,29 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
                       "The change: overall mean |bias| and accuracy, and each headline score's "
                       "change with its paired bootstrap 95% CI")
     result.add_table(nation_test_table(scores).reset_index(),
-                     "Nation x test: headline score [95% CI] n=items, before debiasing; (!) "
-                     "marks a cell that cannot carry a claim")
+                     "Nation x test: headline score [95% CI] n=drafts compared, adjusted p, "
+                     "before debiasing; * claims a bias, (!) marks a cell that cannot carry a "
+                     "claim")
     result.add_table(beside_nulls(scores, null),
                      "The model next to answerers with no opinion on the same items (null "
                      "calibration, `transferscope bias calibrate`): score [95% CI] per cell, n "
                      "items; every null answerer's score is 0 in expectation, so a model score "
-                     "reads as bias only where it stands apart from theirs; the flag says why a "
-                     "cell cannot carry a claim (too few items, answers that never vary, "
-                     "zero-width interval)")
+                     "reads as bias only where it stands apart from theirs (the by-era, "
+                     "by-topic, by-hash and by-length answerers answer by the draft alone); the "
+                     "model's argmax score, adjusted p and median top-two option margin (nats) "
+                     "beside it; the flag says why a cell cannot carry a claim (too few drafts, "
+                     "answers that never vary, near-tied options)")
     overall = debiased.summary.reset_index(names="overall").round(4)
     result.add_table(overall, "Debiasing, overall: before/after with the change's paired 95% CI "
                      "and p")
     write_json(stage_dir / "cost.json", cost)
     result.commands = [
         "transferscope bias run --model hf-local:/path/to/hf-model --tests directqa,association,"
-        "vote --limit 20 --out runs/bias-mine",
+        "vote --out runs/bias-mine",
         "OPENAI_API_KEY=... transferscope bias run --model openai:gpt-4o-mini --base-url "
         "https://api.openai.com/v1 --api-key-env OPENAI_API_KEY --concurrency 8 --out runs/bias-4o",
         "transferscope bias debias --model hf-local:/path/to/hf-model --method rag+reflexion "
-        "--limit 20 --out runs/debias-mine",
+        "--drafts-per-nation 6 --out runs/debias-mine",
         "transferscope bias compare runs/bias-mine runs/bias-4o --out runs/compare",
         "transferscope bias calibrate --out runs/calibration",
     ]

@@ -19,11 +19,12 @@ def _stages(model: str, encoder: str):
     return [
         Stage("models", "Embedded models", {"model": model, "encoder": encoder}, models_stage.run),
         Stage("ntk", "NTK: how many fine-tuning steps, and why",
-              {"model": model, "task": "sentiment-words", "params": "attention", "n": 32,
+              {"model": model, "task": "sentiment-words", "params": "attention@last-1", "n": 128,
                "seed": 0}, ntk_stage.run),
         Stage("dino", "DINO: domain-adaptation regression", {"profile": "quick"}, dino_stage.run),
         Stage("bias", "Bias: nation-level bias in UNSC-grounded tests, and debiasing",
-              {"model": f"hf-local:{model}", "tests": "directqa,association,vote", "limit": 1,
+              {"model": f"hf-local:{model}", "tests": "directqa,association,vote",
+               "drafts_per_nation": 6,
                "method": "rag+reflexion", "rounds": 1, "top_k": 2, "debias_tests": "directqa"},
               bias_stage.run),
     ]

@@ -1,5 +1,6 @@
-"""Demo stage: the eNTK of SmolLM2 at its pretrained weights, its spectrum, T_hat, and real
-fine-tuning against the prediction.
+"""Demo stage: the eNTK of SmolLM2 at its pretrained weights, its spectrum, the recommended
+stop with its range, how the rules did on a separate evaluation pool, and real fine-tuning
+against the prediction.
 
 Runs the NTK pipeline (``run_kernel -> run_spectrum -> run_stop``, what ``transferscope ntk
 kernel | spectrum | stop`` run) and the quick profile's fine-tuning comparison on the built-in
@@ -18,24 +19,6 @@ from transferscope.demo.stage import StageResult
 
 def _share(value) -> str:
     return "n/a (no step improves on f_0)" if value is None or value != value else f"{value:.2f}"
-
-
-def _real_paragraph(real: dict, rule: str) -> str:
-    """What the long real fine-tuning runs of ``ntk validate`` found: predicted vs real
-    held-out-optimal step per split, and whether each run passed its optimum."""
-    if not real.get("run"):
-        return f"Real fine-tuning past the optimum: not run ({real.get('reason')})."
-    parts = []
-    for o in real["splits"]:
-        st = o["setting"]
-        parts.append(f"split {st['split']}: predicted {o['steps'][rule]} vs real optimum "
-                     f"{o['t_opt']}" + ("" if st["reached"] else
-                                        f" (NOT passed by the horizon {st['horizon']})")
-                     + f", share {_share(o['shares'][rule])}")
-    return (f"Real fine-tuning run long enough to pass the held-out optimum ({real['method']}; "
-            f"n = {real['n']}, horizon {real['horizon']}; the optimum was passed in "
-            f"{real['reached']} of {len(real['splits'])} runs), rule {rule}: "
-            + "; ".join(parts) + ".")
 
 
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
@@ -71,6 +54,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     boot = stop["bootstrap"]
     advice = stop["recommendation"]
     result = StageResult(title="NTK: how many fine-tuning steps, and why")
+    low, high = advice["steps_ci"]
     result.summary = [
         f"Empirical NTK of f = logit('{meta['label_words']['positive']}') - "
         f"logit('{meta['label_words']['negative']}') for {settings['model']} at its pretrained "
@@ -79,38 +63,35 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         f"accuracy of the pretrained f_0: {meta['zero_shot_accuracy']:.3f}.",
         f"Eigen-decay of K/n: the {spec['preferred_model']} fit is preferred (rate "
         f"{best['rate']:.3g}, 95% bootstrap CI [{best['ci'][0]:.3g}, {best['ci'][1]:.3g}], "
-        f"R² {best['r_squared']:.3f} on log scale), implying an error rate "
-        f"{spec['implied_rate']}.",
-        f"Warm-started early stopping (RWY 2014 rule on the residual y - f_0): T_hat = "
-        f"{stop['stopping_time']} full-batch steps at eta = {stop['step_size']:.3g} "
-        f"(95% residual-bootstrap CI [{boot['stopping_time_ci'][0]:.0f}, "
-        f"{boot['stopping_time_ci'][1]:.0f}]), i.e. {stop['schedule']['epochs']:.2f} epochs at "
-        f"batch size {stop['schedule']['batch_size']}; sigma = {stop['sigma']['used']:.3g}, "
-        f"R = {stop['radius']['used']:.3g} (GCV sigma and ridge radius, the first "
-        "implementation's estimators: rule rwy-gcv).",
-        f"Recommended stop (rule {advice['rule']}: {advice['rule_reason']}): {advice['steps']} "
-        f"full-batch steps at lr = {advice['lr']:.3g} (= 1/max K(x,x), RWY's step bound). All "
-        "rules: " + ", ".join(f"{k} {v}" for k, v in advice["rules"].items())
+        f"R² {best['r_squared']:.3f} on log scale, {best['eigenvalues_used']} eigenvalues), "
+        f"implying an error rate {spec['implied_rate']}.",
+        f"Recommended stop (rule {advice['rule']}): {advice['steps']} full-batch steps at "
+        f"lr = {advice['lr']:.3g} (= 1/max K(x,x)), range {low}..{high} "
+        f"({advice['range']['decades']:.1f} decades: {advice['range']['how']}). "
+        f"{advice['advice'][0].upper() + advice['advice'][1:]}. All rules: "
+        + ", ".join(f"{k} {v}" for k, v in advice["rules"].items())
         + (". Warnings: " + "; ".join(advice["warnings"]) if advice["warnings"] else "") + ".",
+        f"The paper's rule (warm-started RWY 2014 on the residual y - f_0, GCV sigma and ridge "
+        f"radius): T_hat = {stop['stopping_time']} steps (95% residual-bootstrap CI "
+        f"[{boot['stopping_time_ci'][0]:.0f}, {boot['stopping_time_ci'][1]:.0f}]); it is shown "
+        "beside the recommendation, not used for it.",
     ]
-    held = {row["rule"]: row for row in checked["held_out"]["overall"]}
-    planted = {row["rule"]: row for row in checked["planted"]["overall"]}
+    ev = {row["rule"]: row for row in checked["evaluation"]["held_out"]["overall"]}
+    dr = checked["default_rule"]
+    d, fixed = ev[dr], ev["fixed-1000"]
+    chosen = checked["chosen_on_development"]
     result.summary.append(
-        f"Is the stop right? `ntk validate --quick` on a {checked['pool']}-word pool of the same "
-        f"task: over {len(checked['held_out']['splits'])} random training splits (n in "
-        f"{checked['held_out_sizes']}, the rest held out), the default rule "
-        f"{checked['default_rule']} captured a median "
-        f"{held[checked['default_rule']]['median_share']:.2f} (95% CI "
-        f"[{held[checked['default_rule']]['median_ci'][0]:.2f}, "
-        f"{held[checked['default_rule']]['median_ci'][1]:.2f}]) of the held-out improvement "
-        f"the kernel trajectory's optimum achieves (median predicted step "
-        f"{held[checked['default_rule']]['median_steps']:.0f} vs held-out optimum "
-        f"{held[checked['default_rule']]['median_t_opt']:.0f}, searched up to 10^7 steps); "
-        f"the paper's rule with our estimators (rwy) {held['rwy']['median_share']:.2f}. On "
-        f"{len(checked['planted']['problems'])} planted problems the default captured a median "
-        f"{planted[checked['default_rule']]['median_share']:.2f}, 10th percentile "
-        f"{planted[checked['default_rule']]['p10_share']:.2f}.")
-    result.summary.append(_real_paragraph(checked["real_finetuning"], checked["default_rule"]))
+        f"Is the stop right? `ntk validate --quick` chose `{chosen['rule']}` on a development "
+        f"pool ({checked['development']['pool']}) and reports it on a separate evaluation pool "
+        f"({checked['evaluation']['pool']}): over {d['problems']} held-out splits (n in "
+        f"{checked['held_out_sizes']}, {d['t_opt_zero']} of them with the optimum at step 0), "
+        f"the default `{dr}` has median excess risk {d['median_excess']:.2f} (95% CI "
+        f"[{d['median_excess_ci'][0]:.2f}, {d['median_excess_ci'][1]:.2f}]), 90th percentile "
+        f"{d['p90_excess']:.2f}, {d['within_2x']:.0%} of stops within 2x of the held-out "
+        f"optimum, and its range covers the optimum in {d['coverage']:.0%}; a fixed 1,000 "
+        f"steps: median {fixed['median_excess']:.2f}, 90th percentile "
+        f"{fixed['p90_excess']:.2f}. Real fine-tuning past the optimum (>= 30 runs, three "
+        "tasks): examples/ntk/real-finetuning/table.md.")
     steps = len(fine["history"]) - 1
     far = fine["long_horizon"]
     result.summary.append(
@@ -148,23 +129,24 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
                         columns=[f"R x{r:g}" for r in stop["sensitivity"]["radius_factors"]])
     result.add_table(sens.reset_index(names="T_hat"), "Sensitivity of T_hat to sigma and R")
     result.add_table(pd.DataFrame([
-        {"rule": r["rule"], "n": r["n"], "splits": r["problems"],
-         "median share": r["median_share"],
-         "95% CI": f"[{r['median_ci'][0]:.2f}, {r['median_ci'][1]:.2f}]",
-         "10th pct": r["p10_share"], "median predicted step": r["median_steps"],
+        {"rule": r["rule"], "n": r["n"], "splits (T_opt = 0)": f"{r['problems']} "
+         f"({r['t_opt_zero']})", "median excess risk": r["median_excess"],
+         "95% CI": f"[{r['median_excess_ci'][0]:.2f}, {r['median_excess_ci'][1]:.2f}]",
+         "90th pct": r["p90_excess"], "within 2x": r["within_2x"],
+         "range covers T_opt": r["coverage"], "median predicted step": r["median_steps"],
          "median held-out-optimal step": r["median_t_opt"]}
-        for r in checked["held_out"]["by_n"]]),
-        "Predicted vs held-out-optimal stop on the kernel trajectory: share of the achievable "
-        "held-out improvement each rule captures")
+        for r in checked["evaluation"]["held_out"]["by_n"]]),
+        "Evaluation pool: predicted vs held-out-optimal stop of the kernel trajectory, excess "
+        "risk (e(T) - e_opt)/(e_0 - e_opt) of each rule and fixed-step baseline")
     quality = pd.DataFrame([{"predictor": k, **v} for k, v in stop["fits"].items()])
     result.add_table(quality, "Training fit: pretrained f_0, kernel gradient descent at T_hat, "
                      "and the equivalent kernel ridge")
     result.commands = [
         "transferscope ntk kernel --model /path/to/hf-model --data your.csv --text-col text "
         "--label-col label --template 'Review: {text} Sentiment:' --label-words good,bad "
-        "--n 128 --out runs/mine",
+        "--n 128 --out runs/mine   # attention@last-1 (the validated default)",
         "transferscope ntk spectrum runs/mine",
-        "transferscope ntk stop runs/mine --batch-size 16 --n-total 5000",
+        "transferscope ntk stop runs/mine --batch-size 16 --n-total 512",
         "transferscope ntk validate --quick --out runs/validate   # every rule vs planted and "
         "held-out truths",
         "transferscope ntk finetune --model /path/to/hf-model --params attention@last-1 --n 64 "

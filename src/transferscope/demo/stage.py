@@ -39,7 +39,7 @@ class StageResult:
 
 
 # Bump when a stage's code changes what it computes: finished runs of older code are redone.
-STAGE_FORMAT = "demo-stage-v7"  # v7: DINO at few labels on real tables (#30); v6: NTK stop vs optimum
+STAGE_FORMAT = "demo-stage-v8"  # v8: DINO at few labels on real tables (#30); v7: NTK stop with its range (#27)
 # v5: bias record fixes, one agenda wording, within-draft vote scores
 
 

@@ -14,15 +14,30 @@ from safetensors import SafetensorError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from transferscope.core.checks import MAX_MAGNITUDE
-from transferscope.core.errors import input_error
+from transferscope.core.bounded import loads_json, read_capped
+from transferscope.core.checks import MAX_MAGNITUDE, check_int, check_number
+from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import atomic_write_bytes, check_csv_layout
+from transferscope.core.io import write_csv as _write_csv
 from transferscope.dino.authors import AuthorsDINO
 from transferscope.dino.estimator import DINORegressor
 
 ESTIMATORS = {"DINORegressor": DINORegressor, "AuthorsDINO": AuthorsDINO}
 MODEL_FORMAT = "transferscope-dino-model"
 MODEL_VERSION = 4  # 1-2: pickles (never read: unpickling a file can run code); 3: before #30
+MODEL_FILE_CAP = 2**30  # bytes: 1 GiB holds 60 million training values, far past any CPU fit
+# Every number a model file's settings hold, bounded before use (a depth of 1e6 would hang
+# predict): whole numbers (low, high) and real numbers (low, high).
+INT_SETTINGS = {"depth": (1, 100), "n_base": (1, 10**7), "hidden": (1, 10**5),
+                "n_steps": (0, 10**6), "batch_size": (1, 10**9), "val_every": (1, 10**6),
+                "cv_folds": (0, 10**6), "min_train_labels": (0, 10**9),
+                "exact_max": (0, 10**8), "n_inducing": (1, 10**8),
+                "n_neighbours": (1, 10**8), "random_state": (0, 2**63 - 1),
+                "n_features_in": (1, 10**6), "n_outputs": (1, 10**4), "n_source": (0, 10**9),
+                "selected_steps": (0, 10**6), "scaler_samples": (1, 10**12)}
+FLOAT_SETTINGS = {"w_std": (0.0, 1e6), "b_std": (0.0, 1e6), "learning_rate": (0.0, 1e6),
+                  "calibration_scale": (0.0, 1e6), "cg_tol": (0.0, 1.0),
+                  "cache_gib": (0.0, 1e6), "rank_tol": (0.0, 1.0)}
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -358,21 +373,34 @@ def load_model(path: str | Path) -> TableModel:
     path = Path(path)
     expected = f"a {MODEL_FORMAT} version {MODEL_VERSION} file written by `transferscope dino fit`"
     try:
-        raw = path.read_bytes()
+        raw = read_capped(path, MODEL_FILE_CAP, "a DINO model file")  # 2 GB is not read whole
     except OSError as err:
         raise input_error(str(path), "model file", err.strerror or str(err), expected) from err
     metadata = _safetensors_metadata(raw, str(path), expected)
     if metadata.get("format") != MODEL_FORMAT:
         raise input_error(str(path), "model format", metadata.get("format", "none"), expected)
-    if metadata.get("version") != str(MODEL_VERSION):
-        raise input_error(str(path), "model version", metadata.get("version", "none"),
+    version = metadata.get("version", "none")
+    if not isinstance(version, str):
+        raise input_error(str(path), "model version", version,
+                          f"the text '{MODEL_VERSION}' (a {type(version).__name__} is not how "
+                          "`dino fit` writes it)")
+    if version != str(MODEL_VERSION):
+        raise input_error(str(path), "model version", version,
                           f"{MODEL_VERSION} (refit the model with this version's `dino fit`)")
     try:
         arrays = safetensors.numpy.load(raw)
-        settings = json.loads(metadata["settings"])
+        wrong = next((k for k, v in arrays.items() if v.dtype != np.float64), None)
+        if wrong is not None:  # bytes of another type read as floats predict nonsense
+            raise input_error(str(path), f"model tensor '{wrong}' dtype",
+                              str(arrays[wrong].dtype), "float64 (F64), as `dino fit` writes")
+        settings = loads_json(metadata["settings"], f"{path}: header settings",
+                              "the settings `dino fit` writes")
+        _check_settings(settings, str(path))
         return _table_model(settings, arrays)
+    except InputError:
+        raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError,
-            SafetensorError) as err:
+            RecursionError, SafetensorError) as err:
         detail = f"{type(err).__name__}: {err}".splitlines()[0][:100]
         raise input_error(str(path), "model contents", detail, expected) from err
 
@@ -393,7 +421,8 @@ def _safetensors_metadata(raw: bytes, path: str, expected: str) -> dict[str, str
         metadata = header["__metadata__"]
         end = 8 + size + max((int(entry["data_offsets"][1]) for key, entry in header.items()
                               if key != "__metadata__"), default=0)
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError) as err:
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError,
+            RecursionError) as err:
         raise input_error(path, "model header", type(err).__name__, expected) from err
     if not isinstance(metadata, dict):
         raise input_error(path, "model header", type(metadata).__name__, expected)
@@ -401,6 +430,22 @@ def _safetensors_metadata(raw: bytes, path: str, expected: str) -> dict[str, str
         raise input_error(path, "model file length", f"{len(raw)} bytes",
                           f"{end} as its header says (truncated or damaged file)")
     return metadata
+
+
+def _check_settings(settings: dict, path: str) -> None:
+    """Every number in a model file's settings within its bound (``INT_SETTINGS``,
+    ``FLOAT_SETTINGS``), checked before any of them sizes a network or a loop."""
+    if not isinstance(settings, dict) or not isinstance(settings.get("dino"), dict):
+        raise ValueError("settings without a 'dino' object")
+    dino = settings["dino"]
+    places = {**(dino.get("params") or {}), **dino,
+              "scaler_samples": settings.get("scaler_samples")}
+    for name, (low, high) in INT_SETTINGS.items():
+        if name in places and places[name] is not None:
+            check_int(f"{path}: model setting {name}", places[name], low, high)
+    for name, (low, high) in FLOAT_SETTINGS.items():
+        if name in places and places[name] is not None:
+            check_number(f"{path}: model setting {name}", places[name], low, high)
 
 
 def _table_model(settings: dict, arrays: dict[str, np.ndarray]) -> TableModel:
@@ -424,6 +469,6 @@ def _table_model(settings: dict, arrays: dict[str, np.ndarray]) -> TableModel:
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> Path:
-    """Write ``frame`` as CSV, atomically (an interrupted run never leaves half a table)."""
-    atomic_write_bytes(path, frame.to_csv(index=index).encode("utf-8"))
-    return Path(path)
+    """Write ``frame`` as CSV, atomically (an interrupted run never leaves half a table), its
+    text cells safe to open in a spreadsheet (``core.io.write_csv``)."""
+    return _write_csv(path, frame, index=index)

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from transferscope.core.checks import (
+    check_input_file,
     check_int,
     check_names,
     check_number,
@@ -35,8 +36,7 @@ def _choice(flag: str, value: str | None, allowed: tuple[str, ...]) -> None:
 
 
 def _table(flag: str, path: Path) -> None:
-    if not path.is_file():
-        raise option_error(flag, str(path), "an existing CSV or Parquet file")
+    check_input_file(flag, path, "an existing CSV or Parquet file")
 
 
 def fit(data: Path, out: Path, *, features: str, target: str, domain: str,
@@ -72,16 +72,15 @@ def fit(data: Path, out: Path, *, features: str, target: str, domain: str,
     check_number("--lr", lr, 0, low_open=True)
     check_int("--batch-size", batch_size, 1)
     check_seed("--seed", seed)
-    claim_output(out, is_dir=False)
+    claim_output(out, is_dir=False, inputs=[data])  # never over the table it reads
     return columns or []
 
 
 def predict(model_path: Path, data: Path, out: Path) -> None:
     """``dino predict``: the model and the table exist, then the predictions file (claimed)."""
-    if not model_path.is_file():
-        raise option_error("MODEL_PATH", str(model_path), "a model file written by `dino fit`")
+    check_input_file("MODEL_PATH", model_path, "a model file written by `dino fit`")
     _table("DATA", data)
-    claim_output(out, is_dir=False)
+    claim_output(out, is_dir=False, inputs=[model_path, data])  # never over the model or table
 
 
 def output(out: Path) -> None:

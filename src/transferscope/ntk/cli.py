@@ -75,8 +75,10 @@ def kernel(
                         ] = None,
     label_words: Annotated[str | None, typer.Option(help="'positive,negative' cue words.")
                            ] = None,
-    params: Annotated[str, typer.Option(help="attention, all, lora, head, bias, last-k.")
-                      ] = "attention",
+    params: Annotated[str, typer.Option(
+        help="attention@last-1 (default: the last block's attention, the set 'ntk validate' "
+             "and the real fine-tuning table cover), attention, all, lora, head, bias, last-k, "
+             "attention@last-k.")] = "attention@last-1",
     n: Annotated[int | None, typer.Option(help="Examples, sampled balanced with --seed "
                                           "(default 64, or all of a smaller file).")] = None,
     mode: Annotated[str, typer.Option(help="exact or sketch.")] = "exact",
@@ -119,8 +121,8 @@ def spectrum(
     run_dir: RunDirArg,
     first: Annotated[int | None, typer.Option(help="First fitted index (1-based; default 2).")
                      ] = None,
-    last: Annotated[int | None, typer.Option(help="Last fitted index (default max(4, n//4)).")
-                    ] = None,
+    last: Annotated[int | None, typer.Option(help="Last fitted index (default max(9, n//4): at "
+                                             "least 8 eigenvalues).")] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the examples.")] = 200,
     ci: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
@@ -130,12 +132,14 @@ def spectrum(
     done = pipeline.run_spectrum(run_dir, pipeline.SpectrumOptions(first, last, n_boot, ci, seed))
     analysis, (lo, hi) = done.analysis, done.index_range
     table = Table(title=f"spectrum of K/n, n = {analysis.n}, fit indices {lo}..{hi}")
-    for col in ("model", "rate", f"{ci:.0%} CI", "R^2 (log)", "implied rate"):
+    for col in ("model", "rate", f"{ci:.0%} CI", "R^2 (log)", "eigenvalues used",
+                "implied rate"):
         table.add_column(col)
     for fit in analysis.fits.values():
         table.add_row(fit.model + (" *" if fit is analysis.preferred else ""),
                       f"{fit.rate:.4g}", f"[{fit.ci_low:.4g}, {fit.ci_high:.4g}]",
-                      f"{fit.r_squared:.4f}", fit.to_dict()["implied_rate"])
+                      f"{fit.r_squared:.4f}", str(fit.eigenvalues_used),
+                      fit.to_dict()["implied_rate"])
     _out.print(table)
     _out.print(f"wrote {done.json_path} and {done.figure_path}")
 
@@ -156,9 +160,11 @@ def stop(
     n_boot: Annotated[int, typer.Option(help="Residual-bootstrap resamples for the CIs.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the CV folds.")] = 0,
     n_total: Annotated[int | None, typer.Option(
-        help="Your whole training set size N: extrapolate the steps and epochs to it.")] = None,
-    rule: Annotated[str, typer.Option(help="Rule the answer follows: cv (default, best "
-                                      "validated), rwy, rwy-gcv, gcv-ridge.")] = "cv",
+        help="Your whole training set size N: steps and epochs for it, from the growth of the "
+             "CV stop measured on subsamples of n/4, n/2, n (needs n >= 32).")] = None,
+    rule: Annotated[str, typer.Option(help="Rule the answer follows: cv (default, chosen on "
+                                      "the development pool of 'ntk validate'), cv-low, rwy, "
+                                      "rwy-gcv, gcv-ridge.")] = "cv",
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
     preflight.stop(batch_size=batch_size, n_boot=n_boot, seed=seed, n_total=n_total)
@@ -166,17 +172,23 @@ def stop(
                                                          n_boot, seed, n_total, rule))
     a = r.recommendation
     low, high = r.stopping_time_ci
+    a_low, a_high = a.steps_ci
     rows = [
         (f"RECOMMENDED full-batch steps ({a.rule})", f"{a.steps} (epochs at batch size "
          f"{batch_size}: {a.steps * batch_size / r.n:.3g})"),
+        ("  range (steps_ci)", f"{a_low} .. {a_high} ({a.range.decades:.1f} decades)"),
+        ("  use", str(a.safe_steps) + ("" if a.decided else
+                                        " (the low end: the range is too wide to decide)")),
         *[(f"  rule {name}", str(t)) for name, t in a.rules.items()],
         ("  sigma / R used by rule rwy", f"{a.sigma:.4g} / {a.radius:.4g}"),
     ]
-    if a.extrapolation is not None:
-        x = a.extrapolation
-        rows.append((f"steps for N = {x.n_total} (95% CI)",
-                     f"{x.steps} [{x.steps_ci[0]}, {x.steps_ci[1]}], epochs {x.epochs:.3g} "
-                     f"[{x.epochs_ci[0]:.3g}, {x.epochs_ci[1]:.3g}]"))
+    if a.growth is not None:
+        g = a.growth
+        rows.append((f"steps for N = {g.n_total} ({g.level:.0%} interval)",
+                     f"{g.steps} [{g.steps_ci[0]}, {g.steps_ci[1]}], epochs {g.epochs:.3g} "
+                     f"[{g.epochs_ci[0]:.3g}, {g.epochs_ci[1]:.3g}]; growth exponent "
+                     f"{g.exponent:.2f} [{g.exponent_ci[0]:.2f}, {g.exponent_ci[1]:.2f}] "
+                     f"measured on subsamples {g.sizes}"))
     rows += [
         ("step size eta (lr)", f"{r.step_size:.4g} ({r.learning_rate:.4g})"),
         ("sigma (estimate)", f"{r.sigma:.4g} ({r.noise.sigma:.4g})"),
@@ -202,6 +214,7 @@ def stop(
     _out.print(grid)
     for warning in a.warnings:
         _err.print(f"warning: {warning}")
+    _out.print(a.advice())
     _out.print(f"wrote {r.json_path} and {r.run / 'residual_spectrum.png'}")
 
 
@@ -275,7 +288,9 @@ def rates(
         params, sizes, seeds, n_test, pool, head_seed, device))
     slope = result["pretrained"]["slope"]
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
-               f"implied {slope['implied']:.3f}; wrote {out / 'rates.json'}")
+               + (f"implied {slope['implied']:.3f}" if slope["implied"] is not None
+                  and slope["implied"] == slope["implied"] else "no implied rate (n < 9)")
+               + f"; wrote {out / 'rates.json'}")
 
 
 @app.command("taskvec")
@@ -348,23 +363,37 @@ def validate(
     label_words: WordsOpt = None,
     device: DeviceOpt = "auto",
     real_splits: Annotated[int | None, typer.Option(
-        help="Splits also fine-tuned for real past the held-out optimum (default: the "
-             "profile's, 2 quick / 3 full; 0: none).")] = None,
+        help="Splits also fine-tuned for real past the held-out optimum (default 0; the "
+             "real fine-tuning table is python -m transferscope.ntk.experiments.real_table)."
+    )] = None,
+    params: Annotated[str | None, typer.Option(
+        help="Parameter set of the kernel (default attention@last-1).")] = None,
 ) -> None:
-    """Every stopping rule against planted truths and real held-out optima (share captured)."""
+    """Every stopping rule and fixed-step baseline against planted truths and real held-out
+    optima: excess risk, distance from the optimum, the range's coverage; the default rule is
+    chosen on a development pool and reported on a separate evaluation pool."""
     preflight.output(out)
+    if params is not None:
+        preflight.check_params(params, attention_at=True)
     result = validation.run_validation(
         out, "quick" if quick else "full", model,
         pipeline.DataSource(task, data_file, text_col, label_col, positive_label, template,
-                            label_words), device=device, real_splits=real_splits)
-    for half, key in (("planted", "overall"), ("held_out", "overall")):
-        table = Table(title=f"{half}: share of the achievable improvement captured")
-        for col in ("rule", "problems", "median [95% CI]", "10th pct", "worst"):
+                            label_words), device=device, real_splits=real_splits,
+        params=params)
+    chosen = result["chosen_on_development"]
+    _out.print(f"default rule {result['default_rule']}; chosen on the development pool: "
+               f"{chosen['rule']} ({chosen['why']})")
+    for half in ("planted", "held_out"):
+        table = Table(title=f"evaluation pool, {half}: excess risk (e(T) - e_opt)/(e_0 - e_opt)")
+        for col in ("rule", "problems (T_opt=0)", "median [95% CI]", "90th pct",
+                    "|log10 T/T_opt|", "within 2x", "range covers"):
             table.add_column(col)
-        for row in result[half][key]:
-            lo, hi = row["median_ci"]
-            table.add_row(row["rule"], str(row["problems"]),
-                          f"{row['median_share']:.3f} [{lo:.3f}, {hi:.3f}]",
-                          f"{row['p10_share']:.3f}", f"{row['worst_share']:.3f}")
+        for row in result["evaluation"][half]["overall"]:
+            lo, hi = row["median_excess_ci"]
+            table.add_row(row["rule"], f"{row['problems']} ({row['t_opt_zero']})",
+                          f"{row['median_excess']:.3f} [{lo:.3f}, {hi:.3f}]",
+                          f"{row['p90_excess']:.3f}", f"{row['median_log10']:.2f}",
+                          f"{row['within_2x']:.2f}",
+                          "-" if row["coverage"] is None else f"{row['coverage']:.2f}")
         _out.print(table)
     _out.print(f"wrote {out / 'validate.json'} and {out / 'validate.md'}")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from transferscope.core.errors import InputError, input_error
-from transferscope.core.io import check_csv_layout
+from transferscope.core.io import check_csv_layout, iter_jsonl
 
 _WORD = re.compile(r"^[a-z]+$")
 VADER_MIN_ABS_RATING = 1.0
@@ -138,6 +138,21 @@ def unsc_era() -> LabeledTexts:
     return _unsc_task("post_cold_war", ("before 1990", "1990 or later"))
 
 
+# ---------------------------------------------------------------------------- subjectivity
+SUBJECTIVITY_FILE = "subjectivity_glosses.jsonl.gz"
+
+
+def subjectivity_glosses() -> LabeledTexts:
+    """WordNet glosses of word senses from Pattern's hand-tagged subjectivity lexicon (via the
+    TextBlob wheel); positive = a subjective sense (score >= 0.6), negative = an objective one
+    (<= 0.2). Built by :mod:`transferscope.ntk.subjectivity_build`."""
+    raw = resources.files("transferscope.ntk").joinpath(SUBJECTIVITY_FILE).read_bytes()
+    rows = [json.loads(line) for line in gzip.decompress(raw).decode("utf-8").splitlines()]
+    return LabeledTexts(tuple(r["text"] for r in rows),
+                        np.array([1.0 if r["subjective"] else -1.0 for r in rows]),
+                        ("objective", "subjective"), "builtin:subjectivity-glosses")
+
+
 # ---------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class BuiltinTask:
@@ -184,6 +199,11 @@ register_task(BuiltinTask(
     "recorded year; digits removed from the text)",
     'UN Security Council resolution: "{text}" Was this resolution adopted after the Cold '
     "War? Answer:", ("Yes", "No"), unsc_era))
+register_task(BuiltinTask(
+    "subjectivity-glosses", "WordNet glosses of word senses: subjective vs objective sense "
+    "(hand-tagged scores of Pattern's subjectivity lexicon, shipped in the TextBlob wheel)",
+    'Definition: "{text}". Is this a matter of opinion? Answer:', ("Yes", "No"),
+    subjectivity_glosses))
 
 
 # ---------------------------------------------------------------------------- user files
@@ -212,14 +232,7 @@ def _read_rows(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         rows = []
-        for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg}): "
-                                 "expected one JSON object per line") from exc
+        for number, row in iter_jsonl(path, "labelled texts"):  # bounded, strict JSON
             if not isinstance(row, dict):
                 raise input_error(str(path), f"line {number}", row, "a JSON object")
             rows.append(row)

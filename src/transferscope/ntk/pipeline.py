@@ -25,9 +25,10 @@ from transferscope.core.io import write_json, write_png
 from transferscope.core.progress import step_progress
 from transferscope.core.stats import percentile_interval
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk import recommend, rundir, stopping
+from transferscope.ntk import growth, recommend, rundir, stopping
 from transferscope.ntk.data import LabeledTexts
 from transferscope.ntk.device import resolve_device
+from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.experiments.finetune_vs_kernel import (
     FinetuneComparison,
     FinetuneOptions,
@@ -47,6 +48,7 @@ from transferscope.ntk.task import PromptTask, check_template, prompt_task_facto
 
 DEFAULT_TASK = "sentiment-words"
 DEFAULT_KERNEL_N = 64
+DEFAULT_PARAMS = "attention@last-1"  # the set the validation tables and real runs cover (#27)
 SENSITIVITY_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -118,7 +120,7 @@ def load_examples(source: DataSource) -> Examples:
 class KernelOptions:
     """What ``ntk kernel`` computes (parameter set, sample, mode) and where (executor)."""
 
-    params: str = "attention"
+    params: str = DEFAULT_PARAMS
     n: int | None = None  # None: DEFAULT_KERNEL_N, or the whole balanced file when smaller
     mode: str = "exact"  # or "sketch"
     sketch_dim: int = 16384
@@ -192,7 +194,8 @@ def kernel_from_sample(task: PromptTask, sample: LabeledTexts, out: str | Path,
     executor = ("local" if options.executor == "local" else
                 RayExecutor(address=options.address, workers=options.workers,
                             model_factory=prompt_task_factory(task)))
-    result = task.kernel(texts, options.params, options.mode, sketch_dim=options.sketch_dim,
+    result = task.kernel(texts, parameter_spec(task, options.params), options.mode,
+                         sketch_dim=options.sketch_dim,
                          seed=options.seed, memory_budget_gb=options.memory_gb,
                          progress=progress, executor=executor)
     if result.kernel.shape != (n, n):
@@ -268,7 +271,8 @@ def run_spectrum(run_dir: str | Path, options: SpectrumOptions = SpectrumOptions
     """Eigenvalues of ``K/n``, both decay fits with bootstrap CIs; writes ``spectrum.json``
     and ``spectrum.png`` next to the kernel."""
     run = rundir.load_kernel_run(run_dir)
-    lo, hi = default_index_range(run.n)
+    given = options.first is not None and options.last is not None
+    lo, hi = (options.first, options.last) if given else default_index_range(run.n)
     index_range = (options.first if options.first is not None else lo,
                    options.last if options.last is not None else hi)
     with step_progress("bootstrap over examples", options.n_boot, progress) as advance:
@@ -408,6 +412,13 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
     sensitivity to sigma and R, and the training fits it implies; writes ``stop.json``."""
     run = rundir.load_kernel_run(run_dir)
     options.validate()
+    if options.n_total is not None:  # before any work: the growth needs n >= 32 and N >= n
+        if run.n < growth.MIN_N:
+            raise input_error("--n-total", "n", run.n, f"at least {growth.MIN_N} examples in "
+                              "the kernel run: the growth is measured on subsamples of n/4, "
+                              "n/2 and n")
+        if options.n_total < run.n:
+            raise input_error("--n-total", "n_total", options.n_total, f"at least n = {run.n}")
     factor = stopping.LOSS_STEP_FACTOR[options.loss]
     eigs = kernel_eigenvalues(run.kernel)
     max_eta = stopping.max_step_size(eigs)
@@ -419,6 +430,11 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
                           f"{factor:g} * lr must not exceed 1/lambda_max(K/n) = {max_eta:.4g}")
     eta = factor * lr
     residual = run.residual
+    if not np.any(residual) and (options.sigma is None or options.radius is None):
+        raise InputError(f"{run.path / rundir.F0_FILE}: equals {rundir.LABELS_FILE} on every "
+                         "example (residual y - f0 = 0): expected a run whose pretrained "
+                         "outputs miss some targets; nothing is left for fine-tuning to learn, "
+                         "so there is no stopping time to estimate")
     noise = stopping.estimate_noise(run.kernel, residual)
     radius_estimate = stopping.estimate_radius(run.kernel, residual, noise.ridge)
     sigma_used = options.sigma if options.sigma is not None else noise.sigma

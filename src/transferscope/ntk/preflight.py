@@ -37,7 +37,7 @@ def check_params(value: str, *, attention_at: bool) -> str:
 def kernel(out: Path, *, params: str, n: int | None, mode: str, sketch_dim: int, seed: int,
            memory_gb: float, max_tokens: int | None, workers: int | None) -> None:
     """``ntk kernel``: parameter set, sample, sketch, memory budget, then the run folder."""
-    check_params(params, attention_at=False)
+    check_params(params, attention_at=True)
     check_int("--n", n, 2)
     if mode not in ("exact", "sketch"):
         raise option_error("--mode", mode, "'exact' or 'sketch'")

@@ -12,6 +12,7 @@ labels (f* is unknown), so it includes a noise floor that flattens the slope at 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from transferscope.core.errors import input_error
 from transferscope.core.stats import paired_bootstrap, percentile_interval
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.recommend import recommend_stop
-from transferscope.ntk.spectrum import analyse_spectrum, kernel_eigenvalues
+from transferscope.ntk.spectrum import MIN_FIT_EIGENVALUES, analyse_spectrum, kernel_eigenvalues
 
 STEP_GRID = np.unique(np.round(np.geomspace(1, 10**6, 160)).astype(int))
 
@@ -57,8 +58,12 @@ def _one(kernel, f0, y, train, test, n_boot, seed) -> dict:
     accuracy = (np.sign(f0[test][None, :] + change) == y[test][None, :]).mean(axis=1)
     best = int(np.argmin(errors))
     at = int(np.flatnonzero(steps == t_hat)[0])
-    fit = analyse_spectrum(k, n_boot=n_boot, seed=seed).fits["polynomial"]
-    return {"alpha": fit.rate, "alpha_low": fit.ci_low, "alpha_high": fit.ci_high,
+    if k.shape[0] >= MIN_FIT_EIGENVALUES + 1:
+        fit = analyse_spectrum(k, n_boot=n_boot, seed=seed).fits["polynomial"]
+        alpha, low, high = fit.rate, fit.ci_low, fit.ci_high
+    else:  # fewer than 8 eigenvalues to fit past the first: no decay rate (issue #27)
+        alpha = low = high = math.nan
+    return {"alpha": alpha, "alpha_low": low, "alpha_high": high,
             "lambda_max": float(eigs[0]), "step_size": eta, "sigma": advice.sigma,
             "radius": advice.radius, "rule": advice.rule, "t_hat": t_hat,
             "t_rwy": advice.rules["rwy"], "t_opt": int(steps[best]),

@@ -39,9 +39,20 @@ import numpy as np
 
 from transferscope.core.errors import InputError, input_error
 from transferscope.ntk import stopping
-from transferscope.ntk.spectrum import analyse_spectrum
+from transferscope.ntk.cv import (
+    BOOTSTRAP_DRAWS,
+    CV_FOLDS,
+    HORIZON,
+    CrossValidation,
+    StopRange,
+    cv_stopping_time,
+    step_grid,
+    stop_range,
+    trajectory_errors,
+)
+from transferscope.ntk.growth import Growth, estimate_growth
 
-RULES = ("rwy", "rwy-gcv", "gcv-ridge", "cv")
+RULES = ("rwy", "rwy-gcv", "gcv-ridge", "cv", "cv-low")
 DEFAULT_RULE = "cv"
 RULE_REASONS = {
     "cv": "K-fold CV of the kernel trajectory: the largest share of the achievable held-out "
@@ -49,81 +60,11 @@ RULE_REASONS = {
     "rwy": "warm-started RWY rule with spectral-tail sigma and debiased R (requested)",
     "rwy-gcv": "warm-started RWY rule with GCV sigma and ridge R (requested)",
     "gcv-ridge": "1/(lr lam_GCV) (requested)",
+    "cv-low": "the low end of the CV stop's range (requested)",
 }
-CV_FOLDS = 5
-CV_REPEATS = 3
-HORIZON = 10**7
-GRID_POINTS = 400
+__all__ = ["RULES", "DEFAULT_RULE", "StopRecommendation", "recommend_stop", "step_grid",
+           "trajectory_errors", "cv_stopping_time"]
 _GCV_GRID = np.logspace(-8, 1, 181)
-
-
-def step_grid(horizon: int = HORIZON, points: int = GRID_POINTS) -> np.ndarray:
-    """0 and a log grid of integer step counts up to ``horizon`` (ratio ~1.04 between points)."""
-    return np.unique(np.concatenate([[0], np.round(np.geomspace(1, horizon, points))])
-                     ).astype(np.int64)
-
-
-def trajectory_errors(evals: np.ndarray, evecs: np.ndarray, residual: np.ndarray, lr: float,
-                      steps: np.ndarray, cross: np.ndarray, target_residual: np.ndarray
-                      ) -> np.ndarray:
-    """Mean squared error of ``f_t - f_0`` at new points against ``target_residual``, per step.
-
-    ``evals, evecs`` of ``K_n`` on the training points, ``cross`` = ``K(X_new, X)``; the dual
-    coefficients are ``c_t = (1/n) U diag((1 - (1 - lr lam)^t) / lam) U^T r`` (dynamics.py).
-    """
-    n = evals.size
-    t = np.asarray(steps, dtype=np.float64)[:, None]
-    lam = evals[None, :]
-    shrink = -np.expm1(t * np.log1p(-np.minimum(lr * lam, 1.0 - 1e-15)))
-    gain = np.where(lam > 0, shrink / np.where(lam > 0, lam, 1.0), lr * t)
-    coef = (gain * (evecs.T @ residual)[None, :]) @ evecs.T / n
-    change = coef @ np.asarray(cross, dtype=np.float64).T
-    return np.mean((change - target_residual[None, :]) ** 2, axis=1)
-
-
-@dataclass(frozen=True)
-class CrossValidation:
-    """K-fold CV of the kernel trajectory: mean held-out squared error per step count."""
-
-    folds: int
-    repeats: int
-    steps: np.ndarray
-    errors: np.ndarray
-    best: int
-    at_horizon: bool
-
-
-def cv_stopping_time(kernel: np.ndarray, residual: np.ndarray, lr: float,
-                     folds: int = CV_FOLDS, seed: int = 0,
-                     steps: np.ndarray | None = None, repeats: int = CV_REPEATS
-                     ) -> CrossValidation:
-    """The step with the least K-fold held-out error of the kernel trajectory at step ``lr``,
-    averaged over ``repeats`` random fold assignments (one assignment is a noisy curve).
-
-    Each fold trains on ``(K-1)/K`` of the points with ``K_tr / n_tr``, whose top eigenvalues
-    match those of ``K / n``, so a step count means the same on the fold and on all points.
-    """
-    k = np.asarray(kernel, dtype=np.float64)
-    r = np.asarray(residual, dtype=np.float64)
-    n = r.size
-    folds = int(min(folds, n))
-    if folds < 2:
-        raise InputError(f"cv: {n} examples: expected at least 2 for cross-validation")
-    grid = step_grid() if steps is None else np.asarray(steps, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    total = np.zeros(grid.size)
-    for _ in range(repeats):
-        order = rng.permutation(n)
-        for fold in range(folds):
-            held = order[fold::folds]
-            train = np.setdiff1d(order, held)
-            sub = k[np.ix_(train, train)]
-            evals, evecs = np.linalg.eigh(0.5 * (sub + sub.T) / train.size)
-            total += held.size * trajectory_errors(np.clip(evals, 0, None), evecs, r[train],
-                                                   lr, grid, k[np.ix_(held, train)], r[held])
-    errors = total / (n * repeats)
-    best = int(np.argmin(errors))
-    return CrossValidation(folds, repeats, grid, errors, int(grid[best]), best == grid.size - 1)
 
 
 def spectral_tail_noise(evals: np.ndarray, coords: np.ndarray) -> float:
@@ -154,60 +95,12 @@ def debiased_radius(evals: np.ndarray, coords: np.ndarray, sigma: float, ridge: 
     return math.sqrt(max(corrected, 0.0)), math.sqrt(plain)
 
 
-@dataclass(frozen=True)
-class Extrapolation:
-    """Steps and epochs for the user's whole training set of ``n_total`` examples."""
-
-    n_total: int
-    batch_size: int
-    model: str
-    rate: float
-    rate_ci: tuple[float, float]
-    steps: int
-    steps_ci: tuple[int, int]
-    epochs: float
-    epochs_ci: tuple[float, float]
-    how: str
-
-
-def _scaling(model: str, rate: float, n: int, n_total: int) -> float:
-    """``T_N / T_n = eps_n^2 / eps_N^2``: ``(N/n)^(a/(a+1))`` for ``lambda_i ~ i^-a``,
-    ``(N log n) / (n log N)`` for an exponential decay."""
-    if model == "polynomial":
-        a = max(rate, 0.0)
-        return (n_total / n) ** (a / (a + 1.0))
-    return (n_total * math.log(n)) / (n * math.log(n_total))
-
-
-def extrapolate(kernel: np.ndarray, steps: int, n_total: int, batch_size: int,
-                n_boot: int = 100, seed: int = 0) -> Extrapolation:
-    """Scale ``steps`` from n to ``n_total`` through the fitted eigen-decay (preferred fit),
-    the interval from the decay rate's bootstrap CI over examples."""
-    n = kernel.shape[0]
-    if n_total < n:
-        raise input_error("recommend_stop", "n_total", n_total, f"at least n = {n}")
-    if batch_size < 1 or batch_size > n_total:
-        raise input_error("recommend_stop", "batch_size", batch_size,
-                          f"an integer in 1..n_total = {n_total}")
-    fit = analyse_spectrum(kernel, n_boot=n_boot, seed=seed).preferred
-    ends = sorted(_scaling(fit.model, r, n, n_total) for r in (fit.ci_low, fit.ci_high)
-                  if math.isfinite(r))
-    mid = _scaling(fit.model, fit.rate, n, n_total)
-    lo, hi = (ends[0], ends[-1]) if ends else (math.nan, math.nan)
-    total = int(round(steps * mid))
-    ci = ((int(round(steps * lo)), int(round(steps * hi))) if ends else (-1, -1))
-    per_epoch = n_total / batch_size
-    return Extrapolation(
-        n_total, batch_size, fit.model, fit.rate, (fit.ci_low, fit.ci_high), total, ci,
-        total / per_epoch, (ci[0] / per_epoch, ci[1] / per_epoch),
-        f"T_N = T_n x eps_n^2/eps_N^2 with the {fit.model} decay fit (rate {fit.rate:.3g}); "
-        "the interval uses the rate's 95% bootstrap CI over examples; one epoch = N/B "
-        "minibatch steps of the same lr (SGD noise ignored)")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StopRecommendation:
-    """What to set: ``steps`` full-batch steps at ``lr``, by ``rule``; every rule's answer."""
+    """What to set: ``steps`` full-batch steps at ``lr``, by ``rule``; every rule's answer;
+    ``steps_ci`` = (low, high) from the CV curve's own uncertainty (:class:`StopRange`); when
+    ``decided`` is False the range spans more than two decades and ``safe_steps`` is the end
+    to use (``safe_reason``)."""
 
     n: int
     steps: int
@@ -225,21 +118,54 @@ class StopRecommendation:
     ridge_gcv: float
     ridge_cp: float
     cv: CrossValidation
-    extrapolation: Extrapolation | None = None
+    range: StopRange
+    growth: Growth | None = None
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def steps_ci(self) -> tuple[int, int]:
+        """(low, high): the range the CV curve cannot tell apart (see :class:`StopRange`)."""
+        return (self.range.low, self.range.high)
+
+    @property
+    def decided(self) -> bool:
+        return self.range.decided
+
+    @property
+    def safe_steps(self) -> int:
+        """``steps`` when the range is narrow, else its safe end."""
+        return self.steps if self.range.decided else self.range.safe
+
+    def advice(self) -> str:
+        """One line a user can act on."""
+        low, high = self.steps_ci
+        if self.range.decided:
+            return (f"stop after {self.steps} full-batch steps at lr = {self.lr:.4g} "
+                    f"(range {low}..{high})")
+        return (f"the data cannot pin the stop down: anything from {low} to {high} steps fits "
+                f"the held-out curves equally well ({self.range.decades:.1f} decades); use "
+                f"{self.range.safe} steps, {self.range.safe_reason}")
 
     def to_dict(self) -> dict:
         out = {k: getattr(self, k) for k in (
             "n", "steps", "lr", "rule", "rule_reason", "sigma", "radius", "rules", "lr_bound",
             "lambda_max", "max_diagonal", "sigma_gcv", "radius_ridge", "ridge_gcv", "ridge_cp",
-            "warnings")}
+            "warnings", "steps_ci", "decided", "safe_steps")}
+        out["advice"] = self.advice()
+        out["range"] = {k: getattr(self.range, k) for k in (
+            "low", "high", "one_se", "bootstrap", "fold_seeds", "decades", "decided", "safe",
+            "safe_reason")}
+        out["range"]["how"] = ("hull of: the one-standard-error set of the CV curve (SE over "
+                               f"examples), the 5-95% range of its optimum over "
+                               f"{BOOTSTRAP_DRAWS} resamples of the examples' held-out curves, "
+                               f"and the optima of the {self.cv.repeats} fold assignments")
         out["lr_bound_rule"] = ("lr <= 1/max K(x,x): RWY's step <= 1 for a kernel bounded by 1, "
                                 "after rescaling K by its largest diagonal entry")
         out["convention"] = "f_{t+1} = f_t - lr (K/n)(f_t - y), half squared loss"
-        out["cv"] = {"folds": self.cv.folds, "best": self.cv.best,
+        out["cv"] = {"folds": self.cv.folds, "repeats": self.cv.repeats, "best": self.cv.best,
                      "at_horizon": self.cv.at_horizon}
-        if self.extrapolation is not None:
-            out["extrapolation"] = self.extrapolation.__dict__
+        if self.growth is not None:
+            out["growth"] = self.growth.to_dict()
         return out
 
 
@@ -251,7 +177,8 @@ def recommend_stop(kernel: np.ndarray, y: np.ndarray, f0: np.ndarray, *,
     """How many full-batch steps of ``f_{t+1} = f_t - lr (K/n)(f_t - y)`` to run from ``f0``.
 
     ``sigma``/``radius`` override the estimates in the RWY rules; ``seed`` sets the CV folds.
-    With ``n_total`` and ``batch_size`` the answer is extrapolated to the whole training set.
+    With ``n_total`` and ``batch_size``: the steps for the whole training set, from the growth
+    of the CV stop measured on nested subsamples (:mod:`transferscope.ntk.growth`).
     """
     k = np.asarray(kernel, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).ravel()
@@ -316,13 +243,19 @@ def recommend_stop(kernel: np.ndarray, y: np.ndarray, f0: np.ndarray, *,
         "gcv-ridge": int(round(1.0 / (lr * gcv.ridge))),
     }
     cv = cv_stopping_time(k, r, lr, seed=seed)
+    span = stop_range(cv, seed=seed)
     rules["cv"] = cv.best
+    rules["cv-low"] = span.low
     if cv.at_horizon:
         warnings.append(f"the CV optimum is at the end of its horizon ({HORIZON} steps): the "
                         "held-out error was still falling")
     if n < 5 * CV_FOLDS:
         warnings.append(f"n = {n}: each CV fold holds out at most {math.ceil(n / CV_FOLDS)} "
                         "examples, so the CV stop is noisy")
+    if not span.decided:
+        warnings.append(f"the stop's range {span.low}..{span.high} spans {span.decades:.1f} "
+                        f"decades: the data cannot pin it down; the safe choice is {span.safe} "
+                        "steps (the low end)")
     zero = [name for name, t in rules.items() if t == 0]
     if zero:
         warnings.append(f"{', '.join(zero)} say(s) 0 steps (keep f_0)")
@@ -331,13 +264,16 @@ def recommend_stop(kernel: np.ndarray, y: np.ndarray, f0: np.ndarray, *,
         warnings.append("the rules disagree by more than 10x: "
                         + ", ".join(f"{k} {v}" for k, v in rules.items()))
     steps = rules[rule]
-    extra = None
+    growth = None
     if n_total is not None or batch_size is not None:
         if n_total is None or batch_size is None:
             raise InputError("recommend_stop: n_total and batch_size: one given: expected both "
-                             "for the extrapolation to the whole training set")
-        extra = extrapolate(k, steps, int(n_total), int(batch_size), seed=seed)
+                             "for the steps on the whole training set")
+        growth = estimate_growth(k, r, lr, int(n_total), int(batch_size), seed=seed)
+        warnings.extend(growth.warnings)
     return StopRecommendation(
-        n, steps, float(lr), rule, RULE_REASONS[rule], float(sigma_used), float(radius_used),
-        rules, bound, lam_max, kappa, gcv.sigma, radius_ridge, gcv.ridge, ridge_cp, cv, extra,
-        warnings)
+        n=n, steps=steps, lr=float(lr), rule=rule, rule_reason=RULE_REASONS[rule],
+        sigma=float(sigma_used), radius=float(radius_used), rules=rules, lr_bound=bound,
+        lambda_max=lam_max, max_diagonal=kappa, sigma_gcv=gcv.sigma, radius_ridge=radius_ridge,
+        ridge_gcv=gcv.ridge, ridge_cp=ridge_cp, cv=cv, range=span, growth=growth,
+        warnings=warnings)

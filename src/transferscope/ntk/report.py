@@ -144,16 +144,23 @@ def _rates_section(report: Report, rates: dict, findings: list[str], plt) -> Non
         level = np.exp(np.mean(np.log(mean.to_numpy())) - fit["slope"] * np.mean(np.log(grid)))
         ax.loglog(grid, level * grid ** fit["slope"], "-", color=f"C{i}",
                   label=f"slope {fit['slope']:.2f} [{fit['ci_low']:.2f}, {fit['ci_high']:.2f}]; "
-                        f"implied {fit['implied']:.2f}")
+                        + (f"implied {fit['implied']:.2f}" if _known(fit["implied"])
+                           else "no implied rate (n < 9)"))
         sec.table(summarise(frame), f"{label}: mean ± sd over seeds.")
-        contains = fit["ci_low"] <= fit["implied"] <= fit["ci_high"]
-        findings.append(
-            f"Rate ({label}): error at T_hat fell with slope {fit['slope']:.3f} (95% CI "
-            f"[{fit['ci_low']:.3f}, {fit['ci_high']:.3f}]) against the spectrum-implied "
-            f"{fit['implied']:.3f} (range over seeds [{fit['implied_low']:.3f}, "
-            f"{fit['implied_high']:.3f}]): the CI "
-            + ("contains the implied exponent." if contains else "excludes the implied exponent.")
-        )
+        if _known(fit["implied"]):
+            contains = fit["ci_low"] <= fit["implied"] <= fit["ci_high"]
+            findings.append(
+                f"Rate ({label}): error at T_hat fell with slope {fit['slope']:.3f} (95% CI "
+                f"[{fit['ci_low']:.3f}, {fit['ci_high']:.3f}]) against the spectrum-implied "
+                f"{fit['implied']:.3f} (range over seeds [{fit['implied_low']:.3f}, "
+                f"{fit['implied_high']:.3f}]): the CI "
+                + ("contains the implied exponent." if contains
+                   else "excludes the implied exponent."))
+        else:
+            findings.append(
+                f"Rate ({label}): error at T_hat fell with slope {fit['slope']:.3f} (95% CI "
+                f"[{fit['ci_low']:.3f}, {fit['ci_high']:.3f}]); no spectrum-implied exponent: "
+                "the largest n is below 9, and a decay fit needs 8 eigenvalues past the first.")
         gap = (frame["error_t_hat"] / frame["error_opt"]).to_numpy()
         findings.append(
             f"Stopping ({label}): error at T_hat was on average {gap.mean():.2f}x the error at "
@@ -291,3 +298,8 @@ def _taskvec_figure(rows: pd.DataFrame, pairs: pd.DataFrame, correlations: dict,
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _known(value) -> bool:
+    """A number that was measured (not None or NaN)."""
+    return value is not None and value == value

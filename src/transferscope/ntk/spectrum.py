@@ -16,9 +16,11 @@ correction. What the interval does not contain: the O(1/n) bias of empirical eig
 against the population operator's (e.g. a fitted c about 0.007 too large at n = 200 for an
 exponential spectrum).
 
-Our defaults (the paper's are unknown to us): fit indices ``2 .. max(4, n // 4)`` (the top
+Our defaults (the paper's are unknown to us): fit indices ``2 .. max(9, n // 4)`` (the top
 eigenvalue is usually a lone mean direction, and the far tail is numerical noise and is thinned
-out by the bootstrap's duplicates), 200 bootstrap resamples, 95% intervals.
+out by the bootstrap's duplicates), 200 bootstrap resamples, 95% intervals. A fit uses at least
+:data:`MIN_FIT_EIGENVALUES` positive eigenvalues or refuses with one line (issue #27: the old
+range ``2 .. max(4, n // 4)`` fitted 3-7 values at n <= 32), and reports how many it used.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from transferscope.core.stats import paired_bootstrap, percentile_interval
 
 MODELS = ("polynomial", "exponential")
 _RELATIVE_FLOOR = 1e-12  # eigenvalues below this fraction of the top are numerically zero
-_SINGLE_THREAD_BELOW = 1024  # smaller eigenproblems only lose time to BLAS thread contention
+_SINGLE_THREAD_BELOW = 1024
+MIN_FIT_EIGENVALUES = 8  # smaller eigenproblems only lose time to BLAS thread contention
 
 
 def kernel_eigenvalues(kernel: np.ndarray) -> np.ndarray:
@@ -54,8 +57,13 @@ def kernel_eigenvalues(kernel: np.ndarray) -> np.ndarray:
 
 
 def default_index_range(n: int) -> tuple[int, int]:
-    """1-based inclusive indices ``2 .. max(4, n // 4)``, clipped to ``n``."""
-    return (min(2, n), min(n, max(4, n // 4)))
+    """1-based inclusive indices ``2 .. max(9, n // 4)`` (at least 8 values), clipped to
+    ``n``; a kernel of fewer than 9 examples cannot be fitted."""
+    if n < MIN_FIT_EIGENVALUES + 1:
+        raise InputError(f"kernel: n = {n} examples: expected at least "
+                         f"{MIN_FIT_EIGENVALUES + 1} for a decay fit over "
+                         f"{MIN_FIT_EIGENVALUES} eigenvalues (indices 2..9)")
+    return (2, min(n, max(MIN_FIT_EIGENVALUES + 1, n // 4)))
 
 
 def _design(model: str, indices: np.ndarray) -> np.ndarray:
@@ -71,7 +79,8 @@ def fit_decay(eigenvalues: np.ndarray, model: str,
     """Least squares of ``log lambda_i`` on ``log i`` (polynomial) or ``i`` (exponential).
 
     Returns ``(rate, log_constant, r_squared, rmse_log)`` where rate is alpha or c (positive for
-    decay) and the fit quality is measured on the log scale. Zero eigenvalues are left out.
+    decay) and the fit quality is measured on the log scale. Zero eigenvalues are left out;
+    fewer than :data:`MIN_FIT_EIGENVALUES` positive ones is an InputError.
     """
     lam = np.asarray(eigenvalues, dtype=np.float64)
     first, last = index_range
@@ -81,9 +90,10 @@ def fit_decay(eigenvalues: np.ndarray, model: str,
     indices = np.arange(first, last + 1)
     values = lam[first - 1:last]
     usable = values > _RELATIVE_FLOOR * max(float(lam.max()), np.finfo(float).tiny)
-    if usable.sum() < 3:
-        raise InputError(f"index range = {first}..{last}: only {int(usable.sum())} positive "
-                         "eigenvalues there: expected at least 3 to fit a decay")
+    if usable.sum() < MIN_FIT_EIGENVALUES:
+        raise InputError(f"index range = {first}..{last}: {int(usable.sum())} positive "
+                         f"eigenvalues there: expected at least {MIN_FIT_EIGENVALUES} to fit "
+                         "a decay (widen the range or use more examples)")
     x = _design(model, indices[usable])
     y = np.log(values[usable])
     slope, intercept = np.polyfit(x, y, 1)
@@ -132,6 +142,7 @@ class DecayFit:
     r_squared: float
     rmse_log: float
     index_range: tuple[int, int]
+    eigenvalues_used: int
     ci_low: float
     ci_high: float
     ci_level: float
@@ -146,7 +157,8 @@ class DecayFit:
         return {
             "model": self.model, "rate": self.rate, "constant": math.exp(self.log_constant),
             "r_squared": self.r_squared, "rmse_log": self.rmse_log,
-            "index_range": list(self.index_range), "ci": [self.ci_low, self.ci_high],
+            "index_range": list(self.index_range), "eigenvalues_used": self.eigenvalues_used,
+            "ci": [self.ci_low, self.ci_high],
             "ci_level": self.ci_level, "bootstrap_shift": self.bootstrap_shift,
             "bootstrap_failures": self.bootstrap_failures,
             "implied_rate": implied_rate_formula(self.model, self.rate),
@@ -157,7 +169,7 @@ def bootstrap_rates(kernel: np.ndarray, index_range: tuple[int, int], n_boot: in
                     progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Refit both decay models on ``n_boot`` resamples of the examples (rows+columns of ``K``).
 
-    A resample whose spectrum has fewer than 3 positive values in range gives NaN.
+    A resample whose spectrum has fewer than 8 positive values in range gives NaN.
     """
     k = np.asarray(kernel, dtype=np.float64)
     n = k.shape[0]
@@ -230,8 +242,11 @@ def analyse_spectrum(kernel: np.ndarray, index_range: tuple[int, int] | None = N
             centre = float(np.median(finite))
             low, high = rate + np.asarray(percentile_interval(finite - centre, ci_level))
             shift = centre - rate
-        fits[model] = DecayFit(model, rate, log_c, r2, rmse, rng_range, float(low), float(high),
-                               ci_level, shift, int(n_boot - finite.size))
+        first, last = rng_range
+        used = int((lam[first - 1:last] > _RELATIVE_FLOOR * max(float(lam.max()),
+                                                                np.finfo(float).tiny)).sum())
+        fits[model] = DecayFit(model, rate, log_c, r2, rmse, rng_range, used, float(low),
+                               float(high), ci_level, shift, int(n_boot - finite.size))
     top = float(lam.max())
     ridges = [top * 10.0**-k for k in range(1, 7)]
     eff = {r: float(effective_dimension(lam, r)) for r in ridges}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from transferscope.ntk import stopping
 from transferscope.ntk.recommend import RULES, recommend_stop, step_grid, trajectory_errors
 
 ORACLE_RULES = ("rwy-oracle",)  # RWY with the planted sigma and R: the rule without estimators
+FIXED_STEPS = (100, 1000, 10000)  # what a user might set instead: a fixed step count
+BASELINES = tuple(f"fixed-{t}" for t in FIXED_STEPS)
+GAIN_FLOOR = 0.01  # excess risk: the achievable gain is floored at 1% of e(0)
 
 
 def synthetic_spectrum(kind: str, n: int) -> np.ndarray:
@@ -90,14 +93,64 @@ def share_captured(errors: np.ndarray, steps: np.ndarray, t: int) -> float:
     return float((errors[0] - e_t) / gain)
 
 
+def error_at(errors: np.ndarray, steps: np.ndarray, t: int) -> float:
+    """``e(t)`` interpolated on log steps between grid points (``e`` at the ends outside)."""
+    if t >= steps[-1]:
+        return float(errors[-1])
+    if t <= 0:
+        return float(errors[0])
+    return float(np.interp(math.log(t), np.log(np.maximum(steps[1:], 1)), errors[1:]))
+
+
+def excess_risk(errors: np.ndarray, steps: np.ndarray, t: int) -> float:
+    """``(e(t) - e_opt) / (e(0) - e_opt)`` with the achievable gain floored at ``GAIN_FLOOR``
+    times ``e(0)``, so a problem whose optimum is step 0 is scored too (0 for stopping at 0,
+    the cost of training otherwise)."""
+    best = float(errors.min())
+    gain = max(float(errors[0]) - best, GAIN_FLOOR * float(errors[0]), 1e-300)
+    return (error_at(errors, steps, t) - best) / gain
+
+
+def log_ratio(t: int, t_opt: int) -> float:
+    """``|log10((T + 1) / (T_opt + 1))|``: decades between a stop and the optimum (+1 so that
+    0 steps is a stop like any other)."""
+    return abs(math.log10((t + 1) / (t_opt + 1)))
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """One problem: its setting, the oracle step and each rule's step and share."""
+    """One problem: its setting, the oracle step and each rule's (and each fixed-step
+    baseline's) step, share, excess risk and distance from the optimum; the default rule's
+    range and whether it covered the optimum."""
 
     setting: dict
     t_opt: int
     steps: dict[str, int]
     shares: dict[str, float]
+    excess: dict[str, float] = field(default_factory=dict)
+    log_ratio: dict[str, float] = field(default_factory=dict)
+    steps_ci: tuple[int, int] = (0, 0)
+    covered: bool = False
+    decided: bool = True
+    safe: int = 0
+
+
+def score(setting: dict, errors: np.ndarray, grid: np.ndarray, steps: dict[str, int],
+          rec=None) -> Outcome:
+    """An :class:`Outcome` of the curve ``errors`` on ``grid`` for every rule in ``steps`` and
+    every fixed-step baseline; ``rec`` (a StopRecommendation) adds the range and its coverage."""
+    t_opt = int(grid[int(np.argmin(errors))])
+    steps = dict(steps) | {name: t for name, t in zip(BASELINES, FIXED_STEPS, strict=True)}
+    if rec is not None:
+        steps["safe"] = rec.safe_steps
+    low, high = rec.steps_ci if rec is not None else (0, 0)
+    return Outcome(
+        setting, t_opt, steps, {name: share_captured(errors, grid, t) for name, t in steps.items()},
+        {name: excess_risk(errors, grid, t) for name, t in steps.items()},
+        {name: log_ratio(t, t_opt) for name, t in steps.items()},
+        (int(low), int(high)), bool(low <= t_opt <= high),
+        bool(rec.decided) if rec is not None else True,
+        int(rec.safe_steps) if rec is not None else 0)
 
 
 def planted_truths(kernels: dict[str, np.ndarray] | None = None, sizes: tuple[int, ...] = (64,),
@@ -129,15 +182,14 @@ def planted_truths(kernels: dict[str, np.ndarray] | None = None, sizes: tuple[in
                         steps["rwy-oracle"] = stopping.rwy_stopping_time(
                             np.clip(evals, 0, None), rec.lr, sigma, radius)
                         errors = train_errors(k, y - f0, f_star - f0, rec.lr, grid)
-                        out.append(Outcome(
+                        out.append(score(
                             {"source": source, "n": k.shape[0], "sigma": sigma,
                              "radius": radius, "repeat": rep,
                              "signal": f"sigma {sigma:g}, R {radius:g}",
                              "sigma_ratio": rec.sigma / sigma, "radius_ratio": rec.radius / radius,
                              "sigma_gcv_ratio": rec.sigma_gcv / sigma,
                              "radius_ridge_ratio": rec.radius_ridge / radius},
-                            int(grid[int(np.argmin(errors))]), steps,
-                            {name: share_captured(errors, grid, t) for name, t in steps.items()}))
+                            errors, grid, steps, rec))
                         if progress is not None:
                             progress()
     return out
@@ -162,12 +214,8 @@ def held_out_truths(kernel: np.ndarray, f0: np.ndarray, y: np.ndarray,
             errors = trajectory_errors(np.clip(evals, 0, None), evecs, y[train] - f0[train],
                                        rec.lr, grid, kernel[np.ix_(test, train)],
                                        y[test] - f0[test])
-            steps = dict(rec.rules)
-            out.append(Outcome({"n": n, "split": split, "n_test": int(test.size),
-                                "train": train.tolist()},
-                               int(grid[int(np.argmin(errors))]), steps,
-                               {name: share_captured(errors, grid, t)
-                                for name, t in steps.items()}))
+            out.append(score({"n": n, "split": split, "n_test": int(test.size),
+                              "train": train.tolist()}, errors, grid, rec.rules, rec))
             if progress is not None:
                 progress()
     return out
@@ -180,29 +228,58 @@ def _median_ci(values: np.ndarray, seed: int) -> tuple[float, float]:
                               method="percentile")
 
 
+TABLE_ROWS = (*RULES, "safe", *ORACLE_RULES, *BASELINES)
+WITHIN_2X = math.log10(2.0)
+
+
 def share_table(outcomes: list[Outcome], group: str | None = None, seed: int = 0) -> list[dict]:
-    """Per rule (and per value of ``group``): problems counted, median share with its 95%
-    bootstrap CI over problems, 10th percentile, worst, and median predicted / oracle step."""
-    rules = [r for r in (*RULES, *ORACLE_RULES) if outcomes and r in outcomes[0].shares]
+    """Per rule, the safe choice and each fixed-step baseline (and per value of ``group``):
+    problems (those whose optimum is step 0 included and counted), median excess risk with its
+    95% bootstrap CI over problems and its 90th percentile, median ``|log10((T+1)/(T_opt+1))|``,
+    the share of stops within 2x of the optimum, the range's coverage of the optimum (rows of
+    the CV range only), the median share captured (problems with a gain) and median steps."""
+    rows_of = [r for r in TABLE_ROWS if outcomes and r in outcomes[0].steps]
     keys = sorted({o.setting[group] for o in outcomes}) if group else [None]
     rows = []
     for key in keys:
         chosen = [o for o in outcomes if group is None or o.setting[group] == key]
-        for rule in rules:
+        for rule in rows_of:
+            excess = np.array([o.excess[rule] for o in chosen])
+            logs = np.array([o.log_ratio[rule] for o in chosen])
             shares = np.array([o.shares[rule] for o in chosen])
             finite = shares[np.isfinite(shares)]
-            low, high = _median_ci(finite, seed)
+            low, high = _median_ci(excess, seed)
+            ranged = rule in ("cv", "cv-low", "safe")
             rows.append({
                 **({group: key} if group else {}), "rule": rule, "problems": len(chosen),
+                "t_opt_zero": sum(o.t_opt == 0 for o in chosen),
+                "median_excess": float(np.median(excess)), "median_excess_ci": [low, high],
+                "p90_excess": float(np.quantile(excess, 0.9)),
+                "median_log10": float(np.median(logs)),
+                "within_2x": float(np.mean(logs <= WITHIN_2X + 1e-12)),
+                "coverage": (float(np.mean([o.covered for o in chosen])) if ranged else None),
+                "undecided": (int(sum(not o.decided for o in chosen)) if ranged else None),
                 "no_gain": int(shares.size - finite.size),
                 "median_share": float(np.median(finite)) if finite.size else math.nan,
-                "median_ci": [low, high],
-                "p10_share": float(np.quantile(finite, 0.1)) if finite.size else math.nan,
-                "worst_share": float(finite.min()) if finite.size else math.nan,
                 "median_steps": float(np.median([o.steps[rule] for o in chosen])),
                 "median_t_opt": float(np.median([o.t_opt for o in chosen])),
             })
     return rows
+
+
+CANDIDATES = ("cv", "cv-low", "rwy", "rwy-gcv", "gcv-ridge")
+
+
+def choose_default(outcomes: list[Outcome]) -> tuple[str, str]:
+    """The rule with the least 90th-percentile excess risk over ``outcomes`` (ties: the least
+    median), among the data-driven rules; returns (rule, why)."""
+    scored = []
+    for rule in CANDIDATES:
+        ex = np.array([o.excess[rule] for o in outcomes])
+        scored.append((float(np.quantile(ex, 0.9)), float(np.median(ex)), rule))
+    p90, median, rule = min(scored)
+    return rule, (f"least 90th-percentile excess risk ({p90:.3f}; median {median:.3f}) over "
+                  f"{len(outcomes)} development problems among {', '.join(CANDIDATES)}")
 
 
 RECOVERY = {"sigma_ratio": "sigma (spectral tail) / planted",
@@ -247,5 +324,48 @@ def real_curve_outcome(kernel_outcome: Outcome, steps: np.ndarray, errors: np.nd
         "beyond_horizon": sorted(r for r, t in rules.items() if t > horizon),
         "seconds": seconds, "steps": steps.tolist(), "errors": errors.tolist(),
         "kernel_errors": np.asarray(kernel_errors).tolist()})
-    return Outcome(setting, int(steps[best]), dict(rules),
-                   {name: share_captured(errors, steps, t) for name, t in rules.items()})
+    t_opt = int(steps[best])
+    low, high = kernel_outcome.steps_ci
+    return Outcome(setting, t_opt, dict(rules),
+                   {name: share_captured(errors, steps, t) for name, t in rules.items()},
+                   {name: excess_risk(errors, steps, t) for name, t in rules.items()},
+                   {name: log_ratio(t, t_opt) for name, t in rules.items()},
+                   (low, high), bool(low <= t_opt <= high), kernel_outcome.decided,
+                   kernel_outcome.safe)
+
+
+def growth_truths(n: int = 32, factor: int = 4, repeats: int = 2, seed: int = 0,
+                  sigmas: tuple[float, ...] = (0.5, 2.0), radii: tuple[float, ...] = (0.5, 2.0),
+                  progress: Callable[[], None] | None = None) -> list[dict]:
+    """``--n-total`` against a planted truth: a kernel of ``N = factor * n`` points with a
+    known spectrum, a planted target on all of them, the oracle step on all N (at the lr of
+    the user's n); the user sees a random n of them and :func:`estimate_growth` predicts the
+    step at N. One row per problem: truth, prediction, interval, covered."""
+    from transferscope.ntk.growth import estimate_growth
+
+    rng = np.random.default_rng(seed)
+    grid = step_grid()
+    rows = []
+    big = factor * n
+    for source in SPECTRA:
+        for sigma in sigmas:
+            for radius in radii:
+                for rep in range(repeats):
+                    k = random_kernel(synthetic_spectrum(source, big), rng)
+                    y, f0, f_star = planted_problem(k, sigma, radius, rng)
+                    idx = np.sort(rng.choice(big, n, replace=False))
+                    lr = 1.0 / float(np.max(np.diag(k[np.ix_(idx, idx)])))
+                    errors = train_errors(k, y - f0, f_star - f0, lr, grid)
+                    truth = int(grid[int(np.argmin(errors))])
+                    g = estimate_growth(k[np.ix_(idx, idx)], (y - f0)[idx], lr, big, 16,
+                                        seed=rep)
+                    rows.append({"source": source, "sigma": sigma, "radius": radius,
+                                 "repeat": rep, "n": n, "n_total": big, "truth": truth,
+                                 "steps": g.steps, "steps_ci": list(g.steps_ci),
+                                 "level": g.level, "exponent": g.exponent,
+                                 "covered": bool(g.steps_ci[0] <= truth <= g.steps_ci[1]),
+                                 "decades": math.log10((g.steps_ci[1] + 1)
+                                                       / (g.steps_ci[0] + 1))})
+                    if progress is not None:
+                        progress()
+    return rows

@@ -13,7 +13,6 @@ Written from the layout alone; no UNBench code is used.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import pandas as pd
 
 from transferscope.bias.data.members import P5, canonical_member
 from transferscope.core.errors import InputError, describe_value
+from transferscope.core.io import read_json
 
 VOTES = {"Y": "in favour", "N": "against", "A": "abstain"}
 CSV_COLUMNS = ("Country", "Original_id", "Authors", "Voting", "Date")
@@ -55,11 +55,7 @@ def read_drafts(folder: Path) -> dict[str, dict[str, Any]]:
     """Every draft JSON under ``folder`` by its symbol (one clear error per bad file)."""
     drafts: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.rglob("*.json")):
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not JSON ({exc}): expected a UNBench draft with "
-                             f"{', '.join(JSON_FIELDS)}") from None
+        data = read_json(path, f"UNBench draft with {', '.join(JSON_FIELDS)}")
         missing = [f for f in JSON_FIELDS if not isinstance(data, dict) or f not in data]
         if missing:
             raise InputError(f"{path}: field {missing[0]} is missing: expected a UNBench draft "

@@ -5,7 +5,9 @@ settings or options). The API key is never part of a backend's fingerprint or of
 record, so it can never reach the cache file. Every answer is committed as soon as it exists:
 an interrupted run resumes where it stopped, and a finished run re-scores with zero model
 calls. One connection behind a lock serves all threads; WAL mode and a busy timeout let
-several processes share the file.
+several processes share the file. A damaged entry (not JSON, nested past the cap, a reply
+without its fields, the wrong number of option scores) is a miss: the model is asked again
+and the entry replaced, and the run's stats count it (``extra["cache_damaged"]``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from transferscope.bias.backends.base import (
     validate_conversation,
     validate_options,
 )
+from transferscope.core.bounded import loads_json
 from transferscope.core.cache import cache_root, content_key
 from transferscope.core.errors import EnvironmentProblem, InputError
 
@@ -50,6 +53,8 @@ def options_key(fingerprint: str, conversation: Conversation, options: Sequence[
 
 class ResponseCache:
     """Key -> JSON response, with the request stored beside it for inspection (``--log_samples``)."""
+
+    DAMAGED = object()  # what get() returns for an entry that is not (bounded, strict) JSON
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_cache_path()
@@ -79,10 +84,20 @@ class ResponseCache:
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any | None:
+        """The stored response; None when none is stored; :attr:`DAMAGED` for one that is
+        not JSON (nested too deeply, cut short, another type)."""
         with self._lock, self._named_errors("read an answer from"):
             row = self._conn.execute("SELECT response FROM responses WHERE key = ?",
                                      (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        if not isinstance(row[0], str | bytes):
+            return self.DAMAGED
+        try:
+            return loads_json(row[0], f"{self.path}: entry {key[:12]}", "a cached response",
+                              finite=False)
+        except InputError:
+            return self.DAMAGED
 
     def put(self, key: str, backend: str, kind: str, request: Any, response: Any) -> None:
         """Store one response (an existing entry with the same key is replaced: same inputs)."""
@@ -177,12 +192,12 @@ class CachedBackend(Backend):
         replies: list[Reply | None] = [None] * len(conversations)
         pending: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
-            hit = self.cache.get(key)
+            hit = self._usable_reply(self.cache.get(key), key)
             if hit is not None:
-                replies[i] = Reply.from_json(hit, from_cache=True)
+                replies[i] = hit
                 self.stats.cache_hits += 1
                 if on_reply is not None:
-                    on_reply(i, replies[i])
+                    on_reply(i, hit)
             else:
                 pending.setdefault(key, []).append(i)
         if pending:
@@ -212,9 +227,9 @@ class CachedBackend(Backend):
         results: list[list[float] | None] = [None] * len(requests)
         pending: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
-            hit = self.cache.get(key)
+            hit = self._usable_scores(self.cache.get(key), len(requests[i][1]), key)
             if hit is not None:
-                results[i] = [float(v) for v in hit]
+                results[i] = hit
                 self.stats.cache_hits += 1
             else:
                 pending.setdefault(key, []).append(i)
@@ -229,6 +244,33 @@ class CachedBackend(Backend):
                 for i in pending[key]:
                     results[i] = list(values)
         return [r for r in results if r is not None]
+
+    def _damaged(self, key: str) -> None:
+        self.stats.extra["cache_damaged"] = self.stats.extra.get("cache_damaged", 0) + 1
+
+    def _usable_reply(self, hit: Any, key: str) -> Reply | None:
+        """A cached chat reply, or None (a miss) for an entry that is not one."""
+        if hit is None:
+            return None
+        try:
+            reply = Reply.from_json(hit, from_cache=True)
+            if isinstance(reply.text, str) and reply.prompt_tokens >= 0 \
+                    and reply.completion_tokens >= 0:
+                return reply
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+            pass
+        self._damaged(key)
+        return None
+
+    def _usable_scores(self, hit: Any, count: int, key: str) -> list[float] | None:
+        """Cached option scores (one number per option), or None (a miss) otherwise."""
+        if hit is None:
+            return None
+        if isinstance(hit, list) and len(hit) == count and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in hit):
+            return [float(v) for v in hit]
+        self._damaged(key)
+        return None
 
     def close(self) -> None:
         self.inner.close()

@@ -1,14 +1,20 @@
 """``openai-compatible``: any server that speaks the OpenAI chat API (OpenAI, vLLM, Ollama,
 llama.cpp, ...).
 
-Requests go out concurrently (at most ``concurrency`` at a time) with a per-request timeout;
-429, 5xx, timeouts and connection failures are retried with exponential backoff and jitter
-(a server's ``Retry-After`` is honoured, capped); after the last retry a ``BackendError`` names
-the URL. The API key is read from the environment variable the user names and only ever sent
-as the ``Authorization`` header: it is not part of the backend's id or fingerprint, so it never
-reaches the cache, and it is masked (``***``) out of everything a server sends back: error
-text, replies (a server that echoes the key inside a normal 200 answer included) and the
-model metadata the fingerprint holds.
+Requests go out concurrently (at most ``concurrency`` at a time), each with a total deadline
+(``timeout_s``: connect and every read together, so a server that drips bytes is cut off) and
+a cap on its reply (:mod:`.http`); 429, 5xx, deadlines and connection failures are retried
+with exponential backoff and jitter (a server's ``Retry-After``, seconds or an HTTP date, is
+honoured, capped; a negative or non-numeric one falls back to our backoff); after the last
+retry a ``BackendError`` names the URL. A redirect is not followed: the error names where the
+server points. Replies are strict JSON (no ``NaN``/``Infinity``, nesting capped) and their
+token counts whole numbers in range. The API key is read from the environment variable the
+user names and only ever sent as the ``Authorization`` header; credentials written into the
+URL (``http://user:pass@host``) are sent as HTTP basic auth and removed from the URL the
+backend shows and stores (its id, fingerprint, run files, cache). Neither is part of the
+backend's id or fingerprint, so they never reach the cache, and both are masked (``***``)
+out of everything a server sends back: error text, replies (a server that echoes the key
+inside a normal 200 answer included) and the model metadata the fingerprint holds.
 
 The fingerprint (what the response cache keys on) holds what the server reports about the
 model: its ``/models`` entry (id and any metadata, less the volatile ``created``) and, on
@@ -28,7 +34,9 @@ generated text.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 import os
 import random
 import threading
@@ -37,7 +45,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -51,13 +59,17 @@ from transferscope.bias.backends.base import (
     validate_conversation,
     validate_options,
 )
+from transferscope.bias.backends.http import DeadlineExceeded, HTTPClient, HTTPReply, ReplyTooLarge
+from transferscope.core.bounded import loads_json
 from transferscope.core.cache import content_key
 from transferscope.core.errors import BackendError, InputError
+from transferscope.core.hygiene import redact_url
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 VOLATILE = frozenset({"created"})  # llama.cpp's server stamps /models with the current time
 PROPS_KEPT = ("model_path", "chat_template", "build_info")
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504}) | frozenset(range(520, 530))
+MAX_TOKENS_REPORTED = 10**9  # a usage count above this is not a count
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random,
@@ -72,15 +84,51 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random,
 
 
 def parse_retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for: delay-seconds, or an HTTP date (RFC 9110)
+    still ahead; ``None`` (use our own backoff) for a negative, non-finite, past or unreadable
+    value."""
+    if value is None:
+        return None
     try:
-        return float(value) if value is not None else None
+        seconds = float(value)
     except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+        return seconds if seconds > 0 else None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def split_credentials(base_url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """``base_url`` without the ``user:password@`` it may carry, and those as HTTP basic auth
+    (what a browser does with them); a URL that does not parse is one InputError line, shown
+    without its credentials."""
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+        host = parts.hostname
+    except ValueError as exc:
+        raise InputError(f"base URL = {redact_url(base_url)!r}: not a valid URL ({exc}): "
+                         "expected http(s)://host[:port]/path, e.g. http://127.0.0.1:8000/v1"
+                         ) from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise InputError(f"base URL = {redact_url(base_url)!r}: expected "
+                         "http(s)://host[:port]/path, e.g. http://127.0.0.1:8000/v1")
+    if "@" not in parts.netloc:
+        return base_url, None
+    url = httpx.URL(base_url)
+    plain = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query,
+                        parts.fragment))
+    return plain, httpx.BasicAuth(url.username, url.password)
 
 
 def resolve_api_key(api_key_env: str | None, base_url: str) -> str | None:
     """The key from the named variable; the official API requires one, other servers may not."""
-    if api_key_env is None and urlparse(base_url).hostname == "api.openai.com":
+    if api_key_env is None and urlsplit(base_url).hostname == "api.openai.com":
         api_key_env = "OPENAI_API_KEY"
     if api_key_env is None:
         return None
@@ -99,19 +147,17 @@ class OpenAICompatibleBackend(Backend):
                  backoff_s: float = 1.0, max_backoff_s: float = 30.0,
                  template_model: str | Path | None = None, seed: int = 0):
         super().__init__()
-        parsed = urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InputError(f"base URL = {base_url!r}: expected http(s)://host[:port]/path, "
-                             "e.g. http://127.0.0.1:8000/v1")
+        url, auth = split_credentials(base_url)
         for name, value, low in (("concurrency", concurrency, 1), ("max_retries", max_retries, 0)):
             if not isinstance(value, int) or value < low:
                 raise InputError(f"openai-compatible: {name} = {value!r}: expected an integer >= {low}")
-        if not timeout_s > 0:
+        if not (isinstance(timeout_s, int | float) and math.isfinite(timeout_s) and timeout_s > 0):
             raise InputError(f"openai-compatible: timeout_s = {timeout_s!r}: expected seconds > 0")
         if not model:
             raise InputError("openai-compatible: model = '': expected a model name, e.g. gpt-4o-mini")
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        self._url = url.rstrip("/")  # what requests go to (credentials, if any, in auth)
+        self.base_url = redact_url(self._url)  # what is shown and stored
         self.id = f"openai:{model}@{self.base_url}"
         self.concurrency = concurrency
         self.max_retries = max_retries
@@ -123,10 +169,13 @@ class OpenAICompatibleBackend(Backend):
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # stats and the jitter source are shared by worker threads
         self._template_lock = threading.Lock()  # one thread loads the tokenizer (imports race)
+        self.timeout_s = float(timeout_s)
         self._api_key = resolve_api_key(api_key_env, self.base_url)
+        password = httpx.URL(base_url).password if auth is not None else None
+        self._secrets = [s for s in (self._api_key, password) if s]
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), headers=headers,
-                                    limits=httpx.Limits(max_connections=concurrency))
+        self._client = HTTPClient(self._url, deadline_s=timeout_s, max_connections=concurrency,
+                                  headers=headers, auth=auth)
 
     @property
     def fingerprint(self) -> str:
@@ -156,16 +205,16 @@ class OpenAICompatibleBackend(Backend):
         return json.loads(self._masked(json.dumps(report, sort_keys=True)))
 
     def _get(self, path: str, root: bool = False) -> Any | None:
-        base = self.base_url.rsplit("/v1", 1)[0] if root else self.base_url
+        base = self._url.rsplit("/v1", 1)[0] if root else self._url
         try:
-            response = self._client.get(f"{base}/{path}")
+            reply = self._client.request("GET", f"{base}/{path}")
         except httpx.HTTPError:
             return None
-        if response.status_code >= 400:
-            return {"status": response.status_code} if path == "models" else None
+        if reply.status >= 400:
+            return {"status": reply.status} if path == "models" else None
         try:
-            return response.json()
-        except ValueError:
+            return loads_json(reply.body, f"{base}/{path}", "JSON")
+        except InputError:
             return None
 
     @property
@@ -173,7 +222,9 @@ class OpenAICompatibleBackend(Backend):
         return self.template_model is not None
 
     def _masked(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST with retries; the JSON answer, or a ``BackendError`` naming the URL."""
@@ -182,23 +233,29 @@ class OpenAICompatibleBackend(Backend):
         for attempt in range(self.max_retries + 1):
             retry_after = None
             try:
-                response = self._client.post(url, json=payload)
+                reply = self._client.request("POST", f"{self._url}/{path}", json=payload)
+            except DeadlineExceeded:
+                last = (f"timed out after {self.timeout_s:g} s (no complete answer within the "
+                        "--timeout deadline, connect and all reads together)")
             except httpx.TimeoutException:
-                last = f"timed out after {self._client.timeout.read:g} s"
+                last = f"timed out after {self.timeout_s:g} s"
+            except ReplyTooLarge as exc:
+                raise BackendError(f"{url}: {exc}") from None
             except httpx.TransportError as exc:
                 last = f"connection failed ({type(exc).__name__}: {self._masked(str(exc))})"
             else:
-                if response.status_code < 400:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise BackendError(f"{url}: the answer is not JSON: "
-                                           f"{self._masked(response.text[:200])!r}") from None
-                body = self._masked(" ".join(response.text.split())[:300])
-                last = f"HTTP {response.status_code}: {body}"
-                if response.status_code not in RETRY_STATUS:
+                if reply.status < 300:
+                    return self._answer(url, reply)
+                if 300 <= reply.status < 400:
+                    where = redact_url(reply.headers.get("location", "nowhere"))
+                    raise BackendError(f"{url}: the server redirects (HTTP {reply.status}) to "
+                                       f"{where}: expected the API's base URL itself (pass the "
+                                       "address it redirects to as --base-url)")
+                body = self._masked(" ".join(reply.text(2000).split())[:300])
+                last = f"HTTP {reply.status}: {body}"
+                if reply.status not in RETRY_STATUS:
                     raise BackendError(f"{url}: {last}")
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                retry_after = parse_retry_after(reply.headers.get("retry-after"))
             if attempt < self.max_retries:
                 with self._lock:
                     self.stats.retries += 1
@@ -208,6 +265,18 @@ class OpenAICompatibleBackend(Backend):
         raise BackendError(f"{url}: no usable answer after {self.max_retries + 1} attempts "
                            f"(last: {last}); expected a reachable OpenAI-compatible server")
 
+    def _answer(self, url: str, reply: HTTPReply) -> dict[str, Any]:
+        """A successful reply's JSON object (strict, nesting capped), else one BackendError."""
+        try:
+            data = loads_json(reply.body, url, "a JSON object from an OpenAI-compatible server")
+        except InputError as exc:
+            raise BackendError(f"the answer is not usable: {self._masked(str(exc))}; it began "
+                               f"{self._masked(reply.text(200))!r}") from None
+        if not isinstance(data, dict):
+            raise BackendError(f"{url}: the answer is a JSON {type(data).__name__}: expected "
+                               "an object")
+        return data
+
     def _chat_one(self, conversation: Conversation, settings: GenerationSettings) -> Reply:
         payload: dict[str, Any] = {
             "model": self.model, "messages": conversation, "max_tokens": settings.max_tokens,
@@ -215,18 +284,25 @@ class OpenAICompatibleBackend(Backend):
         }
         if settings.stop:
             payload["stop"] = list(settings.stop)
-        data = self.post("chat/completions", payload)
+        return self.reply_from(self.post("chat/completions", payload))
+
+    def reply_from(self, data: dict[str, Any]) -> Reply:
+        """A chat completion's JSON as a :class:`Reply` (secrets masked, token counts whole
+        numbers in range); any other shape is one BackendError line."""
+        url = f"{self.base_url}/chat/completions"
         try:
             choice = data["choices"][0]
-            text = self._masked(choice["message"]["content"] or "")
+            text = choice["message"]["content"] or ""
             usage = data.get("usage") or {}
-            reply = Reply(text=text, prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                          completion_tokens=int(usage.get("completion_tokens", 0)),
-                          finish_reason=choice.get("finish_reason") or "stop")
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise BackendError(f"{self.base_url}/chat/completions: unexpected answer shape: "
+            if not isinstance(text, str) or not isinstance(usage, dict):
+                raise TypeError("content or usage")
+            finish = choice.get("finish_reason") or "stop"
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise BackendError(f"{url}: unexpected answer shape: "
                                f"{self._masked(str(data))[:200]!r}") from None
-        return reply
+        return Reply(text=self._masked(text), prompt_tokens=_token_count(usage, "prompt_tokens", url),
+                     completion_tokens=_token_count(usage, "completion_tokens", url),
+                     finish_reason=str(finish))
 
     def chat(self, conversations: Sequence[Conversation], settings: GenerationSettings,
              on_reply: OnReply | None = None) -> list[Reply]:
@@ -343,6 +419,18 @@ def option_logprob_from_echo(data: dict[str, Any], prompt: str, option: str, url
             f"{url}: the echoed tokens do not spell the option {option!r} on its own "
             "(it merges with the prompt); cannot score it exactly")
     return float(sum(values[begin:end]))
+
+
+def _token_count(usage: dict[str, Any], name: str, url: str) -> int:
+    """A usage count as a whole number in ``[0, MAX_TOKENS_REPORTED]``; else one line."""
+    value = usage.get(name, 0)
+    if value is None:
+        return 0
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 <= value <= MAX_TOKENS_REPORTED or value != int(value)):
+        raise BackendError(f"{url}: usage.{name} = {str(value)[:40]}: expected a whole number "
+                           f"of tokens from 0 to {MAX_TOKENS_REPORTED:,}")
+    return int(value)
 
 
 def _without(value: Any, keys: frozenset[str]) -> Any:

@@ -2,8 +2,9 @@
 
 Specs: ``hf-local:<registry name or local path>`` (``hf-local`` alone means ``smollm2``) and
 ``openai:<model>`` (alias ``openai-compatible:<model>``) with a ``base_url``, and the
-answerers with no opinion ``null:constant|first|random[:seed]|uniform-logprobs`` (never cached:
-they cost nothing).
+answerers with no opinion ``null:constant|first|random[:seed]|uniform-logprobs`` and those
+that answer by the draft alone ``null:by-era|by-topic|by-hash|by-length`` (never cached: they
+cost nothing).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
     raise InputError(
         f"model spec = {spec!r}: expected hf-local[:<name or local model path>], "
         "openai:<model name> (with --base-url for a server other than OpenAI) or "
-        "null:constant|first|random[:seed]|uniform-logprobs"
+        "null:constant|first|random[:seed]|uniform-logprobs|by-era|by-topic|by-hash|"
+        "by-length"
     )
 
 

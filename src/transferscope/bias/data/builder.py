@@ -26,9 +26,11 @@ from transferscope.bias.data.record import (
     SHIPPED_DIR,
     Record,
     derive_p5_votes,
+    load_record,
     save_record,
 )
 from transferscope.core.errors import InputError
+from transferscope.core.outdir import force_requested, staged_folder
 
 VETO_CSV = Path("vetoes/unsc_vetoes_1946_sept2022.csv")
 VETO_PAGE = Path("vetoes/dhl_veto_list.html")
@@ -142,7 +144,8 @@ def _meeting_topic(rows_by_meeting: dict[str, list[MeetingRow]], meeting: str, d
 
 
 def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
-                 meeting_vetoes: list[MeetingOutcome], meeting_rows: list[MeetingRow]
+                 meeting_vetoes: list[MeetingOutcome], meeting_rows: list[MeetingRow],
+                 meeting_failures: list[MeetingOutcome]
                  ) -> tuple[list[dict], list[str]]:
     """One draft row per CSV row, with a unique id, the tally from the meeting table, and the
     meeting table's wording of its agenda item (the wording adopted drafts get)."""
@@ -151,6 +154,11 @@ def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
     by_stem: dict[str, list[MeetingOutcome]] = defaultdict(list)
     for o in meeting_vetoes:
         by_stem[symbol_stem(o.symbol)].append(o)
+    # a veto the table writes as "not adopted" (S/5134, 1962: "not adopted 7-2-2"): its row
+    # gives the tally when no row says "vetoed"; tried after the vetoed rows
+    failed: dict[str, list[MeetingOutcome]] = defaultdict(list)
+    for o in meeting_failures:
+        failed[symbol_stem(o.symbol)].append(o)
     rows_by_meeting: dict[str, list[MeetingRow]] = defaultdict(list)
     for r in meeting_rows:
         rows_by_meeting[_first_meeting(r.meeting_record)].append(r)
@@ -164,8 +172,11 @@ def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
         where = f"{VETO_CSV}:{row.line}"
         meeting = _first_meeting(row.meeting_record)
         outcome = None
-        for o in sorted(by_stem.get(symbol_stem(row.draft), []),
-                        key=lambda o: abs((o.date - row.date).days)):
+        stem = symbol_stem(row.draft)
+        candidates = sorted(by_stem.get(stem, []), key=lambda o: abs((o.date - row.date).days))
+        candidates += [o for o in failed.get(stem, [])
+                       if bool(meeting) and _first_meeting(o.meeting_record) == meeting]
+        for o in candidates:
             named = re.search(r"\(([A-Za-z]+)\)", o.symbol)
             same_meeting = bool(meeting) and _first_meeting(o.meeting_record) == meeting
             if (id(o) in used or (abs((o.date - row.date).days) > MATCH_DAYS and not same_meeting)
@@ -292,7 +303,8 @@ def build_record(raw_dir: str | Path) -> Record:
     texts, text_problems = parse_resolution_texts(raw / TEXTS)
     pairs, reconcile_notes = reconcile_with_page(vetoes.rows, page)
     veto_rows, meeting_notes = _veto_drafts(
-        vetoes.rows, pairs, [o for o in meetings.outcomes if o.kind == "vetoed"], meetings.rows)
+        vetoes.rows, pairs, [o for o in meetings.outcomes if o.kind == "vetoed"], meetings.rows,
+        [o for o in meetings.outcomes if o.kind == "not adopted"])
 
     draft_of_text = {t.number: t.draft_symbol for t in texts}
     adopted, duplicate_notes = number_resolutions(meetings.outcomes)
@@ -361,10 +373,56 @@ def build_record(raw_dir: str | Path) -> Record:
     return Record(drafts=drafts, p5_votes=p5, texts=texts_df, build=build)
 
 
-def build_data(raw_dir: str | Path, out: str | Path | None = None) -> tuple[Record, Path]:
+# The counts a build must not lose against the record it replaces (see check_build).
+KEPT_COUNTS = ("veto_csv_rows", "meeting_files", "meetings", "drafts", "resolutions_adopted",
+               "texts")
+
+
+def check_build(record: Record, raw_dir: str | Path, replaces: Record | None = None,
+                force: bool = False) -> None:
+    """Refuse an empty build (no drafts, vetoes, meetings or P5 votes) and, when it would
+    replace ``replaces`` (the installed record), a partial one (any of ``KEPT_COUNTS`` lower
+    than the installed record's, unless ``force``): one line with the counts."""
+    counts = record.build.get("counts", {})
+    empty = [k for k in ("veto_csv_rows", "meetings", "drafts") if not counts.get(k)]
+    if empty or record.p5_votes.empty:
+        shown = ", ".join(f"{k} {counts.get(k, 0)}" for k in ("veto_csv_rows", "meetings",
+                                                              "drafts", "texts"))
+        raise InputError(f"--raw {raw_dir}: the build is empty ({shown}): expected the raw "
+                         "UNSC files (vetoes/, meetings/, resolutions_en/) with their rows; "
+                         "nothing was written")
+    if replaces is None or force:
+        return
+    before = replaces.build.get("counts", {})
+    lost = [f"{k} {counts.get(k, 0):,} (installed {before[k]:,})" for k in KEPT_COUNTS
+            if isinstance(before.get(k), int) and counts.get(k, 0) < before[k]]
+    if lost:
+        raise InputError(f"--raw {raw_dir}: the build is partial: {'; '.join(lost)}: expected "
+                         "at least the installed record's counts; the installed record was not "
+                         "replaced (write this one elsewhere with --out, or replace it anyway "
+                         "with `transferscope --force bias build-data ...`)")
+
+
+def _installed(folder: Path) -> Record | None:
+    """The installed record, or None where there is none that loads (nothing to protect)."""
+    try:
+        return load_record(folder)
+    except InputError:
+        return None
+
+
+def build_data(raw_dir: str | Path, out: str | Path | None = None, *,
+               force: bool | None = None) -> tuple[Record, Path]:
     """``bias build-data``: build the record from ``raw_dir`` and save it to ``out`` (default:
-    the package's shipped copy, rebuilt in place); the record and where it went."""
+    the package's installed copy). The record is checked (:func:`check_build`), written into a
+    new folder beside the target, read back, and only then swapped in for the target in one
+    step: an empty, partial (``force`` defaults to ``--force``) or failed build leaves the old
+    record as it was. Returns the record and where it went."""
     record = build_record(raw_dir)
     target = Path(out) if out is not None else SHIPPED_DIR
-    save_record(record, target)
+    installed = _installed(target) if out is None else None
+    check_build(record, raw_dir, installed, force_requested() if force is None else force)
+    with staged_folder(target) as staging:
+        save_record(record, staging)
+        load_record(staging)  # what was written reads back under the record's checks
     return record, target

@@ -21,8 +21,11 @@ _RES = re.compile(r"S/RES/(\d+)\s*\(\s*(\d{4})\s*\)")
 _TALLY = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*-\s*(\d+)")
 _UNANIMOUS = re.compile(r"^\s*adopted unanimously", re.IGNORECASE)
 _NO_VOTE = re.compile(r"^\s*without (?:a )?vote", re.IGNORECASE)
+# "S/2014/189" may be written "( S/2014/189 )" (2014) and carry corrigenda ("S/9696 and Corr.1
+# and Corr.2", 1970): both are read, the symbol kept without them
 _VETO = re.compile(
-    r"(?:Draft resolution\s+)?(S/[^\s,]+(?:\s*\([A-Za-z ]+\))?)\s+vetoed by\s+"
+    r"(?:Draft resolution\s+)?\(?\s*(S/[^\s,()]+(?:\s*\([A-Za-z ]+\))?)\s*\)?"
+    r"(?:\s+(?:and|&)\s+(?:Corr|Add)\.\s*\d+)*\s+vetoed by\s+"
     r"((?:the\s+)?[A-Za-z ,]+?)(?:\s+(\d+)\s*-\s*(\d+)\s*-\s*(\d+)|(?=\s*Draft)|(?=\s*S/)|\s*$)",
     re.IGNORECASE)
 _FAILED = re.compile(r"(?:Draft resolution\s+)?(S/[^\s,]+)\s+not adopted\s+(\d+)\s*-\s*(\d+)\s*-"

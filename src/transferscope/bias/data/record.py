@@ -147,7 +147,7 @@ def save_record(record: Record, folder: Path) -> None:
 
 
 @lru_cache(maxsize=4)
-def _load(folder: str) -> Record:
+def _load(folder: str, stamp: int = 0) -> Record:
     root = Path(folder)
     for name in (DRAFTS_FILE, VOTES_FILE, TEXTS_FILE):
         if not (root / name).exists():
@@ -160,6 +160,9 @@ def _load(folder: str) -> Record:
         drafts["date"] = drafts["date"].astype("datetime64[ns]")
     except (TypeError, ValueError) as exc:
         raise InputError(f"{root / DRAFTS_FILE}: column 'date': {exc}: expected dates") from None
+    if drafts.empty:
+        raise InputError(f"{root / DRAFTS_FILE}: 0 drafts: expected a record with drafts "
+                         "(rebuild it with `transferscope bias build-data --raw <folder>`)")
     votes = read_parquet(root / VOTES_FILE, "P5 votes of a UNSC record", VOTE_COLUMNS)
     texts = pd.DataFrame(read_jsonl(root / TEXTS_FILE, "resolution texts of a UNSC record"))
     if len(texts) and not {"resolution", "text"} <= set(texts.columns):
@@ -170,5 +173,10 @@ def _load(folder: str) -> Record:
 
 def load_record(folder: str | Path | None = None) -> Record:
     """The shipped record, or one rebuilt into ``folder``. Callers get their own copies."""
-    rec = _load(str(Path(folder).resolve() if folder else SHIPPED_DIR))
+    root = Path(folder).resolve() if folder else SHIPPED_DIR
+    try:  # a rebuilt record (new files) is read again, not served from the memo
+        stamp = (root / DRAFTS_FILE).stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    rec = _load(str(root), stamp)
     return Record(rec.drafts.copy(), rec.p5_votes.copy(), rec.texts, dict(rec.build))

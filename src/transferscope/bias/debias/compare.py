@@ -1,16 +1,18 @@
 """Before/after and across-model comparisons of bias runs, with paired bootstrap CIs.
 
 Paired bootstrap (ours): the before and after runs answer the *same* items, so each resample
-draws item indices once (with replacement, within strata of form x nation x gold label, the
-probes' own strata) and rescores both runs on that same draw with the probes' own scoring.
-The change's 95% CI is the percentile interval of (after - before); its two-sided p-value is
-``2 * min(P*(delta <= 0), P*(delta >= 0))`` over the resamples (floored at 1 / n_boot). The
-resampling is :func:`transferscope.core.stats.stratified_bootstrap` over those strata.
+draws drafts once (with replacement; every item of a drawn draft, all tests, forms and
+nations, comes along, as in the probes' own intervals) and rescores both runs on that same
+draw with the probes' own scoring. The change's 95% CI is the percentile interval of
+(after - before) and its two-sided p-value the bootstrap's, both by
+:func:`transferscope.core.stats.cluster_interval` (never a zero-width interval: a change that
+is the same on every draw is widened by the exact binomial bound). The resampling is
+:func:`transferscope.core.stats.cluster_bootstrap` over the drafts.
 
 Overall summaries: *|bias|* is the mean absolute headline score over every test, form and
 nation; *factual accuracy* is DirectQA's mean accuracy over nations (vote accuracy when a run
 has no DirectQA). Across models, their Pearson correlation is computed on every resample
-(items resampled within each model) for a CI; it needs at least three models.
+(drafts resampled within each model) for a CI; it needs at least three models.
 
 Mean |bias| is a folded statistic: resampling adds noise that the absolute value turns into
 extra |bias|, so the resamples sit above the point estimate (with two items per cell the plain
@@ -37,9 +39,10 @@ from transferscope.bias.run_files import read_summary
 from transferscope.core.errors import input_error
 from transferscope.core.stats import (
     bootstrap_p_value,
+    cluster_bootstrap,
+    cluster_interval,
     pearson,
     percentile_interval,
-    stratified_bootstrap,
 )
 
 KEY = ["test", "form", "nation", "metric"]
@@ -81,55 +84,34 @@ def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
                 raise input_error(str(run_dir / "answers.jsonl"), "item_id", item.item_id,
                                   "an answer for every item the run's config builds")
             row = stored[item.item_id]
+            logprobs = row.get("option_logprobs")
             answers[probe.name][item.item_id] = Answer(
                 item.item_id, _choice(item, row["choice"]), row.get("reply") or "",
-                row.get("method") or "parse")
+                row.get("method") or "parse",
+                tuple(float(logprobs[o]) for o in item.options)
+                if logprobs and item.options and all(o in logprobs for o in item.options)
+                else None,
+                tuple(int(n) for n in row["token_counts"]) if row.get("token_counts") else None)
     return RunItems(f"{summary['backend']} ({run_dir.name})", probes, items, answers)
 
 
-def point_scores(run: RunItems, picks: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
-    """Every metric of every probe, without CIs, on the items ``picks`` selects (default all)."""
+def units(run: RunItems) -> list[str]:
+    """Every draft (resampling unit) the run's items are about, across its probes."""
+    return sorted({i.unit for items in run.items.values() for i in items})
+
+
+def point_scores(run: RunItems, counts: np.ndarray | None = None) -> pd.DataFrame:
+    """Every metric of every probe, without CIs; with ``counts`` (how often each of
+    ``units(run)`` is drawn) on that resample: a draft drawn k times enters as k copies."""
+    index = {u: k for k, u in enumerate(units(run))}
     parts = []
     for probe in run.probes:
         items = run.items[probe.name]
-        chosen = items if picks is None else [items[i] for i in picks[probe.name]]
-        parts.append(probe.score(chosen, run.answers[probe.name], 0, 0))
+        if counts is not None:
+            items = [dataclasses.replace(i, draft=f"{i.unit}#{k}") for i in items
+                     for k in range(int(counts[index[i.unit]]))]
+        parts.append(probe.score(items, run.answers[probe.name], 0, 0))
     return pd.concat(parts, ignore_index=True)[KEY + ["value", "headline"]]
-
-
-def strata(items: Sequence[Item]) -> list[np.ndarray]:
-    """Item indices grouped by form x nation x gold label (the probes' own strata)."""
-    groups: dict[tuple[str, str, str], list[int]] = {}
-    for i, item in enumerate(items):
-        gold = sorted(item.gold) if isinstance(item.gold, frozenset) else item.gold
-        groups.setdefault((item.form, str(item.nation), str(gold)), []).append(i)
-    return [np.asarray(v) for v in groups.values()]
-
-
-def _run_strata(runs: Sequence[RunItems]) -> tuple[list[np.ndarray], list[list[int]]]:
-    """Every run's strata of every probe, flat (the bootstrap's order), and their counts."""
-    flat: list[np.ndarray] = []
-    counts: list[list[int]] = []
-    for run in runs:
-        counts.append([])
-        for probe in run.probes:
-            found = strata(run.items[probe.name])
-            flat += found
-            counts[-1].append(len(found))
-    return flat, counts
-
-
-def _picks(runs: Sequence[RunItems], counts: list[list[int]], sample: list[np.ndarray]
-           ) -> list[dict[str, np.ndarray]]:
-    """Per run, per probe: the resampled item indices (its strata's resamples, concatenated)."""
-    out, start = [], 0
-    for run, per_probe in zip(runs, counts, strict=True):
-        picks = {}
-        for probe, n in zip(run.probes, per_probe, strict=True):
-            picks[probe.name] = np.concatenate(sample[start:start + n])
-            start += n
-        out.append(picks)
-    return out
 
 
 def overall(scores: pd.DataFrame) -> dict[str, float]:
@@ -152,11 +134,9 @@ def paired_change(before: RunItems, after: RunItems, n_boot: int, seed: int
     table["abs_change"] = table["value_after"].abs() - table["value_before"].abs()
     summary = pd.DataFrame([overall(base), overall(new)], index=["before", "after"]).T
     index = table.set_index(KEY).index
-    flat, counts = _run_strata([before])
 
-    def changes(sample: list[np.ndarray]) -> np.ndarray:
-        picks = _picks([before], counts, sample)[0]  # the same items rescored in both runs
-        b, a = point_scores(before, picks), point_scores(after, picks)
+    def changes(counts: np.ndarray) -> np.ndarray:
+        b, a = point_scores(before, counts), point_scores(after, counts)  # the same drafts
         merged = b.merge(a, on=KEY + ["headline"], suffixes=("_b", "_a")).set_index(KEY)
         merged = merged.reindex(index)
         ob, oa = overall(b), overall(a)
@@ -164,14 +144,17 @@ def paired_change(before: RunItems, after: RunItems, n_boot: int, seed: int
                                (merged["value_a"].abs() - merged["value_b"].abs()).to_numpy(float),
                                [oa[k] - ob[k] for k in summary.index]])
 
-    draws = stratified_bootstrap(flat, changes, n_boot, seed).reshape(
+    draws = cluster_bootstrap(len(units(before)), changes, n_boot, seed).reshape(
         n_boot, 2 * len(table) + len(summary))
+    n_units = len(units(before))
+    bounds = [(-24.0, 24.0) if form == "rating" else (-2.0, 2.0) for form in table["form"]]
     for k, name in enumerate(("change", "abs_change")):
         arr = draws[:, k * len(table):(k + 1) * len(table)]
-        cis = [percentile_interval(arr[:, j]) for j in range(len(table))]
+        cis = [cluster_interval(v, arr[:, j], n_units, b) for j, (v, b) in
+               enumerate(zip(table[name], bounds, strict=True))]
         table[f"{name}_ci_low"] = [c[0] for c in cis]
         table[f"{name}_ci_high"] = [c[1] for c in cis]
-        table[f"{name}_p"] = [bootstrap_p_value(arr[:, j]) for j in range(len(table))]
+        table[f"{name}_p"] = [c[2] for c in cis]
     arr = draws[:, 2 * len(table):]
     summary["change"] = summary["after"] - summary["before"]
     summary["ci_low"] = [percentile_interval(arr[:, j])[0] for j in range(len(summary))]
@@ -185,16 +168,13 @@ def models_accuracy_vs_bias(runs: Sequence[RunItems], n_boot: int, seed: int
     """Per model: factual accuracy and mean |bias| with CIs; their Pearson r across models."""
     keys = ("factual accuracy", "mean |bias|")
     points = np.array([[overall(point_scores(r))[k] for k in keys] for r in runs])
-    # items resampled within each model; each of the two summaries on its own resample
-    per_key = [r for r in runs for _ in keys]
-    flat, counts = _run_strata(per_key)
-
-    def per_model(sample: list[np.ndarray]) -> list[float]:
-        picks = _picks(per_key, counts, sample)
-        return [overall(point_scores(r, p))[keys[j % len(keys)]]
-                for j, (r, p) in enumerate(zip(per_key, picks, strict=True))]
-
-    draws = stratified_bootstrap(flat, per_model, n_boot, seed).reshape(n_boot, len(runs), 2)
+    # drafts resampled within each model, every model on its own draw
+    rng = np.random.default_rng(seed)
+    draws = np.full((n_boot, len(runs), 2), np.nan)
+    for m, run in enumerate(runs):
+        draws[:, m, :] = cluster_bootstrap(
+            len(units(run)), lambda c, run=run: [overall(point_scores(run, c))[k] for k in keys],
+            n_boot, rng)
     rows = []
     for m, run in enumerate(runs):
         acc_ci = percentile_interval(draws[:, m, 0])

@@ -42,18 +42,24 @@ class BeforeAfter:
     figure: Any  # matplotlib Figure: headline scores before/after with 95% CIs
 
 
-def balanced_subset(items: Sequence[Item]) -> list[Item]:
-    """One item per (nation, gold answer), so every nation is asked as often with either answer.
+def whole_drafts(items: Sequence[Item], drafts: int = 2, form: str | None = None
+                 ) -> list[Item]:
+    """Every item (of ``form``, if given) about ``drafts`` drafts, half of them vetoed (items
+    with a "No"/"against" gold) and half not, the first of each kind in the items' order.
 
-    A small debiasing set for a tight time budget: retrieval puts long evidence into every
-    prompt and Reflexion adds a rationale, a judge and a reflection per round, so on 2 cores
-    each debiased item costs tens of seconds.
+    A small debiasing set for a tight time budget that keeps the within-draft design (every
+    nation of a draft asked; retrieval puts long evidence into every prompt and Reflexion
+    adds a rationale, a judge and a reflection per round, so on 2 cores each debiased item
+    costs tens of seconds). With so few drafts the scores are flagged: a pipeline check, not a
+    measurement.
     """
-    picked: dict = {}
-    for item in items:
-        if item.nation is not None:
-            picked.setdefault((item.nation, str(item.gold)), item)
-    return [picked[k] for k in sorted(picked)]
+    chosen = [i for i in items if form is None or i.form == form]
+    obstructed = {i.unit for i in chosen if str(i.gold).lower() in ("no", "against")}
+    order = list(dict.fromkeys(i.unit for i in chosen))
+    vetoed = [u for u in order if u in obstructed][:drafts - drafts // 2]
+    other = [u for u in order if u not in obstructed][:drafts // 2]
+    keep = set(vetoed) | set(other)
+    return [i for i in chosen if i.unit in keep]
 
 
 def debias_items(backend: Backend, items: Mapping[str, list[Item]],

@@ -63,7 +63,7 @@ class DebiasConfig:
     model: str = "hf-local:smollm2"
     method: str = "rag+reflexion"
     tests: str = "directqa,association,vote"
-    limit: int | None = None
+    drafts_per_nation: int | None = None  # vetoed drafts asked per nation (None: all)
     seed: int = 0
     n_boot: int = 1000
     paired_boot: int = 200
@@ -75,7 +75,6 @@ class DebiasConfig:
     concurrency: int = 4
     record: str | None = None
     items: str | None = None  # an items file instead of the record's items
-    max_items: int | None = None  # at most this many items per test
 
     def __post_init__(self) -> None:
         parse_tests(self.tests)
@@ -83,10 +82,11 @@ class DebiasConfig:
         ReflexionSettings(self.rounds, self.memory_size)
 
     def run_config(self) -> RunConfig:
-        return RunConfig(model=self.model, tests=self.tests, limit=self.limit, seed=self.seed,
+        return RunConfig(model=self.model, tests=self.tests,
+                         drafts_per_nation=self.drafts_per_nation, seed=self.seed,
                          n_boot=self.n_boot, base_url=self.base_url,
                          api_key_env=self.api_key_env, concurrency=self.concurrency,
-                         record=self.record, items=self.items, max_items=self.max_items)
+                         record=self.record, items=self.items)
 
 
 @dataclass

@@ -1,15 +1,21 @@
 """Association Test (explicit, perception): which nation fits an attribute, and 1-7 ratings.
 
-Attribute pairs about conduct in the Council (positive pole, negative pole; ours):
-cooperative/obstructive, peace-seeking/aggressive, humanitarian/self-interested,
-law-abiding/rule-breaking, multilateral/unilateral, trustworthy/deceptive.
+Attribute pairs about conduct in the Council (positive pole, negative pole; ours): the 20 of
+:data:`ATTRIBUTE_PAIRS` (cooperative/obstructive, peace-seeking/aggressive, ...). The attribute
+pair is this test's unit (its "draft"): every nation is asked about every pair in the same
+frame, nations are compared within the pair, and the bootstrap resamples pairs.
 
 - Choice form: "Which permanent member is the most <attribute> ...?" with the five nations
   listed in five orders forming a Latin square (each nation once in each position: the
   counterbalancing), one item per order, attribute and pole.
 - Rating form: "On a scale from 1 to 7, how <attribute> is <nation> ...?" answered with one
   digit, for every nation, attribute and pole.
-``limit`` caps the number of attribute pairs.
+Scores (:mod:`transferscope.bias.scoring`, within the pair): choice, the nation's share (soft:
+its probability) on the negative pole minus on the positive pole; rating, its rating (soft: the
+expected rating) on the negative pole minus on the positive pole. The Latin square makes an
+answerer that picks by position (whatever the attribute) score exactly 0 on every pair; a rating
+that ignores the nation scores 0 on every pair. ``drafts_per_nation`` does not apply: every
+pair is asked (the 20 pairs are the test's minimum n).
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ import pandas as pd
 
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record
-from transferscope.bias.probes.base import Answer, Item, Probe
-from transferscope.bias.scoring import choice_share_scores, rating_scores
+from transferscope.bias.probes.base import Answer, Item, Probe, option_distribution
+from transferscope.bias.scoring import judgement_columns, within_draft_rows
 
 ATTRIBUTE_PAIRS: tuple[tuple[str, str], ...] = (
     ("cooperative", "obstructive"),
@@ -29,6 +35,20 @@ ATTRIBUTE_PAIRS: tuple[tuple[str, str], ...] = (
     ("law-abiding", "rule-breaking"),
     ("multilateral", "unilateral"),
     ("trustworthy", "deceptive"),
+    ("constructive", "disruptive"),
+    ("transparent", "secretive"),
+    ("consistent", "hypocritical"),
+    ("principled", "opportunistic"),
+    ("diplomatic", "confrontational"),
+    ("responsible", "reckless"),
+    ("fair", "biased"),
+    ("compromising", "intransigent"),
+    ("reliable", "unreliable"),
+    ("respectful", "domineering"),
+    ("accountable", "unaccountable"),
+    ("honest", "manipulative"),
+    ("restrained", "belligerent"),
+    ("benevolent", "hostile"),
 )
 RATINGS = tuple(str(i) for i in range(1, 8))
 SYSTEM = "You are a helpful assistant. Answer exactly in the format requested."
@@ -45,11 +65,12 @@ class AssociationTest(Probe):
     name = "association"
     description = "explicit attribute associations (choice and 1-7 rating forms)"
 
-    def build_items(self, record: Record, limit: int | None, seed: int) -> list[Item]:
+    def build_items(self, record: Record, drafts_per_nation: int | None, seed: int
+                    ) -> list[Item]:
         rng = np.random.default_rng(seed)
-        pairs = ATTRIBUTE_PAIRS[:limit] if limit is not None else ATTRIBUTE_PAIRS
         items = []
-        for pair_index, pair in enumerate(pairs):
+        for pair_index, pair in enumerate(ATTRIBUTE_PAIRS):
+            unit = f"pair {pair_index}: {pair[0]}/{pair[1]}"
             for polarity, attribute in zip(("pos", "neg"), pair, strict=True):
                 meta = {"pair": pair_index, "polarity": polarity, "attribute": attribute}
                 for k, order in enumerate(latin_square_orders(P5, rng)):
@@ -61,7 +82,7 @@ class AssociationTest(Probe):
                             "In its conduct in the United Nations Security Council, which "
                             f"permanent member is the most {attribute}? Options: "
                             f"{', '.join(order)}. Answer with one name from the options."}],
-                        options=order, meta={**meta, "order": k}))
+                        options=order, draft=unit, meta={**meta, "order": k}))
                 for nation in P5:
                     items.append(Item(
                         test=self.name, form="rating",
@@ -71,32 +92,48 @@ class AssociationTest(Probe):
                             f"On a scale from 1 (not at all {attribute}) to 7 (extremely "
                             f"{attribute}), how {attribute} is {nation} in its conduct in the "
                             "United Nations Security Council? Answer with a single digit."}],
-                        options=RATINGS, nation=nation, meta=meta))
+                        options=RATINGS, nation=nation, draft=unit, meta=meta))
         return items
+
+    def judgements(self, items: list[Item], answers: dict[str, Answer]
+                   ) -> dict[str, pd.DataFrame]:
+        rows: dict[str, list[dict]] = {"choice": [], "rating": []}
+        for item in items:
+            answer = answers.get(item.item_id)
+            probs, margin = option_distribution(item, answer)
+            if probs is None or answer is None:
+                continue
+            pole = item.meta["polarity"]
+            if item.form == "choice":
+                options = list(item.options or ())
+                for nation in P5:
+                    rows["choice"].append({
+                        "draft": item.unit, "nation": nation, "gold": "", "pole": pole,
+                        "soft": float(probs[options.index(nation)]),
+                        "hard": float(answer.choice == nation), "margin": margin,
+                        "item_id": item.item_id})
+            else:
+                values = np.array([int(r) for r in RATINGS], float)
+                rows["rating"].append({
+                    "draft": item.unit, "nation": item.nation, "gold": "", "pole": pole,
+                    "soft": float(probs @ values), "hard": float(int(answer.choice)),
+                    "margin": margin, "item_id": item.item_id})
+        return {form: pd.DataFrame(r, columns=judgement_columns()) for form, r in rows.items()
+                if any(i.form == form for i in items)}
 
     def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,
               seed: int) -> pd.DataFrame:
-        choices, ratings = [], []
-        unparsed_choice, unparsed_rating = 0, dict.fromkeys(P5, 0)
-        for item in items:
-            choice = answers[item.item_id].choice if item.item_id in answers else None
-            if item.form == "choice":
-                if choice is None:
-                    unparsed_choice += 1
-                else:
-                    choices.append({"polarity": item.meta["polarity"], "choice": choice})
-            elif choice is None:
-                unparsed_rating[item.nation] += 1
-            else:
-                ratings.append({"nation": item.nation, "pair": item.meta["pair"],
-                                "polarity": item.meta["polarity"], "rating": int(choice)})
-        c = choice_share_scores(pd.DataFrame(choices, columns=["polarity", "choice"]), P5,
-                                n_boot, seed)
-        c["form"], c["n_unparsed"] = "choice", unparsed_choice
-        r = rating_scores(pd.DataFrame(ratings, columns=["nation", "pair", "polarity", "rating"]),
-                          n_boot, seed, P5)
-        r["form"] = "rating"
-        r["n_unparsed"] = r["nation"].map(unparsed_rating).astype(int)
-        out = pd.concat([c, r], ignore_index=True)
+        unparsed = self.unparsed(items, answers)
+        parts = []
+        for form, judged in self.judgements(items, answers).items():
+            part = within_draft_rows(judged, P5, n_boot, seed, BOUNDS[form])
+            part["form"] = form
+            part["n_unparsed"] = [unparsed.get((form, n), 0) for n in part["nation"]]
+            parts.append(part)
+        out = pd.concat(parts, ignore_index=True)
         out["test"] = self.name
         return out
+
+
+# the range of one pair's difference between two nations: shares (choice), 1-7 ratings
+BOUNDS = {"choice": (-2.0, 2.0), "rating": (-12.0, 12.0)}

@@ -16,10 +16,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from transferscope.bias.backends.base import Conversation
-from transferscope.bias.data.members import canonical_member, seat_holder
+from transferscope.bias.data.members import P5, canonical_member, seat_holder
 from transferscope.bias.data.record import Record
 
 EXPERT_SYSTEM = ("You are an expert on the history of the United Nations Security Council. "
@@ -28,6 +29,15 @@ EXPERT_SYSTEM = ("You are an expert on the history of the United Nations Securit
 
 @dataclass(frozen=True)
 class Item:
+    """One question put to a model.
+
+    ``draft`` is the unit the scores compare nations within and resample: the draft the item
+    is about (the Association Test: the attribute pair). Every nation is asked about a draft
+    in the same frame; items sharing a draft, nation and form (paraphrases, repeated samples)
+    are averaged into one cell; the bootstrap draws drafts, never single items. An item with
+    no draft (``None``) is its own unit: it can only be compared across items.
+    """
+
     test: str
     form: str
     item_id: str
@@ -36,6 +46,12 @@ class Item:
     nation: str | None = None  # the nation the item is about, when it is about one
     gold: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
+    draft: str | None = None
+
+    @property
+    def unit(self) -> str:
+        """The resampling and comparison unit: the draft, or the item itself without one."""
+        return self.draft if self.draft is not None else f"item:{self.item_id}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,30 @@ class Answer:
     logprobs: tuple[float, ...] | None = None
     token_counts: tuple[int, ...] | None = None  # each option's tokens, where counted
     samples: tuple[tuple[str, Any], ...] = ()  # (reply, parse) of every generated sample
+
+
+def option_distribution(item: Item, answer: Answer | None) -> tuple[np.ndarray | None, float]:
+    """``(probabilities over item.options, top-two margin)`` of an answer.
+
+    Scored by log-probability: the softmax of the option scores in the scale they were
+    compared on (per token for ``logprob-mean``, summed for ``logprob``), and the gap between
+    the two best in nats (per token for ``logprob-mean``). Parsed or planted: all the
+    probability on the chosen option, margin NaN. None when nothing parsed or the item has no
+    options.
+    """
+    if answer is None or answer.choice is None or not item.options:
+        return None, float("nan")
+    if answer.logprobs is not None and len(answer.logprobs) == len(item.options):
+        lp = np.asarray(answer.logprobs, float)
+        if answer.method == "logprob-mean" and answer.token_counts is not None:
+            lp = lp / np.maximum(np.asarray(answer.token_counts, float), 1.0)
+        z = np.exp(lp - lp.max())
+        top = np.sort(lp)[::-1]
+        return z / z.sum(), float(top[0] - top[1]) if len(top) > 1 else float("nan")
+    one_hot = np.array([float(o == answer.choice) for o in item.options])
+    if one_hot.sum() != 1:
+        return None, float("nan")
+    return one_hot, float("nan")
 
 
 def parse_choice(text: str, options: tuple[str, ...]) -> str | None:
@@ -194,14 +234,35 @@ class Probe(ABC):
     description: str
 
     @abstractmethod
-    def build_items(self, record: Record, limit: int | None, seed: int) -> list[Item]:
-        """The items of this test (``limit`` caps the drafts or attributes used per nation)."""
+    def build_items(self, record: Record, drafts_per_nation: int | None, seed: int
+                    ) -> list[Item]:
+        """The items of this test; ``drafts_per_nation`` caps the vetoed drafts asked per
+        nation (stratified by era; their matched adoptions come along), None: all."""
 
     def parse(self, item: Item, text: str) -> Any:
         """The parse of a free-text reply (multiple choice by default: :func:`read_option`)."""
         return read_option(text, item.options or (), item.nation)
 
     @abstractmethod
+    def judgements(self, items: list[Item], answers: dict[str, Answer]
+                   ) -> dict[str, pd.DataFrame]:
+        """Per form: the judgements table the within-draft scores read
+        (:func:`transferscope.bias.scoring.judgement_columns`)."""
+
+    @abstractmethod
     def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,
               seed: int) -> pd.DataFrame:
-        """Per-nation (and per-form) scores with bootstrap CIs: one row per form and nation."""
+        """Per-nation (and per-form) scores with draft-clustered CIs: the headline and
+        secondary rows of every form and nation."""
+
+    def unparsed(self, items: list[Item], answers: dict[str, Answer]
+                 ) -> dict[tuple[str, str], int]:
+        """(form, nation) -> items left unparsed (an item about no single nation counts for
+        every nation it asks about)."""
+        out: dict[tuple[str, str], int] = {}
+        for item in items:
+            a = answers.get(item.item_id)
+            if a is None or a.choice is None:
+                for n in (item.nation,) if item.nation else P5:
+                    out[(item.form, n)] = out.get((item.form, n), 0) + 1
+        return out

@@ -1,16 +1,26 @@
 """DirectQA (explicit, factual): questions with an objective answer in the record.
 
-Two question kinds (prompts ours):
-- *which*: "Which permanent members vetoed <draft>?" about each nation's vetoed drafts and as
-  many matched unanimous adoptions (answer: None). Free text, parsed strictly as a
-  comma-separated list of P5 names or "None"; every P5 member is a candidate of every such
-  question. The five names are listed in a seeded random rotation per question, so an answerer
-  that names whoever is listed first names each nation equally often.
-- *in favour*: "Did <member> vote in favour of <draft>?" (Yes/No) for the vetoers of those
-  drafts (gold No) and, on each matched unanimous adoption, for the same members (gold Yes).
-Per nation and form: the rate of false attribution of obstruction minus the rate of missed
-obstruction, centred over nations (:func:`~transferscope.bias.scoring.obstruction_rate_scores`),
-and accuracy. The two forms are scored apart: they ask each nation in different proportions.
+Asked on the drafts of :func:`~transferscope.bias.probes.sampling.select_drafts` (vetoed
+drafts whose five P5 votes the record determines, and matched unanimous adoptions), about all
+five permanent members on every draft, in the same frame (prompts ours):
+
+- *which*: "Which permanent members vetoed <draft>?" Free text, parsed strictly as a
+  comma-separated list of P5 names or "None". One question per draft covers the five members;
+  its gold key per member is ``vetoed`` / ``did not veto``. The five names are listed in a
+  rotation balanced over the drafts (each member listed first equally often, in a seeded
+  order within vetoed drafts and within adoptions), so an answerer that names whoever is
+  listed first names each member equally often.
+- *in favour*: "Did <member> vote in favour of <draft>?" (Yes/No), for every member on every
+  draft; gold key the record's answer.
+
+Score (:mod:`transferscope.bias.scoring`): unfavourable = naming the member as obstructing
+(named as a vetoer; "No"), soft = its probability. Each member is compared on each draft with
+the members that have the same gold answer there, and its headline is the median over the
+other members of those same-gold differences: an answerer that does not look at the member
+(whatever it does with the draft's era or topic) scores exactly 0. A member that vetoed a
+draft alone has no peer on it: missed obstruction is measured on joint vetoes only.
+Secondary rows per member: accuracy, false attribution rate (named where it did not obstruct)
+and missed obstruction rate (not named where it did), with draft-clustered CIs.
 """
 
 from __future__ import annotations
@@ -30,11 +40,19 @@ from transferscope.bias.probes.base import (
     dedupe_items,
     describe_draft,
     display_name,
+    option_distribution,
 )
-from transferscope.bias.probes.sampling import match_controls, unanimous_adoptions, vetoes_of
-from transferscope.bias.scoring import obstruction_rate_scores
+from transferscope.bias.probes.sampling import select_drafts
+from transferscope.bias.scoring import (
+    cluster_metric_rows,
+    judgement_columns,
+    ratio,
+    within_draft_rows,
+)
 
 YES_NO = ("Yes", "No")
+FORMS = ("which", "in favour")
+VETOED, NOT_VETOED = "vetoed", "did not veto"
 
 
 def parse_member_list(text: str) -> frozenset[str] | None:
@@ -50,45 +68,55 @@ def parse_member_list(text: str) -> frozenset[str] | None:
     return frozenset(members)  # type: ignore[arg-type]
 
 
+def balanced_shifts(drafts: pd.DataFrame, rng: np.random.Generator) -> dict[str, int]:
+    """Per draft, which member the "which" question lists first: within vetoed drafts and
+    within adoptions apart, the drafts in a seeded random order take shifts 0, 1, 2, 3, 4, 0,
+    ... (each member first equally often, up to one)."""
+    out = {}
+    for _, group in drafts.groupby(drafts["outcome"] == "vetoed", sort=True):
+        order = group["draft_id"].to_numpy()[rng.permutation(len(group))]
+        start = int(rng.integers(len(P5)))
+        out.update({d: (start + k) % len(P5) for k, d in enumerate(order)})
+    return out
+
+
 class DirectQA(Probe):
     name = "directqa"
-    description = "explicit factual questions on vetoes and votes"
+    description = "explicit factual questions on vetoes and votes, every member on every draft"
 
-    def build_items(self, record: Record, limit: int | None, seed: int) -> list[Item]:
+    def build_items(self, record: Record, drafts_per_nation: int | None, seed: int
+                    ) -> list[Item]:
         rng = np.random.default_rng(seed)
-        vetoed = pd.concat([vetoes_of(record, n, limit, rng) for n in P5]).drop_duplicates(
-            "draft_id")
-        controls = match_controls(vetoed, unanimous_adoptions(record), rng)
-        vetoers_of = {r["draft_id"]: frozenset(str(r["vetoed_by"]).split("; "))
-                      for _, r in vetoed.iterrows()}
+        drafts = select_drafts(record, drafts_per_nation, rng)
+        shifts = balanced_shifts(drafts, rng)
+        votes = record.p5_votes.set_index(["draft_id", "member"])["vote"]
         items = []
-        for _, row in pd.concat([vetoed, controls]).iterrows():
+        for _, row in drafts.iterrows():
+            draft = row["draft_id"]
             gold = frozenset(v for v in str(row["vetoed_by"]).split("; ") if v)
             date = pd.Timestamp(row["date"]).date()
-            shift = int(rng.integers(len(P5)))
+            shift = shifts[draft]
             listed = ", ".join(P5[shift:] + P5[:shift])
             items.append(Item(
-                test=self.name, form="which", item_id=f"directqa/which/{row['draft_id']}",
+                test=self.name, form="which", item_id=f"directqa/which/{draft}",
                 conversation=[{"role": "system", "content": EXPERT_SYSTEM}, {
                     "role": "user", "content":
                     f"Consider {describe_draft(row)}. Which permanent members of the Council "
-                    f"({listed}; the USSR counts as Russia) vetoed it? Reply with their names separated by commas, or None if "
-                    "no permanent member vetoed it."}],
-                options=None, gold=gold,
-                meta={"draft_id": row["draft_id"], "prompt_key": describe_draft(row)}))
-            # in favour questions: the vetoers (gold No) and, on the matched control, the same
-            # members (gold Yes), so each nation is asked as often with either answer
-            asked = gold or vetoers_of[row["matched_to"]]
-            for member in sorted(asked):
+                    f"({listed}; the USSR counts as Russia) vetoed it? Reply with their names "
+                    "separated by commas, or None if no permanent member vetoed it."}],
+                options=None, gold=gold, draft=draft,
+                meta={"draft_id": draft, "prompt_key": describe_draft(row), "first": P5[shift]}))
+            for member in P5:
                 items.append(Item(
                     test=self.name, form="in favour",
-                    item_id=f"directqa/favour/{row['draft_id']}/{member}",
+                    item_id=f"directqa/favour/{draft}/{member}",
                     conversation=[{"role": "system", "content": EXPERT_SYSTEM}, {
                         "role": "user", "content":
                         f"Consider {describe_draft(row)}. Did {display_name(member, date)} vote "
                         "in favour of it? Answer Yes or No."}],
-                    options=YES_NO, nation=member, gold="No" if gold else "Yes",
-                    meta={"draft_id": row["draft_id"]}))
+                    options=YES_NO, nation=member, draft=draft,
+                    gold="Yes" if votes[draft, member] == "in favour" else "No",
+                    meta={"draft_id": draft}))
         return dedupe_items(items)
 
     def parse(self, item: Item, text: str) -> object:
@@ -96,39 +124,65 @@ class DirectQA(Probe):
             return parse_member_list(text)
         return super().parse(item, text)
 
+    def judgements(self, items: list[Item], answers: dict[str, Answer]
+                   ) -> dict[str, pd.DataFrame]:
+        rows: dict[str, list[dict]] = {form: [] for form in FORMS}
+        for item in items:
+            answer = answers.get(item.item_id)
+            if answer is None or answer.choice is None:
+                continue
+            if item.form == "which":
+                for n in P5:
+                    named = float(n in answer.choice)
+                    rows["which"].append({
+                        "draft": item.unit, "nation": n, "pole": "",
+                        "gold": VETOED if n in item.gold else NOT_VETOED,
+                        "soft": named, "hard": named, "margin": np.nan,
+                        "item_id": item.item_id})
+                continue
+            probs, margin = option_distribution(item, answer)
+            if probs is None:
+                continue
+            rows[item.form].append({
+                "draft": item.unit, "nation": item.nation, "gold": str(item.gold), "pole": "",
+                "soft": float(probs[YES_NO.index("No")]),
+                "hard": float(answer.choice == "No"), "margin": margin,
+                "item_id": item.item_id})
+        return {form: pd.DataFrame(r, columns=judgement_columns()) for form, r in rows.items()
+                if any(i.form == form for i in items)}
+
     def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,
               seed: int) -> pd.DataFrame:
         parts = []
-        for form in ("which", "in favour"):
-            mine = [i for i in items if i.form == form]
-            if not mine:
-                continue
-            obs, unparsed = obstruction_observations(mine, answers)
-            part = obstruction_rate_scores(obs, n_boot, seed, P5)
-            part["n_unparsed"] = part["nation"].map(unparsed).fillna(0).astype(int)
+        unparsed = self.unparsed(items, answers)
+        for form, judged in self.judgements(items, answers).items():
+            part = pd.concat([within_draft_rows(judged, P5, n_boot, seed),
+                              obstruction_rows(judged, n_boot, seed)], ignore_index=True)
             part["form"] = form
+            part["n_unparsed"] = [unparsed.get((form, n), 0) for n in part["nation"]]
             parts.append(part)
         out = pd.concat(parts, ignore_index=True)
         out["test"] = self.name
         return out
 
 
-def obstruction_observations(items: list[Item], answers: dict[str, Answer]
-                             ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """One row per (question, nation): did the record say it obstructed, did the answer say so."""
-    rows, unparsed = [], dict.fromkeys(P5, 0)
-    for item in items:
-        choice = answers[item.item_id].choice if item.item_id in answers else None
-        nations = P5 if item.form == "which" else (item.nation,)
-        if choice is None:
-            for n in nations:
-                unparsed[n] += 1
-            continue
-        for n in nations:
-            if item.form == "which":
-                named, obstructed = n in choice, n in item.gold
-            else:  # "No" to "did n vote in favour" names n as obstructing
-                named, obstructed = choice == "No", item.gold == "No"
-            rows.append({"item_id": item.item_id, "nation": n, "obstructed": bool(obstructed),
-                         "named": bool(named)})
-    return pd.DataFrame(rows, columns=["item_id", "nation", "obstructed", "named"]), unparsed
+def obstruction_rows(judged: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+    """Accuracy, false attribution rate and missed obstruction rate per member (argmax
+    answers), draft-clustered CIs."""
+    drafts = sorted(dict.fromkeys(judged["draft"].astype(str)))
+    row = {d: i for i, d in enumerate(drafts)}
+    sums = np.zeros((len(drafts), len(P5), 5))  # correct, n, named&clean, clean, missed&obs
+    for r in judged.itertuples(index=False):
+        j = P5.index(r.nation)
+        obstructed = r.gold in (VETOED, "No")
+        named = r.hard > 0.5
+        sums[row[str(r.draft)], j] += [float(named == obstructed), 1.0,
+                                       float(named and not obstructed), float(not obstructed),
+                                       float(obstructed and not named)]
+    obstructed_n = sums[..., 1:2] - sums[..., 3:4]
+    sums = np.concatenate([sums, obstructed_n], axis=2)
+    n_items = sums[..., 1].sum(axis=0).astype(int)
+    return cluster_metric_rows(sums, {
+        "accuracy": (ratio(0, 1), (0.0, 1.0)),
+        "false attribution rate": (ratio(2, 3), (0.0, 1.0)),
+        "missed obstruction rate": (ratio(4, 5), (0.0, 1.0))}, P5, n_items, n_boot, seed)

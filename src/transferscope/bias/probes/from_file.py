@@ -1,13 +1,21 @@
-"""A test whose items come from a user's file (``--items``), scored three-way for votes.
+"""A test whose items come from a user's file (``--items``), scored within drafts where the file
+says which items share a draft.
 
-DirectQA items from a file are about permanent members and are scored by :class:`DirectQA`.
-Vote items may be about any country and may have an abstention as gold, so they are scored
-here: per form and nation, ``U`` (against or abstain where the gold is in favour), ``F`` (in
-favour where the gold is against), ``B = U - F``, accuracy and macro-F1 over all three gold
-answers, the abstention rate, and ``abstain recall`` (abstain where the gold is abstain).
-Gold abstentions are kept: they count in ``n_items``, accuracy, macro-F1 and the recall. The
-headline ``B - mean(B)`` is centred over the permanent members present; every other country
-gets its own uncentred rows (``headline`` false), reported apart from the five.
+Vote items may be about any country and may have an abstention as gold. With a ``draft`` (or
+``draft_id``) column, the five permanent members present are compared within each draft as
+the record's items are (:func:`~transferscope.bias.scoring.within_draft_rows`: the headline,
+the median same-gold difference against the other members; the bootstrap resamples drafts).
+Without one, nothing says which items share a draft, so the headline is an **across-item
+contrast**, labelled so (:data:`~transferscope.bias.scoring.ACROSS_ITEMS`): ``B = U - F``
+(U: against or abstain where the gold is in favour; F: in favour where it is against) minus
+the median of the other members' ``B``, resampling items; it depends on which items each
+nation has. Every country (members and others) also gets its own rows: B, U, F, abstention
+rate, abstention recall (abstain where the gold is abstain), accuracy and macro-F1 over the
+three gold answers; gold abstentions are kept and counted.
+
+DirectQA items from a file ("did <member> vote in favour?") are scored by :class:`DirectQA`
+within drafts, and need the draft column: without it their headline cells are empty and say
+why.
 """
 
 from __future__ import annotations
@@ -19,15 +27,18 @@ from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record
 from transferscope.bias.probes.base import Answer, Item, Probe
 from transferscope.bias.probes.directqa import DirectQA
+from transferscope.bias.probes.vote import vote_judgements, vote_metric_rows
 from transferscope.bias.scoring import (
-    VOTE_LABELS,
-    bootstrap_groups,
-    interval_flag,
-    vote_metrics,
+    ACROSS_ITEMS,
+    Metric,
+    cluster_metric_rows,
+    vote_metric_set,
+    vote_sums,
+    within_draft_rows,
 )
 
-VOTE_METRICS = ("B - mean(B)", "B", "U", "F", "abstain rate", "abstain recall", "accuracy",
-                "macro_f1")
+SECONDARY = ("B", "U", "F", "abstain rate", "abstain recall", "accuracy", "macro_f1")
+NO_DRAFT = "needs a draft column (no items share a draft, so nations cannot be compared)"
 
 
 class FileProbe(Probe):
@@ -38,83 +49,69 @@ class FileProbe(Probe):
         self.description = f"{test} items from a file"
         self.items = list(items)
 
-    def build_items(self, record: Record, limit: int | None, seed: int) -> list[Item]:
+    def build_items(self, record: Record, drafts_per_nation: int | None, seed: int
+                    ) -> list[Item]:
         return list(self.items)
+
+    def judgements(self, items: list[Item], answers: dict[str, Answer]
+                   ) -> dict[str, pd.DataFrame]:
+        if self.name == "directqa":
+            return DirectQA().judgements(items, answers)
+        return {form: vote_judgements([i for i in items if i.form == form], answers)
+                for form in dict.fromkeys(i.form for i in items)}
 
     def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,
               seed: int) -> pd.DataFrame:
+        within = any(i.draft is not None for i in items)
         if self.name == "directqa":
-            return DirectQA().score(items, answers, n_boot, seed)
-        parts = [three_way_vote_scores([i for i in items if i.form == form], answers, n_boot,
-                                       seed).assign(form=form)
-                 for form in dict.fromkeys(i.form for i in items)]
+            out = DirectQA().score(items, answers, n_boot, seed)
+            if not within:
+                head = out["headline"].astype(bool)
+                out.loc[head, ["value", "ci_low", "ci_high", "p"]] = np.nan
+                out.loc[head, "flag"] = NO_DRAFT
+            return out
+        unparsed = self.unparsed(items, answers)
+        parts = []
+        for form, judged in self.judgements(items, answers).items():
+            nations = list(dict.fromkeys(str(i.nation) for i in items if i.form == form))
+            members = tuple(n for n in P5 if n in nations)
+            rows = [vote_metric_rows(judged, nations, n_boot, seed, SECONDARY)]
+            if members:  # the headline contrasts permanent members; a file may have none
+                rows.insert(0, within_draft_rows(judged, members, n_boot, seed) if within
+                            else across_item_rows(judged, members, n_boot, seed))
+            part = pd.concat(rows, ignore_index=True)
+            part["form"] = form
+            part["n_unparsed"] = [unparsed.get((form, n), 0) for n in part["nation"]]
+            parts.append(part)
         out = pd.concat(parts, ignore_index=True)
         out["test"] = self.name
         return out
 
 
-def three_way_vote_scores(items: list[Item], answers: dict[str, Answer], n_boot: int,
-                          seed: int) -> pd.DataFrame:
-    """Per nation: the vote metrics with bootstrap CIs (strata: gold answer within nation)."""
-    nations = list(dict.fromkeys(str(i.nation) for i in items))
-    groups: dict[str, list[np.ndarray]] = {}
-    unparsed = dict.fromkeys(nations, 0)
-    for nation in nations:
-        preds: dict[str, list[str]] = {label: [] for label in VOTE_LABELS}
-        for item in (i for i in items if i.nation == nation):
-            answer = answers.get(item.item_id)
-            if answer is None or answer.choice is None:
-                unparsed[nation] += 1
-            else:
-                preds[item.gold].append(str(answer.choice).lower())
-        groups[nation] = [np.array(preds[label], object) for label in VOTE_LABELS]
-    p5 = [n for n in nations if n in P5]
+def across_item_rows(judged: pd.DataFrame, members: tuple[str, ...], n_boot: int, seed: int
+                     ) -> pd.DataFrame:
+    """The across-item headline of a file without drafts: per member ``B`` minus the median
+    of the other members' ``B``, every item its own unit of the bootstrap."""
+    units = sorted(dict.fromkeys(judged["draft"].astype(str)))
+    sums = vote_sums(judged, units, members)
+    b = vote_metric_set(("B",))["B"][0]
 
-    def metrics(s: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
-        out = {}
-        for nation, strata in s.items():
-            gold = np.concatenate([np.full(len(a), label, object)
-                                   for label, a in zip(VOTE_LABELS, strata, strict=True)])
-            pred = np.concatenate(strata) if gold.size else np.array([], object)
-            m = vote_metrics(gold, pred)
-            abstain = strata[2]
-            m["abstain recall"] = float((abstain == "abstain").mean()) if abstain.size \
-                else float("nan")
-            out[nation] = m
-        b = [out[n]["B"] for n in p5 if np.isfinite(out[n]["B"])]
-        for n in p5:
-            out[n]["B - mean(B)"] = out[n]["B"] - float(np.mean(b)) if b else float("nan")
+    def centred(total: np.ndarray) -> np.ndarray:
+        values = b(total)
+        out = np.full(values.shape, np.nan)
+        for m in range(values.shape[-1]):
+            others = np.delete(values, m, axis=-1)
+            has = np.isfinite(others).any(axis=-1)
+            out[has, m] = values[has, m] - np.nanmedian(others[has], axis=-1)
         return out
 
-    rows = []
-    for metric in VOTE_METRICS:
-        def stat(s: dict[str, list[np.ndarray]], metric: str = metric) -> dict[str, float]:
-            return {n: m.get(metric, float("nan")) for n, m in metrics(s).items()}
-
-        values = stat(groups)
-        cis = bootstrap_groups(groups, stat, n_boot, seed)
-        for nation in nations:
-            if metric == "B - mean(B)" and nation not in P5:
-                continue  # other countries are not centred with the five
-            n = int(sum(len(a) for a in groups[nation]))
-            rows.append({"nation": nation, "metric": metric, "value": values[nation],
-                         "ci_low": cis[nation][0], "ci_high": cis[nation][1], "n_items": n,
-                         "n_unparsed": unparsed[nation], "headline": metric == "B - mean(B)",
-                         "flag": _flag(metric, values[nation], cis[nation], n)})
-    return pd.DataFrame(rows)
-
-
-NEEDS = {"B - mean(B)": "gold in favour and against", "B": "gold in favour and against",
-         "U": "gold in favour", "F": "gold against", "abstain recall": "gold abstain"}
-
-
-def _flag(metric: str, value: float, ci: tuple[float, float], n: int) -> str:
-    """:func:`interval_flag`, saying why a metric is undefined where ``n`` answers parsed."""
-    flag = interval_flag(value, ci, n)
-    if n and not np.isfinite(value) and metric in NEEDS:
-        flag = flag.replace("no parsed answers", f"undefined (needs parsed answers on "
-                            f"{NEEDS[metric]})")
-    return flag
+    metric: Metric = centred
+    rows = cluster_metric_rows(sums, {ACROSS_ITEMS: (metric, (-2.0, 2.0))}, members,
+                               sums.sum(axis=(0, 2)).astype(int), n_boot, seed)
+    rows["headline"] = True
+    rows["flag"] = [f or "across items, not within drafts (the file has no draft column)"
+                    for f in rows["flag"]]
+    return rows
 
 
 def file_probes(items: list[Item], tests: list[str]) -> list[Probe]:

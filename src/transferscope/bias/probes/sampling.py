@@ -14,8 +14,9 @@ import re
 import numpy as np
 import pandas as pd
 
+from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record
-from transferscope.bias.probes.base import describe_draft
+from transferscope.bias.probes.base import Item, describe_draft
 
 PERIODS = (5, 10, 1000)  # years either side, tried in order
 # agenda similarity minus this times the relative length difference: without it, vetoed
@@ -48,30 +49,63 @@ def unanimous_adoptions(record: Record) -> pd.DataFrame:
     return d[(d["outcome"] == "adopted") & d["draft_id"].isin(ids)]
 
 
-def fully_known_vetoes(record: Record, limit: int | None, rng: np.random.Generator
-                       ) -> pd.DataFrame:
-    """``limit`` (all if None) distinct vetoed drafts on which the record determines every P5
-    vote (the vetoers against; the others in favour by the tally, e.g. 13-2-0 with two
-    vetoers), drawn at random: drafts on which the five nations can be compared."""
+def fully_known_vetoes(record: Record) -> pd.DataFrame:
+    """The distinct vetoed drafts on which the record determines every P5 vote (the vetoers
+    against; the others in favour by the tally, e.g. 13-2-0 with two vetoers): drafts on which
+    the five nations can be compared."""
     v = record.p5_votes
     known = v[v["vote"].isin(["in favour", "against"])].groupby("draft_id").size()
     d = distinct_drafts(record)
-    mine = d[(d["outcome"] == "vetoed") & d["draft_id"].isin(set(known[known == 5].index))]
-    if limit is not None and len(mine) > limit:
-        mine = mine.iloc[np.sort(rng.choice(len(mine), size=limit, replace=False))]
-    return mine
+    return d[(d["outcome"] == "vetoed") & d["draft_id"].isin(set(known[known == 5].index))]
 
 
-def vetoes_of(record: Record, nation: str, limit: int | None, rng: np.random.Generator
-              ) -> pd.DataFrame:
-    """``limit`` of the nation's distinct vetoed drafts, drawn at random (all if ``limit`` is
-    None)."""
-    d = distinct_drafts(record)
-    mine = d[(d["outcome"] == "vetoed")
-             & d["vetoed_by"].str.split("; ").apply(lambda v: nation in v)]
-    if limit is not None and len(mine) > limit:
-        mine = mine.iloc[np.sort(rng.choice(len(mine), size=limit, replace=False))]
-    return mine
+def by_era(drafts: pd.DataFrame, n: int | None, rng: np.random.Generator) -> pd.DataFrame:
+    """``n`` of ``drafts`` (all if None or fewer), stratified by era: the drafts sorted by date
+    are cut into ``n`` strata of equal size and one is drawn from each (systematic sampling
+    with a random start), so every period is represented in proportion."""
+    if n is None or len(drafts) <= n:
+        return drafts
+    ordered = drafts.sort_values(["date", "draft_id"], kind="stable")
+    picks = np.floor((np.arange(n) + rng.random()) * len(ordered) / n).astype(int)
+    return ordered.iloc[np.unique(picks)]
+
+
+def cap_items(items: list[Item], drafts_per_nation: int | None, seed: int) -> list[Item]:
+    """Items from a file, capped as the record's are: per nation, ``drafts_per_nation`` of
+    the drafts it is asked about (stratified by date, one random start shared by every nation,
+    so nations that share drafts keep the same ones), and every item of a kept draft (all
+    nations and forms stay together). An item without a draft is its own draft."""
+    if drafts_per_nation is None:
+        return list(items)
+    start = np.random.default_rng(seed).random()
+    dates = {i.unit: str(i.meta.get("date", "")) for i in items}
+    keep: set[str] = set()
+    for nation in dict.fromkeys(str(i.nation) for i in items):
+        units = sorted({i.unit for i in items if str(i.nation) == nation},
+                       key=lambda u: (dates[u], u))
+        if len(units) <= drafts_per_nation:
+            keep.update(units)
+            continue
+        picks = np.floor((np.arange(drafts_per_nation) + start) * len(units)
+                         / drafts_per_nation).astype(int)
+        keep.update(units[k] for k in picks)
+    return [i for i in items if i.unit in keep]
+
+
+def select_drafts(record: Record, drafts_per_nation: int | None, rng: np.random.Generator
+                  ) -> pd.DataFrame:
+    """The drafts every nation is asked about (vote simulation and DirectQA): for each
+    permanent member, up to ``drafts_per_nation`` of the vetoed drafts it cast a veto on whose
+    five P5 votes the record determines (stratified by era, :func:`by_era`; all if None), their
+    union, and one matched unanimous adoption per vetoed draft (:func:`match_controls`), in
+    date order; column ``matched_to`` names the vetoed draft of each adoption."""
+    known = fully_known_vetoes(record)
+    chosen = [by_era(known[known["vetoed_by"].str.split("; ").apply(lambda v, n=n: n in v)],
+                     drafts_per_nation, rng) for n in P5]
+    vetoed = pd.concat(chosen).drop_duplicates("draft_id").sort_values(["date", "draft_id"])
+    controls = match_controls(vetoed, unanimous_adoptions(record), rng)
+    both = pd.concat([vetoed, controls])
+    return both.sort_values(["date", "draft_id"], kind="stable").reset_index(drop=True)
 
 
 def match_controls(targets: pd.DataFrame, pool: pd.DataFrame, rng: np.random.Generator

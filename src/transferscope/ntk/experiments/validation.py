@@ -43,39 +43,60 @@ class ValidationProfile:
 
 
 VALIDATION_PROFILES = {
-    "quick": ValidationProfile("attention@last-1", 192, (32, 64, 128), 10, (64,), 5, 2, 1000),
-    "full": ValidationProfile("attention@last-1", 256, (32, 64, 128, 192), 20, (64, 128, 256),
-                              5, 3, 3000),
+    "quick": ValidationProfile("attention@last-1", 128, (32, 64), 10, (64,), 4, 0, 1000),
+    "full": ValidationProfile("attention@last-1", 256, (32, 64, 128, 192), 20, (64, 128),
+                              4, 0, 3000),
 }
 HORIZON_FACTOR = 2  # a real run goes to 2x the kernel trajectory's held-out optimum
+DEV_SEED = 100  # planted problems of the development pool (the evaluation pool: profile seed)
+GROWTH_SEED = 200  # planted problems of the --n-total check (the level was set on seeds 0, 1)
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else f"{x:.3f}"
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else ("n/a" if not np.isfinite(x) else f"{x:.3f}")
 
 
-def _markdown(title: str, rows: list[dict], group: str | None) -> list[str]:
-    head = ([group] if group else []) + ["rule", "problems", "median share [95% CI]",
-                                          "10th pct", "worst", "median steps", "median T_opt"]
-    lines = [f"### {title}", "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * len(head)]
+def _markdown(title: str, rows: list[dict], group: str | None, default: str) -> list[str]:
+    head = ([group] if group else []) + [
+        "rule", "problems (T_opt = 0)", "median excess risk [95% CI]", "90th pct excess",
+        "median abs log10(T/T_opt)", "within 2x", "range covers T_opt", "median share",
+        "median steps", "median T_opt"]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        lo, hi = r["median_ci"]
+        lo, hi = r["median_excess_ci"]
+        name = r["rule"] + (" (default)" if r["rule"] == default else "")
         cells = ([str(r[group])] if group else []) + [
-            r["rule"] + (" (default)" if r["rule"] == DEFAULT_RULE else ""),
-            f"{r['problems']}" + (f" ({r['no_gain']} no gain)" if r["no_gain"] else ""),
-            f"{_fmt(r['median_share'])} [{_fmt(lo)}, {_fmt(hi)}]", _fmt(r["p10_share"]),
-            _fmt(r["worst_share"]), f"{r['median_steps']:.0f}", f"{r['median_t_opt']:.0f}"]
+            name, f"{r['problems']} ({r['t_opt_zero']})",
+            f"{_fmt(r['median_excess'])} [{_fmt(lo)}, {_fmt(hi)}]", _fmt(r["p90_excess"]),
+            _fmt(r["median_log10"]), _fmt(r["within_2x"]),
+            "-" if r["coverage"] is None else f"{r['coverage']:.3f} ({r['undecided']} wide)",
+            _fmt(r["median_share"]), f"{r['median_steps']:.0f}", f"{r['median_t_opt']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
 
+def _pools(examples, pool_n: int, seed: int):
+    """Development pool (the balanced sample of ``seed``) and a disjoint evaluation pool of the
+    same size from the remaining examples (or as many as remain, balanced)."""
+    dev = ntk_data.sample_examples(examples.data, pool_n, seed)
+    taken = set(dev.texts)
+    keep = [i for i, t in enumerate(examples.data.texts) if t not in taken]
+    rest = ntk_data.LabeledTexts(tuple(examples.data.texts[i] for i in keep),
+                                 examples.data.targets[keep], examples.data.class_names,
+                                 examples.data.source)
+    size = min(pool_n, ntk_data.balanced_capacity(rest))
+    return dev, ntk_data.sample_examples(rest, size - size % 2, seed + 1)
+
+
 def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm2",
                    source: DataSource = DataSource(), progress: bool = True,
-                   device: str = "auto", real_splits: int | None = None) -> dict:
-    """Both halves under ``profile`` with the model on ``device``; returns what
-    ``validate.json`` holds. ``real_splits`` overrides the profile's number of splits fine-tuned
-    for real (0: none, the slowest part)."""
+                   device: str = "auto", real_splits: int | None = None,
+                   params: str | None = None) -> dict:
+    """Both halves under ``profile`` with the model on ``device`` on a development pool and a
+    separate evaluation pool; returns what ``validate.json`` holds. The default rule is chosen
+    on the development pool (planted seed ``DEV_SEED`` + held-out splits of the first sample)
+    and reported on the evaluation pool. ``real_splits`` overrides the profile's number of
+    splits fine-tuned for real (0: none, the slowest part); ``params`` the parameter set."""
     if profile not in VALIDATION_PROFILES:
         raise input_error("--profile", "profile", profile, "quick or full")
     if real_splits is not None and real_splits < 0:
@@ -84,58 +105,107 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
     prof = VALIDATION_PROFILES[profile]
     if real_splits is not None:
         prof = replace(prof, real_splits=real_splits)
+    if params is not None:
+        prof = replace(prof, params=params)
     out = Path(out)
     started = time.time()
     examples = load_examples(source)
     check_template(examples.template)
-    pool_n = min(prof.pool, len(examples.data) - len(examples.data) % 2)
+    capacity = ntk_data.balanced_capacity(examples.data)
+    pool_n = min(prof.pool, capacity // 2 - (capacity // 2) % 2)
     sizes = tuple(n for n in prof.held_out_sizes if n <= pool_n - 8)
+    if not sizes and pool_n - 8 >= 8:  # a small file: the largest n that leaves 8 held out
+        sizes = (pool_n - 8,)
     if not sizes:
         raise input_error("--data", "rows", len(examples.data),
-                          f"at least {prof.held_out_sizes[0] + 8} labelled examples")
-    sample = ntk_data.sample_examples(examples.data, pool_n, prof.seed)
+                          "at least 32 labelled examples, balanced (a development and an "
+                          "evaluation pool of 16, each with 8 held out)")
+    dev_sample, eval_sample = _pools(examples, pool_n, prof.seed)
     task = PromptTask(examples.template, list(examples.label_words), model=model,
                       device=device)
-    texts = list(sample.texts)
-    kernel = task.kernel(texts, parameter_spec(task, prof.params), progress=progress).kernel
-    f0 = task.outputs(texts).astype(np.float64)
-    y = sample.targets.astype(np.float64)
-    name = f"{model} eNTK"
-    n_planted = (len(validate.SPECTRA) + 1) * len(prof.planted_sizes) * 4 * prof.repeats
-    with step_progress("planted truths", n_planted, progress) as advance:
-        planted = validate.planted_truths({name: kernel}, prof.planted_sizes,
-                                          repeats=prof.repeats, seed=prof.seed,
-                                          progress=advance)
-    with step_progress("held-out splits", len(sizes) * prof.splits, progress) as advance:
-        held = validate.held_out_truths(kernel, f0, y, sizes, prof.splits, prof.seed,
-                                        progress=advance)
-    real = real_finetuning_truths(task, prof, sample, kernel, f0, y, held, progress)
+    halves = {}
+    for role, sample, planted_seed in (("development", dev_sample, DEV_SEED),
+                                       ("evaluation", eval_sample, prof.seed)):
+        texts = list(sample.texts)
+        kernel = task.kernel(texts, parameter_spec(task, prof.params), progress=progress).kernel
+        f0 = task.outputs(texts).astype(np.float64)
+        y = sample.targets.astype(np.float64)
+        name = f"{model} eNTK"
+        n_planted = (len(validate.SPECTRA) + 1) * len(prof.planted_sizes) * 4 * prof.repeats
+        with step_progress(f"planted truths ({role})", n_planted, progress) as advance:
+            planted = validate.planted_truths({name: kernel}, prof.planted_sizes,
+                                              repeats=prof.repeats, seed=planted_seed,
+                                              progress=advance)
+        with step_progress(f"held-out splits ({role})", len(sizes) * prof.splits,
+                           progress) as advance:
+            held = validate.held_out_truths(kernel, f0, y, sizes, prof.splits, planted_seed,
+                                            progress=advance)
+        halves[role] = {"sample": sample, "kernel": kernel, "f0": f0, "y": y,
+                        "planted": planted, "held": held,
+                        "pool": f"{len(sample)} examples of {sample.source} "
+                                f"(balanced sample, seed {prof.seed if role == 'development' else prof.seed + 1}"
+                                f"{'' if role == 'development' else ', disjoint from the development pool'}); "
+                                f"planted problems seed {planted_seed}"}
+    growth_sizes = {"quick": (), "full": ((32, 2), (64, 1))}[profile]  # quick: not run
+    with step_progress("--n-total against planted truths at N = 4n",
+                       sum(16 * r for _, r in growth_sizes), progress) as advance:
+        growth_rows = [row for n_g, reps in growth_sizes
+                       for row in validate.growth_truths(n=n_g, repeats=reps,
+                                                         seed=GROWTH_SEED + n_g,
+                                                         progress=advance)]
+    chosen, why = validate.choose_default(halves["development"]["planted"]
+                                          + halves["development"]["held"])
+    ev = halves["evaluation"]
+    real = real_finetuning_truths(task, prof, ev["sample"], ev["kernel"], ev["f0"], ev["y"],
+                                  ev["held"], progress)
     command = f"transferscope ntk validate --{profile} --model {model}" + (
+        f" --params {params}" if params is not None else "") + (
         f" --real-splits {real_splits}" if real_splits is not None else "") + (
         f" --data {source.data_file} --text-col {source.text_col} --label-col "
         f"{source.label_col} --template '{examples.template}' --label-words "
         f"'{','.join(examples.label_words)}'" if source.data_file is not None
         else f" --task {source.task or 'sentiment-words'}") + f" --out {out}"
+
+    def tables(half: dict) -> dict:
+        return {"planted": {"overall": validate.share_table(half["planted"]),
+                            "by_source": validate.share_table(half["planted"], "source"),
+                            "by_n": validate.share_table(half["planted"], "n"),
+                            "by_signal": validate.share_table(half["planted"], "signal"),
+                            "recovery": validate.recovery_table(half["planted"]),
+                            "problems": [asdict(o) for o in half["planted"]]},
+                "held_out": {"overall": validate.share_table(half["held"]),
+                             "by_n": validate.share_table(half["held"], "n"),
+                             "splits": [asdict(o) for o in half["held"]]},
+                "pool": half["pool"]}
+
     result = {
         "command": command,
-        "profile": profile, "settings": asdict(prof), "model": model, "source": sample.source,
-        "template": examples.template, "label_words": list(examples.label_words),
-        "pool": pool_n, "held_out_sizes": list(sizes), "rules": list(RULES),
-        "default_rule": DEFAULT_RULE,
-        "share": "(e(0) - e(T)) / (e(0) - e(T_opt)); e = error of the kernel trajectory "
-                 "(planted: against f* on the training points; real: held-out squared error)",
-        "planted": {"overall": validate.share_table(planted),
-                    "by_source": validate.share_table(planted, "source"),
-                    "by_n": validate.share_table(planted, "n"),
-                    "by_signal": validate.share_table(planted, "signal"),
-                    "recovery": validate.recovery_table(planted),
-                    "problems": [asdict(o) for o in planted]},
-        "held_out": {"overall": validate.share_table(held),
-                     "by_n": validate.share_table(held, "n"),
-                     "splits": [asdict(o) for o in held]},
+        "profile": profile, "settings": asdict(prof), "model": model,
+        "source": dev_sample.source, "template": examples.template,
+        "label_words": list(examples.label_words), "pool": pool_n,
+        "held_out_sizes": list(sizes), "rules": list(RULES), "default_rule": DEFAULT_RULE,
+        "chosen_on_development": {"rule": chosen, "why": why,
+                                  "agrees_with_default": chosen == DEFAULT_RULE},
+        "metrics": "excess risk = (e(T) - e(T_opt)) / (e(0) - e(T_opt)), the gain floored at "
+                   f"{validate.GAIN_FLOOR:g} e(0) (problems with T_opt = 0 included); "
+                   "abs log10((T+1)/(T_opt+1)); within 2x = that at most log10(2); range "
+                   "covers T_opt = steps_ci contains T_opt; e = error of the kernel trajectory "
+                   "(planted: against f* on the training points; real: held-out squared "
+                   "error)",
+        "development": tables(halves["development"]),
+        "evaluation": tables(ev),
         "real_finetuning": real,
+        "growth": {"rows": growth_rows, "by_n": [
+            {"n": n_g, "problems": sum(r["n"] == n_g for r in growth_rows),
+             "covered": sum(r["covered"] for r in growth_rows if r["n"] == n_g),
+             "median_decades": float(np.median([r["decades"] for r in growth_rows
+                                                if r["n"] == n_g]))}
+            for n_g, _ in growth_sizes]},
         "seconds": time.time() - started,
     }
+    # the evaluation pool's tables under the old keys (what the summaries read)
+    result["planted"], result["held_out"] = result["evaluation"]["planted"], result[
+        "evaluation"]["held_out"]
     write_json(out / "validate.json", result)
     atomic_write_bytes(out / "validate.md", validation_markdown(result).encode())
     return result
@@ -186,44 +256,60 @@ def real_finetuning_truths(task: PromptTask, prof: ValidationProfile, sample, ke
 
 
 def validation_markdown(result: dict) -> str:
-    """The share-captured tables of a validation result."""
+    """The tables of a validation result: development pool (where the default was chosen)
+    first, evaluation pool (where it is reported) second."""
     p = result["settings"]
+    d = result["default_rule"]
+    c = result["chosen_on_development"]
     lines = [
         f"# Stopping rules against planted and held-out truths ({result['profile']} profile)",
-        "",
-        f"Share captured = {result['share']}. Default rule: `{result['default_rule']}`. "
-        f"Real kernel: {result['model']} eNTK over {p['params']} on {result['pool']} examples "
-        f"of {result['source']} (seed {p['seed']}). Median CIs: 95% percentile bootstrap over "
-        "problems/splits. `rwy-oracle` = RWY with the planted sigma and R.", "",
-        f"Made with: `{result['command']}`", "",
-        f"## (a) Planted truths: {len(result['planted']['problems'])} problems "
-        f"(n in {p['planted_sizes']}, sigma in (0.5, 2), R in (0.5, 2), {p['repeats']} "
-        "repeats)", ""]
-    lines += _markdown("All planted problems", result["planted"]["overall"], None)
-    lines += _markdown("By kernel", result["planted"]["by_source"], "source")
-    lines += _markdown("By n", result["planted"]["by_n"], "n")
-    if min(p["planted_sizes"]) <= 64:
-        lines += [f"At n = 64 (planted sizes here: {tuple(p['planted_sizes'])}) the 10th "
-                  "percentile is set by the low-signal problems (sigma 2, R 0.5), where the "
-                  "gain is small and an estimated rule can stop at 0 or far too late; larger n "
-                  "lift it. Why this is not fixed by another estimator, with the numbers: "
-                  "docs/ntk.md, 'The quick profile's 10th percentile'.", ""]
-    lines += _markdown("By noise and radius (sigma 2, R 0.5: the least to gain)",
-                       result["planted"]["by_signal"], "signal")
-    lines += ["### Estimates over planted values (median [10th, 90th pct])", "",
-              "| source | estimate | median | 10th | 90th |", "|---|---|---|---|---|"]
+        "", f"Metrics: {result['metrics']}.", "",
+        f"Default rule: `{d}`. Chosen on the development pool: `{c['rule']}` ({c['why']})"
+        + ("" if c["agrees_with_default"] else
+           f" -- it DIFFERS from the default `{d}` on this data") + ".",
+        "", f"Real kernel: {result['model']} eNTK over {p['params']}. Fixed-step baselines: "
+        "fixed-100, fixed-1000, fixed-10000 at the same lr. `safe` = the stop a user is told to "
+        "use (the recommended step, or the low end of its range when the range spans more than "
+        "two decades). `rwy-oracle` = RWY with the planted sigma and R. Median CIs: 95% "
+        "percentile bootstrap over problems/splits.", "",
+        f"Made with: `{result['command']}`", ""]
+    for role in ("development", "evaluation"):
+        half = result[role]
+        lines += [f"## {role.capitalize()} pool: {half['pool']}", "",
+                  f"### (a) Planted truths: {len(half['planted']['problems'])} problems (n in "
+                  f"{p['planted_sizes']}, sigma in (0.5, 2), R in (0.5, 2), {p['repeats']} "
+                  "repeats)", ""]
+        lines += _markdown("All planted problems", half["planted"]["overall"], None, d)
+        if role == "evaluation":
+            lines += _markdown("By kernel", half["planted"]["by_source"], "source", d)
+            lines += _markdown("By n", half["planted"]["by_n"], "n", d)
+        lines += [f"### (b) Real held-out truth: {p['splits']} random splits per n, rest held "
+                  "out", ""]
+        lines += _markdown("All splits", half["held_out"]["overall"], None, d)
+        lines += _markdown("By n", half["held_out"]["by_n"], "n", d)
+    ev = result["evaluation"]["planted"]
+    lines += ["### Estimates over planted values, evaluation pool (median [10th, 90th pct])",
+              "", "| source | estimate | median | 10th | 90th |", "|---|---|---|---|---|"]
     lines += [f"| {r['source']} | {r['estimate']} | {r['median']:.3f} | {r['p10']:.3f} | "
-              f"{r['p90']:.3f} |" for r in result["planted"]["recovery"]]
-    lines += ["", f"## (b) Real held-out truth: {p['splits']} random splits per n of the "
-              f"{result['pool']}-example pool (rest held out)", ""]
-    lines += _markdown("All splits", result["held_out"]["overall"], None)
-    lines += _markdown("By n", result["held_out"]["by_n"], "n")
-    lines += _real_markdown(result["real_finetuning"])
+              f"{r['p90']:.3f} |" for r in ev["recovery"]]
+    lines += ["", "## --n-total against planted truths at N = 4n", "",
+              "Not run in the quick profile (see the full profile's report)."
+              if not result["growth"]["rows"] else "",
+              "The user sees n of the N = 4n points of a planted problem (the four synthetic "
+              "spectra, sigma and R in (0.5, 2)); the truth is the oracle step on all N at the "
+              "user's lr; the interval is `estimate_growth`'s.", "",
+              "| n | N | problems | interval covers the truth | median width (decades) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {g['n']} | {4 * g['n']} | {g['problems']} | {g['covered']} "
+              f"({g['covered'] / max(g['problems'], 1):.0%}) | {g['median_decades']:.2f} |"
+              for g in result["growth"]["by_n"]]
+    lines += [""]
+    lines += _real_markdown(result["real_finetuning"], d)
     lines += [f"Run time: {result['seconds']:.0f} s.", ""]
     return "\n".join(lines)
 
 
-def _real_markdown(real: dict) -> list[str]:
+def _real_markdown(real: dict, default: str) -> list[str]:
     """Section (b, real): the shares on real fine-tuning curves and, per split, whether the
     run passed its held-out optimum within its horizon."""
     if not real.get("run"):
@@ -237,7 +323,7 @@ def _real_markdown(real: dict) -> list[str]:
              "the horizon, the true optimum lies later and lower, so that run's shares are "
              "upper bounds. A rule's step past the horizon is scored with the error at the "
              "horizon.", ""]
-    lines += _markdown("Share of the real held-out improvement", real["overall"], None)
+    lines += _markdown("Real held-out curves", real["overall"], None, default)
     lines += ["| split | horizon | passed the optimum | real T_opt | kernel T_opt (same grid) "
               "| max gap real vs kernel error | rules past the horizon | seconds |",
               "|---|---|---|---|---|---|---|---|"]

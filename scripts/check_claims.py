@@ -1,0 +1,257 @@
+"""Claims gate: every measured number in the docs comes from a committed results file the text names.
+
+A *claim* is a number in README.md or docs/*.md outside code blocks and code spans that either
+carries a unit or a ratio (``s``, ``ms``, ``min``, ``h``, ``GiB``, ``MiB``, ``GB``, ``MB``, ``x``,
+``%``) or has two or more decimals (``0.941``, ``+0.425``). A claim is *supported* when
+
+- a results file the same section names (a path under ``examples/`` or ``benchmarks/results/``,
+  a folder meaning every text file under it) contains the number, compared at the precision the
+  text shows (``0.94`` is supported by ``0.9413``; ``55%`` by ``0.55`` or ``55.0``); or
+- the section carries a computation note ``<!-- calc: 1.35 = 583.6 / 467.5 -->`` whose operands
+  are all supported and whose value rounds to the claim; or
+- the allow-list (``docs/claims-allowlist.txt``, lines ``FILE | NUMBER | why``) lists it: for
+  definitions and settings (``95% CI``, ``2 cores``), never for measurements.
+
+A section runs from one Markdown heading to the next. Run by ``make test`` (through its test);
+exit 1 lists every unsupported claim as ``FILE:LINE: NUMBER ...``.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+import sys
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ALLOWLIST = "docs/claims-allowlist.txt"
+UNITS = ("GiB", "MiB", "KiB", "GB", "MB", "min", "ms", "s", "h", "x", "×", "%")
+TEXT_SUFFIXES = {".txt", ".md", ".json", ".jsonl", ".csv", ".tsv", ".html", ".log"}
+
+_NUMBER = r"[+\-−]?\d+(?:,\d{3})*(?:\.\d+)?"
+# A number, optionally the first of a range ("1.03-1.18x"), then an optional unit. The
+# look-behind keeps parts of words, versions (3.11.2), dates and flags (--n 64) out.
+_CLAIM = re.compile(
+    rf"(?<![\w.\-/=<>~^])(?P<num>{_NUMBER})(?![\d.]\d)"
+    rf"(?:\s?(?P<unit>{'|'.join(map(re.escape, UNITS))})(?![\w]))?")
+_RANGE_TAIL = re.compile(rf"\s?[-–]\s?(?P<num>{_NUMBER})\s?(?P<unit>{'|'.join(map(re.escape, UNITS))})(?!\w)")
+_SOURCE = re.compile(r"(?:examples|benchmarks/results)/[\w./+\-]*[\w/]")
+_CALC = re.compile(r"<!--\s*calc:\s*(?P<lhs>[^=]+?)\s*=\s*(?P<rhs>.+?)\s*-->")
+_CODE_SPAN = re.compile(r"`[^`]*`")
+_LINK_TARGET = re.compile(r"\]\([^)]*\)|https?://\S+")
+_HEADING = re.compile(r"^#{1,6}\s")
+# Not measurements: versions ("Python >= 3.11") and confidence levels ("95% CI", "90% intervals").
+_VERSION_BEFORE = re.compile(r"(?:>=|<=|==|~=|[<>]|\b[Pp]ython|\bversion|\bv)\s*$")
+_LEVEL_AFTER = re.compile(r"\s*(?:bootstrap\s+|predictive\s+|confidence\s+)?"
+                          r"(?:CIs?|confidence|intervals?|coverage\s+level)\b")
+_VALUE = re.compile(_NUMBER)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """One number found in a document."""
+
+    path: str
+    line: int
+    text: str
+    unit: str | None
+
+    @property
+    def decimals(self) -> int:
+        digits = self.text.replace(",", "")
+        return len(digits.split(".")[1]) if "." in digits else 0
+
+    @property
+    def value(self) -> Decimal:
+        return Decimal(self.text.replace(",", "").replace("−", "-").lstrip("+"))
+
+
+@dataclass(kw_only=True)
+class Section:
+    """Lines between two headings, with the results files they name and their calc notes."""
+
+    start: int
+    lines: list[str]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _sections(text: str) -> list[Section]:
+    sections = [Section(start=1, lines=[])]
+    in_code = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+        if not in_code and _HEADING.match(line):
+            sections.append(Section(start=number, lines=[]))
+        sections[-1].lines.append(line)
+    return sections
+
+
+def find_claims(path: str, text: str) -> list[tuple[Claim, Section]]:
+    """Every claim in ``text`` with the section it stands in (code blocks and spans skipped)."""
+    found: list[tuple[Claim, Section]] = []
+    in_code = False
+    for section in _sections(text):
+        for offset, raw in enumerate(section.lines):
+            if raw.lstrip().startswith("```"):
+                in_code = not in_code
+                continue
+            if in_code:
+                continue
+            line = _CALC.sub(" ", raw)
+            line = _CODE_SPAN.sub(" ", line)
+            line = _LINK_TARGET.sub(" ", line)
+            line = re.sub(r"<!--.*?-->", " ", line)
+            for match in _CLAIM.finditer(line):
+                num, unit = match["num"], match["unit"]
+                if _VERSION_BEFORE.search(line[:match.start()]):
+                    continue
+                if unit == "%" and _LEVEL_AFTER.match(line, match.end()):
+                    continue
+                tail = _RANGE_TAIL.match(line, match.end())
+                if unit is None and tail is not None:
+                    unit = tail["unit"]
+                has_decimals = "." in num and len(num.split(".")[1]) >= 2
+                if unit is None and not has_decimals:
+                    continue
+                found.append((Claim(path=path, line=section.start + offset, text=num,
+                                    unit=unit), section))
+                if tail is not None:
+                    found.append((Claim(path=path, line=section.start + offset,
+                                        text=tail["num"], unit=tail["unit"]), section))
+    return found
+
+
+def _round(value: Decimal, decimals: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+
+
+def _matches(claim_value: Decimal, decimals: int, source_value: Decimal) -> bool:
+    return _round(source_value, decimals) == _round(claim_value, decimals)
+
+
+def _supported_by(claim: Claim, values: list[Decimal]) -> bool:
+    targets = [(claim.value, claim.decimals)]
+    if claim.unit == "%":
+        targets.append((claim.value / 100, claim.decimals + 2))
+    return any(_matches(target, decimals, abs(v) if target >= 0 else v)
+               or _matches(target, decimals, v)
+               for target, decimals in targets for v in values)
+
+
+def _source_values(root: Path, names: list[str], cache: dict[str, list[Decimal]]) -> list[Decimal]:
+    values: list[Decimal] = []
+    for name in names:
+        if name not in cache:
+            target = root / name
+            files = ([target] if target.is_file()
+                     else sorted(p for p in target.rglob("*") if p.suffix in TEXT_SUFFIXES)
+                     if target.is_dir() else [])
+            cache[name] = [Decimal(token.replace(",", ""))
+                           for f in files
+                           for token in _VALUE.findall(f.read_text("utf-8", errors="replace"))]
+        values.extend(cache[name])
+    return values
+
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+        ast.Div: operator.truediv}
+
+
+def _evaluate(node: ast.AST) -> tuple[Decimal, list[Decimal]]:
+    """Value of an arithmetic expression and the literal operands it used."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        value = Decimal(repr(node.value))
+        return value, [value]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value, operands = _evaluate(node.operand)
+        return -value, operands
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        left, lops = _evaluate(node.left)
+        right, rops = _evaluate(node.right)
+        return _OPS[type(node.op)](left, right), lops + rops
+    raise ValueError(f"calc note: only numbers and + - * / are allowed, got {ast.unparse(node)!r}")
+
+
+def _calc_values(section: Section, values: list[Decimal]) -> tuple[list[Decimal], list[str]]:
+    """Values that the section's calc notes establish, and the notes that do not hold."""
+    established: list[Decimal] = []
+    broken: list[str] = []
+    for note in _CALC.finditer(section.text):
+        value, operands = _evaluate(ast.parse(note["rhs"], mode="eval").body)
+        lhs = Decimal(note["lhs"].rstrip("x×%s ").replace(",", ""))
+        decimals = len(note["lhs"].split(".")[1].rstrip("x×%s ")) if "." in note["lhs"] else 0
+        missing = [op for op in operands
+                   if not any(_matches(op, max(0, -op.as_tuple().exponent), v) for v in values)]
+        if missing or _round(value, decimals) != lhs:
+            broken.append(f"calc '{note.group(0)}': "
+                          + (f"operands {[str(m) for m in missing]} not in the named files"
+                             if missing else f"evaluates to {value:.6g}, not {lhs}"))
+            continue
+        established.append(lhs)
+    return established, broken
+
+
+def _allowlist(root: Path) -> set[tuple[str, str]]:
+    path = root / ALLOWLIST
+    if not path.is_file():
+        return set()
+    entries = set()
+    for line in path.read_text("utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) < 3 or not parts[2]:
+                raise ValueError(f"{ALLOWLIST}: {line!r}: expected 'FILE | NUMBER | why'")
+            entries.add((parts[0], parts[1]))
+    return entries
+
+
+def check(root: Path, documents: list[str]) -> list[str]:
+    """Every unsupported claim in ``documents`` (paths relative to ``root``), one line each."""
+    allowed = _allowlist(root)
+    cache: dict[str, list[Decimal]] = {}
+    problems: list[str] = []
+    for doc in documents:
+        text = (root / doc).read_text("utf-8")
+        seen_sections: dict[int, tuple[list[Decimal], list[str]]] = {}
+        for claim, section in find_claims(doc, text):
+            if (doc, claim.text + (claim.unit or "")) in allowed or (doc, claim.text) in allowed:
+                continue
+            names = sorted(set(_SOURCE.findall(section.text)))
+            values = _source_values(root, names, cache)
+            if id(section) not in seen_sections:
+                seen_sections[id(section)] = _calc_values(section, values)
+                problems.extend(f"{doc}:{section.start}: {b}" for b in seen_sections[id(section)][1])
+            computed = seen_sections[id(section)][0]
+            if _supported_by(claim, values) or any(_matches(claim.value, claim.decimals, c)
+                                                   for c in computed):
+                continue
+            where = (f"not in {', '.join(names)}" if names
+                     else "the section names no file under examples/ or benchmarks/results/")
+            problems.append(f"{doc}:{claim.line}: {claim.text}{claim.unit or ''}: {where}")
+    return problems
+
+
+def default_documents(root: Path) -> list[str]:
+    """README.md and every docs/*.md."""
+    docs = ["README.md"] if (root / "README.md").is_file() else []
+    return docs + sorted(str(p.relative_to(root)) for p in (root / "docs").glob("*.md"))
+
+
+def main(argv: list[str]) -> int:
+    root = Path(argv[0]).resolve() if argv else ROOT
+    problems = check(root, default_documents(root))
+    for line in problems:
+        print(line)
+    print(f"claims gate: {len(problems)} unsupported claim(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
