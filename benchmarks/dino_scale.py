@@ -8,8 +8,8 @@ target rows, 1000 unlabelled target inputs, 1000 target test rows; a new draw pe
 Methods (``--methods``), each timed end to end (fit + predict, everything it needs):
 
 * ``dino``: ``DINORegressor()`` with its defaults: hyper-parameters on 512 source rows and the
-  labelled target rows, posterior on all rows (exact up to 5,000 training rows, Nystrom / FITC
-  with 1,000 inducing points above). Its cost estimate (``cost.estimate_cost``, said before a
+  labelled target rows, posterior on all rows (exact up to 10,000 training rows, Nystrom / FITC
+  with 3,000 inducing points above). Its cost estimate (``cost.estimate_cost``, said before a
   fit starts) is recorded beside the measurement.
 * ``dino-exact``, ``dino-nystrom``: the same with ``posterior="exact"`` (Cholesky on all rows)
   or ``"nystrom"``: the exact reference and the approximation compared (mean difference, std
