@@ -63,7 +63,7 @@ def test_report_has_each_stage_in_order_with_its_figures(demo):
     markdown = (demo / "report.md").read_text("utf-8")
     html = (demo / "index.html").read_text("utf-8")
     titles = re.findall(r"^## (.+)$", markdown, re.MULTILINE)
-    assert titles == ["Embedded models", "DINO: domain-adaptation regression",
+    assert titles == ["Embedded models", "DINO: domain-adaptation regression at few labels",
                       "Bias: nation-level bias in UNSC-grounded tests, and debiasing"]
     figures = {s: [f["file"] for f in result(demo, s)["figures"]] for s in STAGES}
     assert figures == {"models": [], "dino": ["dino_mae.png"],
