@@ -41,7 +41,6 @@ POSITIONAL_DATACLASSES: dict[str, set[str]] = {
     "dino": {
         "datasets:Split",
         "datasets:Task",
-        "evaluation:Profile",
         "inputs:DomainData",
         "io:DomainTable",
         "io:FeatureEncoder",
@@ -102,16 +101,20 @@ UNGUARDED_PARAMETERS: dict[str, set[str]] = {
     },
     "dino": {
         "AdaptiveGP",
+        "AuthorsDINO",  # the four below came with #30 while #29 converted other parts
         "CoralGP",
         "DINORegressor",
+        "DomainMeanGP",
         "DomainRegressor",
         "FeatureAugmentedGP",
         "FineTunedMLP",
         "KMMGP",
         "PooledDomainAdapter",
         "PooledGP",
+        "PooledRidge",
         "SourceOnlyGP",
         "TargetOnlyGP",
+        "TargetRidge",
     },
     "bias": {
         "BackendOptions",

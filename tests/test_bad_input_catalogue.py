@@ -683,7 +683,7 @@ CASES = [
     ("dino-predict-model-5000-digits", "dino predict m_bigint_settings.dino ok.csv --out p.csv",
      2, "m_bigint_settings.dino: header settings: not valid JSON (Exceeds"),
     ("dino-predict-model-version-number", "dino predict m_version_int.dino ok.csv --out p.csv",
-     2, "model version = 3: expected the text '3' (a int is not how"),
+     2, "model version = 3: expected the text '4' (a int is not how"),
     ("dino-predict-model-int-tensor", "dino predict m_int_tensor.dino ok.csv --out p.csv", 2,
      "model tensor 'dino.y_train' dtype = 'int64': expected float64"),
     ("dino-predict-model-f32-tensor", "dino predict m_f32_tensor.dino ok.csv --out p.csv", 2,

@@ -1,5 +1,5 @@
-"""The eight baselines, each against an independent reference: scikit-learn's GP with the same
-fixed kernel, the GP posterior in closed form (numpy) on the training set each method is
+"""The baselines, each against an independent reference: scikit-learn's Ridge and GP with the
+same fixed kernel, the GP posterior in closed form (numpy) on the training set each method is
 defined to build, scipy for KMM's quadratic programme, and hand computations for the MLP."""
 
 import numpy as np
@@ -8,16 +8,20 @@ from scipy.linalg import fractional_matrix_power
 from scipy.optimize import minimize
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, WhiteKernel
+from sklearn.linear_model import Ridge
 
 from transferscope.dino import (
     KMMGP,
     AdaptiveGP,
     CoralGP,
+    DomainMeanGP,
     FeatureAugmentedGP,
     FineTunedMLP,
     PooledGP,
+    PooledRidge,
     SourceOnlyGP,
     TargetOnlyGP,
+    TargetRidge,
 )
 from transferscope.dino.baselines import BASELINES, kmm_weights
 from transferscope.dino.kernels import kernel_diag, ntk_kernel
@@ -182,7 +186,55 @@ def test_fine_tuned_mlp_std_is_its_target_residual_and_fine_tuning_fits_the_targ
     assert np.abs(residual).mean() < 0.5 * np.abs(source_only.predict(Xt) - yt).mean()
 
 
+def test_ridges_are_sklearn_ridge_with_the_leave_one_out_residual_std():
+    """Pooled ridge: scikit-learn's Ridge on [x, target indicator] at the penalty RidgeCV chose,
+    the indicator set at test time; its std is the RMS of the target rows' residuals when each
+    is refitted out (done here by hand). Target-only ridge the same on the target rows."""
+    Xs, ys, Xt, yt, Xq = _problem()
+    pooled = PooledRidge().fit(Xs, ys, Xt=Xt, yt=yt)
+    Z = np.c_[np.vstack([Xs, Xt]), np.r_[np.zeros(len(Xs)), np.ones(len(Xt))]]
+    y = np.r_[ys, yt]
+    alpha = pooled.alpha_
+    assert alpha in PooledRidge().alphas
+    reference = Ridge(alpha=alpha).fit(Z, y)
+    expected = reference.predict(np.c_[Xq, np.ones(len(Xq))])
+    resid = [y[i] - Ridge(alpha=alpha).fit(np.delete(Z, i, 0), np.delete(y, i)).predict(
+        Z[i:i + 1])[0] for i in range(len(Xs), len(Z))]
+    mean, std = pooled.predict(Xq, return_std=True)
+    # Ridge on targets standardised by the target rows then unscaled: the same fit
+    np.testing.assert_allclose(mean, expected, rtol=1e-8)
+    np.testing.assert_allclose(std, np.sqrt(np.mean(np.square(resid))), rtol=1e-8)
+    target = TargetRidge().fit(Xs, ys, Xt=Xt, yt=yt)
+    np.testing.assert_allclose(target.predict(Xq),
+                               Ridge(alpha=target.alpha_).fit(Xt, yt).predict(Xq), rtol=1e-8)
+
+
+def test_domain_mean_gp_is_the_closed_form_with_intercepts_and_a_shared_slope():
+    """Pooled GP whose kernel adds 100 [same domain] + sigma_l^2 x . x' / d (the mean's prior)
+    and a noise level per domain; test rows are target rows."""
+    Xs, ys, Xt, yt, Xq = _problem()
+    model = DomainMeanGP().fit(Xs, ys, Xt=Xt, yt=yt)
+    s, amp, slope = np.asarray(model.input_scales_), model.amplitude_, model.slope_variance_
+    mu, sd = model.y_mean_[0], model.y_scale_[0]
+    X = np.vstack([Xs, Xt])
+    dom = np.r_[np.zeros(len(Xs)), np.ones(len(Xt))]
+    noise = np.where(dom == 0, model.noises_[0], model.noises_[1])
+
+    def mean_cov(A, da, B, db):
+        return 100.0 * (da[:, None] == db[None, :]) + slope * (A @ B.T) / A.shape[1]
+
+    K = amp * _k(X * s, X * s) + mean_cov(X, dom, X, dom) + np.diag(noise)
+    dq = np.ones(len(Xq))
+    K_star = amp * _k(Xq * s, X * s) + mean_cov(Xq, dq, X, dom)
+    expected = K_star @ np.linalg.solve(K, (np.r_[ys, yt] - mu) / sd) * sd + mu
+    prior = (amp * kernel_diag(torch.from_numpy(Xq * s), "ntk", 2, 1.0, 1.0).numpy() + 100.0
+             + slope * (Xq * Xq).sum(1) / 3)
+    var = prior - np.einsum("ij,ji->i", K_star, np.linalg.solve(K, K_star.T)) + noise[-1]
+    _check(model, expected, np.sqrt(var) * sd, Xq)
+
+
 def test_every_baseline_is_covered_here():
-    assert set(BASELINES.values()) == {TargetOnlyGP, SourceOnlyGP, PooledGP, AdaptiveGP, KMMGP,
+    assert set(BASELINES.values()) == {PooledRidge, TargetRidge, DomainMeanGP, TargetOnlyGP,
+                                       SourceOnlyGP, PooledGP, AdaptiveGP, KMMGP,
                                        FeatureAugmentedGP, CoralGP, FineTunedMLP}
 

@@ -62,7 +62,7 @@ def test_multi_output_means_equal_per_output_single_output_fits():
     3-output fit must give, column by column, the mean and std of three 1-output fits: each
     output standardised on its own, solved against the one shared kernel."""
     Xs, ys, Xt, yt, Xu, _ = _problem(outputs=3)
-    fixed = dict(FAST, n_steps=0, warm_start=False)
+    fixed = dict(FAST, n_steps=0, warm_start=False, calibrate=False)  # one interval scale per fit
     model = DINORegressor(**fixed).fit(Xs, ys, Xt=Xt, yt=yt)
     mean, std = model.predict(Xu, return_std=True)
     assert mean.shape == (10, 3) and std.shape == (10, 3)
@@ -75,19 +75,24 @@ def test_multi_output_means_equal_per_output_single_output_fits():
     assert np.abs(mean[:, 0] - mean[:, 1]).max() > 0.1
 
 
-def test_fit_lowers_the_conditional_nll():
+def test_fit_lowers_its_objective():
+    """Adam steps lower the joint negative log-likelihood (the default objective) and the
+    paper's conditional one when that is chosen."""
     Xs, ys, Xt, yt, _, _ = _problem(n_t=30)
-    model = DINORegressor(n_steps=40, n_base=30, validation_fraction=0).fit(Xs, ys, Xt=Xt, yt=yt)
-    assert np.mean(model.loss_curve_[-5:]) < model.loss_curve_[0] - 0.1
+    for objective in ("joint", "conditional"):
+        model = DINORegressor(n_steps=40, n_base=30, cv_folds=0, warm_start=False,
+                              objective=objective).fit(Xs, ys, Xt=Xt, yt=yt)
+        assert np.mean(model.loss_curve_[-5:]) < model.loss_curve_[0] - 0.1
 
 
-def test_large_source_switches_to_cg_and_matches_the_exact_posterior():
-    """Same fit (the fit never sees ``exact_max``), posterior by Cholesky vs by CG + landmarks."""
+def test_cg_posterior_matches_the_exact_posterior():
+    """Same fit (the fit never sees the posterior setting), posterior by Cholesky vs by CG +
+    landmarks."""
     Xs, ys, Xt, yt, Xu, _ = _problem(n_s=300, n_t=20)
     exact = DINORegressor(**FAST).fit(Xs, ys, Xt=Xt, yt=yt)
-    approx = DINORegressor(**FAST, exact_max=100, n_inducing=40, cg_tol=1e-10).fit(
+    approx = DINORegressor(**FAST, posterior="cg", n_inducing=40, cg_tol=1e-10).fit(
         Xs, ys, Xt=Xt, yt=yt)
-    assert exact.exact_ and not approx.exact_ and len(approx.landmarks_) == 40
+    assert exact.method_ == "exact" and approx.method_ == "cg" and len(approx.landmarks_) == 40
     np.testing.assert_allclose(approx.predict(Xu), exact.predict(Xu), rtol=1e-7, atol=1e-8)
     # variance given the 30 most correlated points bounds the exact one; given all, equals it
     exact_std = exact.predict(Xu, return_std=True)[1]
@@ -95,6 +100,25 @@ def test_large_source_switches_to_cg_and_matches_the_exact_posterior():
             >= exact_std * (1 - 1e-9)).all()
     full_std = approx.set_params(n_neighbours=320).predict(Xu, return_std=True)[1]
     np.testing.assert_allclose(full_std, exact_std, rtol=1e-7)
+
+
+def test_above_exact_max_the_nystrom_posterior_is_chosen_and_is_exact_with_every_point():
+    """``posterior="auto"`` switches to FITC above ``exact_max``; with every training row an
+    inducing point FITC is the exact GP (its left-out diagonal is 0): same mean and std as the
+    Cholesky posterior of the same fit. With 40 of 320 rows it is an approximation whose mean
+    stays close on this smooth problem (mean absolute difference below 0.06 in target units,
+    target std about 1; measured 0.03)."""
+    Xs, ys, Xt, yt, Xu, _ = _problem(n_s=300, n_t=20)
+    exact = DINORegressor(**FAST).fit(Xs, ys, Xt=Xt, yt=yt)
+    every = DINORegressor(**FAST, exact_max=100, n_inducing=400).fit(Xs, ys, Xt=Xt, yt=yt)
+    assert every.method_ == "nystrom" and exact.method_ == "exact"
+    assert len(every.landmarks_) >= 300  # the GP part's numerical rank: nearly every row
+    mean, std = every.predict(Xu, return_std=True)
+    exact_mean, exact_std = exact.predict(Xu, return_std=True)
+    np.testing.assert_allclose(mean, exact_mean, atol=1e-5)
+    np.testing.assert_allclose(std, exact_std, rtol=1e-4)
+    few = DINORegressor(**FAST, exact_max=100, n_inducing=40).fit(Xs, ys, Xt=Xt, yt=yt)
+    assert len(few.landmarks_) == 40 and np.abs(few.predict(Xu) - exact_mean).mean() < 0.06
 
 
 @pytest.mark.parametrize("case, message", [
@@ -121,3 +145,18 @@ def test_bad_input_is_one_clear_line(case, message):
     with pytest.raises(InputError) as info:
         DINORegressor(**FAST).fit(Xs, ys, **kwargs)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cost_estimate_names_the_posterior_and_the_exact_memory_it_avoids():
+    """The line said before a fit: exact up to ``exact_max`` training rows, Nystrom above it
+    (auto), with the exact posterior's memory (kernel + factor, 16 n^2 bytes) said beside it."""
+    from transferscope.dino.cost import estimate_cost
+
+    model = DINORegressor()
+    small = estimate_cost(model, 9950, 50, 6)
+    large = estimate_cost(model, 200000, 50, 6)
+    assert small.method == "exact" and large.method == "nystrom"
+    assert large.exact_gib == pytest.approx(16 * 200050**2 / 2**30)
+    assert "200,050 training rows: nystrom posterior; estimated" in large.line()
+    assert f"would need about {large.exact_gib:.0f} GiB" in large.line()
+    assert large.peak_gib < 24 < large.exact_gib and small.seconds < large.seconds

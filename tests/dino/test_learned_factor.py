@@ -47,7 +47,7 @@ def _numpy_weights(factor, X, B, domain):
 def _numpy_factor(factor, X1, a, X2, b, bases):
     A1, A2 = _numpy_weights(factor, X1, bases[a], a), _numpy_weights(factor, X2, bases[b], b)
     cross = A1 @ _k(bases[a], bases[b]) @ A2.T
-    if factor.form == "authors":
+    if factor.form == "elu":
         return cross / (len(bases[a]) * len(bases[b])), A1
     n1 = np.einsum("im,mn,in->i", A1, _k(bases[a], bases[a]), A1)
     n2 = np.einsum("im,mn,in->i", A2, _k(bases[b], bases[b]), A2)
@@ -77,10 +77,10 @@ def test_non_uniform_cosine_factor_matches_its_definition():
             factor.weights(torch.from_numpy(X1), a).detach().numpy(), weights, rtol=1e-10)
 
 
-def test_authors_signed_factor_matches_its_definition():
+def test_elu_signed_factor_matches_its_definition():
     B_s, B_t, X_s, X_t = _data(1)
     factor = DistributionFactor(lambda a, b: ntk_kernel(a, b, 2, 1.0, 1.0), torch.from_numpy(B_s),
-                                torch.from_numpy(B_t), rank_tol=1e-13, form="authors")
+                                torch.from_numpy(B_t), rank_tol=1e-13, form="elu")
     _randomise(factor, 2, 1.0)
     expected, weights = _numpy_factor(factor, X_s, 0, X_t, 1, {0: B_s, 1: B_t})
     got = factor(torch.from_numpy(X_s), 0, torch.from_numpy(X_t), 1).detach().numpy()
@@ -94,8 +94,8 @@ def test_trained_dino_kernel_uses_the_learned_weights():
     rng = np.random.default_rng(3)
     Xs, Xt = rng.normal(size=(60, 3)), rng.normal(size=(25, 3)) + 0.6
     ys, yt = np.sin(2 * Xs[:, 0]) + Xs[:, 1], np.sin(2 * Xt[:, 0]) - Xt[:, 1]
-    model = DINORegressor(n_steps=40, n_base=20, batch_size=60, learning_rate=0.1,
-                          validation_fraction=0.0, random_state=0).fit(Xs, ys, Xt=Xt, yt=yt)
+    model = DINORegressor(n_steps=40, n_base=20, batch_size=60, learning_rate=0.1, cv_folds=0,
+                          mean="none", random_state=0).fit(Xs, ys, Xt=Xt, yt=yt)
     factor = model.factor_
     bases = {0: factor.base_source.numpy(), 1: factor.base_target.numpy()}
     s = model.input_scales_

@@ -12,7 +12,7 @@ import safetensors.numpy
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from transferscope.dino import DINORegressor
+from transferscope.dino import AuthorsDINO, DINORegressor
 from transferscope.dino.io import (
     MODEL_FORMAT,
     MODEL_VERSION,
@@ -37,16 +37,22 @@ def _table_model(**params) -> TableModel:
     X = np.vstack([Xs, Xt, Xu])
     y = np.r_[ys, yt, np.full(len(Xu), np.nan)]
     codes = np.r_[np.zeros(len(Xs)), np.ones(len(Xt)), np.full(len(Xu), 2)]
-    pipe = make_pipeline(StandardScaler(), DINORegressor(**(FAST | params)))
-    pipe.fit(X, y, dinoregressor__domain=codes)
+    if params.pop("authors", False):
+        estimator = AuthorsDINO(**(dict(n_base=25, n_steps=3, dtype="float64") | params))
+    else:
+        estimator = DINORegressor(**(FAST | params))
+    pipe = make_pipeline(StandardScaler(), estimator)
+    pipe.fit(X, y, **{f"{type(estimator).__name__.lower()}__domain": codes})
     encoder = FeatureEncoder(["a", "b", "c"], {}, {}, None)
     return TableModel(pipe, ["a", "b", "c"], "y", encoder)
 
 
 @pytest.mark.parametrize("params", [
     dict(),                                                      # DINO-TRAIN, cosine, lambda
-    dict(kernel="nngp", factor="authors", transfer=False),       # the authors' factor
-    dict(exact_max=50, n_inducing=20, cg_tol=1e-10),             # the CG posterior (weights kept)
+    dict(kernel="nngp", factor="elu", transfer=False),           # the authors' factor form
+    dict(posterior="cg", n_inducing=20, cg_tol=1e-10),           # the CG posterior (weights kept)
+    dict(exact_max=50, n_inducing=20),                           # Nystrom: inducing points kept
+    dict(authors=True),                                          # the authors' algorithm
 ])
 def test_saved_model_predicts_exactly_like_the_fitted_one(tmp_path, params):
     model = _table_model(**params)
@@ -58,8 +64,10 @@ def test_saved_model_predicts_exactly_like_the_fitted_one(tmp_path, params):
     np.testing.assert_allclose(mean2, mean, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(std2, std, rtol=1e-12, atol=1e-12)
     fitted, again = model.pipeline[-1], loaded.pipeline[-1]
-    assert again.get_params() == fitted.get_params() and again.exact_ == fitted.exact_
-    assert again.lambda_ == fitted.lambda_ and again.selected_steps_ == fitted.selected_steps_
+    assert type(again) is type(fitted) and again.get_params() == fitted.get_params()
+    if isinstance(fitted, DINORegressor):
+        assert again.method_ == fitted.method_ and again.lambda_ == fitted.lambda_
+        assert again.selected_steps_ == fitted.selected_steps_
     assert (loaded.features, loaded.target, loaded.encoder) == (model.features, "y", model.encoder)
     # the file is safetensors (data only) with our JSON header
     header = json.loads(_header(path))
@@ -101,7 +109,7 @@ def _bad_files(tmp_path: Path, good: Path) -> dict[str, Path]:
     files = {"truncated": raw[: len(raw) // 2], "empty": b"", "text": b"x,y\n1,2\n"}
     arrays = safetensors.numpy.load(raw)
     meta = json.loads(_header(good))
-    files["newer"] = safetensors.numpy.save(arrays, metadata=meta | {"version": "4"})
+    files["newer"] = safetensors.numpy.save(arrays, metadata=meta | {"version": "5"})
     files["foreign"] = safetensors.numpy.save({"w": np.ones(3)}, metadata={"format": "other"})
     missing = {k: v for k, v in arrays.items() if k != "dino.X_train"}
     files["missing"] = safetensors.numpy.save(missing, metadata=meta)
@@ -118,7 +126,7 @@ def _bad_files(tmp_path: Path, good: Path) -> dict[str, Path]:
     ("truncated", "model file length = '{half} bytes': expected {full} as its header says"),
     ("empty", "model file = '0 bytes'"),
     ("text", "model header length"),
-    ("newer", "model version = '4': expected 3 (refit the model"),
+    ("newer", "model version = '5': expected 4 (refit the model"),
     ("foreign", "model format = 'other'"),
     ("missing", "model contents = \"KeyError: 'X_train'\""),
     ("nan", "model contents = \"ValueError: non-finite values in 'dino.log_noise'\""),

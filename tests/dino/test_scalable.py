@@ -1,4 +1,5 @@
-"""Large-n algebra (pivoted Cholesky, preconditioned CG, landmark posterior) against numpy."""
+"""Large-n algebra (pivoted Cholesky, greedy pivots, preconditioned CG, landmark and FITC
+posteriors) against numpy and LAPACK."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,9 @@ import torch
 from transferscope.dino.scalable import (
     BlockKernel,
     IterativePosterior,
+    NystromPosterior,
     conjugate_gradients,
+    greedy_pivots,
     neighbour_variance,
     pivoted_cholesky,
 )
@@ -125,3 +128,52 @@ def test_low_rank_product_kernel_matches_the_dense_kronecker_form():
     blocks = op.row_blocks(cache_bytes=0)
     v = torch.from_numpy(rng.normal(size=(30, 2)))
     np.testing.assert_allclose(blocks.matmul(v).numpy(), dense @ v.numpy(), rtol=1e-10)
+
+
+def test_greedy_pivots_are_lapacks_pivot_order_from_columns_only():
+    """The partial pivoted Cholesky from m kernel columns picks the same first 15 rows as
+    LAPACK's dpstrf on the whole matrix; forced rows come first, in their order."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(80, 3)) * np.linspace(0.3, 2.0, 80)[:, None]
+    K = _rbf(X, X, 1.3) * np.outer(np.linspace(1, 2, 80), np.linspace(1, 2, 80))
+    asked = []
+
+    def column(p):
+        asked.append(p)
+        return torch.from_numpy(K[:, p])
+
+    got = greedy_pivots(column, torch.from_numpy(np.diag(K).copy()), 15)
+    _, lapack = pivoted_cholesky(torch.from_numpy(K), 1e-14)
+    assert got.tolist() == lapack[:15].tolist() and asked == got.tolist()
+    forced = greedy_pivots(lambda p: torch.from_numpy(K[:, p]),
+                           torch.from_numpy(np.diag(K).copy()), 6, first=torch.tensor([7, 3]))
+    assert forced[:2].tolist() == [7, 3] and len(set(forced.tolist())) == 6
+
+
+def test_fitc_posterior_is_its_textbook_formula():
+    """Snelson & Ghahramani's FITC written out in numpy: Q = K_nm K_mm^-1 K_mn,
+    Lambda = diag(K - Q) + noise, mean_* = Q_*n (Q + Lambda)^-1 y,
+    var_* = k_** - Q_*n (Q + Lambda)^-1 Q_n*, plus exact finite-rank mean features H:
+    the GP is Q + H H^T with Lambda's correction from the kernel part only."""
+    rng = np.random.default_rng(6)
+    X, Xq = rng.normal(size=(70, 2)), rng.normal(size=(9, 2))
+    H, Hq = rng.normal(size=(70, 3)), rng.normal(size=(9, 3))
+    y = rng.normal(size=(70, 2))
+    noise = np.where(np.arange(70) < 50, 0.05, 0.2)
+    Z = X[[3, 11, 20, 41, 55, 60]]
+    K_nm, K_mm, K_qm = _rbf(X, Z), _rbf(Z, Z) + 1e-12 * np.eye(6), _rbf(Xq, Z)
+    post = NystromPosterior(torch.from_numpy(K_mm),
+                            lambda a, b: (torch.from_numpy(K_nm[a:b]), torch.ones(b - a,
+                                          dtype=torch.float64), torch.from_numpy(H[a:b])),
+                            70, torch.from_numpy(noise), torch.from_numpy(y), block_rows=16)
+    mean, var = post.predict(torch.from_numpy(K_qm), torch.ones(9, dtype=torch.float64),
+                             torch.from_numpy(Hq))
+    Q = K_nm @ np.linalg.solve(K_mm, K_nm.T)
+    lam = np.diag(1.0 - np.diag(Q) + noise)
+    C = Q + H @ H.T + lam
+    Q_qn = K_qm @ np.linalg.solve(K_mm, K_nm.T) + Hq @ H.T
+    np.testing.assert_allclose(mean.numpy(), Q_qn @ np.linalg.solve(C, y), rtol=1e-8,
+                               atol=1e-10)
+    prior = 1.0 + (Hq * Hq).sum(1)
+    expected = prior - np.einsum("ij,ji->i", Q_qn, np.linalg.solve(C, Q_qn.T))
+    np.testing.assert_allclose(var.numpy(), expected, rtol=1e-8)

@@ -10,6 +10,7 @@ from transferscope.dino.kernels import ntk_kernel
 
 KW = dict(kernel="ntk", depth=2, w_std=1.2, b_std=0.5, n_steps=0, n_base=500, warm_start=False,
           transfer=False,  # the factor alone (with transfer, K_ST gains lambda: test_defaults)
+          mean="none", calibrate=False,  # zero mean, as the paper's GP (the mean: test_defaults)
           rank_tol=1e-12)
 
 

@@ -276,3 +276,17 @@ def adjust_p_values(p_values: Any, method: str = "holm") -> np.ndarray:
 
 
 ADJUSTMENTS = ("holm", "bh")
+
+
+def conformal_quantile(scores: Any, level: float) -> float:
+    """The split-conformal quantile of nonconformity ``scores``: their
+    ``ceil((n + 1) level)``-th smallest value, so that a new exchangeable score falls at or below
+    it with probability at least ``level`` (Vovk et al. 2005; Angelopoulos & Bates 2021, eq. 1).
+    With too few scores for that rank (``n < level / (1 - level)``) the largest score is returned
+    and the guarantee is ``n / (n + 1)`` instead; NaN scores are left out."""
+    arr = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return float("nan")
+    rank = int(np.ceil((arr.size + 1) * level))
+    return float(arr[min(rank, arr.size) - 1])

@@ -9,26 +9,40 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from transferscope.dino.adapter import PooledDomainAdapter
+    from transferscope.dino.authors import AuthorsDINO
     from transferscope.dino.base import DomainRegressor
     from transferscope.dino.baselines import (
         BASELINES,
         KMMGP,
         AdaptiveGP,
         CoralGP,
+        DomainMeanGP,
         FeatureAugmentedGP,
         FineTunedMLP,
         PooledGP,
+        PooledRidge,
         SourceOnlyGP,
         TargetOnlyGP,
+        TargetRidge,
         kmm_weights,
     )
-    from transferscope.dino.datasets import REAL_TASKS, Split, Task, split_task, synthetic_task
-    from transferscope.dino.estimator import AUTHORS_PRESET, DINORegressor, authors_dino
+    from transferscope.dino.datasets import (
+        DEV_TASKS,
+        HELD_OUT_TASKS,
+        REAL_TASKS,
+        Split,
+        Task,
+        split_task,
+        synthetic_task,
+    )
+    from transferscope.dino.estimator import DINORegressor
     from transferscope.dino.evaluation import (
+        METHODS,
         PROFILES,
         Profile,
         coverage_table,
-        goal_check,
+        defaults_check,
+        evaluate,
         ranks,
         run_benchmark,
         summary_table,
@@ -51,20 +65,25 @@ else:
     lazy_exports(__name__)
 
 __all__ = [
-    "AUTHORS_PRESET",
     "BASELINES",
+    "DEV_TASKS",
+    "HELD_OUT_TASKS",
     "KMMGP",
+    "METHODS",
     "PROFILES",
     "REAL_TASKS",
     "AdaptiveGP",
+    "AuthorsDINO",
     "BenchFiles",
     "CoralGP",
     "DINORegressor",
+    "DomainMeanGP",
     "DomainRegressor",
     "FeatureAugmentedGP",
     "FineTunedMLP",
     "PooledDomainAdapter",
     "PooledGP",
+    "PooledRidge",
     "Profile",
     "SourceOnlyGP",
     "Split",
@@ -72,12 +91,13 @@ __all__ = [
     "TableModel",
     "TablePredictions",
     "TargetOnlyGP",
+    "TargetRidge",
     "Task",
-    "authors_dino",
     "base_kernel",
     "coverage_table",
+    "defaults_check",
+    "evaluate",
     "fit_table",
-    "goal_check",
     "kernel_diag",
     "kmm_weights",
     "load_model",

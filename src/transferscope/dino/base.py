@@ -17,7 +17,11 @@ from transferscope.dino.inputs import DomainData, as_matrix, split_domains
 
 
 class DomainRegressor(RegressorMixin, BaseEstimator):
-    """Base class: ``fit(X, y, Xt=, yt=, Xu=None)`` or ``fit(X, y, domain=)``; test = target."""
+    """Base class: ``fit(X, y, Xt=, yt=, Xu=None)`` or ``fit(X, y, domain=)``; test = target.
+
+    ``standardise_targets = False`` (a class attribute) fits on the targets as given."""
+
+    standardise_targets = True
 
     def fit(self, X, y, Xt=None, yt=None, Xu=None, domain=None):
         """Fit on labelled source ``(X, y)``, labelled target ``(Xt, yt)``, optional ``Xu``."""
@@ -25,8 +29,8 @@ class DomainRegressor(RegressorMixin, BaseEstimator):
         self.n_features_in_ = data.Xs.shape[1]
         self.n_outputs_ = data.ys.shape[1]
         self._y_is_1d = data.y_is_1d
-        self.y_mean_ = data.yt.mean(0)
-        scale = data.yt.std(0)
+        self.y_mean_ = data.yt.mean(0) if self.standardise_targets else np.zeros(data.yt.shape[1])
+        scale = data.yt.std(0) if self.standardise_targets else np.ones(data.yt.shape[1])
         self.y_scale_ = np.where(scale > 0, scale, 1.0)
         scaled = DomainData(
             data.Xs, (data.ys - self.y_mean_) / self.y_scale_, data.Xt,

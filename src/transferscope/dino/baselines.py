@@ -1,4 +1,6 @@
-"""Baselines behind DINO's interface: the families DINO subsumes, and the usual ones.
+"""Baselines behind DINO's interface: what a practitioner tries first (ridge regression pooled
+with a domain indicator, ridge on the target rows alone, a GP with a mean per domain), the
+families DINO subsumes, and the usual ones.
 
 All GP baselines use the same base kernel as DINO (NTK of a depth-2 ReLU net by default, on inputs
 scaled per feature) with the amplitude, noise variances and input scales fitted by maximum
@@ -8,18 +10,30 @@ subsampled at random (documented, exact GP algebra only).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from scipy.optimize import minimize
+from sklearn.linear_model import Ridge, RidgeCV
 
 from transferscope.dino.base import DomainRegressor
+from transferscope.dino.estimator import INTERCEPT_VAR
 from transferscope.dino.gp import ExactPosterior, conditional_nll, gaussian_nll
 from transferscope.dino.inputs import DomainData
 from transferscope.dino.kernels import base_kernel, kernel_diag
 
+RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
+
 
 class _KernelGP(DomainRegressor):
-    """A GP on a training set that each subclass assembles from the domains."""
+    """A GP on a training set that each subclass assembles from the domains.
+
+    ``domain_mean`` (a class attribute): add a mean per noise group (0 source, 1 target): an
+    intercept each (flat prior, ``INTERCEPT_VAR``) and a shared slope whose prior variance is
+    fitted with the kernel, as ``DINORegressor(mean="linear")``."""
+
+    domain_mean = False
 
     def __init__(self, kernel: str = "ntk", depth: int = 2, w_std: float = 1.0,
                  b_std: float = 1.0, max_train: int = 3000, random_state: int = 0):
@@ -61,33 +75,54 @@ class _KernelGP(DomainRegressor):
         n_groups = int(groups.max()) + 1
         self._n_groups = n_groups
         log_amp0 = -np.log(float(self._k_diag(Xtr).mean()))
-        log_params = torch.tensor([log_amp0] + [np.log(0.1)] * n_groups + [0.0] * X.shape[1],
+        log_params = torch.tensor([log_amp0] + [np.log(0.1)] * n_groups + [0.0] * X.shape[1]
+                                  + [0.0] * self.domain_mean,
                                   dtype=torch.float64, requires_grad=True)
+        n_scales = X.shape[1]
 
         def covariance(p: torch.Tensor) -> torch.Tensor:
             p = p.clamp(-12.0, 12.0)
             noise = (p[1:1 + n_groups].exp() + 1e-6)[group_idx] * scale
-            Xs_scaled = Xtr * p[1 + n_groups:].exp()
-            return p[0].exp() * self._k(Xs_scaled, Xs_scaled) + torch.diag(noise)
+            Xs_scaled = Xtr * p[1 + n_groups:1 + n_groups + n_scales].exp()
+            K = p[0].exp() * self._k(Xs_scaled, Xs_scaled) + torch.diag(noise)
+            if self.domain_mean:
+                H = self._mean_features(Xtr, group_idx, p)
+                K = K + H @ H.transpose(0, 1)
+            return K
 
         _lbfgs(log_params, lambda p: gaussian_nll(covariance(p), ytr) / ytr.numel())
         with torch.no_grad():
             self._params = log_params.detach().clamp(-12.0, 12.0)
             self._posterior = ExactPosterior(covariance(self._params), ytr)
-        self.input_scales_ = self._params[1 + n_groups:].exp().numpy()
+        self._scales = self._params[1 + n_groups:1 + n_groups + n_scales].exp()
+        self.input_scales_ = self._scales.numpy()
         self.amplitude_ = float(self._params[0].exp())
         self.noises_ = (self._params[1:1 + n_groups].exp() + 1e-6).numpy()  # per noise group
-        self._train_X = Xtr * self._params[1 + n_groups:].exp()
+        self._train_X = Xtr * self._scales
         self._target_noise = float(self._params[n_groups].exp() + 1e-6)
+        if self.domain_mean:
+            self._train_H = self._mean_features(Xtr, group_idx, self._params)
+            self.slope_variance_ = float(self._params[-1].exp())
+
+    def _mean_features(self, X: torch.Tensor, groups: torch.Tensor, p: torch.Tensor
+                       ) -> torch.Tensor:
+        """Intercept per group (prior std ``sqrt(INTERCEPT_VAR)``) and the shared slope."""
+        onehot = torch.nn.functional.one_hot(groups, 2).to(X.dtype) * math.sqrt(INTERCEPT_VAR)
+        slope = X * (p[-1].clamp(-12.0, 12.0).exp().sqrt() / math.sqrt(X.shape[1]))
+        return torch.cat([onehot, slope], 1)
 
     def _k_diag(self, X: torch.Tensor) -> torch.Tensor:
         return kernel_diag(X, self.kernel, self.depth, self.w_std, self.b_std)
 
     def _predict_scaled(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        Xq = self._test_inputs(X) * self._params[1 + self._n_groups:].exp()
+        X = self._test_inputs(X)
+        Xq = X * self._scales
         amp = self._params[0].exp()
-        mean, var = self._posterior.predict(amp * self._k(Xq, self._train_X),
-                                            amp * self._k_diag(Xq))
+        K_star, prior = amp * self._k(Xq, self._train_X), amp * self._k_diag(Xq)
+        if self.domain_mean:  # test rows are target rows (group 1)
+            H = self._mean_features(X, torch.ones(len(X), dtype=torch.long), self._params)
+            K_star, prior = K_star + H @ self._train_H.transpose(0, 1), prior + (H * H).sum(1)
+        mean, var = self._posterior.predict(K_star, prior)
         return mean, var + self._target_noise
 
 
@@ -133,6 +168,72 @@ class PooledGP(_KernelGP):
     def _training_set(self, data):
         n = len(data.Xs) + len(data.Xt)
         return _stack(data.Xs, data.Xt), _stack(data.ys, data.yt), np.zeros(n, dtype=np.int64)
+
+
+class DomainMeanGP(_KernelGP):
+    """A GP on source and target pooled with a mean per domain: an intercept per domain and a
+    shared slope (a ridge prior fitted with the kernel), and a noise level per domain; its mean
+    with the kernel's amplitude at 0 is pooled ridge regression with a domain indicator."""
+
+    domain_mean = True
+
+    def _training_set(self, data):
+        groups = np.r_[np.zeros(len(data.Xs)), np.ones(len(data.Xt))].astype(np.int64)
+        return _stack(data.Xs, data.Xt), _stack(data.ys, data.yt), groups
+
+
+class _Ridge(DomainRegressor):
+    """Ridge regression (scikit-learn's ``RidgeCV``, penalty chosen by its efficient leave-one-out
+    over ``alphas``) with a Gaussian predictive interval whose std is the root mean square of the
+    labelled target rows' leave-one-out residuals (each row refitted out at the chosen penalty).
+    """
+
+    def __init__(self, alphas: tuple[float, ...] = RIDGE_ALPHAS, random_state: int = 0):
+        self.alphas = alphas
+        self.random_state = random_state
+
+    def _design(self, data: DomainData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Design matrix, targets, and the positions of the labelled target rows."""
+        raise NotImplementedError
+
+    def _fit_scaled(self, data: DomainData) -> None:
+        Z, y, target_rows = self._design(data)
+        self._ridge = RidgeCV(alphas=self.alphas).fit(Z, y)
+        self.alpha_ = float(self._ridge.alpha_)
+        residuals = []
+        for row in target_rows:
+            keep = np.arange(len(Z)) != row
+            refit = Ridge(alpha=self.alpha_).fit(Z[keep], y[keep])
+            residuals.append(y[row] - refit.predict(Z[row:row + 1])[0])
+        self._variance = float(np.mean(np.square(residuals)))
+
+    def _test_design(self, X: np.ndarray) -> np.ndarray:
+        return X
+
+    def _predict_scaled(self, X):
+        mean = self._ridge.predict(self._test_design(X.numpy())).reshape(len(X), -1)
+        return (torch.from_numpy(mean), torch.full((len(X),), self._variance,
+                                                   dtype=torch.float64))
+
+
+class PooledRidge(_Ridge):
+    """Ridge on source and labelled target rows pooled, with a domain indicator column (1 on
+    target rows; the intercept is not penalised, the indicator is): what a practitioner tries
+    first."""
+
+    def _design(self, data):
+        Z = np.c_[_stack(data.Xs, data.Xt), np.r_[np.zeros(len(data.Xs)), np.ones(len(data.Xt))]]
+        return Z, _stack(data.ys, data.yt), np.arange(len(data.Xs), len(Z))
+
+    def _test_design(self, X):
+        return np.c_[X, np.ones(len(X))]
+
+
+class TargetRidge(_Ridge):
+    """Ridge on the labelled target rows alone."""
+
+    def _design(self, data):
+        return data.Xt, data.yt, np.arange(len(data.Xt))
 
 
 class FeatureAugmentedGP(_KernelGP):
@@ -329,6 +430,9 @@ class FineTunedMLP(DomainRegressor):
 
 
 BASELINES = {
+    "pooled ridge + indicator": PooledRidge,
+    "target-only ridge": TargetRidge,
+    "GP + domain mean": DomainMeanGP,
     "target-only GP": TargetOnlyGP,
     "source-only GP": SourceOnlyGP,
     "pooled GP": PooledGP,

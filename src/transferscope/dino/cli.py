@@ -6,6 +6,9 @@ library is imported inside the command so ``transferscope --help`` stays fast.
 
 from __future__ import annotations
 
+import signal
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +23,30 @@ app = typer.Typer(
 
 def _columns(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
+
+
+NOTHING_KEPT = ("interrupted: no model was written and nothing is kept to resume from (a fit "
+                "starts over); run the same command again")
+
+
+@contextmanager
+def _stop_without_resume():
+    """Ctrl-C or SIGTERM during a fit: one honest line (a fit has no cache to resume from),
+    exit 130 (143 for SIGTERM), instead of the resume line of the commands that cache."""
+    stopped = {}
+
+    def on_term(signum, frame):
+        stopped["term"] = True
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(NOTHING_KEPT, file=sys.stderr)
+        raise SystemExit(143 if stopped else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 @app.command()
@@ -41,22 +68,34 @@ def fit(
         help="'one-hot': encode non-numeric feature columns (default: they are an error).")
     ] = None,
     impute: Annotated[str | None, typer.Option(
-        help="'mean' | 'median': fill empty feature cells; 'drop': drop those rows and source "
-        "rows without a label (default: an empty cell is an error).")] = None,
+        help="'mean' | 'median': fill empty feature cells; 'drop': drop rows with an empty "
+        "feature cell (default: an empty cell is an error). Dates count as numbers.")] = None,
+    drop_unlabelled_source: Annotated[bool, typer.Option(
+        "--drop-unlabelled-source", help="Drop source rows whose target cell is empty "
+        "(default: an error); combines with any --impute.")] = False,
     holdout: Annotated[float, typer.Option(
-        help="Hold out this fraction of the labelled target rows, print their score, then "
-        "refit on all rows.")] = 0.0,
+        help="Hold out this fraction of the labelled target rows, print their score (with its "
+        "standard error), then refit on all rows.")] = 0.0,
     preset: Annotated[str, typer.Option(
-        help="'default' or 'authors' (the authors' released settings).")] = "default",
+        help="'default' or 'authors' (the authors' released algorithm and settings).")
+    ] = "default",
     kernel: Annotated[str | None, typer.Option(
         help="'ntk' (DINO-TRAIN, default) or 'nngp' (DINO-INIT).")] = None,
     factor: Annotated[str | None, typer.Option(
-        help="'cosine' (default) or 'authors' (signed weights, unnormalised).")] = None,
+        help="'cosine' (default) or 'elu' (the authors' signed weights, unnormalised).")
+    ] = None,
+    mean: Annotated[str | None, typer.Option(
+        help="Mean per domain: 'linear' (default: intercept per domain + shared slope), "
+        "'domain-linear', 'constant' or 'none'.")] = None,
+    posterior: Annotated[str | None, typer.Option(
+        help="'auto' (default: exact up to 5,000 training rows, Nystrom above), 'exact', "
+        "'nystrom' or 'cg'.")] = None,
     depth: Annotated[int | None, typer.Option(help="Hidden layers of the ReLU network.")] = None,
     w_std: Annotated[float | None, typer.Option(help="Weight std of the network.")] = None,
     b_std: Annotated[float | None, typer.Option(help="Bias std of the network.")] = None,
     n_base: Annotated[int | None, typer.Option(help="Base samples per domain.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Most Adam steps (early-stopped).")] = None,
+    steps: Annotated[int | None, typer.Option(
+        help="Most Adam steps (how many are kept: 5-fold cross-validation).")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Source points per step.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -68,24 +107,29 @@ def fit(
     columns = preflight.fit(
         data, out, features=features, target=target, domain=domain,
         source_domains=source_domains, categorical=categorical, impute=impute, holdout=holdout,
-        preset=preset, kernel=kernel, factor=factor, depth=depth, w_std=w_std, b_std=b_std,
-        n_base=n_base, steps=steps, lr=lr, batch_size=batch_size, seed=seed)
-    done = fit_table(
-        data, columns, target, domain, target_domain, out,
-        source_domains=_columns(source_domains) if source_domains else None,
-        categorical=categorical == "one-hot", impute=impute, holdout=holdout, preset=preset,
-        seed=seed, kernel=kernel, factor=factor, depth=depth, w_std=w_std, b_std=b_std,
-        n_base=n_base, n_steps=steps, learning_rate=lr, batch_size=batch_size)
-    typer.echo(f"fitted {done.variant} on {done.n_source} source, {done.n_labelled} labelled "
+        preset=preset, kernel=kernel, factor=factor, mean=mean, posterior=posterior, depth=depth,
+        w_std=w_std, b_std=b_std, n_base=n_base, steps=steps, lr=lr, batch_size=batch_size,
+        seed=seed)
+    with _stop_without_resume():
+        done = fit_table(
+            data, columns, target, domain, target_domain, out,
+            source_domains=_columns(source_domains) if source_domains else None,
+            categorical=categorical == "one-hot", impute=impute,
+            drop_unlabelled_source=drop_unlabelled_source, holdout=holdout, preset=preset,
+            seed=seed, notify=typer.echo, kernel=kernel, factor=factor, mean=mean,
+            posterior=posterior, depth=depth, w_std=w_std, b_std=b_std, n_base=n_base,
+            n_steps=steps, learning_rate=lr, batch_size=batch_size)
+    fitted = ", ".join(f"{k} = {v:.3g}" for k, v in done.fitted.items())
+    typer.echo(f"fitted {done.estimator} on {done.n_source} source, {done.n_labelled} labelled "
                f"and {done.n_unlabelled} unlabelled target rows ({len(done.features)} features); "
-               f"noise (source, target) = ({done.noise_source:.3g}, {done.noise_target:.3g}), "
-               f"lambda = {done.lambda_:.3g}, Adam steps kept = {done.selected_steps}; "
-               f"wrote {done.model_path}")
+               f"{fitted}; wrote {done.model_path}")
     if done.holdout is not None:
         h = done.holdout
-        typer.echo(f"held-out target rows: {h.n_rows}; MAE {h.mae:.4g}, RMSE {h.rmse:.4g}, "
-                   f"95% interval coverage {h.coverage95:.2f}; predicting the labelled target "
-                   f"mean: MAE {h.mean_mae:.4g}")
+        few = " (few rows: a noisy score, see its standard error)" if h.n_rows < 30 else ""
+        typer.echo(f"held-out target rows: {h.n_rows}{few}; MAE {h.mae:.4g} ± {h.mae_se:.2g} "
+                   f"(standard error), RMSE {h.rmse:.4g}, 90% interval coverage "
+                   f"{h.coverage90:.2f}; predicting the labelled target mean: MAE "
+                   f"{h.mean_mae:.4g}")
 
 
 @app.command()
@@ -107,21 +151,27 @@ def predict(
 
 @app.command()
 def bench(
-    quick: Annotated[bool, typer.Option("--quick", help="One synthetic and two real tasks, "
-                                        "small source samples (a few minutes).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Two real tables at 20 labels, four "
+                                        "methods (a few minutes).")] = False,
+    tasks: Annotated[str | None, typer.Option(
+        help="Comma-separated tables (default: all eight; see docs/dino.md).")] = None,
+    labels: Annotated[str | None, typer.Option(
+        help="Comma-separated labelled target rows per split (default: 20,50).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds per table (default: 5).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder (tables + report).")] = Path(
         "dino_bench"),
 ) -> None:
-    """Run every method on the offline tasks (cached, resumable) and write the tables."""
+    """Run the methods on the real tables at 20 and 50 labelled target rows over 5 seeds
+    (cached per run, resumable) and write the tables: MAE ± sd, interval coverage, the
+    defaults check."""
     from transferscope.dino import preflight
-    from transferscope.dino.evaluation import PROFILES
     from transferscope.dino.report import write_bench
 
-    preflight.output(out)
-    done = write_bench(PROFILES["quick" if quick else "standard"], out)
-    typer.echo(done.summary.to_string())
+    profile = preflight.bench(out, quick=quick, tasks=tasks, labels=labels, seeds=seeds)
+    done = write_bench(profile, out)
+    typer.echo(done.summary.to_string(index=False))
     typer.echo(done.ranks.to_string())
-    typer.echo(done.goal.to_string(index=False))
+    typer.echo(done.defaults.to_string(index=False))
     typer.echo(f"wrote {done.runs_csv}, {done.summary_csv} and {done.report}")
 
 

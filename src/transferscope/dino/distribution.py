@@ -15,12 +15,14 @@ The weights come from a small learned scorer (also our choice):
 ``alpha_a(x)_m = M_a softmax_m( v_a . (phi(x) * phi(b_m)) + u_a . phi(b_m) )`` with a shared
 feature map ``phi`` and domain scorers ``(v_a, u_a)``; they start at zero, i.e. uniform weights.
 
-``factor="authors"`` follows the authors' released code (github.com/junwu6/Distribution-Informed-NN,
-``DINO.py``) instead: a linear feature map ``phi`` (width 8), one linear scorer per domain on
-``[phi(x), phi(b_m)]``, ``alpha = elu(score) / mean(elu(score))`` (signed: ELU reaches down to -1)
-and the unnormalised ``g_ab = alpha_a^T G_ab alpha_b / (M_a M_b)``. The division by ``M_a M_b``
-is ours (a constant the amplitude absorbs when ``M_S = M_T``); so is the start at uniform weights
-(scorer weights 0, bias 1), where the authors start from PyTorch's random initialisation.
+``factor="elu"`` uses the weight formula of the authors' released code
+(github.com/junwu6/Distribution-Informed-NN, ``DINO.py``) inside this estimator: a linear feature
+map ``phi`` (width 8), one linear scorer per domain on ``[phi(x), phi(b_m)]``,
+``alpha = elu(score) / mean(elu(score))`` (signed: ELU reaches down to -1) and the unnormalised
+``g_ab = alpha_a^T G_ab alpha_b / (M_a M_b)``. The division by ``M_a M_b`` is ours (a constant
+the amplitude absorbs when ``M_S = M_T``); so is the start at uniform weights (scorer weights 0,
+bias 1), where the authors start from PyTorch's random initialisation. Their whole algorithm, as
+released, is ``authors.AuthorsDINO``.
 
 Inner products are computed through a factor ``G = R R^T`` of the joint Gram matrix of all base
 samples (pivoted Cholesky, LAPACK ``dpstrf``), so ``g`` is a cosine between rows of
@@ -44,8 +46,8 @@ def mean_embedding_cosine(kernel: KernelFn, B_s: torch.Tensor, B_t: torch.Tensor
     return cross / torch.sqrt(kernel(B_s, B_s).mean() * kernel(B_t, B_t).mean())
 
 
-FORMS = ("cosine", "authors")
-AUTHORS_FEATURES = 8  # the authors' feature-map width (``feat_dim`` in their DINO.py)
+FORMS = ("cosine", "elu")
+ELU_FEATURES = 8  # the authors' feature-map width (``feat_dim`` in their DINO.py)
 
 
 class DistributionFactor(torch.nn.Module):
@@ -85,15 +87,15 @@ class DistributionFactor(torch.nn.Module):
                 layer.bias.zero_()
         self.pair_scorer = torch.nn.Parameter(torch.zeros(2, hidden, dtype=torch.float64))
         self.base_scorer = torch.nn.Parameter(torch.zeros(2, hidden, dtype=torch.float64))
-        if form == "authors":
-            self.phi = torch.nn.Linear(n_features, AUTHORS_FEATURES).to(torch.float64)
+        if form == "elu":
+            self.phi = torch.nn.Linear(n_features, ELU_FEATURES).to(torch.float64)
             with torch.no_grad():
                 self.phi.weight.copy_(torch.randn(self.phi.weight.shape, generator=generator,
                                                   dtype=torch.float64) / n_features**0.5)
                 self.phi.bias.zero_()
             # per domain: weights on [phi(x), phi(b)] and a bias; zero weights, bias 1 = uniform
             self.pair_scorer = torch.nn.Parameter(
-                torch.zeros(2, 2 * AUTHORS_FEATURES, dtype=torch.float64))
+                torch.zeros(2, 2 * ELU_FEATURES, dtype=torch.float64))
             self.base_scorer = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
 
     @property
@@ -103,10 +105,10 @@ class DistributionFactor(torch.nn.Module):
 
     def weights(self, X: torch.Tensor, domain: int) -> torch.Tensor:
         """``alpha_domain(X)``: (n, M_domain), each row with mean 1 (non-negative for the cosine
-        form; signed for the authors' form)."""
+        form; signed for the ELU form)."""
         base = self.base_source if domain == 0 else self.base_target
         phi_x, phi_b = self.phi(X), self.phi(base)
-        if self.form == "authors":
+        if self.form == "elu":
             w = self.pair_scorer[domain]
             half = phi_x.shape[1]
             scores = (phi_x @ w[:half]).unsqueeze(1) + (phi_b @ w[half:]).unsqueeze(0)
@@ -118,10 +120,10 @@ class DistributionFactor(torch.nn.Module):
 
     def embedding(self, X: torch.Tensor, domain: int) -> torch.Tensor:
         """Coordinates of the re-weighted mean embedding ``m_domain(x)``, (n, rank): unit norm
-        for the cosine form, as they are for the authors' form."""
+        for the cosine form, as they are for the ELU form."""
         factor = self.factor_source if domain == 0 else self.factor_target
         coords = self.weights(X, domain) @ factor / factor.shape[0]
-        if self.form == "authors":
+        if self.form == "elu":
             return coords
         return coords / coords.norm(dim=1, keepdim=True).clamp_min(1e-300)
 

@@ -61,3 +61,14 @@ class ExactPosterior:
         mean = K_star @ self.weights
         V = torch.linalg.solve_triangular(self.L, K_star.transpose(0, 1), upper=False)
         return mean, (k_star_diag - (V * V).sum(0)).clamp_min(0.0)
+
+
+def loo_scores(K_train: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out ``|y_i - mu_-i| / sigma_-i`` of the training ``rows`` (one column per output):
+    each row predicted by the GP given every other row, with the hyper-parameters fixed, in
+    closed form (Rasmussen & Williams 2006, eq. 5.12: ``mu_-i = y_i - [K^-1 y]_i / [K^-1]_ii``,
+    ``sigma_-i^2 = 1 / [K^-1]_ii``, the predictive variance of an observation)."""
+    L = cholesky(K_train)
+    K_inv = torch.cholesky_inverse(L)
+    diag = K_inv.diagonal()[rows].unsqueeze(1)
+    return ((K_inv @ y)[rows] / diag).abs() * diag.sqrt()

@@ -4,7 +4,7 @@ models and prediction tables out (the input and output edge of ``dino fit|predic
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +19,24 @@ from transferscope.core.checks import MAX_MAGNITUDE, check_int, check_number
 from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import atomic_write_bytes, check_csv_layout
 from transferscope.core.io import write_csv as _write_csv
+from transferscope.dino.authors import AuthorsDINO
 from transferscope.dino.estimator import DINORegressor
 
+ESTIMATORS = {"DINORegressor": DINORegressor, "AuthorsDINO": AuthorsDINO}
 MODEL_FORMAT = "transferscope-dino-model"
-MODEL_VERSION = 3  # 1-2: pickles (never read: unpickling a file can run code)
+MODEL_VERSION = 4  # 1-2: pickles (never read: unpickling a file can run code); 3: before #30
 MODEL_FILE_CAP = 2**30  # bytes: 1 GiB holds 60 million training values, far past any CPU fit
 # Every number a model file's settings hold, bounded before use (a depth of 1e6 would hang
 # predict): whole numbers (low, high) and real numbers (low, high).
 INT_SETTINGS = {"depth": (1, 100), "n_base": (1, 10**7), "hidden": (1, 10**5),
                 "n_steps": (0, 10**6), "batch_size": (1, 10**9), "val_every": (1, 10**6),
-                "patience": (0, 10**6), "exact_max": (0, 10**8), "n_inducing": (1, 10**8),
+                "cv_folds": (0, 10**6), "min_train_labels": (0, 10**9),
+                "exact_max": (0, 10**8), "n_inducing": (1, 10**8),
                 "n_neighbours": (1, 10**8), "random_state": (0, 2**63 - 1),
                 "n_features_in": (1, 10**6), "n_outputs": (1, 10**4), "n_source": (0, 10**9),
                 "selected_steps": (0, 10**6), "scaler_samples": (1, 10**12)}
 FLOAT_SETTINGS = {"w_std": (0.0, 1e6), "b_std": (0.0, 1e6), "learning_rate": (0.0, 1e6),
-                  "validation_fraction": (0.0, 1.0), "cg_tol": (0.0, 1.0),
+                  "calibration_scale": (0.0, 1e6), "cg_tol": (0.0, 1.0),
                   "cache_gib": (0.0, 1e6), "rank_tol": (0.0, 1.0)}
 
 
@@ -120,36 +123,80 @@ def domain_key(value: object) -> object:
         return str(value).strip().casefold()
 
 
+def fractional_year(values: pd.Series) -> np.ndarray:
+    """Dates (and times) as fractional years: 2004-01-01 00:00 -> 2004.0, 2004-07-01 ->
+    2004.497 (182 of 366 days); NaN where a cell is empty or is not a date."""
+    stamps = _parse_dates(values)
+    start = pd.to_datetime(stamps.dt.year.astype("Int64").astype(str) + "-01-01",
+                           errors="coerce")
+    days = np.where(stamps.dt.is_leap_year, 366.0, 365.0)
+    elapsed = (stamps - start).dt.total_seconds().to_numpy(dtype=np.float64) / 86400.0
+    return stamps.dt.year.to_numpy(dtype=np.float64) + elapsed / days
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    """Parsed timestamps (timezone dropped), NaT for empty or unparseable cells."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.astype("string").str.strip()
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        parsed = parsed.where(text.str.contains(r"\d", regex=True).fillna(False))
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return pd.to_datetime(parsed)
+
+
+def _is_date_column(present: pd.Series) -> bool:
+    """A datetime column, or text whose every non-empty cell is a date with digits in it
+    (``2004-07-01``, ``07/01/2004 10:00``; not ``March`` or ``yes``)."""
+    if pd.api.types.is_datetime64_any_dtype(present):
+        return True
+    if pd.api.types.is_numeric_dtype(present) or present.empty:
+        return False
+    if pd.to_numeric(present, errors="coerce").notna().all():
+        return False  # numbers written as text are numbers
+    return bool(_parse_dates(present).notna().all())
+
+
 @dataclass
 class FeatureEncoder:
     """How table columns become the model's numeric features, learned on the fit table and
-    reapplied unchanged at predict time: one-hot categories per categorical column (in the
-    order first seen) and, with ``impute``, the fill value of each numeric column."""
+    reapplied unchanged at predict time: date columns as fractional years, one-hot categories
+    per categorical column (in the order first seen) and, with ``impute``, the fill value of
+    each numeric or date column."""
 
     features: list[str]
     categories: dict[str, list[str]]
     fill: dict[str, float]
     impute: str | None
+    dates: list[str] = field(default_factory=list)
 
     @classmethod
     def learn(cls, frame: pd.DataFrame, path: str, features: list[str], categorical: bool,
               impute: str | None) -> FeatureEncoder:
-        """Find the categorical columns (non-numeric, if ``categorical``) and fill values."""
+        """Find the date columns, the categorical ones (non-numeric, if ``categorical``) and
+        the fill values."""
         if impute is not None and impute not in IMPUTE:
             raise input_error(path, "impute", impute, "'mean', 'median' or 'drop'")
-        categories, fill = {}, {}
+        categories, fill, dates = {}, {}, []
         for col in features:
             if col not in frame.columns:
                 raise input_error(path, "feature column", col,
                                   f"one of the file's columns {list(frame.columns)[:12]}")
             present = frame[col].dropna()
-            numeric = pd.to_numeric(present, errors="coerce")
-            if categorical and numeric.isna().any():
-                categories[col] = list(dict.fromkeys(present.astype(str).str.strip()))
-            elif impute in ("mean", "median"):
+            if _is_date_column(present):
+                dates.append(col)
+                numeric = pd.Series(fractional_year(present))
+            else:
+                numeric = pd.to_numeric(present, errors="coerce")
+                if categorical and numeric.isna().any():
+                    categories[col] = list(dict.fromkeys(present.astype(str).str.strip()))
+                    continue
+            if impute in ("mean", "median"):
                 finite = numeric[np.isfinite(numeric)]
                 fill[col] = float(finite.mean() if impute == "mean" else finite.median())
-        return cls(list(features), categories, fill, impute)
+        return cls(list(features), categories, fill, impute, dates)
 
     @property
     def columns(self) -> list[str]:
@@ -161,8 +208,8 @@ class FeatureEncoder:
 
     def transform(self, frame: pd.DataFrame, path: str) -> tuple[np.ndarray, np.ndarray]:
         """Encoded features (float64) and a mask of the rows kept (all unless ``impute='drop'``,
-        which drops rows with an empty feature cell). An empty cell without ``impute``, or a
-        category unseen in the fit table, is one clear error."""
+        which drops rows with an empty feature cell). An empty cell without ``impute``, a date
+        cell that is not a date, or a category unseen in the fit table, is one clear error."""
         keep = np.ones(len(frame), dtype=bool)
         if self.impute == "drop":
             keep = frame[self.features].notna().all(axis=1).to_numpy()
@@ -175,6 +222,15 @@ class FeatureEncoder:
                 blocks.append(self._one_hot(frame[col], col, path, keep))
                 continue
             values = frame[[col]].copy()
+            if col in self.dates:
+                years = fractional_year(values[col])
+                bad = np.isnan(years) & values[col].notna().to_numpy()
+                if bad.any():
+                    row = int(np.flatnonzero(bad)[0])
+                    raise input_error(path, f"feature column '{col}' row {row}",
+                                      _cell(values[col].iloc[row]),
+                                      "a date, as in the fit table (e.g. 2004-07-01)")
+                values[col] = years
             if col in self.fill:
                 values[col] = values[col].where(values[col].notna(), self.fill[col])
             blocks.append(numeric_columns(values[keep], [col], path, "feature",
@@ -198,10 +254,22 @@ class FeatureEncoder:
             out[i, known.index(name)] = 1.0
         return out
 
+    def notes(self, frame: pd.DataFrame) -> list[str]:
+        """One line per encoding decision a user should know of (dates, filled cells)."""
+        lines = [f"column '{col}' holds dates: encoded as fractional years (2004-07-01 -> "
+                 "2004.497), not as categories" for col in self.dates]
+        for col, value in self.fill.items():
+            empty = int(frame[col].isna().sum()) if col in frame.columns else 0
+            if empty:
+                lines.append(f"filled {empty} empty cell(s) of '{col}' with its {self.impute} "
+                             f"{value:.6g}")
+        return lines
+
 
 @dataclass
 class DomainTable:
-    """Source rows, labelled target rows and unlabelled target rows of one table."""
+    """Source rows, labelled target rows and unlabelled target rows of one table, and one line
+    per row or cell the reading changed (``notes``)."""
 
     Xs: np.ndarray
     ys: np.ndarray
@@ -209,16 +277,21 @@ class DomainTable:
     yt: np.ndarray
     Xu: np.ndarray
     encoder: FeatureEncoder
+    notes: list[str] = field(default_factory=list)
 
 
 def split_table(frame: pd.DataFrame, path: str, features: list[str], target: str, domain: str,
                 target_domain: str, source_domains: list[str] | None = None,
-                categorical: bool = False, impute: str | None = None) -> DomainTable:
+                categorical: bool = False, impute: str | None = None,
+                drop_unlabelled_source: bool = False) -> DomainTable:
     """Rows whose ``domain`` matches ``target_domain`` (see ``domain_key``) are target
     (unlabelled where the target cell is empty); source rows are those matching
-    ``source_domains``, or every other row when it is not given. ``categorical`` one-hot encodes
-    non-numeric feature columns; ``impute`` fills empty feature cells with the column mean or
-    median over the table, or drops those rows (and source rows without a label)."""
+    ``source_domains``, or every other row when it is not given. Date columns become
+    fractional years; ``categorical`` one-hot encodes other non-numeric feature columns;
+    ``impute`` fills empty feature cells with the column mean or median over the source and
+    target rows, or drops those rows; ``drop_unlabelled_source`` drops source rows with an empty
+    target cell (else they are an error). Each of these, when it changed something, is one line
+    in ``notes``."""
     if domain not in frame.columns:
         raise input_error(path, "domain column", domain, f"one of {list(frame.columns)[:12]}")
     keys = frame[domain].map(domain_key)
@@ -239,21 +312,31 @@ def split_table(frame: pd.DataFrame, path: str, features: list[str], target: str
         is_source = keys.isin(wanted).to_numpy() & ~is_target
     else:
         is_source = ~is_target
-    encoder = FeatureEncoder.learn(frame[is_source | is_target], path, features, categorical,
-                                   impute)
+    used = frame[is_source | is_target]
+    encoder = FeatureEncoder.learn(used, path, features, categorical, impute)
+    notes = encoder.notes(used)
     X, keep = encoder.transform(frame, path)
+    dropped = int(((is_source | is_target) & ~keep).sum())
+    if dropped:
+        notes.append(f"dropped {dropped} row(s) with an empty feature cell (--impute drop)")
     y_all = numeric_columns(frame, [target], path, "target", allow_empty=True)[:, 0]
     is_source, is_target, y = is_source[keep], is_target[keep], y_all[keep]
     source_missing = is_source & np.isnan(y)
-    if source_missing.any() and impute == "drop":
+    if source_missing.any() and drop_unlabelled_source:
         is_source = is_source & ~source_missing
+        notes.append(f"dropped {int(source_missing.sum())} source row(s) without a label "
+                     "(--drop-unlabelled-source)")
     elif source_missing.any():
         row = int(np.flatnonzero(keep)[np.flatnonzero(source_missing)[0]])
         raise input_error(path, f"target column '{target}' row {row}", "empty",
-                          "a label on every source row (or --impute drop)")
+                          "a label on every source row (or --drop-unlabelled-source)")
     labelled = is_target & ~np.isnan(y)
-    return DomainTable(X[is_source], y[is_source], X[labelled], y[labelled],
-                       X[is_target & np.isnan(y)], encoder)
+    unlabelled = is_target & np.isnan(y)
+    if unlabelled.any():
+        notes.append(f"{int(unlabelled.sum())} target row(s) without a label: used as "
+                     "unlabelled target inputs")
+    return DomainTable(X[is_source], y[is_source], X[labelled], y[labelled], X[unlabelled],
+                       encoder, notes)
 
 
 @dataclass
@@ -374,7 +457,8 @@ def _table_model(settings: dict, arrays: dict[str, np.ndarray]) -> TableModel:
     scaler.mean_, scaler.var_, scaler.scale_ = (arrays[f"scaler.{k}"]
                                                 for k in ("mean", "var", "scale"))
     scaler.n_features_in_, scaler.n_samples_seen_ = len(scaler.mean_), settings["scaler_samples"]
-    dino = DINORegressor.from_fitted_state(
+    estimator = ESTIMATORS[settings["dino"].get("estimator", "DINORegressor")]
+    dino = estimator.from_fitted_state(
         settings["dino"], {k[len("dino."):]: v for k, v in arrays.items() if k.startswith("dino.")})
     if dino.n_features_in_ != scaler.n_features_in_:
         raise ValueError(f"scaler has {scaler.n_features_in_} features, the model "

@@ -7,6 +7,7 @@ cannot be written costs a second, not a fit (the table's own cells are checked b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from transferscope.core.checks import (
@@ -18,6 +19,10 @@ from transferscope.core.checks import (
     option_error,
 )
 from transferscope.core.outdir import claim_output
+from transferscope.dino.datasets import REAL_TASKS
+from transferscope.dino.distribution import FORMS
+from transferscope.dino.estimator import MEANS, POSTERIORS
+from transferscope.dino.evaluation import PROFILES, Profile
 from transferscope.dino.io import IMPUTE
 
 # More Adam steps, layers or base samples than these is a typo, not a plan (hours on a CPU).
@@ -37,7 +42,7 @@ def _table(flag: str, path: Path) -> None:
 def fit(data: Path, out: Path, *, features: str, target: str, domain: str,
         source_domains: str | None, categorical: str | None, impute: str | None,
         holdout: float, preset: str, kernel: str | None, factor: str | None,
-        depth: int | None, w_std: float | None, b_std: float | None, n_base: int | None,
+        mean: str | None, posterior: str | None, depth: int | None, w_std: float | None, b_std: float | None, n_base: int | None,
         steps: int | None, lr: float | None, batch_size: int | None, seed: int) -> list[str]:
     """``dino fit``: the table, the column names (returns the feature list), every network and
     training setting, then the model file (claimed)."""
@@ -56,7 +61,9 @@ def fit(data: Path, out: Path, *, features: str, target: str, domain: str,
     check_number("--holdout", holdout, 0, 1, high_open=True)
     _choice("--preset", preset, ("default", "authors"))
     _choice("--kernel", kernel, ("ntk", "nngp"))
-    _choice("--factor", factor, ("cosine", "authors"))
+    _choice("--factor", factor, FORMS)
+    _choice("--mean", mean, MEANS)
+    _choice("--posterior", posterior, POSTERIORS)
     check_int("--depth", depth, 1, MAX_DEPTH)
     check_number("--w-std", w_std, 0, low_open=True)
     check_number("--b-std", b_std, 0)
@@ -77,5 +84,29 @@ def predict(model_path: Path, data: Path, out: Path) -> None:
 
 
 def output(out: Path) -> None:
-    """``dino bench`` and ``dino report``: the output folder (claimed)."""
+    """``dino report``: the output folder (claimed)."""
     claim_output(out)
+
+
+def bench(out: Path, *, quick: bool, tasks: str | None, labels: str | None,
+          seeds: int | None) -> Profile:
+    """``dino bench``: the profile (``--quick`` or the standard one, narrowed by ``--tasks``,
+    ``--labels``, ``--seeds``), then the output folder (claimed)."""
+    profile = PROFILES["quick" if quick else "standard"]
+    names = check_names("--tasks", tasks, allowed=tuple(REAL_TASKS), what="table names")
+    if names:
+        profile = replace(profile, tasks=names)
+    counts = check_names("--labels", labels, what="label counts")
+    if counts:
+        try:
+            values = tuple(int(v) for v in counts)
+        except ValueError as err:
+            raise option_error("--labels", labels, "whole numbers, e.g. 20,50") from err
+        for value in values:
+            check_int("--labels", value, 2)
+        profile = replace(profile, labels=values)
+    if seeds is not None:
+        check_int("--seeds", seeds, 1, 1000)
+        profile = replace(profile, seeds=seeds)
+    claim_output(out)
+    return profile

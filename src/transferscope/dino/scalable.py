@@ -83,17 +83,20 @@ def conjugate_gradients(
 
 
 class LowRankProductKernel:
-    """The noiseless DINO training kernel ``K_ij = a k(x_i, x_j) (e_i . e_j) (c_i . c_j)``, lazily.
+    """The noiseless DINO training kernel
+    ``K_ij = a k(x_i, x_j) (e_i . e_j) (c_i . c_j) + h_i . h_j``, lazily.
 
     ``e`` are the distribution factor's embeddings (n x r), ``c`` the domain vectors (n x q, q 1
-    or 2). Only ``X``, ``E`` and ``C`` are stored: memory O(n (d + r)), never n x n; entries are
+    or 2), ``h`` the mean function's features (n x p, p may be 0: see ``DINORegressor``). Only
+    ``X``, ``E``, ``C`` and ``H`` are stored: memory O(n (d + r + p)), never n x n; entries are
     computed on request. Keeping ``c`` apart from ``e`` (instead of their n x qr Kronecker
     product) halves the cost of every block when the cross-domain factor is on.
     """
 
     def __init__(self, k: Callable, k_diag: Callable, X: torch.Tensor, E: torch.Tensor,
-                 C: torch.Tensor, amplitude: torch.Tensor):
+                 C: torch.Tensor, amplitude: torch.Tensor, H: torch.Tensor | None = None):
         self.k, self.k_diag, self.X, self.E, self.C, self.amplitude = k, k_diag, X, E, C, amplitude
+        self.H = H if H is not None else X.new_zeros((X.shape[0], 0))
 
     @property
     def n(self) -> int:
@@ -103,19 +106,22 @@ class LowRankProductKernel:
     def entries(self, rows, cols) -> torch.Tensor:
         """``K[rows][:, cols]`` for index tensors or slices (leading batch dimensions allowed,
         e.g. a (b, s) index gives b blocks of s x s)."""
-        return self.cross(self.X[rows], self.E[rows], self.C[rows], cols)
+        return self.cross(self.X[rows], self.E[rows], self.C[rows], cols, self.H[rows])
 
-    def cross(self, X: torch.Tensor, E: torch.Tensor, C: torch.Tensor, cols=slice(None)
-              ) -> torch.Tensor:
-        """Kernel between new points (inputs ``X``, embeddings ``E``, domain vectors ``C``) and
-        the training points ``cols``."""
-        return (self.amplitude * self.k(X, self.X[cols])
-                * (E @ self.E[cols].transpose(-1, -2)) * (C @ self.C[cols].transpose(-1, -2)))
+    def cross(self, X: torch.Tensor, E: torch.Tensor, C: torch.Tensor, cols=slice(None),
+              H: torch.Tensor | None = None) -> torch.Tensor:
+        """Kernel between new points (inputs ``X``, embeddings ``E``, domain vectors ``C``,
+        mean features ``H``) and the training points ``cols``."""
+        out = (self.amplitude * self.k(X, self.X[cols])
+               * (E @ self.E[cols].transpose(-1, -2)) * (C @ self.C[cols].transpose(-1, -2)))
+        if H is not None and H.shape[-1]:
+            out = out + H @ self.H[cols].transpose(-1, -2)
+        return out
 
     def diagonal(self) -> torch.Tensor:
-        """``diag K`` in O(n r)."""
+        """``diag K`` in O(n (r + p))."""
         return (self.amplitude * self.k_diag(self.X) * (self.E * self.E).sum(1)
-                * (self.C * self.C).sum(1))
+                * (self.C * self.C).sum(1) + (self.H * self.H).sum(1))
 
     def row_blocks(self, cache_bytes: float) -> BlockKernel:
         """The kernel as row blocks for CG products, cached while it fits ``cache_bytes``."""
@@ -123,10 +129,45 @@ class LowRankProductKernel:
                            cache_bytes)
 
 
+def pivot_order(gram: torch.Tensor, m: int) -> torch.Tensor:
+    """Positions of the first ``m`` pivots of a pivoted Cholesky of ``gram``: greedily, the row
+    with the largest variance not yet explained by the rows picked before."""
+    _, pivots = pivoted_cholesky(gram, 1e-10)
+    return pivots[:m]
+
+
+def greedy_pivots(column: Callable[[int], torch.Tensor], diag: torch.Tensor, m: int,
+                  first: torch.Tensor | None = None, rel_tol: float = 1e-10) -> torch.Tensor:
+    """The first ``m`` pivots of a partial pivoted Cholesky, computed from ``m`` kernel columns
+    only (``column(p)`` is ``K[:, p]``, ``diag`` is ``diag K``): the rows in ``first`` in that
+    order, then greedily the row with the largest variance not yet explained by the rows
+    picked before (Harbrecht, Peters & Schneider 2012). O(n m^2) time, O(n m) memory, where
+    ``dpstrf`` would factorise the whole n x n matrix; stops early once every residual
+    variance is below ``rel_tol`` times the largest."""
+    n = diag.shape[0]
+    m = min(m, n)
+    L = diag.new_zeros((n, m))
+    residual = diag.clone()
+    tol = rel_tol * float(diag.max())
+    forced = [] if first is None else [int(v) for v in first][:m]
+    pivots: list[int] = []
+    for i in range(m):
+        p = forced[i] if i < len(forced) else int(residual.argmax())
+        if float(residual[p]) <= tol:
+            if i >= len(forced):
+                break
+            continue  # a forced row the ones before it explain already
+        col = column(p) - L[:, :i] @ L[p, :i]
+        L[:, i] = col / residual[p].sqrt()
+        residual = (residual - L[:, i] ** 2).clamp_min(0.0)
+        residual[p] = 0.0
+        pivots.append(p)
+    return torch.tensor(pivots, dtype=torch.long)
+
+
 def landmarks(kernel: LowRankProductKernel, pool: torch.Tensor, m: int) -> torch.Tensor:
     """The first ``m`` pivots of a pivoted Cholesky of the kernel on the points ``pool``."""
-    _, pivots = pivoted_cholesky(kernel.entries(pool, pool), 1e-10)
-    return pool[pivots[:m]]
+    return pool[pivot_order(kernel.entries(pool, pool), m)]
 
 
 class BlockKernel:
@@ -199,3 +240,50 @@ def neighbour_variance(
                                           k_star.gather(1, idx).unsqueeze(-1), upper=False)
         out.append((prior - (z * z).sum((1, 2))).clamp_min(0.0))
     return torch.cat(out)
+
+
+class NystromPosterior:
+    """FITC posterior (Snelson & Ghahramani 2006) on ``m`` inducing points, in O(n m^2) time and
+    O(m^2 + block m) memory: the kernel is never formed, only streamed in row blocks.
+
+    The training kernel is ``K = K_gp + H H^T`` (a GP part and the mean function's finite-rank
+    features ``H``). FITC replaces ``K_gp`` by its Nystrom approximation
+    ``Q = K_nm K_mm^-1 K_mn`` plus the diagonal it leaves out, ``diag(K_gp - Q)``, treated as
+    independent noise; ``H H^T`` is kept exactly. In weight space: ``f = Phi w`` with
+    ``Phi = [K_nm L_m^-T, H]``, ``w ~ N(0, I)``, and per-row noise
+    ``Lambda = noise + diag(K_gp - Q)``, so ``Sigma_w = (I + Phi^T Lambda^-1 Phi)^-1`` and
+    ``w_bar = Sigma_w Phi^T Lambda^-1 y``. What it approximates: the GP part's covariance
+    between training points beyond what the inducing points explain (exact when ``m = n``).
+
+    ``rows(start, stop)`` returns ``(K_bm, diag K_gp[b], H_b)`` for training rows
+    ``start:stop``; ``advance(k)`` is told after each block (a progress bar).
+    """
+
+    def __init__(self, K_mm: torch.Tensor, rows: Callable, n: int, noise: torch.Tensor,
+                 y: torch.Tensor, block_rows: int = 4096,
+                 advance: Callable[[int], None] = lambda k: None):
+        self.L_m = cholesky(K_mm)
+        A = c = None
+        for start in range(0, n, block_rows):
+            stop = min(start + block_rows, n)
+            K_bm, k_diag, H = rows(start, stop)
+            V = torch.linalg.solve_triangular(self.L_m, K_bm.transpose(0, 1), upper=False)
+            lam = noise[start:stop] + (k_diag - (V * V).sum(0)).clamp_min(0.0)
+            Phi = torch.cat([V.transpose(0, 1), H], 1)
+            weighted = Phi / lam.unsqueeze(1)
+            A = Phi.transpose(0, 1) @ weighted if A is None else A + Phi.transpose(0, 1) @ weighted
+            block_c = weighted.transpose(0, 1) @ y[start:stop]
+            c = block_c if c is None else c + block_c
+            advance(stop - start)
+        self.chol = torch.linalg.cholesky(torch.eye(A.shape[0], dtype=A.dtype) + A)
+        self.weights = torch.cholesky_solve(c, self.chol)
+
+    def predict(self, K_sm: torch.Tensor, k_diag: torch.Tensor, H: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent mean (n* x p) and variance (n*) at new points: ``K_sm`` (n* x m) to the
+        inducing points, the GP part's prior variance ``k_diag`` and mean features ``H``."""
+        V = torch.linalg.solve_triangular(self.L_m, K_sm.transpose(0, 1), upper=False)
+        Phi = torch.cat([V.transpose(0, 1), H], 1)
+        spread = torch.linalg.solve_triangular(self.chol, Phi.transpose(0, 1), upper=False)
+        unexplained = (k_diag - (V * V).sum(0)).clamp_min(0.0)
+        return Phi @ self.weights, unexplained + (spread * spread).sum(0)

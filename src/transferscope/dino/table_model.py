@@ -7,6 +7,7 @@ labelled and unlabelled target rows alike (docs/dino.md, Quick start).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from transferscope.core.errors import input_error
-from transferscope.dino.estimator import AUTHORS_PRESET, DINORegressor
+from transferscope.dino.authors import AuthorsDINO
+from transferscope.dino.cost import estimate_cost
+from transferscope.dino.estimator import Z90, DINORegressor
 from transferscope.dino.io import (
     TableModel,
     load_model,
@@ -29,35 +32,33 @@ from transferscope.dino.io import (
 @dataclass
 class HoldoutScore:
     """Errors on labelled target rows held out of a fit, next to the answer with no opinion
-    (the mean of the other labelled target rows): a model worth using beats it."""
+    (the mean of the other labelled target rows): a model worth using beats it. ``mae_se`` is
+    the standard error of the MAE over the held-out rows: with few rows the score is noisy."""
 
     n_rows: int
     mae: float
+    mae_se: float
     rmse: float
-    coverage95: float
+    coverage90: float
     mean_mae: float
 
 
 @dataclass
 class TableFit:
-    """What ``fit_table`` fitted and where it wrote the model."""
+    """What ``fit_table`` fitted and where it wrote the model; ``notes`` says what reading the
+    table changed (dates, filled cells, dropped rows), ``plan`` the posterior and its estimated
+    cost (said before the fit started)."""
 
     model_path: Path
-    kernel: str
+    estimator: str
     n_source: int
     n_labelled: int
     n_unlabelled: int
-    noise_source: float
-    noise_target: float
-    lambda_: float
-    selected_steps: int
     features: list[str]
+    notes: list[str]
+    plan: str
     holdout: HoldoutScore | None
-
-    @property
-    def variant(self) -> str:
-        """``DINO-TRAIN`` (NTK base kernel) or ``DINO-INIT`` (NNGP)."""
-        return "DINO-TRAIN" if self.kernel == "ntk" else "DINO-INIT"
+    fitted: dict[str, float]
 
 
 @dataclass
@@ -66,6 +67,11 @@ class TablePredictions:
 
     path: Path
     n_rows: int
+
+
+PRESETS = ("default", "authors")
+AUTHORS_SETTINGS = ("kernel", "depth", "w_std", "b_std", "n_base", "n_steps", "learning_rate",
+                    "batch_size", "dtype")
 
 
 def fit_table(
@@ -79,15 +85,17 @@ def fit_table(
     source_domains: list[str] | None = None,
     categorical: bool = False,
     impute: str | None = None,
+    drop_unlabelled_source: bool = False,
     holdout: float = 0.0,
     preset: str = "default",
     seed: int = 0,
     verbose: bool = True,
+    notify: Callable[[str], None] | None = None,
     **settings,
 ) -> TableFit:
-    """Fit ``StandardScaler -> DINORegressor`` on the source and labelled target rows of the
-    table ``data`` (empty target cells on target rows are unlabelled target inputs) and save it
-    to ``out``.
+    """Fit ``StandardScaler -> DINORegressor`` (or the authors' algorithm, ``AuthorsDINO``) on
+    the source and labelled target rows of the table ``data`` (empty target cells on target rows
+    are unlabelled target inputs) and save it to ``out``.
 
     Args:
         data: CSV or Parquet file.
@@ -95,24 +103,39 @@ def fit_table(
             (numbers by value, text case-insensitively) are target rows.
         out: where the fitted model is written (see :func:`transferscope.dino.io.load_model`).
         source_domains: domain values of the source rows (default: every non-target row).
-        categorical, impute: see :func:`transferscope.dino.io.split_table`.
+        categorical, impute, drop_unlabelled_source: see
+            :func:`transferscope.dino.io.split_table`.
         holdout: fraction of the labelled target rows held out first to score the procedure
-            (MAE, RMSE, 95% coverage, and the target-mean answer's MAE); the saved model is
-            then refitted on all labelled rows.
-        preset: ``"default"`` (DINORegressor's defaults) or ``"authors"`` (``AUTHORS_PRESET``).
+            (MAE with its standard error, RMSE, 90% coverage, and the target-mean answer's MAE);
+            the saved model is then refitted on all labelled rows.
+        preset: ``"default"`` (``DINORegressor``) or ``"authors"`` (``AuthorsDINO``: their
+            released algorithm and settings).
         seed: ``random_state`` of the model and of the holdout draw.
-        settings: DINORegressor parameters overriding the preset (``None`` values ignored).
-        verbose: draw the fit's progress bar.
+        notify: called with each line a user should read before the fit starts (what reading
+            the table changed; the posterior and its estimated time and memory).
+        settings: estimator parameters overriding the preset (``None`` values ignored).
+        verbose: draw the fit's progress bars.
     """
-    if preset not in ("default", "authors"):
+    if preset not in PRESETS:
         raise input_error("fit", "preset", preset, "'default' or 'authors'")
     if not 0.0 <= holdout < 1.0:
         raise input_error("fit", "holdout", holdout, "a fraction in [0, 1)")
-    params = (AUTHORS_PRESET if preset == "authors" else {}) | {
-        k: v for k, v in settings.items() if v is not None}
+    params = {k: v for k, v in settings.items() if v is not None}
+    if preset == "authors":
+        params.pop("verbose", None)
+        foreign = sorted(set(params) - set(AUTHORS_SETTINGS))
+        if foreign:
+            raise input_error("fit", foreign[0].replace("_", "-"), params[foreign[0]],
+                              "no value with --preset authors (their algorithm has no such "
+                              "setting)")
     parts = split_table(read_table(data), str(data), features, target, domain, target_domain,
-                        source_domains, categorical, impute)
+                        source_domains, categorical, impute, drop_unlabelled_source)
     n_s, n_t, n_u = len(parts.Xs), len(parts.Xt), len(parts.Xu)
+    say = notify or (lambda line: None)
+    for line in parts.notes:
+        say(line)
+    plan = _plan(preset, params, seed, n_s, n_t, parts.Xs.shape[1])
+    say(plan)
     score = None
     if holdout > 0:
         n_out = int(round(holdout * n_t))
@@ -122,27 +145,61 @@ def fit_table(
         order = np.random.default_rng(seed).permutation(n_t)
         out_idx, in_idx = order[:n_out], order[n_out:]
         pipe = _fit(parts.Xs, parts.ys, parts.Xt[in_idx], parts.yt[in_idx],
-                    np.vstack([parts.Xu, parts.Xt[out_idx]]), params, seed, verbose)
+                    np.vstack([parts.Xu, parts.Xt[out_idx]]), preset, params, seed, verbose)
         mean, std = pipe.predict(parts.Xt[out_idx], return_std=True)
-        err = mean - parts.yt[out_idx]
-        score = HoldoutScore(n_out, float(np.abs(err).mean()), float(np.sqrt((err**2).mean())),
-                             float((np.abs(err) <= 1.959963984540054 * std).mean()),
+        err = np.abs(mean - parts.yt[out_idx])
+        se = float(err.std(ddof=1) / np.sqrt(n_out)) if n_out > 1 else float("nan")
+        score = HoldoutScore(n_out, float(err.mean()), se, float(np.sqrt((err**2).mean())),
+                             float((err <= Z90 * std).mean()),
                              float(np.abs(parts.yt[in_idx].mean() - parts.yt[out_idx]).mean()))
-    pipe = _fit(parts.Xs, parts.ys, parts.Xt, parts.yt, parts.Xu, params, seed, verbose)
+    pipe = _fit(parts.Xs, parts.ys, parts.Xt, parts.yt, parts.Xu, preset, params, seed, verbose)
     model = pipe[-1]
     path = save_model(out, TableModel(pipe, list(features), target, parts.encoder))
-    return TableFit(path, model.kernel, n_s, n_t, n_u, model.noise_source_, model.noise_target_,
-                    model.lambda_, model.selected_steps_, parts.encoder.columns, score)
+    return TableFit(path, _name(model), n_s, n_t, n_u, parts.encoder.columns, parts.notes, plan,
+                    score, _fitted(model))
 
 
-def _fit(Xs, ys, Xt, yt, Xu, params: dict, seed: int, verbose: bool):
-    """Stack the rows with one domain code each and fit the scaler + DINO pipeline."""
+def _estimator(preset: str, params: dict, seed: int):
+    if preset == "authors":
+        return AuthorsDINO(**(params | {"random_state": seed}))
+    return DINORegressor(**(params | {"random_state": seed}))
+
+
+def _plan(preset: str, params: dict, seed: int, n_s: int, n_t: int, n_features: int) -> str:
+    """The posterior and its estimated cost, as one line (the authors' algorithm: its size)."""
+    model = _estimator(preset, params, seed)
+    if preset == "authors":
+        return (f"the authors' algorithm: {model.n_steps} Adam steps on batches of "
+                f"{min(model.batch_size, n_s)} source rows, prediction from the last batch")
+    return estimate_cost(model, n_s, n_t, n_features).line()
+
+
+def _name(model) -> str:
+    if isinstance(model, AuthorsDINO):
+        return "the authors' DINO"
+    return "DINO-TRAIN" if model.kernel == "ntk" else "DINO-INIT"
+
+
+def _fitted(model) -> dict[str, float]:
+    """The fitted numbers ``dino fit`` prints."""
+    if isinstance(model, AuthorsDINO):
+        return {"Adam steps": model.n_steps, "last loss": model.loss_curve_[-1]
+                if model.loss_curve_ else float("nan")}
+    return {"noise (source)": model.noise_source_, "noise (target)": model.noise_target_,
+            "lambda": model.lambda_, "Adam steps kept": model.selected_steps_,
+            "interval scale": model.calibration_scale_}
+
+
+def _fit(Xs, ys, Xt, yt, Xu, preset: str, params: dict, seed: int, verbose: bool):
+    """Stack the rows with one domain code each and fit the scaler + estimator pipeline."""
     X = np.vstack([Xs, Xt, Xu])
     y = np.r_[ys, yt, np.full(len(Xu), np.nan)]
     codes = np.r_[np.zeros(len(Xs)), np.ones(len(Xt)), np.full(len(Xu), 2)]
-    model = DINORegressor(**(params | {"random_state": seed, "verbose": verbose}))
+    model = _estimator(preset, params | ({} if preset == "authors" else {"verbose": verbose}),
+                       seed)
     pipe = make_pipeline(StandardScaler(), model)
-    return pipe.fit(X, y, dinoregressor__domain=codes)
+    name = type(model).__name__.lower()
+    return pipe.fit(X, y, **{f"{name}__domain": codes})
 
 
 def predict_table(model_path: str | Path, data: str | Path, out: str | Path) -> TablePredictions:
