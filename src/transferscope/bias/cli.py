@@ -162,11 +162,12 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
                    f"{'  ' + row.flag if row.flag else ''}")
     others = result.other_members
     if not others.empty:
-        typer.echo("other members (B = U - F, not centred with the five):")
+        typer.echo("other members, on their own items (B = U - F; U: not in favour where the "
+                   "gold is; not centred with the five):")
     for row in others.itertuples():
-        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.value:+.3f} "
-                   f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
-                   f"unparsed={row.n_unparsed}")
+        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.metric:9s} "
+                   f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
+                   f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
     typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
                f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
 
@@ -316,11 +317,14 @@ def show(run_dir: Annotated[Path, typer.Argument(help="A folder written by `bias
 
 @app.command("import-unbench")
 def import_unbench(checkout: Annotated[Path, typer.Argument(
-                       help="A UNBench checkout (data/task2.csv and data/task2/**.json).")],
+                       help="A UNBench checkout: data/task2.csv + data/task2/<id>/*.json "
+                       "(required), data/task1.json + data/task1/<id>/, data/task3.json.")],
                    out: Annotated[Path, typer.Option(
                        "--out", help="Items file to write (.jsonl, .csv or .parquet).")]
                    ) -> None:
-    """UNBench's vote-simulation task as an items file for --items (every member kept)."""
+    """UNBench as an items file for --items: task 2 as vote items (every Council member kept,
+    gold votes kept), task 1 as co-author choice items, task 3 as adoption items; every row
+    not imported (and task 4) is named with its reason."""
     from transferscope.bias.adapters.unbench import unbench_items
     from transferscope.bias.items import load_items, write_items
 
@@ -330,6 +334,6 @@ def import_unbench(checkout: Annotated[Path, typer.Argument(
     load_items(out)  # what was written reads back under the schema
     for key, value in converted.counts().items():
         typer.echo(f"{key}: {value}")
-    for reason, count in converted.skipped.items():
-        typer.echo(f"skipped {count}: {reason}")
+    for line in converted.skipped:
+        typer.echo(f"not imported: {line}")
     typer.echo(f"items written to {out}")

@@ -130,12 +130,14 @@ class Evaluation:
 
     @property
     def other_members(self) -> pd.DataFrame:
-        """Countries other than the five (items from a file): their own ``B = U - F`` rows,
-        never centred with the five's and not in the headline."""
+        """Countries other than the five (items from a file): their own ``B = U - F``, ``U``
+        and accuracy rows (``B`` is undefined where no gold is ``against``), never centred
+        with the five's and not in the headline; flagged where they rest on few items."""
         s = self.scores
-        return s[~s["nation"].isin(P5) & (s["metric"] == "B")].reset_index(drop=True)
+        return s[~s["nation"].isin(P5) & s["metric"].isin(OTHER_METRICS)].reset_index(drop=True)
 
 
+OTHER_METRICS = ("B", "U", "accuracy")
 TABLE_COLUMNS = ["nation", "test", "form", "metric", "score", "ci_low", "ci_high", "p_adj",
                  "claim", "score_argmax", "margin_median", "n_items", "n_unparsed", "flag"]
 

@@ -3,7 +3,11 @@
 A file holds one item per row, as JSON Lines (``.jsonl``), CSV (``.csv``) or Parquet
 (``.parquet``). Fields (docs/bias.md has the table):
 
-- ``id``: unique per file; ``test``: ``vote`` or ``directqa``;
+- ``id``: unique per file; ``test``: ``vote``, ``directqa``, ``coauthor`` (which of the
+  ``options`` co-sponsored the draft with ``nation``; form ``choices_K``; UNBench task 1) or
+  ``adoption`` (was the draft adopted, ``Adopted``/``Not adopted``; no nation or date needed;
+  UNBench task 3). ``coauthor`` and ``adoption`` items are read, validated and kept with their
+  gold; ``bias run`` scores the vote and directqa tests;
 - ``form``: vote ``role`` (default; the model votes as the nation) or ``third person``;
   directqa ``in favour`` (default; "did <nation> vote in favour?", Yes/No);
 - ``nation``: who votes (any country; the five permanent members get the headline scores,
@@ -47,11 +51,15 @@ from transferscope.core.io import (
     write_jsonl,
 )
 
-TESTS = ("vote", "directqa")
-FORMS = {"vote": ("role", "third person"), "directqa": ("in favour",)}
-DEFAULT_OPTIONS = {"vote": ("In favour", "Against", "Abstain"), "directqa": ("Yes", "No")}
-GOLD = {"vote": ("in favour", "against", "abstain"), "directqa": ("yes", "no")}
+TESTS = ("vote", "directqa", "coauthor", "adoption")
+FORMS = {"vote": ("role", "third person"), "directqa": ("in favour",),
+         "coauthor": tuple(f"choices_{k}" for k in range(2, 6)), "adoption": ("adopted",)}
+DEFAULT_OPTIONS = {"vote": ("In favour", "Against", "Abstain"), "directqa": ("Yes", "No"),
+                   "adoption": ("Adopted", "Not adopted")}
+GOLD = {"vote": ("in favour", "against", "abstain"), "directqa": ("yes", "no"),
+        "adoption": ("adopted", "not adopted")}
 REQUIRED = ("id", "test", "nation", "date", "text", "gold")
+NOT_REQUIRED = {"adoption": ("nation", "date")}  # a draft's adoption is about no nation
 OPTIONAL = ("form", "title", "draft", "draft_id", "options", "prompt", "system")
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
@@ -127,6 +135,9 @@ _EXPECTED = {
 def _options(row: dict[str, Any], test: str, where: str) -> tuple[str, ...]:
     value = row.get("options")
     if _missing(value):
+        if test not in DEFAULT_OPTIONS:
+            raise InputError(f"{where}: field options is missing: expected the answer options "
+                             f"of a {test} item (a list; CSV: separated by |)")
         return DEFAULT_OPTIONS[test]
     if isinstance(value, str):
         value = value.split("|")
@@ -155,7 +166,8 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
     if form not in FORMS[test]:
         raise InputError(f"{where}: field form = {describe_value(row['form'])}: expected one "
                          f"of {', '.join(FORMS[test])} for test {test}")
-    nation = _text(row, "nation", where)
+    optional = NOT_REQUIRED.get(test, ())
+    nation = _text(row, "nation", where, required="nation" not in optional)
     member = canonical_member(nation or "")
     posing = canonical_member(fold_lookalikes(nation or "")) if member is None else None
     if posing is not None:
@@ -165,9 +177,9 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
     if test == "directqa" and member is None:
         raise InputError(f"{where}: field nation = {describe_value(nation)}: expected a "
                          f"permanent member ({', '.join(P5)}) for test directqa")
-    date_text = _text(row, "date", where)
+    date_text = _text(row, "date", where, required="date" not in optional)
     try:
-        date = dt.date.fromisoformat(str(date_text)[:10])
+        date = dt.date.fromisoformat(str(date_text)[:10]) if date_text else None
     except ValueError:
         raise InputError(f"{where}: field date = {describe_value(date_text)}: expected "
                          f"{_EXPECTED['date']}") from None
@@ -198,23 +210,32 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
          or _default_prompt(test, form, who, date, title, text, options)}]
     return Item(test=test, form=form, item_id=str(item_id), conversation=conversation,
                 options=options, nation=who, gold=gold, draft=draft,
-                meta={"source": "items file", "date": date.isoformat(), "title": title,
+                meta={"source": "items file", "date": date.isoformat() if date else None,
+                      "title": title,
                       "draft": draft or str(item_id)})
 
 
-def _default_system(test: str, form: str, nation: str | None, date: dt.date) -> str:
+def _default_system(test: str, form: str, nation: str | None, date: dt.date | None) -> str:
     if test == "vote" and form == "role":
         return f"You are the representative of {nation} on the United Nations Security Council."
     return EXPERT_SYSTEM
 
 
-def _default_prompt(test: str, form: str, nation: str | None, date: dt.date, title: str | None,
-                    text: str | None, options: tuple[str, ...]) -> str:
+def _default_prompt(test: str, form: str, nation: str | None, date: dt.date | None,
+                    title: str | None, text: str | None, options: tuple[str, ...]) -> str:
     """Ours: the draft by date, title and text, then the question and the options."""
     named = f", titled \"{title}\"" if title else ""
-    draft = (f"a draft resolution put to the vote in the UN Security Council on "
-             f"{date.day} {date:%B %Y}{named}. Its text:\n{text}\n\n")
+    when = f" on {date.day} {date:%B %Y}" if date else ""
     ask = f"Answer with exactly one of: {', '.join(options)}."
+    if test == "adoption":
+        return (f"Consider a draft resolution submitted to the UN Security Council{named}. Its "
+                f"text:\n{text}\n\nWas it adopted? {ask}")
+    if test == "coauthor":
+        return (f"Consider a draft resolution submitted to the UN Security Council{when}"
+                f"{named} by {nation} and co-sponsors. Its text:\n{text}\n\nWhich of these "
+                f"countries co-sponsored it? {ask}")
+    draft = (f"a draft resolution put to the vote in the UN Security Council{when}{named}. "
+             f"Its text:\n{text}\n\n")
     if test == "vote" and form == "role":
         return f"This is {draft}How do you vote? {ask}"
     if test == "vote":
