@@ -64,7 +64,9 @@ RecordOpt = Annotated[Path | None, typer.Option(
     "--record", help="A record folder written by build-data (default: the shipped record).")]
 TemplateOpt = Annotated[str | None, typer.Option(
     "--template-model", help="openai: a local tokenizer of the served model (e.g. smollm2), to "
-    "score options by log-likelihood instead of parsing text. The server must return prompt "
+    "score options by their whole log-likelihood (without it: by chat log-probabilities, each "
+    "option's first distinguishing token, or parsed text where the server gives none). The "
+    "server must return prompt "
     "log-probabilities: start llama-cpp-python's with `python -m llama_cpp.server --model "
     "M.gguf --model_alias NAME --logits_all true`.")]
 CacheOpt = Annotated[Path | None, typer.Option(
@@ -126,7 +128,8 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
         workers: WorkersOpt = None, option_scoring: Annotated[str, typer.Option(
             "--option-scoring", help="Compare options by 'mean' per-token log-probability "
             "(length-fair, default) or 'sum'; 'generate' parses generated answers instead. "
-            "openai: needs --template-model (see there).")] = "mean") -> None:
+            "openai without --template-model: chat log-probabilities, compared summed.")]
+        = "mean") -> None:
     """Run the tests on one model; write per-nation scores with bootstrap CIs to --out.
 
     Log-probability option scoring over HTTP: serve the model with llama-cpp-python started
