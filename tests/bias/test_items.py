@@ -241,3 +241,25 @@ def test_debiasing_never_retrieves_what_gives_a_file_item_away():
     assert "on or after" in leak_reason(passage("2017-01-31", "Vote held."), scope)
     assert "S/2017/77" in leak_reason(passage("2016-05-01", "Draft S/2017/77 failed."), scope)
     assert leak_reason(passage("2016-05-01", "Draft S/2017/770 failed."), scope) is None
+
+
+def test_every_imported_row_follows_the_shipped_json_schema(tmp_path):
+    """The schema is declared once (items.schema.json); what import-unbench writes validates
+    against it with an independent validator, and a row it refuses is refused by ours."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from transferscope.bias.items import SCHEMA, SCHEMA_VERSION, TESTS
+
+    rows = unbench_items(write_unbench_sample(tmp_path / "u")).rows
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for row in rows:
+        validator.validate(json.loads(json.dumps(row)))
+    assert {r["schema_version"] for r in rows} == {SCHEMA_VERSION} and "adoption" in TESTS
+    for bad in ({**ROW, "schema_version": 99}, {**ROW, "nation": None},
+                {**ROW, "test": "coauthor", "form": "choices_2"}):
+        bad = {k: v for k, v in bad.items() if v is not None}
+        assert not validator.is_valid(bad)
+        with pytest.raises(InputError):
+            parse_item_row(bad, "row 1")
+    with pytest.raises(InputError, match=r"field schema_version = 99: expected one of 1, 2"):
+        parse_item_row({**ROW, "schema_version": 99}, "row 1")
+    assert parse_item_row({**ROW, "schema_version": "1"}, "row 1").gold == "abstain"

@@ -1,7 +1,8 @@
 """Items as data: the bias tests on questions a user brings (``--items FILE``).
 
 A file holds one item per row, as JSON Lines (``.jsonl``), CSV (``.csv``) or Parquet
-(``.parquet``). Fields (docs/bias.md has the table):
+(``.parquet``). The schema is declared once, in ``items.schema.json`` beside this module
+(:data:`SCHEMA`, versioned: :data:`SCHEMA_VERSION`). Fields (docs/bias.md has the table):
 
 - ``id``: unique per file; ``test``: ``vote``, ``directqa``, ``coauthor`` (which of the
   ``options`` co-sponsored the draft with ``nation``; form ``choices_K``; UNBench task 1) or
@@ -31,7 +32,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +54,21 @@ from transferscope.core.io import (
     write_jsonl,
 )
 
-TESTS = ("vote", "directqa", "coauthor", "adoption")
-FORMS = {"vote": ("role", "third person"), "directqa": ("in favour",),
-         "coauthor": tuple(f"choices_{k}" for k in range(2, 6)), "adoption": ("adopted",)}
-DEFAULT_OPTIONS = {"vote": ("In favour", "Against", "Abstain"), "directqa": ("Yes", "No"),
-                   "adoption": ("Adopted", "Not adopted")}
-GOLD = {"vote": ("in favour", "against", "abstain"), "directqa": ("yes", "no"),
-        "adoption": ("adopted", "not adopted")}
-REQUIRED = ("id", "test", "nation", "date", "text", "gold")
-NOT_REQUIRED = {"adoption": ("nation", "date")}  # a draft's adoption is about no nation
-OPTIONAL = ("form", "title", "draft", "draft_id", "options", "prompt", "system")
+SCHEMA: dict[str, Any] = json.loads(
+    resources.files("transferscope.bias").joinpath("items.schema.json").read_text("utf-8"))
+"""The items schema, declared once (``items.schema.json``, JSON Schema 2020-12, shipped with
+the package): the fields, tests, forms, default options and gold answers below come from it."""
+SCHEMA_VERSION: int = SCHEMA["x-version"]
+VERSIONS_READ: tuple[int, ...] = tuple(SCHEMA["x-versions-read"])
+TESTS: tuple[str, ...] = tuple(SCHEMA["properties"]["test"]["enum"])
+FORMS = {t: tuple(f) for t, f in SCHEMA["x-forms"].items()}
+DEFAULT_OPTIONS = {t: tuple(o) for t, o in SCHEMA["x-default-options"].items()}
+GOLD = {t: tuple(g) for t, g in SCHEMA["x-gold"].items()}
+_PER_TEST = tuple(SCHEMA["allOf"][0]["then"]["required"])  # nation, date: all but adoption
+REQUIRED = tuple(SCHEMA["required"][:2]) + _PER_TEST + tuple(SCHEMA["required"][2:])
+NOT_REQUIRED = {t: _PER_TEST for t in TESTS
+                if t not in SCHEMA["allOf"][0]["if"]["properties"]["test"]["enum"]}
+OPTIONAL = tuple(k for k in SCHEMA["properties"] if k not in REQUIRED)
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
@@ -128,6 +136,7 @@ _EXPECTED = {
     "draft_id": "the draft's symbol or any id shared by the items about one draft",
     "prompt": "the user message as a string",
     "system": "the system message as a string",
+    "schema_version": "the items schema version",
     "options": "a list of non-empty strings (CSV: separated by |)",
 }
 
@@ -157,6 +166,16 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
     if unknown:
         raise InputError(f"{where}: field {unknown[0]} = {describe_value(row[unknown[0]])}: "
                          f"expected only the fields {', '.join(REQUIRED + OPTIONAL)}")
+    version = row.get("schema_version")
+    if isinstance(version, str | int) and not isinstance(version, bool) \
+            and str(version).strip().isdigit():
+        version = int(str(version).strip())  # CSV cells are text, Parquet numbers numpy's
+    elif hasattr(version, "item"):
+        version = version.item()
+    if version is not None and (version not in VERSIONS_READ or isinstance(version, bool)):
+        raise InputError(f"{where}: field schema_version = {describe_value(version)}: expected "
+                         f"one of {', '.join(map(str, VERSIONS_READ))} (this TransferScope "
+                         f"reads items schema versions up to {SCHEMA_VERSION})")
     item_id = _text(row, "id", where)
     test = (_text(row, "test", where) or "").lower()
     if test not in TESTS:

@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from transferscope.bias.data.members import P5, canonical_member
+from transferscope.bias.items import SCHEMA_VERSION
 from transferscope.core.errors import InputError, describe_value
 from transferscope.core.io import read_json
 
@@ -270,6 +271,7 @@ def unbench_items(checkout: str | Path) -> UnbenchItems:
                          "): expected rows with Voting Y, N or A whose draft folder holds a JSON")
     task1_items(root, out)
     task3_items(root, out)
+    out.rows = [{"schema_version": SCHEMA_VERSION, **row} for row in out.rows]
     if (root / "data" / "task4.json").exists():
         out.skipped.append(TASK4_REASON)
     return out
