@@ -199,6 +199,10 @@ def test_first_distinguishing_token_scores_by_hand():
     left = first_distinguishing_scores(_steps(("A", -2.7, [("A", -2.7), ("In", -2.8)]),
                                               (" draft", -2.2, [(" draft", -2.2)])), options)
     assert left == pytest.approx([-2.8, -2.7, -2.7])
+    # the reply takes "In"; the alternative "A" leads to two options: both get its mass
+    taken = first_distinguishing_scores(_steps(("In", -0.4, [("In", -0.4), ("A", -2.0)]),
+                                               (" favour", -0.1, [(" favour", -0.1)])), options)
+    assert taken == pytest.approx([-0.4, -2.0, -2.0])
 
 
 def test_a_chat_reply_without_logprobs_is_the_argmax_fallback():

@@ -39,10 +39,11 @@ plus that of the alternative tokens at the first position where they lead to thi
 alone (``In favour`` / ``Against`` / ``Abstain``: ``In`` at the first token; ``Against`` and
 ``Abstain`` share ``A``, so they are told apart by the token after it). Tokens are compared
 as text, case-insensitively, leading spaces dropped; alternatives that lead to the same option
-add up. An option never reached among the top alternatives scores ``-inf``; options the reply
-never tells apart (it ends, or leaves them, while they still share its prefix: ``A`` then
-`` draft``) each get the prefix's log-probability, an upper bound (a tie between them, broken at
-random by the caller).
+add up. Options the reply never tells apart each get the log-probability of their shared
+prefix, an upper bound (a tie between them, broken at random by the caller): where the reply
+ends on it or leaves it (``A`` then `` draft``), or where it is an alternative the reply does
+not take (``In favour`` generated, ``A`` among the alternatives: ``Against`` and ``Abstain``
+both get ``A``'s log-probability). An option reached by no alternative scores ``-inf``.
 An item where no option is reached gets ``NaN`` scores: the caller parses generated text for
 it. A server that returns no log-probabilities at all raises
 :class:`OptionScoringNotSupported`: the run parses generated text (argmax of the parse) and
@@ -477,6 +478,7 @@ def first_distinguishing_scores(steps: Sequence[Step], options: Sequence[str]) -
     (the module docstring states the rule); ``NaN`` for all when no option is reached."""
     keys = [" ".join(o.split()).lower() for o in options]
     scores = [-math.inf] * len(options)
+    shared = [-math.inf] * len(options)  # alternatives leading to several options at once
 
     def reached(text: str, live: set[int]) -> list[int]:
         text = " ".join(text.split()).lower()
@@ -489,6 +491,8 @@ def first_distinguishing_scores(steps: Sequence[Step], options: Sequence[str]) -
             match = reached(prefix + alt, live)
             if len(match) == 1:
                 scores[match[0]] = float(np.logaddexp(scores[match[0]], path + alt_logprob))
+            for i in match if len(match) > 1 and alt != token else ():
+                shared[i] = float(np.logaddexp(shared[i], path + alt_logprob))
         following = set(reached(prefix + token, live)) if (prefix + token).strip() else live
         if len(following) == 1:
             break
@@ -500,6 +504,7 @@ def first_distinguishing_scores(steps: Sequence[Step], options: Sequence[str]) -
     if prefix.strip() and len(live) > 1 and not following:
         for i in live:  # never told apart: they share the prefix's mass (an upper bound)
             scores[i] = float(np.logaddexp(scores[i], path))
+    scores = [v if v > -math.inf else shared[i] for i, v in enumerate(scores)]
     if all(v == -math.inf for v in scores):
         return [math.nan] * len(options)
     return scores
