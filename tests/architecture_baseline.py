@@ -51,7 +51,6 @@ POSITIONAL_DATACLASSES: dict[str, set[str]] = {
         "table_model:TablePredictions",
     },
     "bias": {
-        "adapters.unbench:UnbenchItems",
         "backends.base:BackendStats",
         "backends.base:GenerationSettings",
         "backends.base:Reply",

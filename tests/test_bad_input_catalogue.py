@@ -299,9 +299,9 @@ def _hostile_files(root: Path, run: Path) -> None:
                     (raw / sub / f.name).write_bytes(f.read_bytes().split(b"\n", 1)[0] + b"\n")
         # a UNBench checkout whose draft JSON nests too deeply
         unbench = root / "unbench_deep"
-        (unbench / "data" / "task2").mkdir(parents=True)
+        (unbench / "data" / "task2" / "2148").mkdir(parents=True)  # the CSV's first folder
         shutil.copy(RAW_UNSC.parent / "unbench" / "data" / "task2.csv", unbench / "data")
-        (unbench / "data" / "task2" / "a.json").write_text(DEEP)
+        (unbench / "data" / "task2" / "2148" / "a.json").write_text(DEEP)
 
 
 def _replace_cell(path: Path, row: int, column: str, value: str) -> None:

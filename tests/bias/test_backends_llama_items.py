@@ -31,9 +31,10 @@ def _unbench_run(cli, llama_server, tmp_path, first_rows: int | None) -> str:  #
     imported = cli("bias", "import-unbench", str(write_unbench_sample(tmp_path / "ub")),
                    "--out", str(items))
     assert imported.returncode == 0, imported.stderr
-    assert "items: 14" in imported.stdout and "other members: 4" in imported.stdout
-    if first_rows:
-        items.write_text("".join(items.read_text().splitlines(keepends=True)[:first_rows]))
+    assert "task 2 vote items: 14" in imported.stdout and "other members: 4" in imported.stdout
+    lines = [line for line in items.read_text().splitlines(keepends=True)
+             if json.loads(line)["test"] == "vote"]
+    items.write_text("".join(lines[:first_rows] if first_rows else lines))
     run = ["bias", "run", "--items", str(items), "--tests", "vote",
            "--model", f"openai:{LLAMA_MODEL_ALIAS}", "--base-url", llama_server,
            "--template-model", "smollm2", "--cache", str(tmp_path / "cache.sqlite"),

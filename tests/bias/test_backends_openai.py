@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import numpy as np
 import pytest
 
 from transferscope.bias.backends import (
     GenerationSettings,
-    OptionScoringNotSupported,
     ResponseCache,
     make_backend,
 )
@@ -237,9 +237,44 @@ def test_wrong_path_on_the_real_server_is_a_clear_error(llama_server):
         backend_for(root, **FAST_RETRY).chat([FRANCE], SETTINGS)
 
 
-def test_option_logprobs_need_a_template(llama_server):
-    with pytest.raises(OptionScoringNotSupported, match="template"):
-        backend_for(llama_server).option_logprobs(FRANCE, ["Paris", "Berlin"])
+def test_chat_logprobs_without_a_template_on_the_real_server(llama_server):
+    """No local tokenizer: options scored from the chat endpoint's top_logprobs, checked by
+    hand against the server's own reply to the same request. llama-cpp-python's first answer
+    to a prompt differs from its later (prompt-cached) ones by ~0.1 nats (observed -2.114 vs
+    -2.014), so the prompt is asked once before the two compared requests."""
+    backend = backend_for(llama_server)
+    assert backend.option_logprob_kind == "first-token"
+    vote = [{"role": "system", "content": "You are the representative of France on the "
+             "United Nations Security Council."},
+            {"role": "user", "content": "A draft resolution demands a ceasefire. How do you "
+             "vote? Answer with exactly one of: In favour, Against, Abstain."}]
+    options = ["In favour", "Against", "Abstain"]
+    backend.option_logprobs(vote, options)
+    raw = httpx.post(f"{llama_server}/chat/completions", json={
+        "model": LLAMA_MODEL_ALIAS, "messages": vote, "max_tokens": 8, "temperature": 0.0,
+        "logprobs": True, "top_logprobs": 20}, timeout=120).json()
+    got = backend.option_logprobs(vote, options)
+    steps = raw["choices"][0]["logprobs"]["content"]
+    first = {a["token"]: a["logprob"] for a in steps[0]["top_logprobs"]}
+    # "In favour": the first-position alternatives that lead to it alone ("In", "I", ...)
+    alone = [v for t, v in first.items() if t.strip() and "in favour".startswith(
+        t.strip().lower())]
+    assert got[0] == pytest.approx(float(np.logaddexp.reduce(alone)), abs=1e-4)
+    assert np.isfinite(got[0]) and all(v < 0 for v in got)
+    if steps[0]["token"] == "A":  # the shared "A": Against/Abstain parted at the next token
+        second = {a["token"]: a["logprob"] for a in steps[1]["top_logprobs"]}
+        against = [steps[0]["logprob"] + v for t, v in second.items()
+                   if t and "gainst".startswith(t.lower())]
+        expected = (float(np.logaddexp.reduce(against)) if against
+                    else steps[0]["logprob"])  # never parted: the shared prefix's mass
+        assert got[1] == pytest.approx(expected, abs=1e-4)
+    elif "A" in first:  # "A" not taken: Against and Abstain share its mass (a tie)
+        assert got[1] == got[2] == pytest.approx(first["A"], abs=1e-4)
+
+
+def test_chat_logprobs_pick_the_right_answer_of_a_fact(llama_server):
+    got = backend_for(llama_server).option_logprobs(FRANCE, ["Paris", "Berlin"])
+    assert got[0] > got[1]
 
 
 def test_option_logprobs_through_llama_cpp_agree_with_hf_local(llama_server, smollm2):
@@ -255,3 +290,44 @@ def test_option_logprobs_through_llama_cpp_agree_with_hf_local(llama_server, smo
     expected = local.option_logprobs(FRANCE, options)
     assert got[0] > got[1] + 2.0
     assert got == pytest.approx(expected, abs=0.35)
+
+
+def _without_logprobs(base_url: str) -> Handler:
+    """The real server's replies with their log-probabilities removed (a server that
+    ignores the request for them)."""
+    relay = forward_to(base_url)
+
+    def handler(n: int, path: str, headers: dict[str, str], body: bytes):
+        status, head, payload = relay(n, path, headers, body)
+        data = json.loads(payload)
+        for choice in data.get("choices", []):
+            choice["logprobs"] = None
+        return status, head, json.dumps(data).encode()
+
+    return handler
+
+
+def test_vote_items_by_chat_logprobs_and_the_argmax_fallback(llama_server, local_server,
+                                                             tmp_path):
+    """Two UNBench-layout vote items: scored by chat log-probabilities on the real server;
+    where the server gives none, parsed from generated text, and the method says so."""
+    from tests.bias.unbench_sample import write_unbench_sample
+    from transferscope.bias.adapters.unbench import unbench_items
+    from transferscope.bias.evaluate import answer_items
+    from transferscope.bias.items import load_items, write_items
+    from transferscope.bias.probes.from_file import FileProbe
+
+    rows = [r for r in unbench_items(write_unbench_sample(tmp_path / "ub")).rows
+            if r["test"] == "vote"][:2]
+    items = load_items(write_items(tmp_path / "items.jsonl", rows))
+    probe = FileProbe("vote", items)
+    scored = answer_items(backend_for(llama_server), probe, items)
+    assert {a.method for a in scored.values()} == {"logprob-first-token"}
+    for item in items:
+        answer = scored[item.item_id]
+        assert len(answer.logprobs) == 3 and answer.token_counts is None
+        assert answer.choice == item.options[int(np.argmax(answer.logprobs))]
+    plain = local_server(_without_logprobs(llama_server))
+    parsed = answer_items(backend_for(plain.url), probe, items)
+    assert {a.method for a in parsed.values()} == {"parse"}
+    assert all(a.logprobs is None for a in parsed.values())

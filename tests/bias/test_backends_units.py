@@ -6,6 +6,7 @@ import random
 import sqlite3
 import threading
 
+import numpy as np
 import pytest
 
 from transferscope.bias.backends import (
@@ -164,3 +165,49 @@ def test_response_cache_survives_concurrent_writers(tmp_path):
     # A second process-level connection sees every committed row.
     with sqlite3.connect(tmp_path / "r.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 400
+
+
+def _steps(*positions):
+    return [(tok, lp, list(alts)) for tok, lp, alts in positions]
+
+
+def test_first_distinguishing_token_scores_by_hand():
+    from transferscope.bias.backends.openai_compat import first_distinguishing_scores
+
+    options = ["In favour", "Against", "Abstain"]
+    steps = _steps(("A", -0.5, [("A", -0.5), ("In", -1.5), ("I", -3.0), ("The", -4.0)]),
+                   ("gain", -0.2, [("gain", -0.2), ("bst", -2.0), ("b", -3.5)]),
+                   ("st", -0.1, [("st", -0.1)]))
+    got = first_distinguishing_scores(steps, options)
+    assert got[0] == pytest.approx(np.logaddexp(-1.5, -3.0))  # "In" and "I" both lead there
+    assert got[1] == pytest.approx(-0.5 - 0.2)  # the shared "A", then "gain"
+    assert got[2] == pytest.approx(np.logaddexp(-0.5 - 2.0, -0.5 - 3.5))
+    # a single-token option is that token's log-probability, case and spaces aside
+    assert first_distinguishing_scores(_steps((" yes", -0.1, [(" yes", -0.1), ("No", -2.5)])),
+                                       ["Yes", "No"]) == pytest.approx([-0.1, -2.5])
+    # an option not among the alternatives: -inf; no option reached: NaN (parse instead)
+    assert first_distinguishing_scores(_steps(("Yes", -0.1, [("Yes", -0.1)])),
+                                       ["Yes", "No"])[1] == -np.inf
+    assert np.isnan(first_distinguishing_scores(_steps(("Hello", -0.1, [("Hello", -0.1)])),
+                                                ["Yes", "No"])).all()
+    # never told apart within the reply: both share the prefix's mass (a tie)
+    tied = first_distinguishing_scores(_steps(("United", -0.3, [("United", -0.3)])),
+                                       ["United States", "United Kingdom"])
+    assert tied == pytest.approx([-0.3, -0.3])
+    # the reply leaves two options still sharing its prefix ("A", then " draft"): each gets
+    # the prefix's mass; "In favour" keeps its own alternative
+    left = first_distinguishing_scores(_steps(("A", -2.7, [("A", -2.7), ("In", -2.8)]),
+                                              (" draft", -2.2, [(" draft", -2.2)])), options)
+    assert left == pytest.approx([-2.8, -2.7, -2.7])
+    # the reply takes "In"; the alternative "A" leads to two options: both get its mass
+    taken = first_distinguishing_scores(_steps(("In", -0.4, [("In", -0.4), ("A", -2.0)]),
+                                               (" favour", -0.1, [(" favour", -0.1)])), options)
+    assert taken == pytest.approx([-0.4, -2.0, -2.0])
+
+
+def test_a_chat_reply_without_logprobs_is_the_argmax_fallback():
+    from transferscope.bias.backends.openai_compat import chat_logprob_steps
+
+    reply = {"choices": [{"message": {"content": "In favour"}, "logprobs": None}]}
+    with pytest.raises(OptionScoringNotSupported, match="no chat log-probabilities"):
+        chat_logprob_steps(reply, "u")

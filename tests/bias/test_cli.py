@@ -202,10 +202,11 @@ def test_items_file_run_show_and_escaped_page(cli, tmp_path):
     converted = cli("bias", "import-unbench", str(write_unbench_sample(tmp_path / "ub")),
                     "--out", str(items))
     assert converted.returncode == 0, converted.stderr
-    assert "skipped 1: Voting = 'X' (not Y, N or A)" in converted.stdout
+    assert "not imported: task2.csv row 15: Voting = 'X': not Y, N or A" in converted.stdout
     text = items.read_text().replace("cease settlement", "<script>alert(1)</script> cease")
     items.write_text(text)
     run = cli("bias", "run", "--items", str(items), "--model", "null:random", "--n-boot", "20",
+              "--tests", "vote",
               "--out", str(tmp_path / "run"))
     assert run.returncode == 0, run.stderr
     assert "other members" in run.stdout and "Egypt" in run.stdout

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from tests.bias.unbench_sample import DRAFTS, VOTES, write_unbench_sample
-from transferscope.bias.adapters.unbench import unbench_items
+from tests.bias.unbench_sample import DRAFTS, NOT_IMPORTED, VOTES, write_unbench_sample
+from transferscope.bias.adapters.unbench import country_name, parse_authors, unbench_items
 from transferscope.bias.data.members import P5
 from transferscope.bias.items import load_items, parse_item_row, write_items
 from transferscope.bias.probes.base import Answer
@@ -24,24 +24,73 @@ ROW = {"id": "d1/China", "test": "vote", "nation": "China", "date": "2017-01-31"
 
 def test_unbench_checkout_becomes_items_with_every_member_and_abstention(tmp_path):
     converted = unbench_items(write_unbench_sample(tmp_path / "unbench"))
-    rows = converted.rows
-    # by hand from VOTES: 14 votes, 10 by permanent members, 10 Y, 1 N, 3 A
-    assert converted.counts() == {"items": 14, "permanent members": 10, "other members": 4,
-                                  "gold in favour": 10, "gold abstain": 3, "gold against": 1}
-    assert sum(converted.skipped.values()) == 2  # the "X" row and the draft without JSON
-    nations = {r["nation"] for r in rows}
-    assert nations == set(P5) | {"Japan", "Egypt"}  # "Russian Federation" -> Russia
-    by_id = {r["id"]: r for r in rows}
-    russia = by_id["unbench/S/2017/77/Russia"]
+    votes = [r for r in converted.rows if r["test"] == "vote"]
+    # by hand from VOTES: 14 votes, 10 by permanent members, 10 Y, 1 N, 3 A; task 1: one
+    # row with its folder -> 4 choice lists; task 3: 3 drafts
+    assert converted.counts() == {
+        "items": 21, "task 2 vote items": 14, "permanent members": 10, "other members": 4,
+        "gold in favour": 10, "gold abstain": 3, "gold against": 1,
+        "task 1 coauthor items": 4, "task 3 adoption items": 3}
+    assert converted.skipped[:3] == NOT_IMPORTED and "task 4" in converted.skipped[3]
+    assert len(converted.skipped) == 4
+    assert {r["nation"] for r in votes} == set(P5) | {"Japan", "Egypt"}  # upper case read
+    by_id = {r["id"]: r for r in votes}
+    russia = by_id["unbench/S/2017/77/Russia"]  # RUSSIAN FEDERATION, folder 2331
     assert russia["gold"] == "against" and russia["date"] == "2017-01-31"
-    assert DRAFTS["S/2017/77"][2] in russia["text"] and russia["draft"] == "S/2017/77"
+    assert DRAFTS["S/2017/77"][1] in russia["text"] and russia["draft"] == "S/2017/77"
+    # Authors, a Python-list string holding a quoted apostrophe, heads the text
+    assert russia["text"].startswith("Submitted by: United Kingdom, Côte d'Ivoire\n\n")
     assert by_id["unbench/S/2016/1100/United States"]["gold"] == "abstain"
-    assert len(rows) == len(VOTES)
+    assert sorted((r["draft"], r["nation"], r["gold"]) for r in votes) == sorted(
+        (d, n, {"Y": "in favour", "N": "against", "A": "abstain"}[v]) for d, n, v in VOTES)
+    choice = [r for r in converted.rows if r["test"] == "coauthor"]
+    assert [r["form"] for r in choice] == ["choices_2", "choices_3", "choices_4", "choices_5"]
+    assert all(r["gold"] == "Malta" and r["nation"] == "Ghana" and "Malta" in r["options"]
+               and "Malta" not in r["text"] for r in choice)  # the author list is not shown
+    adoption = [r["gold"] for r in converted.rows if r["test"] == "adoption"]
+    assert adoption == ["Adopted", "Not adopted", "Adopted"]
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("CÔTE D'IVOIRE", "Côte d'Ivoire"), ("VENEZUELA (BOLIVARIAN REPUBLIC OF)",
+                                         "Venezuela (Bolivarian Republic of)"),
+    ("RUSSIAN FEDERATION", "Russia"), ("UNITED  KINGDOM", "United Kingdom"),
+    ("BOSNIA AND HERZEGOVINA", "Bosnia and Herzegovina"), ("GUINEA-BISSAU", "Guinea-Bissau"),
+    ("Netherlands (Kingdom of the)", "Netherlands (Kingdom of the)")])
+def test_unbench_country_names_in_ordinary_case(written, expected):
+    assert country_name(written) == expected
+
+
+def test_unbench_authors_are_a_literal_never_code():
+    assert parse_authors("['France', \"Côte d'Ivoire\"]") == ["France", "Côte d'Ivoire"]
+    assert parse_authors("France") == ["France"]
+    with pytest.raises(ValueError):
+        parse_authors("[__import__('os').system('true')]")
+    with pytest.raises(ValueError):
+        parse_authors("[1, 2]")
+
+
+def test_unbench_rows_that_cannot_be_read_are_named_not_fatal(tmp_path):
+    root = write_unbench_sample(tmp_path / "u")
+    csv = root / "data" / "task2.csv"
+    lines = csv.read_text("utf-8").splitlines()
+    lines[1] = lines[1].replace("['Egypt']", "\"['Egypt'\"")  # a damaged list
+    csv.write_text("\n".join(lines) + "\n", "utf-8")
+    converted = unbench_items(root)
+    assert converted.skipped[0].startswith("task2.csv row 1: Authors = ")
+    assert sum(r["test"] == "vote" for r in converted.rows) == 13
+    (root / "data" / "task2.csv").write_text("Country,Original_id,Authors,Voting,Date\n")
+    with pytest.raises(InputError, match="no usable row"):
+        unbench_items(root)
+    (root / "data" / "task2.csv").unlink()
+    with pytest.raises(InputError, match="data/task2.csv is missing"):
+        unbench_items(root)
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
 def test_items_read_back_the_same_from_every_format(tmp_path, suffix):
     rows = unbench_items(write_unbench_sample(tmp_path / "u")).rows
+    assert {r["test"] for r in rows} == {"vote", "coauthor", "adoption"}
     reference = load_items(write_items(tmp_path / "items.jsonl", rows))
     got = load_items(write_items(tmp_path / f"items.{suffix}", rows))
     assert [(i.item_id, i.nation, i.gold, i.options, i.conversation) for i in got] == \
@@ -192,3 +241,25 @@ def test_debiasing_never_retrieves_what_gives_a_file_item_away():
     assert "on or after" in leak_reason(passage("2017-01-31", "Vote held."), scope)
     assert "S/2017/77" in leak_reason(passage("2016-05-01", "Draft S/2017/77 failed."), scope)
     assert leak_reason(passage("2016-05-01", "Draft S/2017/770 failed."), scope) is None
+
+
+def test_every_imported_row_follows_the_shipped_json_schema(tmp_path):
+    """The schema is declared once (items.schema.json); what import-unbench writes validates
+    against it with an independent validator, and a row it refuses is refused by ours."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from transferscope.bias.items import SCHEMA, SCHEMA_VERSION, TESTS
+
+    rows = unbench_items(write_unbench_sample(tmp_path / "u")).rows
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for row in rows:
+        validator.validate(json.loads(json.dumps(row)))
+    assert {r["schema_version"] for r in rows} == {SCHEMA_VERSION} and "adoption" in TESTS
+    for bad in ({**ROW, "schema_version": 99}, {**ROW, "nation": None},
+                {**ROW, "test": "coauthor", "form": "choices_2"}):
+        bad = {k: v for k, v in bad.items() if v is not None}
+        assert not validator.is_valid(bad)
+        with pytest.raises(InputError):
+            parse_item_row(bad, "row 1")
+    with pytest.raises(InputError, match=r"field schema_version = 99: expected one of 1, 2"):
+        parse_item_row({**ROW, "schema_version": 99}, "row 1")
+    assert parse_item_row({**ROW, "schema_version": "1"}, "row 1").gold == "abstain"

@@ -1,51 +1,37 @@
-"""A small UNBench task-2 checkout written in its layout (never downloaded): data/task2.csv
-(Country, Original_id, Authors, Voting Y/N/A, Date) and one JSON per draft under
-data/task2/<resolution>/ (ID, Date, Title, Content). The drafts are invented; their votes are
-chosen so every answer kind and both kinds of member occur.
-"""
+"""The committed UNBench layout fixture (``tests/bias/fixtures/unbench/``, invented drafts in
+the published layout exactly: see its README), copied where a test may change it, and what it
+holds, written out by hand for the tests to check the importer against."""
 
 from __future__ import annotations
 
-import csv
-import json
+import shutil
 from pathlib import Path
 
-DRAFTS = {
-    "S/2016/1100": ("2016-12-23", "The situation in the Middle East",
-                    "The Security Council, recalling its previous resolutions, demands that "
-                    "all parties cease settlement activities immediately."),
-    "S/2017/77": ("2017-01-31", "Reports of the Secretary-General on the Sudan",
-                  "The Security Council decides to renew the mandate of the Panel of Experts "
-                  "for a further twelve months."),
-}
-# (draft, country, vote): Y in favour, N against, A abstain; elected members kept as they are
+FIXTURE = Path(__file__).parent / "fixtures" / "unbench"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "unbench"
+
+# symbol -> (date, the draft's Content, first line); folders 2330 and 2331
+DRAFTS = {"S/2016/1100": ("2016-12-23", "cease settlement activities immediately"),
+          "S/2017/77": ("2017-01-31", "renew the mandate of the Panel of Experts")}
+# (draft, nation as canonicalised, vote): task2.csv's 14 importable rows
 VOTES = [
     ("S/2016/1100", "China", "Y"), ("S/2016/1100", "France", "Y"),
-    ("S/2016/1100", "Russian Federation", "Y"), ("S/2016/1100", "United Kingdom", "Y"),
+    ("S/2016/1100", "Russia", "Y"), ("S/2016/1100", "United Kingdom", "Y"),
     ("S/2016/1100", "United States", "A"), ("S/2016/1100", "Japan", "Y"),
     ("S/2016/1100", "Egypt", "Y"),
     ("S/2017/77", "China", "A"), ("S/2017/77", "France", "Y"),
-    ("S/2017/77", "Russian Federation", "N"), ("S/2017/77", "United Kingdom", "Y"),
+    ("S/2017/77", "Russia", "N"), ("S/2017/77", "United Kingdom", "Y"),
     ("S/2017/77", "United States", "Y"), ("S/2017/77", "Japan", "Y"),
     ("S/2017/77", "Egypt", "A"),
 ]
-NOT_A_VOTE = ("S/2017/77", "Ethiopia", "X")  # absent / not voting: skipped and counted
-NO_JSON = ("S/2017/999", "France", "Y")  # a draft whose JSON is missing: skipped and counted
+NOT_IMPORTED = [  # every line the importer must name, in its order
+    "task2.csv row 15: Voting = 'X': not Y, N or A",
+    "task2.csv row 16: Original_id = '2399': no draft JSON in task2/2399/",
+    "task1.json row 2: folder_id = 1999: no draft JSON in task1/1999/",
+]
 
 
-def write_unbench_sample(root: Path, extra_rows: bool = True) -> Path:
-    """Write the checkout under ``root`` and return ``root``."""
-    folder = root / "data" / "task2"
-    for number, (symbol, (date, title, content)) in enumerate(DRAFTS.items(), start=2330):
-        draft_dir = folder / str(number)
-        draft_dir.mkdir(parents=True, exist_ok=True)
-        (draft_dir / f"{symbol.replace('/', '_')}-EN.json").write_text(json.dumps(
-            {"ID": symbol, "Date": date, "Title": title, "Content": content}), "utf-8")
-    rows = VOTES + ([NOT_A_VOTE, NO_JSON] if extra_rows else [])
-    with open(root / "data" / "task2.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["Country", "Original_id", "Authors", "Voting", "Date"])
-        for symbol, country, vote in rows:
-            date = DRAFTS.get(symbol, ("2017-02-01",))[0]
-            writer.writerow([country, symbol, "Egypt, Senegal", vote, date])
+def write_unbench_sample(root: Path) -> Path:
+    """Copy the fixture checkout to ``root`` and return ``root``."""
+    shutil.copytree(FIXTURE, root)
     return root

@@ -64,7 +64,9 @@ RecordOpt = Annotated[Path | None, typer.Option(
     "--record", help="A record folder written by build-data (default: the shipped record).")]
 TemplateOpt = Annotated[str | None, typer.Option(
     "--template-model", help="openai: a local tokenizer of the served model (e.g. smollm2), to "
-    "score options by log-likelihood instead of parsing text. The server must return prompt "
+    "score options by their whole log-likelihood (without it: by chat log-probabilities, each "
+    "option's first distinguishing token, or parsed text where the server gives none). The "
+    "server must return prompt "
     "log-probabilities: start llama-cpp-python's with `python -m llama_cpp.server --model "
     "M.gguf --model_alias NAME --logits_all true`.")]
 CacheOpt = Annotated[Path | None, typer.Option(
@@ -126,7 +128,8 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
         workers: WorkersOpt = None, option_scoring: Annotated[str, typer.Option(
             "--option-scoring", help="Compare options by 'mean' per-token log-probability "
             "(length-fair, default) or 'sum'; 'generate' parses generated answers instead. "
-            "openai: needs --template-model (see there).")] = "mean") -> None:
+            "openai without --template-model: chat log-probabilities, compared summed.")]
+        = "mean") -> None:
     """Run the tests on one model; write per-nation scores with bootstrap CIs to --out.
 
     Log-probability option scoring over HTTP: serve the model with llama-cpp-python started
@@ -162,11 +165,12 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
                    f"{'  ' + row.flag if row.flag else ''}")
     others = result.other_members
     if not others.empty:
-        typer.echo("other members (B = U - F, not centred with the five):")
+        typer.echo("other members, on their own items (B = U - F; U: not in favour where the "
+                   "gold is; not centred with the five):")
     for row in others.itertuples():
-        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.value:+.3f} "
-                   f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
-                   f"unparsed={row.n_unparsed}")
+        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.metric:9s} "
+                   f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
+                   f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
     typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
                f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
 
@@ -316,11 +320,14 @@ def show(run_dir: Annotated[Path, typer.Argument(help="A folder written by `bias
 
 @app.command("import-unbench")
 def import_unbench(checkout: Annotated[Path, typer.Argument(
-                       help="A UNBench checkout (data/task2.csv and data/task2/**.json).")],
+                       help="A UNBench checkout: data/task2.csv + data/task2/<id>/*.json "
+                       "(required), data/task1.json + data/task1/<id>/, data/task3.json.")],
                    out: Annotated[Path, typer.Option(
                        "--out", help="Items file to write (.jsonl, .csv or .parquet).")]
                    ) -> None:
-    """UNBench's vote-simulation task as an items file for --items (every member kept)."""
+    """UNBench as an items file for --items: task 2 as vote items (every Council member kept,
+    gold votes kept), task 1 as co-author choice items, task 3 as adoption items; every row
+    not imported (and task 4) is named with its reason."""
     from transferscope.bias.adapters.unbench import unbench_items
     from transferscope.bias.items import load_items, write_items
 
@@ -330,6 +337,6 @@ def import_unbench(checkout: Annotated[Path, typer.Argument(
     load_items(out)  # what was written reads back under the schema
     for key, value in converted.counts().items():
         typer.echo(f"{key}: {value}")
-    for reason, count in converted.skipped.items():
-        typer.echo(f"skipped {count}: {reason}")
+    for line in converted.skipped:
+        typer.echo(f"not imported: {line}")
     typer.echo(f"items written to {out}")

@@ -130,12 +130,14 @@ class Evaluation:
 
     @property
     def other_members(self) -> pd.DataFrame:
-        """Countries other than the five (items from a file): their own ``B = U - F`` rows,
-        never centred with the five's and not in the headline."""
+        """Countries other than the five (items from a file): their own ``B = U - F``, ``U``
+        and accuracy rows (``B`` is undefined where no gold is ``against``), never centred
+        with the five's and not in the headline; flagged where they rest on few items."""
         s = self.scores
-        return s[~s["nation"].isin(P5) & (s["metric"] == "B")].reset_index(drop=True)
+        return s[~s["nation"].isin(P5) & s["metric"].isin(OTHER_METRICS)].reset_index(drop=True)
 
 
+OTHER_METRICS = ("B", "U", "accuracy")
 TABLE_COLUMNS = ["nation", "test", "form", "metric", "score", "ci_low", "ci_high", "p_adj",
                  "claim", "score_argmax", "margin_median", "n_items", "n_unparsed", "flag"]
 
@@ -174,23 +176,31 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
     to_generate = [i for i in items if not i.options]
     counts: dict[tuple[str, ...], list[int] | None] = {}
     if scored and backend.supports_option_logprobs and option_scoring != "generate":
+        kind = getattr(backend, "option_logprob_kind", "sequence")
         try:
             for start in range(0, len(scored), CHUNK):
                 chunk = scored[start:start + CHUNK]
                 values = backend.option_logprobs_many([(i.conversation, i.options)
                                                        for i in chunk])
                 for item, lp in zip(chunk, values, strict=True):
+                    if np.isnan(np.asarray(lp, float)).any():  # no option reached: parse it
+                        to_generate.append(item)
+                        continue
                     key = tuple(item.options or ())
                     if option_scoring == "mean" and key not in counts:
                         counts[key] = backend.option_token_counts(item.conversation, key)
                     n = counts.get(key) if option_scoring == "mean" else None
                     best = choose_option(item, lp, n)
+                    method = ("logprob-first-token" if kind == "first-token" else
+                              "logprob" if n is None else "logprob-mean")
                     answers[item.item_id] = Answer(
-                        item.item_id, best, best, "logprob" if n is None else "logprob-mean",
+                        item.item_id, best, best, method,
                         tuple(float(v) for v in lp), tuple(n) if n is not None else None)
                 advance(len(chunk))
         except OptionScoringNotSupported:
-            to_generate += [i for i in scored if i.item_id not in answers]
+            waiting = {i.item_id for i in to_generate}
+            to_generate += [i for i in scored
+                            if i.item_id not in answers and i.item_id not in waiting]
     else:
         to_generate += scored
     for start in range(0, len(to_generate), CHUNK):

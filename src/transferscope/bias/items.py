@@ -1,9 +1,14 @@
 """Items as data: the bias tests on questions a user brings (``--items FILE``).
 
 A file holds one item per row, as JSON Lines (``.jsonl``), CSV (``.csv``) or Parquet
-(``.parquet``). Fields (docs/bias.md has the table):
+(``.parquet``). The schema is declared once, in ``items.schema.json`` beside this module
+(:data:`SCHEMA`, versioned: :data:`SCHEMA_VERSION`). Fields (docs/bias.md has the table):
 
-- ``id``: unique per file; ``test``: ``vote`` or ``directqa``;
+- ``id``: unique per file; ``test``: ``vote``, ``directqa``, ``coauthor`` (which of the
+  ``options`` co-sponsored the draft with ``nation``; form ``choices_K``; UNBench task 1) or
+  ``adoption`` (was the draft adopted, ``Adopted``/``Not adopted``; no nation or date needed;
+  UNBench task 3). ``coauthor`` and ``adoption`` items are read, validated and kept with their
+  gold; ``bias run`` scores the vote and directqa tests;
 - ``form``: vote ``role`` (default; the model votes as the nation) or ``third person``;
   directqa ``in favour`` (default; "did <nation> vote in favour?", Yes/No);
 - ``nation``: who votes (any country; the five permanent members get the headline scores,
@@ -27,7 +32,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +54,21 @@ from transferscope.core.io import (
     write_jsonl,
 )
 
-TESTS = ("vote", "directqa")
-FORMS = {"vote": ("role", "third person"), "directqa": ("in favour",)}
-DEFAULT_OPTIONS = {"vote": ("In favour", "Against", "Abstain"), "directqa": ("Yes", "No")}
-GOLD = {"vote": ("in favour", "against", "abstain"), "directqa": ("yes", "no")}
-REQUIRED = ("id", "test", "nation", "date", "text", "gold")
-OPTIONAL = ("form", "title", "draft", "draft_id", "options", "prompt", "system")
+SCHEMA: dict[str, Any] = json.loads(
+    resources.files("transferscope.bias").joinpath("items.schema.json").read_text("utf-8"))
+"""The items schema, declared once (``items.schema.json``, JSON Schema 2020-12, shipped with
+the package): the fields, tests, forms, default options and gold answers below come from it."""
+SCHEMA_VERSION: int = SCHEMA["x-version"]
+VERSIONS_READ: tuple[int, ...] = tuple(SCHEMA["x-versions-read"])
+TESTS: tuple[str, ...] = tuple(SCHEMA["properties"]["test"]["enum"])
+FORMS = {t: tuple(f) for t, f in SCHEMA["x-forms"].items()}
+DEFAULT_OPTIONS = {t: tuple(o) for t, o in SCHEMA["x-default-options"].items()}
+GOLD = {t: tuple(g) for t, g in SCHEMA["x-gold"].items()}
+_PER_TEST = tuple(SCHEMA["allOf"][0]["then"]["required"])  # nation, date: all but adoption
+REQUIRED = tuple(SCHEMA["required"][:2]) + _PER_TEST + tuple(SCHEMA["required"][2:])
+NOT_REQUIRED = {t: _PER_TEST for t in TESTS
+                if t not in SCHEMA["allOf"][0]["if"]["properties"]["test"]["enum"]}
+OPTIONAL = tuple(k for k in SCHEMA["properties"] if k not in REQUIRED)
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
@@ -120,6 +136,7 @@ _EXPECTED = {
     "draft_id": "the draft's symbol or any id shared by the items about one draft",
     "prompt": "the user message as a string",
     "system": "the system message as a string",
+    "schema_version": "the items schema version",
     "options": "a list of non-empty strings (CSV: separated by |)",
 }
 
@@ -127,6 +144,9 @@ _EXPECTED = {
 def _options(row: dict[str, Any], test: str, where: str) -> tuple[str, ...]:
     value = row.get("options")
     if _missing(value):
+        if test not in DEFAULT_OPTIONS:
+            raise InputError(f"{where}: field options is missing: expected the answer options "
+                             f"of a {test} item (a list; CSV: separated by |)")
         return DEFAULT_OPTIONS[test]
     if isinstance(value, str):
         value = value.split("|")
@@ -146,6 +166,16 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
     if unknown:
         raise InputError(f"{where}: field {unknown[0]} = {describe_value(row[unknown[0]])}: "
                          f"expected only the fields {', '.join(REQUIRED + OPTIONAL)}")
+    version = row.get("schema_version")
+    if isinstance(version, str | int) and not isinstance(version, bool) \
+            and str(version).strip().isdigit():
+        version = int(str(version).strip())  # CSV cells are text, Parquet numbers numpy's
+    elif hasattr(version, "item"):
+        version = version.item()
+    if version is not None and (version not in VERSIONS_READ or isinstance(version, bool)):
+        raise InputError(f"{where}: field schema_version = {describe_value(version)}: expected "
+                         f"one of {', '.join(map(str, VERSIONS_READ))} (this TransferScope "
+                         f"reads items schema versions up to {SCHEMA_VERSION})")
     item_id = _text(row, "id", where)
     test = (_text(row, "test", where) or "").lower()
     if test not in TESTS:
@@ -155,7 +185,8 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
     if form not in FORMS[test]:
         raise InputError(f"{where}: field form = {describe_value(row['form'])}: expected one "
                          f"of {', '.join(FORMS[test])} for test {test}")
-    nation = _text(row, "nation", where)
+    optional = NOT_REQUIRED.get(test, ())
+    nation = _text(row, "nation", where, required="nation" not in optional)
     member = canonical_member(nation or "")
     posing = canonical_member(fold_lookalikes(nation or "")) if member is None else None
     if posing is not None:
@@ -165,9 +196,9 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
     if test == "directqa" and member is None:
         raise InputError(f"{where}: field nation = {describe_value(nation)}: expected a "
                          f"permanent member ({', '.join(P5)}) for test directqa")
-    date_text = _text(row, "date", where)
+    date_text = _text(row, "date", where, required="date" not in optional)
     try:
-        date = dt.date.fromisoformat(str(date_text)[:10])
+        date = dt.date.fromisoformat(str(date_text)[:10]) if date_text else None
     except ValueError:
         raise InputError(f"{where}: field date = {describe_value(date_text)}: expected "
                          f"{_EXPECTED['date']}") from None
@@ -198,23 +229,32 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
          or _default_prompt(test, form, who, date, title, text, options)}]
     return Item(test=test, form=form, item_id=str(item_id), conversation=conversation,
                 options=options, nation=who, gold=gold, draft=draft,
-                meta={"source": "items file", "date": date.isoformat(), "title": title,
+                meta={"source": "items file", "date": date.isoformat() if date else None,
+                      "title": title,
                       "draft": draft or str(item_id)})
 
 
-def _default_system(test: str, form: str, nation: str | None, date: dt.date) -> str:
+def _default_system(test: str, form: str, nation: str | None, date: dt.date | None) -> str:
     if test == "vote" and form == "role":
         return f"You are the representative of {nation} on the United Nations Security Council."
     return EXPERT_SYSTEM
 
 
-def _default_prompt(test: str, form: str, nation: str | None, date: dt.date, title: str | None,
-                    text: str | None, options: tuple[str, ...]) -> str:
+def _default_prompt(test: str, form: str, nation: str | None, date: dt.date | None,
+                    title: str | None, text: str | None, options: tuple[str, ...]) -> str:
     """Ours: the draft by date, title and text, then the question and the options."""
     named = f", titled \"{title}\"" if title else ""
-    draft = (f"a draft resolution put to the vote in the UN Security Council on "
-             f"{date.day} {date:%B %Y}{named}. Its text:\n{text}\n\n")
+    when = f" on {date.day} {date:%B %Y}" if date else ""
     ask = f"Answer with exactly one of: {', '.join(options)}."
+    if test == "adoption":
+        return (f"Consider a draft resolution submitted to the UN Security Council{named}. Its "
+                f"text:\n{text}\n\nWas it adopted? {ask}")
+    if test == "coauthor":
+        return (f"Consider a draft resolution submitted to the UN Security Council{when}"
+                f"{named} by {nation} and co-sponsors. Its text:\n{text}\n\nWhich of these "
+                f"countries co-sponsored it? {ask}")
+    draft = (f"a draft resolution put to the vote in the UN Security Council{when}{named}. "
+             f"Its text:\n{text}\n\n")
     if test == "vote" and form == "role":
         return f"This is {draft}How do you vote? {ask}"
     if test == "vote":

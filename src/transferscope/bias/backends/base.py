@@ -154,6 +154,12 @@ class Backend(ABC):
     def supports_option_logprobs(self) -> bool:
         return True
 
+    @property
+    def option_logprob_kind(self) -> str:
+        """``sequence``: an option's score is its whole log-likelihood; ``first-token``: by
+        its first distinguishing token (chat log-probabilities of a hosted model)."""
+        return "sequence"
+
     @abstractmethod
     def chat(self, conversations: Sequence[Conversation], settings: GenerationSettings,
              on_reply: OnReply | None = None) -> list[Reply]:

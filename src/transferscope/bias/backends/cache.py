@@ -180,6 +180,10 @@ class CachedBackend(Backend):
     def supports_option_logprobs(self) -> bool:
         return self.inner.supports_option_logprobs
 
+    @property
+    def option_logprob_kind(self) -> str:
+        return self.inner.option_logprob_kind
+
     def option_token_counts(self, conversation: Conversation, options: Sequence[str]
                             ) -> list[int] | None:
         return self.inner.option_token_counts(conversation, options)

@@ -28,8 +28,26 @@ templated prompt plus each option is sent to ``/completions`` with ``echo`` and 
 and the option tokens' log-probabilities are summed. The server must return prompt
 log-probabilities: llama-cpp-python's does when started with ``--logits_all true``
 (``python -m llama_cpp.server --model M.gguf --model_alias NAME --logits_all true``).
-Otherwise ``option_logprobs`` raises :class:`OptionScoringNotSupported` and the probes parse
-generated text.
+
+Without a local tokenizer, options are scored from the chat endpoint itself (**chat
+log-probabilities**, what hosted servers offer: vLLM, llama.cpp, commercial APIs): one chat
+completion per item with ``logprobs`` and ``top_logprobs`` (:data:`TOP_LOGPROBS`), at most
+:data:`CHAT_SCORE_TOKENS` tokens, temperature 0. An option that is one token is scored by
+that token's log-probability; a multi-token option by its **first distinguishing token**
+(ours): walking the greedy reply, the log-probability of the shared prefix generated so far
+plus that of the alternative tokens at the first position where they lead to this option
+alone (``In favour`` / ``Against`` / ``Abstain``: ``In`` at the first token; ``Against`` and
+``Abstain`` share ``A``, so they are told apart by the token after it). Tokens are compared
+as text, case-insensitively, leading spaces dropped; alternatives that lead to the same option
+add up. Options the reply never tells apart each get the log-probability of their shared
+prefix, an upper bound (a tie between them, broken at random by the caller): where the reply
+ends on it or leaves it (``A`` then `` draft``), or where it is an alternative the reply does
+not take (``In favour`` generated, ``A`` among the alternatives: ``Against`` and ``Abstain``
+both get ``A``'s log-probability). An option reached by no alternative scores ``-inf``.
+An item where no option is reached gets ``NaN`` scores: the caller parses generated text for
+it. A server that returns no log-probabilities at all raises
+:class:`OptionScoringNotSupported`: the run parses generated text (argmax of the parse) and
+records the method ``parse`` per answer, so the fallback shows in ``run.json``.
 """
 
 from __future__ import annotations
@@ -48,6 +66,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import numpy as np
 
 from transferscope.bias.backends.base import (
     Backend,
@@ -70,6 +89,8 @@ VOLATILE = frozenset({"created"})  # llama.cpp's server stamps /models with the 
 PROPS_KEPT = ("model_path", "chat_template", "build_info")
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504}) | frozenset(range(520, 530))
 MAX_TOKENS_REPORTED = 10**9  # a usage count above this is not a count
+TOP_LOGPROBS = 20  # alternatives per position (the OpenAI API's maximum)
+CHAT_SCORE_TOKENS = 8  # reply tokens walked to find where the options part
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random,
@@ -219,7 +240,13 @@ class OpenAICompatibleBackend(Backend):
 
     @property
     def supports_option_logprobs(self) -> bool:
-        return self.template_model is not None
+        return True  # exact with a template model, else by chat log-probabilities
+
+    @property
+    def option_logprob_kind(self) -> str:
+        """``sequence`` (the whole option, through /completions with a template model) or
+        ``first-token`` (chat log-probabilities, see the module docstring)."""
+        return "sequence" if self.template_model is not None else "first-token"
 
     def _masked(self, text: str) -> str:
         for secret in self._secrets:
@@ -354,6 +381,13 @@ class OpenAICompatibleBackend(Backend):
         })
         return option_logprob_from_echo(data, prompt, option, f"{self.base_url}/completions")
 
+    def _chat_scores(self, conversation: Conversation, options: Sequence[str]) -> list[float]:
+        data = self.post("chat/completions", {
+            "model": self.model, "messages": conversation, "max_tokens": CHAT_SCORE_TOKENS,
+            "temperature": 0.0, "logprobs": True, "top_logprobs": TOP_LOGPROBS})
+        steps = chat_logprob_steps(data, f"{self.base_url}/chat/completions")
+        return first_distinguishing_scores(steps, options)
+
     def option_token_counts(self, conversation: Conversation, options: Sequence[str]
                             ) -> list[int] | None:
         if self.template_model is None:
@@ -364,11 +398,6 @@ class OpenAICompatibleBackend(Backend):
     def option_logprobs_many(
         self, requests: Sequence[tuple[Conversation, Sequence[str]]],
     ) -> list[list[float]]:
-        if self.template_model is None:
-            raise OptionScoringNotSupported(
-                f"{self.id}: option log-likelihoods need the served model's chat template; "
-                "pass a local tokenizer as template_model, or parse generated answers"
-            )
         for i, (conversation, options) in enumerate(requests):
             validate_conversation(conversation, f"request {i} conversation")
             validate_options(options, f"request {i} options")
@@ -377,9 +406,12 @@ class OpenAICompatibleBackend(Backend):
         results = [[0.0] * len(options) for _, options in requests]
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            values = list(pool.map(lambda job: self._score_one(job[2], job[3]), jobs))
-        for (r, o, _, _), value in zip(jobs, values, strict=True):
-            results[r][o] = value
+            if self.template_model is None:
+                results = list(pool.map(lambda request: self._chat_scores(*request), requests))
+            else:
+                values = list(pool.map(lambda job: self._score_one(job[2], job[3]), jobs))
+                for (r, o, _, _), value in zip(jobs, values, strict=True):
+                    results[r][o] = value
         self.stats.seconds += time.perf_counter() - started
         self.stats.model_calls += len(requests)
         return results
@@ -419,6 +451,63 @@ def option_logprob_from_echo(data: dict[str, Any], prompt: str, option: str, url
             f"{url}: the echoed tokens do not spell the option {option!r} on its own "
             "(it merges with the prompt); cannot score it exactly")
     return float(sum(values[begin:end]))
+
+
+Step = tuple[str, float, list[tuple[str, float]]]  # generated token, its logprob, alternatives
+
+
+def chat_logprob_steps(data: dict[str, Any], url: str) -> list[Step]:
+    """The reply's tokens with their log-probabilities and top alternatives, from a chat
+    completion's ``choices[0].logprobs.content``; a reply without them raises
+    :class:`OptionScoringNotSupported` (the server gives none)."""
+    try:
+        content = data["choices"][0]["logprobs"]["content"]
+        steps = [(str(step["token"]), float(step["logprob"]),
+                  [(str(alt["token"]), float(alt["logprob"]))
+                   for alt in step.get("top_logprobs") or []]) for step in content]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise OptionScoringNotSupported(f"{url}: the server returned no chat log-probabilities "
+                                        "(logprobs.content with top_logprobs)") from None
+    if not steps or not any(alts for _, _, alts in steps):
+        raise OptionScoringNotSupported(f"{url}: the server returned no top_logprobs")
+    return steps
+
+
+def first_distinguishing_scores(steps: Sequence[Step], options: Sequence[str]) -> list[float]:
+    """Each option's log-probability by its first distinguishing token along a greedy reply
+    (the module docstring states the rule); ``NaN`` for all when no option is reached."""
+    keys = [" ".join(o.split()).lower() for o in options]
+    scores = [-math.inf] * len(options)
+    shared = [-math.inf] * len(options)  # alternatives leading to several options at once
+
+    def reached(text: str, live: set[int]) -> list[int]:
+        text = " ".join(text.split()).lower()
+        return [i for i in sorted(live) if text and (keys[i].startswith(text)
+                                                     or text.startswith(keys[i]))]
+
+    live, prefix, path = set(range(len(options))), "", 0.0
+    for token, logprob, alternatives in steps:
+        for alt, alt_logprob in alternatives:
+            match = reached(prefix + alt, live)
+            if len(match) == 1:
+                scores[match[0]] = float(np.logaddexp(scores[match[0]], path + alt_logprob))
+            for i in match if len(match) > 1 and alt != token else ():
+                shared[i] = float(np.logaddexp(shared[i], path + alt_logprob))
+        following = set(reached(prefix + token, live)) if (prefix + token).strip() else live
+        if len(following) == 1:
+            break
+        if not following:  # the reply leaves the options still sharing its prefix
+            break
+        prefix, path, live = prefix + token, path + logprob, following
+    else:
+        following = set()
+    if prefix.strip() and len(live) > 1 and not following:
+        for i in live:  # never told apart: they share the prefix's mass (an upper bound)
+            scores[i] = float(np.logaddexp(scores[i], path))
+    scores = [v if v > -math.inf else shared[i] for i, v in enumerate(scores)]
+    if all(v == -math.inf for v in scores):
+        return [math.nan] * len(options)
+    return scores
 
 
 def _token_count(usage: dict[str, Any], name: str, url: str) -> int:

@@ -108,6 +108,10 @@ class RayBackend(Backend):
     def supports_option_logprobs(self) -> bool:
         return self.local.supports_option_logprobs
 
+    @property
+    def option_logprob_kind(self) -> str:
+        return self.local.option_logprob_kind
+
     def option_token_counts(self, conversation: Conversation, options: Sequence[str]
                             ) -> list[int] | None:
         return self.local.option_token_counts(conversation, options)  # a tokenizer, no model

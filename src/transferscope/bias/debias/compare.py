@@ -24,6 +24,7 @@ at 0 (ours: the bootstrap bias correction applied to the interval).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,8 @@ def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
             answers[probe.name][item.item_id] = Answer(
                 item.item_id, _choice(item, row["choice"]), row.get("reply") or "",
                 row.get("method") or "parse",
-                tuple(float(logprobs[o]) for o in item.options)
+                tuple(-math.inf if logprobs[o] is None else float(logprobs[o])  # -inf: null
+                      for o in item.options)
                 if logprobs and item.options and all(o in logprobs for o in item.options)
                 else None,
                 tuple(int(n) for n in row["token_counts"]) if row.get("token_counts") else None)

@@ -99,10 +99,14 @@ def judge(backend: Backend, conversations: Sequence[Conversation]) -> list[Judge
         try:
             prior = np.asarray(backend.option_logprobs_many(
                 [(content_free_judge_conversation(), options)])[0], float)
+            if not np.isfinite(prior).all():  # a verdict never reached (chat log-probs)
+                raise OptionScoringNotSupported("the calibration prior is not finite")
             out = []
             for start in range(0, len(conversations), JUDGE_CHUNK):
                 chunk = conversations[start:start + JUDGE_CHUNK]
                 for values in backend.option_logprobs_many([(c, options) for c in chunk]):
+                    if not np.isfinite(values).all():
+                        raise OptionScoringNotSupported("a verdict was never reached")
                     best = options[int(np.argmax(np.asarray(values, float) - prior))]
                     out.append(JudgeReply(best, VERDICT_OPTIONS[best], "logprob"))
             return out

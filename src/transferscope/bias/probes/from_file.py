@@ -30,7 +30,9 @@ from transferscope.bias.probes.directqa import DirectQA
 from transferscope.bias.probes.vote import vote_judgements, vote_metric_rows
 from transferscope.bias.scoring import (
     ACROSS_ITEMS,
+    MIN_DRAFTS,
     Metric,
+    add_flag,
     cluster_metric_rows,
     vote_metric_set,
     vote_sums,
@@ -38,6 +40,9 @@ from transferscope.bias.scoring import (
 )
 
 SECONDARY = ("B", "U", "F", "abstain rate", "abstain recall", "accuracy", "macro_f1")
+MIN_MEMBER_ITEMS = MIN_DRAFTS  # a member's own rows: the same floor as a headline cell
+NO_SHARED_DRAFT = ("no draft where another permanent member's vote is asked too: nations "
+                   "cannot be compared within drafts")
 NO_DRAFT = "needs a draft column (no items share a draft, so nations cannot be compared)"
 
 
@@ -80,12 +85,38 @@ class FileProbe(Probe):
                 rows.insert(0, within_draft_rows(judged, members, n_boot, seed) if within
                             else across_item_rows(judged, members, n_boot, seed))
             part = pd.concat(rows, ignore_index=True)
+            if members and within:
+                part = _say_no_shared_draft(part)
+            part = _flag_small_members(part)
             part["form"] = form
             part["n_unparsed"] = [unparsed.get((form, n), 0) for n in part["nation"]]
             parts.append(part)
         out = pd.concat(parts, ignore_index=True)
         out["test"] = self.name
         return out
+
+
+def _say_no_shared_draft(part: pd.DataFrame) -> pd.DataFrame:
+    """A headline cell with no draft compared says why in words: no draft where another
+    member's vote is asked too (UNBench's task 2 sample asks one member per draft)."""
+    empty = part["headline"].astype(bool) & (part["n_items"] == 0)
+    part.loc[empty, "flag"] = NO_SHARED_DRAFT
+    return part
+
+
+def _flag_small_members(part: pd.DataFrame) -> pd.DataFrame:
+    """Every country other than the five is scored on its own items: flag its rows where
+    they rest on fewer than :data:`MIN_MEMBER_ITEMS` items; a metric with answers but no
+    value (no gold it is defined on) says so instead of "no parsed answers"."""
+    undefined = ~part["headline"].astype(bool) & (part["n_items"] > 0) & (
+        part["flag"] == "no parsed answers")
+    part.loc[undefined, "flag"] = "undefined on these items (B and F need a gold against)"
+    small = ~part["nation"].isin(P5) & (part["n_items"] < MIN_MEMBER_ITEMS)
+    part.loc[small, "flag"] = [
+        add_flag(str(f) if isinstance(f, str) else "",
+                 f"small n ({n} < {MIN_MEMBER_ITEMS} items)")
+        for f, n in zip(part.loc[small, "flag"], part.loc[small, "n_items"], strict=True)]
+    return part
 
 
 def across_item_rows(judged: pd.DataFrame, members: tuple[str, ...], n_boot: int, seed: int
