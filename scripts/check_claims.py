@@ -10,7 +10,11 @@ carries a unit or a ratio (``s``, ``ms``, ``min``, ``h``, ``GiB``, ``MiB``, ``GB
 - the section carries a computation note ``<!-- calc: 1.35 = 583.6 / 467.5 -->`` whose operands
   are all supported and whose value rounds to the claim; or
 - the allow-list (``docs/claims-allowlist.txt``, lines ``FILE | NUMBER | why``) lists it: for
-  definitions and settings (``95% CI``, ``2 cores``), never for measurements.
+  definitions and settings (``24 GiB`` of the machine, a cap the code sets), never for
+  measurements.
+
+Not claims at all: versions (``Python >= 3.11``), levels (``95% CI``, ``90%-interval``, ``90%
+quantile``, ``95% coverage``), decades (``the 1970s``) and shapes (``3100 x 3100``).
 
 A section runs from one Markdown heading to the next. Run by ``make test`` (through
 tests/test_claims_gate.py); ``python scripts/check_claims.py [ROOT [DOCUMENT ...]]`` checks every
@@ -48,8 +52,14 @@ _LINK_TARGET = re.compile(r"\]\([^)]*\)|https?://\S+")
 _HEADING = re.compile(r"^#{1,6}\s")
 # Not measurements: versions ("Python >= 3.11") and confidence levels ("95% CI", "90% intervals").
 _VERSION_BEFORE = re.compile(r"(?:>=|<=|==|~=|[<>]|\b[Pp]ython|\bversion|\bv)\s*$")
-_LEVEL_AFTER = re.compile(r"\s*(?:bootstrap\s+|predictive\s+|confidence\s+)?"
-                          r"(?:CIs?|confidence|intervals?|coverage\s+level)\b")
+# Levels: "95% CI", "90%-interval", "90% quantile", "95% coverage" (the coverage of the 95%
+# interval; a measured coverage reads "covered 91%" or "coverage 0.91").
+_LEVEL_AFTER = re.compile(r"[\s\-]*(?:bootstrap\s+|predictive\s+|confidence\s+)?"
+                          r"(?:CIs?|confidence|intervals?|coverage|quantiles?|percentiles?)\b")
+# Decades ("the 1970s", "1946-1970s") and shapes ("3100 x 3100", "2 x 64 ReLU") carry a
+# unit-like letter but are not measurements.
+_DECADE = re.compile(r"(?:1[5-9]|20)\d0s$")
+_SHAPE_AFTER = re.compile(r"\s*\d")
 _VALUE = re.compile(_NUMBER)
 
 
@@ -117,7 +127,13 @@ def find_claims(path: str, text: str) -> list[tuple[Claim, Section]]:
                     continue
                 if unit == "%" and _LEVEL_AFTER.match(line, match.end()):
                     continue
+                if (unit in ("x", "×") and " " in match.group(0)
+                        and _SHAPE_AFTER.match(line, match.end())):
+                    continue
                 tail = _RANGE_TAIL.match(line, match.end())
+                if _DECADE.match(line[match.start():match.end()]) or (
+                        tail is not None and _DECADE.match(tail.group(0).lstrip(" -–"))):
+                    continue
                 if unit is None and tail is not None:
                     unit = tail["unit"]
                 has_decimals = "." in num and len(num.split(".")[1]) >= 2

@@ -102,6 +102,15 @@ def test_allow_list_code_versions_and_confidence_levels_are_not_claims(tmp_path)
     assert _gate(allowed).returncode == 0, _gate(allowed).stdout
 
 
+def test_levels_decades_and_shapes_are_not_claims_but_measurements_beside_them_are(tmp_path):
+    readme = ("# Record\n\nUSSR vetoes 1946-1970s, US 1970s-2020s; a 3100 x 3100 matrix, a 2 x 64\n"
+              "ReLU net; the 90%-interval and 90% quantile; their MAE and 95% coverage.\n"
+              "It covered 91% of splits, took 40-84 s and ran 2 x faster.\n")
+    res = _gate(_tree(tmp_path, readme))
+    flagged = sorted(line.split(": ")[1] for line in res.stdout.splitlines()[:-1])
+    assert flagged == ["2x", "40s", "84s", "91%"], res.stdout
+
+
 def test_allow_list_entries_need_a_reason(tmp_path):
     root = _tree(tmp_path, "# A\n\n24 GiB\n", allowlist="README.md | 24GiB |\n")
     with pytest.raises(ValueError, match="claims-allowlist.txt:1: .*expected 'FILE | NUMBER | why'"):
