@@ -169,8 +169,8 @@ def test_a_number_planted_in_a_copy_of_a_real_document_fails(tmp_path):
     assert gate.check(tmp_path, [doc]) == []
     heading = "## What this machine measured"
     assert heading in text
-    planted = text.replace(heading, heading + "\n\nTwo workers run 3.7x faster than one.\n", 1)
+    planted = text.replace(heading, heading + "\n\nTwo workers run 97.3x faster than one.\n", 1)
     (tmp_path / doc).write_text(planted)
-    line = planted.splitlines().index("Two workers run 3.7x faster than one.") + 1
+    line = planted.splitlines().index("Two workers run 97.3x faster than one.") + 1
     problems = gate.check(tmp_path, [doc])
-    assert len(problems) == 1 and problems[0].startswith(f"{doc}:{line}: 3.7x: not in "), problems
+    assert len(problems) == 1 and problems[0].startswith(f"{doc}:{line}: 97.3x: not in "), problems
