@@ -125,7 +125,8 @@ def find_claims(path: str, text: str) -> list[tuple[Claim, Section]]:
                 num, unit = match["num"], match["unit"]
                 if _VERSION_BEFORE.search(line[:match.start()]):
                     continue
-                if unit == "%" and _LEVEL_AFTER.match(line, match.end()):
+                following = section.lines[offset + 1] if offset + 1 < len(section.lines) else ""
+                if unit == "%" and _LEVEL_AFTER.match(f"{line[match.end():]} {following}"):
                     continue
                 if (unit in ("x", "×") and " " in match.group(0)
                         and _SHAPE_AFTER.match(line, match.end())):
