@@ -117,6 +117,8 @@ def main() -> None:
         spec = {"n": n, "budget_gb": args.budget_gb, "result": str(result),
                 "work": str(work) if work else None}
         started, load_before = time.perf_counter(), os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_before = before.ru_utime + before.ru_stime
         began = time.strftime("%H:%M:%S UTC", time.gmtime())
         try:
             done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
@@ -126,11 +128,14 @@ def main() -> None:
             code, tail = None, ["stopped at --limit-s (resumable with the same --work)"]
         wall = time.perf_counter() - started
         # the largest waited-for child so far: this chunk's child also when it was stopped
-        child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child_peak = usage.ru_maxrss / 2**20
+        child_cpu = usage.ru_utime + usage.ru_stime - cpu_before
         chunk = {"n": n, "wall_s": wall, "finished": code == 0, "began": began,
                  "at": time.strftime("%H:%M:%S UTC", time.gmtime()),
                  "load_before": load_before, "load": os.getloadavg()[0],
-                 "budget_gb": args.budget_gb, "child_peak_rss_gib": child_peak}
+                 "budget_gb": args.budget_gb, "child_peak_rss_gib": child_peak,
+                 "child_cpu_s": child_cpu}
         if code == 0:
             chunk.update(json.loads(result.read_text()))
         if work is not None:
@@ -144,7 +149,7 @@ def main() -> None:
             peak = max(max(c.get("peak_rss_gib", 0.0), c.get("child_peak_rss_gib", 0.0))
                        for c in chunks)
             print(f"# chunk {len(chunks)} for n={n}: {began} - {chunk['at']}, wall {wall:.0f} s, "
-                  f"load {load_before:.1f} -> {chunk['load']:.1f}, peak RSS {child_peak:.2f} "
+                  f"CPU {child_cpu:.0f} s, load {load_before:.1f} -> {chunk['load']:.1f}, peak RSS {child_peak:.2f} "
                   f"GiB, {chunk['progress']}; all chunks: wall {total:.0f} s, peak RSS {peak:.2f} GiB",
                   flush=True)
         if code != 0:
