@@ -17,9 +17,9 @@ Gram in a private cache there, and every invocation appends its wall time and pe
 largest peak. Usage (one n per call, under the shared lock)::
 
     python benchmarks/ntk_paper_scale.py --n 32 64 128 --budget-gb 8
-    python benchmarks/ntk_paper_scale.py --n 512 --budget-gb 8 --work /tmp/neo512 --limit-s 1500
+    python benchmarks/ntk_paper_scale.py --n 512 --budget-gb 4 --work /tmp/neo512 --limit-s 520
 
-Results: ``benchmarks/results/ntk_paper_scale-<date>.txt``.
+Results: ``benchmarks/results/ntk_paper_scale-<date>.txt`` (2026-12-07: n = 512 in 4 such chunks).
 """
 
 from __future__ import annotations
