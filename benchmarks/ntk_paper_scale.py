@@ -17,9 +17,9 @@ Gram in a private cache there, and every invocation appends its wall time and pe
 largest peak. Usage (one n per call, under the shared lock)::
 
     python benchmarks/ntk_paper_scale.py --n 32 64 128 --budget-gb 8
-    python benchmarks/ntk_paper_scale.py --n 512 --budget-gb 8 --work /tmp/neo512 --limit-s 1500
+    python benchmarks/ntk_paper_scale.py --n 512 --budget-gb 4 --work /tmp/neo512 --limit-s 520
 
-Results: ``benchmarks/results/ntk_paper_scale-<date>.txt``.
+Results: ``benchmarks/results/ntk_paper_scale-<date>.txt`` (2026-12-07: n = 512 in 4 such chunks).
 """
 
 from __future__ import annotations
@@ -78,6 +78,19 @@ def child(spec: dict) -> None:
     Path(spec["result"]).write_text(json.dumps(out))
 
 
+def progress(work: Path) -> dict:
+    """How far the engine's work directory got: gradient blocks stored, Gram chunks done."""
+    blocks = list(work.rglob("x-*.pt"))
+    states = list(work.rglob("gram.json"))
+    out = {"blocks_stored": len(blocks),
+           "blocks_gib": sum(p.stat().st_size for p in blocks) / 2**30}
+    if states:
+        state = json.loads(states[0].read_text())
+        out.update(gram_chunks_done=len(state["done"]),
+                   gram_chunks=len(state["layout"]["chunks"]))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -103,7 +116,10 @@ def main() -> None:
         result = Path(f"/tmp/neo-bench-{os.getpid()}-{n}.json")
         spec = {"n": n, "budget_gb": args.budget_gb, "result": str(result),
                 "work": str(work) if work else None}
-        started = time.perf_counter()
+        started, load_before = time.perf_counter(), os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_before = before.ru_utime + before.ru_stime
+        began = time.strftime("%H:%M:%S UTC", time.gmtime())
         try:
             done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
                                   capture_output=True, text=True, timeout=args.limit_s)
@@ -111,20 +127,30 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             code, tail = None, ["stopped at --limit-s (resumable with the same --work)"]
         wall = time.perf_counter() - started
-        chunk = {"n": n, "wall_s": wall, "finished": code == 0,
-                 "at": time.strftime("%H:%M UTC", time.gmtime()),
-                 "load": os.getloadavg()[0]}
+        # the largest waited-for child so far: this chunk's child also when it was stopped
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child_peak = usage.ru_maxrss / 2**20
+        child_cpu = usage.ru_utime + usage.ru_stime - cpu_before
+        chunk = {"n": n, "wall_s": wall, "finished": code == 0, "began": began,
+                 "at": time.strftime("%H:%M:%S UTC", time.gmtime()),
+                 "load_before": load_before, "load": os.getloadavg()[0],
+                 "budget_gb": args.budget_gb, "child_peak_rss_gib": child_peak,
+                 "child_cpu_s": child_cpu}
         if code == 0:
             chunk.update(json.loads(result.read_text()))
         if work is not None:
+            chunk["progress"] = progress(work)
             log = work / "chunks.json"
             chunks = json.loads(log.read_text()) if log.exists() else []
             chunks.append(chunk)
             work.mkdir(parents=True, exist_ok=True)
             log.write_text(json.dumps(chunks, indent=1))
             total = sum(c["wall_s"] for c in chunks)
-            peak = max(c.get("peak_rss_gib", 0.0) for c in chunks)
-            print(f"# chunks so far for n={n}: {len(chunks)}, wall {total:.0f} s in all",
+            peak = max(max(c.get("peak_rss_gib", 0.0), c.get("child_peak_rss_gib", 0.0))
+                       for c in chunks)
+            print(f"# chunk {len(chunks)} for n={n}: {began} - {chunk['at']}, wall {wall:.0f} s, "
+                  f"CPU {child_cpu:.0f} s, load {load_before:.1f} -> {chunk['load']:.1f}, peak RSS {child_peak:.2f} "
+                  f"GiB, {chunk['progress']}; all chunks: wall {total:.0f} s, peak RSS {peak:.2f} GiB",
                   flush=True)
         if code != 0:
             print(f"n={n}: not finished ({tail}); wall {wall:.0f} s", flush=True)
