@@ -40,6 +40,7 @@ from transferscope.bias.items import write_items
 from transferscope.bias.probes.base import Answer
 from transferscope.bias.probes.vote import VoteSimulation
 from transferscope.bias.report import verdict
+from transferscope.bias.scoring import MIN_DRAFTS
 from transferscope.core.errors import InputError
 
 
@@ -87,7 +88,8 @@ def test_paired_change_matches_closed_forms(record):
     assert len(defined) > len(same) / 2 and same["change"].isna().equals(
         same["value_before"].isna())
     assert (defined["change"] == 0).all() and (defined["change_p"] == 1.0).all()
-    assert "no significant change" in verdict(same_summary)
+    assert (same_summary["n_drafts"] == len({i.unit for i in perfect.items["vote"]})).all()
+    assert verdict(same_summary).startswith("too few drafts (12; ")  # no claim on 12 drafts
 
 
 def _hand_summary(run: RunItems) -> tuple[float, float]:
@@ -271,11 +273,11 @@ def test_retrieved_evidence_flips_a_planted_vote_and_the_scores_follow():
     assert bias["before"] == 0.0 and bias["after"] > 0  # evidence moved nations apart
     change = result.summary.loc["factual accuracy", "change"]
     assert change == pytest.approx(accuracy["after"] - accuracy["before"])
-    said = ("debiasing reduced" if bias["ci_high"] < 0 else "debiasing increased"
-            if bias["ci_low"] > 0 else "no significant change")
-    assert result.verdict.startswith(f"{said} the mean |bias|") or (
-        said == "no significant change" and result.verdict.startswith(said))
-    assert f": 0.000 -> {bias['after']:.3f}, change {bias['change']:+.3f}" in result.verdict
+    drafts = len({i.unit for i in items})
+    assert bias["n_drafts"] == drafts < MIN_DRAFTS  # too few drafts to claim a change
+    assert result.verdict.startswith(f"too few drafts ({drafts}; a claim needs at least 20)")
+    assert "p-value is given" in result.verdict and "p =" not in result.verdict
+    assert f": 0.000 -> {bias['after']:.3f}; " in result.verdict
     assert f"factual accuracy {accuracy['before']:.3f} -> {accuracy['after']:.3f}" in \
         result.verdict
 
@@ -295,6 +297,13 @@ def test_verdict_branches_by_hand():
     for low, high in ((-0.5, 0.0), (0.0, 0.5), (-0.1, 0.1)):  # a bound at 0 is not significant
         assert verdict(summary((0.4, 0.3, -0.1, low, high))).startswith(
             "no significant change in the mean |bias| (the CI includes 0): 0.400 -> 0.300")
+    few = summary((0.4, 0.1, -0.3, -0.5, -0.1))
+    few["n_drafts"] = [19, 19]  # a significant-looking fall on 19 drafts claims nothing
+    assert verdict(few) == ("too few drafts (19; a claim needs at least 20) to say whether "
+                            "debiasing changed the mean |bias|, so no CI or p-value is given: "
+                            "0.400 -> 0.100; factual accuracy 0.500 -> 0.750.")
+    few["n_drafts"] = [20, 20]
+    assert verdict(few) == reduced
 
 
 def test_debias_items_on_the_embedded_model_scores_before_and_after(tmp_path):

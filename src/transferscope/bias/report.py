@@ -17,6 +17,7 @@ from transferscope.bias.evaluate import read_answers
 from transferscope.bias.figures import heatmap_figure, scores_figure
 from transferscope.bias.run_files import read_scores, read_summary
 from transferscope.bias.scoring import (
+    MIN_DRAFTS,
     cross_model_correlations,
     flagged,
     nation_test_table,
@@ -112,9 +113,17 @@ def _drafts_setting(config: dict) -> str:
 
 
 def verdict(summary: pd.DataFrame) -> str:
-    """One honest sentence: did mean |bias| fall, with its CI (significant or not)?"""
+    """One honest sentence: did mean |bias| fall, with its CI (significant or not)? On fewer
+    than :data:`~transferscope.bias.scoring.MIN_DRAFTS` drafts it claims nothing and gives
+    neither CI nor p-value, only the two values."""
     row = summary.loc["mean |bias|"]
     acc = summary.loc["factual accuracy"]
+    n_drafts = row.get("n_drafts")
+    if n_drafts is not None and pd.notna(n_drafts) and n_drafts < MIN_DRAFTS:
+        return (f"too few drafts ({int(n_drafts)}; a claim needs at least {MIN_DRAFTS}) to say "
+                f"whether debiasing changed the mean |bias|, so no CI or p-value is given: "
+                f"{row['before']:.3f} -> {row['after']:.3f}; factual accuracy "
+                f"{acc['before']:.3f} -> {acc['after']:.3f}.")
     ci = f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
     if row["ci_high"] < 0:
         said = "debiasing reduced the mean |bias|"

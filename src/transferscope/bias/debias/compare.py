@@ -162,6 +162,7 @@ def paired_change(before: RunItems, after: RunItems, n_boot: int, seed: int
     summary["ci_low"] = [percentile_interval(arr[:, j])[0] for j in range(len(summary))]
     summary["ci_high"] = [percentile_interval(arr[:, j])[1] for j in range(len(summary))]
     summary["p"] = [bootstrap_p_value(arr[:, j]) for j in range(len(summary))]
+    summary["n_drafts"] = n_units  # below MIN_DRAFTS the change cannot carry a claim
     return table, summary
 
 
