@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -118,24 +119,24 @@ def csv_cell_back(value: Any) -> Any:
     return value
 
 
-def csv_frame(frame: Any) -> Any:
-    """A copy of a pandas DataFrame whose text cells (and column names) pass :func:`csv_cell`."""
+def _map_text(frame: Any, cell: Callable[[Any], Any]) -> Any:
+    """A copy of a pandas DataFrame with ``cell`` applied to its text cells and column names."""
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object or str(out[column].dtype) in ("string", "str"):
-            out[column] = out[column].map(csv_cell)
-    out.columns = [csv_cell(c) if isinstance(c, str) else c for c in out.columns]
+            out[column] = out[column].map(cell)
+    out.columns = [cell(c) if isinstance(c, str) else c for c in out.columns]
     return out
+
+
+def csv_frame(frame: Any) -> Any:
+    """A copy of a pandas DataFrame whose text cells (and column names) pass :func:`csv_cell`."""
+    return _map_text(frame, csv_cell)
 
 
 def csv_frame_back(frame: Any) -> Any:
     """The frame :func:`csv_frame` was given, from one read back as text."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or str(out[column].dtype) in ("string", "str"):
-            out[column] = out[column].map(csv_cell_back)
-    out.columns = [csv_cell_back(c) if isinstance(c, str) else c for c in out.columns]
-    return out
+    return _map_text(frame, csv_cell_back)
 
 
 _SECRET_KEYS = re.compile(r"(?i)^(?:.*[-_])?(?:api[-_]?key|key|token|secret|password|passwd|"
