@@ -43,8 +43,8 @@ def _table_model(**params) -> TableModel:
         estimator = DINORegressor(**(FAST | params))
     pipe = make_pipeline(StandardScaler(), estimator)
     pipe.fit(X, y, **{f"{type(estimator).__name__.lower()}__domain": codes})
-    encoder = FeatureEncoder(["a", "b", "c"], {}, {}, None)
-    return TableModel(pipe, ["a", "b", "c"], "y", encoder)
+    encoder = FeatureEncoder(features=["a", "b", "c"], categories={}, fill={}, impute=None)
+    return TableModel(pipeline=pipe, features=["a", "b", "c"], target="y", encoder=encoder)
 
 
 @pytest.mark.parametrize("params", [

@@ -34,9 +34,12 @@ slowly), so for distinct base samples the rank stays close to their number.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 
 from transferscope.dino.kernels import KernelFn
+from transferscope.dino.params import FactorForm
 from transferscope.dino.scalable import pivoted_cholesky
 
 
@@ -46,7 +49,7 @@ def mean_embedding_cosine(kernel: KernelFn, B_s: torch.Tensor, B_t: torch.Tensor
     return cross / torch.sqrt(kernel(B_s, B_s).mean() * kernel(B_t, B_t).mean())
 
 
-FORMS = ("cosine", "elu")
+FORMS: tuple[str, ...] = get_args(FactorForm)
 ELU_FEATURES = 8  # the authors' feature-map width (``feat_dim`` in their DINO.py)
 
 

@@ -32,7 +32,14 @@ from transferscope.dino.estimator import DINORegressor
 from transferscope.dino.kernels import base_kernel
 from transferscope.dino.mmd import mmd_with_bootstrap
 
-RESULTS_VERSION = "dino-bench-v3"  # part of every cache key: bump when a method's code changes
+# The code a cached result's numbers come from: the methods, the tables and their splits, the
+# MMD and this module. The cache's folder is named by the package version and a digest of this
+# code (core/cache.py), so an entry computed by other code is never read; a change elsewhere
+# (the command line, the report) keeps the finished runs.
+BENCH_CODE = tuple(f"transferscope.{m}" for m in (
+    "dino.evaluation", "dino.estimator", "dino.baselines", "dino.authors", "dino.base",
+    "dino.inputs", "dino.gp", "dino.kernels", "dino.distribution", "dino.scalable",
+    "dino.params", "dino.datasets", "dino.mmd", "core.stats", "core.checks"))
 Z90, Z95 = 1.6448536269514722, 1.959963984540054
 
 def _seeded(cls, seed: int):
@@ -92,7 +99,7 @@ def run_benchmark(profile: Profile, show_progress: bool = True,
     unknown = [m for m in profile.methods if m not in factories]
     if unknown:
         raise KeyError(f"unknown method {unknown[0]!r}; known: {list(factories)}")
-    cache = Cache("dino-bench")
+    cache = bench_cache()
     rows, mmd_rows = [], []
     total = len(profile.tasks) * len(profile.labels) * profile.seeds * len(profile.methods)
     with step_progress("DINO benchmark", total, show_progress) as advance:
@@ -105,7 +112,7 @@ def run_benchmark(profile: Profile, show_progress: bool = True,
                                        profile.max_test)
                     for method in profile.methods:
                         model = factories[method](seed)
-                        key = content_key(RESULTS_VERSION, task.name, n_labelled, seed, method,
+                        key = content_key(task.name, n_labelled, seed, method,
                                           model.get_params(), profile.max_source,
                                           profile.max_test, split.Xt, split.ytest)
                         if not cache.has_json(key):
@@ -114,6 +121,12 @@ def run_benchmark(profile: Profile, show_progress: bool = True,
                                      "method": method, **cache.load_json(key)})
                         advance()
     return pd.DataFrame(rows), pd.DataFrame(mmd_rows)
+
+
+def bench_cache() -> Cache:
+    """The benchmark's cache: one JSON entry per run and per task's MMD, in a folder named by
+    the package version and the digest of ``BENCH_CODE``."""
+    return Cache("dino-bench", code=BENCH_CODE)
 
 
 def evaluate(model, split) -> dict[str, object]:

@@ -21,7 +21,7 @@ from transferscope.core.errors import input_error
 DOMAIN_CODES = {"source": 0, "target": 1, "unlabelled": 2, "unlabeled": 2}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DomainData:
     """The validated parts of one domain-adaptation problem (float64, 2-D targets)."""
 
@@ -132,4 +132,4 @@ def _checked(Xs, ys, Xt, yt, Xu, y_is_1d: bool, source: str) -> DomainData:
     if Xt.shape[0] < 2:
         raise input_error(source, "labelled target rows", Xt.shape[0],
                           "at least 2 labelled target points")
-    return DomainData(Xs, ys, Xt, yt, Xu.reshape(-1, n_features), y_is_1d)
+    return DomainData(Xs=Xs, ys=ys, Xt=Xt, yt=yt, Xu=Xu.reshape(-1, n_features), y_is_1d=y_is_1d)

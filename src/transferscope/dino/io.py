@@ -20,6 +20,7 @@ from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import atomic_write_bytes, check_csv_layout
 from transferscope.core.io import write_csv as _write_csv
 from transferscope.dino.authors import AuthorsDINO
+from transferscope.dino.config import IMPUTE
 from transferscope.dino.estimator import DINORegressor
 
 ESTIMATORS = {"DINORegressor": DINORegressor, "AuthorsDINO": AuthorsDINO}
@@ -105,7 +106,6 @@ def _cell(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-IMPUTE = ("mean", "median", "drop")
 
 
 def domain_key(value: object) -> object:
@@ -159,7 +159,7 @@ def _is_date_column(present: pd.Series) -> bool:
     return bool(_parse_dates(present).notna().all())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FeatureEncoder:
     """How table columns become the model's numeric features, learned on the fit table and
     reapplied unchanged at predict time: date columns as fractional years, one-hot categories
@@ -196,7 +196,8 @@ class FeatureEncoder:
             if impute in ("mean", "median"):
                 finite = numeric[np.isfinite(numeric)]
                 fill[col] = float(finite.mean() if impute == "mean" else finite.median())
-        return cls(list(features), categories, fill, impute, dates)
+        return cls(features=list(features), categories=categories, fill=fill, impute=impute,
+                   dates=dates)
 
     @property
     def columns(self) -> list[str]:
@@ -266,7 +267,7 @@ class FeatureEncoder:
         return lines
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DomainTable:
     """Source rows, labelled target rows and unlabelled target rows of one table, and one line
     per row or cell the reading changed (``notes``)."""
@@ -335,11 +336,11 @@ def split_table(frame: pd.DataFrame, path: str, features: list[str], target: str
     if unlabelled.any():
         notes.append(f"{int(unlabelled.sum())} target row(s) without a label: used as "
                      "unlabelled target inputs")
-    return DomainTable(X[is_source], y[is_source], X[labelled], y[labelled], X[unlabelled],
-                       encoder, notes)
+    return DomainTable(Xs=X[is_source], ys=y[is_source], Xt=X[labelled], yt=y[labelled],
+                       Xu=X[unlabelled], encoder=encoder, notes=notes)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TableModel:
     """A fitted scikit-learn pipeline (scaler + DINO) and the table columns it was fitted on."""
 
@@ -464,8 +465,8 @@ def _table_model(settings: dict, arrays: dict[str, np.ndarray]) -> TableModel:
         raise ValueError(f"scaler has {scaler.n_features_in_} features, the model "
                          f"{dino.n_features_in_}")
     encoder = FeatureEncoder(**settings["encoder"])
-    return TableModel(make_pipeline(scaler, dino), list(settings["features"]),
-                      str(settings["target"]), encoder)
+    return TableModel(pipeline=make_pipeline(scaler, dino), features=list(settings["features"]),
+                      target=str(settings["target"]), encoder=encoder)
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> Path:

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from transferscope.core.errors import input_error
 from transferscope.dino.authors import AuthorsDINO
+from transferscope.dino.config import PRESETS
 from transferscope.dino.cost import estimate_cost
 from transferscope.dino.estimator import Z90, DINORegressor
 from transferscope.dino.io import (
@@ -29,7 +30,7 @@ from transferscope.dino.io import (
 )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class HoldoutScore:
     """Errors on labelled target rows held out of a fit, next to the answer with no opinion
     (the mean of the other labelled target rows): a model worth using beats it. ``mae_se`` is
@@ -43,7 +44,7 @@ class HoldoutScore:
     mean_mae: float
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TableFit:
     """What ``fit_table`` fitted and where it wrote the model; ``notes`` says what reading the
     table changed (dates, filled cells, dropped rows), ``plan`` the posterior and its estimated
@@ -61,7 +62,7 @@ class TableFit:
     fitted: dict[str, float]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TablePredictions:
     """Where ``predict_table`` wrote its predictions, and how many rows."""
 
@@ -69,7 +70,6 @@ class TablePredictions:
     n_rows: int
 
 
-PRESETS = ("default", "authors")
 AUTHORS_SETTINGS = ("kernel", "depth", "w_std", "b_std", "n_base", "n_steps", "learning_rate",
                     "batch_size", "dtype")
 
@@ -149,14 +149,17 @@ def fit_table(
         mean, std = pipe.predict(parts.Xt[out_idx], return_std=True)
         err = np.abs(mean - parts.yt[out_idx])
         se = float(err.std(ddof=1) / np.sqrt(n_out)) if n_out > 1 else float("nan")
-        score = HoldoutScore(n_out, float(err.mean()), se, float(np.sqrt((err**2).mean())),
-                             float((err <= Z90 * std).mean()),
-                             float(np.abs(parts.yt[in_idx].mean() - parts.yt[out_idx]).mean()))
+        score = HoldoutScore(
+            n_rows=n_out, mae=float(err.mean()), mae_se=se,
+            rmse=float(np.sqrt((err**2).mean())), coverage90=float((err <= Z90 * std).mean()),
+            mean_mae=float(np.abs(parts.yt[in_idx].mean() - parts.yt[out_idx]).mean()))
     pipe = _fit(parts.Xs, parts.ys, parts.Xt, parts.yt, parts.Xu, preset, params, seed, verbose)
     model = pipe[-1]
-    path = save_model(out, TableModel(pipe, list(features), target, parts.encoder))
-    return TableFit(path, _name(model), n_s, n_t, n_u, parts.encoder.columns, parts.notes, plan,
-                    score, _fitted(model))
+    path = save_model(out, TableModel(pipeline=pipe, features=list(features), target=target,
+                                      encoder=parts.encoder))
+    return TableFit(model_path=path, estimator=_name(model), n_source=n_s, n_labelled=n_t,
+                    n_unlabelled=n_u, features=parts.encoder.columns, notes=parts.notes,
+                    plan=plan, holdout=score, fitted=_fitted(model))
 
 
 def _estimator(preset: str, params: dict, seed: int):
@@ -220,4 +223,4 @@ def predict_table(model_path: str | Path, data: str | Path, out: str | Path) -> 
     result = frame.copy()
     result[f"{model.target}_pred"] = mean
     result[f"{model.target}_std"] = std
-    return TablePredictions(write_csv(out, result), len(result))
+    return TablePredictions(path=write_csv(out, result), n_rows=len(result))
