@@ -206,8 +206,8 @@ def test_date_columns_become_fractional_years_not_categories(tmp_path, run):
                         categorical=True)
     assert parts.encoder.columns == ["sold", "kind=" + frame.kind[0],
                                      "kind=" + ("b" if frame.kind[0] == "a" else "a")]
-    assert parts.Xs[0, 0] == pytest.approx(2004 + (182 + 0.5) / 366, abs=1e-12)
-    np.testing.assert_allclose(parts.Xs[1:, 0], years[1:40], atol=1e-12)
+    assert parts.data.Xs[0, 0] == pytest.approx(2004 + (182 + 0.5) / 366, abs=1e-12)
+    np.testing.assert_allclose(parts.data.Xs[1:, 0], years[1:40], atol=1e-12)
     fit = run("fit", str(data), "--features", "sold,kind", "--target", "y", "--domain", "site",
               "--target-domain", "t", "--categorical", "one-hot", "--out", str(model))
     assert fit.returncode == 0, fit.stderr

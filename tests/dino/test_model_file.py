@@ -13,10 +13,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from transferscope.dino import AuthorsDINO, DINORegressor
-from transferscope.dino.io import (
+from transferscope.dino.io import FeatureEncoder
+from transferscope.dino.model_file import (
     MODEL_FORMAT,
     MODEL_VERSION,
-    FeatureEncoder,
     TableModel,
     load_model,
     save_model,

@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from transferscope.dino.datasets import REAL_TASKS, Split, Task, split_task, synthetic_task
     from transferscope.dino.estimator import DINORegressor
     from transferscope.dino.evaluation import PROFILES, Profile
-    from transferscope.dino.io import TableModel, load_model, save_model
     from transferscope.dino.kernels import nngp_kernel, ntk_kernel
     from transferscope.dino.mmd import mmd_with_bootstrap
+    from transferscope.dino.model_file import TableModel, load_model, save_model
     from transferscope.dino.report import BenchResult
     from transferscope.dino.runs import run
     from transferscope.dino.table_model import HoldoutScore, TableFit, TablePredictions

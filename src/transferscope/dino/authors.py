@@ -179,7 +179,7 @@ class AuthorsDINO(DomainRegressor):
 
     # -- model files ----------------------------------------------------------------------------
     def fitted_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """JSON-able settings and named float64 arrays for ``dino/io.py`` (see
+        """JSON-able settings and named float64 arrays for ``dino/model_file.py`` (see
         ``DINORegressor.fitted_state``); the Gram blocks are recomputed on loading."""
         settings = {"estimator": "AuthorsDINO", "params": self.get_params(),
                     "n_features_in": self.n_features_in_, "n_outputs": self.n_outputs_,

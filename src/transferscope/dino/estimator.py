@@ -635,7 +635,7 @@ class DINORegressor(DomainRegressor):
     # -- model files ----------------------------------------------------------------------------
     def fitted_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Everything ``predict`` needs as JSON-able settings and named float64 arrays (no
-        Python objects): what ``dino/io.py`` writes to a model file. The exact posterior's
+        Python objects): what ``dino/model_file.py`` writes to a model file. The exact posterior's
         Cholesky factor is not stored but recomputed by ``from_fitted_state`` (same inputs,
         same factor); the CG path stores its weights (a solve would take minutes), the Nystrom
         path its inducing points, weights and the factor of the weights' covariance."""
@@ -667,7 +667,7 @@ class DINORegressor(DomainRegressor):
     @classmethod
     def from_fitted_state(cls, settings: dict, arrays: dict[str, np.ndarray]) -> DINORegressor:
         """The fitted estimator back from ``fitted_state()`` (KeyError/ValueError/RuntimeError
-        on missing or mis-shaped parts; ``dino/io.py`` turns them into one error line)."""
+        on missing or mis-shaped parts; ``dino/model_file.py`` turns them into one error line)."""
         model = cls(**settings["params"])
         model._validate_params()
         t = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in arrays.items()}

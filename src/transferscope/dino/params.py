@@ -35,7 +35,7 @@ OBJECTIVES: tuple[str, ...] = get_args(ObjectiveName)
 POSTERIORS: tuple[str, ...] = get_args(PosteriorName)
 
 # More Adam steps or layers than these is a typo, not a plan (hours on a CPU); the same bounds
-# hold for a model file's settings (dino/io.py).
+# hold for a model file's settings (dino/model_file.py).
 MAX_STEPS = 1_000_000
 MAX_DEPTH = 100
 MAX_SEED = 2**63 - 1
