@@ -184,3 +184,16 @@ def test_a_fit_config_checks_each_setting_when_built(tmp_path, settings, message
     assert FitConfig(**base).estimator_settings() == {}
     assert FitConfig(**base, depth=3, kernel="nngp").estimator_settings() == {
         "kernel": "nngp", "depth": 3}
+
+
+def test_run_refuses_an_unknown_profile_and_a_foreign_config(tmp_path):
+    """``run`` is the one entry point: a profile name that ``dino.PROFILES`` lacks is one
+    named error before anything runs; an object that is no dino config is a TypeError."""
+    from transferscope.dino import BenchConfig, run
+
+    with pytest.raises(InputError, match="^BenchConfig: profile = 'nope': expected one of "
+                                         "'quick', 'standard'"):
+        run(BenchConfig(profile="nope", out=tmp_path / "b"))
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(TypeError, match="expected a FitConfig"):
+        run(object())  # type: ignore[call-overload]

@@ -35,6 +35,8 @@ an unused RBF length scale is left out (it receives no gradient).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
@@ -126,7 +128,7 @@ class AuthorsDINO(DomainRegressor):
     def weights(self, X: torch.Tensor, domain: str) -> torch.Tensor:
         """Their ``Kernel_P``: (n, M) weights, each row divided by its mean (signed)."""
         base = self._base[0] if domain == "s" else self._base[1]
-        layer = self._w[0] if domain == "s" else self._w[1]
+        layer = cast(torch.nn.Linear, self._w[0] if domain == "s" else self._w[1])
         fx, fb = self._feat(X), self._feat(base)
         scores = (fx @ layer.weight[0, :FEATURES]).unsqueeze(1) + (
             fb @ layer.weight[0, FEATURES:]).unsqueeze(0) + layer.bias

@@ -54,9 +54,9 @@ class DomainRegressor(ValidatedEstimator, RegressorMixin, BaseEstimator):
             raise input_error("predict", "X feature count", X_arr.shape[1],
                               f"{self.n_features_in_} features, as in fit")
         with torch.no_grad():
-            mean, var = self._predict_scaled(torch.from_numpy(X_arr))
-        mean = mean.numpy() * self.y_scale_ + self.y_mean_
-        std = np.sqrt(var.numpy())[:, None] * self.y_scale_
+            mean_t, var_t = self._predict_scaled(torch.from_numpy(X_arr))
+        mean = mean_t.numpy() * self.y_scale_ + self.y_mean_
+        std = np.sqrt(var_t.numpy())[:, None] * self.y_scale_
         if self._y_is_1d:
             mean, std = mean[:, 0], std[:, 0]
         return (mean, std) if return_std else mean

@@ -16,6 +16,7 @@ labelled target rows' leave-one-out residuals.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -118,6 +119,8 @@ class DINORegressor(DomainRegressor):
     ``calibrate``: multiply the predictive std by ``max(1, q / 1.645)``, ``q`` the conformal
     90% quantile of the labelled target rows' standardised leave-one-out residuals (ours).
     """
+
+    _posterior: ExactPosterior | NystromPosterior  # by the posterior's method (``method_``)
 
     def __init__(
         self,
@@ -540,8 +543,8 @@ class DINORegressor(DomainRegressor):
         d_pool = (pool >= n_s).long()
         E = X_pool.new_empty((len(pool), self.factor_.rank))
         for a in (0, 1):
-            rows = (d_pool == a).nonzero().squeeze(1)
-            E[rows] = self._embed(X_pool[rows], a)
+            members = (d_pool == a).nonzero().squeeze(1)
+            E[members] = self._embed(X_pool[members], a)
         amp, scales = self._amplitude(), self._log_scales.clamp(-12.0, 12.0).exp()
         lam = self._cross_weight(0, 1)
 
@@ -619,11 +622,11 @@ class DINORegressor(DomainRegressor):
         if self.method_ == "exact":
             Xs, Xt = self._X_train[: self._n_source], self._X_train[self._n_source:]
             K_star = torch.cat([self.dino_kernel(X, 1, Xs, 0), self.dino_kernel(X, 1, Xt, 1)], 1)
-            return self._posterior.predict(K_star, prior)
+            return cast(ExactPosterior, self._posterior).predict(K_star, prior)
         if self.method_ == "nystrom":
             K_sm = self._gp_mixed(X, torch.ones(len(X), dtype=torch.long), self._Z,
                                   self._Z_domain)
-            return self._posterior.predict(K_sm, gp_prior, H_star)
+            return cast(NystromPosterior, self._posterior).predict(K_sm, gp_prior, H_star)
         op = self._operator
         K_star = op.cross(X, self.factor_.embedding(X, 1),
                           self._domain_vector(1).expand(len(X), -1), H=H_star)
@@ -654,8 +657,8 @@ class DINORegressor(DomainRegressor):
         arrays |= {f"factor.{k}": v for k, v in self.factor_.state_dict().items()}
         if self.method_ == "nystrom":
             arrays |= {"inducing": self._Z, "inducing_domain": self._Z_domain,
-                       "nystrom_weights": self._posterior.weights,
-                       "nystrom_chol": self._posterior.chol}
+                       "nystrom_weights": cast(NystromPosterior, self._posterior).weights,
+                       "nystrom_chol": cast(NystromPosterior, self._posterior).chol}
         else:
             arrays |= {"X_train": self._X_train, "y_train": self._y_train}
         if self.method_ == "cg":

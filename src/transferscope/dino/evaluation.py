@@ -12,6 +12,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ import torch
 from transferscope.core.cache import Cache, content_key
 from transferscope.core.progress import step_progress
 from transferscope.dino.authors import AuthorsDINO
+from transferscope.dino.base import DomainRegressor
 from transferscope.dino.baselines import (
     BASELINES,
     DomainMeanGP,
@@ -49,7 +51,7 @@ def _seeded(cls, seed: int):
 DEFAULT = "DINO (default)"
 WARM = "DINO, 0 Adam steps"
 POOLED_RIDGE = "pooled ridge + indicator"
-METHODS: dict[str, Callable[[int], object]] = {
+METHODS: dict[str, Callable[[int], DomainRegressor]] = {
     DEFAULT: lambda seed: DINORegressor(random_state=seed),
     WARM: lambda seed: DINORegressor(n_steps=0, random_state=seed),
     "DINO-INIT (nngp kernel)": lambda seed: DINORegressor(kernel="nngp", random_state=seed),
@@ -89,7 +91,7 @@ PROFILES = {
 
 def run_benchmark(profile: Profile, show_progress: bool = True,
                   task_loaders: dict[str, Callable[[], Task]] | None = None,
-                  methods: dict[str, Callable[[int], object]] | None = None,
+                  methods: dict[str, Callable[[int], DomainRegressor]] | None = None,
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-run results (one row per task, labels, seed, method) and the per-task MMD table.
     ``task_loaders`` replaces ``REAL_TASKS`` (tests pass small synthetic tasks); ``methods``
@@ -118,7 +120,8 @@ def run_benchmark(profile: Profile, show_progress: bool = True,
                         if not cache.has_json(key):
                             cache.save_json(key, evaluate(model, split))
                         rows.append({"task": task.name, "labels": n_labelled, "seed": seed,
-                                     "method": method, **cache.load_json(key)})
+                                     "method": method,
+                                     **cast(dict[str, Any], cache.load_json(key))})
                         advance()
     return pd.DataFrame(rows), pd.DataFrame(mmd_rows)
 
@@ -145,15 +148,15 @@ def evaluate(model, split) -> dict[str, object]:
                 "mae": float("nan"), "rmse": float("nan"), "coverage90": float("nan"),
                 "coverage95": float("nan"), "seconds": time.perf_counter() - start,
                 "steps": float("nan")}
-    err = np.abs(pred - split.ytest)
-    if not np.isfinite(err).all() or not np.isfinite(std).all():
+    abs_err = np.abs(pred - split.ytest)
+    if not np.isfinite(abs_err).all() or not np.isfinite(std).all():
         return {"failed": True, "error": "non-finite predictions", "mae": float("nan"),
                 "rmse": float("nan"), "coverage90": float("nan"), "coverage95": float("nan"),
                 "seconds": time.perf_counter() - start, "steps": float("nan")}
-    return {"failed": False, "error": "", "mae": float(err.mean()),
-            "rmse": float(np.sqrt((err**2).mean())),
-            "coverage90": float((err <= Z90 * std).mean()),
-            "coverage95": float((err <= Z95 * std).mean()),
+    return {"failed": False, "error": "", "mae": float(abs_err.mean()),
+            "rmse": float(np.sqrt((abs_err**2).mean())),
+            "coverage90": float((abs_err <= Z90 * std).mean()),
+            "coverage95": float((abs_err <= Z95 * std).mean()),
             "seconds": time.perf_counter() - start,
             "steps": float(getattr(model, "selected_steps_", float("nan")))}
 
@@ -168,7 +171,7 @@ def _task_mmd(task: Task, profile: Profile, cache: Cache) -> dict[str, object]:
         kernel = base_kernel("ntk", 2, 1.0, 1.0)
         value, low, high = mmd_with_bootstrap(Xs, Xt, kernel)
         cache.save_json(key, {"mmd2": value, "low": low, "high": high})
-    result = cache.load_json(key)
+    result = cast(dict[str, Any], cache.load_json(key))
     return {"task": task.name, "description": task.description, "n_source": len(task.Xs),
             "n_target": len(task.Xt), **result}
 

@@ -12,6 +12,7 @@ Two equivalent calling styles (both scikit-learn compatible):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -110,7 +111,7 @@ def split_domains(
     if Xt is None or yt is None:
         raise input_error(source, "Xt, yt", None, "labelled target data (or a domain array)")
     Xs = as_matrix(X, "X", source)
-    y_is_1d = np.ndim(y) == 1
+    y_is_1d = np.ndim(cast(Any, y)) == 1
     ys = as_targets(y, "y", Xs.shape[0], source)
     Xt_arr = as_matrix(Xt, "Xt", source)
     yt_arr = as_targets(yt, "yt", Xt_arr.shape[0], source)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from transferscope.core.bounded import loads_json, read_capped
@@ -21,7 +21,8 @@ from transferscope.dino.authors import AuthorsDINO
 from transferscope.dino.estimator import DINORegressor
 from transferscope.dino.io import FeatureEncoder
 
-ESTIMATORS = {"DINORegressor": DINORegressor, "AuthorsDINO": AuthorsDINO}
+ESTIMATORS: dict[str, type[DINORegressor] | type[AuthorsDINO]] = {
+    "DINORegressor": DINORegressor, "AuthorsDINO": AuthorsDINO}
 MODEL_FORMAT = "transferscope-dino-model"
 MODEL_VERSION = 4  # 1-2: pickles (never read: unpickling a file can run code); 3: before #30
 MODEL_FILE_CAP = 2**30  # bytes: 1 GiB holds 60 million training values, far past any CPU fit
@@ -43,7 +44,7 @@ FLOAT_SETTINGS = {"w_std": (0.0, 1e6), "b_std": (0.0, 1e6), "learning_rate": (0.
 class TableModel:
     """A fitted scikit-learn pipeline (scaler + DINO) and the table columns it was fitted on."""
 
-    pipeline: object
+    pipeline: Pipeline
     features: list[str]
     target: str
     encoder: FeatureEncoder
@@ -143,9 +144,9 @@ def _check_settings(settings: dict, path: str) -> None:
     for name, (low, high) in INT_SETTINGS.items():
         if name in places and places[name] is not None:
             check_int(f"{path}: model setting {name}", places[name], low, high)
-    for name, (low, high) in FLOAT_SETTINGS.items():
+    for name, (lower, upper) in FLOAT_SETTINGS.items():
         if name in places and places[name] is not None:
-            check_number(f"{path}: model setting {name}", places[name], low, high)
+            check_number(f"{path}: model setting {name}", places[name], lower, upper)
 
 
 def _table_model(settings: dict, arrays: dict[str, np.ndarray]) -> TableModel:
