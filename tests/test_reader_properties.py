@@ -222,7 +222,7 @@ def _model_bytes() -> bytes:
 def test_model_files_load_or_fail_in_one_line(tmp_path, data):
     """A real model file with bytes flipped, cut short or extended anywhere (header, settings,
     tensors): a model or one line, never another exception."""
-    from transferscope.dino.io import load_model
+    from transferscope.dino.model_file import load_model
 
     raw = bytearray(_model_bytes())
     how = data.draw(st.sampled_from(["flip", "cut", "extend"]))

@@ -123,7 +123,7 @@ def test_npy_headers_are_checked_before_anything_is_allocated(tmp_path):
 def test_a_2gb_sparse_model_file_is_refused_before_it_is_read(tmp_path):
     """`dino predict` read a 2 GB model file whole (2.5 GB RSS): the file's size is checked
     against the cap first, so at most a few bytes are held."""
-    from transferscope.dino.io import load_model
+    from transferscope.dino.model_file import load_model
 
     path = tmp_path / "big.dino"
     with open(path, "wb") as fh:

@@ -130,12 +130,12 @@ def test_real_table_options_categorical_impute_domains_holdout(tmp_path, run):
                                  "(or --categorical one-hot)"),
     (["--features", "x", "--source-domains", "west"],
      "source domain value in 'site' = 'west': expected one of"),
-    (["--features", "x", "--impute", "mode"], "impute = 'mode': expected 'mean' or 'median'"),
+    (["--features", "x", "--impute", "mode"], "'--impute': 'mode': expected one of 'mean', 'median', 'drop'"),
     (["--features", "x", "--preset", "authors", "--mean", "none"],
      "mean = 'none': expected no value with --preset authors"),
     (["--features", "x", "--holdout", "0.99"], "holdout = 0.99: expected a fraction leaving"),
-    (["--features", "x", "--factor", "sine"], "factor = 'sine': expected 'cosine' or 'elu'"),
-    (["--features", "x", "--posterior", "fast"], "posterior = 'fast': expected 'auto' or"),
+    (["--features", "x", "--factor", "sine"], "'--factor': 'sine': expected one of 'cosine', 'elu'"),
+    (["--features", "x", "--posterior", "fast"], "'--posterior': 'fast': expected one of 'auto', 'exact'"),
 ])
 def test_real_table_option_errors_are_one_line(tmp_path, run, args, expected):
     frame = pd.DataFrame({"x": np.arange(12.0), "colour": ["red", "blue"] * 6,
@@ -206,8 +206,8 @@ def test_date_columns_become_fractional_years_not_categories(tmp_path, run):
                         categorical=True)
     assert parts.encoder.columns == ["sold", "kind=" + frame.kind[0],
                                      "kind=" + ("b" if frame.kind[0] == "a" else "a")]
-    assert parts.Xs[0, 0] == pytest.approx(2004 + (182 + 0.5) / 366, abs=1e-12)
-    np.testing.assert_allclose(parts.Xs[1:, 0], years[1:40], atol=1e-12)
+    assert parts.data.Xs[0, 0] == pytest.approx(2004 + (182 + 0.5) / 366, abs=1e-12)
+    np.testing.assert_allclose(parts.data.Xs[1:, 0], years[1:40], atol=1e-12)
     fit = run("fit", str(data), "--features", "sold,kind", "--target", "y", "--domain", "site",
               "--target-domain", "t", "--categorical", "one-hot", "--out", str(model))
     assert fit.returncode == 0, fit.stderr

@@ -13,10 +13,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from transferscope.dino import AuthorsDINO, DINORegressor
-from transferscope.dino.io import (
+from transferscope.dino.io import FeatureEncoder
+from transferscope.dino.model_file import (
     MODEL_FORMAT,
     MODEL_VERSION,
-    FeatureEncoder,
     TableModel,
     load_model,
     save_model,
@@ -43,8 +43,8 @@ def _table_model(**params) -> TableModel:
         estimator = DINORegressor(**(FAST | params))
     pipe = make_pipeline(StandardScaler(), estimator)
     pipe.fit(X, y, **{f"{type(estimator).__name__.lower()}__domain": codes})
-    encoder = FeatureEncoder(["a", "b", "c"], {}, {}, None)
-    return TableModel(pipe, ["a", "b", "c"], "y", encoder)
+    encoder = FeatureEncoder(features=["a", "b", "c"], categories={}, fill={}, impute=None)
+    return TableModel(pipeline=pipe, features=["a", "b", "c"], target="y", encoder=encoder)
 
 
 @pytest.mark.parametrize("params", [

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from transferscope.dino import DINORegressor, mmd_squared
+from transferscope.dino import DINORegressor
 from transferscope.dino.distribution import DistributionFactor
 from transferscope.dino.kernels import ntk_kernel
+from transferscope.dino.mmd import mmd_squared
 
 KW = dict(kernel="ntk", depth=2, w_std=1.2, b_std=0.5, n_steps=0, n_base=500, warm_start=False,
           transfer=False,  # the factor alone (with transfer, K_ST gains lambda: test_defaults)

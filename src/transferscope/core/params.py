@@ -390,9 +390,9 @@ def option(owner: type, name: str, *flags: str, default: Any = _MISSING,
                      if declared.sequence else given)
         try:
             declared.check(candidate, owner.__name__)
-        except InputError:
+        except InputError as err:
             raise typer.BadParameter(
-                f"{describe_value(given)}: expected {_help_expected(declared)}") from None
+                f"{describe_value(given)}: expected {_cli_expected(declared, err)}") from None
         return given
 
     # typer tells a callback's arguments apart by their annotations, which this module's
@@ -409,6 +409,15 @@ def _with_expected(text: str, expected: str) -> str:
     if text.endswith("."):
         return f"{text[:-1]} ({expected})."
     return f"{text} ({expected})".strip()
+
+
+def _cli_expected(declared: Declared, err: InputError) -> str:
+    """What the command line says was expected: the declaration's rule's own words when the
+    rule refused the value, else the type and range as the option's help writes them."""
+    said = str(err).partition(": expected ")[2]
+    rule = declared.spec.rule if declared.spec is not None else None
+    return said if rule is not None and said and said != declared.expected() \
+        else _help_expected(declared)
 
 
 def _help_expected(declared: Declared) -> str:

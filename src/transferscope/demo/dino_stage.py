@@ -9,25 +9,20 @@ from transferscope.demo.stage import StageResult
 
 
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
-    from transferscope.dino import (
-        PROFILES,
-        coverage_table,
-        defaults_check,
-        mae_figure,
-        run_benchmark,
-        summary_table,
-    )
+    from transferscope.dino import BenchConfig
+    from transferscope.dino import run as run_dino
     from transferscope.dino.evaluation import DEFAULT
     from transferscope.dino.io import write_csv
+    from transferscope.dino.report import mae_figure
 
-    profile = PROFILES[settings["profile"]]
     progress.update(task, description=f"dino: {settings['profile']} benchmark (cached per run)")
-    runs, mmd = run_benchmark(profile, show_progress=False)
+    done = run_dino(BenchConfig(profile=settings["profile"], out=None), show_progress=False)
+    runs = done.runs
     write_csv(stage_dir / "runs.csv", runs)
     n_seeds = runs["seed"].nunique()
     labels = ", ".join(str(v) for v in sorted(runs["labels"].unique()))
-    table = summary_table(runs)
-    check = defaults_check(runs)
+    table = done.summary
+    check = done.defaults
     default = table[table["method"] == DEFAULT]
     result = StageResult(title="DINO: domain-adaptation regression at few labels")
     result.summary = [
@@ -48,9 +43,9 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
                       "(DINO in red)")
     result.add_table(table, f"MAE and RMSE, mean ± sd over {n_seeds} seeds, and coverage")
     result.add_table(check, "Default DINO against its warm start and pooled ridge (MAE)")
-    result.add_table(coverage_table(runs).reset_index(),
+    result.add_table(done.coverage.reset_index(),
                      "Share of test targets inside each method's 90% predictive interval")
-    result.add_table(mmd.round(4), "MMD² between source and target in the NTK's RKHS (95% bootstrap)")
+    result.add_table(done.mmd.round(4), "MMD² between source and target in the NTK's RKHS (95% bootstrap)")
     result.commands = [
         "transferscope dino bench --quick --out dino_bench   # or without --quick: all 8 tables",
         "transferscope dino fit your.csv --features x1,x2 --target y --domain site "

@@ -1,8 +1,9 @@
 """transferscope.dino: distribution-informed neural networks (DINO-INIT / DINO-TRAIN) for
 domain-adaptation regression, their baselines and offline benchmarks (see docs/dino.md).
 
-The estimators follow scikit-learn; the kernels follow ``K(X1, X2)``; ``fit_table`` /
-``predict_table`` and ``write_bench`` / ``write_full_report`` are what the command line calls.
+The estimators follow scikit-learn (parameters checked at ``fit``); the kernels follow
+``K(X1, X2)``. Each operation of the command line is ``run(config)`` with its config
+(``FitConfig``, ``PredictConfig``, ``BenchConfig``, ``ReportConfig``); the modules hold the rest.
 """
 
 from typing import TYPE_CHECKING
@@ -24,41 +25,17 @@ if TYPE_CHECKING:
         SourceOnlyGP,
         TargetOnlyGP,
         TargetRidge,
-        kmm_weights,
     )
-    from transferscope.dino.datasets import (
-        DEV_TASKS,
-        HELD_OUT_TASKS,
-        REAL_TASKS,
-        Split,
-        Task,
-        split_task,
-        synthetic_task,
-    )
+    from transferscope.dino.config import BenchConfig, FitConfig, PredictConfig, ReportConfig
+    from transferscope.dino.datasets import REAL_TASKS, Split, Task, split_task, synthetic_task
     from transferscope.dino.estimator import DINORegressor
-    from transferscope.dino.evaluation import (
-        METHODS,
-        PROFILES,
-        Profile,
-        coverage_table,
-        defaults_check,
-        evaluate,
-        ranks,
-        run_benchmark,
-        summary_table,
-    )
-    from transferscope.dino.finite import width_sweep
-    from transferscope.dino.io import TableModel, load_model, read_table, save_model, split_table
-    from transferscope.dino.kernels import base_kernel, kernel_diag, nngp_kernel, ntk_kernel
-    from transferscope.dino.mmd import mmd_squared, mmd_with_bootstrap
-    from transferscope.dino.report import (
-        BenchFiles,
-        mae_figure,
-        write_bench,
-        write_full_report,
-        write_report,
-    )
-    from transferscope.dino.table_model import TableFit, TablePredictions, fit_table, predict_table
+    from transferscope.dino.evaluation import PROFILES, Profile
+    from transferscope.dino.kernels import nngp_kernel, ntk_kernel
+    from transferscope.dino.mmd import mmd_with_bootstrap
+    from transferscope.dino.model_file import TableModel, load_model, save_model
+    from transferscope.dino.report import BenchResult
+    from transferscope.dino.runs import run
+    from transferscope.dino.table_model import HoldoutScore, TableFit, TablePredictions
 else:
     from transferscope.core.lazy import lazy_exports
 
@@ -66,25 +43,27 @@ else:
 
 __all__ = [
     "BASELINES",
-    "DEV_TASKS",
-    "HELD_OUT_TASKS",
     "KMMGP",
-    "METHODS",
     "PROFILES",
     "REAL_TASKS",
     "AdaptiveGP",
     "AuthorsDINO",
-    "BenchFiles",
+    "BenchConfig",
+    "BenchResult",
     "CoralGP",
     "DINORegressor",
     "DomainMeanGP",
     "DomainRegressor",
     "FeatureAugmentedGP",
     "FineTunedMLP",
+    "FitConfig",
+    "HoldoutScore",
     "PooledDomainAdapter",
     "PooledGP",
     "PooledRidge",
+    "PredictConfig",
     "Profile",
+    "ReportConfig",
     "SourceOnlyGP",
     "Split",
     "TableFit",
@@ -93,30 +72,12 @@ __all__ = [
     "TargetOnlyGP",
     "TargetRidge",
     "Task",
-    "base_kernel",
-    "coverage_table",
-    "defaults_check",
-    "evaluate",
-    "fit_table",
-    "kernel_diag",
-    "kmm_weights",
     "load_model",
-    "mae_figure",
-    "mmd_squared",
     "mmd_with_bootstrap",
     "nngp_kernel",
     "ntk_kernel",
-    "predict_table",
-    "ranks",
-    "read_table",
-    "run_benchmark",
+    "run",
     "save_model",
-    "split_table",
     "split_task",
-    "summary_table",
     "synthetic_task",
-    "width_sweep",
-    "write_bench",
-    "write_full_report",
-    "write_report",
 ]

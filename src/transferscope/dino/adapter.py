@@ -10,21 +10,35 @@ the domain must be given.
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from transferscope.core.errors import input_error
+from transferscope.core.params import Spec, ValidatedEstimator
+from transferscope.dino.base import DomainRegressor
 
 
-class PooledDomainAdapter(RegressorMixin, BaseEstimator):
+def _a_domain_regressor(value: Any) -> str | None:
+    return None if isinstance(value, DomainRegressor) else (
+        "a DINO-part regressor (a DomainRegressor, e.g. DINORegressor())")
+
+
+Wrapped = Annotated[object, Spec(rule=_a_domain_regressor,
+                              help="The domain regressor fitted on the rows.")]
+
+
+class PooledDomainAdapter(ValidatedEstimator, RegressorMixin, BaseEstimator):
     """Wraps ``estimator`` (a ``DomainRegressor``); ``predict`` treats rows as target rows."""
 
-    def __init__(self, estimator=None):
+    def __init__(self, estimator: Wrapped = None):
         self.estimator = estimator
 
     def fit(self, X, y, domain=None):
         """Validate with scikit-learn's helpers, then fit a clone of ``estimator``."""
+        self._validate_params()
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
         if domain is None and X.shape[0] < 3:
             raise input_error("fit", "n_samples", X.shape[0],

@@ -35,13 +35,26 @@ an unused RBF length scale is left out (it receives no gradient).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
-from transferscope.core.errors import input_error
 from transferscope.dino.base import DomainRegressor
 from transferscope.dino.inputs import DomainData
 from transferscope.dino.kernels import base_kernel
+from transferscope.dino.params import (
+    BatchSize,
+    BStd,
+    Depth,
+    Dtype,
+    Kernel,
+    LearningRate,
+    NBase,
+    NSteps,
+    RandomState,
+    WStd,
+)
 
 FEATURES = 8  # ``feat_dim`` in their DINO.py
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -57,10 +70,10 @@ class AuthorsDINO(DomainRegressor):
 
     standardise_targets = False
 
-    def __init__(self, kernel: str = "nngp", depth: int = 6, w_std: float = 1.5,
-                 b_std: float = 0.05, n_base: int = 5000, n_steps: int = 10,
-                 learning_rate: float = 0.1, batch_size: int = 500, dtype: str = "float32",
-                 random_state: int = 0):
+    def __init__(self, kernel: Kernel = "nngp", depth: Depth = 6, w_std: WStd = 1.5,
+                 b_std: BStd = 0.05, n_base: NBase = 5000, n_steps: NSteps = 10,
+                 learning_rate: LearningRate = 0.1, batch_size: BatchSize = 500,
+                 dtype: Dtype = "float32", random_state: RandomState = 0):
         self.kernel = kernel
         self.depth = depth
         self.w_std = w_std
@@ -79,10 +92,6 @@ class AuthorsDINO(DomainRegressor):
         return K.to(DTYPES[self.dtype])
 
     def _fit_scaled(self, data: DomainData) -> None:
-        if self.kernel not in ("nngp", "ntk"):
-            raise input_error("AuthorsDINO", "kernel", self.kernel, "'nngp' or 'ntk'")
-        if self.dtype not in DTYPES:
-            raise input_error("AuthorsDINO", "dtype", self.dtype, "'float32' or 'float64'")
         dt = DTYPES[self.dtype]
         Xs, ys = (torch.from_numpy(a).to(dt) for a in (data.Xs, data.ys))
         Xt, yt = (torch.from_numpy(a).to(dt) for a in (data.Xt, data.yt))
@@ -119,7 +128,7 @@ class AuthorsDINO(DomainRegressor):
     def weights(self, X: torch.Tensor, domain: str) -> torch.Tensor:
         """Their ``Kernel_P``: (n, M) weights, each row divided by its mean (signed)."""
         base = self._base[0] if domain == "s" else self._base[1]
-        layer = self._w[0] if domain == "s" else self._w[1]
+        layer = cast(torch.nn.Linear, self._w[0] if domain == "s" else self._w[1])
         fx, fb = self._feat(X), self._feat(base)
         scores = (fx @ layer.weight[0, :FEATURES]).unsqueeze(1) + (
             fb @ layer.weight[0, FEATURES:]).unsqueeze(0) + layer.bias
@@ -172,7 +181,7 @@ class AuthorsDINO(DomainRegressor):
 
     # -- model files ----------------------------------------------------------------------------
     def fitted_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """JSON-able settings and named float64 arrays for ``dino/io.py`` (see
+        """JSON-able settings and named float64 arrays for ``dino/model_file.py`` (see
         ``DINORegressor.fitted_state``); the Gram blocks are recomputed on loading."""
         settings = {"estimator": "AuthorsDINO", "params": self.get_params(),
                     "n_features_in": self.n_features_in_, "n_outputs": self.n_outputs_,

@@ -11,6 +11,7 @@ subsampled at random (documented, exact GP algebra only).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -22,6 +23,20 @@ from transferscope.dino.estimator import INTERCEPT_VAR
 from transferscope.dino.gp import ExactPosterior, conditional_nll, gaussian_nll
 from transferscope.dino.inputs import DomainData
 from transferscope.dino.kernels import base_kernel, kernel_diag
+from transferscope.dino.params import (
+    Alphas,
+    BStd,
+    Depth,
+    Epochs,
+    FinetuneLr,
+    FinetuneSteps,
+    Hidden,
+    Kernel,
+    LearningRate,
+    MaxTrain,
+    RandomState,
+    WStd,
+)
 
 RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
 
@@ -35,8 +50,8 @@ class _KernelGP(DomainRegressor):
 
     domain_mean = False
 
-    def __init__(self, kernel: str = "ntk", depth: int = 2, w_std: float = 1.0,
-                 b_std: float = 1.0, max_train: int = 3000, random_state: int = 0):
+    def __init__(self, kernel: Kernel = "ntk", depth: Depth = 2, w_std: WStd = 1.0,
+                 b_std: BStd = 1.0, max_train: MaxTrain = 3000, random_state: RandomState = 0):
         self.kernel = kernel
         self.depth = depth
         self.w_std = w_std
@@ -60,7 +75,7 @@ class _KernelGP(DomainRegressor):
             return data
         idx = np.sort(np.random.default_rng(self.random_state).choice(data.Xs.shape[0], room,
                                                                       replace=False))
-        return DomainData(data.Xs[idx], data.ys[idx], data.Xt, data.yt, data.Xu, data.y_is_1d)
+        return replace(data, Xs=data.Xs[idx], ys=data.ys[idx])
 
     def _noise_scale(self, data: DomainData, groups: np.ndarray) -> np.ndarray:
         """Per-row multipliers of the noise variance (1 = plain GP; KMM overrides)."""
@@ -158,7 +173,7 @@ class SourceOnlyGP(_KernelGP):
         return data.Xs, data.ys, np.zeros(len(data.Xs), dtype=np.int64)
 
     def _fit_scaled(self, data: DomainData) -> None:
-        room = DomainData(data.Xs, data.ys, data.Xt[:0], data.yt[:0], data.Xu, data.y_is_1d)
+        room = replace(data, Xt=data.Xt[:0], yt=data.yt[:0])
         super()._fit_scaled(room)
 
 
@@ -188,7 +203,7 @@ class _Ridge(DomainRegressor):
     labelled target rows' leave-one-out residuals (each row refitted out at the chosen penalty).
     """
 
-    def __init__(self, alphas: tuple[float, ...] = RIDGE_ALPHAS, random_state: int = 0):
+    def __init__(self, alphas: Alphas = RIDGE_ALPHAS, random_state: RandomState = 0):
         self.alphas = alphas
         self.random_state = random_state
 
@@ -325,8 +340,8 @@ class AdaptiveGP(DomainRegressor):
     DINO with a constant cross-domain factor.
     """
 
-    def __init__(self, kernel: str = "ntk", depth: int = 2, w_std: float = 1.0,
-                 b_std: float = 1.0, max_train: int = 3000, random_state: int = 0):
+    def __init__(self, kernel: Kernel = "ntk", depth: Depth = 2, w_std: WStd = 1.0,
+                 b_std: BStd = 1.0, max_train: MaxTrain = 3000, random_state: RandomState = 0):
         self.kernel = kernel
         self.depth = depth
         self.w_std = w_std
@@ -392,8 +407,9 @@ class FineTunedMLP(DomainRegressor):
     """An MLP trained on the source, then fine-tuned on the labelled target (no uncertainty:
     ``return_std`` gives the target-residual std of the fine-tuning set)."""
 
-    def __init__(self, hidden: int = 64, pretrain_epochs: int = 200, finetune_steps: int = 200,
-                 learning_rate: float = 1e-2, finetune_lr: float = 2e-3, random_state: int = 0):
+    def __init__(self, hidden: Hidden = 64, pretrain_epochs: Epochs = 200,
+                 finetune_steps: FinetuneSteps = 200, learning_rate: LearningRate = 1e-2,
+                 finetune_lr: FinetuneLr = 2e-3, random_state: RandomState = 0):
         self.hidden = hidden
         self.pretrain_epochs = pretrain_epochs
         self.finetune_steps = finetune_steps

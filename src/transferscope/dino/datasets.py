@@ -44,7 +44,7 @@ import pandas as pd
 from transferscope.core.errors import EnvironmentProblem, input_error
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Task:
     """A source and a target domain with aligned features (float64) and 1-D targets."""
 
@@ -56,7 +56,7 @@ class Task:
     yt: np.ndarray
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Split:
     """One seed's split of a task."""
 
@@ -89,9 +89,9 @@ def synthetic_task(kind: str, strength: float, dim: int = 4, n: int = 1500, seed
     else:
         raise input_error("synthetic_task", "kind", kind, "'covariate' or 'concept'")
     yt = yt + 0.1 * rng.normal(size=n)
-    return Task(f"synthetic-{kind}-{strength:g}-d{dim}",
-                f"synthetic {kind} shift of strength {strength:g} in {dim} dimensions",
-                Xs, ys, Xt, yt)
+    return Task(name=f"synthetic-{kind}-{strength:g}-d{dim}",
+                description=f"synthetic {kind} shift of strength {strength:g} in {dim} dimensions",
+                Xs=Xs, ys=ys, Xt=Xt, yt=yt)
 
 
 def _rdata(package: str, name: str) -> pd.DataFrame:
@@ -108,7 +108,7 @@ def _task(name, description, frame, features, target, is_source) -> Task:
     y = frame[target].to_numpy(dtype=np.float64)
     keep = np.isfinite(X).all(1) & np.isfinite(y)
     src, tgt = keep & is_source, keep & ~is_source
-    return Task(name, description, X[src], y[src], X[tgt], y[tgt])
+    return Task(name=name, description=description, Xs=X[src], ys=y[src], Xt=X[tgt], yt=y[tgt])
 
 
 def cps1988_south() -> Task:
@@ -255,5 +255,5 @@ def split_task(task: Task, seed: int, n_labelled: int = 100, max_source: int = 6
     def z(X: np.ndarray) -> np.ndarray:
         return (X - mean) / scale
 
-    return Split(z(task.Xs[src]), task.ys[src], z(task.Xt[lab]), task.yt[lab],
-                 z(task.Xt[test]), task.yt[test])
+    return Split(Xs=z(task.Xs[src]), ys=task.ys[src], Xt=z(task.Xt[lab]), yt=task.yt[lab],
+                 Xtest=z(task.Xt[test]), ytest=task.yt[test])

@@ -34,9 +34,12 @@ slowly), so for distinct base samples the rank stays close to their number.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 
 from transferscope.dino.kernels import KernelFn
+from transferscope.dino.params import FactorForm
 from transferscope.dino.scalable import pivoted_cholesky
 
 
@@ -46,12 +49,19 @@ def mean_embedding_cosine(kernel: KernelFn, B_s: torch.Tensor, B_t: torch.Tensor
     return cross / torch.sqrt(kernel(B_s, B_s).mean() * kernel(B_t, B_t).mean())
 
 
-FORMS = ("cosine", "elu")
+FORMS: tuple[str, ...] = get_args(FactorForm)
 ELU_FEATURES = 8  # the authors' feature-map width (``feat_dim`` in their DINO.py)
 
 
 class DistributionFactor(torch.nn.Module):
     """Learned weights over base samples and the cosine factor ``g`` they induce."""
+
+    # buffers (registered in __init__) and the feature map, typed for the checker
+    base_source: torch.Tensor
+    base_target: torch.Tensor
+    factor_source: torch.Tensor
+    factor_target: torch.Tensor
+    phi: torch.nn.Module
 
     def __init__(
         self,
@@ -77,22 +87,22 @@ class DistributionFactor(torch.nn.Module):
             factor, _ = pivoted_cholesky(kernel(both, both), rank_tol)
         self.register_buffer("factor_source", factor[: base_source.shape[0]])
         self.register_buffer("factor_target", factor[base_source.shape[0]:])
-        self.phi = torch.nn.Sequential(
-            torch.nn.Linear(n_features, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, hidden)
-        ).to(torch.float64)
+        first, last = torch.nn.Linear(n_features, hidden), torch.nn.Linear(hidden, hidden)
+        self.phi = torch.nn.Sequential(first, torch.nn.Tanh(), last).to(torch.float64)
         with torch.no_grad():
-            for layer in (self.phi[0], self.phi[2]):
+            for layer in (first, last):
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator,
                                                dtype=torch.float64) / n_features**0.5)
                 layer.bias.zero_()
         self.pair_scorer = torch.nn.Parameter(torch.zeros(2, hidden, dtype=torch.float64))
         self.base_scorer = torch.nn.Parameter(torch.zeros(2, hidden, dtype=torch.float64))
         if form == "elu":
-            self.phi = torch.nn.Linear(n_features, ELU_FEATURES).to(torch.float64)
+            linear = torch.nn.Linear(n_features, ELU_FEATURES).to(torch.float64)
+            self.phi = linear
             with torch.no_grad():
-                self.phi.weight.copy_(torch.randn(self.phi.weight.shape, generator=generator,
-                                                  dtype=torch.float64) / n_features**0.5)
-                self.phi.bias.zero_()
+                linear.weight.copy_(torch.randn(linear.weight.shape, generator=generator,
+                                                dtype=torch.float64) / n_features**0.5)
+                linear.bias.zero_()
             # per domain: weights on [phi(x), phi(b)] and a bias; zero weights, bias 1 = uniform
             self.pair_scorer = torch.nn.Parameter(
                 torch.zeros(2, 2 * ELU_FEATURES, dtype=torch.float64))

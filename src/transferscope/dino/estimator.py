@@ -16,15 +16,15 @@ labelled target rows' leave-one-out residuals.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
 
-from transferscope.core.errors import input_error
 from transferscope.core.progress import step_progress
 from transferscope.core.stats import conformal_quantile
 from transferscope.dino.base import DomainRegressor
-from transferscope.dino.distribution import FORMS, DistributionFactor
+from transferscope.dino.distribution import DistributionFactor
 from transferscope.dino.gp import (
     ExactPosterior,
     cholesky,
@@ -34,6 +34,35 @@ from transferscope.dino.gp import (
 )
 from transferscope.dino.inputs import DomainData
 from transferscope.dino.kernels import base_kernel, kernel_diag
+from transferscope.dino.params import (
+    BatchSize,
+    BStd,
+    CacheGib,
+    Calibrate,
+    CgTol,
+    CvFolds,
+    Depth,
+    ExactMax,
+    Factor,
+    Hidden,
+    Kernel,
+    LearningRate,
+    Mean,
+    MinTrainLabels,
+    NBase,
+    NInducing,
+    NNeighbours,
+    NSteps,
+    Objective,
+    Posterior,
+    RandomState,
+    RankTol,
+    Transfer,
+    ValEvery,
+    Verbose,
+    WarmStart,
+    WStd,
+)
 from transferscope.dino.scalable import (
     IterativePosterior,
     LowRankProductKernel,
@@ -43,9 +72,6 @@ from transferscope.dino.scalable import (
     neighbour_variance,
 )
 
-MEANS = ("none", "constant", "linear", "domain-linear")
-OBJECTIVES = ("joint", "conditional")
-POSTERIORS = ("auto", "exact", "nystrom", "cg")
 INTERCEPT_VAR = 100.0
 """Prior variance of each domain's intercept, in units of the standardised target: flat in
 effect (it shrinks an intercept estimated from n rows with noise variance s^2 by a factor
@@ -94,35 +120,37 @@ class DINORegressor(DomainRegressor):
     90% quantile of the labelled target rows' standardised leave-one-out residuals (ours).
     """
 
+    _posterior: ExactPosterior | NystromPosterior  # by the posterior's method (``method_``)
+
     def __init__(
         self,
-        kernel: str = "ntk",
-        depth: int = 2,
-        w_std: float = 1.0,
-        b_std: float = 1.0,
-        n_base: int = 200,
-        hidden: int = 16,
-        mean: str = "linear",
-        objective: str = "joint",
-        n_steps: int = 100,
-        cv_folds: int = 5,
-        min_train_labels: int = 100,
-        val_every: int = 10,
-        batch_size: int = 512,
-        learning_rate: float = 0.01,
-        factor: str = "cosine",
-        transfer: bool = True,
-        calibrate: bool = True,
-        posterior: str = "auto",
-        exact_max: int = 10000,
-        n_inducing: int = 3000,
-        cg_tol: float = 1e-6,
-        cache_gib: float = 4.0,
-        n_neighbours: int = 256,
-        warm_start: bool = True,
-        rank_tol: float = 1e-8,
-        random_state: int = 0,
-        verbose: bool = False,
+        kernel: Kernel = "ntk",
+        depth: Depth = 2,
+        w_std: WStd = 1.0,
+        b_std: BStd = 1.0,
+        n_base: NBase = 200,
+        hidden: Hidden = 16,
+        mean: Mean = "linear",
+        objective: Objective = "joint",
+        n_steps: NSteps = 100,
+        cv_folds: CvFolds = 5,
+        min_train_labels: MinTrainLabels = 100,
+        val_every: ValEvery = 10,
+        batch_size: BatchSize = 512,
+        learning_rate: LearningRate = 0.01,
+        factor: Factor = "cosine",
+        transfer: Transfer = True,
+        calibrate: Calibrate = True,
+        posterior: Posterior = "auto",
+        exact_max: ExactMax = 10000,
+        n_inducing: NInducing = 3000,
+        cg_tol: CgTol = 1e-6,
+        cache_gib: CacheGib = 4.0,
+        n_neighbours: NNeighbours = 256,
+        warm_start: WarmStart = True,
+        rank_tol: RankTol = 1e-8,
+        random_state: RandomState = 0,
+        verbose: Verbose = False,
     ):
         self.kernel = kernel
         self.depth = depth
@@ -245,18 +273,7 @@ class DINORegressor(DomainRegressor):
         return self._log_noise.clamp(-12.0, 12.0).exp() + 1e-6
 
     # -- fit ------------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        for name, allowed in (("kernel", ("nngp", "ntk")), ("factor", FORMS), ("mean", MEANS),
-                              ("objective", OBJECTIVES), ("posterior", POSTERIORS)):
-            if getattr(self, name) not in allowed:
-                raise input_error("DINORegressor", name, getattr(self, name),
-                                  " or ".join(repr(a) for a in allowed))
-        if self.cv_folds < 0 or self.cv_folds == 1:
-            raise input_error("DINORegressor", "cv_folds", self.cv_folds,
-                              "0 (no check) or an integer >= 2")
-
     def _fit_scaled(self, data: DomainData) -> None:
-        self._check_params()
         Xs, ys = torch.from_numpy(data.Xs), torch.from_numpy(data.ys)
         Xt, yt = torch.from_numpy(data.Xt), torch.from_numpy(data.yt)
         target_inputs = torch.from_numpy(data.target_inputs)
@@ -526,8 +543,8 @@ class DINORegressor(DomainRegressor):
         d_pool = (pool >= n_s).long()
         E = X_pool.new_empty((len(pool), self.factor_.rank))
         for a in (0, 1):
-            rows = (d_pool == a).nonzero().squeeze(1)
-            E[rows] = self._embed(X_pool[rows], a)
+            members = (d_pool == a).nonzero().squeeze(1)
+            E[members] = self._embed(X_pool[members], a)
         amp, scales = self._amplitude(), self._log_scales.clamp(-12.0, 12.0).exp()
         lam = self._cross_weight(0, 1)
 
@@ -605,11 +622,11 @@ class DINORegressor(DomainRegressor):
         if self.method_ == "exact":
             Xs, Xt = self._X_train[: self._n_source], self._X_train[self._n_source:]
             K_star = torch.cat([self.dino_kernel(X, 1, Xs, 0), self.dino_kernel(X, 1, Xt, 1)], 1)
-            return self._posterior.predict(K_star, prior)
+            return cast(ExactPosterior, self._posterior).predict(K_star, prior)
         if self.method_ == "nystrom":
             K_sm = self._gp_mixed(X, torch.ones(len(X), dtype=torch.long), self._Z,
                                   self._Z_domain)
-            return self._posterior.predict(K_sm, gp_prior, H_star)
+            return cast(NystromPosterior, self._posterior).predict(K_sm, gp_prior, H_star)
         op = self._operator
         K_star = op.cross(X, self.factor_.embedding(X, 1),
                           self._domain_vector(1).expand(len(X), -1), H=H_star)
@@ -621,7 +638,7 @@ class DINORegressor(DomainRegressor):
     # -- model files ----------------------------------------------------------------------------
     def fitted_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Everything ``predict`` needs as JSON-able settings and named float64 arrays (no
-        Python objects): what ``dino/io.py`` writes to a model file. The exact posterior's
+        Python objects): what ``dino/model_file.py`` writes to a model file. The exact posterior's
         Cholesky factor is not stored but recomputed by ``from_fitted_state`` (same inputs,
         same factor); the CG path stores its weights (a solve would take minutes), the Nystrom
         path its inducing points, weights and the factor of the weights' covariance."""
@@ -640,8 +657,8 @@ class DINORegressor(DomainRegressor):
         arrays |= {f"factor.{k}": v for k, v in self.factor_.state_dict().items()}
         if self.method_ == "nystrom":
             arrays |= {"inducing": self._Z, "inducing_domain": self._Z_domain,
-                       "nystrom_weights": self._posterior.weights,
-                       "nystrom_chol": self._posterior.chol}
+                       "nystrom_weights": cast(NystromPosterior, self._posterior).weights,
+                       "nystrom_chol": cast(NystromPosterior, self._posterior).chol}
         else:
             arrays |= {"X_train": self._X_train, "y_train": self._y_train}
         if self.method_ == "cg":
@@ -653,9 +670,9 @@ class DINORegressor(DomainRegressor):
     @classmethod
     def from_fitted_state(cls, settings: dict, arrays: dict[str, np.ndarray]) -> DINORegressor:
         """The fitted estimator back from ``fitted_state()`` (KeyError/ValueError/RuntimeError
-        on missing or mis-shaped parts; ``dino/io.py`` turns them into one error line)."""
+        on missing or mis-shaped parts; ``dino/model_file.py`` turns them into one error line)."""
         model = cls(**settings["params"])
-        model._check_params()
+        model._validate_params()
         t = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in arrays.items()}
         model.n_features_in_, model.n_outputs_ = settings["n_features_in"], settings["n_outputs"]
         model._y_is_1d = settings["y_is_1d"]

@@ -12,6 +12,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ import torch
 from transferscope.core.cache import Cache, content_key
 from transferscope.core.progress import step_progress
 from transferscope.dino.authors import AuthorsDINO
+from transferscope.dino.base import DomainRegressor
 from transferscope.dino.baselines import (
     BASELINES,
     DomainMeanGP,
@@ -32,7 +34,14 @@ from transferscope.dino.estimator import DINORegressor
 from transferscope.dino.kernels import base_kernel
 from transferscope.dino.mmd import mmd_with_bootstrap
 
-RESULTS_VERSION = "dino-bench-v3"  # part of every cache key: bump when a method's code changes
+# The code a cached result's numbers come from: the methods, the tables and their splits, the
+# MMD and this module. The cache's folder is named by the package version and a digest of this
+# code (core/cache.py), so an entry computed by other code is never read; a change elsewhere
+# (the command line, the report) keeps the finished runs.
+BENCH_CODE = tuple(f"transferscope.{m}" for m in (
+    "dino.evaluation", "dino.estimator", "dino.baselines", "dino.authors", "dino.base",
+    "dino.inputs", "dino.gp", "dino.kernels", "dino.distribution", "dino.scalable",
+    "dino.params", "dino.datasets", "dino.mmd", "core.stats", "core.checks"))
 Z90, Z95 = 1.6448536269514722, 1.959963984540054
 
 def _seeded(cls, seed: int):
@@ -42,7 +51,7 @@ def _seeded(cls, seed: int):
 DEFAULT = "DINO (default)"
 WARM = "DINO, 0 Adam steps"
 POOLED_RIDGE = "pooled ridge + indicator"
-METHODS: dict[str, Callable[[int], object]] = {
+METHODS: dict[str, Callable[[int], DomainRegressor]] = {
     DEFAULT: lambda seed: DINORegressor(random_state=seed),
     WARM: lambda seed: DINORegressor(n_steps=0, random_state=seed),
     "DINO-INIT (nngp kernel)": lambda seed: DINORegressor(kernel="nngp", random_state=seed),
@@ -82,7 +91,7 @@ PROFILES = {
 
 def run_benchmark(profile: Profile, show_progress: bool = True,
                   task_loaders: dict[str, Callable[[], Task]] | None = None,
-                  methods: dict[str, Callable[[int], object]] | None = None,
+                  methods: dict[str, Callable[[int], DomainRegressor]] | None = None,
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-run results (one row per task, labels, seed, method) and the per-task MMD table.
     ``task_loaders`` replaces ``REAL_TASKS`` (tests pass small synthetic tasks); ``methods``
@@ -92,7 +101,7 @@ def run_benchmark(profile: Profile, show_progress: bool = True,
     unknown = [m for m in profile.methods if m not in factories]
     if unknown:
         raise KeyError(f"unknown method {unknown[0]!r}; known: {list(factories)}")
-    cache = Cache("dino-bench")
+    cache = bench_cache()
     rows, mmd_rows = [], []
     total = len(profile.tasks) * len(profile.labels) * profile.seeds * len(profile.methods)
     with step_progress("DINO benchmark", total, show_progress) as advance:
@@ -105,15 +114,22 @@ def run_benchmark(profile: Profile, show_progress: bool = True,
                                        profile.max_test)
                     for method in profile.methods:
                         model = factories[method](seed)
-                        key = content_key(RESULTS_VERSION, task.name, n_labelled, seed, method,
+                        key = content_key(task.name, n_labelled, seed, method,
                                           model.get_params(), profile.max_source,
                                           profile.max_test, split.Xt, split.ytest)
                         if not cache.has_json(key):
                             cache.save_json(key, evaluate(model, split))
                         rows.append({"task": task.name, "labels": n_labelled, "seed": seed,
-                                     "method": method, **cache.load_json(key)})
+                                     "method": method,
+                                     **cast(dict[str, Any], cache.load_json(key))})
                         advance()
     return pd.DataFrame(rows), pd.DataFrame(mmd_rows)
+
+
+def bench_cache() -> Cache:
+    """The benchmark's cache: one JSON entry per run and per task's MMD, in a folder named by
+    the package version and the digest of ``BENCH_CODE``."""
+    return Cache("dino-bench", code=BENCH_CODE)
 
 
 def evaluate(model, split) -> dict[str, object]:
@@ -132,15 +148,15 @@ def evaluate(model, split) -> dict[str, object]:
                 "mae": float("nan"), "rmse": float("nan"), "coverage90": float("nan"),
                 "coverage95": float("nan"), "seconds": time.perf_counter() - start,
                 "steps": float("nan")}
-    err = np.abs(pred - split.ytest)
-    if not np.isfinite(err).all() or not np.isfinite(std).all():
+    abs_err = np.abs(pred - split.ytest)
+    if not np.isfinite(abs_err).all() or not np.isfinite(std).all():
         return {"failed": True, "error": "non-finite predictions", "mae": float("nan"),
                 "rmse": float("nan"), "coverage90": float("nan"), "coverage95": float("nan"),
                 "seconds": time.perf_counter() - start, "steps": float("nan")}
-    return {"failed": False, "error": "", "mae": float(err.mean()),
-            "rmse": float(np.sqrt((err**2).mean())),
-            "coverage90": float((err <= Z90 * std).mean()),
-            "coverage95": float((err <= Z95 * std).mean()),
+    return {"failed": False, "error": "", "mae": float(abs_err.mean()),
+            "rmse": float(np.sqrt((abs_err**2).mean())),
+            "coverage90": float((abs_err <= Z90 * std).mean()),
+            "coverage95": float((abs_err <= Z95 * std).mean()),
             "seconds": time.perf_counter() - start,
             "steps": float(getattr(model, "selected_steps_", float("nan")))}
 
@@ -155,7 +171,7 @@ def _task_mmd(task: Task, profile: Profile, cache: Cache) -> dict[str, object]:
         kernel = base_kernel("ntk", 2, 1.0, 1.0)
         value, low, high = mmd_with_bootstrap(Xs, Xt, kernel)
         cache.save_json(key, {"mmd2": value, "low": low, "high": high})
-    result = cache.load_json(key)
+    result = cast(dict[str, Any], cache.load_json(key))
     return {"task": task.name, "description": task.description, "n_source": len(task.Xs),
             "n_target": len(task.Xt), **result}
 

@@ -12,6 +12,7 @@ Two equivalent calling styles (both scikit-learn compatible):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from transferscope.core.errors import input_error
 DOMAIN_CODES = {"source": 0, "target": 1, "unlabelled": 2, "unlabeled": 2}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DomainData:
     """The validated parts of one domain-adaptation problem (float64, 2-D targets)."""
 
@@ -110,7 +111,7 @@ def split_domains(
     if Xt is None or yt is None:
         raise input_error(source, "Xt, yt", None, "labelled target data (or a domain array)")
     Xs = as_matrix(X, "X", source)
-    y_is_1d = np.ndim(y) == 1
+    y_is_1d = np.ndim(cast(Any, y)) == 1
     ys = as_targets(y, "y", Xs.shape[0], source)
     Xt_arr = as_matrix(Xt, "Xt", source)
     yt_arr = as_targets(yt, "yt", Xt_arr.shape[0], source)
@@ -132,4 +133,4 @@ def _checked(Xs, ys, Xt, yt, Xu, y_is_1d: bool, source: str) -> DomainData:
     if Xt.shape[0] < 2:
         raise input_error(source, "labelled target rows", Xt.shape[0],
                           "at least 2 labelled target points")
-    return DomainData(Xs, ys, Xt, yt, Xu.reshape(-1, n_features), y_is_1d)
+    return DomainData(Xs=Xs, ys=ys, Xt=Xt, yt=yt, Xu=Xu.reshape(-1, n_features), y_is_1d=y_is_1d)

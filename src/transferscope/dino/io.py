@@ -1,43 +1,21 @@
-"""DINO's files: CSV/Parquet tables with named feature, target and domain columns in, fitted
-models and prediction tables out (the input and output edge of ``dino fit|predict``)."""
+"""DINO's tables: CSV/Parquet files with named feature, target and domain columns read into a
+domain-adaptation problem, and prediction tables written (the table edge of
+``dino fit|predict``; the fitted model's file is ``model_file.py``)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import safetensors.numpy
-from safetensors import SafetensorError
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from transferscope.core.bounded import loads_json, read_capped
-from transferscope.core.checks import MAX_MAGNITUDE, check_int, check_number
-from transferscope.core.errors import InputError, input_error
-from transferscope.core.io import atomic_write_bytes, check_csv_layout
+from transferscope.core.checks import MAX_MAGNITUDE
+from transferscope.core.errors import input_error
+from transferscope.core.io import check_csv_layout
 from transferscope.core.io import write_csv as _write_csv
-from transferscope.dino.authors import AuthorsDINO
-from transferscope.dino.estimator import DINORegressor
-
-ESTIMATORS = {"DINORegressor": DINORegressor, "AuthorsDINO": AuthorsDINO}
-MODEL_FORMAT = "transferscope-dino-model"
-MODEL_VERSION = 4  # 1-2: pickles (never read: unpickling a file can run code); 3: before #30
-MODEL_FILE_CAP = 2**30  # bytes: 1 GiB holds 60 million training values, far past any CPU fit
-# Every number a model file's settings hold, bounded before use (a depth of 1e6 would hang
-# predict): whole numbers (low, high) and real numbers (low, high).
-INT_SETTINGS = {"depth": (1, 100), "n_base": (1, 10**7), "hidden": (1, 10**5),
-                "n_steps": (0, 10**6), "batch_size": (1, 10**9), "val_every": (1, 10**6),
-                "cv_folds": (0, 10**6), "min_train_labels": (0, 10**9),
-                "exact_max": (0, 10**8), "n_inducing": (1, 10**8),
-                "n_neighbours": (1, 10**8), "random_state": (0, 2**63 - 1),
-                "n_features_in": (1, 10**6), "n_outputs": (1, 10**4), "n_source": (0, 10**9),
-                "selected_steps": (0, 10**6), "scaler_samples": (1, 10**12)}
-FLOAT_SETTINGS = {"w_std": (0.0, 1e6), "b_std": (0.0, 1e6), "learning_rate": (0.0, 1e6),
-                  "calibration_scale": (0.0, 1e6), "cg_tol": (0.0, 1.0),
-                  "cache_gib": (0.0, 1e6), "rank_tol": (0.0, 1.0)}
+from transferscope.dino.config import IMPUTE
+from transferscope.dino.inputs import DomainData
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -105,7 +83,6 @@ def _cell(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-IMPUTE = ("mean", "median", "drop")
 
 
 def domain_key(value: object) -> object:
@@ -159,7 +136,7 @@ def _is_date_column(present: pd.Series) -> bool:
     return bool(_parse_dates(present).notna().all())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FeatureEncoder:
     """How table columns become the model's numeric features, learned on the fit table and
     reapplied unchanged at predict time: date columns as fractional years, one-hot categories
@@ -196,7 +173,8 @@ class FeatureEncoder:
             if impute in ("mean", "median"):
                 finite = numeric[np.isfinite(numeric)]
                 fill[col] = float(finite.mean() if impute == "mean" else finite.median())
-        return cls(list(features), categories, fill, impute, dates)
+        return cls(features=list(features), categories=categories, fill=fill, impute=impute,
+                   dates=dates)
 
     @property
     def columns(self) -> list[str]:
@@ -266,16 +244,13 @@ class FeatureEncoder:
         return lines
 
 
-@dataclass
-class DomainTable:
-    """Source rows, labelled target rows and unlabelled target rows of one table, and one line
-    per row or cell the reading changed (``notes``)."""
+@dataclass(kw_only=True)
+class TableRows:
+    """One table read for a fit: its source, labelled target and unlabelled target rows
+    (``data``, the problem every estimator takes), how its columns became features
+    (``encoder``) and one line per row or cell the reading changed (``notes``)."""
 
-    Xs: np.ndarray
-    ys: np.ndarray
-    Xt: np.ndarray
-    yt: np.ndarray
-    Xu: np.ndarray
+    data: DomainData
     encoder: FeatureEncoder
     notes: list[str] = field(default_factory=list)
 
@@ -283,7 +258,7 @@ class DomainTable:
 def split_table(frame: pd.DataFrame, path: str, features: list[str], target: str, domain: str,
                 target_domain: str, source_domains: list[str] | None = None,
                 categorical: bool = False, impute: str | None = None,
-                drop_unlabelled_source: bool = False) -> DomainTable:
+                drop_unlabelled_source: bool = False) -> TableRows:
     """Rows whose ``domain`` matches ``target_domain`` (see ``domain_key``) are target
     (unlabelled where the target cell is empty); source rows are those matching
     ``source_domains``, or every other row when it is not given. Date columns become
@@ -335,137 +310,9 @@ def split_table(frame: pd.DataFrame, path: str, features: list[str], target: str
     if unlabelled.any():
         notes.append(f"{int(unlabelled.sum())} target row(s) without a label: used as "
                      "unlabelled target inputs")
-    return DomainTable(X[is_source], y[is_source], X[labelled], y[labelled], X[unlabelled],
-                       encoder, notes)
-
-
-@dataclass
-class TableModel:
-    """A fitted scikit-learn pipeline (scaler + DINO) and the table columns it was fitted on."""
-
-    pipeline: object
-    features: list[str]
-    target: str
-    encoder: FeatureEncoder
-
-
-def save_model(path: str | Path, model: TableModel) -> Path:
-    """Write the model atomically as a safetensors file: named float64 arrays plus JSON
-    settings in its header (``MODEL_FORMAT``, ``MODEL_VERSION``). Data only: reading it runs
-    no code, unlike a pickle (issue #20)."""
-    scaler, dino = model.pipeline[0], model.pipeline[-1]
-    dino_settings, arrays = dino.fitted_state()
-    settings = {"features": model.features, "target": model.target,
-                "encoder": asdict(model.encoder), "scaler": scaler.get_params(),
-                "scaler_samples": int(np.max(scaler.n_samples_seen_)), "dino": dino_settings}
-    arrays = {f"dino.{k}": v for k, v in arrays.items()}
-    arrays |= {f"scaler.{k}": np.asarray(getattr(scaler, f"{k}_"), dtype=np.float64)
-               for k in ("mean", "var", "scale")}
-    metadata = {"format": MODEL_FORMAT, "version": str(MODEL_VERSION),
-                "settings": json.dumps(settings)}
-    atomic_write_bytes(path, safetensors.numpy.save(arrays, metadata=metadata))
-    return Path(path)
-
-
-def load_model(path: str | Path) -> TableModel:
-    """A model written by :func:`save_model`. Anything else (a pickle, which is never
-    unpickled; a damaged or truncated file; another version) is one clear InputError."""
-    path = Path(path)
-    expected = f"a {MODEL_FORMAT} version {MODEL_VERSION} file written by `transferscope dino fit`"
-    try:
-        raw = read_capped(path, MODEL_FILE_CAP, "a DINO model file")  # 2 GB is not read whole
-    except OSError as err:
-        raise input_error(str(path), "model file", err.strerror or str(err), expected) from err
-    metadata = _safetensors_metadata(raw, str(path), expected)
-    if metadata.get("format") != MODEL_FORMAT:
-        raise input_error(str(path), "model format", metadata.get("format", "none"), expected)
-    version = metadata.get("version", "none")
-    if not isinstance(version, str):
-        raise input_error(str(path), "model version", version,
-                          f"the text '{MODEL_VERSION}' (a {type(version).__name__} is not how "
-                          "`dino fit` writes it)")
-    if version != str(MODEL_VERSION):
-        raise input_error(str(path), "model version", version,
-                          f"{MODEL_VERSION} (refit the model with this version's `dino fit`)")
-    try:
-        arrays = safetensors.numpy.load(raw)
-        wrong = next((k for k, v in arrays.items() if v.dtype != np.float64), None)
-        if wrong is not None:  # bytes of another type read as floats predict nonsense
-            raise input_error(str(path), f"model tensor '{wrong}' dtype",
-                              str(arrays[wrong].dtype), "float64 (F64), as `dino fit` writes")
-        settings = loads_json(metadata["settings"], f"{path}: header settings",
-                              "the settings `dino fit` writes")
-        _check_settings(settings, str(path))
-        return _table_model(settings, arrays)
-    except InputError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError,
-            RecursionError, SafetensorError) as err:
-        detail = f"{type(err).__name__}: {err}".splitlines()[0][:100]
-        raise input_error(str(path), "model contents", detail, expected) from err
-
-
-def _safetensors_metadata(raw: bytes, path: str, expected: str) -> dict[str, str]:
-    """The JSON header's ``__metadata__``, read without trusting the file; a pickle is named."""
-    size = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else -1
-    if not 2 <= size <= len(raw) - 8:
-        if raw[:1] == b"\x80" and raw[-1:] == b".":  # pickle protocol >= 2: PROTO ... STOP
-            raise input_error(path, "model file", "a Python pickle (never loaded: unpickling "
-                              "can run code)", expected)
-        if len(raw) < 8:
-            raise input_error(path, "model file", f"{len(raw)} bytes", expected)
-        raise input_error(path, "model header length", size,
-                          f"at most the {len(raw) - 8} bytes after it (truncated, or {expected})")
-    try:
-        header = json.loads(raw[8:8 + size].decode("utf-8"))
-        metadata = header["__metadata__"]
-        end = 8 + size + max((int(entry["data_offsets"][1]) for key, entry in header.items()
-                              if key != "__metadata__"), default=0)
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError,
-            RecursionError) as err:
-        raise input_error(path, "model header", type(err).__name__, expected) from err
-    if not isinstance(metadata, dict):
-        raise input_error(path, "model header", type(metadata).__name__, expected)
-    if end != len(raw):
-        raise input_error(path, "model file length", f"{len(raw)} bytes",
-                          f"{end} as its header says (truncated or damaged file)")
-    return metadata
-
-
-def _check_settings(settings: dict, path: str) -> None:
-    """Every number in a model file's settings within its bound (``INT_SETTINGS``,
-    ``FLOAT_SETTINGS``), checked before any of them sizes a network or a loop."""
-    if not isinstance(settings, dict) or not isinstance(settings.get("dino"), dict):
-        raise ValueError("settings without a 'dino' object")
-    dino = settings["dino"]
-    places = {**(dino.get("params") or {}), **dino,
-              "scaler_samples": settings.get("scaler_samples")}
-    for name, (low, high) in INT_SETTINGS.items():
-        if name in places and places[name] is not None:
-            check_int(f"{path}: model setting {name}", places[name], low, high)
-    for name, (low, high) in FLOAT_SETTINGS.items():
-        if name in places and places[name] is not None:
-            check_number(f"{path}: model setting {name}", places[name], low, high)
-
-
-def _table_model(settings: dict, arrays: dict[str, np.ndarray]) -> TableModel:
-    """Rebuild scaler + DINO pipeline and encoder from a model file's settings and arrays."""
-    broken = [name for name, values in arrays.items() if not np.isfinite(values).all()]
-    if broken:
-        raise ValueError(f"non-finite values in '{broken[0]}'")
-    scaler = StandardScaler(**settings["scaler"])
-    scaler.mean_, scaler.var_, scaler.scale_ = (arrays[f"scaler.{k}"]
-                                                for k in ("mean", "var", "scale"))
-    scaler.n_features_in_, scaler.n_samples_seen_ = len(scaler.mean_), settings["scaler_samples"]
-    estimator = ESTIMATORS[settings["dino"].get("estimator", "DINORegressor")]
-    dino = estimator.from_fitted_state(
-        settings["dino"], {k[len("dino."):]: v for k, v in arrays.items() if k.startswith("dino.")})
-    if dino.n_features_in_ != scaler.n_features_in_:
-        raise ValueError(f"scaler has {scaler.n_features_in_} features, the model "
-                         f"{dino.n_features_in_}")
-    encoder = FeatureEncoder(**settings["encoder"])
-    return TableModel(make_pipeline(scaler, dino), list(settings["features"]),
-                      str(settings["target"]), encoder)
+    data = DomainData(Xs=X[is_source], ys=y[is_source, None], Xt=X[labelled],
+                      yt=y[labelled, None], Xu=X[unlabelled], y_is_1d=True)
+    return TableRows(data=data, encoder=encoder, notes=notes)
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> Path:

@@ -25,28 +25,35 @@ from transferscope.dino.finite import width_sweep
 from transferscope.dino.io import write_csv
 
 
-@dataclass
-class BenchFiles:
-    """The tables ``write_bench`` computed and the files it wrote."""
+@dataclass(kw_only=True)
+class BenchResult:
+    """What a benchmark run computed (per-run rows, per-task MMD and the tables drawn from
+    them) and, when it was asked to write them, the files (else ``None``)."""
 
+    runs: pd.DataFrame
+    mmd: pd.DataFrame
     summary: pd.DataFrame
     ranks: pd.DataFrame
     defaults: pd.DataFrame
-    runs_csv: Path
-    summary_csv: Path
-    report: Path
+    coverage: pd.DataFrame
+    runs_csv: Path | None = None
+    summary_csv: Path | None = None
+    report: Path | None = None
 
 
-def write_bench(profile: Profile, out: str | Path, show_progress: bool = True) -> BenchFiles:
-    """Run every method on the profile's tasks (cached, resumable); write ``runs.csv``,
-    ``summary.csv`` and the report (without the finite-width check) into ``out``."""
-    out = Path(out)
+def write_bench(profile: Profile, out: str | Path | None,
+                show_progress: bool = True) -> BenchResult:
+    """Run every method on the profile's tasks (cached, resumable) and tabulate; with ``out``,
+    write ``runs.csv``, ``summary.csv`` and the report (without the finite-width check)."""
     runs, mmd = run_benchmark(profile, show_progress=show_progress)
-    runs_csv = write_csv(out / "runs.csv", runs)
-    table = summary_table(runs)
-    summary_csv = write_csv(out / "summary.csv", table)
-    path = write_report(runs, mmd, out, finite_width=None)
-    return BenchFiles(table, ranks(runs), defaults_check(runs), runs_csv, summary_csv, path)
+    result = BenchResult(runs=runs, mmd=mmd, summary=summary_table(runs), ranks=ranks(runs),
+                         defaults=defaults_check(runs), coverage=coverage_table(runs))
+    if out is not None:
+        out = Path(out)
+        result.runs_csv = write_csv(out / "runs.csv", runs)
+        result.summary_csv = write_csv(out / "summary.csv", result.summary)
+        result.report = write_report(runs, mmd, out, finite_width=None)
+    return result
 
 
 def write_full_report(profile: Profile, out: str | Path) -> Path:

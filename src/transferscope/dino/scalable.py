@@ -275,6 +275,8 @@ class NystromPosterior:
             block_c = weighted.transpose(0, 1) @ y[start:stop]
             c = block_c if c is None else c + block_c
             advance(stop - start)
+        if A is None or c is None:
+            raise ValueError("NystromPosterior: no training rows")
         self.chol = torch.linalg.cholesky(torch.eye(A.shape[0], dtype=A.dtype) + A)
         self.weights = torch.cholesky_solve(c, self.chol)
 

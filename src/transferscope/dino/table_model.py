@@ -17,19 +17,14 @@ from sklearn.preprocessing import StandardScaler
 
 from transferscope.core.errors import input_error
 from transferscope.dino.authors import AuthorsDINO
+from transferscope.dino.config import PRESETS
 from transferscope.dino.cost import estimate_cost
 from transferscope.dino.estimator import Z90, DINORegressor
-from transferscope.dino.io import (
-    TableModel,
-    load_model,
-    read_table,
-    save_model,
-    split_table,
-    write_csv,
-)
+from transferscope.dino.io import read_table, split_table, write_csv
+from transferscope.dino.model_file import TableModel, load_model, save_model
 
 
-@dataclass
+@dataclass(kw_only=True)
 class HoldoutScore:
     """Errors on labelled target rows held out of a fit, next to the answer with no opinion
     (the mean of the other labelled target rows): a model worth using beats it. ``mae_se`` is
@@ -43,7 +38,7 @@ class HoldoutScore:
     mean_mae: float
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TableFit:
     """What ``fit_table`` fitted and where it wrote the model; ``notes`` says what reading the
     table changed (dates, filled cells, dropped rows), ``plan`` the posterior and its estimated
@@ -61,7 +56,7 @@ class TableFit:
     fitted: dict[str, float]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TablePredictions:
     """Where ``predict_table`` wrote its predictions, and how many rows."""
 
@@ -69,7 +64,6 @@ class TablePredictions:
     n_rows: int
 
 
-PRESETS = ("default", "authors")
 AUTHORS_SETTINGS = ("kernel", "depth", "w_std", "b_std", "n_base", "n_steps", "learning_rate",
                     "batch_size", "dtype")
 
@@ -101,7 +95,7 @@ def fit_table(
         data: CSV or Parquet file.
         features, target, domain: column names; rows whose domain matches ``target_domain``
             (numbers by value, text case-insensitively) are target rows.
-        out: where the fitted model is written (see :func:`transferscope.dino.io.load_model`).
+        out: where the fitted model is written (see :func:`transferscope.dino.model_file.load_model`).
         source_domains: domain values of the source rows (default: every non-target row).
         categorical, impute, drop_unlabelled_source: see
             :func:`transferscope.dino.io.split_table`.
@@ -128,13 +122,15 @@ def fit_table(
             raise input_error("fit", foreign[0].replace("_", "-"), params[foreign[0]],
                               "no value with --preset authors (their algorithm has no such "
                               "setting)")
-    parts = split_table(read_table(data), str(data), features, target, domain, target_domain,
+    table = split_table(read_table(data), str(data), features, target, domain, target_domain,
                         source_domains, categorical, impute, drop_unlabelled_source)
-    n_s, n_t, n_u = len(parts.Xs), len(parts.Xt), len(parts.Xu)
+    Xs, Xt, Xu = table.data.Xs, table.data.Xt, table.data.Xu
+    ys, yt = table.data.ys[:, 0], table.data.yt[:, 0]  # one target column
+    n_s, n_t, n_u = len(Xs), len(Xt), len(Xu)
     say = notify or (lambda line: None)
-    for line in parts.notes:
+    for line in table.notes:
         say(line)
-    plan = _plan(preset, params, seed, n_s, n_t, parts.Xs.shape[1])
+    plan = _plan(preset, params, seed, n_s, n_t, Xs.shape[1])
     say(plan)
     score = None
     if holdout > 0:
@@ -144,19 +140,22 @@ def fit_table(
                               f"a fraction leaving >= 1 held-out and >= 2 of {n_t} labelled rows")
         order = np.random.default_rng(seed).permutation(n_t)
         out_idx, in_idx = order[:n_out], order[n_out:]
-        pipe = _fit(parts.Xs, parts.ys, parts.Xt[in_idx], parts.yt[in_idx],
-                    np.vstack([parts.Xu, parts.Xt[out_idx]]), preset, params, seed, verbose)
-        mean, std = pipe.predict(parts.Xt[out_idx], return_std=True)
-        err = np.abs(mean - parts.yt[out_idx])
+        pipe = _fit(Xs, ys, Xt[in_idx], yt[in_idx], np.vstack([Xu, Xt[out_idx]]), preset,
+                    params, seed, verbose)
+        mean, std = pipe.predict(Xt[out_idx], return_std=True)
+        err = np.abs(mean - yt[out_idx])
         se = float(err.std(ddof=1) / np.sqrt(n_out)) if n_out > 1 else float("nan")
-        score = HoldoutScore(n_out, float(err.mean()), se, float(np.sqrt((err**2).mean())),
-                             float((err <= Z90 * std).mean()),
-                             float(np.abs(parts.yt[in_idx].mean() - parts.yt[out_idx]).mean()))
-    pipe = _fit(parts.Xs, parts.ys, parts.Xt, parts.yt, parts.Xu, preset, params, seed, verbose)
+        score = HoldoutScore(
+            n_rows=n_out, mae=float(err.mean()), mae_se=se,
+            rmse=float(np.sqrt((err**2).mean())), coverage90=float((err <= Z90 * std).mean()),
+            mean_mae=float(np.abs(yt[in_idx].mean() - yt[out_idx]).mean()))
+    pipe = _fit(Xs, ys, Xt, yt, Xu, preset, params, seed, verbose)
     model = pipe[-1]
-    path = save_model(out, TableModel(pipe, list(features), target, parts.encoder))
-    return TableFit(path, _name(model), n_s, n_t, n_u, parts.encoder.columns, parts.notes, plan,
-                    score, _fitted(model))
+    path = save_model(out, TableModel(pipeline=pipe, features=list(features), target=target,
+                                      encoder=table.encoder))
+    return TableFit(model_path=path, estimator=_name(model), n_source=n_s, n_labelled=n_t,
+                    n_unlabelled=n_u, features=table.encoder.columns, notes=table.notes,
+                    plan=plan, holdout=score, fitted=_fitted(model))
 
 
 def _estimator(preset: str, params: dict, seed: int):
@@ -220,4 +219,4 @@ def predict_table(model_path: str | Path, data: str | Path, out: str | Path) -> 
     result = frame.copy()
     result[f"{model.target}_pred"] = mean
     result[f"{model.target}_std"] = std
-    return TablePredictions(write_csv(out, result), len(result))
+    return TablePredictions(path=write_csv(out, result), n_rows=len(result))
