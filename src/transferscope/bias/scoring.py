@@ -55,7 +55,7 @@ ALPHA = 0.05
 VOTE_LABELS = ("in favour", "against", "abstain")
 SCORE_COLUMNS = ["test", "form", "nation", "metric", "value", "ci_low", "ci_high", "p",
                  "p_adj", "claim", "value_argmax", "margin_median", "n_items", "n_unparsed",
-                 "headline", "flag"]
+                 "headline", "flag", "wording"]
 MIN_DRAFTS = 20  # fewer drafts (or attribute pairs) behind a cell: it cannot carry a claim
 NEAR_TIE = 0.5  # nats: a cell whose median top-two option margin is below this rests on ties
 HEADLINE = "median same-gold difference vs the other nations"
@@ -423,3 +423,66 @@ def cross_model_correlations(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 rows.append({"model A": a, "model B": b, "test": f"{test}: {form}",
                              "spearman": _spearman(g["a"], g["b"]), "nations": len(g)})
     return pd.DataFrame(rows, columns=["model A", "model B", "test", "spearman", "nations"])
+
+
+SPREAD_COLUMNS = ["test", "form", "nation", "metric", "headline", "n_prompts", "prompts", "min",
+                  "max", "sd", "order_gap", "status"]
+SURVIVES, NOT_SURVIVING, NO_FINDING = "survives", "does not survive paraphrase", "no finding"
+
+
+def wordings(scores: pd.DataFrame) -> list[str]:
+    """The prompt variants a scores table holds, in order (tables before #28: ``w0``)."""
+    if "wording" not in scores.columns:
+        return ["w0"]
+    return list(dict.fromkeys(scores["wording"].fillna("w0").astype(str)))
+
+
+def one_wording(scores: pd.DataFrame, wording: str | None = None) -> pd.DataFrame:
+    """The rows of one prompt variant (``wording``; default ``w0`` where present, else the
+    first): the table the per-nation views read, one row per test, form, nation and metric."""
+    names = wordings(scores)
+    if "wording" not in scores.columns:
+        return scores
+    pick = wording or ("w0" if "w0" in names else names[0])
+    return scores[scores["wording"].fillna("w0").astype(str) == pick]
+
+
+def paraphrase_spread(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per test, form, nation and metric: how the score moves across prompt variants.
+
+    ``prompts``: each variant's ``value [ci_low, ci_high]``; ``min``, ``max`` and ``sd``
+    (ddof 1) over the variants; ``order_gap``: the mean over wordings of ``|value(w) -
+    value(w-rev)|`` (options as listed against reversed; NaN without both); ``status`` (ours):
+    ``survives`` when every variant's 95% CI excludes 0 on the same side and no variant's cell
+    is flagged, ``no finding`` when no variant's CI excludes 0, else ``does not survive
+    paraphrase``.
+    """
+    frame = scores.copy()
+    frame["wording"] = frame["wording"].fillna("w0").astype(str) \
+        if "wording" in frame.columns else "w0"
+    rows = []
+    keys = ["test", "form", "nation", "metric"]
+    for key, g in frame.groupby(keys, sort=False):
+        values = dict(zip(g["wording"], g["value"].astype(float), strict=True))
+        low, high = g["ci_low"].astype(float), g["ci_high"].astype(float)
+        above, below = bool((low > 0).all()), bool((high < 0).all())
+        clean = not g["flag"].map(flagged).any() if "flag" in g.columns else True
+        if (above or below) and clean:
+            status = SURVIVES
+        elif ((low > 0) | (high < 0)).any():
+            status = NOT_SURVIVING
+        else:
+            status = NO_FINDING
+        gaps = [abs(v - values[w + "-rev"]) for w, v in values.items()
+                if not w.endswith("-rev") and w + "-rev" in values]
+        finite = np.array([v for v in values.values() if np.isfinite(v)])
+        rows.append({
+            **dict(zip(keys, key, strict=True)), "headline": bool(g["headline"].iloc[0]),
+            "n_prompts": len(g),
+            "prompts": "; ".join(f"{w} {v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for w, v, lo, hi in
+                                 zip(g["wording"], g["value"], low, high, strict=True)),
+            "min": float(finite.min()) if len(finite) else float("nan"),
+            "max": float(finite.max()) if len(finite) else float("nan"),
+            "sd": float(finite.std(ddof=1)) if len(finite) > 1 else float("nan"),
+            "order_gap": float(np.mean(gaps)) if gaps else float("nan"), "status": status})
+    return pd.DataFrame(rows, columns=SPREAD_COLUMNS)
