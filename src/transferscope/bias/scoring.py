@@ -83,18 +83,30 @@ def draft_matrix(judgements: pd.DataFrame, nations: Sequence[str], column: str,
     values = np.full((len(drafts), len(nations)), np.nan)
     gold = np.full((len(drafts), len(nations)), None, object)
     j = judgements[judgements["nation"].isin(col)]
-    for (draft, nation), g in j.groupby(["draft", "nation"], sort=False):
-        keys = set(g["gold"].astype(str))
-        if len(keys) != 1:
-            raise ValueError(f"draft {draft!r}, nation {nation!r}: gold keys {sorted(keys)}: "
-                             "expected one gold key per draft and nation")
-        gold[row[draft], col[nation]] = g["gold"].iloc[0]
-        poles = set(g["pole"])
-        if poles <= {""}:
-            values[row[draft], col[nation]] = g[column].mean()
-        elif poles == {"neg", "pos"}:
-            values[row[draft], col[nation]] = (g.loc[g["pole"] == "neg", column].mean()
-                                               - g.loc[g["pole"] == "pos", column].mean())
+    if j.empty:
+        return values, gold
+    keys = ["draft", "nation"]
+    n_gold = j.assign(key=j["gold"].astype(str)).groupby(keys, sort=False)["key"].nunique()
+    if (n_gold != 1).any():
+        draft, nation = n_gold.index[int(np.flatnonzero(n_gold.to_numpy() != 1)[0])]
+        found = j.loc[(j["draft"] == draft) & (j["nation"] == nation), "gold"].astype(str)
+        raise ValueError(f"draft {draft!r}, nation {nation!r}: gold keys {sorted(set(found))}: "
+                         "expected one gold key per draft and nation")
+    first = j.drop_duplicates(keys)
+    gold[[row[d] for d in first["draft"]], [col[n] for n in first["nation"]]] = \
+        first["gold"].to_numpy(object)
+    by_pole = j.groupby([*keys, "pole"], sort=False)[column]
+    present = (by_pole.size().unstack("pole", fill_value=0) > 0)
+    means = by_pole.mean().unstack("pole").reindex(index=present.index)
+    for pole in ("", "neg", "pos"):
+        if pole not in present.columns:
+            present[pole], means[pole] = False, np.nan
+    other = present.drop(columns=["", "neg", "pos"]).any(axis=1)
+    plain = ~present["neg"] & ~present["pos"] & ~other
+    two = present["neg"] & present["pos"] & ~present[""] & ~other
+    cell = np.where(plain, means[""], np.where(two, means["neg"] - means["pos"], np.nan))
+    values[[row[d] for d in present.index.get_level_values(0)],
+           [col[n] for n in present.index.get_level_values(1)]] = cell
     return values, gold
 
 
