@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.bias.test_cli import _one_error_line, cli  # noqa: F401 - the in-process CLI fixture
+from tests.bias.test_cli import _one_error_line
+from tests.bias.test_cli import cli  # noqa: F401 - the in-process CLI fixture
 from transferscope.bias import load_record, parse_tests
 from transferscope.bias.backends.null import ALL_NULL_KINDS, DRAFT_KINDS, NullBackend
 from transferscope.bias.calibrate import planted_answers
@@ -203,7 +204,7 @@ def test_survival_rule_by_hand():
     assert paraphrase_spread(nothing).iloc[0]["status"] == NO_FINDING
 
 
-def test_cli_prompts_run_and_report(cli, tmp_path):
+def test_cli_prompts_run_and_report(cli, tmp_path):  # noqa: F811 - the fixture
     """``bias run --prompts w0,w0-rev`` scores each variant, prints the spread; the report
     shows which findings survive and writes summary.csv with a wording column; a bad variant
     and paraphrases of an items file are one error line each."""
