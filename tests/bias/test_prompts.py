@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.bias.test_cli import _one_error_line
-from tests.bias.test_cli import cli  # noqa: F401 - the in-process CLI fixture
+from tests.bias.test_cli import (
+    _one_error_line,
+    cli,  # noqa: F401 - the in-process CLI fixture
+)
 from transferscope.bias import load_record, parse_tests
 from transferscope.bias.backends.null import ALL_NULL_KINDS, DRAFT_KINDS, NullBackend
 from transferscope.bias.calibrate import planted_answers
