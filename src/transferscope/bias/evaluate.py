@@ -133,8 +133,9 @@ class Evaluation:
     def table(self) -> pd.DataFrame:
         """The headline scores as the user-facing table: nation, test, form, score (expected
         answer), CI, adjusted p-value, ``claim`` (significant after adjustment and unflagged),
-        the argmax score, the median top-two option margin, n (drafts compared) and why a cell
-        cannot carry a claim (``flag``, empty when it can)."""
+        the argmax score, the median top-two option margin, n (drafts compared), why a cell
+        cannot carry a claim (``flag``, empty when it can) and the prompt variant
+        (``wording``: ``w0`` unless the run asked others, ``--prompts``)."""
         head = self.headline.rename(columns={"value": "score", "value_argmax": "score_argmax"})
         return head[TABLE_COLUMNS].reset_index(drop=True)
 
@@ -155,8 +156,9 @@ class Evaluation:
 
 
 OTHER_METRICS = ("B", "U", "accuracy")
-TABLE_COLUMNS = ["nation", "test", "form", "wording", "metric", "score", "ci_low", "ci_high", "p_adj",
-                 "claim", "score_argmax", "margin_median", "n_items", "n_unparsed", "flag"]
+TABLE_COLUMNS = ["nation", "test", "form", "metric", "score", "ci_low", "ci_high", "p_adj",
+                 "claim", "score_argmax", "margin_median", "n_items", "n_unparsed", "flag",
+                 "wording"]
 
 
 OPTION_SCORING = ("mean", "sum", "generate")  # "generate": parse generated text only
