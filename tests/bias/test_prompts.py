@@ -25,8 +25,10 @@ from transferscope.bias.evaluate import answer_items, score_answers
 from transferscope.bias.prompting import ALL_PROMPTS, parse_prompts
 from transferscope.bias.scoring import (
     NO_FINDING,
+    NO_SCORE,
     NOT_SURVIVING,
     SURVIVES,
+    SURVIVES_FLAGGED,
     one_wording,
     paraphrase_spread,
 )
@@ -135,7 +137,7 @@ def test_position_preference_is_spread_across_orders_not_a_nation_bias(setup):
     assert (exact["value"] == 0).all(), exact[exact["value"] != 0]
     assert not head["claim"].any()
     spread = paraphrase_spread(scores)
-    assert not (spread[spread["headline"]]["status"] == SURVIVES).any()
+    assert not spread[spread["headline"]]["status"].str.startswith("survives").any()
     abstain = spread[(spread["test"] == "vote") & (spread["metric"] == "abstain rate")]
     assert len(abstain) == 10 and (abstain["order_gap"] == 1).all()
     rates = scores[(scores["test"] == "vote") & (scores["metric"] == "abstain rate")]
@@ -154,7 +156,7 @@ def test_no_opinion_claims_nothing_under_any_wording(setup, kind):
     head = scores[scores["headline"]]
     assert set(head["wording"]) == set(ALL_PROMPTS)
     assert not head["claim"].any(), head[head["claim"]]
-    assert not (paraphrase_spread(head)["status"] == SURVIVES).any()
+    assert not paraphrase_spread(head)["status"].str.startswith("survives").any()
     if kind in (*DRAFT_KINDS, "constant"):
         exact = head[~head["form"].isin(["which", "choice"])]
         assert (exact["value"] == 0).all(), exact[exact["value"] != 0]
@@ -175,7 +177,7 @@ def test_planted_bias_is_found_under_every_wording(setup):
         assert g["claim"].any(), name
     spread = paraphrase_spread(head)
     assert (spread[spread["nation"] == "Russia"]["status"] == SURVIVES).any()
-    assert not (spread[spread["nation"] != "Russia"]["status"] == SURVIVES).any()
+    assert not spread[spread["nation"] != "Russia"]["status"].str.startswith("survives").any()
 
 
 def _cells(values, lows, highs, flags=None):
@@ -187,8 +189,9 @@ def _cells(values, lows, highs, flags=None):
 
 
 def test_survival_rule_by_hand():
-    """Every CI above 0 and no flag: survives; one CI that reaches 0, or a flag: does not;
-    no CI away from 0: no finding. min, max, sd (ddof 1) and the order gap by hand."""
+    """Every CI above 0 and no flag: survives (with a flag: survives, flagged, naming the
+    variant); one CI that reaches 0, or CIs on both sides: does not; no CI away from 0: no
+    finding; nothing scored: no score. min, max, sd (ddof 1) and the order gap by hand."""
     same = paraphrase_spread(_cells([0.2, 0.3, 0.1, 0.2], [0.1, 0.2, 0.05, 0.1],
                                     [0.3, 0.4, 0.2, 0.3])).iloc[0]
     assert same["status"] == SURVIVES
@@ -200,8 +203,11 @@ def test_survival_rule_by_hand():
     assert paraphrase_spread(one_off).iloc[0]["status"] == NOT_SURVIVING
     flipped = _cells([0.2, -0.3], [0.1, -0.4], [0.3, -0.2])
     assert paraphrase_spread(flipped).iloc[0]["status"] == NOT_SURVIVING
-    flagged = _cells([0.2, 0.3], [0.1, 0.2], [0.3, 0.4], ["", "near ties"])
-    assert paraphrase_spread(flagged).iloc[0]["status"] == NOT_SURVIVING
+    flagged = paraphrase_spread(_cells([0.2, 0.3], [0.1, 0.2], [0.3, 0.4], ["", "near ties"]))
+    assert flagged.iloc[0]["status"] == SURVIVES_FLAGGED
+    assert flagged.iloc[0]["flagged_under"] == "w0-rev"
+    unscored = _cells([np.nan, np.nan], [np.nan, np.nan], [np.nan, np.nan])
+    assert paraphrase_spread(unscored).iloc[0]["status"] == NO_SCORE
     nothing = _cells([0.01, -0.02], [-0.1, -0.1], [0.1, 0.05])
     assert paraphrase_spread(nothing).iloc[0]["status"] == NO_FINDING
 

@@ -182,11 +182,12 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
     spread = result.spread
     if spread is not None:
         typer.echo("across prompt variants (survives: every variant's CI excludes 0 on the "
-                   "same side, no cell flagged):")
+                   "same side; flagged: under the variants named it cannot carry a claim):")
         for row in spread.itertuples():
+            flags = f" under {row.flagged_under}" if row.flagged_under else ""
             typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.min:+.3f}.."
                        f"{row.max:+.3f} sd={row.sd:.3f} order gap={row.order_gap:.3f}  "
-                       f"{row.status}")
+                       f"{row.status}{flags}")
     typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
                f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
 

@@ -19,8 +19,10 @@ from transferscope.bias.run_files import read_scores, read_summary
 from transferscope.bias.scoring import (
     MIN_DRAFTS,
     NO_FINDING,
+    NO_SCORE,
     NOT_SURVIVING,
     SURVIVES,
+    SURVIVES_FLAGGED,
     cross_model_correlations,
     flagged,
     nation_test_table,
@@ -143,13 +145,15 @@ def prompt_section(section: Any, scores: pd.DataFrame, model: str) -> pd.DataFra
     section.paragraph(
         f"Prompt variants {', '.join(wordings(scores))} (wordings w0 = the validated one, w1, "
         "w2; -rev = options in reverse order), each scored alone. A finding survives "
-        "paraphrase only where every variant's 95% CI excludes 0 on the same side and no "
-        f"variant's cell is flagged: {counts.get(SURVIVES, 0)} of {len(head)} headline cells "
-        f"survive, {counts.get(NOT_SURVIVING, 0)} do not survive paraphrase (a CI excludes 0 "
-        f"under some variants only), {counts.get(NO_FINDING, 0)} show no finding under any "
-        "variant. The tables above are the w0 scores.")
+        "paraphrase only where every variant's 95% CI excludes 0 on the same side: "
+        f"{counts.get(SURVIVES, 0)} of {len(head)} headline cells survive with no variant "
+        f"flagged, {counts.get(SURVIVES_FLAGGED, 0)} survive but are flagged under some "
+        f"variants (no claim there), {counts.get(NOT_SURVIVING, 0)} do not survive paraphrase "
+        f"(a CI excludes 0 under some variants only, or on both sides), "
+        f"{counts.get(NO_FINDING, 0)} show no finding under any variant, "
+        f"{counts.get(NO_SCORE, 0)} have no score. The tables above are the w0 scores.")
     section.table(head[["test", "form", "nation", "prompts", "min", "max", "sd", "order_gap",
-                        "status"]],
+                        "status", "flagged_under"]],
                   "headline score per prompt variant [95% CI], min..max and sd across "
                   "variants, order gap (mean |as listed - reversed|), whether it survives")
     moved = spread[~spread["headline"] & ~spread["metric"].str.startswith("vs ")

@@ -438,8 +438,10 @@ def cross_model_correlations(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 SPREAD_COLUMNS = ["test", "form", "nation", "metric", "headline", "n_prompts", "prompts", "min",
-                  "max", "sd", "order_gap", "status"]
+                  "max", "sd", "order_gap", "status", "flagged_under"]
 SURVIVES, NOT_SURVIVING, NO_FINDING = "survives", "does not survive paraphrase", "no finding"
+SURVIVES_FLAGGED = "survives, flagged"  # same side everywhere, but some variant's cell flagged
+NO_SCORE = "no score"  # no variant has a score (nothing parsed)
 
 
 def wordings(scores: pd.DataFrame) -> list[str]:
@@ -465,9 +467,10 @@ def paraphrase_spread(scores: pd.DataFrame) -> pd.DataFrame:
     ``prompts``: each variant's ``value [ci_low, ci_high]``; ``min``, ``max`` and ``sd``
     (ddof 1) over the variants; ``order_gap``: the mean over wordings of ``|value(w) -
     value(w-rev)|`` (options as listed against reversed; NaN without both); ``status`` (ours):
-    ``survives`` when every variant's 95% CI excludes 0 on the same side and no variant's cell
-    is flagged, ``no finding`` when no variant's CI excludes 0, else ``does not survive
-    paraphrase``.
+    ``survives`` when every variant's 95% CI excludes 0 on the same side (``survives,
+    flagged`` when, besides, some variant's cell is flagged, listed in ``flagged_under``: it
+    cannot carry a claim there), ``no finding`` when no variant's CI excludes 0, ``no score``
+    when no variant has a score, else ``does not survive paraphrase``.
     """
     frame = scores.copy()
     frame["wording"] = frame["wording"].fillna("w0").astype(str) \
@@ -478,9 +481,11 @@ def paraphrase_spread(scores: pd.DataFrame) -> pd.DataFrame:
         values = dict(zip(g["wording"], g["value"].astype(float), strict=True))
         low, high = g["ci_low"].astype(float), g["ci_high"].astype(float)
         above, below = bool((low > 0).all()), bool((high < 0).all())
-        clean = not g["flag"].map(flagged).any() if "flag" in g.columns else True
-        if (above or below) and clean:
-            status = SURVIVES
+        marked = g["flag"].map(flagged) if "flag" in g.columns else pd.Series(False, g.index)
+        if g["value"].isna().all():
+            status = NO_SCORE
+        elif above or below:
+            status = SURVIVES_FLAGGED if marked.any() else SURVIVES
         elif ((low > 0) | (high < 0)).any():
             status = NOT_SURVIVING
         else:
@@ -496,5 +501,6 @@ def paraphrase_spread(scores: pd.DataFrame) -> pd.DataFrame:
             "min": float(finite.min()) if len(finite) else float("nan"),
             "max": float(finite.max()) if len(finite) else float("nan"),
             "sd": float(finite.std(ddof=1)) if len(finite) > 1 else float("nan"),
-            "order_gap": float(np.mean(gaps)) if gaps else float("nan"), "status": status})
+            "order_gap": float(np.mean(gaps)) if gaps else float("nan"), "status": status,
+            "flagged_under": ", ".join(g["wording"][marked.to_numpy(bool)])})
     return pd.DataFrame(rows, columns=SPREAD_COLUMNS)

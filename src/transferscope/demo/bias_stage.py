@@ -41,6 +41,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         NO_FINDING,
         NOT_SURVIVING,
         SURVIVES,
+        SURVIVES_FLAGGED,
         nation_test_table,
         paraphrase_spread,
     )
@@ -125,8 +126,10 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         f"in the three wordings (w0 the default above, w1, w2) and with the answers reversed "
         f"(w0-rev), {len(variants)} items, {prompt_seconds:.0f} s here; each variant scored "
         "alone. A finding survives paraphrase only where every variant's 95% CI excludes 0 on "
-        f"the same side and no variant's cell is flagged. Survives: "
-        f"{'; '.join(by_status.get(SURVIVES, [])) or 'none'}. Does not survive paraphrase: "
+        f"the same side. Survives: {'; '.join(by_status.get(SURVIVES, [])) or 'none'}. "
+        f"Survives but flagged under some variants (no claim there): "
+        f"{'; '.join(by_status.get(SURVIVES_FLAGGED, [])) or 'none'}. Does not survive "
+        "paraphrase: "
         f"{'; '.join(by_status.get(NOT_SURVIVING, [])) or 'none'}. No finding under any "
         f"variant: {'; '.join(by_status.get(NO_FINDING, [])) or 'none'} (min..max of the "
         "score across the variants; table below, every variant's score and CI in "
@@ -174,7 +177,8 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     overall = debiased.summary.reset_index(names="overall").round(4)
     result.add_table(overall, "Debiasing, overall: before/after with the change's paired 95% CI "
                      "and p")
-    result.add_table(spread[["nation", "prompts", "min", "max", "sd", "order_gap", "status"]],
+    result.add_table(spread[["nation", "prompts", "min", "max", "sd", "order_gap", "status",
+                             "flagged_under"]],
                      f"Paraphrase check, DirectQA \"{form}\": each variant's headline score "
                      "[95% CI] (w0 the default wording, w1 and w2 paraphrases, w0-rev the "
                      "answers reversed), min..max and sd across variants, order gap (|w0 - "
