@@ -233,3 +233,20 @@ def test_cli_prompts_run_and_report(cli, tmp_path):  # noqa: F811 - the fixture
     line = _one_error_line(cli("bias", "run", "--model", "null:constant", "--prompts", "w9",
                                "--out", str(tmp_path / "bad")))
     assert "--prompts" in line and "'w9'" in line
+
+
+def test_items_file_takes_only_the_default_wording(tmp_path):
+    """An items file gives its own prompts: asking it for paraphrases is one clear error
+    naming --prompts; the default variant runs it as before."""
+    from transferscope.bias import evaluate
+    from transferscope.bias.data.members import P5
+    from transferscope.bias.items import write_items
+
+    path = write_items(tmp_path / "items.jsonl", [
+        {"id": f"{d}/{n}", "test": "vote", "form": "role", "nation": n, "date": "1976-03-25",
+         "draft": d, "text": f"The situation in region {d}.", "gold": "in favour"}
+        for d in ("d1", "d2") for n in P5])
+    with pytest.raises(InputError, match=r"--prompts.*'all'|--prompts.*w0-rev"):
+        evaluate("null:constant", "vote", items=path, n_boot=20, prompts="all")
+    table = evaluate("null:constant", "vote", items=path, n_boot=20).table
+    assert set(table["wording"]) == {"w0"} and len(table) == 5
