@@ -166,3 +166,28 @@ def test_bias_stage_numbers_match_its_run_folder(demo):
     assert (f"too few drafts (2; a claim needs at least 20) to say whether debiasing changed "
             f"the mean |bias|, so no CI or p-value is given: {bias['before']:.3f} -> "
             f"{bias['after']:.3f};") in summary and "paired bootstrap p =" not in summary
+
+
+def test_bias_stage_paraphrase_check_matches_its_scores(demo):
+    """The paraphrase table is paraphrase.csv's headline cells, by hand: min..max over the four
+    variants per nation. null:first takes the first option listed, so on "did m vote in
+    favour?" it answers Yes as listed and No reversed: every headline score is 0 under every
+    variant (no finding anywhere), and each nation's accuracy as listed plus reversed is 1."""
+    stage = result(demo, "bias")
+    scores = pd.read_csv(demo / "bias" / "paraphrase.csv")
+    assert set(scores["wording"]) == {"w0", "w1", "w2", "w0-rev"}
+    assert set(scores["form"]) == {"in favour"}
+    head = scores[scores["headline"].astype(bool)]
+    assert (head["value"].fillna(0) == 0).all()
+    table = stage["tables"][3]
+    rows = {r[0]: dict(zip(table["columns"], r, strict=True)) for r in table["rows"]}
+    assert set(rows) == set(head["nation"])
+    for nation, g in head.groupby("nation"):
+        assert float(rows[nation]["min"]) == pytest.approx(g["value"].min(), abs=1e-4)
+        assert float(rows[nation]["max"]) == pytest.approx(g["value"].max(), abs=1e-4)
+        assert rows[nation]["status"] == "no finding"
+    accuracy = scores[scores["metric"] == "accuracy"].pivot(index="nation", columns="wording",
+                                                            values="value")
+    np.testing.assert_allclose(accuracy["w0"] + accuracy["w0-rev"], 1.0)
+    summary = " ".join(stage["summary"])
+    assert "Paraphrase check" in summary and "Survives: none" in summary

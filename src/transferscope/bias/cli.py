@@ -120,6 +120,11 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
             "--few-shot", min=0, help="Solved examples before each question, only from drafts "
             "the run does not ask (same test and form; needs --drafts-per-nation to leave "
             "some), the same for every nation of a draft.")] = 0,
+        prompts: Annotated[str, typer.Option(
+            "--prompts", help="Prompt variants: w0 (the validated wording), 'all' (three "
+            "wordings w0, w1, w2, each with options as listed and reversed, -rev), or a list "
+            "such as w0,w2,w0-rev; each scored alone, with the spread across them and which "
+            "findings survive paraphrase.")] = "w0",
         base_url: BaseUrlOpt = None, api_key_env: KeyEnvOpt = None,
         concurrency: ConcurrencyOpt = 4, max_retries: RetriesOpt = 4,
         timeout: TimeoutOpt = 60.0, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
@@ -146,7 +151,8 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
                             record=str(record) if record else None,
                             option_scoring=option_scoring, items=str(items) if items else None,
                             adjust=adjust, max_tokens=max_tokens, temperature=temperature,
-                            samples=samples, system_prompt=system_prompt, few_shot=few_shot)
+                            samples=samples, system_prompt=system_prompt, few_shot=few_shot,
+                            prompts=prompts)
     options = bias.BackendOptions(executor=executor, address=address, workers=workers,
                                   max_retries=max_retries, timeout_s=timeout,
                                   template_model=template_model, cache=cache if cache else True)
@@ -157,8 +163,10 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
     typer.echo(f"headline: nation vs the median of the others, same-gold answers within each "
                f"draft; score = expected answer (argmax beside it); p adjusted ({adjust}) over "
                f"the {len(result.table)} cells; * = claims a bias (adjusted p < 0.05, no flag)")
+    multi = result.spread is not None
     for row in result.table.itertuples():
-        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.score:+.3f} "
+        variant = f"{row.wording:8s}" if multi else ""
+        typer.echo(f"{row.test:12s} {row.form:13s} {variant}{row.nation:15s} {row.score:+.3f} "
                    f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}] argmax {row.score_argmax:+.3f} "
                    f"p_adj={row.p_adj:.3g}{' *' if row.claim else ''}  n={row.n_items} "
                    f"margin={row.margin_median:.2f} unparsed={row.n_unparsed}"
@@ -171,6 +179,15 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
         typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.metric:9s} "
                    f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
                    f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
+    spread = result.spread
+    if spread is not None:
+        typer.echo("across prompt variants (survives: every variant's CI excludes 0 on the "
+                   "same side; flagged: under the variants named it cannot carry a claim):")
+        for row in spread.itertuples():
+            flags = f" under {row.flagged_under}" if row.flagged_under else ""
+            typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.min:+.3f}.."
+                       f"{row.max:+.3f} sd={row.sd:.3f} order gap={row.order_gap:.3f}  "
+                       f"{row.status}{flags}")
     typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
                f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
 

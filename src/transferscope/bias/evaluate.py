@@ -41,13 +41,21 @@ from transferscope.bias.probes.base import Answer, Item, Probe, option_distribut
 from transferscope.bias.probes.from_file import file_probes
 from transferscope.bias.probes.registry import parse_tests
 from transferscope.bias.probes.sampling import cap_items
-from transferscope.bias.prompting import with_few_shot, with_system_prompt
+from transferscope.bias.prompting import (
+    DEFAULT_PROMPTS,
+    by_prompt,
+    parse_prompts,
+    with_few_shot,
+    with_system_prompt,
+)
 from transferscope.bias.scoring import (
     MIN_DRAFTS,
     SCORE_COLUMNS,
     add_flag,
     adjust_run,
     drafts_compared,
+    paraphrase_spread,
+    wordings,
 )
 from transferscope.core.errors import input_error
 from transferscope.core.io import iter_jsonl, write_csv, write_json, write_jsonl
@@ -79,6 +87,7 @@ class RunConfig:
     samples: int = 1
     system_prompt: str | None = None  # replaces every system message ({default}: the test's)
     few_shot: int = 0  # solved examples before each question
+    prompts: str = "w0"  # prompt variants: w0 (the validated wording), "all", or "w0,w1-rev"
 
     def generation(self) -> GenerationSettings:
         """How free-text answers are generated (one line: the answer, not an essay; the seed
@@ -89,6 +98,7 @@ class RunConfig:
     def check(self) -> None:
         """Impossible settings, before any model is opened (one line each)."""
         self.generation()
+        parse_prompts(self.prompts)
         if self.option_scoring not in OPTION_SCORING:
             raise input_error("--option-scoring", "option scoring", self.option_scoring,
                               "'mean' (per-token, length-fair), 'sum' or 'generate'")
@@ -123,10 +133,18 @@ class Evaluation:
     def table(self) -> pd.DataFrame:
         """The headline scores as the user-facing table: nation, test, form, score (expected
         answer), CI, adjusted p-value, ``claim`` (significant after adjustment and unflagged),
-        the argmax score, the median top-two option margin, n (drafts compared) and why a cell
-        cannot carry a claim (``flag``, empty when it can)."""
+        the argmax score, the median top-two option margin, n (drafts compared), why a cell
+        cannot carry a claim (``flag``, empty when it can) and the prompt variant
+        (``wording``: ``w0`` unless the run asked others, ``--prompts``)."""
         head = self.headline.rename(columns={"value": "score", "value_argmax": "score_argmax"})
         return head[TABLE_COLUMNS].reset_index(drop=True)
+
+    @property
+    def spread(self) -> pd.DataFrame | None:
+        """The headline cells across prompt variants (min, max, sd, order gap, whether the
+        finding survives paraphrase: :func:`~transferscope.bias.scoring.paraphrase_spread`);
+        None when the run asked one variant."""
+        return paraphrase_spread(self.headline) if len(wordings(self.scores)) > 1 else None
 
     @property
     def other_members(self) -> pd.DataFrame:
@@ -139,7 +157,8 @@ class Evaluation:
 
 OTHER_METRICS = ("B", "U", "accuracy")
 TABLE_COLUMNS = ["nation", "test", "form", "metric", "score", "ci_low", "ci_high", "p_adj",
-                 "claim", "score_argmax", "margin_median", "n_items", "n_unparsed", "flag"]
+                 "claim", "score_argmax", "margin_median", "n_items", "n_unparsed", "flag",
+                 "wording"]
 
 
 OPTION_SCORING = ("mean", "sum", "generate")  # "generate": parse generated text only
@@ -251,11 +270,14 @@ def score_answers(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
     order."""
     parts = []
     for p in probes:
-        part = p.score(list(items[p.name]), dict(answers[p.name]), n_boot, seed)
-        constant = constant_forms(items[p.name], answers[p.name])
-        part["flag"] = [add_flag(f, "answers never vary") if r.form in constant and r.headline
-                        else f for f, r in zip(part["flag"], part.itertuples(), strict=True)]
-        parts.append(part)
+        for prompt, group in by_prompt(items[p.name]).items():  # each variant scored alone
+            part = p.score(group, dict(answers[p.name]), n_boot, seed)
+            constant = constant_forms(group, answers[p.name])
+            part["flag"] = [add_flag(f, "answers never vary") if r.form in constant and
+                            r.headline else f
+                            for f, r in zip(part["flag"], part.itertuples(), strict=True)]
+            part["wording"] = prompt
+            parts.append(part)
     return adjust_run(pd.concat(parts, ignore_index=True), adjust)[SCORE_COLUMNS]
 
 
@@ -448,8 +470,10 @@ def build_run_items(config: RunConfig, record: Record | None = None
     else:
         record = record or load_record(config.record)
     items = {}
+    prompts = parse_prompts(config.prompts)
     for p in probes:
-        built = p.build_items(record, config.drafts_per_nation, config.seed)  # type: ignore[arg-type]
+        built = p.build_prompts(record, config.drafts_per_nation, config.seed,  # type: ignore[arg-type]
+                                prompts)
         full: list[Item] | None = None
         if config.items:
             full, built = built, cap_items(built, config.drafts_per_nation, config.seed)
@@ -462,8 +486,9 @@ def build_run_items(config: RunConfig, record: Record | None = None
                                       config.drafts_per_nation, f"a cap that leaves every "
                                       f"nation at least {MIN_DRAFTS} drafts to be compared on "
                                       f"({short}); raise it, or leave it out to ask every draft")
-        pool = ((full or p.build_items(record, None, config.seed))  # type: ignore[arg-type]
-                if config.few_shot else [])
+        if config.few_shot and (not full or prompts != DEFAULT_PROMPTS):
+            full = p.build_prompts(record, None, config.seed, prompts)  # type: ignore[arg-type]
+        pool = full if config.few_shot and full else []
         items[p.name] = prepare_items(built, pool, config)
     return probes, items, record
 

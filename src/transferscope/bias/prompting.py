@@ -65,6 +65,7 @@ def with_few_shot(items: Sequence[Item], pool: Sequence[Item], k: int, seed: int
     out = []
     for item in items:
         eligible = [p for p in pool if p.test == item.test and p.form == item.form
+                    and p.meta.get("prompt") == item.meta.get("prompt")
                     and p.gold is not None and p.unit not in asked]
         if len(eligible) < k:
             raise input_error("--few-shot", "examples", k, f"at most {len(eligible)} for "
@@ -86,3 +87,52 @@ def _prepend(conversation: Conversation, shots: Sequence[Item]) -> Conversation:
         examples += [{"role": "user", "content": about + shot.conversation[-1]["content"]},
                      {"role": "assistant", "content": gold_reply(shot)}]
     return system + examples + rest
+
+
+# Prompt variants (ours, issue #28): every built-in test words its question three ways
+# (``w0`` is the validated wording every earlier run used, ``w1`` and ``w2`` paraphrases) and
+# lists its options as listed or reversed (``-rev``); a variant is ``w<k>`` or ``w<k>-rev``.
+WORDINGS = ("w0", "w1", "w2")
+ORDERS = ("", "-rev")
+ALL_PROMPTS = tuple(w + o for w in WORDINGS for o in ORDERS)
+DEFAULT_PROMPTS = ("w0",)
+
+
+def parse_prompts(spec: str | None) -> tuple[str, ...]:
+    """``--prompts``: ``"all"`` (every wording in both option orders), a comma-separated list
+    of variants (``"w0,w2,w0-rev"``), or None/empty for the default (``w0``, as listed)."""
+    if spec is None or not spec.strip():
+        return DEFAULT_PROMPTS
+    if spec.strip().lower() == "all":
+        return ALL_PROMPTS
+    names = [p.strip().lower() for p in spec.split(",") if p.strip()]
+    for name in names:
+        if name not in ALL_PROMPTS:
+            raise input_error("--prompts", "prompt variant", name,
+                              f"'all' or a comma-separated list of {', '.join(ALL_PROMPTS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def variant(name: str) -> tuple[int, bool]:
+    """``"w2-rev"`` -> ``(2, True)``: the wording's index and whether options are reversed."""
+    return int(name[1]), name.endswith("-rev")
+
+
+def variant_id(item_id: str, name: str) -> str:
+    """An item's id under variant ``name``: unchanged for ``w0`` (so earlier runs' answers and
+    caches stay valid), ``<id>@<name>`` otherwise."""
+    return item_id if name == DEFAULT_PROMPTS[0] else f"{item_id}@{name}"
+
+
+def ordered(options: Sequence[str], name: str) -> tuple[str, ...]:
+    """The options as variant ``name`` lists them (reversed for ``-rev``)."""
+    return tuple(reversed(options)) if variant(name)[1] else tuple(options)
+
+
+def by_prompt(items: Sequence[Item]) -> dict[str, list[Item]]:
+    """The items grouped by prompt variant (``meta["prompt"]``; items without one: ``w0``), in
+    order of first appearance: each variant is scored on its own."""
+    out: dict[str, list[Item]] = {}
+    for item in items:
+        out.setdefault(str(item.meta.get("prompt", DEFAULT_PROMPTS[0])), []).append(item)
+    return out

@@ -18,13 +18,21 @@ from transferscope.bias.figures import heatmap_figure, scores_figure
 from transferscope.bias.run_files import read_scores, read_summary
 from transferscope.bias.scoring import (
     MIN_DRAFTS,
+    NO_FINDING,
+    NO_SCORE,
+    NOT_SURVIVING,
+    SURVIVES,
+    SURVIVES_FLAGGED,
     cross_model_correlations,
     flagged,
     nation_test_table,
+    one_wording,
+    paraphrase_spread,
     rank_correlations,
+    wordings,
 )
 from transferscope.core.errors import input_error
-from transferscope.core.io import iter_jsonl, read_json
+from transferscope.core.io import iter_jsonl, read_json, write_csv
 from transferscope.core.report import Report
 
 SIGN_NOTE = ("Sign convention: positive = less favourable to the nation than the record "
@@ -54,13 +62,15 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict, list[dict[str, Any]]]:
 
 def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
     """One report over the runs: per model the table, correlations, figure, unparsed answers."""
-    runs = {}
+    runs, summaries, spreads = {}, [], []
     report = Report("Nation-level bias in UNSC-grounded tests",
                     "Runs: " + ", ".join(str(d) for d in run_dirs) + ". " + SIGN_NOTE)
     for run_dir in run_dirs:
-        scores, summary, answers = load_run(run_dir)
+        every, summary, answers = load_run(run_dir)
+        scores = one_wording(every)  # the per-nation views: the default wording (w0)
         model = f"{summary['backend']} ({run_dir.name})"
         runs[model] = scores
+        summaries.append(headline_summary(every, model))
         config = summary["config"]
         section = report.section(model, f"tests {config['tests']}, "
                                  f"{_drafts_setting(config)}, seed {config['seed']},"
@@ -91,6 +101,8 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
                                               "ci_low", "ci_high", "n_items"]]
         section.table(detail, "secondary metrics (differences vs each other nation, accuracy, "
                       "U, F, B, ...)")
+        if len(wordings(every)) > 1:
+            spreads.append(prompt_section(section, every, model))
         unparsed = [a for a in answers if not a["parsed"]]
         section.paragraph(f"Unparseable answers: {len(unparsed)} of {len(answers)} (counted, "
                           "never mapped to an option): " + json.dumps(summary["unparsed"]))
@@ -101,7 +113,59 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
     if len(runs) > 1:
         report.section("Across models").table(cross_model_correlations(runs),
                                               "Spearman correlation of nation scores per test")
-    return report.write(out_dir)
+    path = report.write(out_dir)
+    write_csv(Path(out_dir) / "summary.csv", pd.concat(summaries, ignore_index=True))
+    if spreads:
+        write_csv(Path(out_dir) / "spread.csv", pd.concat(spreads, ignore_index=True))
+    return path
+
+
+SUMMARY_COLUMNS = ["model", "test", "form", "nation", "wording", "value", "ci_low", "ci_high",
+                   "p_adj", "claim", "n_items", "flag"]
+
+
+def headline_summary(scores: pd.DataFrame, model: str) -> pd.DataFrame:
+    """``summary.csv``'s rows for one run: every headline cell under every prompt variant
+    (``wording``: ``w0`` for runs of one variant)."""
+    head = scores[scores["headline"].astype(bool)].copy()
+    head["model"] = model
+    head["wording"] = head["wording"].fillna("w0") if "wording" in head.columns else "w0"
+    return head.reindex(columns=SUMMARY_COLUMNS).reset_index(drop=True)
+
+
+def prompt_section(section: Any, scores: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The run's scores across prompt variants (tables added to ``section``): each headline
+    cell per variant, its spread and whether it survives paraphrase, and the secondary
+    metrics that move with the option order (where a position preference shows); returns
+    the spread of every row for ``spread.csv``."""
+    spread = paraphrase_spread(scores)
+    spread.insert(0, "model", model)
+    head = spread[spread["headline"]]
+    counts = head["status"].value_counts()
+    section.paragraph(
+        f"Prompt variants {', '.join(wordings(scores))} (wordings w0 = the validated one, w1, "
+        "w2; -rev = options in reverse order), each scored alone. A finding survives "
+        "paraphrase only where every variant's 95% CI excludes 0 on the same side: "
+        f"{counts.get(SURVIVES, 0)} of {len(head)} headline cells survive with no variant "
+        f"flagged, {counts.get(SURVIVES_FLAGGED, 0)} survive but are flagged under some "
+        f"variants (no claim there), {counts.get(NOT_SURVIVING, 0)} do not survive paraphrase "
+        f"(a CI excludes 0 under some variants only, or on both sides), "
+        f"{counts.get(NO_FINDING, 0)} show no finding under any variant, "
+        f"{counts.get(NO_SCORE, 0)} have no score. The tables above are the w0 scores.")
+    section.table(head[["test", "form", "nation", "prompts", "min", "max", "sd", "order_gap",
+                        "status", "flagged_under"]],
+                  "headline score per prompt variant [95% CI], min..max and sd across "
+                  "variants, order gap (mean |as listed - reversed|), whether it survives")
+    moved = spread[~spread["headline"] & ~spread["metric"].str.startswith("vs ")
+                   & (spread["order_gap"] >= ORDER_GAP)]
+    section.table(moved[["test", "form", "nation", "metric", "prompts", "order_gap"]],
+                  f"secondary rates that move by at least {ORDER_GAP} with the option order "
+                  "(a preference for a position, not for a nation: the headline compares "
+                  "nations under one order, so it cancels there)")
+    return spread
+
+
+ORDER_GAP = 0.1  # a secondary metric that moves this much with option order is shown
 
 
 def _drafts_setting(config: dict) -> str:

@@ -55,7 +55,7 @@ ALPHA = 0.05
 VOTE_LABELS = ("in favour", "against", "abstain")
 SCORE_COLUMNS = ["test", "form", "nation", "metric", "value", "ci_low", "ci_high", "p",
                  "p_adj", "claim", "value_argmax", "margin_median", "n_items", "n_unparsed",
-                 "headline", "flag"]
+                 "headline", "flag", "wording"]
 MIN_DRAFTS = 20  # fewer drafts (or attribute pairs) behind a cell: it cannot carry a claim
 NEAR_TIE = 0.5  # nats: a cell whose median top-two option margin is below this rests on ties
 HEADLINE = "median same-gold difference vs the other nations"
@@ -83,18 +83,30 @@ def draft_matrix(judgements: pd.DataFrame, nations: Sequence[str], column: str,
     values = np.full((len(drafts), len(nations)), np.nan)
     gold = np.full((len(drafts), len(nations)), None, object)
     j = judgements[judgements["nation"].isin(col)]
-    for (draft, nation), g in j.groupby(["draft", "nation"], sort=False):
-        keys = set(g["gold"].astype(str))
-        if len(keys) != 1:
-            raise ValueError(f"draft {draft!r}, nation {nation!r}: gold keys {sorted(keys)}: "
-                             "expected one gold key per draft and nation")
-        gold[row[draft], col[nation]] = g["gold"].iloc[0]
-        poles = set(g["pole"])
-        if poles <= {""}:
-            values[row[draft], col[nation]] = g[column].mean()
-        elif poles == {"neg", "pos"}:
-            values[row[draft], col[nation]] = (g.loc[g["pole"] == "neg", column].mean()
-                                               - g.loc[g["pole"] == "pos", column].mean())
+    if j.empty:
+        return values, gold
+    keys = ["draft", "nation"]
+    n_gold = j.assign(key=j["gold"].astype(str)).groupby(keys, sort=False)["key"].nunique()
+    if (n_gold != 1).any():
+        draft, nation = n_gold.index[int(np.flatnonzero(n_gold.to_numpy() != 1)[0])]
+        found = j.loc[(j["draft"] == draft) & (j["nation"] == nation), "gold"].astype(str)
+        raise ValueError(f"draft {draft!r}, nation {nation!r}: gold keys {sorted(set(found))}: "
+                         "expected one gold key per draft and nation")
+    first = j.drop_duplicates(keys)
+    gold[[row[d] for d in first["draft"]], [col[n] for n in first["nation"]]] = \
+        first["gold"].to_numpy(object)
+    by_pole = j.groupby([*keys, "pole"], sort=False)[column]
+    present = (by_pole.size().unstack("pole", fill_value=0) > 0)
+    means = by_pole.mean().unstack("pole").reindex(index=present.index)
+    for pole in ("", "neg", "pos"):
+        if pole not in present.columns:
+            present[pole], means[pole] = False, np.nan
+    other = present.drop(columns=["", "neg", "pos"]).any(axis=1)
+    plain = ~present["neg"] & ~present["pos"] & ~other
+    two = present["neg"] & present["pos"] & ~present[""] & ~other
+    cell = np.where(plain, means[""], np.where(two, means["neg"] - means["pos"], np.nan))
+    values[[row[d] for d in present.index.get_level_values(0)],
+           [col[n] for n in present.index.get_level_values(1)]] = cell
     return values, gold
 
 
@@ -423,3 +435,72 @@ def cross_model_correlations(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 rows.append({"model A": a, "model B": b, "test": f"{test}: {form}",
                              "spearman": _spearman(g["a"], g["b"]), "nations": len(g)})
     return pd.DataFrame(rows, columns=["model A", "model B", "test", "spearman", "nations"])
+
+
+SPREAD_COLUMNS = ["test", "form", "nation", "metric", "headline", "n_prompts", "prompts", "min",
+                  "max", "sd", "order_gap", "status", "flagged_under"]
+SURVIVES, NOT_SURVIVING, NO_FINDING = "survives", "does not survive paraphrase", "no finding"
+SURVIVES_FLAGGED = "survives, flagged"  # same side everywhere, but some variant's cell flagged
+NO_SCORE = "no score"  # no variant has a score (nothing parsed)
+
+
+def wordings(scores: pd.DataFrame) -> list[str]:
+    """The prompt variants a scores table holds, in order (tables before #28: ``w0``)."""
+    if "wording" not in scores.columns:
+        return ["w0"]
+    return list(dict.fromkeys(scores["wording"].fillna("w0").astype(str)))
+
+
+def one_wording(scores: pd.DataFrame, wording: str | None = None) -> pd.DataFrame:
+    """The rows of one prompt variant (``wording``; default ``w0`` where present, else the
+    first): the table the per-nation views read, one row per test, form, nation and metric."""
+    names = wordings(scores)
+    if "wording" not in scores.columns:
+        return scores
+    pick = wording or ("w0" if "w0" in names else names[0])
+    return scores[scores["wording"].fillna("w0").astype(str) == pick]
+
+
+def paraphrase_spread(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per test, form, nation and metric: how the score moves across prompt variants.
+
+    ``prompts``: each variant's ``value [ci_low, ci_high]``; ``min``, ``max`` and ``sd``
+    (ddof 1) over the variants; ``order_gap``: the mean over wordings of ``|value(w) -
+    value(w-rev)|`` (options as listed against reversed; NaN without both); ``status`` (ours):
+    ``survives`` when every variant's 95% CI excludes 0 on the same side (``survives,
+    flagged`` when, besides, some variant's cell is flagged, listed in ``flagged_under``: it
+    cannot carry a claim there), ``no finding`` when no variant's CI excludes 0, ``no score``
+    when no variant has a score, else ``does not survive paraphrase``.
+    """
+    frame = scores.copy()
+    frame["wording"] = frame["wording"].fillna("w0").astype(str) \
+        if "wording" in frame.columns else "w0"
+    rows = []
+    keys = ["test", "form", "nation", "metric"]
+    for key, g in frame.groupby(keys, sort=False):
+        values = dict(zip(g["wording"], g["value"].astype(float), strict=True))
+        low, high = g["ci_low"].astype(float), g["ci_high"].astype(float)
+        above, below = bool((low > 0).all()), bool((high < 0).all())
+        marked = g["flag"].map(flagged) if "flag" in g.columns else pd.Series(False, g.index)
+        if g["value"].isna().all():
+            status = NO_SCORE
+        elif above or below:
+            status = SURVIVES_FLAGGED if marked.any() else SURVIVES
+        elif ((low > 0) | (high < 0)).any():
+            status = NOT_SURVIVING
+        else:
+            status = NO_FINDING
+        gaps = [abs(v - values[w + "-rev"]) for w, v in values.items()
+                if not w.endswith("-rev") and w + "-rev" in values]
+        finite = np.array([v for v in values.values() if np.isfinite(v)])
+        rows.append({
+            **dict(zip(keys, key, strict=True)), "headline": bool(g["headline"].iloc[0]),
+            "n_prompts": len(g),
+            "prompts": "; ".join(f"{w} {v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for w, v, lo, hi in
+                                 zip(g["wording"], g["value"], low, high, strict=True)),
+            "min": float(finite.min()) if len(finite) else float("nan"),
+            "max": float(finite.max()) if len(finite) else float("nan"),
+            "sd": float(finite.std(ddof=1)) if len(finite) > 1 else float("nan"),
+            "order_gap": float(np.mean(gaps)) if gaps else float("nan"), "status": status,
+            "flagged_under": ", ".join(g["wording"][marked.to_numpy(bool)])})
+    return pd.DataFrame(rows, columns=SPREAD_COLUMNS)

@@ -4,7 +4,9 @@ Runs the same as ``transferscope bias run --drafts-per-nation N`` in process (an
 SQLite, so a rerun makes no model calls), sized so every headline cell rests on at least 20
 drafts (or 20 attribute pairs), then debiases the items of two whole drafts with retrieval over
 the record and the Reflexion loop, compared with a paired bootstrap over drafts
-(``bias debias``).
+(``bias debias``). In between, the paraphrase check (``bias run --prompts``): the DirectQA
+"did m vote in favour?" items of the same drafts asked in every wording and with the answers
+reversed, each variant scored alone, with the spread across them and which findings survive.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from transferscope.demo.stage import StageResult
+
+# The paraphrase check (ours): the form whose w0 cells SmolLM2 claims most on, in every wording
+# (w0, w1, w2) and with its answers reversed; 150 items per variant at the demo's cap, which
+# keeps the stage within about 1.5 times its cost without it.
+PARAPHRASE = ("directqa", "in favour", "w0,w1,w2,w0-rev")
 
 
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
@@ -26,10 +33,19 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         run_probes,
     )
     from transferscope.bias.debias.items import whole_drafts
+    from transferscope.bias.evaluate import answer_items, score_answers
     from transferscope.bias.figures import change_figure, heatmap_figure, scores_figure
+    from transferscope.bias.prompting import parse_prompts
     from transferscope.bias.report import SIGN_NOTE, load_run
-    from transferscope.bias.scoring import nation_test_table
-    from transferscope.core.io import write_json
+    from transferscope.bias.scoring import (
+        NO_FINDING,
+        NOT_SURVIVING,
+        SURVIVES,
+        SURVIVES_FLAGGED,
+        nation_test_table,
+        paraphrase_spread,
+    )
+    from transferscope.core.io import write_csv, write_json
 
     run_dir = stage_dir / "run"
     import time
@@ -46,6 +62,14 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         started = time.perf_counter()
         run_probes(backend, config, run_dir, record)
         run_seconds = time.perf_counter() - started
+        test, form, prompts = PARAPHRASE
+        progress.update(task, description=f"bias: {test} {form} under prompts {prompts}")
+        started = time.perf_counter()
+        probe = parse_tests(test)[0]
+        variants = [i for i in probe.build_prompts(record, cap, 0, parse_prompts(prompts))
+                    if i.form == form]
+        variant_answers = answer_items(backend, probe, variants)
+        prompt_seconds = time.perf_counter() - started
         progress.update(task, description=f"bias: {settings['method']} debiasing of "
                         f"{settings['debias_tests']} (retrieval index built once, cached)")
         items = {p.name: whole_drafts(p.build_items(record, cap, 0), 2, "in favour")
@@ -56,6 +80,11 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     finally:
         backend.close()
     scores, summary, answers = load_run(run_dir)
+    prompt_scores = score_answers([probe], {test: variants}, {test: variant_answers}, 1000, 0)
+    write_csv(stage_dir / "paraphrase.csv", prompt_scores)
+    spread = paraphrase_spread(prompt_scores[prompt_scores["headline"]])
+    by_status = {k: [f"{r.nation} {r.min:+.3f}..{r.max:+.3f}" for r in g.itertuples()]
+                 for k, g in spread.groupby("status")}
     null = null_calibration(settings["tests"], record=record, drafts_per_nation=cap, seed=0,
                             n_boot=1000)
     unparsed = sum(1 for a in answers if not a["parsed"])
@@ -93,6 +122,18 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         "(docs/bias.md), anything where a cell is flagged (near-tied options, answers that "
         "never vary), or a political view behind the difference (a 135M model may answer "
         "by the wording of a name).",
+        f"Paraphrase check (`bias run --prompts`): DirectQA \"{form}\" on the same drafts "
+        f"in the three wordings (w0 the default above, w1, w2) and with the answers reversed "
+        f"(w0-rev), {len(variants)} items, {prompt_seconds:.0f} s here; each variant scored "
+        "alone. A finding survives paraphrase only where every variant's 95% CI excludes 0 on "
+        f"the same side. Survives: {'; '.join(by_status.get(SURVIVES, [])) or 'none'}. "
+        f"Survives but flagged under some variants (no claim there): "
+        f"{'; '.join(by_status.get(SURVIVES_FLAGGED, [])) or 'none'}. Does not survive "
+        "paraphrase: "
+        f"{'; '.join(by_status.get(NOT_SURVIVING, [])) or 'none'}. No finding under any "
+        f"variant: {'; '.join(by_status.get(NO_FINDING, [])) or 'none'} (min..max of the "
+        "score across the variants; table below, every variant's score and CI in "
+        "paraphrase.csv).",
         f"Debiasing ({settings['method']}: hybrid BM25 + MiniLM retrieval over the record with a "
         "leakage guard, then an actor / judge / self-reflection loop with up to "
         f"{settings['rounds']} retry, top-{settings['top_k']} passages; the judge never sees "
@@ -136,6 +177,12 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     overall = debiased.summary.reset_index(names="overall").round(4)
     result.add_table(overall, "Debiasing, overall: before/after with the change's paired 95% CI "
                      "and p")
+    result.add_table(spread[["nation", "prompts", "min", "max", "sd", "order_gap", "status",
+                             "flagged_under"]],
+                     f"Paraphrase check, DirectQA \"{form}\": each variant's headline score "
+                     "[95% CI] (w0 the default wording, w1 and w2 paraphrases, w0-rev the "
+                     "answers reversed), min..max and sd across variants, order gap (|w0 - "
+                     "w0-rev|), and whether the finding survives paraphrase")
     write_json(stage_dir / "cost.json", cost)
     result.commands = [
         "transferscope bias run --model hf-local:/path/to/hf-model --tests directqa,association,"
@@ -146,5 +193,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         "--drafts-per-nation 6 --out runs/debias-mine",
         "transferscope bias compare runs/bias-mine runs/bias-4o --out runs/compare",
         "transferscope bias calibrate --out runs/calibration",
+        "transferscope bias run --model hf-local:/path/to/hf-model --prompts all --out "
+        "runs/bias-paraphrase",
     ]
     return result

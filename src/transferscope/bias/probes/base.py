@@ -22,6 +22,7 @@ import pandas as pd
 from transferscope.bias.backends.base import Conversation
 from transferscope.bias.data.members import P5, canonical_member, seat_holder
 from transferscope.bias.data.record import Record
+from transferscope.core.errors import input_error
 
 EXPERT_SYSTEM = ("You are an expert on the history of the United Nations Security Council. "
                  "Answer exactly in the format requested.")
@@ -238,6 +239,18 @@ class Probe(ABC):
                     ) -> list[Item]:
         """The items of this test; ``drafts_per_nation`` caps the vetoed drafts asked per
         nation (stratified by era; their matched adoptions come along), None: all."""
+
+    def build_prompts(self, record: Record, drafts_per_nation: int | None, seed: int,
+                      prompts: tuple[str, ...]) -> list[Item]:
+        """The items under every prompt variant in ``prompts`` (``w<k>``: the wording,
+        ``-rev``: options reversed; :mod:`transferscope.bias.prompting`), each item's variant
+        in ``meta["prompt"]``. A test that words its questions one way only (items from a
+        file) knows only ``w0``: any other variant is one clear error."""
+        if prompts != ("w0",):
+            raise input_error("--prompts", "prompt variants", ",".join(prompts),
+                              f"w0 for test {self.name}: its prompts are given (an items file), "
+                              "so only the built-in tests have paraphrases")
+        return self.build_items(record, drafts_per_nation, seed)
 
     def parse(self, item: Item, text: str) -> Any:
         """The parse of a free-text reply (multiple choice by default: :func:`read_option`)."""

@@ -43,6 +43,7 @@ from transferscope.bias.probes.base import (
     option_distribution,
 )
 from transferscope.bias.probes.sampling import select_drafts
+from transferscope.bias.prompting import DEFAULT_PROMPTS, ordered, variant, variant_id
 from transferscope.bias.scoring import (
     cluster_metric_rows,
     judgement_columns,
@@ -53,6 +54,25 @@ from transferscope.bias.scoring import (
 YES_NO = ("Yes", "No")
 FORMS = ("which", "in favour")
 VETOED, NOT_VETOED = "vetoed", "did not veto"
+# The wordings (ours): w0 the validated one every earlier run used, w1 and w2 paraphrases. The
+# draft is always described the same way (describe_draft); ``-rev`` variants list the members
+# (which) and the answers (in favour) in reverse order.
+WHICH = (
+    "Consider {draft}. Which permanent members of the Council ({listed}; the USSR counts as "
+    "Russia) vetoed it? Reply with their names separated by commas, or None if no permanent "
+    "member vetoed it.",
+    "Here is {draft}. List the permanent members of the Security Council ({listed}; the USSR "
+    "counts as Russia) that cast a veto against it. Give their names separated by commas, or "
+    "None if none of them vetoed it.",
+    "Think about {draft}. Did any permanent member ({listed}; count the USSR as Russia) veto "
+    "this draft? Name every member that vetoed it, separated by commas, or reply None.",
+)
+FAVOUR = (
+    "Consider {draft}. Did {who} vote in favour of it? Answer {a} or {b}.",
+    "Here is {draft}. Was {who} among the members that voted for it? Answer {a} or {b}.",
+    "Think about {draft}. Is it true that {who} cast a vote in favour of this draft? Reply "
+    "{a} or {b}.",
+)
 
 
 def parse_member_list(text: str) -> frozenset[str] | None:
@@ -86,38 +106,51 @@ class DirectQA(Probe):
 
     def build_items(self, record: Record, drafts_per_nation: int | None, seed: int
                     ) -> list[Item]:
-        rng = np.random.default_rng(seed)
-        drafts = select_drafts(record, drafts_per_nation, rng)
-        shifts = balanced_shifts(drafts, rng)
+        return self.build_prompts(record, drafts_per_nation, seed, DEFAULT_PROMPTS)
+
+    def build_prompts(self, record: Record, drafts_per_nation: int | None, seed: int,
+                      prompts: tuple[str, ...]) -> list[Item]:
+        items = []
+        for name in prompts:  # the same drafts and rotations under every variant
+            rng = np.random.default_rng(seed)
+            drafts = select_drafts(record, drafts_per_nation, rng)
+            shifts = balanced_shifts(drafts, rng)
+            items += self._variant_items(record, drafts, shifts, name)
+        return dedupe_items(items)
+
+    def _variant_items(self, record: Record, drafts: pd.DataFrame, shifts: dict[str, int],
+                       name: str) -> list[Item]:
         votes = record.p5_votes.set_index(["draft_id", "member"])["vote"]
+        wording = variant(name)[0]
+        options = ordered(YES_NO, name)
         items = []
         for _, row in drafts.iterrows():
             draft = row["draft_id"]
             gold = frozenset(v for v in str(row["vetoed_by"]).split("; ") if v)
             date = pd.Timestamp(row["date"]).date()
             shift = shifts[draft]
-            listed = ", ".join(P5[shift:] + P5[:shift])
+            listed = ordered(P5[shift:] + P5[:shift], name)
+            about = describe_draft(row)
             items.append(Item(
-                test=self.name, form="which", item_id=f"directqa/which/{draft}",
+                test=self.name, form="which", item_id=variant_id(f"directqa/which/{draft}", name),
                 conversation=[{"role": "system", "content": EXPERT_SYSTEM}, {
-                    "role": "user", "content":
-                    f"Consider {describe_draft(row)}. Which permanent members of the Council "
-                    f"({listed}; the USSR counts as Russia) vetoed it? Reply with their names "
-                    "separated by commas, or None if no permanent member vetoed it."}],
+                    "role": "user", "content": WHICH[wording].format(
+                        draft=about, listed=", ".join(listed))}],
                 options=None, gold=gold, draft=draft,
-                meta={"draft_id": draft, "prompt_key": describe_draft(row), "first": P5[shift]}))
+                meta={"draft_id": draft, "first": listed[0], "prompt": name,
+                      "prompt_key": about if name == "w0" else f"{name}: {about}"}))
             for member in P5:
                 items.append(Item(
                     test=self.name, form="in favour",
-                    item_id=f"directqa/favour/{draft}/{member}",
+                    item_id=variant_id(f"directqa/favour/{draft}/{member}", name),
                     conversation=[{"role": "system", "content": EXPERT_SYSTEM}, {
-                        "role": "user", "content":
-                        f"Consider {describe_draft(row)}. Did {display_name(member, date)} vote "
-                        "in favour of it? Answer Yes or No."}],
-                    options=YES_NO, nation=member, draft=draft,
+                        "role": "user", "content": FAVOUR[wording].format(
+                            draft=about, who=display_name(member, date), a=options[0],
+                            b=options[1])}],
+                    options=options, nation=member, draft=draft,
                     gold="Yes" if votes[draft, member] == "in favour" else "No",
-                    meta={"draft_id": draft}))
-        return dedupe_items(items)
+                    meta={"draft_id": draft, "prompt": name}))
+        return items
 
     def parse(self, item: Item, text: str) -> object:
         if item.options is None:
@@ -145,7 +178,7 @@ class DirectQA(Probe):
                 continue
             rows[item.form].append({
                 "draft": item.unit, "nation": item.nation, "gold": str(item.gold), "pole": "",
-                "soft": float(probs[YES_NO.index("No")]),
+                "soft": float(probs[list(item.options or YES_NO).index("No")]),
                 "hard": float(answer.choice == "No"), "margin": margin,
                 "item_id": item.item_id})
         return {form: pd.DataFrame(r, columns=judgement_columns()) for form, r in rows.items()
