@@ -52,9 +52,7 @@ POSITIONAL_DATACLASSES: dict[str, set[str]] = {
     },
     "bias": {
         "backends.base:BackendStats",
-        "backends.base:GenerationSettings",
         "backends.base:Reply",
-        "backends.factory:BackendOptions",
         "calibrate:PowerResult",
         "data.html_table:HtmlRow",
         "data.raw_meetings:MeetingOutcome",
@@ -72,7 +70,6 @@ POSITIONAL_DATACLASSES: dict[str, set[str]] = {
         "debias.corpus:Passage",
         "debias.items:BeforeAfter",
         "debias.leakage:ItemScope",
-        "debias.pipeline:DebiasConfig",
         "debias.pipeline:DebiasResult",
         "debias.pipeline:Debiased",
         "debias.reflexion:Attempt",
@@ -82,7 +79,6 @@ POSITIONAL_DATACLASSES: dict[str, set[str]] = {
         "debias.reflexion:Verdict",
         "debias.retrieval:Hit",
         "evaluate:Evaluation",
-        "evaluate:RunConfig",
         "probes.base:Answer",
         "probes.base:Item",
         "show:RunView",
@@ -115,12 +111,7 @@ UNGUARDED_PARAMETERS: dict[str, set[str]] = {
         "TargetOnlyGP",
         "TargetRidge",
     },
-    "bias": {
-        "BackendOptions",
-        "DebiasConfig",
-        "GenerationSettings",
-        "RunConfig",
-    },
+    "bias": set(),
 }
 
 # ------------------------------------------------------------------ command-line modules
@@ -136,7 +127,7 @@ CLI_COMPUTATIONS: dict[str, set[str]] = {
 CLI_OPTION_MODULES: dict[str, set[str]] = {
     "ntk": set(),
     "dino": set(),
-    "bias": set(),
+    "bias": {"config"},
 }
 
 # what each part's CLI imports today from its part beyond the public API and the option modules

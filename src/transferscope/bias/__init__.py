@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from transferscope.bias.backends import (
         Backend,
-        BackendOptions,
         GenerationSettings,
         make_backend,
         make_ray_backend,
@@ -35,13 +34,19 @@ if TYPE_CHECKING:
         planted_spillover,
         write_calibration,
     )
+    from transferscope.bias.config import (
+        BackendOptions,
+        DebiasConfig,
+        ItemOptions,
+        ModelOptions,
+        RunConfig,
+    )
     from transferscope.bias.data import P5, Record, build_data, build_record, load_record
     from transferscope.bias.debias.compare import ModelComparison, compare_models
     from transferscope.bias.debias.items import BeforeAfter, debias_items
-    from transferscope.bias.debias.pipeline import DebiasConfig, DebiasResult, debias, run_debias
+    from transferscope.bias.debias.pipeline import DebiasResult, debias, run_debias
     from transferscope.bias.evaluate import (
         Evaluation,
-        RunConfig,
         evaluate,
         evaluate_run,
         run_probes,
@@ -73,6 +78,8 @@ __all__ = [
     "DebiasResult",
     "Evaluation",
     "GenerationSettings",
+    "ItemOptions",
+    "ModelOptions",
     "ModelComparison",
     "Probe",
     "Record",

@@ -32,8 +32,9 @@ from transferscope.bias.backends.base import (
     GenerationSettings,
     OptionScoringNotSupported,
 )
-from transferscope.bias.backends.factory import BackendOptions, open_backend
+from transferscope.bias.backends.factory import open_backend
 from transferscope.bias.backends.null import request_rng
+from transferscope.bias.config import OPTION_SCORING, BackendOptions, RunConfig
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.items import items_hash, load_items
@@ -52,56 +53,9 @@ from transferscope.bias.scoring import (
 from transferscope.core.errors import input_error
 from transferscope.core.io import iter_jsonl, write_csv, write_json, write_jsonl
 from transferscope.core.progress import progress_bar
-from transferscope.core.stats import ADJUSTMENTS
 
 CHUNK = 16  # requests per backend call: the progress bar's step and the most Ctrl-C can lose
 FREE_TEXT = GenerationSettings(max_tokens=16, temperature=0.0, stop=("\n",))
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """What a run asks (recorded as ``run.json``'s ``config``; no secret ever enters it)."""
-
-    model: str = "hf-local:smollm2"
-    tests: str = "directqa,association,vote"
-    drafts_per_nation: int | None = None  # vetoed drafts asked per nation (None: all)
-    seed: int = 0
-    n_boot: int = 1000
-    base_url: str | None = None
-    api_key_env: str | None = None  # the variable's *name*; the key itself is never stored
-    concurrency: int = 4
-    record: str | None = None  # a rebuilt record folder; None: the shipped one
-    option_scoring: str = "mean"  # options by mean per-token log-prob, "sum", or "generate"
-    items: str | None = None  # an items file (--items) instead of the record's items
-    adjust: str = "holm"  # p-value adjustment over the run's headline cells: holm or bh
-    max_tokens: int = 16  # generated answers: token budget, temperature, samples per item
-    temperature: float = 0.0
-    samples: int = 1
-    system_prompt: str | None = None  # replaces every system message ({default}: the test's)
-    few_shot: int = 0  # solved examples before each question
-
-    def generation(self) -> GenerationSettings:
-        """How free-text answers are generated (one line: the answer, not an essay; the seed
-        only where sampling uses it, so greedy answers are cached whatever ``--seed``)."""
-        return GenerationSettings(max_tokens=self.max_tokens, temperature=self.temperature,
-                                  seed=self.seed if self.temperature > 0 else 0, stop=("\n",))
-
-    def check(self) -> None:
-        """Impossible settings, before any model is opened (one line each)."""
-        self.generation()
-        if self.option_scoring not in OPTION_SCORING:
-            raise input_error("--option-scoring", "option scoring", self.option_scoring,
-                              "'mean' (per-token, length-fair), 'sum' or 'generate'")
-        if self.adjust not in ADJUSTMENTS:
-            raise input_error("--adjust", "p-value adjustment", self.adjust,
-                              "'holm' (family-wise) or 'bh' (Benjamini-Hochberg)")
-        for name, value, low in (("--samples", self.samples, 1), ("--few-shot", self.few_shot, 0),
-                                 ("--drafts-per-nation", self.drafts_per_nation or 1, 1)):
-            if not isinstance(value, int) or value < low:
-                raise input_error(name, name.strip("-"), value, f"an integer >= {low}")
-        if self.samples > 1 and self.temperature == 0:
-            raise input_error("--samples", "samples", self.samples, "1 with --temperature 0 "
-                              "(greedy answers repeat), or a --temperature above 0")
 
 
 @dataclass
@@ -140,9 +94,6 @@ class Evaluation:
 OTHER_METRICS = ("B", "U", "accuracy")
 TABLE_COLUMNS = ["nation", "test", "form", "metric", "score", "ci_low", "ci_high", "p_adj",
                  "claim", "score_argmax", "margin_median", "n_items", "n_unparsed", "flag"]
-
-
-OPTION_SCORING = ("mean", "sum", "generate")  # "generate": parse generated text only
 
 
 def choose_option(item: Item, logprobs: Sequence[float],
@@ -393,7 +344,6 @@ def run_probes(backend: Backend, config: RunConfig, out_dir: Path | None,
 
 def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Record | None,
          command_line: str | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    config.check()
     probes, items, record = build_run_items(config, record)
     settings = config.generation()
     started = time.perf_counter()
@@ -533,13 +483,12 @@ def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *
     ``items`` names an items file to ask instead of the record's items; ``settings`` are the
     other :class:`RunConfig` fields (``adjust``, ``max_tokens``, ``temperature``, ``samples``,
     ``system_prompt``, ``few_shot``)."""
-    parse_tests(tests)
-    rec = record if isinstance(record, Record) else None if items else load_record(record)
     config = RunConfig(model=backend if isinstance(backend, str) else backend.id, tests=tests,
                        drafts_per_nation=drafts_per_nation, seed=seed, n_boot=n_boot,
                        option_scoring=option_scoring,
                        record=None if isinstance(record, Record) or record is None
                        else str(record), items=str(items) if items else None, **settings)
+    rec = record if isinstance(record, Record) else None if items else load_record(record)
     owned = isinstance(backend, str)
     held = open_backend(backend, BackendOptions()) if isinstance(backend, str) else backend
     try:
@@ -557,8 +506,6 @@ def evaluate_run(config: RunConfig, out_dir: Path, options: BackendOptions | Non
 
     Bad test names and executor settings fail before any model is loaded.
     """
-    parse_tests(config.tests)
-    config.check()
     if config.items:
         load_items(config.items)
     backend = open_backend(config.model, options or BackendOptions(), base_url=config.base_url,

@@ -390,9 +390,11 @@ def option(owner: type, name: str, *flags: str, default: Any = _MISSING,
                      if declared.sequence else given)
         try:
             declared.check(candidate, owner.__name__)
-        except InputError:
-            raise typer.BadParameter(
-                f"{describe_value(given)}: expected {_help_expected(declared)}") from None
+        except InputError as err:
+            # a rule says what it expected; a type or range: the option's own words
+            said = str(err).partition(": expected ")[2]
+            expected = _help_expected(declared) if said == declared.expected() else said
+            raise typer.BadParameter(f"{describe_value(given)}: expected {expected}") from None
         return given
 
     # typer tells a callback's arguments apart by their annotations, which this module's

@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from transferscope.bias.backends.base import Backend
-from transferscope.bias.backends.factory import BackendOptions, open_backend
+from transferscope.bias.backends.factory import open_backend
+from transferscope.bias.config import METHODS, BackendOptions, DebiasConfig
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.debias.compare import RunItems, load_run_items, paired_change
 from transferscope.bias.debias.corpus import Passage, build_corpus
@@ -32,7 +33,6 @@ from transferscope.bias.debias.reflexion import (
 )
 from transferscope.bias.debias.retrieval import HybridRetriever
 from transferscope.bias.evaluate import (
-    RunConfig,
     answer_items,
     answer_rows,
     build_run_items,
@@ -47,46 +47,11 @@ from transferscope.core.errors import InputError
 from transferscope.core.io import atomic_write_bytes, write_json, write_jsonl
 from transferscope.core.progress import progress_bar
 
-METHODS = ("rag", "reflexion", "rag+reflexion")
-
 
 def check_method(method: str) -> None:
     """One clear error for a method that is not one of :data:`METHODS`."""
     if method not in METHODS:
         raise InputError(f"--method = {method!r}: expected one of {', '.join(METHODS)}")
-
-
-@dataclass(frozen=True)
-class DebiasConfig:
-    """What a debias run asks (its ``run_config`` is the baseline run's config)."""
-
-    model: str = "hf-local:smollm2"
-    method: str = "rag+reflexion"
-    tests: str = "directqa,association,vote"
-    drafts_per_nation: int | None = None  # vetoed drafts asked per nation (None: all)
-    seed: int = 0
-    n_boot: int = 1000
-    paired_boot: int = 200
-    top_k: int = 4
-    rounds: int = 2
-    memory_size: int = 3
-    base_url: str | None = None
-    api_key_env: str | None = None  # the variable's name only
-    concurrency: int = 4
-    record: str | None = None
-    items: str | None = None  # an items file instead of the record's items
-
-    def __post_init__(self) -> None:
-        parse_tests(self.tests)
-        check_method(self.method)
-        ReflexionSettings(self.rounds, self.memory_size)
-
-    def run_config(self) -> RunConfig:
-        return RunConfig(model=self.model, tests=self.tests,
-                         drafts_per_nation=self.drafts_per_nation, seed=self.seed,
-                         n_boot=self.n_boot, base_url=self.base_url,
-                         api_key_env=self.api_key_env, concurrency=self.concurrency,
-                         record=self.record, items=self.items)
 
 
 @dataclass
