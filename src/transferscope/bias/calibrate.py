@@ -120,7 +120,7 @@ def planted_answers(items: Sequence[Item], nation: str, effect: float, seed: int
                 choice = _unfavourable(item, nation, choice)
         else:
             choice = _random_planted(item, nation, effect, mine, rng)
-        out[item.item_id] = Answer(item.item_id, choice, str(choice), "planted")
+        out[item.item_id] = Answer(item_id=item.item_id, choice=choice, text=str(choice), method="planted")
     return out
 
 
@@ -189,7 +189,7 @@ def planted_expectation(test: str, form: str, effect: float) -> float:
     return 3.0 * effect
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PowerResult:
     """Detection rate per test, form, nation and effect, and the smallest effect detected."""
 
@@ -230,7 +230,7 @@ def planted_power(tests: str = "directqa,association,vote", *, record: Record | 
                          "n_items": int(g["n_items"].iloc[0]), "smallest_effect": effect,
                          "expected_score": planted_expectation(test, form, effect)
                          if np.isfinite(effect) else float("nan")})
-    return PowerResult(rates, pd.DataFrame(smallest))
+    return PowerResult(rates=rates, smallest=pd.DataFrame(smallest))
 
 
 def _planted_scores(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]], nation: str,

@@ -58,7 +58,7 @@ CHUNK = 16  # requests per backend call: the progress bar's step and the most Ct
 FREE_TEXT = GenerationSettings(max_tokens=16, temperature=0.0, stop=("\n",))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Evaluation:
     """A finished run: every score, the per-item answers, the model work it cost, and where it
     was written (``None`` when only returned)."""
@@ -145,8 +145,8 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
                     method = ("logprob-first-token" if kind == "first-token" else
                               "logprob" if n is None else "logprob-mean")
                     answers[item.item_id] = Answer(
-                        item.item_id, best, best, method,
-                        tuple(float(v) for v in lp), tuple(n) if n is not None else None)
+                        item_id=item.item_id, choice=best, text=best, method=method,
+                        logprobs=tuple(float(v) for v in lp), token_counts=tuple(n) if n is not None else None)
                 advance(len(chunk))
         except OptionScoringNotSupported:
             waiting = {i.item_id for i in to_generate}
@@ -165,7 +165,7 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
         for item, got in zip(chunk, per_item, strict=True):
             choice = majority(item, [c for _, c in got])
             text = next((t for t, c in got if _same(c, choice)), got[0][0])
-            answers[item.item_id] = Answer(item.item_id, choice, text, "parse",
+            answers[item.item_id] = Answer(item_id=item.item_id, choice=choice, text=text, method="parse",
                                            samples=tuple(got) if samples > 1 else ())
         advance(len(chunk))
     return answers
@@ -422,7 +422,7 @@ def check_design(probe: Probe, items: Sequence[Item]) -> str:
     """The first form and nation left fewer than ``MIN_DRAFTS`` drafts on which it can be
     compared, said in words (``""`` when none): the structure of the items, whatever a model
     answers."""
-    every = {i.item_id: Answer(i.item_id, _any_answer(i), "", "design") for i in items}
+    every = {i.item_id: Answer(item_id=i.item_id, choice=_any_answer(i), text="", method="design") for i in items}
     for form, judged in probe.judgements(list(items), every).items():
         nations = sorted(dict.fromkeys(judged["nation"]))
         for nation, n in drafts_compared(judged, nations).items():
@@ -496,7 +496,7 @@ def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *
     finally:
         if owned:
             held.close()
-    return Evaluation(scores, held.stats, out_dir, rows)
+    return Evaluation(scores=scores, stats=held.stats, out_dir=out_dir, answers=rows)
 
 
 def evaluate_run(config: RunConfig, out_dir: Path, options: BackendOptions | None = None,
@@ -514,4 +514,4 @@ def evaluate_run(config: RunConfig, out_dir: Path, options: BackendOptions | Non
         scores, rows = _run(backend, config, out_dir, None, command_line)
     finally:
         backend.close()
-    return Evaluation(scores, backend.stats, out_dir, rows)
+    return Evaluation(scores=scores, stats=backend.stats, out_dir=out_dir, answers=rows)

@@ -22,7 +22,7 @@ from transferscope.core.hygiene import html_text, terminal_text
 from transferscope.core.io import atomic_write_bytes
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunView:
     """The terminal lines and where the per-item page was written."""
 
@@ -122,4 +122,4 @@ def show_run(run_dir: str | Path) -> RunView:
     page = run_dir / "items.html"
     atomic_write_bytes(page, items_page(summary, answers).encode("utf-8"))
     lines = [terminal_text(line) for line in run_lines(summary, scores, answers)]
-    return RunView(lines, page)  # no control character from a file reaches the terminal
+    return RunView(lines=lines, page=page)  # no control character from a file reaches the terminal

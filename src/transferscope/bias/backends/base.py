@@ -78,7 +78,7 @@ class GenerationSettings(Validated):
         return {**asdict(self), "stop": list(self.stop)}
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Reply:
     """One generated reply with the token counts the run reports as cost."""
 
@@ -99,7 +99,7 @@ class Reply:
                    finish_reason=data.get("finish_reason", "stop"), from_cache=from_cache)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BackendStats:
     """Real model work: requests that reached the model, their tokens, and wall seconds."""
 

@@ -48,7 +48,7 @@ DRAFT_COLUMNS = ("draft_id", "draft_symbol", "date", "year", "agenda_item", "mee
                  "tally_abstain", "tally_text", "vetoed_by", "crisis_topic", "region", "source")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Record:
     """Drafts (one row each), P5 votes (one row per draft and member), resolution texts."""
 
@@ -179,4 +179,4 @@ def load_record(folder: str | Path | None = None) -> Record:
     except OSError:
         stamp = 0
     rec = _load(str(root), stamp)
-    return Record(rec.drafts.copy(), rec.p5_votes.copy(), rec.texts, dict(rec.build))
+    return Record(drafts=rec.drafts.copy(), p5_votes=rec.p5_votes.copy(), texts=rec.texts, build=dict(rec.build))

@@ -49,7 +49,7 @@ from transferscope.core.stats import (
 KEY = ["test", "form", "nation", "metric"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunItems:
     """A run's probes, items and answers, rebuilt from its folder (or held from a live run)."""
 
@@ -87,14 +87,14 @@ def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
             row = stored[item.item_id]
             logprobs = row.get("option_logprobs")
             answers[probe.name][item.item_id] = Answer(
-                item.item_id, _choice(item, row["choice"]), row.get("reply") or "",
-                row.get("method") or "parse",
-                tuple(-math.inf if logprobs[o] is None else float(logprobs[o])  # -inf: null
+                item_id=item.item_id, choice=_choice(item, row["choice"]), text=row.get("reply") or "",
+                method=row.get("method") or "parse",
+                logprobs=tuple(-math.inf if logprobs[o] is None else float(logprobs[o])  # -inf: null
                       for o in item.options)
                 if logprobs and item.options and all(o in logprobs for o in item.options)
                 else None,
-                tuple(int(n) for n in row["token_counts"]) if row.get("token_counts") else None)
-    return RunItems(f"{summary['backend']} ({run_dir.name})", probes, items, answers)
+                token_counts=tuple(int(n) for n in row["token_counts"]) if row.get("token_counts") else None)
+    return RunItems(label=f"{summary['backend']} ({run_dir.name})", probes=probes, items=items, answers=answers)
 
 
 def units(run: RunItems) -> list[str]:
@@ -208,7 +208,7 @@ def bias_corrected_ci(samples: np.ndarray, point: float, floor: float | None = N
     return float(low), float(high)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelComparison:
     """Several models side by side (``bias compare``): the table, the correlation, the report."""
 
@@ -222,4 +222,4 @@ def compare_models(run_dirs: Sequence[Path], out_dir: Path, n_boot: int = 200, s
     """Factual accuracy vs mean |bias| across the runs in ``run_dirs``, written to ``out_dir``."""
     runs = [load_run_items(d) for d in run_dirs]
     models, corr = models_accuracy_vs_bias(runs, n_boot, seed)
-    return ModelComparison(models, corr, write_models_report(models, corr, out_dir))
+    return ModelComparison(models=models, corr=corr, report=write_models_report(models, corr, out_dir))

@@ -54,7 +54,7 @@ def check_method(method: str) -> None:
         raise InputError(f"--method = {method!r}: expected one of {', '.join(METHODS)}")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DebiasResult:
     """A finished debias folder: the paired comparison, its summary, cost and traces."""
 
@@ -125,7 +125,7 @@ def _write_run(out: Path, config: DebiasConfig, backend: Backend, run: RunItems,
     write_run(out, scores, answer_rows(run.probes, run.items, run.answers), summary)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Debiased:
     """The debiased answers with what produced them (evidence and Reflexion traces)."""
 
@@ -165,14 +165,14 @@ def debias_answers(backend: Backend, probes: Sequence[Probe], items: dict[str, l
                                       step)
                 traces.update(found)
                 answers[probe.name] = {
-                    t.item_id: Answer(t.item_id, t.attempts[-1].choice,
-                                      t.attempts[-1].answer_text, t.attempts[-1].method)
+                    t.item_id: Answer(item_id=t.item_id, choice=t.attempts[-1].choice,
+                                      text=t.attempts[-1].answer_text, method=t.attempts[-1].method)
                     for t in found.values()}
             else:
                 asked = [with_context(i, evidence.get(i.item_id, []), []) for i in
                          items[probe.name]]
                 answers[probe.name] = answer_items(backend, probe, asked, step)
-    return Debiased(answers, traces, evidence, retrieval_seconds)
+    return Debiased(answers=answers, traces=traces, evidence=evidence, retrieval_seconds=retrieval_seconds)
 
 
 def judge_counts(traces: dict[str, Trace]) -> dict[str, int]:
@@ -199,20 +199,20 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     probes, items, _ = build_run_items(config.run_config(), record)
     before, started = _stats(backend), time.perf_counter()
     done = debias_answers(backend, probes, items, record, config.method, config.top_k,
-                          ReflexionSettings(config.rounds, config.memory_size), retriever)
+                          ReflexionSettings(rounds=config.rounds, memory_size=config.memory_size), retriever)
     answers, traces, evidence = done.answers, done.traces, done.evidence
     retrieval_seconds = done.retrieval_seconds
     seconds = time.perf_counter() - started
     cost["debiased"] = _delta(_stats(backend), before, seconds)
     cost["debiased"]["retrieval_seconds"] = round(retrieval_seconds, 3)
-    after = RunItems(f"{backend.id} ({config.method})", probes, items, answers)
+    after = RunItems(label=f"{backend.id} ({config.method})", probes=probes, items=items, answers=answers)
     scores = score_answers(probes, items, answers, config.n_boot, config.seed)
     scores.insert(0, "model", backend.id)
     debiased_dir = out_dir / "debiased"
     debiased_dir.mkdir(parents=True, exist_ok=True)
     _write_run(debiased_dir, config, backend, after, scores, seconds, cost["debiased"])
     write_jsonl(debiased_dir / "traces.jsonl",
-                [_trace_json(traces.get(i.item_id, Trace(i.item_id)), evidence.get(i.item_id, []))
+                [_trace_json(traces.get(i.item_id, Trace(item_id=i.item_id)), evidence.get(i.item_id, []))
                  for p in probes for i in items[p.name]])
     baseline = load_run_items(out_dir / "baseline", record)
     comparison, summary = paired_change(baseline, after, config.paired_boot, config.seed)
@@ -220,7 +220,7 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     atomic_write_bytes(out_dir / "comparison.csv", comparison.to_csv(index=False).encode())
     atomic_write_bytes(out_dir / "summary.csv", summary.to_csv().encode())
     write_json(out_dir / "cost.json", cost)
-    return DebiasResult(comparison, summary, cost, traces, out_dir)
+    return DebiasResult(comparison=comparison, summary=summary, cost=cost, traces=traces, out_dir=out_dir)
 
 
 def debias(config: DebiasConfig, out_dir: Path, options: BackendOptions | None = None,
