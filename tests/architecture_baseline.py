@@ -113,9 +113,6 @@ CLI_PRIVATE_IMPORTS: dict[str, set[str]] = {
         "cli -> table_model",
     },
     "bias": {
-        "cli -> adapters.unbench",
-        "cli -> items",
         "cli -> preflight",
-        "cli -> show",
     },
 }

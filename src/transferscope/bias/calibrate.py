@@ -25,6 +25,7 @@ import pandas as pd
 
 from transferscope.bias.backends.base import GenerationSettings
 from transferscope.bias.backends.null import ALL_NULL_KINDS, NullBackend, request_rng
+from transferscope.bias.config import CalibrateConfig
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.evaluate import answer_items, score_answers
@@ -284,6 +285,38 @@ def write_calibration(out_dir: Path, null: pd.DataFrame, power: PowerResult | No
         tables["planted.csv"] = spillover
     for name, table in tables.items():
         atomic_write_bytes(out_dir / name, table.to_csv(index=False).encode("utf-8"))
+
+
+@dataclass(kw_only=True)
+class Calibration:
+    """What ``bias calibrate`` found: the null answerers' headline cells (``null``) and their
+    share of claims (``shares``), the coverage of null:random's CIs over seeds, the planted
+    check (``spillover``) and the power table (each None where its setting was 0)."""
+
+    null: pd.DataFrame
+    shares: pd.DataFrame
+    coverage: pd.DataFrame | None
+    spillover: pd.DataFrame | None
+    power: PowerResult | None
+    effects: tuple[float, ...] = EFFECTS
+
+
+def run_calibration(config: CalibrateConfig, out_dir: Path | None = None) -> Calibration:
+    """``bias calibrate``, the one entry point: every check ``config`` asks, on the record it
+    names; written to ``out_dir`` (:func:`write_calibration`) unless None."""
+    record = load_record(config.record) if config.record else None
+    tests, seed, n_boot = config.tests, config.seed, config.n_boot
+    null = null_calibration(tests, record=record, seed=seed, n_boot=n_boot)
+    coverage = null_coverage(tests, record=record, seeds=config.coverage_seeds,
+                             n_boot=n_boot) if config.coverage_seeds else None
+    spill = planted_spillover(tests, record=record, effect=config.planted, seed=seed,
+                              n_boot=n_boot) if config.planted else None
+    power = planted_power(tests, record=record, reps=config.power_reps, seed=seed) \
+        if config.power_reps else None
+    if out_dir is not None:
+        write_calibration(out_dir, null, power, spill)
+    return Calibration(null=null, shares=claim_shares(null), coverage=coverage,
+                       spillover=spill, power=power)
 
 
 def beside_nulls(scores: pd.DataFrame, null: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from transferscope.bias import preflight
 from transferscope.bias.config import (
     Adjustment,
     BackendOptions,
+    CalibrateConfig,
     DebiasConfig,
     DebiasMethod,
     Executor,
@@ -102,8 +103,8 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
                              max_retries=max_retries, timeout_s=timeout,
                              template_model=template_model, cache=cache if cache else True)
     preflight.run(out, record=record, cache=cache)
-    result = bias.evaluate_run(config, out, options,
-                               shlex.join(["transferscope", *sys.argv[1:]]))
+    result = bias.run_evaluation(config, out, options=options,
+                                 command_line=shlex.join(["transferscope", *sys.argv[1:]]))
     if result.stats.extra.get("cache_notice"):
         typer.echo(f"note: {result.stats.extra['cache_notice']}")
     typer.echo(f"headline: nation vs the median of the others, same-gold answers within each "
@@ -128,17 +129,13 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
 
 
 @app.command("calibrate")
-def calibrate(tests: str = option(ItemOptions, "tests"), seed: int = option(ItemOptions, "seed"),
-              n_boot: int = option(ItemOptions, "n_boot"), power_reps: Annotated[int, typer.Option(
-                  "--power-reps", min=0, help="Seeded replications per planted effect and "
-                  "nation for the power table (0: skip it).")] = 10,
-              coverage_seeds: Annotated[int, typer.Option(
-                  "--coverage-seeds", min=0, help="Seeds of null:random for the coverage of "
-                  "its CIs (0: skip).")] = 0,
-              planted: Annotated[float, typer.Option(
-                  "--planted", min=0.0, max=0.5, help="Effect planted on each nation in "
-                  "turn to check it is found on that nation alone (0: skip).")] = 0.3,
-              record: str | None = option(ItemOptions, "record"),
+def calibrate(tests: str = option(CalibrateConfig, "tests"),
+              seed: int = option(CalibrateConfig, "seed"),
+              n_boot: int = option(CalibrateConfig, "n_boot"),
+              power_reps: int = option(CalibrateConfig, "power_reps"),
+              coverage_seeds: int = option(CalibrateConfig, "coverage_seeds"),
+              planted: float = option(CalibrateConfig, "planted"),
+              record: str | None = option(CalibrateConfig, "record"),
               out: Annotated[Path | None, typer.Option(
                   "--out", help="Folder for calibration.csv, claims.csv, planted.csv and "
                   "power.csv.")] = None) -> None:
@@ -146,51 +143,44 @@ def calibrate(tests: str = option(ItemOptions, "tests"), seed: int = option(Item
     that answer by its era, topic, text or length but never by the nation): the share of
     cells that claim a bias must stay small; a bias planted on one nation must be found on it
     alone; then the smallest planted bias each test detects (power)."""
-    preflight.calibrate(out, power_reps=power_reps, coverage_seeds=coverage_seeds,
-                        record=record)
-    rec = bias.load_record(Path(record)) if record else None
-    null = bias.null_calibration(tests, record=rec, seed=seed, n_boot=n_boot)
-    for row in null.itertuples():
+    config = CalibrateConfig(tests=tests, seed=seed, n_boot=n_boot, power_reps=power_reps,
+                             coverage_seeds=coverage_seeds, planted=planted, record=record)
+    preflight.calibrate(out, record=record)
+    found = bias.run_calibration(config, out)
+    for row in found.null.itertuples():
         typer.echo(f"{row.model:22s} {row.test:12s} {row.form:13s} {row.nation:15s} "
                    f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}] n={row.n_items} "
                    f"p_adj={row.p_adj:.3g}{'  CLAIM' if row.claim else ''}"
                    f"{'' if row.covers_0 else '  CI misses 0'}{'  ' + row.flag if row.flag else ''}")
-    shares = bias.claim_shares(null)
     typer.echo("share of cells claiming a bias (adjusted p < 0.05, no flag) per answerer and "
                "test; narrowest CI width (never 0):")
-    for row in shares.itertuples():
+    for row in found.shares.itertuples():
         typer.echo(f"{row.model:22s} {row.test:12s} {row.form:13s} claims {row.claims:.2f} of "
                    f"{row.cells}, CI misses 0 in {row.ci_misses_0:.2f}, narrowest CI "
                    f"{row.narrowest_ci:.3f}, largest |score| {row.largest_abs_score:.3f}")
-    if coverage_seeds:
-        coverage = bias.null_coverage(tests, record=rec, seeds=coverage_seeds, n_boot=n_boot)
+    if found.coverage is not None:
         typer.echo(f"null:random over {coverage_seeds} seeds: share of 95% CIs covering 0, "
                    "share of cells claiming a bias")
-        for row in coverage.itertuples():
+        for row in found.coverage.itertuples():
             typer.echo(f"{row.test:12s} {row.form:13s} {row.coverage:.3f} cover 0, "
                        f"{row.claims:.3f} claim, of {row.cells} cells")
-    spill = bias.planted_spillover(tests, record=rec, effect=planted, seed=seed,
-                                   n_boot=n_boot) if planted else None
-    if spill is not None:
+    if found.spillover is not None:
         typer.echo(f"planted effect {planted} on each nation in turn (random background): its "
                    "score and claim, and claims on the other nations")
-        for _, r in spill.iterrows():
+        for _, r in found.spillover.iterrows():
             typer.echo(f"{r['planted on']:15s} {r['test']:12s} {r['form']:13s} "
                        f"{r['score']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] expected "
                        f"{r['expected']:+.3f} claimed {r['claimed']}; other claims "
                        f"{r['other claims']} (opposite sign {r['other opposite-sign claims']}), "
                        f"largest other |score| {r['largest other |score|']:.3f}")
-    power = bias.planted_power(tests, record=rec, reps=power_reps, seed=seed) if power_reps \
-        else None
-    if power is not None:
+    if found.power is not None:
         typer.echo(f"power: smallest planted effect claimed in >= 80% of {power_reps} "
-                   f"replications (effects {', '.join(map(str, bias.EFFECTS))}; nan: none)")
-        for row in power.smallest.itertuples():
+                   f"replications (effects {', '.join(map(str, found.effects))}; nan: none)")
+        for row in found.power.smallest.itertuples():
             typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} n={row.n_items:4d} "
                        f"effect {row.smallest_effect:.2f} (expected score "
                        f"{row.expected_score:+.3f})")
     if out is not None:
-        bias.write_calibration(out, null, power, spill)
         typer.echo(f"wrote {out}")
 
 
@@ -266,9 +256,7 @@ def show(run_dir: Annotated[Path, typer.Argument(help="A folder written by `bias
     """A finished run at a glance (no model is asked): provenance, headline cells, other
     members, answers parsed per test; writes RUN_DIR/items.html, every item with its messages,
     reply, option log-probabilities, parse and gold."""
-    from transferscope.bias.show import show_run
-
-    view = show_run(run_dir)
+    view = bias.show_run(run_dir)
     for line in view.lines:
         typer.echo(line)
     typer.echo(f"per-item page: {view.page}")
@@ -284,13 +272,10 @@ def import_unbench(checkout: Annotated[Path, typer.Argument(
     """UNBench as an items file for --items: task 2 as vote items (every Council member kept,
     gold votes kept), task 1 as co-author choice items, task 3 as adoption items; every row
     not imported (and task 4) is named with its reason."""
-    from transferscope.bias.adapters.unbench import unbench_items
-    from transferscope.bias.items import load_items, write_items
-
     preflight.items_file(out)
-    converted = unbench_items(checkout)
-    write_items(out, converted.rows)
-    load_items(out)  # what was written reads back under the schema
+    converted = bias.unbench_items(checkout)
+    bias.write_items(out, converted.rows)
+    bias.load_items(out)  # what was written reads back under the schema
     for key, value in converted.counts().items():
         typer.echo(f"{key}: {value}")
     for line in converted.skipped:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Adjustment",
     "BackendOptions",
+    "CalibrateConfig",
     "DebiasConfig",
     "DebiasMethod",
     "Executor",
@@ -75,6 +76,10 @@ def _seed_range(seed: int) -> str | None:
 Seed = Annotated[int, Spec(ge=0, rule=_seed_range, help="Random seed (bootstrap, sampling, "
                            "item caps).")]
 Resamples = Annotated[int, Spec(ge=10, le=MAX_RESAMPLES, help="Bootstrap resamples (CIs).")]
+TestNames = Annotated[str, Spec(help="Comma-separated: directqa, association, vote.",
+                                rule=_test_names)]
+RecordFolder = Annotated[str | None, Spec(
+    help="A record folder written by build-data (default: the shipped record).")]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -99,8 +104,7 @@ class ItemOptions(Validated):
     """What the model is asked and how its answers are resampled (shared by ``bias run`` and
     ``bias debias``)."""
 
-    tests: Annotated[str, Spec(help="Comma-separated: directqa, association, vote.",
-                               rule=_test_names)] = "directqa,association,vote"
+    tests: TestNames = "directqa,association,vote"
     drafts_per_nation: Annotated[int | None, Spec(
         ge=1, help="At most N vetoed drafts per nation (stratified by era; each with its "
         "matched unanimous adoption; every nation asked about every draft), the same cap as "
@@ -108,8 +112,7 @@ class ItemOptions(Validated):
         "compared on is an error naming it. Default: every draft.")] = None
     seed: Seed = 0
     n_boot: Resamples = 1000
-    record: Annotated[str | None, Spec(
-        help="A record folder written by build-data (default: the shipped record).")] = None
+    record: RecordFolder = None
     items: Annotated[str | None, Spec(
         help="Items file (.jsonl, .csv, .parquet) to ask instead of the record's items; "
         "schema in docs/bias.md (bias import-unbench writes one from a UNBench checkout).")
@@ -177,6 +180,26 @@ class DebiasConfig(ItemOptions, ModelOptions):
         shared = {name: getattr(self, name) for name in
                   (*ModelOptions.__dataclass_fields__, *ItemOptions.__dataclass_fields__)}
         return RunConfig(**shared)
+
+
+@dataclass(kw_only=True, frozen=True)
+class CalibrateConfig(Validated):
+    """What ``bias calibrate`` asks: answerers with no opinion on the full item set (their
+    share of claims), a bias planted on each nation in turn, the power table."""
+
+    tests: TestNames = "directqa,association,vote"
+    seed: Seed = 0
+    n_boot: Resamples = 1000
+    record: RecordFolder = None
+    power_reps: Annotated[int, Spec(
+        ge=0, le=100_000, help="Seeded replications per planted effect and nation for the "
+        "power table (0: skip it).")] = 10
+    coverage_seeds: Annotated[int, Spec(
+        ge=0, le=100_000, help="Seeds of null:random for the coverage of its CIs (0: skip).")
+    ] = 0
+    planted: Annotated[float, Spec(
+        ge=0.0, le=0.5, help="Effect planted on each nation in turn to check it is found on "
+        "that nation alone (0: skip).")] = 0.3
 
 
 @dataclass(kw_only=True, frozen=True)

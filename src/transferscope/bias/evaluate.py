@@ -6,10 +6,10 @@ multiple choice where it can, otherwise generated text parsed strictly) -> the p
 backend's SQLite cache as soon as it exists, so Ctrl-C loses nothing already answered and an
 identical second run makes no model calls.
 
-:func:`evaluate` is the library entry (a backend you hold, or a spec string; answers and
-the scores table returned); :func:`evaluate_run` opens the backend a config names and closes
-it (``bias run``); :func:`run_probes` uses a backend the caller holds with a config (the demo,
-Ray, the debias pipeline).
+:func:`run_evaluation` is the one entry point (``bias run``, the demo, Ray, the debias
+pipeline): a :class:`RunConfig` in, an :class:`Evaluation` out, on the backend the config names
+(opened and closed there) or on one the caller holds. :func:`evaluate` is the same call with
+the config's fields as keywords.
 The run folder's format lives here only: :func:`write_run` writes it, :func:`read_answers`
 reads its answers back.
 """
@@ -335,16 +335,27 @@ def read_answers(run_dir: Path) -> list[dict[str, Any]]:
 ANSWER_FIELDS = ("item_id", "choice", "parsed", "reply")  # what reports and comparisons read
 
 
-def run_probes(backend: Backend, config: RunConfig, out_dir: Path | None,
-               record: Record | None = None) -> pd.DataFrame:
-    """Build, answer and score every probe of ``config``; write the run folder (unless
-    ``out_dir`` is None); return the scores."""
-    return _run(backend, config, out_dir, record)[0]
+@dataclass(kw_only=True, frozen=True)
+class ItemsFile:
+    """An items file (``--items``) read once per command: its items and the sha256 of its
+    bytes, both taken before any model is asked, and passed down to whatever needs them."""
+
+    path: str
+    items: list[Item]
+    sha256: str
+
+
+def read_items_file(path: str | Path) -> ItemsFile:
+    """Read and hash an items file once (one clear error if it is not one)."""
+    return ItemsFile(path=str(path), items=load_items(path), sha256=items_hash(path))
 
 
 def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Record | None,
-         command_line: str | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    probes, items, record = build_run_items(config, record)
+         command_line: str | None = None, items_file: ItemsFile | None = None
+         ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    if config.items and items_file is None:
+        items_file = read_items_file(config.items)
+    probes, items, record = build_run_items(config, record, items_file)
     settings = config.generation()
     started = time.perf_counter()
     answers: dict[str, dict[str, Answer]] = {}
@@ -366,7 +377,7 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
         out_dir.mkdir(parents=True, exist_ok=True)
         summary = {
             "config": asdict(config), "backend": backend.id,
-            "provenance": provenance(backend, config, record, command_line),
+            "provenance": provenance(backend, config, record, command_line, items_file),
             "generation": settings.as_dict(),
             "items": {k: len(v) for k, v in items.items()},
             "unparsed": {k: sum(a.choice is None for a in v.values())
@@ -380,17 +391,18 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
     return scores, rows
 
 
-def build_run_items(config: RunConfig, record: Record | None = None
+def build_run_items(config: RunConfig, record: Record | None = None,
+                    items_file: ItemsFile | None = None
                     ) -> tuple[list[Probe], dict[str, list[Item]], Record | None]:
     """The probes and items a config asks: from its items file, or built from the record
     (loaded here unless given; None with an items file) with ``drafts_per_nation`` (a cap
     that leaves a nation fewer than :data:`~transferscope.bias.scoring.MIN_DRAFTS` drafts to
     be compared on, where every draft would have been enough, is one error naming it; a record
     too small even in full is scored, its cells flagged), then the system prompt and few-shot
-    examples."""
+    examples. ``items_file``: ``config.items`` already read (else read here)."""
     probes = parse_tests(config.tests)
     if config.items:
-        from_file = load_items(config.items)
+        from_file = (items_file or read_items_file(config.items)).items
         probes = file_probes(from_file, [p.name for p in probes])
         if not probes:
             raise input_error("--items", "tests in the file", sorted({i.test for i in from_file}),
@@ -456,14 +468,15 @@ def sample_spread(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
 
 
 def provenance(backend: Backend, config: RunConfig, record: Record | None,
-               command_line: str | None) -> dict[str, Any]:
+               command_line: str | None, items_file: ItemsFile | None = None
+               ) -> dict[str, Any]:
     """What a reviewer needs to reproduce the run: package version, git commit, the hash of
     the items file or the record, the backend's fingerprint, the command line."""
     from transferscope.bias.runinfo import git_commit, package_version, record_hash
 
     return {"package_version": package_version(), "git_commit": git_commit(),
             "items_file": config.items,
-            "items_sha256": items_hash(config.items) if config.items else None,
+            "items_sha256": items_file.sha256 if items_file is not None else None,
             "record_sha256": record_hash(record) if record is not None else None,
             "backend_id": backend.id, "backend_fingerprint": backend.fingerprint,
             "cache_notice": backend.stats.extra.get("cache_notice"),
@@ -475,7 +488,7 @@ def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *
              option_scoring: str = "mean",
              record: Record | str | Path | None = None, out_dir: Path | None = None,
              items: str | Path | None = None, **settings: Any) -> Evaluation:
-    """The library entry point: run ``tests`` on ``backend`` (any :class:`Backend`, your own
+    """:func:`run_evaluation` with the config's fields as keywords: run ``tests`` on ``backend`` (any :class:`Backend`, your own
     subclass included, or a spec string such as ``"null:random"``, opened and closed here) and
     return the per-item answers and the scores (``Evaluation.table``: nation, test, form,
     score, CI, adjusted p, claim, n, flag). ``drafts_per_nation`` caps the vetoed drafts asked
@@ -489,29 +502,31 @@ def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *
                        record=None if isinstance(record, Record) or record is None
                        else str(record), items=str(items) if items else None, **settings)
     rec = record if isinstance(record, Record) else None if items else load_record(record)
-    owned = isinstance(backend, str)
-    held = open_backend(backend, BackendOptions()) if isinstance(backend, str) else backend
+    return run_evaluation(config, out_dir, backend=None if isinstance(backend, str) else backend,
+                          record=rec)
+
+
+def run_evaluation(config: RunConfig, out_dir: Path | None = None, *,
+                   backend: Backend | None = None, options: BackendOptions | None = None,
+                   record: Record | None = None, command_line: str | None = None,
+                   items_file: ItemsFile | None = None) -> Evaluation:
+    """``bias run``, the one entry point: build, answer and score every probe of ``config``,
+    write the run folder into ``out_dir`` (unless None) and return the scores and answers.
+
+    The backend ``config.model`` names is opened (``options``: executor, retries, cache, ...)
+    and closed here, unless ``backend`` is given: a backend you hold (your own
+    :class:`Backend` subclass included), used and left open. ``record``: the record already
+    loaded; ``items_file``: ``config.items`` already read (:func:`read_items_file`); each is
+    read here otherwise. The items file is read before any model is opened.
+    """
+    if config.items and items_file is None:
+        items_file = read_items_file(config.items)
+    held = backend if backend is not None else open_backend(
+        config.model, options or BackendOptions(), base_url=config.base_url,
+        api_key_env=config.api_key_env, concurrency=config.concurrency)
     try:
-        scores, rows = _run(held, config, out_dir, rec)
+        scores, rows = _run(held, config, out_dir, record, command_line, items_file)
     finally:
-        if owned:
+        if backend is None:
             held.close()
     return Evaluation(scores=scores, stats=held.stats, out_dir=out_dir, answers=rows)
-
-
-def evaluate_run(config: RunConfig, out_dir: Path, options: BackendOptions | None = None,
-                 command_line: str | None = None) -> Evaluation:
-    """``bias run``: open the backend ``config.model`` names (``options``: executor, retries,
-    cache, ...), run every probe of ``config`` into ``out_dir``, close the backend.
-
-    Bad test names and executor settings fail before any model is loaded.
-    """
-    if config.items:
-        load_items(config.items)
-    backend = open_backend(config.model, options or BackendOptions(), base_url=config.base_url,
-                           api_key_env=config.api_key_env, concurrency=config.concurrency)
-    try:
-        scores, rows = _run(backend, config, out_dir, None, command_line)
-    finally:
-        backend.close()
-    return Evaluation(scores=scores, stats=backend.stats, out_dir=out_dir, answers=rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transferscope.core.checks import check_int, option_error
+from transferscope.core.checks import option_error
 from transferscope.core.outdir import check_out_file, claim_output
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -48,12 +48,9 @@ def debias(out: Path, *, record: str | Path | None, cache: Path | None) -> None:
     run(out, record=record, cache=cache)
 
 
-def calibrate(out: Path | None, *, power_reps: int, coverage_seeds: int,
-              record: str | Path | None) -> None:
-    """``bias calibrate``: replications, record, then the output folder (tests, seed and
-    resamples are checked by their declarations in :mod:`transferscope.bias.config`)."""
-    check_int("--power-reps", power_reps, 0, 100_000)
-    check_int("--coverage-seeds", coverage_seeds, 0, 100_000)
+def calibrate(out: Path | None, *, record: str | Path | None) -> None:
+    """``bias calibrate``: the record, then the output folder (the settings are checked by
+    :class:`~transferscope.bias.config.CalibrateConfig`)."""
     check_record(Path(record) if record is not None else None)
     if out is not None:
         claim_output(out)

@@ -23,7 +23,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         make_backend,
         null_calibration,
         parse_tests,
-        run_probes,
+        run_evaluation,
     )
     from transferscope.bias.debias.items import whole_drafts
     from transferscope.bias.figures import change_figure, heatmap_figure, scores_figure
@@ -44,7 +44,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         progress.update(task, description=f"bias: {settings['tests']} on {settings['model']} "
                         f"(at most {cap} vetoed drafts per nation, every nation on every draft)")
         started = time.perf_counter()
-        run_probes(backend, config, run_dir, record)
+        run_evaluation(config, run_dir, backend=backend, record=record)
         run_seconds = time.perf_counter() - started
         progress.update(task, description=f"bias: {settings['method']} debiasing of "
                         f"{settings['debias_tests']} (retrieval index built once, cached)")

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from transferscope.bias.data.record import Record
-from transferscope.bias.evaluate import RunConfig, build_run_items, read_answers
+from transferscope.bias.evaluate import ItemsFile, RunConfig, build_run_items, read_answers
 from transferscope.bias.probes.base import Answer, Item, Probe
 from transferscope.bias.report import write_models_report
 from transferscope.bias.run_files import read_summary
@@ -65,8 +65,10 @@ def _choice(item: Item, value: object) -> object:
     return frozenset(value) if isinstance(value, list) else value
 
 
-def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
-    """Rebuild a run folder's items from its config and attach its stored answers."""
+def load_run_items(run_dir: Path, record: Record | None = None,
+                   items_file: ItemsFile | None = None) -> RunItems:
+    """Rebuild a run folder's items from its config and attach its stored answers
+    (``items_file``: the config's items file when the caller has read it)."""
     for name in ("run.json", "answers.jsonl"):
         if not (run_dir / name).exists():
             raise input_error(str(run_dir), "run folder", f"{name} missing",
@@ -75,7 +77,7 @@ def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
     config = summary["config"]
     known = {f.name for f in dataclasses.fields(RunConfig)}
     probes, items, _ = build_run_items(RunConfig(**{k: v for k, v in config.items()
-                                                     if k in known}), record)
+                                                     if k in known}), record, items_file)
     stored = {row["item_id"]: row for row in read_answers(run_dir)}
     answers: dict[str, dict[str, Answer]] = {}
     for probe in probes:

@@ -36,7 +36,8 @@ from transferscope.bias.evaluate import (
     answer_items,
     answer_rows,
     build_run_items,
-    run_probes,
+    read_items_file,
+    run_evaluation,
     score_answers,
     write_run,
 )
@@ -194,9 +195,11 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     probes = parse_tests(config.tests)
     out_dir.mkdir(parents=True, exist_ok=True)
     before, started = _stats(backend), time.perf_counter()
-    run_probes(backend, config.run_config(), out_dir / "baseline", record)
+    items_file = read_items_file(config.items) if config.items else None
+    run_evaluation(config.run_config(), out_dir / "baseline", backend=backend, record=record,
+                   items_file=items_file)
     cost = {"baseline": _delta(_stats(backend), before, time.perf_counter() - started)}
-    probes, items, _ = build_run_items(config.run_config(), record)
+    probes, items, _ = build_run_items(config.run_config(), record, items_file)
     before, started = _stats(backend), time.perf_counter()
     done = debias_answers(backend, probes, items, record, config.method, config.top_k,
                           ReflexionSettings(rounds=config.rounds, memory_size=config.memory_size), retriever)
@@ -214,7 +217,7 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     write_jsonl(debiased_dir / "traces.jsonl",
                 [_trace_json(traces.get(i.item_id, Trace(item_id=i.item_id)), evidence.get(i.item_id, []))
                  for p in probes for i in items[p.name]])
-    baseline = load_run_items(out_dir / "baseline", record)
+    baseline = load_run_items(out_dir / "baseline", record, items_file)
     comparison, summary = paired_change(baseline, after, config.paired_boot, config.seed)
     cost.update(judge_counts(traces))
     atomic_write_bytes(out_dir / "comparison.csv", comparison.to_csv(index=False).encode())
