@@ -16,9 +16,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -137,7 +138,7 @@ def _era_answer(era: NullBackend, item: Item) -> object:
 def _unfavourable(item: Item, nation: str, choice: object) -> object:
     """``choice`` made unfavourable to ``nation`` where the item can be."""
     if item.test == "directqa" and item.form == "which":
-        return frozenset(choice) | {nation}  # type: ignore[arg-type]
+        return frozenset(cast(Iterable[str], choice)) | {nation}
     if item.nation != nation and item.form != "choice":
         return choice
     if item.test == "directqa":

@@ -17,6 +17,7 @@ reads its answers back.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ from transferscope.bias.backends.base import (
 )
 from transferscope.bias.backends.factory import open_backend
 from transferscope.bias.backends.null import request_rng
-from transferscope.bias.config import OPTION_SCORING, BackendOptions, RunConfig
+from transferscope.bias.config import OPTION_SCORING, BackendOptions, OptionScoring, RunConfig
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.items import items_hash, load_items
@@ -131,7 +132,7 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
         try:
             for start in range(0, len(scored), CHUNK):
                 chunk = scored[start:start + CHUNK]
-                values = backend.option_logprobs_many([(i.conversation, i.options)
+                values = backend.option_logprobs_many([(i.conversation, i.options or ())
                                                        for i in chunk])
                 for item, lp in zip(chunk, values, strict=True):
                     if np.isnan(np.asarray(lp, float)).any():  # no option reached: parse it
@@ -365,7 +366,7 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
             task = progress.add_task(f"{probe.name} ({backend.id})", total=len(items[probe.name]))
             answers[probe.name] = answer_items(
                 backend, probe, items[probe.name],
-                lambda n, task=task: progress.advance(task, n), config.option_scoring,
+                functools.partial(progress.advance, task), config.option_scoring,
                 settings, config.samples)
     seconds = time.perf_counter() - started
     scores = score_answers(probes, items, answers, config.n_boot, config.seed, config.adjust)
@@ -485,7 +486,7 @@ def provenance(backend: Backend, config: RunConfig, record: Record | None,
 
 def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *,
              drafts_per_nation: int | None = None, seed: int = 0, n_boot: int = 1000,
-             option_scoring: str = "mean",
+             option_scoring: OptionScoring = "mean",
              record: Record | str | Path | None = None, out_dir: Path | None = None,
              items: str | Path | None = None, **settings: Any) -> Evaluation:
     """:func:`run_evaluation` with the config's fields as keywords: run ``tests`` on ``backend`` (any :class:`Backend`, your own

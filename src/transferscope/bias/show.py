@@ -97,7 +97,8 @@ def items_page(summary: dict[str, Any], answers: list[dict[str, Any]]) -> str:
                               for o in a.get("options") or [])
         samples = "<br>".join(f"{_esc(s['reply'])} &rarr; {_esc(s['parse'])}"
                               for s in a.get("samples") or [])
-        mark = {True: "yes", False: "no"}.get(a.get("correct"), "")
+        marks: dict[Any, str] = {True: "yes", False: "no"}
+        mark = marks.get(a.get("correct"), "")
         rows.append(f"<tr class='{'' if a.get('parsed') else 'unparsed'}'><td>{_esc(a['item_id'])}"
                     f"</td><td>{_esc(a['test'])} / {_esc(a['form'])}</td><td>{_esc(a['nation'])}"
                     f"</td><td>{messages}</td><td>{options}</td><td>{_esc(a.get('reply'))}"

@@ -92,7 +92,7 @@ def load_crunsc_csv(path: str | Path) -> pd.DataFrame:
         detail = _detail_votes(rec["vote_detail"])
         source = f"CR-UNSC vote_detail ({path.name}:{i + 2})"
         if not detail:
-            counts = {}
+            counts: dict[str, int] = {}
             for col in ("vote_yes", "vote_no", "vote_abstention", "vote_total"):
                 value = rec[col].strip()
                 if value in ("", "NA"):

@@ -97,7 +97,7 @@ def _date(text: str, year: int) -> dt.date | None:
 
 def parse_outcome_cell(text: str) -> list[tuple[str, str, int | None, Tally, tuple[str, ...]]]:
     """(kind, symbol, resolution number, tally, vetoers) for each outcome written in a cell."""
-    found = []
+    found: list[tuple[str, str, int | None, Tally, tuple[str, ...]]] = []
     for m in _RES.finditer(text):
         number, year = int(m.group(1)), int(m.group(2))
         found.append(("adopted", f"S/RES/{number} ({year})", number, _tally_after(text[m.end():]),
@@ -179,11 +179,12 @@ def parse_meeting_file(path: Path, result: MeetingParse) -> None:
                                        f"{len(group)} cells (expected {width}); read as meeting, "
                                        "date, ..., topic, outcome")
                 group = [group[0], group[1], *[""] * (width - 4), group[-2], group[-1]]
-            date = _date(group[roles["date"]], year)
-            if date is None:
+            read = _date(group[roles["date"]], year)
+            if read is None:
                 result.problems.append(f"{path}:{row.line}: date {group[roles['date']]!r} not "
                                        "readable; row skipped")
                 continue
+            date = read
             meeting = group[roles["meeting"]]
             meeting = "" if meeting in ("--", "") else " / ".join(meeting.split(" S/PV"))
             meeting = meeting.replace("/ .", "/ S/PV.")

@@ -177,9 +177,10 @@ def models_accuracy_vs_bias(runs: Sequence[RunItems], n_boot: int, seed: int
     rng = np.random.default_rng(seed)
     draws = np.full((n_boot, len(runs), 2), np.nan)
     for m, run in enumerate(runs):
-        draws[:, m, :] = cluster_bootstrap(
-            len(units(run)), lambda c, run=run: [overall(point_scores(run, c))[k] for k in keys],
-            n_boot, rng)
+        def statistic(c: np.ndarray, run: RunItems = run) -> list[float]:
+            return [overall(point_scores(run, c))[k] for k in keys]
+
+        draws[:, m, :] = cluster_bootstrap(len(units(run)), statistic, n_boot, rng)
     rows = []
     for m, run in enumerate(runs):
         acc_ci = percentile_interval(draws[:, m, 0])

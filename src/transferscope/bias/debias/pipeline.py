@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -198,7 +199,7 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     items_file = read_items_file(config.items) if config.items else None
     run_evaluation(config.run_config(), out_dir / "baseline", backend=backend, record=record,
                    items_file=items_file)
-    cost = {"baseline": _delta(_stats(backend), before, time.perf_counter() - started)}
+    cost: dict[str, Any] = {"baseline": _delta(_stats(backend), before, time.perf_counter() - started)}
     probes, items, _ = build_run_items(config.run_config(), record, items_file)
     before, started = _stats(backend), time.perf_counter()
     done = debias_answers(backend, probes, items, record, config.method, config.top_k,

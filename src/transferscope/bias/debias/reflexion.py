@@ -221,7 +221,8 @@ def run_reflexion(backend: Backend, probe: Probe, items: Sequence[Item],
                   advance: Callable[[int], None] = lambda n: None) -> dict[str, Trace]:
     """Run the loop for every item; ``advance(n)`` reports n finished items."""
     traces = {i.item_id: Trace(item_id=i.item_id) for i in items}
-    memory = {i.item_id: deque(maxlen=settings.memory_size) for i in items}
+    memory: dict[str, deque[str]] = {i.item_id: deque(maxlen=settings.memory_size)
+                                     for i in items}
     active = list(items)
     for round_ in range(settings.rounds + 1):
         if not active:
