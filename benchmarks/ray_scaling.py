@@ -95,7 +95,8 @@ def bias_part() -> dict[str, float]:
             def run(build=build, k=k):
                 backend = build(Path(tmp) / f"cache-{k}.sqlite")
                 try:
-                    return run_evaluation(config, Path(tmp) / f"run-{k}", backend=backend).scores, backend
+                    return run_evaluation(config, Path(tmp) / f"run-{k}",
+                                          backend=backend).scores, backend
                 finally:
                     backend.close()
 

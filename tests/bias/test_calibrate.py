@@ -132,7 +132,8 @@ def test_random_answerer_averages_zero(setup):
 def test_uniform_logprobs_ties_are_broken_uniformly():
     """Equal log-probabilities: each of three options chosen for about 1/3 of 3000 items
     (binomial sd 0.0086; bound 0.05 is 5.8 sd, chance < 1e-8), not always the first."""
-    items = [Item(test="vote", form="role", item_id=f"vote/role/x/{i}", conversation=[{"role": "user", "content": "x"}],
+    items = [Item(test="vote", form="role", item_id=f"vote/role/x/{i}",
+                  conversation=[{"role": "user", "content": "x"}],
                   options=("In favour", "Against", "Abstain")) for i in range(3000)]
     backend = NullBackend("uniform-logprobs")
     lp = backend.option_logprobs_many([(i.conversation, i.options) for i in items])
@@ -334,7 +335,8 @@ def test_mean_per_token_option_scoring_is_length_fair():
     """Hand-computed: "Against" 2 tokens at -1.0 each (sum -2.0), "Abstain" 3 tokens at -0.9
     each (sum -2.7): the summed rule prefers the shorter option, the per-token rule the one
     each of whose tokens the model finds likelier."""
-    item = Item(test="vote", form="role", item_id="vote/role/x/1", conversation=[{"role": "user", "content": "x"}],
+    item = Item(test="vote", form="role", item_id="vote/role/x/1", conversation=[{"role": "user",
+                                                                                  "content": "x"}],
                 options=("Against", "Abstain"))
     assert choose_option(item, [-2.0, -2.7]) == "Against"
     assert choose_option(item, [-2.0, -2.7], [2, 3]) == "Abstain"

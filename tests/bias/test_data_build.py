@@ -191,7 +191,8 @@ def test_crunsc_csv(tmp_path):
 def _adoption(number, date, topic="Topic", tally="15-0-0", line=1):
     yes, no, abstain = (int(x) for x in tally.split("-"))
     return MeetingOutcome(kind="adopted", symbol=f"S/RES/{number} ({date.year})", number=number,
-                          tally=Tally(yes=yes, no=no, abstain=abstain, text=tally), vetoers=(), meeting_record="S/PV.1", date=date, topic=topic,
+                          tally=Tally(yes=yes, no=no, abstain=abstain,
+                                      text=tally), vetoers=(), meeting_record="S/PV.1", date=date, topic=topic,
                           source=f"scact{date.year}.html:{line}")
 
 

@@ -52,8 +52,10 @@ def record() -> Record:
 def _vote_run(record: Record, label: str, pick) -> RunItems:
     probe = VoteSimulation()
     items = probe.build_items(record, 2, 0)
-    answers = {i.item_id: Answer(item_id=i.item_id, choice=pick(i), text=pick(i), method="logprob") for i in items}
-    return RunItems(label=label, probes=[probe], items={probe.name: items}, answers={probe.name: answers})
+    answers = {i.item_id: Answer(item_id=i.item_id, choice=pick(i), text=pick(i),
+                                 method="logprob") for i in items}
+    return RunItems(label=label, probes=[probe], items={probe.name: items},
+                    answers={probe.name: answers})
 
 
 def test_paired_change_matches_closed_forms(record):
@@ -203,7 +205,8 @@ class EvidenceReader(Backend):
         for n, conversation in enumerate(conversations):
             cited = re.findall(r"^\[\d+\] (.*)$", conversation[-1]["content"], re.MULTILINE)
             vetoed = sum("Outcome: vetoed" in line for line in cited)
-            reply = Reply(text="Against" if cited and 2 * vetoed > len(cited) else "In favour", prompt_tokens=1, completion_tokens=1)
+            reply = Reply(text="Against" if cited and 2 * vetoed > len(cited) else "In favour",
+                          prompt_tokens=1, completion_tokens=1)
             self.stats.add_reply(reply)
             if on_reply is not None:
                 on_reply(n, reply)

@@ -235,7 +235,8 @@ def test_debiasing_never_retrieves_what_gives_a_file_item_away():
     scope = scope_of(item, record=None)  # a file item needs nothing from the record
 
     def passage(date, text, symbols=()):
-        return Passage(passage_id="p", kind="meeting outcome", text=text, source="test", date=dt.date.fromisoformat(date), draft_ids=(),
+        return Passage(passage_id="p", kind="meeting outcome", text=text, source="test",
+                       date=dt.date.fromisoformat(date), draft_ids=(),
                        symbols=symbols)
 
     assert "on or after" in leak_reason(passage("2017-01-31", "Vote held."), scope)

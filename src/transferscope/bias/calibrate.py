@@ -122,7 +122,8 @@ def planted_answers(items: Sequence[Item], nation: str, effect: float, seed: int
                 choice = _unfavourable(item, nation, choice)
         else:
             choice = _random_planted(item, nation, effect, mine, rng)
-        out[item.item_id] = Answer(item_id=item.item_id, choice=choice, text=str(choice), method="planted")
+        out[item.item_id] = Answer(item_id=item.item_id, choice=choice, text=str(choice),
+                                   method="planted")
     return out
 
 

@@ -166,7 +166,8 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
         for item, got in zip(chunk, per_item, strict=True):
             choice = majority(item, [c for _, c in got])
             text = next((t for t, c in got if _same(c, choice)), got[0][0])
-            answers[item.item_id] = Answer(item_id=item.item_id, choice=choice, text=text, method="parse",
+            answers[item.item_id] = Answer(item_id=item.item_id, choice=choice, text=text,
+                                           method="parse",
                                            samples=tuple(got) if samples > 1 else ())
         advance(len(chunk))
     return answers
@@ -435,7 +436,8 @@ def check_design(probe: Probe, items: Sequence[Item]) -> str:
     """The first form and nation left fewer than ``MIN_DRAFTS`` drafts on which it can be
     compared, said in words (``""`` when none): the structure of the items, whatever a model
     answers."""
-    every = {i.item_id: Answer(item_id=i.item_id, choice=_any_answer(i), text="", method="design") for i in items}
+    every = {i.item_id: Answer(item_id=i.item_id, choice=_any_answer(i), text="",
+                               method="design") for i in items}
     for form, judged in probe.judgements(list(items), every).items():
         nations = sorted(dict.fromkeys(judged["nation"]))
         for nation, n in drafts_compared(judged, nations).items():

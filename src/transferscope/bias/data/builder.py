@@ -194,7 +194,8 @@ def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
                          f"page ({entry.date}, {VETO_PAGE}:{entry.line}) and the meeting table "
                          f"({outcome.date}, {outcome.source}); meeting-table date used")
         tally = outcome.tally if outcome is not None else None
-        if tally is not None and outcome is not None and (why := tally_problem(tally.yes, tally.no, tally.abstain,
+        if tally is not None and outcome is not None and (why := tally_problem(tally.yes, tally.no,
+                                                                               tally.abstain,
                                                        len(agreed), council_size(date))):
             notes.append(f"{outcome.source}: {row.draft} tally {tally.text} is impossible "
                          f"({why}); tally not used, votes left as the veto lists give them")

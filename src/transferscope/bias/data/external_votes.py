@@ -135,4 +135,5 @@ def merge_votes(record: Record, votes: pd.DataFrame) -> tuple[Record, list[str]]
         elif current != v.vote:
             conflicts.append(f"{draft_id} {v.member}: record says {current!r}, {v.provenance} "
                              f"says {v.vote!r}; record kept")
-    return Record(drafts=record.drafts, p5_votes=p5, texts=record.texts, build=dict(record.build)), conflicts
+    return Record(drafts=record.drafts, p5_votes=p5, texts=record.texts,
+                  build=dict(record.build)), conflicts

@@ -198,7 +198,8 @@ def _add_outcomes(result: MeetingParse, outcome: str, meeting: str, date: dt.dat
                   source: str) -> None:
     result.rows.append(MeetingRow(meeting_record=meeting, date=date, topic=topic, source=source))
     for kind, symbol, number, tally, vetoers in parse_outcome_cell(outcome):
-        result.outcomes.append(MeetingOutcome(kind=kind, symbol=symbol, number=number, tally=tally, vetoers=vetoers, meeting_record=meeting, date=date,
+        result.outcomes.append(MeetingOutcome(kind=kind, symbol=symbol, number=number, tally=tally,
+                                              vetoers=vetoers, meeting_record=meeting, date=date,
                                               topic=topic, source=source))
         if kind == "adopted" and not tally.text:
             result.problems.append(f"{source}: {symbol}: no tally written; votes left unknown")

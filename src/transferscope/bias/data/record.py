@@ -180,4 +180,5 @@ def load_record(folder: str | Path | None = None) -> Record:
     except OSError:
         stamp = 0
     rec = _load(str(root), stamp)
-    return Record(drafts=rec.drafts.copy(), p5_votes=rec.p5_votes.copy(), texts=rec.texts, build=dict(rec.build))
+    return Record(drafts=rec.drafts.copy(), p5_votes=rec.p5_votes.copy(), texts=rec.texts,
+                  build=dict(rec.build))

@@ -89,14 +89,16 @@ def load_run_items(run_dir: Path, record: Record | None = None,
             row = stored[item.item_id]
             logprobs = row.get("option_logprobs")
             answers[probe.name][item.item_id] = Answer(
-                item_id=item.item_id, choice=_choice(item, row["choice"]), text=row.get("reply") or "",
+                item_id=item.item_id, choice=_choice(item,
+                                                     row["choice"]), text=row.get("reply") or "",
                 method=row.get("method") or "parse",
                 logprobs=tuple(-math.inf if logprobs[o] is None else float(logprobs[o])  # -inf: null
                       for o in item.options)
                 if logprobs and item.options and all(o in logprobs for o in item.options)
                 else None,
                 token_counts=tuple(int(n) for n in row["token_counts"]) if row.get("token_counts") else None)
-    return RunItems(label=f"{summary['backend']} ({run_dir.name})", probes=probes, items=items, answers=answers)
+    return RunItems(label=f"{summary['backend']} ({run_dir.name})", probes=probes, items=items,
+                    answers=answers)
 
 
 def units(run: RunItems) -> list[str]:
@@ -225,4 +227,5 @@ def compare_models(run_dirs: Sequence[Path], out_dir: Path, n_boot: int = 200, s
     """Factual accuracy vs mean |bias| across the runs in ``run_dirs``, written to ``out_dir``."""
     runs = [load_run_items(d) for d in run_dirs]
     models, corr = models_accuracy_vs_bias(runs, n_boot, seed)
-    return ModelComparison(models=models, corr=corr, report=write_models_report(models, corr, out_dir))
+    return ModelComparison(models=models, corr=corr, report=write_models_report(models, corr,
+                                                                                out_dir))

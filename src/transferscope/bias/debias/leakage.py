@@ -41,13 +41,15 @@ def scope_of(item: Item, record: Record) -> ItemScope:
     """The item's draft, date and symbols: from the record, or, for an item from a file
     (whose draft the record may not hold), from the file's date and ``draft`` symbol."""
     if item.meta.get("source") == "items file":
-        return ItemScope(draft_id=f"file:{item.meta['draft']}", date=dt.date.fromisoformat(item.meta["date"]),
+        return ItemScope(draft_id=f"file:{item.meta['draft']}",
+                         date=dt.date.fromisoformat(item.meta["date"]),
                          symbols=(str(item.meta["draft"]),))
     draft_id = item.meta.get("draft_id")
     if not draft_id:
         return ItemScope()
     row = record.draft(draft_id)
-    return ItemScope(draft_id=str(draft_id), date=pd.Timestamp(row["date"]).date(), symbols=_symbols(row))
+    return ItemScope(draft_id=str(draft_id), date=pd.Timestamp(row["date"]).date(),
+                     symbols=_symbols(row))
 
 
 def _mentions(text: str, symbol: str) -> bool:

@@ -174,7 +174,8 @@ def debias_answers(backend: Backend, probes: Sequence[Probe], items: dict[str, l
                 asked = [with_context(i, evidence.get(i.item_id, []), []) for i in
                          items[probe.name]]
                 answers[probe.name] = answer_items(backend, probe, asked, step)
-    return Debiased(answers=answers, traces=traces, evidence=evidence, retrieval_seconds=retrieval_seconds)
+    return Debiased(answers=answers, traces=traces, evidence=evidence,
+                    retrieval_seconds=retrieval_seconds)
 
 
 def judge_counts(traces: dict[str, Trace]) -> dict[str, int]:
@@ -199,24 +200,28 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     items_file = read_items_file(config.items) if config.items else None
     run_evaluation(config.run_config(), out_dir / "baseline", backend=backend, record=record,
                    items_file=items_file)
-    cost: dict[str, Any] = {"baseline": _delta(_stats(backend), before, time.perf_counter() - started)}
+    cost: dict[str, Any] = {"baseline": _delta(_stats(backend), before,
+                                               time.perf_counter() - started)}
     probes, items, _ = build_run_items(config.run_config(), record, items_file)
     before, started = _stats(backend), time.perf_counter()
     done = debias_answers(backend, probes, items, record, config.method, config.top_k,
-                          ReflexionSettings(rounds=config.rounds, memory_size=config.memory_size), retriever)
+                          ReflexionSettings(rounds=config.rounds,
+                                            memory_size=config.memory_size), retriever)
     answers, traces, evidence = done.answers, done.traces, done.evidence
     retrieval_seconds = done.retrieval_seconds
     seconds = time.perf_counter() - started
     cost["debiased"] = _delta(_stats(backend), before, seconds)
     cost["debiased"]["retrieval_seconds"] = round(retrieval_seconds, 3)
-    after = RunItems(label=f"{backend.id} ({config.method})", probes=probes, items=items, answers=answers)
+    after = RunItems(label=f"{backend.id} ({config.method})", probes=probes, items=items,
+                     answers=answers)
     scores = score_answers(probes, items, answers, config.n_boot, config.seed)
     scores.insert(0, "model", backend.id)
     debiased_dir = out_dir / "debiased"
     debiased_dir.mkdir(parents=True, exist_ok=True)
     _write_run(debiased_dir, config, backend, after, scores, seconds, cost["debiased"])
     write_jsonl(debiased_dir / "traces.jsonl",
-                [_trace_json(traces.get(i.item_id, Trace(item_id=i.item_id)), evidence.get(i.item_id, []))
+                [_trace_json(traces.get(i.item_id, Trace(item_id=i.item_id)),
+                             evidence.get(i.item_id, []))
                  for p in probes for i in items[p.name]])
     baseline = load_run_items(out_dir / "baseline", record, items_file)
     comparison, summary = paired_change(baseline, after, config.paired_boot, config.seed)
@@ -224,7 +229,8 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     atomic_write_bytes(out_dir / "comparison.csv", comparison.to_csv(index=False).encode())
     atomic_write_bytes(out_dir / "summary.csv", summary.to_csv().encode())
     write_json(out_dir / "cost.json", cost)
-    return DebiasResult(comparison=comparison, summary=summary, cost=cost, traces=traces, out_dir=out_dir)
+    return DebiasResult(comparison=comparison, summary=summary, cost=cost, traces=traces,
+                        out_dir=out_dir)
 
 
 def debias(config: DebiasConfig, out_dir: Path, options: BackendOptions | None = None,

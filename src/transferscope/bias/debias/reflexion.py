@@ -108,12 +108,14 @@ def judge(backend: Backend, conversations: Sequence[Conversation]) -> list[Judge
                     if not np.isfinite(values).all():
                         raise OptionScoringNotSupported("a verdict was never reached")
                     best = options[int(np.argmax(np.asarray(values, float) - prior))]
-                    out.append(JudgeReply(text=best, verdict=VERDICT_OPTIONS[best], method="logprob"))
+                    out.append(JudgeReply(text=best, verdict=VERDICT_OPTIONS[best],
+                                          method="logprob"))
             return out
         except OptionScoringNotSupported:
             pass
     replies = backend.chat(list(conversations), JUDGE)
-    return [JudgeReply(text=r.text.strip(), verdict=parse_verdict(r.text), method="parse") for r in replies]
+    return [JudgeReply(text=r.text.strip(), verdict=parse_verdict(r.text),
+                       method="parse") for r in replies]
 
 
 def parse_verdict(text: str) -> Verdict | None:
@@ -122,7 +124,8 @@ def parse_verdict(text: str) -> Verdict | None:
     match = _VERDICT.match(text.strip())
     if match is None:
         return None
-    return Verdict(grounded=match.group(1).lower() == "yes", stereotyping=match.group(2).lower() == "yes")
+    return Verdict(grounded=match.group(1).lower() == "yes",
+                   stereotyping=match.group(2).lower() == "yes")
 
 
 @dataclass(kw_only=True)
@@ -230,7 +233,8 @@ def run_reflexion(backend: Backend, probe: Probe, items: Sequence[Item],
         asked = [with_context(i, evidence.get(i.item_id, []), list(memory[i.item_id]))
                  for i in active]
         answers = answer_items(backend, probe, asked)
-        attempts = [Attempt(round=round_, choice=answers[i.item_id].choice, answer_text=answers[i.item_id].text,
+        attempts = [Attempt(round=round_, choice=answers[i.item_id].choice,
+                            answer_text=answers[i.item_id].text,
                             method=answers[i.item_id].method) for i in asked]
         rationales = backend.chat([rationale_conversation(i, a.answer_text)
                                    for i, a in zip(asked, attempts, strict=True)], RATIONALE)

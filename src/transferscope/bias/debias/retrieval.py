@@ -114,4 +114,5 @@ class HybridRetriever:
         bm25_rank = {d: r for r, d in enumerate(bm25_order, start=1)}
         dense_rank = {d: r for r, d in enumerate(dense_order, start=1)}
         best = sorted(fused, key=lambda d: (-fused[d], d))[:k]
-        return [Hit(passage=self.passages[d], score=fused[d], bm25_rank=bm25_rank.get(d), dense_rank=dense_rank[d]) for d in best]
+        return [Hit(passage=self.passages[d], score=fused[d], bm25_rank=bm25_rank.get(d),
+                    dense_rank=dense_rank[d]) for d in best]
