@@ -81,7 +81,7 @@ def kernel_part(sizes: list[int], block_size: int, max_tokens: int) -> dict[str,
 
 
 def bias_part() -> dict[str, float]:
-    from transferscope.bias import RunConfig, make_backend, make_ray_backend, run_probes
+    from transferscope.bias import RunConfig, make_backend, make_ray_backend, run_evaluation
 
     config = RunConfig(model="hf-local:smollm2", tests="association", n_boot=200)
     print("bias: association test (20 attribute pairs, 400 items; before issue #26 the "
@@ -95,7 +95,8 @@ def bias_part() -> dict[str, float]:
             def run(build=build, k=k):
                 backend = build(Path(tmp) / f"cache-{k}.sqlite")
                 try:
-                    return run_probes(backend, config, Path(tmp) / f"run-{k}"), backend
+                    return run_evaluation(config, Path(tmp) / f"run-{k}",
+                                          backend=backend).scores, backend
                 finally:
                     backend.close()
 

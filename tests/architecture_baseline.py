@@ -39,43 +39,7 @@ POSITIONAL_DATACLASSES: dict[str, set[str]] = {
         "validate:Outcome",
     },
     "dino": set(),
-    "bias": {
-        "backends.base:BackendStats",
-        "backends.base:GenerationSettings",
-        "backends.base:Reply",
-        "backends.factory:BackendOptions",
-        "calibrate:PowerResult",
-        "data.html_table:HtmlRow",
-        "data.raw_meetings:MeetingOutcome",
-        "data.raw_meetings:MeetingParse",
-        "data.raw_meetings:MeetingRow",
-        "data.raw_meetings:Tally",
-        "data.raw_texts:ResolutionText",
-        "data.raw_vetoes:PageVeto",
-        "data.raw_vetoes:VetoParse",
-        "data.raw_vetoes:VetoRow",
-        "data.record:Record",
-        "data.separability:Separability",
-        "debias.compare:ModelComparison",
-        "debias.compare:RunItems",
-        "debias.corpus:Passage",
-        "debias.items:BeforeAfter",
-        "debias.leakage:ItemScope",
-        "debias.pipeline:DebiasConfig",
-        "debias.pipeline:DebiasResult",
-        "debias.pipeline:Debiased",
-        "debias.reflexion:Attempt",
-        "debias.reflexion:JudgeReply",
-        "debias.reflexion:ReflexionSettings",
-        "debias.reflexion:Trace",
-        "debias.reflexion:Verdict",
-        "debias.retrieval:Hit",
-        "evaluate:Evaluation",
-        "evaluate:RunConfig",
-        "probes.base:Answer",
-        "probes.base:Item",
-        "show:RunView",
-    },
+    "bias": set(),
 }
 
 # ------------------------------------------------------------------ public configs/estimators
@@ -88,12 +52,7 @@ UNGUARDED_PARAMETERS: dict[str, set[str]] = {
         "StopOptions",
     },
     "dino": set(),
-    "bias": {
-        "BackendOptions",
-        "DebiasConfig",
-        "GenerationSettings",
-        "RunConfig",
-    },
+    "bias": set(),
 }
 
 # ------------------------------------------------------------------ command-line modules
@@ -109,7 +68,7 @@ CLI_COMPUTATIONS: dict[str, set[str]] = {
 CLI_OPTION_MODULES: dict[str, set[str]] = {
     "ntk": set(),
     "dino": set(),
-    "bias": set(),
+    "bias": {"config"},
 }
 
 # what each part's CLI imports today from its part beyond the public API and the option modules
@@ -122,9 +81,6 @@ CLI_PRIVATE_IMPORTS: dict[str, set[str]] = {
     },
     "dino": set(),
     "bias": {
-        "cli -> adapters.unbench",
-        "cli -> items",
         "cli -> preflight",
-        "cli -> show",
     },
 }

@@ -147,7 +147,7 @@ def test_echo_logprobs_refuse_what_they_cannot_score_exactly():
 
 def test_response_cache_survives_concurrent_writers(tmp_path):
     cache = ResponseCache(tmp_path / "r.sqlite")
-    reply = Reply("x", 1, 1)
+    reply = Reply(text="x", prompt_tokens=1, completion_tokens=1)
 
     def writer(t: int) -> None:
         for i in range(50):

@@ -132,8 +132,9 @@ def test_random_answerer_averages_zero(setup):
 def test_uniform_logprobs_ties_are_broken_uniformly():
     """Equal log-probabilities: each of three options chosen for about 1/3 of 3000 items
     (binomial sd 0.0086; bound 0.05 is 5.8 sd, chance < 1e-8), not always the first."""
-    items = [Item("vote", "role", f"vote/role/x/{i}", [{"role": "user", "content": "x"}],
-                  ("In favour", "Against", "Abstain")) for i in range(3000)]
+    items = [Item(test="vote", form="role", item_id=f"vote/role/x/{i}",
+                  conversation=[{"role": "user", "content": "x"}],
+                  options=("In favour", "Against", "Abstain")) for i in range(3000)]
     backend = NullBackend("uniform-logprobs")
     lp = backend.option_logprobs_many([(i.conversation, i.options) for i in items])
     chosen = pd.Series([choose_option(i, v) for i, v in zip(items, lp, strict=True)])
@@ -196,7 +197,7 @@ class AnswersByTopic(Backend):
     id = "user:by-topic"
 
     def chat(self, conversations, settings, on_reply=None):
-        return [Reply("None", 0, 0) for _ in conversations]
+        return [Reply(text="None", prompt_tokens=0, completion_tokens=0) for _ in conversations]
 
     def option_logprobs_many(self, requests):
         out = []
@@ -278,7 +279,7 @@ class AlwaysNamesRussia(Backend):
     id = "user:always-russia"
 
     def chat(self, conversations, settings, on_reply=None):
-        return [Reply("Russia", 0, 0) for _ in conversations]
+        return [Reply(text="Russia", prompt_tokens=0, completion_tokens=0) for _ in conversations]
 
     def option_logprobs_many(self, requests):
         out = []
@@ -334,8 +335,9 @@ def test_mean_per_token_option_scoring_is_length_fair():
     """Hand-computed: "Against" 2 tokens at -1.0 each (sum -2.0), "Abstain" 3 tokens at -0.9
     each (sum -2.7): the summed rule prefers the shorter option, the per-token rule the one
     each of whose tokens the model finds likelier."""
-    item = Item("vote", "role", "vote/role/x/1", [{"role": "user", "content": "x"}],
-                ("Against", "Abstain"))
+    item = Item(test="vote", form="role", item_id="vote/role/x/1", conversation=[{"role": "user",
+                                                                                  "content": "x"}],
+                options=("Against", "Abstain"))
     assert choose_option(item, [-2.0, -2.7]) == "Against"
     assert choose_option(item, [-2.0, -2.7], [2, 3]) == "Abstain"
 

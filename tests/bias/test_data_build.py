@@ -190,9 +190,10 @@ def test_crunsc_csv(tmp_path):
 
 def _adoption(number, date, topic="Topic", tally="15-0-0", line=1):
     yes, no, abstain = (int(x) for x in tally.split("-"))
-    return MeetingOutcome("adopted", f"S/RES/{number} ({date.year})", number,
-                          Tally(yes, no, abstain, tally), (), "S/PV.1", date, topic,
-                          f"scact{date.year}.html:{line}")
+    return MeetingOutcome(kind="adopted", symbol=f"S/RES/{number} ({date.year})", number=number,
+                          tally=Tally(yes=yes, no=no, abstain=abstain,
+                                      text=tally), vetoers=(), meeting_record="S/PV.1", date=date, topic=topic,
+                          source=f"scact{date.year}.html:{line}")
 
 
 def test_a_mislabelled_resolution_takes_the_one_number_its_date_fits():

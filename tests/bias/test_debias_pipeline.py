@@ -52,8 +52,10 @@ def record() -> Record:
 def _vote_run(record: Record, label: str, pick) -> RunItems:
     probe = VoteSimulation()
     items = probe.build_items(record, 2, 0)
-    answers = {i.item_id: Answer(i.item_id, pick(i), pick(i), "logprob") for i in items}
-    return RunItems(label, [probe], {probe.name: items}, {probe.name: answers})
+    answers = {i.item_id: Answer(item_id=i.item_id, choice=pick(i), text=pick(i),
+                                 method="logprob") for i in items}
+    return RunItems(label=label, probes=[probe], items={probe.name: items},
+                    answers={probe.name: answers})
 
 
 def test_paired_change_matches_closed_forms(record):
@@ -165,14 +167,15 @@ def test_report_names_only_the_settings_its_method_used():
 
 
 def test_bad_method_is_one_clear_error():
-    with pytest.raises(InputError, match=re.escape("--method = 'rag+magic': expected one of "
-                                                   "rag, reflexion, rag+reflexion")):
+    with pytest.raises(InputError, match=re.escape("method = 'rag+magic': expected one of "
+                                                   "'rag', 'reflexion', 'rag+reflexion'")):
         DebiasConfig(method="rag+magic")
     result = subprocess.run([sys.executable, "-m", "transferscope", "bias", "debias", "--out",
                              "/tmp/unused", "--method", "nope"], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 2  # a usage error
-    assert result.stderr.startswith("error: --method = 'nope': expected ")
+    assert result.stderr.startswith("error: Invalid value for '--method': ")
+    assert "'nope' is not one of" in result.stderr
     assert "rag+reflexion" in result.stderr and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
 
@@ -202,7 +205,8 @@ class EvidenceReader(Backend):
         for n, conversation in enumerate(conversations):
             cited = re.findall(r"^\[\d+\] (.*)$", conversation[-1]["content"], re.MULTILINE)
             vetoed = sum("Outcome: vetoed" in line for line in cited)
-            reply = Reply("Against" if cited and 2 * vetoed > len(cited) else "In favour", 1, 1)
+            reply = Reply(text="Against" if cited and 2 * vetoed > len(cited) else "In favour",
+                          prompt_tokens=1, completion_tokens=1)
             self.stats.add_reply(reply)
             if on_reply is not None:
                 on_reply(n, reply)
@@ -218,8 +222,8 @@ def planted_record() -> Record:
     keep = (full.drafts["year"] <= 1948) | (full.drafts["draft_id"] == "S/2754")
     drafts = full.drafts[keep].reset_index(drop=True)
     votes = full.p5_votes[full.p5_votes["draft_id"].isin(set(drafts["draft_id"]))]
-    return Record(drafts, votes.reset_index(drop=True),
-                  full.texts[full.texts["year"] <= 1948].reset_index(drop=True), full.build)
+    return Record(drafts=drafts, p5_votes=votes.reset_index(drop=True),
+                  texts=full.texts[full.texts["year"] <= 1948].reset_index(drop=True), build=full.build)
 
 
 def test_retrieved_evidence_flips_a_planted_vote_and_the_scores_follow():

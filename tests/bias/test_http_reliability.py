@@ -253,7 +253,7 @@ def test_a_hostile_answer_is_one_line(body, fragment):
 def test_credentials_in_the_url_are_sent_as_auth_and_stored_nowhere(tmp_path, monkeypatch):
     """`--base-url http://user:pass@host` stored the password in run.json, scores.csv and the
     cache: the request carries it as basic auth; the run folder and the cache file do not."""
-    from transferscope.bias import RunConfig, evaluate_run
+    from transferscope.bias import RunConfig, run_evaluation
     from transferscope.bias.backends import BackendOptions
 
     monkeypatch.setenv("TRANSFERSCOPE_CACHE", str(tmp_path / "cache"))
@@ -261,9 +261,9 @@ def test_credentials_in_the_url_are_sent_as_auth_and_stored_nowhere(tmp_path, mo
         url = server.url.replace("http://", "http://alice:s3cret@")
         run = tmp_path / "run"
         cache = tmp_path / "responses.sqlite"
-        evaluate_run(RunConfig(model="openai:m", tests="directqa", drafts_per_nation=6, n_boot=10,
-                               base_url=url, option_scoring="generate"), run,
-                     BackendOptions(cache=str(cache), max_retries=0, timeout_s=5.0))
+        run_evaluation(RunConfig(model="openai:m", tests="directqa", drafts_per_nation=6,
+                                 n_boot=10, base_url=url, option_scoring="generate"), run,
+                       options=BackendOptions(cache=str(cache), max_retries=0, timeout_s=5.0))
     auth = b"authorization: basic " + base64.b64encode(b"alice:s3cret").lower()
     assert server.requests and all(auth in r.lower() for r in server.requests)
     stored = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}

@@ -157,7 +157,7 @@ TABLE = [("a", "China", "in favour", "In favour"), ("b", "China", "in favour", "
 
 def _file_scores(with_draft):
     items = _items([r[:3] for r in TABLE], with_draft)
-    answers = {i.item_id: Answer(i.item_id, r[3], str(r[3]), "parse")
+    answers = {i.item_id: Answer(item_id=i.item_id, choice=r[3], text=str(r[3]), method="parse")
                for i, r in zip(items, TABLE, strict=True)}
     scores = FileProbe("vote", items).score(items, answers, n_boot=50, seed=0)
     return {(r.nation, r.metric): r for r in scores.itertuples()}
@@ -235,8 +235,9 @@ def test_debiasing_never_retrieves_what_gives_a_file_item_away():
     scope = scope_of(item, record=None)  # a file item needs nothing from the record
 
     def passage(date, text, symbols=()):
-        return Passage("p", "meeting outcome", text, "test", dt.date.fromisoformat(date), (),
-                       symbols)
+        return Passage(passage_id="p", kind="meeting outcome", text=text, source="test",
+                       date=dt.date.fromisoformat(date), draft_ids=(),
+                       symbols=symbols)
 
     assert "on or after" in leak_reason(passage("2017-01-31", "Vote held."), scope)
     assert "S/2017/77" in leak_reason(passage("2016-05-01", "Draft S/2017/77 failed."), scope)

@@ -41,8 +41,10 @@ def guard(corpus: list[Passage]) -> LeakageGuard:
 
 
 def _item(draft_id: str) -> Item:
-    return Item("vote", "role", f"t/{draft_id}", [{"role": "user", "content": "q"}],
-                ("In favour", "Against", "Abstain"), "Russia", "against", {"draft_id": draft_id})
+    return Item(test="vote", form="role", item_id=f"t/{draft_id}", conversation=[{"role": "user",
+                                                                                  "content": "q"}],
+                options=("In favour", "Against",
+                         "Abstain"), nation="Russia", gold="against", meta={"draft_id": draft_id})
 
 
 def _independent_violations(passage: Passage, row: pd.Series) -> list[str]:
@@ -121,12 +123,15 @@ def test_planted_earlier_passage_naming_the_draft_symbol_is_excluded(record, cor
     symbol = row["draft_symbol"]
     date = pd.Timestamp(row["date"]).date()
     planted = [
-        Passage("planted:text", "draft outcome", f"Commentary on {symbol}, which was later "
-                "put to the vote.", "planted", date - dt.timedelta(days=30), ("x",), ()),
-        Passage("planted:symbols", "meeting outcome", "Unrelated words.", "planted",
-                date - dt.timedelta(days=30), ("x",), (symbol,)),
-        Passage("planted:prefix", "draft outcome", f"About {symbol}0, another draft.",
-                "planted", date - dt.timedelta(days=30), ("x",), ()),
+        Passage(passage_id="planted:text", kind="draft outcome",
+                text=f"Commentary on {symbol}, which was later "
+                "put to the vote.", source="planted", date=date - dt.timedelta(days=30), draft_ids=("x",), symbols=()),
+        Passage(passage_id="planted:symbols", kind="meeting outcome", text="Unrelated words.",
+                source="planted",
+                date=date - dt.timedelta(days=30), draft_ids=("x",), symbols=(symbol,)),
+        Passage(passage_id="planted:prefix", kind="draft outcome",
+                text=f"About {symbol}0, another draft.",
+                source="planted", date=date - dt.timedelta(days=30), draft_ids=("x",), symbols=()),
     ]
     mask = LeakageGuard([*corpus, *planted]).allowed(scope_of(_item(row["draft_id"]), record))
     assert not mask[-3] and not mask[-2]

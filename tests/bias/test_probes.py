@@ -143,7 +143,8 @@ def test_vote_items_ask_every_nation_on_the_same_drafts(record):
 
 
 def _answer_all(items, pick):
-    return {i.item_id: Answer(i.item_id, pick(i), str(pick(i)), "parse") for i in items}
+    return {i.item_id: Answer(item_id=i.item_id, choice=pick(i), text=str(pick(i)),
+                              method="parse") for i in items}
 
 
 def test_directqa_scores_from_answers(record):
@@ -185,7 +186,8 @@ def test_unparseable_answers_are_counted_not_mapped(record):
                           else "In favour")
     full = probe.score(items, answers, 50, 0)
     broken = items[0]
-    answers[broken.item_id] = Answer(broken.item_id, None, "I would rather not say", "parse")
+    answers[broken.item_id] = Answer(item_id=broken.item_id, choice=None,
+                                     text="I would rather not say", method="parse")
     out = probe.score(items, answers, 50, 0)
 
     def cell(frame):
@@ -218,12 +220,16 @@ def test_identical_prompts_with_opposite_gold_are_dropped_and_repeats_collapsed(
     from transferscope.bias.probes.base import dedupe_items
 
     conv = [{"role": "user", "content": "same words"}]
-    a = Item("vote", "role", "a", conv, ("In favour", "Against"), "France", "against")
-    b = Item("vote", "role", "b", conv, ("In favour", "Against"), "France", "in favour")
-    c = Item("vote", "role", "c", [{"role": "user", "content": "other"}], ("In favour",),
-             "France", "against")
-    d = Item("vote", "role", "d", [{"role": "user", "content": "other"}], ("In favour",),
-             "France", "against")
+    a = Item(test="vote", form="role", item_id="a", conversation=conv, options=("In favour",
+                                                                                "Against"), nation="France", gold="against")
+    b = Item(test="vote", form="role", item_id="b", conversation=conv, options=("In favour",
+                                                                                "Against"), nation="France", gold="in favour")
+    c = Item(test="vote", form="role", item_id="c", conversation=[{"role": "user",
+                                                                   "content": "other"}], options=("In favour",),
+             nation="France", gold="against")
+    d = Item(test="vote", form="role", item_id="d", conversation=[{"role": "user",
+                                                                   "content": "other"}], options=("In favour",),
+             nation="France", gold="against")
     assert [i.item_id for i in dedupe_items([a, b, c, d])] == ["c"]
     for name in ("vote", "directqa"):
         items = get_probe(name).build_items(record, None, seed=0)

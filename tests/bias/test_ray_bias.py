@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from transferscope.bias.backends.registry import make_backend
-from transferscope.bias.evaluate import RunConfig, run_probes
+from transferscope.bias.evaluate import RunConfig, run_evaluation
 from transferscope.bias.items import write_items
 from transferscope.cli import main
 
@@ -56,10 +56,10 @@ def test_hf_local_on_ray_gives_the_local_scores(ray_cluster, tmp_path, one_torch
     config = RunConfig(model="hf-local:smollm2", tests="vote", n_boot=200,
                        items=str(_vote_file(tmp_path, 20)))
     local = make_backend("hf-local:smollm2", cache=tmp_path / "local.sqlite")
-    local_scores = run_probes(local, config, tmp_path / "local")
+    local_scores = run_evaluation(config, tmp_path / "local", backend=local).scores
     remote = make_ray_backend("hf-local:smollm2", workers=2, cache=tmp_path / "ray.sqlite")
     try:
-        ray_scores = run_probes(remote, config, tmp_path / "ray")
+        ray_scores = run_evaluation(config, tmp_path / "ray", backend=remote).scores
     finally:
         remote.close()
     pd.testing.assert_frame_equal(ray_scores, local_scores)
@@ -127,7 +127,7 @@ def test_one_killed_worker_mid_shard_loses_nothing(ray_cluster, tmp_path, llama_
     # whichever run asks first (llama.cpp's log-probabilities of a prompt it has cached differ)
     local = make_backend("openai:smollm2", base_url=llama_server, concurrency=1,
                          cache=tmp_path / "local.sqlite")
-    local_scores = run_probes(local, config, tmp_path / "local")
+    local_scores = run_evaluation(config, tmp_path / "local", backend=local).scores
     cache = tmp_path / "ray.sqlite"
     remote = make_ray_backend("openai:smollm2", workers=1, base_url=llama_server,
                               concurrency=1, cache=cache)
@@ -148,7 +148,7 @@ def test_one_killed_worker_mid_shard_loses_nothing(ray_cluster, tmp_path, llama_
     killer = threading.Thread(target=kill_mid_shard)
     killer.start()
     try:
-        ray_scores = run_probes(remote, config, tmp_path / "ray")
+        ray_scores = run_evaluation(config, tmp_path / "ray", backend=remote).scores
         restarted = ray.get(actor.pid.remote())
     finally:
         killer.join()
@@ -216,4 +216,5 @@ def test_cli_executor_errors(command, tmp_path, capsys, monkeypatch):
         main()
     err = capsys.readouterr().err.strip()
     assert exit_.value.code != 0
-    assert err == "error: --executor = 'spark': expected 'local' or 'ray'"
+    assert err.startswith("error: Invalid value for '--executor': ")
+    assert "'spark' is not one of 'local', 'ray'" in err and "\n" not in err

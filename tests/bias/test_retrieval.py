@@ -24,8 +24,9 @@ def record_until(year: int) -> Record:
     full = load_record()
     drafts = full.drafts[full.drafts["year"] <= year].reset_index(drop=True)
     ids = set(drafts["draft_id"])
-    return Record(drafts, full.p5_votes[full.p5_votes["draft_id"].isin(ids)].reset_index(
-        drop=True), full.texts[full.texts["year"] <= year].reset_index(drop=True), full.build)
+    return Record(drafts=drafts,
+                  p5_votes=full.p5_votes[full.p5_votes["draft_id"].isin(ids)].reset_index(
+        drop=True), texts=full.texts[full.texts["year"] <= year].reset_index(drop=True), build=full.build)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +89,9 @@ def test_a_passage_is_its_own_nearest_dense_neighbour(retriever):
 def test_guard_holds_when_the_query_is_the_forbidden_passage(record, retriever):
     own = next(p for p in retriever.passages if p.kind == "draft outcome"
                and p.date.year == 1948 and "vetoed" in p.text)
-    item = Item("vote", "role", "x", [{"role": "user", "content": own.text}], ("A", "B"),
-                "Russia", "against", {"draft_id": own.draft_ids[0]})
+    item = Item(test="vote", form="role", item_id="x", conversation=[{"role": "user",
+                                                                      "content": own.text}], options=("A", "B"),
+                nation="Russia", gold="against", meta={"draft_id": own.draft_ids[0]})
     unguarded = retriever.search(own.text, 5)
     assert unguarded[0].passage == own  # the attack would succeed without the guard
     scope = scope_of(item, record)

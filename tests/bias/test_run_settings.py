@@ -25,7 +25,7 @@ class SeedVoter(Backend):
     def chat(self, conversations, settings: GenerationSettings, on_reply=None) -> list[Reply]:
         self.seeds = getattr(self, "seeds", []) + [settings.seed]
         text = "In favour." if settings.seed % 3 != 2 else "I would abstain"
-        return [Reply(text, 1, 1) for _ in conversations]
+        return [Reply(text=text, prompt_tokens=1, completion_tokens=1) for _ in conversations]
 
     def option_logprobs_many(self, requests: Sequence) -> list[list[float]]:
         raise AssertionError("not used")

@@ -146,13 +146,14 @@ def test_the_items_reader_refuses_a_lookalike_nation_and_keeps_real_accents(tmp_
 def test_items_page_and_show_lines_carry_no_control_character(tmp_path):
     """A run whose stored reply holds terminal escapes: `bias show` prints them escaped and
     items.html shows them escaped (a run folder written by a real null-answerer run)."""
-    from transferscope.bias import RunConfig, evaluate_run
+    from transferscope.bias import RunConfig, run_evaluation
     from transferscope.bias.backends import BackendOptions
     from transferscope.bias.show import show_run
 
     run = tmp_path / "run"
-    evaluate_run(RunConfig(model="null:constant", tests="directqa", drafts_per_nation=6, n_boot=10),
-                 run, BackendOptions(cache=False), "transferscope bias run")
+    run_evaluation(RunConfig(model="null:constant", tests="directqa", drafts_per_nation=6,
+                             n_boot=10),
+                   run, options=BackendOptions(cache=False), command_line="transferscope bias run")
     lines = (run / "answers.jsonl").read_text("utf-8").splitlines()
     row = json.loads(lines[0]) | {"reply": f"no {ESCAPES}"}
     (run / "answers.jsonl").write_text(json.dumps(row) + "\n" + "\n".join(lines[1:]) + "\n")

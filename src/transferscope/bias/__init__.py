@@ -1,97 +1,99 @@
 """transferscope.bias: nation-level bias tests of LLMs grounded in UN Security Council records.
 
-Entry points, as the command line uses them: :func:`build_data` (the record),
-:func:`evaluate` (a backend you hold or a spec -> answers and the scores table),
-:func:`evaluate_run` (``bias run``: one model's run folder), :func:`run_probes`,
-:func:`write_report`, :func:`null_calibration` and :func:`planted_power` (the checks
-that the scores read 0 without an opinion and recover a planted bias), :func:`debias`
-(baseline and debiased runs; :func:`run_debias` and :func:`debias_items` on a backend you
-hold) and :func:`compare_models`. Backends come from :func:`make_backend` (a spec string:
-``hf-local:smollm2``, ``openai:<model>``, ``null:random``); :class:`Backend` is the extension
-point: a subclass of your own works with :func:`evaluate`. :func:`load_items` reads an items
-file (``--items``; schema in :mod:`transferscope.bias.items`), :func:`write_items` writes one.
+One entry point per operation, a config in and a result out:
+
+- ``bias run``: :func:`run_evaluation` (:class:`RunConfig` -> :class:`Evaluation`; the backend
+  the config names, or one you hold); :func:`evaluate` is the same call with keywords;
+- ``bias calibrate``: :func:`run_calibration` (:class:`CalibrateConfig` ->
+  :class:`Calibration`): answerers with no opinion score 0, a planted bias is found;
+- ``bias debias``: :func:`debias` (:class:`DebiasConfig` -> :class:`DebiasResult`);
+  :func:`debias_items` on a backend you hold;
+- ``bias compare``: :func:`compare_models` (run folders -> :class:`ModelComparison`);
+- ``bias report`` / ``show`` / ``build-data``: :func:`write_report`, :func:`show_run`,
+  :func:`build_data`.
+
+The settings each config declares are checked when it is constructed (``bias.config``).
+Backends come from :func:`make_backend` (a spec string: ``hf-local:smollm2``,
+``openai:<model>``, ``null:random``); :class:`Backend` is the extension point: a subclass of
+your own works with :func:`run_evaluation`. :func:`load_items` reads an items file
+(``--items``; schema in :mod:`transferscope.bias.items`), :func:`write_items` writes one,
+:func:`unbench_items` converts a UNBench checkout.
 """
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from transferscope.bias.adapters.unbench import unbench_items
     from transferscope.bias.backends import (
         Backend,
-        BackendOptions,
         GenerationSettings,
         make_backend,
         make_ray_backend,
-        open_backend,
     )
     from transferscope.bias.calibrate import (
-        EFFECTS,
+        Calibration,
         PowerResult,
         beside_nulls,
-        claim_shares,
         null_calibration,
-        null_coverage,
-        planted_answers,
-        planted_power,
-        planted_spillover,
-        write_calibration,
+        run_calibration,
     )
-    from transferscope.bias.data import P5, Record, build_data, build_record, load_record
+    from transferscope.bias.config import (
+        BackendOptions,
+        CalibrateConfig,
+        DebiasConfig,
+        ItemOptions,
+        ModelOptions,
+        RunConfig,
+    )
+    from transferscope.bias.data import P5, Record, build_data, load_record
     from transferscope.bias.debias.compare import ModelComparison, compare_models
     from transferscope.bias.debias.items import BeforeAfter, debias_items
-    from transferscope.bias.debias.pipeline import DebiasConfig, DebiasResult, debias, run_debias
-    from transferscope.bias.evaluate import (
-        Evaluation,
-        RunConfig,
-        evaluate,
-        evaluate_run,
-        run_probes,
-    )
+    from transferscope.bias.debias.pipeline import DebiasResult, debias
+    from transferscope.bias.evaluate import Evaluation, evaluate, run_evaluation
     from transferscope.bias.items import load_items, write_items
     from transferscope.bias.probes import Probe, parse_tests
     from transferscope.bias.report import write_report
+    from transferscope.bias.show import RunView, show_run
 else:
     from transferscope.core.lazy import lazy_exports
 
     lazy_exports(__name__)
 
 __all__ = [
-    "EFFECTS",
     "P5",
-    "PowerResult",
-    "beside_nulls",
-    "claim_shares",
-    "null_calibration",
-    "null_coverage",
-    "planted_answers",
-    "planted_power",
-    "planted_spillover",
-    "write_calibration",
     "Backend",
     "BackendOptions",
     "BeforeAfter",
+    "CalibrateConfig",
+    "Calibration",
     "DebiasConfig",
     "DebiasResult",
     "Evaluation",
     "GenerationSettings",
+    "ItemOptions",
     "ModelComparison",
+    "ModelOptions",
+    "PowerResult",
     "Probe",
     "Record",
     "RunConfig",
+    "RunView",
+    "beside_nulls",
     "build_data",
-    "build_record",
     "compare_models",
     "debias",
     "debias_items",
     "evaluate",
-    "evaluate_run",
     "load_items",
     "load_record",
     "make_backend",
     "make_ray_backend",
-    "open_backend",
+    "null_calibration",
     "parse_tests",
-    "run_debias",
-    "run_probes",
+    "run_calibration",
+    "run_evaluation",
+    "show_run",
+    "unbench_items",
     "write_items",
     "write_report",
 ]

@@ -16,15 +16,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from transferscope.bias.backends.base import GenerationSettings
 from transferscope.bias.backends.null import ALL_NULL_KINDS, NullBackend, request_rng
+from transferscope.bias.config import CalibrateConfig
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.evaluate import answer_items, score_answers
@@ -120,7 +122,8 @@ def planted_answers(items: Sequence[Item], nation: str, effect: float, seed: int
                 choice = _unfavourable(item, nation, choice)
         else:
             choice = _random_planted(item, nation, effect, mine, rng)
-        out[item.item_id] = Answer(item.item_id, choice, str(choice), "planted")
+        out[item.item_id] = Answer(item_id=item.item_id, choice=choice, text=str(choice),
+                                   method="planted")
     return out
 
 
@@ -136,7 +139,7 @@ def _era_answer(era: NullBackend, item: Item) -> object:
 def _unfavourable(item: Item, nation: str, choice: object) -> object:
     """``choice`` made unfavourable to ``nation`` where the item can be."""
     if item.test == "directqa" and item.form == "which":
-        return frozenset(choice) | {nation}  # type: ignore[arg-type]
+        return frozenset(cast(Iterable[str], choice)) | {nation}
     if item.nation != nation and item.form != "choice":
         return choice
     if item.test == "directqa":
@@ -189,7 +192,7 @@ def planted_expectation(test: str, form: str, effect: float) -> float:
     return 3.0 * effect
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PowerResult:
     """Detection rate per test, form, nation and effect, and the smallest effect detected."""
 
@@ -230,7 +233,7 @@ def planted_power(tests: str = "directqa,association,vote", *, record: Record | 
                          "n_items": int(g["n_items"].iloc[0]), "smallest_effect": effect,
                          "expected_score": planted_expectation(test, form, effect)
                          if np.isfinite(effect) else float("nan")})
-    return PowerResult(rates, pd.DataFrame(smallest))
+    return PowerResult(rates=rates, smallest=pd.DataFrame(smallest))
 
 
 def _planted_scores(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]], nation: str,
@@ -284,6 +287,38 @@ def write_calibration(out_dir: Path, null: pd.DataFrame, power: PowerResult | No
         tables["planted.csv"] = spillover
     for name, table in tables.items():
         atomic_write_bytes(out_dir / name, table.to_csv(index=False).encode("utf-8"))
+
+
+@dataclass(kw_only=True)
+class Calibration:
+    """What ``bias calibrate`` found: the null answerers' headline cells (``null``) and their
+    share of claims (``shares``), the coverage of null:random's CIs over seeds, the planted
+    check (``spillover``) and the power table (each None where its setting was 0)."""
+
+    null: pd.DataFrame
+    shares: pd.DataFrame
+    coverage: pd.DataFrame | None
+    spillover: pd.DataFrame | None
+    power: PowerResult | None
+    effects: tuple[float, ...] = EFFECTS
+
+
+def run_calibration(config: CalibrateConfig, out_dir: Path | None = None) -> Calibration:
+    """``bias calibrate``, the one entry point: every check ``config`` asks, on the record it
+    names; written to ``out_dir`` (:func:`write_calibration`) unless None."""
+    record = load_record(config.record) if config.record else None
+    tests, seed, n_boot = config.tests, config.seed, config.n_boot
+    null = null_calibration(tests, record=record, seed=seed, n_boot=n_boot)
+    coverage = null_coverage(tests, record=record, seeds=config.coverage_seeds,
+                             n_boot=n_boot) if config.coverage_seeds else None
+    spill = planted_spillover(tests, record=record, effect=config.planted, seed=seed,
+                              n_boot=n_boot) if config.planted else None
+    power = planted_power(tests, record=record, reps=config.power_reps, seed=seed) \
+        if config.power_reps else None
+    if out_dir is not None:
+        write_calibration(out_dir, null, power, spill)
+    return Calibration(null=null, shares=claim_shares(null), coverage=coverage,
+                       spillover=spill, power=power)
 
 
 def beside_nulls(scores: pd.DataFrame, null: pd.DataFrame) -> pd.DataFrame:

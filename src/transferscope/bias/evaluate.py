@@ -6,10 +6,10 @@ multiple choice where it can, otherwise generated text parsed strictly) -> the p
 backend's SQLite cache as soon as it exists, so Ctrl-C loses nothing already answered and an
 identical second run makes no model calls.
 
-:func:`evaluate` is the library entry (a backend you hold, or a spec string; answers and
-the scores table returned); :func:`evaluate_run` opens the backend a config names and closes
-it (``bias run``); :func:`run_probes` uses a backend the caller holds with a config (the demo,
-Ray, the debias pipeline).
+:func:`run_evaluation` is the one entry point (``bias run``, the demo, Ray, the debias
+pipeline): a :class:`RunConfig` in, an :class:`Evaluation` out, on the backend the config names
+(opened and closed there) or on one the caller holds. :func:`evaluate` is the same call with
+the config's fields as keywords.
 The run folder's format lives here only: :func:`write_run` writes it, :func:`read_answers`
 reads its answers back.
 """
@@ -17,6 +17,7 @@ reads its answers back.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,8 +33,9 @@ from transferscope.bias.backends.base import (
     GenerationSettings,
     OptionScoringNotSupported,
 )
-from transferscope.bias.backends.factory import BackendOptions, open_backend
+from transferscope.bias.backends.factory import open_backend
 from transferscope.bias.backends.null import request_rng
+from transferscope.bias.config import OPTION_SCORING, BackendOptions, OptionScoring, RunConfig
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.items import items_hash, load_items
@@ -60,61 +62,12 @@ from transferscope.bias.scoring import (
 from transferscope.core.errors import input_error
 from transferscope.core.io import iter_jsonl, write_csv, write_json, write_jsonl
 from transferscope.core.progress import progress_bar
-from transferscope.core.stats import ADJUSTMENTS
 
 CHUNK = 16  # requests per backend call: the progress bar's step and the most Ctrl-C can lose
 FREE_TEXT = GenerationSettings(max_tokens=16, temperature=0.0, stop=("\n",))
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """What a run asks (recorded as ``run.json``'s ``config``; no secret ever enters it)."""
-
-    model: str = "hf-local:smollm2"
-    tests: str = "directqa,association,vote"
-    drafts_per_nation: int | None = None  # vetoed drafts asked per nation (None: all)
-    seed: int = 0
-    n_boot: int = 1000
-    base_url: str | None = None
-    api_key_env: str | None = None  # the variable's *name*; the key itself is never stored
-    concurrency: int = 4
-    record: str | None = None  # a rebuilt record folder; None: the shipped one
-    option_scoring: str = "mean"  # options by mean per-token log-prob, "sum", or "generate"
-    items: str | None = None  # an items file (--items) instead of the record's items
-    adjust: str = "holm"  # p-value adjustment over the run's headline cells: holm or bh
-    max_tokens: int = 16  # generated answers: token budget, temperature, samples per item
-    temperature: float = 0.0
-    samples: int = 1
-    system_prompt: str | None = None  # replaces every system message ({default}: the test's)
-    few_shot: int = 0  # solved examples before each question
-    prompts: str = "w0"  # prompt variants: w0 (the validated wording), "all", or "w0,w1-rev"
-
-    def generation(self) -> GenerationSettings:
-        """How free-text answers are generated (one line: the answer, not an essay; the seed
-        only where sampling uses it, so greedy answers are cached whatever ``--seed``)."""
-        return GenerationSettings(max_tokens=self.max_tokens, temperature=self.temperature,
-                                  seed=self.seed if self.temperature > 0 else 0, stop=("\n",))
-
-    def check(self) -> None:
-        """Impossible settings, before any model is opened (one line each)."""
-        self.generation()
-        parse_prompts(self.prompts)
-        if self.option_scoring not in OPTION_SCORING:
-            raise input_error("--option-scoring", "option scoring", self.option_scoring,
-                              "'mean' (per-token, length-fair), 'sum' or 'generate'")
-        if self.adjust not in ADJUSTMENTS:
-            raise input_error("--adjust", "p-value adjustment", self.adjust,
-                              "'holm' (family-wise) or 'bh' (Benjamini-Hochberg)")
-        for name, value, low in (("--samples", self.samples, 1), ("--few-shot", self.few_shot, 0),
-                                 ("--drafts-per-nation", self.drafts_per_nation or 1, 1)):
-            if not isinstance(value, int) or value < low:
-                raise input_error(name, name.strip("-"), value, f"an integer >= {low}")
-        if self.samples > 1 and self.temperature == 0:
-            raise input_error("--samples", "samples", self.samples, "1 with --temperature 0 "
-                              "(greedy answers repeat), or a --temperature above 0")
-
-
-@dataclass
+@dataclass(kw_only=True)
 class Evaluation:
     """A finished run: every score, the per-item answers, the model work it cost, and where it
     was written (``None`` when only returned)."""
@@ -161,9 +114,6 @@ TABLE_COLUMNS = ["nation", "test", "form", "metric", "score", "ci_low", "ci_high
                  "wording"]
 
 
-OPTION_SCORING = ("mean", "sum", "generate")  # "generate": parse generated text only
-
-
 def choose_option(item: Item, logprobs: Sequence[float],
                   token_counts: Sequence[int] | None = None) -> str:
     """The option with the highest log-probability, per token when ``token_counts`` are given
@@ -199,7 +149,7 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
         try:
             for start in range(0, len(scored), CHUNK):
                 chunk = scored[start:start + CHUNK]
-                values = backend.option_logprobs_many([(i.conversation, i.options)
+                values = backend.option_logprobs_many([(i.conversation, i.options or ())
                                                        for i in chunk])
                 for item, lp in zip(chunk, values, strict=True):
                     if np.isnan(np.asarray(lp, float)).any():  # no option reached: parse it
@@ -213,8 +163,8 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
                     method = ("logprob-first-token" if kind == "first-token" else
                               "logprob" if n is None else "logprob-mean")
                     answers[item.item_id] = Answer(
-                        item.item_id, best, best, method,
-                        tuple(float(v) for v in lp), tuple(n) if n is not None else None)
+                        item_id=item.item_id, choice=best, text=best, method=method,
+                        logprobs=tuple(float(v) for v in lp), token_counts=tuple(n) if n is not None else None)
                 advance(len(chunk))
         except OptionScoringNotSupported:
             waiting = {i.item_id for i in to_generate}
@@ -233,7 +183,8 @@ def answer_items(backend: Backend, probe: Probe, items: Sequence[Item],
         for item, got in zip(chunk, per_item, strict=True):
             choice = majority(item, [c for _, c in got])
             text = next((t for t, c in got if _same(c, choice)), got[0][0])
-            answers[item.item_id] = Answer(item.item_id, choice, text, "parse",
+            answers[item.item_id] = Answer(item_id=item.item_id, choice=choice, text=text,
+                                           method="parse",
                                            samples=tuple(got) if samples > 1 else ())
         advance(len(chunk))
     return answers
@@ -406,17 +357,27 @@ def read_answers(run_dir: Path) -> list[dict[str, Any]]:
 ANSWER_FIELDS = ("item_id", "choice", "parsed", "reply")  # what reports and comparisons read
 
 
-def run_probes(backend: Backend, config: RunConfig, out_dir: Path | None,
-               record: Record | None = None) -> pd.DataFrame:
-    """Build, answer and score every probe of ``config``; write the run folder (unless
-    ``out_dir`` is None); return the scores."""
-    return _run(backend, config, out_dir, record)[0]
+@dataclass(kw_only=True, frozen=True)
+class ItemsFile:
+    """An items file (``--items``) read once per command: its items and the sha256 of its
+    bytes, both taken before any model is asked, and passed down to whatever needs them."""
+
+    path: str
+    items: list[Item]
+    sha256: str
+
+
+def read_items_file(path: str | Path) -> ItemsFile:
+    """Read and hash an items file once (one clear error if it is not one)."""
+    return ItemsFile(path=str(path), items=load_items(path), sha256=items_hash(path))
 
 
 def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Record | None,
-         command_line: str | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    config.check()
-    probes, items, record = build_run_items(config, record)
+         command_line: str | None = None, items_file: ItemsFile | None = None
+         ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    if config.items and items_file is None:
+        items_file = read_items_file(config.items)
+    probes, items, record = build_run_items(config, record, items_file)
     settings = config.generation()
     started = time.perf_counter()
     answers: dict[str, dict[str, Answer]] = {}
@@ -426,7 +387,7 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
             task = progress.add_task(f"{probe.name} ({backend.id})", total=len(items[probe.name]))
             answers[probe.name] = answer_items(
                 backend, probe, items[probe.name],
-                lambda n, task=task: progress.advance(task, n), config.option_scoring,
+                functools.partial(progress.advance, task), config.option_scoring,
                 settings, config.samples)
     seconds = time.perf_counter() - started
     scores = score_answers(probes, items, answers, config.n_boot, config.seed, config.adjust)
@@ -438,7 +399,7 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
         out_dir.mkdir(parents=True, exist_ok=True)
         summary = {
             "config": asdict(config), "backend": backend.id,
-            "provenance": provenance(backend, config, record, command_line),
+            "provenance": provenance(backend, config, record, command_line, items_file),
             "generation": settings.as_dict(),
             "items": {k: len(v) for k, v in items.items()},
             "unparsed": {k: sum(a.choice is None for a in v.values())
@@ -452,17 +413,18 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
     return scores, rows
 
 
-def build_run_items(config: RunConfig, record: Record | None = None
+def build_run_items(config: RunConfig, record: Record | None = None,
+                    items_file: ItemsFile | None = None
                     ) -> tuple[list[Probe], dict[str, list[Item]], Record | None]:
     """The probes and items a config asks: from its items file, or built from the record
     (loaded here unless given; None with an items file) with ``drafts_per_nation`` (a cap
     that leaves a nation fewer than :data:`~transferscope.bias.scoring.MIN_DRAFTS` drafts to
     be compared on, where every draft would have been enough, is one error naming it; a record
     too small even in full is scored, its cells flagged), then the system prompt and few-shot
-    examples."""
+    examples. ``items_file``: ``config.items`` already read (else read here)."""
     probes = parse_tests(config.tests)
     if config.items:
-        from_file = load_items(config.items)
+        from_file = (items_file or read_items_file(config.items)).items
         probes = file_probes(from_file, [p.name for p in probes])
         if not probes:
             raise input_error("--items", "tests in the file", sorted({i.test for i in from_file}),
@@ -497,7 +459,8 @@ def check_design(probe: Probe, items: Sequence[Item]) -> str:
     """The first form and nation left fewer than ``MIN_DRAFTS`` drafts on which it can be
     compared, said in words (``""`` when none): the structure of the items, whatever a model
     answers."""
-    every = {i.item_id: Answer(i.item_id, _any_answer(i), "", "design") for i in items}
+    every = {i.item_id: Answer(item_id=i.item_id, choice=_any_answer(i), text="",
+                               method="design") for i in items}
     for form, judged in probe.judgements(list(items), every).items():
         nations = sorted(dict.fromkeys(judged["nation"]))
         for nation, n in drafts_compared(judged, nations).items():
@@ -531,14 +494,15 @@ def sample_spread(probes: Sequence[Probe], items: Mapping[str, Sequence[Item]],
 
 
 def provenance(backend: Backend, config: RunConfig, record: Record | None,
-               command_line: str | None) -> dict[str, Any]:
+               command_line: str | None, items_file: ItemsFile | None = None
+               ) -> dict[str, Any]:
     """What a reviewer needs to reproduce the run: package version, git commit, the hash of
     the items file or the record, the backend's fingerprint, the command line."""
     from transferscope.bias.runinfo import git_commit, package_version, record_hash
 
     return {"package_version": package_version(), "git_commit": git_commit(),
             "items_file": config.items,
-            "items_sha256": items_hash(config.items) if config.items else None,
+            "items_sha256": items_file.sha256 if items_file is not None else None,
             "record_sha256": record_hash(record) if record is not None else None,
             "backend_id": backend.id, "backend_fingerprint": backend.fingerprint,
             "cache_notice": backend.stats.extra.get("cache_notice"),
@@ -547,10 +511,10 @@ def provenance(backend: Backend, config: RunConfig, record: Record | None,
 
 def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *,
              drafts_per_nation: int | None = None, seed: int = 0, n_boot: int = 1000,
-             option_scoring: str = "mean",
+             option_scoring: OptionScoring = "mean",
              record: Record | str | Path | None = None, out_dir: Path | None = None,
              items: str | Path | None = None, **settings: Any) -> Evaluation:
-    """The library entry point: run ``tests`` on ``backend`` (any :class:`Backend`, your own
+    """:func:`run_evaluation` with the config's fields as keywords: run ``tests`` on ``backend`` (any :class:`Backend`, your own
     subclass included, or a spec string such as ``"null:random"``, opened and closed here) and
     return the per-item answers and the scores (``Evaluation.table``: nation, test, form,
     score, CI, adjusted p, claim, n, flag). ``drafts_per_nation`` caps the vetoed drafts asked
@@ -558,38 +522,37 @@ def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *
     ``items`` names an items file to ask instead of the record's items; ``settings`` are the
     other :class:`RunConfig` fields (``adjust``, ``max_tokens``, ``temperature``, ``samples``,
     ``system_prompt``, ``few_shot``)."""
-    parse_tests(tests)
-    rec = record if isinstance(record, Record) else None if items else load_record(record)
     config = RunConfig(model=backend if isinstance(backend, str) else backend.id, tests=tests,
                        drafts_per_nation=drafts_per_nation, seed=seed, n_boot=n_boot,
                        option_scoring=option_scoring,
                        record=None if isinstance(record, Record) or record is None
                        else str(record), items=str(items) if items else None, **settings)
-    owned = isinstance(backend, str)
-    held = open_backend(backend, BackendOptions()) if isinstance(backend, str) else backend
-    try:
-        scores, rows = _run(held, config, out_dir, rec)
-    finally:
-        if owned:
-            held.close()
-    return Evaluation(scores, held.stats, out_dir, rows)
+    rec = record if isinstance(record, Record) else None if items else load_record(record)
+    return run_evaluation(config, out_dir, backend=None if isinstance(backend, str) else backend,
+                          record=rec)
 
 
-def evaluate_run(config: RunConfig, out_dir: Path, options: BackendOptions | None = None,
-                 command_line: str | None = None) -> Evaluation:
-    """``bias run``: open the backend ``config.model`` names (``options``: executor, retries,
-    cache, ...), run every probe of ``config`` into ``out_dir``, close the backend.
+def run_evaluation(config: RunConfig, out_dir: Path | None = None, *,
+                   backend: Backend | None = None, options: BackendOptions | None = None,
+                   record: Record | None = None, command_line: str | None = None,
+                   items_file: ItemsFile | None = None) -> Evaluation:
+    """``bias run``, the one entry point: build, answer and score every probe of ``config``,
+    write the run folder into ``out_dir`` (unless None) and return the scores and answers.
 
-    Bad test names and executor settings fail before any model is loaded.
+    The backend ``config.model`` names is opened (``options``: executor, retries, cache, ...)
+    and closed here, unless ``backend`` is given: a backend you hold (your own
+    :class:`Backend` subclass included), used and left open. ``record``: the record already
+    loaded; ``items_file``: ``config.items`` already read (:func:`read_items_file`); each is
+    read here otherwise. The items file is read before any model is opened.
     """
-    parse_tests(config.tests)
-    config.check()
-    if config.items:
-        load_items(config.items)
-    backend = open_backend(config.model, options or BackendOptions(), base_url=config.base_url,
-                           api_key_env=config.api_key_env, concurrency=config.concurrency)
+    if config.items and items_file is None:
+        items_file = read_items_file(config.items)
+    held = backend if backend is not None else open_backend(
+        config.model, options or BackendOptions(), base_url=config.base_url,
+        api_key_env=config.api_key_env, concurrency=config.concurrency)
     try:
-        scores, rows = _run(backend, config, out_dir, None, command_line)
+        scores, rows = _run(held, config, out_dir, record, command_line, items_file)
     finally:
-        backend.close()
-    return Evaluation(scores, backend.stats, out_dir, rows)
+        if backend is None:
+            held.close()
+    return Evaluation(scores=scores, stats=held.stats, out_dir=out_dir, answers=rows)

@@ -22,7 +22,7 @@ from transferscope.core.hygiene import html_text, terminal_text
 from transferscope.core.io import atomic_write_bytes
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunView:
     """The terminal lines and where the per-item page was written."""
 
@@ -97,7 +97,8 @@ def items_page(summary: dict[str, Any], answers: list[dict[str, Any]]) -> str:
                               for o in a.get("options") or [])
         samples = "<br>".join(f"{_esc(s['reply'])} &rarr; {_esc(s['parse'])}"
                               for s in a.get("samples") or [])
-        mark = {True: "yes", False: "no"}.get(a.get("correct"), "")
+        marks: dict[Any, str] = {True: "yes", False: "no"}
+        mark = marks.get(a.get("correct"), "")
         rows.append(f"<tr class='{'' if a.get('parsed') else 'unparsed'}'><td>{_esc(a['item_id'])}"
                     f"</td><td>{_esc(a['test'])} / {_esc(a['form'])}</td><td>{_esc(a['nation'])}"
                     f"</td><td>{messages}</td><td>{options}</td><td>{_esc(a.get('reply'))}"
@@ -122,4 +123,4 @@ def show_run(run_dir: str | Path) -> RunView:
     page = run_dir / "items.html"
     atomic_write_bytes(page, items_page(summary, answers).encode("utf-8"))
     lines = [terminal_text(line) for line in run_lines(summary, scores, answers)]
-    return RunView(lines, page)  # no control character from a file reaches the terminal
+    return RunView(lines=lines, page=page)  # no control character from a file reaches the terminal

@@ -30,7 +30,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         make_backend,
         null_calibration,
         parse_tests,
-        run_probes,
+        run_evaluation,
     )
     from transferscope.bias.debias.items import whole_drafts
     from transferscope.bias.evaluate import answer_items, score_answers
@@ -60,7 +60,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         progress.update(task, description=f"bias: {settings['tests']} on {settings['model']} "
                         f"(at most {cap} vetoed drafts per nation, every nation on every draft)")
         started = time.perf_counter()
-        run_probes(backend, config, run_dir, record)
+        run_evaluation(config, run_dir, backend=backend, record=record)
         run_seconds = time.perf_counter() - started
         test, form, prompts = PARAPHRASE
         progress.update(task, description=f"bias: {test} {form} under prompts {prompts}")

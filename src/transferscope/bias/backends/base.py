@@ -36,9 +36,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
+from transferscope.core.checks import MAX_SEED
 from transferscope.core.errors import BackendError, InputError
+from transferscope.core.params import Spec, Validated
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -47,26 +49,28 @@ OnReply = Callable[[int, "Reply"], None]
 ROLES = ("system", "user", "assistant")
 
 
-@dataclass(frozen=True)
-class GenerationSettings:
+def _seed_range(seed: int) -> str | None:
+    return "a whole number from 0 to 2**63 - 1" if seed > MAX_SEED else None
+
+
+@dataclass(kw_only=True, frozen=True)
+class GenerationSettings(Validated):
     """How to generate. Greedy (temperature 0) by default, so a run is reproducible.
 
     ``seed`` matters only when ``temperature > 0``; ``stop`` strings end the reply and are not
     part of it (the OpenAI convention).
     """
 
-    max_tokens: int = 64
-    temperature: float = 0.0
-    seed: int = 0
-    stop: tuple[str, ...] = ()
+    max_tokens: Annotated[int, Spec(ge=1, help="Tokens per generated reply.")] = 64
+    temperature: Annotated[float, Spec(ge=0.0, le=2.0, help="Sampling temperature (0: "
+                                       "greedy).")] = 0.0
+    seed: Annotated[int, Spec(ge=0, rule=_seed_range, help="Sampling seed (used only when "
+                              "temperature > 0).")] = 0
+    stop: Annotated[tuple[str, ...], Spec(help="Strings that end the reply (not part of "
+                                          "it).")] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
-            raise InputError(f"generation settings: max_tokens = {self.max_tokens!r}: expected an "
-                             "integer >= 1")
-        if not 0.0 <= float(self.temperature) <= 2.0:
-            raise InputError(f"generation settings: temperature = {self.temperature!r}: expected "
-                             "a number in [0, 2]")
+        super().__post_init__()
         object.__setattr__(self, "stop", tuple(self.stop))
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,7 +78,7 @@ class GenerationSettings:
         return {**asdict(self), "stop": list(self.stop)}
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Reply:
     """One generated reply with the token counts the run reports as cost."""
 
@@ -95,7 +99,7 @@ class Reply:
                    finish_reason=data.get("finish_reason", "stop"), from_cache=from_cache)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BackendStats:
     """Real model work: requests that reached the model, their tokens, and wall seconds."""
 

@@ -9,27 +9,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from transferscope.bias.backends.base import Backend
 from transferscope.bias.backends.ray_pool import make_ray_backend
 from transferscope.bias.backends.registry import make_backend
+from transferscope.bias.config import BackendOptions
 from transferscope.core.errors import InputError, input_error
-
-
-@dataclass(frozen=True)
-class BackendOptions:
-    """How a run reaches its model, beyond what its config records (model, base URL, key
-    variable, concurrency): where requests run, retries, timeout, template model, cache."""
-
-    executor: str = "local"  # "local" or "ray"
-    address: str | None = None  # Ray cluster address; None: a local Ray instance
-    workers: int | None = None  # Ray workers; None: one per CPU of the cluster
-    max_retries: int = 4
-    timeout_s: float = 60.0
-    template_model: str | None = None  # openai: a local tokenizer, to score options
-    cache: bool | str | Path = True  # True: the default SQLite file; a path; False: none
 
 
 def backend_factory(executor: str, address: str | None = None,

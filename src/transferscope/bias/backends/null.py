@@ -137,7 +137,7 @@ class NullBackend(Backend):
         replies = []
         for i, conversation in enumerate(conversations):
             validate_conversation(conversation)
-            reply = Reply(self._text(conversation), prompt_tokens=0, completion_tokens=0)
+            reply = Reply(text=self._text(conversation), prompt_tokens=0, completion_tokens=0)
             self.stats.add_reply(reply)
             if on_reply is not None:
                 on_reply(i, reply)

@@ -14,6 +14,7 @@ import datetime as dt
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -193,7 +194,8 @@ def _veto_drafts(rows: list[VetoRow], pairs: dict[int, PageVeto],
                          f"page ({entry.date}, {VETO_PAGE}:{entry.line}) and the meeting table "
                          f"({outcome.date}, {outcome.source}); meeting-table date used")
         tally = outcome.tally if outcome is not None else None
-        if tally is not None and (why := tally_problem(tally.yes, tally.no, tally.abstain,
+        if tally is not None and outcome is not None and (why := tally_problem(tally.yes, tally.no,
+                                                                               tally.abstain,
                                                        len(agreed), council_size(date))):
             notes.append(f"{outcome.source}: {row.draft} tally {tally.text} is impossible "
                          f"({why}); tally not used, votes left as the veto lists give them")
@@ -344,7 +346,7 @@ def build_record(raw_dir: str | Path) -> Record:
     max_number = max(adopted) if adopted else 0
     missing = [n for n in range(1, max_number + 1) if n not in adopted]
     p5 = derive_p5_votes(drafts)
-    build = {
+    build: dict[str, Any] = {
         "raw_dir": str(raw),
         "counts": {
             "veto_csv_rows": len(vetoes.rows),

@@ -92,7 +92,7 @@ def load_crunsc_csv(path: str | Path) -> pd.DataFrame:
         detail = _detail_votes(rec["vote_detail"])
         source = f"CR-UNSC vote_detail ({path.name}:{i + 2})"
         if not detail:
-            counts = {}
+            counts: dict[str, int] = {}
             for col in ("vote_yes", "vote_no", "vote_abstention", "vote_total"):
                 value = rec[col].strip()
                 if value in ("", "NA"):
@@ -135,4 +135,5 @@ def merge_votes(record: Record, votes: pd.DataFrame) -> tuple[Record, list[str]]
         elif current != v.vote:
             conflicts.append(f"{draft_id} {v.member}: record says {current!r}, {v.provenance} "
                              f"says {v.vote!r}; record kept")
-    return Record(record.drafts, p5, record.texts, dict(record.build)), conflicts
+    return Record(drafts=record.drafts, p5_votes=p5, texts=record.texts,
+                  build=dict(record.build)), conflicts

@@ -17,7 +17,7 @@ _BREAK = re.compile(r"<\s*/?\s*br\s*/?\s*>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class HtmlRow:
     line: int  # 1-based line of the row's opening tag in the file
     cells: tuple[str, ...]  # raw HTML of each <td> cell

@@ -33,7 +33,7 @@ _FAILED = re.compile(r"(?:Draft resolution\s+)?(S/[^\s,]+)\s+not adopted\s+(\d+)
 _DAY_MONTH = re.compile(r"(\d{1,2})(?:\s*-\s*\d{1,2})?\s+([A-Za-z]+)")
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Tally:
     yes: int | None
     no: int | None
@@ -41,7 +41,7 @@ class Tally:
     text: str  # as written: "15-0-0", "adopted unanimously", "without vote", or ""
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class MeetingOutcome:
     kind: str  # "adopted", "vetoed", "not adopted"
     symbol: str  # resolution "S/RES/2397 (2017)" or draft symbol
@@ -54,7 +54,7 @@ class MeetingOutcome:
     source: str  # file:line
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class MeetingRow:
     """One agenda item of one meeting, whatever its outcome: the wording every draft is
     described by (vetoed and adopted alike)."""
@@ -65,7 +65,7 @@ class MeetingRow:
     source: str  # file:line
 
 
-@dataclass
+@dataclass(kw_only=True)
 class MeetingParse:
     outcomes: list[MeetingOutcome] = field(default_factory=list)
     rows: list[MeetingRow] = field(default_factory=list)
@@ -77,12 +77,12 @@ class MeetingParse:
 def _tally_after(text: str) -> Tally:
     if m := _TALLY.match(text):
         yes, no, abstain = (int(g) for g in m.groups())
-        return Tally(yes, no, abstain, f"{yes}-{no}-{abstain}")
+        return Tally(yes=yes, no=no, abstain=abstain, text=f"{yes}-{no}-{abstain}")
     if _UNANIMOUS.match(text):
-        return Tally(None, None, None, "adopted unanimously")
+        return Tally(yes=None, no=None, abstain=None, text="adopted unanimously")
     if _NO_VOTE.match(text):
-        return Tally(None, None, None, "without vote")
-    return Tally(None, None, None, "")
+        return Tally(yes=None, no=None, abstain=None, text="without vote")
+    return Tally(yes=None, no=None, abstain=None, text="")
 
 
 def _date(text: str, year: int) -> dt.date | None:
@@ -97,7 +97,7 @@ def _date(text: str, year: int) -> dt.date | None:
 
 def parse_outcome_cell(text: str) -> list[tuple[str, str, int | None, Tally, tuple[str, ...]]]:
     """(kind, symbol, resolution number, tally, vetoers) for each outcome written in a cell."""
-    found = []
+    found: list[tuple[str, str, int | None, Tally, tuple[str, ...]]] = []
     for m in _RES.finditer(text):
         number, year = int(m.group(1)), int(m.group(2))
         found.append(("adopted", f"S/RES/{number} ({year})", number, _tally_after(text[m.end():]),
@@ -107,14 +107,14 @@ def parse_outcome_cell(text: str) -> list[tuple[str, str, int | None, Tally, tup
         vetoers = tuple(v for v in (canonical_member(n) for n in names if n.strip()) if v)
         if m.group(3):
             yes, no, abstain = int(m.group(3)), int(m.group(4)), int(m.group(5))
-            tally = Tally(yes, no, abstain, f"{yes}-{no}-{abstain}")
+            tally = Tally(yes=yes, no=no, abstain=abstain, text=f"{yes}-{no}-{abstain}")
         else:
-            tally = Tally(None, None, None, "")
+            tally = Tally(yes=None, no=None, abstain=None, text="")
         found.append(("vetoed", " ".join(m.group(1).split()), None, tally, vetoers))
     for m in _FAILED.finditer(text):
         yes, no, abstain = int(m.group(2)), int(m.group(3)), int(m.group(4))
-        found.append(("not adopted", m.group(1), None, Tally(yes, no, abstain,
-                                                             f"{yes}-{no}-{abstain}"), ()))
+        found.append(("not adopted", m.group(1), None, Tally(yes=yes, no=no, abstain=abstain,
+                                                             text=f"{yes}-{no}-{abstain}"), ()))
     return found
 
 
@@ -179,11 +179,12 @@ def parse_meeting_file(path: Path, result: MeetingParse) -> None:
                                        f"{len(group)} cells (expected {width}); read as meeting, "
                                        "date, ..., topic, outcome")
                 group = [group[0], group[1], *[""] * (width - 4), group[-2], group[-1]]
-            date = _date(group[roles["date"]], year)
-            if date is None:
+            read = _date(group[roles["date"]], year)
+            if read is None:
                 result.problems.append(f"{path}:{row.line}: date {group[roles['date']]!r} not "
                                        "readable; row skipped")
                 continue
+            date = read
             meeting = group[roles["meeting"]]
             meeting = "" if meeting in ("--", "") else " / ".join(meeting.split(" S/PV"))
             meeting = meeting.replace("/ .", "/ S/PV.")
@@ -195,10 +196,11 @@ def parse_meeting_file(path: Path, result: MeetingParse) -> None:
 
 def _add_outcomes(result: MeetingParse, outcome: str, meeting: str, date: dt.date, topic: str,
                   source: str) -> None:
-    result.rows.append(MeetingRow(meeting, date, topic, source))
+    result.rows.append(MeetingRow(meeting_record=meeting, date=date, topic=topic, source=source))
     for kind, symbol, number, tally, vetoers in parse_outcome_cell(outcome):
-        result.outcomes.append(MeetingOutcome(kind, symbol, number, tally, vetoers, meeting, date,
-                                              topic, source))
+        result.outcomes.append(MeetingOutcome(kind=kind, symbol=symbol, number=number, tally=tally,
+                                              vetoers=vetoers, meeting_record=meeting, date=date,
+                                              topic=topic, source=source))
         if kind == "adopted" and not tally.text:
             result.problems.append(f"{source}: {symbol}: no tally written; votes left unknown")
 

@@ -10,7 +10,7 @@ _NAME = re.compile(r"^S_RES_(\d{4})_(\d{4})_EN(?:_GOLD)?\.txt$")
 _DRAFT = re.compile(r"^\s*\[(S/[^\]\s]+)\]", re.MULTILINE)
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class ResolutionText:
     number: int
     year: int
@@ -35,6 +35,6 @@ def parse_resolution_texts(folder: Path) -> tuple[list[ResolutionText], list[str
             problems.append(f"{path}: empty text; skipped")
             continue
         draft = _DRAFT.search(body[:800])
-        texts.append(ResolutionText(int(m.group(1)), int(m.group(2)),
-                                    draft.group(1) if draft else None, body))
+        texts.append(ResolutionText(number=int(m.group(1)), year=int(m.group(2)),
+                                    draft_symbol=draft.group(1) if draft else None, text=body))
     return texts, problems

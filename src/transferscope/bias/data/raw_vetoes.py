@@ -22,7 +22,7 @@ PER_MEMBER_FLAG_COLUMNS = {"China": "China", "France": "France", "Russia": "Russ
                            "USSR": "USSR", "USA": "United States", "UK": "United Kingdom"}
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class VetoRow:
     line: int  # 1-based line in the file where the record starts
     date: dt.date
@@ -35,7 +35,7 @@ class VetoRow:
     flag_vetoers: tuple[str, ...]  # the same, read from the per-member 0/1 columns
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PageVeto:
     line: int
     date: dt.date
@@ -46,7 +46,7 @@ class PageVeto:
     vetoers: tuple[str, ...]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class VetoParse:
     rows: list[VetoRow]
     physical_lines: int  # data lines as ``wc -l`` counts them (minus the header)

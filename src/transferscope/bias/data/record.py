@@ -17,6 +17,7 @@ import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -48,7 +49,7 @@ DRAFT_COLUMNS = ("draft_id", "draft_symbol", "date", "year", "agenda_item", "mee
                  "tally_abstain", "tally_text", "vetoed_by", "crisis_topic", "region", "source")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Record:
     """Drafts (one row each), P5 votes (one row per draft and member), resolution texts."""
 
@@ -76,7 +77,7 @@ class Record:
         return None if rows.empty else str(rows.iloc[0]["text"])
 
 
-def is_unanimous(tally_text: str, yes: object, no: object, abstain: object,
+def is_unanimous(tally_text: str, yes: Any, no: Any, abstain: Any,
                  date: dt.date) -> bool:
     """Did every member of the Council vote in favour? Only a full tally or the words say so."""
     if tally_text == "adopted unanimously":
@@ -86,7 +87,7 @@ def is_unanimous(tally_text: str, yes: object, no: object, abstain: object,
     return int(no) == 0 and int(abstain) == 0 and int(yes) == council_size(date)
 
 
-def tally_leaves_only_yes(yes: object, no: object, abstain: object, vetoers: int,
+def tally_leaves_only_yes(yes: Any, no: Any, abstain: Any, vetoers: int,
                           date: dt.date) -> bool:
     """Does a vetoed draft's tally prove every non-vetoing member voted in favour? Only when
     its negative votes are exactly the vetoes, nobody abstained and every member voted (e.g.
@@ -179,4 +180,5 @@ def load_record(folder: str | Path | None = None) -> Record:
     except OSError:
         stamp = 0
     rec = _load(str(root), stamp)
-    return Record(rec.drafts.copy(), rec.p5_votes.copy(), rec.texts, dict(rec.build))
+    return Record(drafts=rec.drafts.copy(), p5_votes=rec.p5_votes.copy(), texts=rec.texts,
+                  build=dict(rec.build))

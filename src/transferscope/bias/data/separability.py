@@ -29,7 +29,7 @@ from transferscope.core.stats import stratified_bootstrap
 FOLDS = 5
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Separability:
     """AUCs (with 95% bootstrap CIs) of telling vetoed from other drafts by wording alone."""
 

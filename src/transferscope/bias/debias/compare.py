@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from transferscope.bias.data.record import Record
-from transferscope.bias.evaluate import RunConfig, build_run_items, read_answers
+from transferscope.bias.evaluate import ItemsFile, RunConfig, build_run_items, read_answers
 from transferscope.bias.probes.base import Answer, Item, Probe
 from transferscope.bias.report import write_models_report
 from transferscope.bias.run_files import read_summary
@@ -49,7 +49,7 @@ from transferscope.core.stats import (
 KEY = ["test", "form", "nation", "metric"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunItems:
     """A run's probes, items and answers, rebuilt from its folder (or held from a live run)."""
 
@@ -65,8 +65,10 @@ def _choice(item: Item, value: object) -> object:
     return frozenset(value) if isinstance(value, list) else value
 
 
-def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
-    """Rebuild a run folder's items from its config and attach its stored answers."""
+def load_run_items(run_dir: Path, record: Record | None = None,
+                   items_file: ItemsFile | None = None) -> RunItems:
+    """Rebuild a run folder's items from its config and attach its stored answers
+    (``items_file``: the config's items file when the caller has read it)."""
     for name in ("run.json", "answers.jsonl"):
         if not (run_dir / name).exists():
             raise input_error(str(run_dir), "run folder", f"{name} missing",
@@ -75,7 +77,7 @@ def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
     config = summary["config"]
     known = {f.name for f in dataclasses.fields(RunConfig)}
     probes, items, _ = build_run_items(RunConfig(**{k: v for k, v in config.items()
-                                                     if k in known}), record)
+                                                     if k in known}), record, items_file)
     stored = {row["item_id"]: row for row in read_answers(run_dir)}
     answers: dict[str, dict[str, Answer]] = {}
     for probe in probes:
@@ -87,14 +89,16 @@ def load_run_items(run_dir: Path, record: Record | None = None) -> RunItems:
             row = stored[item.item_id]
             logprobs = row.get("option_logprobs")
             answers[probe.name][item.item_id] = Answer(
-                item.item_id, _choice(item, row["choice"]), row.get("reply") or "",
-                row.get("method") or "parse",
-                tuple(-math.inf if logprobs[o] is None else float(logprobs[o])  # -inf: null
+                item_id=item.item_id, choice=_choice(item,
+                                                     row["choice"]), text=row.get("reply") or "",
+                method=row.get("method") or "parse",
+                logprobs=tuple(-math.inf if logprobs[o] is None else float(logprobs[o])  # -inf: null
                       for o in item.options)
                 if logprobs and item.options and all(o in logprobs for o in item.options)
                 else None,
-                tuple(int(n) for n in row["token_counts"]) if row.get("token_counts") else None)
-    return RunItems(f"{summary['backend']} ({run_dir.name})", probes, items, answers)
+                token_counts=tuple(int(n) for n in row["token_counts"]) if row.get("token_counts") else None)
+    return RunItems(label=f"{summary['backend']} ({run_dir.name})", probes=probes, items=items,
+                    answers=answers)
 
 
 def units(run: RunItems) -> list[str]:
@@ -175,9 +179,10 @@ def models_accuracy_vs_bias(runs: Sequence[RunItems], n_boot: int, seed: int
     rng = np.random.default_rng(seed)
     draws = np.full((n_boot, len(runs), 2), np.nan)
     for m, run in enumerate(runs):
-        draws[:, m, :] = cluster_bootstrap(
-            len(units(run)), lambda c, run=run: [overall(point_scores(run, c))[k] for k in keys],
-            n_boot, rng)
+        def statistic(c: np.ndarray, run: RunItems = run) -> list[float]:
+            return [overall(point_scores(run, c))[k] for k in keys]
+
+        draws[:, m, :] = cluster_bootstrap(len(units(run)), statistic, n_boot, rng)
     rows = []
     for m, run in enumerate(runs):
         acc_ci = percentile_interval(draws[:, m, 0])
@@ -208,7 +213,7 @@ def bias_corrected_ci(samples: np.ndarray, point: float, floor: float | None = N
     return float(low), float(high)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelComparison:
     """Several models side by side (``bias compare``): the table, the correlation, the report."""
 
@@ -222,4 +227,5 @@ def compare_models(run_dirs: Sequence[Path], out_dir: Path, n_boot: int = 200, s
     """Factual accuracy vs mean |bias| across the runs in ``run_dirs``, written to ``out_dir``."""
     runs = [load_run_items(d) for d in run_dirs]
     models, corr = models_accuracy_vs_bias(runs, n_boot, seed)
-    return ModelComparison(models, corr, write_models_report(models, corr, out_dir))
+    return ModelComparison(models=models, corr=corr, report=write_models_report(models, corr,
+                                                                                out_dir))

@@ -25,7 +25,7 @@ from transferscope.core.errors import InputError
 TEXT_CHARS = 1200  # opening of a resolution text kept per passage (the preamble + first clauses)
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Passage:
     passage_id: str
     kind: str  # "resolution text" | "draft outcome" | "meeting outcome"
@@ -74,9 +74,9 @@ def draft_passage(row: Mapping[str, Any]) -> Passage:
         text += f"; vote: {tally}"
     if vetoers:
         text += f"; vetoed by {vetoers} (negative vote of a permanent member)"
-    return Passage(f"draft:{row['draft_id']}", "draft outcome", text + ".",
-                   _clean(row["source"]) or "UNSC record", date, (str(row["draft_id"]),),
-                   _symbols(row))
+    return Passage(passage_id=f"draft:{row['draft_id']}", kind="draft outcome", text=text + ".",
+                   source=_clean(row["source"]) or "UNSC record", date=date, draft_ids=(str(row["draft_id"]),),
+                   symbols=_symbols(row))
 
 
 def meeting_passages(drafts: pd.DataFrame) -> list[Passage]:
@@ -94,9 +94,9 @@ def meeting_passages(drafts: pd.DataFrame) -> list[Passage]:
         if vetoers:
             text += f"; vetoes cast by {', '.join(vetoers)}"
         symbols = tuple(dict.fromkeys(s for r in group.to_dict("records") for s in _symbols(r)))
-        out.append(Passage(f"meeting:{meeting}", "meeting outcome", text + ".",
-                           f"UNSC meeting record {meeting}", date,
-                           tuple(str(d) for d in group["draft_id"]), symbols))
+        out.append(Passage(passage_id=f"meeting:{meeting}", kind="meeting outcome", text=text + ".",
+                           source=f"UNSC meeting record {meeting}", date=date,
+                           draft_ids=tuple(str(d) for d in group["draft_id"]), symbols=symbols))
     return out
 
 
@@ -111,10 +111,10 @@ def text_passages(record: Record) -> list[Passage]:
             continue  # undatable: a text with no draft in the record cannot be guarded
         draft = by_resolution.loc[row.resolution]
         body = " ".join(str(row.text).split())[:TEXT_CHARS]
-        out.append(Passage(f"text:{row.resolution}", "resolution text", body,
-                           f"resolution text {row.resolution}", pd.Timestamp(draft["date"]).date(),
-                           (str(draft["draft_id"]),),
-                           tuple(dict.fromkeys(s for s in (row.resolution, _clean(
+        out.append(Passage(passage_id=f"text:{row.resolution}", kind="resolution text", text=body,
+                           source=f"resolution text {row.resolution}", date=pd.Timestamp(draft["date"]).date(),
+                           draft_ids=(str(draft["draft_id"]),),
+                           symbols=tuple(dict.fromkeys(s for s in (row.resolution, _clean(
                                row.draft_symbol)) if s))))
     return out
 

@@ -29,7 +29,7 @@ from transferscope.bias.report import verdict
 from transferscope.core.errors import InputError
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BeforeAfter:
     """The same items answered undebiased and debiased, scored and compared."""
 
@@ -82,9 +82,10 @@ def debias_items(backend: Backend, items: Mapping[str, list[Item]],
     started = time.perf_counter()
     baseline = {p.name: answer_items(backend, p, items[p.name]) for p in probes}
     done = debias_answers(backend, probes, items, record, method, top_k,
-                          ReflexionSettings(rounds, memory_size), retriever)
-    before_run = RunItems(f"{backend.id}", probes, items, baseline)
-    after_run = RunItems(f"{backend.id} ({method})", probes, items, done.answers)
+                          ReflexionSettings(rounds=rounds, memory_size=memory_size), retriever)
+    before_run = RunItems(label=f"{backend.id}", probes=probes, items=items, answers=baseline)
+    after_run = RunItems(label=f"{backend.id} ({method})", probes=probes, items=items,
+                         answers=done.answers)
     comparison, summary = paired_change(before_run, after_run, paired_boot, seed)
     cost = {"model_calls": s.model_calls - start[0], "cache_hits": s.cache_hits - start[1],
             "tokens": s.prompt_tokens + s.completion_tokens - start[2],
@@ -92,5 +93,6 @@ def debias_items(backend: Backend, items: Mapping[str, list[Item]],
             "retrieval_seconds": round(done.retrieval_seconds, 3), **judge_counts(done.traces)}
     before = score_answers(probes, items, baseline, n_boot, seed)
     after = score_answers(probes, items, done.answers, n_boot, seed)
-    return BeforeAfter(before, after, comparison, summary, verdict(summary), cost,
-                       before_after_figure(before, after, f"{backend.id}: {method}"))
+    return BeforeAfter(before=before, after=after, comparison=comparison, summary=summary,
+                       verdict=verdict(summary), cost=cost,
+                       figure=before_after_figure(before, after, f"{backend.id}: {method}"))

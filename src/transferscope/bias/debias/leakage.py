@@ -28,7 +28,7 @@ class LeakageError(TransferScopeError):
     """A passage the guard must have excluded reached an item (a bug, never a user error)."""
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class ItemScope:
     """What an item is about: its draft, that draft's vote date, and the draft's symbols."""
 
@@ -41,13 +41,15 @@ def scope_of(item: Item, record: Record) -> ItemScope:
     """The item's draft, date and symbols: from the record, or, for an item from a file
     (whose draft the record may not hold), from the file's date and ``draft`` symbol."""
     if item.meta.get("source") == "items file":
-        return ItemScope(f"file:{item.meta['draft']}", dt.date.fromisoformat(item.meta["date"]),
-                         (str(item.meta["draft"]),))
+        return ItemScope(draft_id=f"file:{item.meta['draft']}",
+                         date=dt.date.fromisoformat(item.meta["date"]),
+                         symbols=(str(item.meta["draft"]),))
     draft_id = item.meta.get("draft_id")
     if not draft_id:
         return ItemScope()
     row = record.draft(draft_id)
-    return ItemScope(str(draft_id), pd.Timestamp(row["date"]).date(), _symbols(row))
+    return ItemScope(draft_id=str(draft_id), date=pd.Timestamp(row["date"]).date(),
+                     symbols=_symbols(row))
 
 
 def _mentions(text: str, symbol: str) -> bool:

@@ -15,11 +15,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from transferscope.bias.backends.base import Backend
-from transferscope.bias.backends.factory import BackendOptions, open_backend
+from transferscope.bias.backends.factory import open_backend
+from transferscope.bias.config import METHODS, BackendOptions, DebiasConfig
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.debias.compare import RunItems, load_run_items, paired_change
 from transferscope.bias.debias.corpus import Passage, build_corpus
@@ -32,11 +34,11 @@ from transferscope.bias.debias.reflexion import (
 )
 from transferscope.bias.debias.retrieval import HybridRetriever
 from transferscope.bias.evaluate import (
-    RunConfig,
     answer_items,
     answer_rows,
     build_run_items,
-    run_probes,
+    read_items_file,
+    run_evaluation,
     score_answers,
     write_run,
 )
@@ -47,8 +49,6 @@ from transferscope.core.errors import InputError
 from transferscope.core.io import atomic_write_bytes, write_json, write_jsonl
 from transferscope.core.progress import progress_bar
 
-METHODS = ("rag", "reflexion", "rag+reflexion")
-
 
 def check_method(method: str) -> None:
     """One clear error for a method that is not one of :data:`METHODS`."""
@@ -56,40 +56,7 @@ def check_method(method: str) -> None:
         raise InputError(f"--method = {method!r}: expected one of {', '.join(METHODS)}")
 
 
-@dataclass(frozen=True)
-class DebiasConfig:
-    """What a debias run asks (its ``run_config`` is the baseline run's config)."""
-
-    model: str = "hf-local:smollm2"
-    method: str = "rag+reflexion"
-    tests: str = "directqa,association,vote"
-    drafts_per_nation: int | None = None  # vetoed drafts asked per nation (None: all)
-    seed: int = 0
-    n_boot: int = 1000
-    paired_boot: int = 200
-    top_k: int = 4
-    rounds: int = 2
-    memory_size: int = 3
-    base_url: str | None = None
-    api_key_env: str | None = None  # the variable's name only
-    concurrency: int = 4
-    record: str | None = None
-    items: str | None = None  # an items file instead of the record's items
-
-    def __post_init__(self) -> None:
-        parse_tests(self.tests)
-        check_method(self.method)
-        ReflexionSettings(self.rounds, self.memory_size)
-
-    def run_config(self) -> RunConfig:
-        return RunConfig(model=self.model, tests=self.tests,
-                         drafts_per_nation=self.drafts_per_nation, seed=self.seed,
-                         n_boot=self.n_boot, base_url=self.base_url,
-                         api_key_env=self.api_key_env, concurrency=self.concurrency,
-                         record=self.record, items=self.items)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class DebiasResult:
     """A finished debias folder: the paired comparison, its summary, cost and traces."""
 
@@ -160,7 +127,7 @@ def _write_run(out: Path, config: DebiasConfig, backend: Backend, run: RunItems,
     write_run(out, scores, answer_rows(run.probes, run.items, run.answers), summary)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Debiased:
     """The debiased answers with what produced them (evidence and Reflexion traces)."""
 
@@ -200,14 +167,15 @@ def debias_answers(backend: Backend, probes: Sequence[Probe], items: dict[str, l
                                       step)
                 traces.update(found)
                 answers[probe.name] = {
-                    t.item_id: Answer(t.item_id, t.attempts[-1].choice,
-                                      t.attempts[-1].answer_text, t.attempts[-1].method)
+                    t.item_id: Answer(item_id=t.item_id, choice=t.attempts[-1].choice,
+                                      text=t.attempts[-1].answer_text, method=t.attempts[-1].method)
                     for t in found.values()}
             else:
                 asked = [with_context(i, evidence.get(i.item_id, []), []) for i in
                          items[probe.name]]
                 answers[probe.name] = answer_items(backend, probe, asked, step)
-    return Debiased(answers, traces, evidence, retrieval_seconds)
+    return Debiased(answers=answers, traces=traces, evidence=evidence,
+                    retrieval_seconds=retrieval_seconds)
 
 
 def judge_counts(traces: dict[str, Trace]) -> dict[str, int]:
@@ -229,33 +197,40 @@ def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
     probes = parse_tests(config.tests)
     out_dir.mkdir(parents=True, exist_ok=True)
     before, started = _stats(backend), time.perf_counter()
-    run_probes(backend, config.run_config(), out_dir / "baseline", record)
-    cost = {"baseline": _delta(_stats(backend), before, time.perf_counter() - started)}
-    probes, items, _ = build_run_items(config.run_config(), record)
+    items_file = read_items_file(config.items) if config.items else None
+    run_evaluation(config.run_config(), out_dir / "baseline", backend=backend, record=record,
+                   items_file=items_file)
+    cost: dict[str, Any] = {"baseline": _delta(_stats(backend), before,
+                                               time.perf_counter() - started)}
+    probes, items, _ = build_run_items(config.run_config(), record, items_file)
     before, started = _stats(backend), time.perf_counter()
     done = debias_answers(backend, probes, items, record, config.method, config.top_k,
-                          ReflexionSettings(config.rounds, config.memory_size), retriever)
+                          ReflexionSettings(rounds=config.rounds,
+                                            memory_size=config.memory_size), retriever)
     answers, traces, evidence = done.answers, done.traces, done.evidence
     retrieval_seconds = done.retrieval_seconds
     seconds = time.perf_counter() - started
     cost["debiased"] = _delta(_stats(backend), before, seconds)
     cost["debiased"]["retrieval_seconds"] = round(retrieval_seconds, 3)
-    after = RunItems(f"{backend.id} ({config.method})", probes, items, answers)
+    after = RunItems(label=f"{backend.id} ({config.method})", probes=probes, items=items,
+                     answers=answers)
     scores = score_answers(probes, items, answers, config.n_boot, config.seed)
     scores.insert(0, "model", backend.id)
     debiased_dir = out_dir / "debiased"
     debiased_dir.mkdir(parents=True, exist_ok=True)
     _write_run(debiased_dir, config, backend, after, scores, seconds, cost["debiased"])
     write_jsonl(debiased_dir / "traces.jsonl",
-                [_trace_json(traces.get(i.item_id, Trace(i.item_id)), evidence.get(i.item_id, []))
+                [_trace_json(traces.get(i.item_id, Trace(item_id=i.item_id)),
+                             evidence.get(i.item_id, []))
                  for p in probes for i in items[p.name]])
-    baseline = load_run_items(out_dir / "baseline", record)
+    baseline = load_run_items(out_dir / "baseline", record, items_file)
     comparison, summary = paired_change(baseline, after, config.paired_boot, config.seed)
     cost.update(judge_counts(traces))
     atomic_write_bytes(out_dir / "comparison.csv", comparison.to_csv(index=False).encode())
     atomic_write_bytes(out_dir / "summary.csv", summary.to_csv().encode())
     write_json(out_dir / "cost.json", cost)
-    return DebiasResult(comparison, summary, cost, traces, out_dir)
+    return DebiasResult(comparison=comparison, summary=summary, cost=cost, traces=traces,
+                        out_dir=out_dir)
 
 
 def debias(config: DebiasConfig, out_dir: Path, options: BackendOptions | None = None,

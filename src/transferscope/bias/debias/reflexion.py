@@ -55,7 +55,7 @@ JUDGE_CHUNK = 16  # judge requests per backend call
 _VERDICT = re.compile(r"^\W*grounded\W*(yes|no)\W+stereotyping\W*(yes|no)\W*$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class ReflexionSettings:
     rounds: int = 2  # retries after the first attempt
     memory_size: int = 3  # reflections kept per item (the newest)
@@ -68,7 +68,7 @@ class ReflexionSettings:
                              "integer >= 1")
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Verdict:
     grounded: bool
     stereotyping: bool
@@ -79,11 +79,11 @@ class Verdict:
 
 
 VERDICT_OPTIONS: dict[str, Verdict] = {
-    f"Grounded: {g}; Stereotyping: {s}": Verdict(g == "yes", s == "yes")
+    f"Grounded: {g}; Stereotyping: {s}": Verdict(grounded=g == "yes", stereotyping=s == "yes")
     for g in ("yes", "no") for s in ("yes", "no")}
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class JudgeReply:
     text: str  # the chosen verdict (constrained) or the generated reply (free text)
     verdict: Verdict | None  # None: a free-text reply not in the expected form
@@ -108,12 +108,14 @@ def judge(backend: Backend, conversations: Sequence[Conversation]) -> list[Judge
                     if not np.isfinite(values).all():
                         raise OptionScoringNotSupported("a verdict was never reached")
                     best = options[int(np.argmax(np.asarray(values, float) - prior))]
-                    out.append(JudgeReply(best, VERDICT_OPTIONS[best], "logprob"))
+                    out.append(JudgeReply(text=best, verdict=VERDICT_OPTIONS[best],
+                                          method="logprob"))
             return out
         except OptionScoringNotSupported:
             pass
     replies = backend.chat(list(conversations), JUDGE)
-    return [JudgeReply(r.text.strip(), parse_verdict(r.text), "parse") for r in replies]
+    return [JudgeReply(text=r.text.strip(), verdict=parse_verdict(r.text),
+                       method="parse") for r in replies]
 
 
 def parse_verdict(text: str) -> Verdict | None:
@@ -122,10 +124,11 @@ def parse_verdict(text: str) -> Verdict | None:
     match = _VERDICT.match(text.strip())
     if match is None:
         return None
-    return Verdict(match.group(1).lower() == "yes", match.group(2).lower() == "yes")
+    return Verdict(grounded=match.group(1).lower() == "yes",
+                   stereotyping=match.group(2).lower() == "yes")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Attempt:
     round: int
     choice: object
@@ -137,7 +140,7 @@ class Attempt:
     verdict_method: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Trace:
     """Everything one item went through; the report shows it."""
 
@@ -220,8 +223,9 @@ def run_reflexion(backend: Backend, probe: Probe, items: Sequence[Item],
                   evidence: dict[str, list[Passage]], settings: ReflexionSettings,
                   advance: Callable[[int], None] = lambda n: None) -> dict[str, Trace]:
     """Run the loop for every item; ``advance(n)`` reports n finished items."""
-    traces = {i.item_id: Trace(i.item_id) for i in items}
-    memory = {i.item_id: deque(maxlen=settings.memory_size) for i in items}
+    traces = {i.item_id: Trace(item_id=i.item_id) for i in items}
+    memory: dict[str, deque[str]] = {i.item_id: deque(maxlen=settings.memory_size)
+                                     for i in items}
     active = list(items)
     for round_ in range(settings.rounds + 1):
         if not active:
@@ -229,8 +233,9 @@ def run_reflexion(backend: Backend, probe: Probe, items: Sequence[Item],
         asked = [with_context(i, evidence.get(i.item_id, []), list(memory[i.item_id]))
                  for i in active]
         answers = answer_items(backend, probe, asked)
-        attempts = [Attempt(round_, answers[i.item_id].choice, answers[i.item_id].text,
-                            answers[i.item_id].method) for i in asked]
+        attempts = [Attempt(round=round_, choice=answers[i.item_id].choice,
+                            answer_text=answers[i.item_id].text,
+                            method=answers[i.item_id].method) for i in asked]
         rationales = backend.chat([rationale_conversation(i, a.answer_text)
                                    for i, a in zip(asked, attempts, strict=True)], RATIONALE)
         judged = judge(backend, [judge_conversation(

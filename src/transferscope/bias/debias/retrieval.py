@@ -25,7 +25,7 @@ ENCODE_CHUNK = 64  # passages per encoder call: the progress step and what Ctrl-
 DENSE_MAX_TOKENS = 96  # a passage's head (date, symbols, agenda, outcome) fits in it
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Hit:
     passage: Passage
     score: float  # fused RRF score
@@ -114,4 +114,5 @@ class HybridRetriever:
         bm25_rank = {d: r for r, d in enumerate(bm25_order, start=1)}
         dense_rank = {d: r for r, d in enumerate(dense_order, start=1)}
         best = sorted(fused, key=lambda d: (-fused[d], d))[:k]
-        return [Hit(self.passages[d], fused[d], bm25_rank.get(d), dense_rank[d]) for d in best]
+        return [Hit(passage=self.passages[d], score=fused[d], bm25_rank=bm25_rank.get(d),
+                    dense_rank=dense_rank[d]) for d in best]

@@ -28,7 +28,7 @@ EXPERT_SYSTEM = ("You are an expert on the history of the United Nations Securit
                  "Answer exactly in the format requested.")
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Item:
     """One question put to a model.
 
@@ -55,7 +55,7 @@ class Item:
         return self.draft if self.draft is not None else f"item:{self.item_id}"
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Answer:
     item_id: str
     choice: Any  # the option chosen / the parsed value; None when unparseable
