@@ -12,7 +12,6 @@ POSITIONAL_DATACLASSES: dict[str, set[str]] = {
         "experiments.finetune:FinetuneResult",
         "experiments.finetune:KernelComparison",
         "experiments.finetune_vs_kernel:FinetuneComparison",
-        "experiments.finetune_vs_kernel:FinetuneOptions",
         "experiments.pool:KernelPool",
         "experiments.profiles:Profile",
         "experiments.random_head:MixedKernel",
@@ -92,12 +91,7 @@ POSITIONAL_DATACLASSES: dict[str, set[str]] = {
 # ------------------------------------------------------------------ public configs/estimators
 # whose parameters are not all declared (core.params.Spec) and checked (Validated/…Estimator)
 UNGUARDED_PARAMETERS: dict[str, set[str]] = {
-    "ntk": {
-        "FinetuneOptions",
-        "KernelOptions",
-        "SpectrumOptions",
-        "StopOptions",
-    },
+    "ntk": set(),
     "dino": {
         "AdaptiveGP",
         "AuthorsDINO",  # the four below came with #30 while #29 converted other parts

@@ -294,7 +294,7 @@ def test_device_option_resolves_auto_and_rejects_an_unknown_name(tmp_path, capsy
     assert resolve_device("cpu") == "cpu"
     code, _, err = run_cli(capsys, "ntk", "kernel", "--n", "4", "--device", "gpu0", "--out",
                            str(tmp_path / "r"))
-    assert code == 2 and "--device: device = 'gpu0': expected auto, cpu or cuda" in err
+    assert code == 2 and "--device = 'gpu0': expected one of 'auto', 'cpu', 'cuda'" in err
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(

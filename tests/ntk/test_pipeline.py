@@ -75,14 +75,20 @@ def test_stop_step_matches_a_plain_loop_and_its_file(run_dir):
 
 
 @pytest.mark.parametrize("options,message", [
-    (pipeline.StopOptions(loss="l1"), "--loss"),
-    (pipeline.StopOptions(sigma=-1.0), "--sigma"),
-    (pipeline.StopOptions(n_boot=1), "--n-boot"),
-    (pipeline.StopOptions(lr=1e9), "--lr"),
+    ({"loss": "l1"}, "StopOptions: loss = 'l1': expected one of 'half-mse', 'mse'"),
+    ({"sigma": -1.0}, "StopOptions: sigma = -1.0: expected None or a finite number > 0"),
+    ({"n_boot": 1}, "StopOptions: n_boot = 1: expected a whole number >= 2"),
+    ({"rule": "nope"}, "StopOptions: rule = 'nope': expected one of 'rwy', "),
+    ({"n_total": 1}, "StopOptions: n_total = 1: expected None or a whole number >= 2"),
 ])
-def test_stop_options_are_checked_with_one_line(run_dir, options, message):
+def test_stop_options_are_checked_when_constructed(options, message):
     with pytest.raises(InputError, match=message):
-        pipeline.run_stop(run_dir[0], options, progress=False)
+        pipeline.StopOptions(**options)
+
+
+def test_a_step_size_above_the_kernel_bound_is_one_line(run_dir):
+    with pytest.raises(InputError, match="--lr"):
+        pipeline.run_stop(run_dir[0], pipeline.StopOptions(lr=1e9), progress=False)
 
 
 def test_examples_and_kernel_options_are_checked_before_any_model_loads(tmp_path):
@@ -96,11 +102,17 @@ def test_examples_and_kernel_options_are_checked_before_any_model_loads(tmp_path
         pipeline.load_examples(pipeline.DataSource(data_file=tmp_path / "d.csv"))
     examples = pipeline.load_examples(pipeline.DataSource(label_words="yes,no"))
     assert examples.label_words == ("yes", "no") and "{text}" in examples.template
-    for options, flag in ((pipeline.KernelOptions(mode="fast"), "--mode"),
-                          (pipeline.KernelOptions(workers=2), "--address/--workers"),
-                          (pipeline.KernelOptions(executor="ray", workers=0), "--workers")):
-        with pytest.raises(InputError, match=flag):
-            pipeline.run_kernel(tmp_path / "r", "no-such-model", options=options)
+    for options, message in (({"mode": "fast"}, "mode = 'fast'"),
+                             ({"workers": 2}, "--address/--workers"),
+                             ({"executor": "ray", "workers": 0}, "workers = 0"),
+                             ({"params": "last-0"}, "params = 'last-0'"),
+                             ({"memory_gb": math.nan}, "memory_gb = nan"),
+                             ({"seed": -1}, "seed = -1")):
+        with pytest.raises(InputError, match=f"KernelOptions: .*{message}"):
+            pipeline.KernelOptions(**options)
+    with pytest.raises(InputError, match="--template"):
+        pipeline.run_kernel(tmp_path / "r", "no-such-model",
+                            pipeline.DataSource(data_file=tmp_path / "d.csv"))
     assert not (tmp_path / "r").exists()
 
 
@@ -154,8 +166,13 @@ def test_user_sizes_are_kept_and_a_bad_device_is_one_line():
     task = _small_task(20, 20)
     assert FinetuneOptions(n=10, n_test=6).fit(task).n_test == 6
     assert RatesOptions(sizes="4,8", n_test=5, pool=30).fit(task).pool == 30
-    with pytest.raises(InputError, match="--device: device = 'tpu': expected auto, cpu or cuda"):
-        pipeline.KernelOptions(device="tpu").validate()
+    with pytest.raises(InputError, match="device = 'tpu': expected one of 'auto', 'cpu', 'cuda'"):
+        pipeline.KernelOptions(device="tpu")
+    with pytest.raises(InputError, match="FinetuneOptions: batch_size = 12: expected a whole "
+                                         "number from 1 to n = 10"):
+        FinetuneOptions(n=10, batch_size=12)
+    with pytest.raises(InputError, match="SpectrumOptions: last = 3: expected a whole number >= 5"):
+        pipeline.SpectrumOptions(first=4, last=3)
 
 
 def test_taskvec_takes_the_user_file_as_its_first_task():

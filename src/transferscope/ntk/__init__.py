@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from transferscope.ntk.data import LabeledTexts, get_task, load_labeled_file, sample_examples
     from transferscope.ntk.device import resolve_device
-    from transferscope.ntk.experiments import FinetuneComparison, FinetuneOptions
+    from transferscope.ntk.experiments import FinetuneComparison
     from transferscope.ntk.kernel import (
         KernelResult,
         RayExecutor,
@@ -22,16 +22,19 @@ if TYPE_CHECKING:
         empirical_ntk_result,
         model_fingerprint,
     )
+    from transferscope.ntk.options import (
+        FinetuneOptions,
+        KernelOptions,
+        SpectrumOptions,
+        StopOptions,
+    )
     from transferscope.ntk.params import PRESETS, parameter_predicate, select_parameters
     from transferscope.ntk.pipeline import (
         DataSource,
         Examples,
-        KernelOptions,
         KernelRun,
         Sensitivity,
-        SpectrumOptions,
         SpectrumRun,
-        StopOptions,
         StopResult,
         kernel_from_sample,
         load_examples,

@@ -14,7 +14,6 @@ line (``transferscope ntk kernel | spectrum | stop | finetune``) only parses and
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +30,20 @@ from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.experiments.finetune_vs_kernel import (
     FinetuneComparison,
-    FinetuneOptions,
     finetune_against_kernel,
 )
 from transferscope.ntk.experiments.pool import builtin_prompt_task, kernel_pool
 from transferscope.ntk.figures import residual_spectrum_figure, spectrum_figure
 from transferscope.ntk.kernel import RayExecutor
+from transferscope.ntk.options import (
+    DEFAULT_PARAMS as DEFAULT_PARAMS,
+)
+from transferscope.ntk.options import (
+    FinetuneOptions,
+    KernelOptions,
+    SpectrumOptions,
+    StopOptions,
+)
 from transferscope.ntk.spectrum import (
     SpectrumAnalysis,
     analyse_spectrum,
@@ -48,7 +55,6 @@ from transferscope.ntk.task import PromptTask, check_template, prompt_task_facto
 
 DEFAULT_TASK = "sentiment-words"
 DEFAULT_KERNEL_N = 64
-DEFAULT_PARAMS = "attention@last-1"  # the set the validation tables and real runs cover (#27)
 SENSITIVITY_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -119,36 +125,6 @@ def load_examples(source: DataSource) -> Examples:
 
 # ---------------------------------------------------------------------------- kernel
 @dataclass(kw_only=True, frozen=True)
-class KernelOptions:
-    """What ``ntk kernel`` computes (parameter set, sample, mode) and where (executor)."""
-
-    params: str = DEFAULT_PARAMS
-    n: int | None = None  # None: DEFAULT_KERNEL_N, or the whole balanced file when smaller
-    mode: str = "exact"  # or "sketch"
-    sketch_dim: int = 16384
-    seed: int = 0  # of the sample and the sketch
-    memory_gb: float = 4.0
-    max_tokens: int | None = None
-    executor: str = "local"  # or "ray"
-    address: str | None = None  # Ray cluster; None: a local one
-    workers: int | None = None  # Ray workers; None: all CPUs/GPUs
-    device: str = "auto"  # auto, cpu or cuda (transferscope.ntk.device)
-
-    def validate(self) -> KernelOptions:
-        resolve_device(self.device)
-        if self.mode not in ("exact", "sketch"):
-            raise input_error("--mode", "mode", self.mode, "'exact' or 'sketch'")
-        if self.executor not in ("local", "ray"):
-            raise input_error("--executor", "executor", self.executor, "'local' or 'ray'")
-        if self.executor == "local" and (self.address is not None or self.workers is not None):
-            raise InputError("--address/--workers: given with --executor local: expected "
-                             "--executor ray")
-        if self.workers is not None and self.workers < 1:
-            raise input_error("--workers", "workers", self.workers, "a positive integer")
-        return self
-
-
-@dataclass(kw_only=True, frozen=True)
 class KernelRun:
     """A finished ``ntk kernel``: what it saved in ``path`` and what it cost."""
 
@@ -188,7 +164,7 @@ def kernel_from_sample(task: PromptTask, sample: LabeledTexts, out: str | Path,
                        source: DataSource | None = None, progress: bool = True) -> KernelRun:
     """The eNTK of ``task`` over ``sample`` at the pretrained weights, ``f_0`` and the run
     directory ``out``. ``source`` only goes into ``meta.json`` (where the sample came from)."""
-    options.validate()
+    resolve_device(options.device)
     source = source or DataSource()
     n = len(sample)
     texts = list(sample.texts)
@@ -229,7 +205,7 @@ def run_kernel(out: str | Path, model: str = "smollm2", source: DataSource = Dat
     Every check that can fail runs before the model is loaded or anything is written."""
     examples = load_examples(source)
     check_template(examples.template)
-    options.validate()
+    resolve_device(options.device)
     n = options.n if options.n is not None else min(
         DEFAULT_KERNEL_N, ntk_data.balanced_capacity(examples.data))
     sample = ntk_data.sample_examples(examples.data, n, options.seed)
@@ -239,17 +215,6 @@ def run_kernel(out: str | Path, model: str = "smollm2", source: DataSource = Dat
 
 
 # ---------------------------------------------------------------------------- spectrum
-@dataclass(kw_only=True, frozen=True)
-class SpectrumOptions:
-    """Fit range (1-based, inclusive; default ``2 .. max(4, n // 4)``) and the bootstrap."""
-
-    first: int | None = None
-    last: int | None = None
-    n_boot: int = 200
-    ci: float = 0.95
-    seed: int = 0
-
-
 @dataclass(kw_only=True, frozen=True)
 class SpectrumRun:
     """``ntk spectrum`` on one run: the analysis and the files it wrote."""
@@ -289,37 +254,6 @@ def run_spectrum(run_dir: str | Path, options: SpectrumOptions = SpectrumOptions
 
 
 # ---------------------------------------------------------------------------- stop
-@dataclass(kw_only=True, frozen=True)
-class StopOptions:
-    """How ``ntk stop`` trains and what it may take as given instead of estimating."""
-
-    lr: float | None = None  # default: the largest stable one
-    batch_size: int = 8  # minibatch size B for the epoch count
-    sigma: float | None = None  # default: GCV estimate
-    radius: float | None = None  # default: ridge estimate
-    loss: str = "half-mse"  # or "mse" (eta = 2 lr)
-    n_boot: int = 200
-    seed: int = 0
-    n_total: int | None = None  # the user's whole training set, for the extrapolation
-    rule: str = recommend.DEFAULT_RULE
-
-    def validate(self) -> StopOptions:
-        if self.rule not in recommend.RULES:
-            raise input_error("--rule", "rule", self.rule, " or ".join(recommend.RULES))
-        if self.n_total is not None and self.n_total < 2:
-            raise input_error("--n-total", "n_total", self.n_total, "an integer >= 2")
-        if self.loss not in stopping.LOSS_STEP_FACTOR:
-            raise input_error("--loss", "loss", self.loss,
-                              " or ".join(stopping.LOSS_STEP_FACTOR))
-        for flag, value in (("--sigma", self.sigma), ("--radius", self.radius),
-                            ("--lr", self.lr)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise input_error(flag, flag.strip("-"), value, "a finite number > 0")
-        if self.n_boot < 2:
-            raise input_error("--n-boot", "n_boot", self.n_boot, "at least 2")
-        return self
-
-
 @dataclass(kw_only=True, frozen=True)
 class Sensitivity:
     """``T_hat`` over a grid of sigma (rows) and R (columns), factors of the values used."""
@@ -420,7 +354,6 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
     """The warm-started RWY stopping time of a kernel run with its residual-bootstrap CI, the
     sensitivity to sigma and R, and the training fits it implies; writes ``stop.json``."""
     run = rundir.load_kernel_run(run_dir)
-    options.validate()
     if options.n_total is not None:  # before any work: the growth needs n >= 32 and N >= n
         if run.n < growth.MIN_N:
             raise input_error("--n-total", "n", run.n, f"at least {growth.MIN_N} examples in "
@@ -509,8 +442,8 @@ def run_finetune(out: str | Path, model: str = "smollm2",
     """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of a
     built-in task next to the closed-form kernel trajectory, ``T_hat`` and the held-out
     optimum; writes ``finetune.json`` into ``out`` and resumes from ``out``."""
-    options = options.validate().fit(ntk_data.get_task(task) if isinstance(task, str)
-                                     else task)
+    resolve_device(options.device)
+    options = options.fit(ntk_data.get_task(task) if isinstance(task, str) else task)
     builtin, lm_task = builtin_prompt_task(model, task, options.device)
     pool = kernel_pool(lm_task, builtin, options.params, options.n, options.n_test,
                        options.seed, progress)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import get_args
 
 import numpy as np
 
@@ -51,8 +52,9 @@ from transferscope.ntk.cv import (
     trajectory_errors,
 )
 from transferscope.ntk.growth import Growth, estimate_growth
+from transferscope.ntk.options import Rule
 
-RULES = ("rwy", "rwy-gcv", "gcv-ridge", "cv", "cv-low")
+RULES: tuple[str, ...] = get_args(Rule)
 DEFAULT_RULE = "cv"
 RULE_REASONS = {
     "cv": "K-fold CV of the kernel trajectory: the largest share of the achievable held-out "

@@ -14,11 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from transferscope.core.errors import input_error
 from transferscope.core.io import write_json
 from transferscope.core.progress import progress_bar
 from transferscope.ntk import stopping
-from transferscope.ntk.data import BuiltinTask, balanced_capacity, fit_sizes
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.experiments.finetune import (
@@ -29,44 +27,15 @@ from transferscope.ntk.experiments.finetune import (
     finetune,
 )
 from transferscope.ntk.experiments.pool import KernelPool
+from transferscope.ntk.options import DEFAULT_FINETUNE_N as DEFAULT_N
+from transferscope.ntk.options import FinetuneOptions
 from transferscope.ntk.recommend import recommend_stop, step_grid, trajectory_errors
 from transferscope.ntk.spectrum import kernel_eigenvalues
 from transferscope.ntk.task import PromptTask
 from transferscope.ntk.validate import share_captured
 
 RESULT_FILE = "finetune.json"
-DEFAULT_N, DEFAULT_N_TEST = 16, 24
 RUN_SUBDIR = "finetune-run"
-
-
-@dataclass(frozen=True)
-class FinetuneOptions:
-    """What ``ntk finetune`` sets: the parameter set, sizes, steps and the optimiser."""
-
-    params: str = "attention@last-1"
-    n: int | None = None  # None: DEFAULT_N, shrunk with n_test to fit a small file
-    n_test: int | None = None  # held-out examples drawn with the pool; None: DEFAULT_N_TEST
-    steps: int = 8
-    lr_fraction: float = 0.5  # step eta as a fraction of 1/lambda_max(K/n)
-    loss: str = "half-mse"
-    batch_size: int | None = None  # None: full batch
-    seed: int = 0
-    device: str = "auto"  # auto, cpu or cuda
-
-    def validate(self) -> FinetuneOptions:
-        if not 0 < self.lr_fraction <= 1:
-            raise input_error("--lr-fraction", "lr_fraction", self.lr_fraction,
-                              "a number in (0, 1]")
-        resolve_device(self.device)
-        return self
-
-    def fit(self, task: BuiltinTask) -> FinetuneOptions:
-        """The sizes left at None filled in: the defaults, shrunk to fit ``task``'s data."""
-        if self.n is not None and self.n_test is not None:
-            return self
-        n, n_test = fit_sizes(balanced_capacity(task.load()), self.n or DEFAULT_N,
-                              self.n_test or DEFAULT_N_TEST)
-        return replace(self, n=self.n or n, n_test=self.n_test or n_test)
 
 
 @dataclass(frozen=True)
@@ -140,7 +109,7 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
                             out: str | Path, progress: bool = True) -> FinetuneComparison:
     """Fine-tune on the pool's first ``options.n`` points, held out: the pool's tail; writes
     ``finetune.json`` into ``out`` and the resumable run into ``out/finetune-run``."""
-    options.validate()
+    resolve_device(options.device)
     if options.n is None or options.n_test is None:  # sizes left to the pool that was drawn
         options = replace(options, n=options.n or min(DEFAULT_N, pool.n_pool),
                           n_test=pool.n_test)
