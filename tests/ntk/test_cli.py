@@ -341,7 +341,8 @@ def test_kernel_and_fine_tuning_on_each_device_match_plain_autograd_on_the_cpu(d
 
     task = PromptTask(TEMPLATE, ["positive", "negative"], model=MODEL, device=device)
     assert task.device.type == device
-    rows = data.LabeledTexts(tuple(run.texts), run.targets, ["negative", "positive"], "test")
+    rows = data.LabeledTexts(texts=tuple(run.texts), targets=run.targets,
+                             class_names=["negative", "positive"], source="test")
     result = finetune(task, rows, rows, FinetuneConfig(params="last-1", steps=1,
                                                        learning_rate=lr), tmp_path / "ft")
     assert result.test_outputs[1][i] == pytest.approx(float(after[pos] - after[neg]), abs=2e-4)

@@ -123,9 +123,11 @@ def _small_task(n_pos: int, n_neg: int):
     words = ntk_data.get_task("sentiment-words").load()
     texts = words.texts[:n_pos + n_neg]
     targets = np.array([1.0] * n_pos + [-1.0] * n_neg)
-    rows = ntk_data.LabeledTexts(tuple(texts), targets, ["neg", "pos"], "file:small.csv")
-    return ntk_data.BuiltinTask("small.csv", "40 rows", "Word: {text}. Answer:",
-                                ("positive", "negative"), lambda: rows)
+    rows = ntk_data.LabeledTexts(texts=tuple(texts), targets=targets, class_names=["neg", "pos"],
+                                 source="file:small.csv")
+    return ntk_data.BuiltinTask(name="small.csv", description="40 rows",
+                                template="Word: {text}. Answer:",
+                                label_words=("positive", "negative"), load=lambda: rows)
 
 
 @pytest.mark.parametrize("n_pos,n_neg", [(20, 20), (24, 16)])

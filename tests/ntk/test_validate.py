@@ -114,8 +114,8 @@ def test_real_curve_outcome_scores_rules_on_the_real_curve_and_flags_the_horizon
 
     steps = np.array([0, 1, 2, 4, 8, 16])
     errors = np.array([1.0, 0.8, 0.6, 0.5, 0.7, 0.9])  # optimum at step 4, then rising
-    split = Outcome({"n": 8, "split": 0, "n_test": 4, "train": [0, 1]}, 6,
-                    {"a": 4, "b": 0, "c": 99}, {})
+    split = Outcome(setting={"n": 8, "split": 0, "n_test": 4, "train": [0, 1]}, t_opt=6,
+                    steps={"a": 4, "b": 0, "c": 99}, shares={})
     out = real_curve_outcome(split, steps, errors, errors * 1.1, 2.0)
     assert out.t_opt == 4 and out.setting["reached"] and out.setting["horizon"] == 16
     assert out.shares["a"] == pytest.approx(1.0) and out.shares["b"] == pytest.approx(0.0)
@@ -137,8 +137,10 @@ def test_tail_training_is_fine_tuning_of_the_whole_model(tmp_path):
     task = PromptTask('Is the word "{text}" positive or negative? Answer:',
                       ["positive", "negative"], model="smollm2", device="cpu")
     sample = ntk_data.sample_examples(ntk_data.get_task("sentiment-words").load(), 14, 4)
-    train = ntk_data.LabeledTexts(sample.texts[:8], sample.targets[:8], sample.class_names, "t")
-    test = ntk_data.LabeledTexts(sample.texts[8:], sample.targets[8:], sample.class_names, "t")
+    train = ntk_data.LabeledTexts(texts=sample.texts[:8], targets=sample.targets[:8],
+                                  class_names=sample.class_names, source="t")
+    test = ntk_data.LabeledTexts(texts=sample.texts[8:], targets=sample.targets[8:],
+                                 class_names=sample.class_names, source="t")
     assert tail.trained_blocks(task, "attention@last-1") == 1
     assert tail.trained_blocks(task, "last-2") == 2
     k = 2

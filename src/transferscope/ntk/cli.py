@@ -306,7 +306,8 @@ def rates(
                     head_seed=head_seed)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
     result = rates_sweep.run_rates(out, model, source, rates_sweep.RatesOptions(
-        params, sizes, seeds, n_test, pool, head_seed, device))
+        params=params, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool, head_seed=head_seed,
+        device=device))
     slope = result["pretrained"]["slope"]
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
                + (f"implied {slope['implied']:.3f}" if slope["implied"] is not None
@@ -341,7 +342,8 @@ def taskvec(
     first = (None if data_file is None else
              _task(None, data_file, text_col, label_col, positive_label, template, label_words))
     result = taskvectors.task_vector_experiment(out, model, taskvectors.TaskVectorOptions(
-        tasks, params, n_train, n_test, steps, seed, device), first)
+        tasks=tasks, params=params, n_train=n_train, n_test=n_test, steps=steps, seed=seed,
+        device=device), first)
     c = result["correlation"]
     _err.print(f"alignment vs interference: r = {c['r']:.3f} [{c['ci_low']:.3f}, "
                f"{c['ci_high']:.3f}] over {c['points']} pairs; wrote {out / 'taskvec.json'}")

@@ -26,7 +26,7 @@ import torch
 from transferscope.core.errors import input_error
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class KernelGD:
     """Closed-form kernel gradient descent from ``f_0`` towards ``y`` with step ``eta``.
 
@@ -91,7 +91,8 @@ def kernel_gd(kernel: np.ndarray, residual: np.ndarray, step_size: float) -> Ker
     if not (np.isfinite(step_size) and 0 < step_size <= 2.0 / max(evals.max(), 1e-300)):
         raise input_error("kernel gradient descent", "step_size", step_size,
                           f"in (0, 2 / lambda_max(K/n)] = (0, {2.0 / evals.max():.4g}]")
-    return KernelGD(evals, evecs, evecs.T @ r, float(step_size))
+    return KernelGD(eigenvalues=evals, eigenvectors=evecs, residual_coords=evecs.T @ r,
+                    step_size=float(step_size))
 
 
 def split_kernel(joint: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray]:

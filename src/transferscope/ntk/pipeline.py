@@ -88,9 +88,9 @@ def source_task(source: DataSource) -> ntk_data.BuiltinTask:
     examples = load_examples(source)
     check_template(examples.template)
     name = source.task or (str(source.data_file) if source.data_file else DEFAULT_TASK)
-    return ntk_data.BuiltinTask(name, f"examples from {examples.data.source}",
-                                examples.template, examples.label_words,
-                                lambda: examples.data)
+    return ntk_data.BuiltinTask(name=name, description=f"examples from {examples.data.source}",
+                                template=examples.template, label_words=examples.label_words,
+                                load=lambda: examples.data)
 
 
 def parse_label_words(text: str) -> tuple[str, str]:

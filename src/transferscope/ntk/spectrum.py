@@ -132,7 +132,7 @@ def implied_rate_formula(model: str, rate: float) -> str:
     return "log(n)/n"
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class DecayFit:
     """One decay model fitted on the full sample, with its bootstrap interval for the rate."""
 
@@ -189,7 +189,7 @@ def bootstrap_rates(kernel: np.ndarray, index_range: tuple[int, int], n_boot: in
     return {model: draws[:, i] for i, model in enumerate(MODELS)}
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class SpectrumAnalysis:
     """Everything ``ntk spectrum`` reports about one kernel."""
 
@@ -245,8 +245,11 @@ def analyse_spectrum(kernel: np.ndarray, index_range: tuple[int, int] | None = N
         first, last = rng_range
         used = int((lam[first - 1:last] > _RELATIVE_FLOOR * max(float(lam.max()),
                                                                 np.finfo(float).tiny)).sum())
-        fits[model] = DecayFit(model, rate, log_c, r2, rmse, rng_range, used, float(low),
-                               float(high), ci_level, shift, int(n_boot - finite.size))
+        fits[model] = DecayFit(model=model, rate=rate, log_constant=log_c, r_squared=r2,
+                               rmse_log=rmse, index_range=rng_range, eigenvalues_used=used,
+                               ci_low=float(low),
+                               ci_high=float(high), ci_level=ci_level, bootstrap_shift=shift,
+                               bootstrap_failures=int(n_boot - finite.size))
     top = float(lam.max())
     ridges = [top * 10.0**-k for k in range(1, 7)]
     eff = {r: float(effective_dimension(lam, r)) for r in ridges}

@@ -158,7 +158,7 @@ def _eig_kn(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(evals, 0.0, None), evecs
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class NoiseEstimate:
     """sigma from a GCV-tuned kernel ridge fit of the residual (ridge in ``K_n`` units)."""
 
@@ -225,7 +225,7 @@ def _radius_from_eig(evals: np.ndarray, coords: np.ndarray, ridge: float) -> flo
     return math.sqrt(float((coords**2 / (n * evals + n * ridge)).sum()))
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class StoppingBootstrap:
     """``T_hat`` (and the sigma, R behind it) recomputed on bootstrap residuals."""
 
@@ -273,7 +273,8 @@ def bootstrap_stopping_time(kernel: np.ndarray, residual: np.ndarray, step_size:
     errors = ((r - fitted) - (r - fitted).mean()) * math.sqrt(n / keep.sum())  # centred first
     draws = residual_bootstrap(fitted, errors, rule, n_boot, seed, center=False,
                                progress=progress).reshape(n_boot, 3)
-    return StoppingBootstrap(draws[:, 0].astype(np.int64), draws[:, 1], draws[:, 2])
+    return StoppingBootstrap(stopping_times=draws[:, 0].astype(np.int64), sigmas=draws[:, 1],
+                             radii=draws[:, 2])
 
 
 def sensitivity_table(eigenvalues: np.ndarray, step_size: float, sigmas: np.ndarray,
@@ -288,7 +289,7 @@ LOSS_STEP_FACTOR = {"half-mse": 1.0, "mse": 2.0}
 without the 1/2 (``torch.nn.MSELoss``) it doubles."""
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Schedule:
     """What to set in a trainer so that it stops at the predicted time."""
 

@@ -72,7 +72,7 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     return saved
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class FinetuneConfig:
     """What defines a fine-tuning run (besides task and data); part of the resume check."""
 
@@ -105,7 +105,7 @@ class FinetuneConfig:
         return None if factor is None else factor * self.learning_rate
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FinetuneResult:
     """The recorded trajectory (row t = after t updates) and the weights of S at the end."""
 
@@ -251,8 +251,10 @@ def finetune(task: PromptTask, train: LabeledTexts, test: LabeledTexts, config: 
         assign(selected, initial)
         for name, p in task.model.named_parameters():
             p.requires_grad_(flags[name])
-    result = FinetuneResult(history, np.array(train_rows), np.array(test_rows), initial, final,
-                            start, time.perf_counter() - started, asdict(config))
+    result = FinetuneResult(history=history, train_outputs=np.array(train_rows),
+                            test_outputs=np.array(test_rows), initial=initial, final=final,
+                            resumed_from=start, seconds=time.perf_counter() - started,
+                            config=asdict(config))
     _write_outputs(out, result)
     return result
 
@@ -299,7 +301,7 @@ def _write_outputs(out: Path, result: FinetuneResult) -> None:
 
 
 # ---------------------------------------------------------------------------- vs the kernel
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class KernelComparison:
     """Real vs linearised trajectories at the same steps, and what they say about stopping."""
 
@@ -332,5 +334,8 @@ def compare_with_kernel(result: FinetuneResult, gd, cross_kernel: np.ndarray,
     regime = int(steps[-1]) if beyond.size == 0 else int(max(beyond[0] - 1, 0))
     y = np.asarray(y_test, dtype=np.float64)
     linear_loss = ((linear_test - y[None, :]) ** 2).mean(axis=1) / 2
-    return KernelComparison(linear_train, linear_test, relative, regime, tolerance,
-                            result.best_step(), int(np.argmin(linear_loss)), linear_loss)
+    return KernelComparison(linear_train=linear_train, linear_test=linear_test,
+                            relative_distance=relative, regime_steps=regime, tolerance=tolerance,
+                            best_step_real=result.best_step(),
+                            best_step_linear=int(np.argmin(linear_loss)),
+                            linear_test_loss=linear_loss)

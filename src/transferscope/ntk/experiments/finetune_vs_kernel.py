@@ -38,7 +38,7 @@ RESULT_FILE = "finetune.json"
 RUN_SUBDIR = "finetune-run"
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class FinetuneComparison:
     """One real fine-tuning run, the kernel's prediction for it, and their comparison.
 
@@ -136,10 +136,14 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
         comparison = compare_with_kernel(result, gd, pool.kernel[np.ix_(test_idx, train_idx)],
                                          pool.f0[test_idx], test.targets)
         linear_train_loss = ((comparison.linear_train - train.targets) ** 2).mean(axis=1) / 2
-    summary = FinetuneComparison(options, pool.n_test, pool.sample.source, lr, eta,
-                                 float(eigs[0]), advice.sigma, advice.radius, advice.steps,
-                                 advice.rule, advice.rules, result, comparison,
-                                 linear_train_loss,
-                                 long_horizon(pool, train_idx, test_idx, eta, advice.rules))
+    summary = FinetuneComparison(options=options, n_test=pool.n_test, source=pool.sample.source,
+                                 learning_rate=lr, step_size=eta,
+                                 lambda_max=float(eigs[0]), sigma=advice.sigma,
+                                 radius=advice.radius, t_hat=advice.steps,
+                                 rule=advice.rule, rules=advice.rules, run=result,
+                                 kernel=comparison,
+                                 linear_train_loss=linear_train_loss,
+                                 long_horizon=long_horizon(pool, train_idx, test_idx, eta,
+                                                           advice.rules))
     write_json(out / RESULT_FILE, summary.to_dict())
     return summary

@@ -28,7 +28,7 @@ from transferscope.ntk.task import PromptTask
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class FrozenInputs:
     """What enters block ``L - k`` for a list of texts: hidden states, mask and positions."""
 
@@ -37,7 +37,7 @@ class FrozenInputs:
     positions: torch.Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class TailRun:
     """Held-out squared error ``mean((f - y)^2)`` of real gradient descent at ``steps``."""
 
@@ -94,7 +94,7 @@ def frozen_inputs(task: PromptTask, texts: Sequence[str], k: int) -> FrozenInput
                  use_cache=False)
     finally:
         hook.remove()
-    return FrozenInputs(seen[0], mask, positions)
+    return FrozenInputs(hidden=seen[0], mask=mask, positions=positions)
 
 
 def tail_outputs(task: PromptTask, inputs: FrozenInputs, k: int) -> torch.Tensor:
@@ -165,5 +165,7 @@ def tail_gradient_descent(task: PromptTask, params: str, train_texts: Sequence[s
                 p.copy_(saved)
         for name, p in task.model.named_parameters():
             p.requires_grad_(flags[name])
-    return TailRun(np.array(steps), np.array(test_errors), np.array(train_errors),
-                   float(learning_rate), k, time.perf_counter() - started)
+    return TailRun(steps=np.array(steps), test_errors=np.array(test_errors),
+                   train_errors=np.array(train_errors),
+                   learning_rate=float(learning_rate), blocks=k,
+                   seconds=time.perf_counter() - started)

@@ -27,7 +27,7 @@ from transferscope.ntk.recommend import DEFAULT_RULE, RULES, recommend_stop, tra
 from transferscope.ntk.task import PromptTask, check_template
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class ValidationProfile:
     """Sizes of both halves: >= 100 planted problems, >= 10 splits per n."""
 
@@ -43,9 +43,12 @@ class ValidationProfile:
 
 
 VALIDATION_PROFILES = {
-    "quick": ValidationProfile("attention@last-1", 128, (32, 64), 10, (64,), 4, 0, 1000),
-    "full": ValidationProfile("attention@last-1", 256, (32, 64, 128, 192), 20, (64, 128),
-                              4, 0, 3000),
+    "quick": ValidationProfile(params="attention@last-1", pool=128, held_out_sizes=(32, 64),
+                               splits=10, planted_sizes=(64,), repeats=4, real_splits=0,
+                               real_max_steps=1000),
+    "full": ValidationProfile(params="attention@last-1", pool=256,
+                              held_out_sizes=(32, 64, 128, 192), splits=20, planted_sizes=(64, 128),
+                              repeats=4, real_splits=0, real_max_steps=3000),
 }
 HORIZON_FACTOR = 2  # a real run goes to 2x the kernel trajectory's held-out optimum
 DEV_SEED = 100  # planted problems of the development pool (the evaluation pool: profile seed)
@@ -81,9 +84,10 @@ def _pools(examples, pool_n: int, seed: int):
     dev = ntk_data.sample_examples(examples.data, pool_n, seed)
     taken = set(dev.texts)
     keep = [i for i, t in enumerate(examples.data.texts) if t not in taken]
-    rest = ntk_data.LabeledTexts(tuple(examples.data.texts[i] for i in keep),
-                                 examples.data.targets[keep], examples.data.class_names,
-                                 examples.data.source)
+    rest = ntk_data.LabeledTexts(texts=tuple(examples.data.texts[i] for i in keep),
+                                 targets=examples.data.targets[keep],
+                                 class_names=examples.data.class_names,
+                                 source=examples.data.source)
     size = min(pool_n, ntk_data.balanced_capacity(rest))
     return dev, ntk_data.sample_examples(rest, size - size % 2, seed + 1)
 

@@ -63,7 +63,7 @@ def batched_output(fn: OutputFn) -> OutputFn:
     return fn
 
 
-@dataclass
+@dataclass(kw_only=True)
 class KernelResult:
     """A kernel matrix and how it was obtained."""
 
