@@ -74,6 +74,27 @@ def test_stop_step_matches_a_plain_loop_and_its_file(run_dir):
     assert written["bootstrap"]["stopping_time_ci"] == list(result.stopping_time_ci)
 
 
+def test_stop_decomposes_the_kernel_once(run_dir, monkeypatch):
+    """``ntk stop`` used to eigendecompose the same n x n K/n up to 8 times (#29): once now,
+    whatever it estimates, bootstraps, fits, recommends or draws. The CV folds are smaller
+    matrices of their own and are not counted."""
+    path, _ = run_dir
+    n = 24
+    calls = []
+    for name in ("eigh", "eigvalsh"):
+        real = getattr(np.linalg, name)
+
+        def counted(a, *args, _real=real, _name=name, **kwargs):
+            if np.shape(a) == (n, n):
+                calls.append(_name)
+            return _real(a, *args, **kwargs)
+
+        monkeypatch.setattr(np.linalg, name, counted)
+    result = pipeline.run_stop(path, pipeline.StopOptions(n_boot=5), progress=False)
+    assert calls == ["eigh"]
+    assert result.recommendation.rules["rwy-gcv"] == result.stopping_time  # no override given
+
+
 @pytest.mark.parametrize("options,message", [
     ({"loss": "l1"}, "StopOptions: loss = 'l1': expected one of 'half-mse', 'mse'"),
     ({"sigma": -1.0}, "StopOptions: sigma = -1.0: expected None or a finite number > 0"),

@@ -49,7 +49,7 @@ from transferscope.ntk.spectrum import (
     analyse_spectrum,
     default_index_range,
     effective_dimension,
-    kernel_eigenvalues,
+    kernel_eigh,
 )
 from transferscope.ntk.task import PromptTask, check_template, prompt_task_factory
 
@@ -362,7 +362,10 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
         if options.n_total < run.n:
             raise input_error("--n-total", "n_total", options.n_total, f"at least n = {run.n}")
     factor = stopping.LOSS_STEP_FACTOR[options.loss]
-    eigs = kernel_eigenvalues(run.kernel)
+    # the one eigendecomposition of K/n: every estimate, rule, fit and the figure below use it
+    raw_evals, evecs = kernel_eigh(run.kernel)
+    eigs = raw_evals[::-1].copy()  # largest first, as kernel_eigenvalues
+    eig = (np.clip(raw_evals, 0.0, None), evecs)  # as stopping.eig_kn
     max_eta = stopping.max_step_size(eigs)
     lr = options.lr
     if lr is None:  # RWY's bound for a kernel bounded by 1, rescaled (recommend.py)
@@ -377,8 +380,8 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
                          "example (residual y - f0 = 0): expected a run whose pretrained "
                          "outputs miss some targets; nothing is left for fine-tuning to learn, "
                          "so there is no stopping time to estimate")
-    noise = stopping.estimate_noise(run.kernel, residual)
-    radius_estimate = stopping.estimate_radius(run.kernel, residual, noise.ridge)
+    noise = stopping.estimate_noise(run.kernel, residual, eig=eig)
+    radius_estimate = stopping.estimate_radius(run.kernel, residual, noise.ridge, eig=eig)
     sigma_used = options.sigma if options.sigma is not None else noise.sigma
     radius_used = options.radius if options.radius is not None else radius_estimate
     t_hat = stopping.rwy_stopping_time(eigs, eta, sigma_used, radius_used)
@@ -388,7 +391,7 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
     with step_progress("residual bootstrap of T_hat", options.n_boot, progress) as advance:
         boot = stopping.bootstrap_stopping_time(
             run.kernel, residual, eta, options.n_boot, options.seed, options.sigma,
-            options.radius, progress=lambda done: advance())
+            options.radius, progress=lambda done: advance(), eig=eig)
     sensitivity = _sensitivity(eigs, eta, sigma_used, radius_used, progress)
 
     fits = {"pretrained f_0": run.f0}
@@ -396,16 +399,16 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
     if t_hat > 0:
         ridge = 1.0 / (eta * t_hat)
         fits["gradient descent at T_hat"] = run.f0 + stopping.gradient_descent_fit(
-            run.kernel, residual, eta, t_hat)
+            run.kernel, residual, eta, t_hat, eig=eig)
         fits["kernel ridge, lam = 1/(eta T_hat)"] = run.f0 + stopping.kernel_ridge_fit(
-            run.kernel, residual, ridge)
+            run.kernel, residual, ridge, eig=eig)
     fit_quality = {name: {"train_mse": float(np.mean((f - run.labels) ** 2)),
                           "train_accuracy": float(np.mean(np.sign(f) == run.labels))}
                    for name, f in fits.items()}
     advice = recommend.recommend_stop(
         run.kernel, run.labels, run.f0, lr=eta, rule=options.rule, sigma=options.sigma,
         radius=options.radius, seed=options.seed, n_total=options.n_total,
-        batch_size=options.batch_size if options.n_total is not None else None)
+        batch_size=options.batch_size if options.n_total is not None else None, eig=eig)
     result = StopResult(run=run.path, n=run.n, options=options, lambda_max=float(eigs[0]),
                         max_step_size=max_eta, learning_rate=lr, step_size=eta, noise=noise,
                         sigma=sigma_used, radius_estimate=radius_estimate, radius=radius_used,
@@ -415,8 +418,7 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
                                                       if ridge else None),
                         fits=fit_quality, sensitivity=sensitivity, recommendation=advice)
     write_json(run.path / rundir.STOP_FILE, result.to_dict())
-    evals, evecs = np.linalg.eigh(0.5 * (run.kernel + run.kernel.T) / run.n)
-    write_png(residual_spectrum_figure(evals, evecs.T @ residual, advice.sigma, advice.steps,
+    write_png(residual_spectrum_figure(raw_evals, evecs.T @ residual, advice.sigma, advice.steps,
                                        advice.lr), run.path / rundir.RESIDUAL_FIGURE)
     return result
 
