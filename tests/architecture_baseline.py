@@ -106,7 +106,6 @@ CLI_PRIVATE_IMPORTS: dict[str, set[str]] = {
     "ntk": {
         "cli -> data",
         "cli -> experiments",
-        "cli -> pipeline",
         "cli -> preflight",
     },
     "dino": {

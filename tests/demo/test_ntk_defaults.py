@@ -11,7 +11,7 @@ from pathlib import Path
 from transferscope.demo.config import DemoConfig
 from transferscope.demo.orchestrate import demo_stages
 from transferscope.ntk import cli, pipeline
-from transferscope.ntk.experiments.validation import VALIDATION_PROFILES
+from transferscope.ntk.experiments.validate_run import VALIDATION_PROFILES
 
 ROOT = Path(__file__).resolve().parents[2]
 

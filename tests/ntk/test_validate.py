@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from transferscope.ntk.recommend import DEFAULT_RULE, RULES
-from transferscope.ntk.validate import BASELINES, held_out_truths, planted_truths, share_table
+from transferscope.ntk.rule_scores import BASELINES, held_out_truths, planted_truths, share_table
 
 
 def test_default_rule_meets_the_goal_on_planted_synthetic_truths():
@@ -33,7 +33,7 @@ def test_new_columns_by_hand_on_a_tiny_pool_with_a_zero_optimum():
     curves, one whose optimum is step 0 (kept, not dropped as NaN)."""
     from types import SimpleNamespace
 
-    from transferscope.ntk.validate import choose_default, score
+    from transferscope.ntk.rule_scores import choose_default, score
 
     grid = np.array([0, 1, 10, 100, 1000, 10000])
     curves = [np.array([1.0, 0.9, 0.5, 0.2, 0.6, 0.9]),  # optimum at 100
@@ -72,9 +72,8 @@ def test_new_columns_by_hand_on_a_tiny_pool_with_a_zero_optimum():
 
 def test_held_out_optimum_on_the_real_smollm2_kernel_matches_iterated_descent():
     from transferscope.ntk import data as ntk_data
-    from transferscope.ntk import load_examples
     from transferscope.ntk.experiments.finetune import parameter_spec
-    from transferscope.ntk.pipeline import DataSource
+    from transferscope.ntk.pipeline import DataSource, load_examples
     from transferscope.ntk.task import PromptTask
 
     examples = load_examples(DataSource())
@@ -110,7 +109,7 @@ def test_held_out_optimum_on_the_real_smollm2_kernel_matches_iterated_descent():
 
 
 def test_real_curve_outcome_scores_rules_on_the_real_curve_and_flags_the_horizon():
-    from transferscope.ntk.validate import Outcome, real_curve_outcome
+    from transferscope.ntk.rule_scores import Outcome, real_curve_outcome
 
     steps = np.array([0, 1, 2, 4, 8, 16])
     errors = np.array([1.0, 0.8, 0.6, 0.5, 0.7, 0.9])  # optimum at step 4, then rising
@@ -172,12 +171,12 @@ def test_real_finetuning_truths_run_to_twice_the_kernel_optimum(tmp_path):
 
     from transferscope.ntk import data as ntk_data
     from transferscope.ntk.experiments.finetune import parameter_spec
-    from transferscope.ntk.experiments.validation import (
+    from transferscope.ntk.experiments.validate_run import (
         VALIDATION_PROFILES,
         real_finetuning_truths,
     )
+    from transferscope.ntk.rule_scores import share_captured
     from transferscope.ntk.task import PromptTask
-    from transferscope.ntk.validate import share_captured
 
     task = PromptTask('Is the word "{text}" positive or negative? Answer:',
                       ["positive", "negative"], model="smollm2", device="cpu")

@@ -24,7 +24,7 @@ def _share(value) -> str:
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     from transferscope.ntk import pipeline, rundir
     from transferscope.ntk.experiments.profiles import quick_finetune
-    from transferscope.ntk.experiments.validation import run_validation
+    from transferscope.ntk.experiments.validate_run import run_validation
     from transferscope.ntk.figures import finetune_figure
 
     run_dir = stage_dir / "run"

@@ -1,7 +1,9 @@
 """``transferscope ntk ...``: parse the options, call one library function, print the result.
 
-``kernel | spectrum | stop | finetune`` are the steps of :mod:`transferscope.ntk.pipeline`;
-``rates | taskvec | report`` the experiments of :mod:`transferscope.ntk.experiments`.
+``kernel | spectrum | stop`` are the steps of :mod:`transferscope.ntk.pipeline`; ``finetune |
+rates | taskvec | report | validate`` the experiments of :mod:`transferscope.ntk.experiments`;
+each is called through the package's public API (``transferscope.ntk``, loaded lazily), with
+the options declared in :mod:`transferscope.ntk.options`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import transferscope.ntk as ntk
 from transferscope.core.errors import InputError
 from transferscope.core.params import declarations, option
 from transferscope.ntk import (
@@ -25,16 +28,12 @@ from transferscope.ntk import (
 from transferscope.ntk import data as ntk_data
 
 if TYPE_CHECKING:
-    from transferscope.ntk import pipeline
-    from transferscope.ntk.experiments import profiles, rates_sweep, taskvectors, validation
-else:  # imported when a command first uses them: --help never loads torch
+    from transferscope.ntk.experiments import rates_sweep, taskvectors
+else:  # the experiments outside the public API, imported when their command runs
     from transferscope.core.lazy import lazy_module
 
-    pipeline = lazy_module("transferscope.ntk.pipeline")
-    profiles = lazy_module("transferscope.ntk.experiments.profiles")
     rates_sweep = lazy_module("transferscope.ntk.experiments.rates_sweep")
     taskvectors = lazy_module("transferscope.ntk.experiments.taskvectors")
-    validation = lazy_module("transferscope.ntk.experiments.validation")
 
 app = typer.Typer(help="Empirical NTK of a pretrained LM at its pretrained weights, its "
                   "eigen-decay, and the data-dependent early-stopping time.",
@@ -88,7 +87,7 @@ def _device() -> Any:
 def _task(task: str | None, data_file: Path | None, text_col: str, label_col: str,
           positive_label: str | None, template: str | None, label_words: str | None):
     """The built-in task or the user's file, as the experiments take it."""
-    return pipeline.source_task(pipeline.DataSource(task=task, data_file=data_file,
+    return ntk.source_task(ntk.DataSource(task=task, data_file=data_file,
                                                     text_col=text_col, label_col=label_col,
                                                     positive_label=positive_label,
                                                     template=template, label_words=label_words))
@@ -135,9 +134,9 @@ def kernel(
                             memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
                             address=address, workers=workers, device=device)
     preflight.output(out)
-    run = pipeline.run_kernel(
+    run = ntk.run_kernel(
         out, model,
-        pipeline.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
+        ntk.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
                             positive_label=positive_label, template=template,
                             label_words=label_words), options)
     s = run.summary
@@ -161,7 +160,7 @@ def spectrum(
     seed: int = _opt(SpectrumOptions, "seed"),
 ) -> None:
     """Eigenvalues of K/n, polynomial and exponential decay fits, implied rate, figure."""
-    done = pipeline.run_spectrum(run_dir, SpectrumOptions(first=first, last=last, n_boot=n_boot,
+    done = ntk.run_spectrum(run_dir, SpectrumOptions(first=first, last=last, n_boot=n_boot,
                                                           ci=ci, seed=seed))
     analysis, (lo, hi) = done.analysis, done.index_range
     table = Table(title=f"spectrum of K/n, n = {analysis.n}, fit indices {lo}..{hi}")
@@ -191,7 +190,7 @@ def stop(
     rule: str = _opt(StopOptions, "rule"),
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
-    r = pipeline.run_stop(run_dir, StopOptions(lr=lr, batch_size=batch_size, sigma=sigma,
+    r = ntk.run_stop(run_dir, StopOptions(lr=lr, batch_size=batch_size, sigma=sigma,
                                                radius=radius, loss=loss, n_boot=n_boot,
                                                seed=seed, n_total=n_total, rule=rule))
     a = r.recommendation
@@ -270,7 +269,7 @@ def finetune(
                               seed=seed, device=device)
     preflight.output(out)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    s = pipeline.run_finetune(out, model, source, options)
+    s = ntk.run_finetune(out, model, source, options)
     regime = s.kernel.regime_steps if s.kernel is not None else "n/a"
     _err.print(f"T_hat = {s.t_hat}, held-out optimum (real) = {s.best_step_real}, "
                f"kernel regime held for {regime} of {steps} steps; "
@@ -368,7 +367,7 @@ def report(
     --data replaces the task of finetune and rates; task vectors use the built-in tasks."""
     preflight.output(out)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    _err.print(f"wrote {profiles.run_report(out, quick, model, source, device)}")
+    _err.print(f"wrote {ntk.run_report(out, quick, model, source, device)}")
 
 
 @app.command("validate")
@@ -396,9 +395,9 @@ def validate(
     optima: excess risk, distance from the optimum, the range's coverage; the default rule is
     chosen on a development pool and reported on a separate evaluation pool."""
     preflight.output(out)
-    result = validation.run_validation(
+    result = ntk.run_validation(
         out, "quick" if quick else "full", model,
-        pipeline.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
+        ntk.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
                             positive_label=positive_label, template=template,
                             label_words=label_words), device=device, real_splits=real_splits,
         params=params)

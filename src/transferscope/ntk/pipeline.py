@@ -27,19 +27,12 @@ from transferscope.ntk import data as ntk_data
 from transferscope.ntk import growth, recommend, rundir, stopping
 from transferscope.ntk.data import LabeledTexts
 from transferscope.ntk.device import resolve_device
-from transferscope.ntk.experiments.finetune import parameter_spec
-from transferscope.ntk.experiments.finetune_vs_kernel import (
-    FinetuneComparison,
-    finetune_against_kernel,
-)
-from transferscope.ntk.experiments.pool import builtin_prompt_task, kernel_pool
 from transferscope.ntk.figures import residual_spectrum_figure, spectrum_figure
 from transferscope.ntk.kernel import RayExecutor
 from transferscope.ntk.options import (
     DEFAULT_PARAMS as DEFAULT_PARAMS,
 )
 from transferscope.ntk.options import (
-    FinetuneOptions,
     KernelOptions,
     SpectrumOptions,
     StopOptions,
@@ -51,7 +44,7 @@ from transferscope.ntk.spectrum import (
     effective_dimension,
     kernel_eigh,
 )
-from transferscope.ntk.task import PromptTask, check_template, prompt_task_factory
+from transferscope.ntk.task import PromptTask, check_template, parameter_spec, prompt_task_factory
 
 DEFAULT_TASK = "sentiment-words"
 DEFAULT_KERNEL_N = 64
@@ -434,19 +427,3 @@ def _sensitivity(eigs: np.ndarray, eta: float, sigma: float, radius: float,
             advance()
     return Sensitivity(factors=SENSITIVITY_FACTORS, sigmas=sigmas, radii=radii,
                        stopping_times=np.array(rows))
-
-
-# ---------------------------------------------------------------------------- fine-tuning
-def run_finetune(out: str | Path, model: str = "smollm2",
-                 task: str | ntk_data.BuiltinTask = DEFAULT_TASK,
-                 options: FinetuneOptions = FinetuneOptions(),
-                 progress: bool = True) -> FinetuneComparison:
-    """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of a
-    built-in task next to the closed-form kernel trajectory, ``T_hat`` and the held-out
-    optimum; writes ``finetune.json`` into ``out`` and resumes from ``out``."""
-    resolve_device(options.device)
-    options = options.fit(ntk_data.get_task(task) if isinstance(task, str) else task)
-    builtin, lm_task = builtin_prompt_task(model, task, options.device)
-    pool = kernel_pool(lm_task, builtin, options.params, options.n, options.n_test,
-                       options.seed, progress)
-    return finetune_against_kernel(lm_task, pool, options, out, progress)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,30 +27,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from transferscope.core.cache import content_key
+from transferscope import __version__
+from transferscope.core.cache import code_version, content_key
 from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import atomic_write_bytes, write_json
 from transferscope.ntk.data import LabeledTexts
-from transferscope.ntk.params import parameter_predicate, select_parameters
+from transferscope.ntk.params import select_parameters
 from transferscope.ntk.stopping import LOSS_STEP_FACTOR
-from transferscope.ntk.task import PromptTask
+from transferscope.ntk.task import PromptTask, parameter_spec
 
 LOSSES = ("half-mse", "mse", "cross-entropy")
 CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "finetune.json"
 OUTPUTS_FILE = "outputs.npz"
 ParamDict = dict[str, torch.Tensor]
-
-
-def parameter_spec(task: PromptTask, spec: str) -> Callable[[str], bool]:
-    """A preset of params.py, or ``attention@last-k``: the attention projections of the last k
-    blocks (our cheaper preset for CPU runs). Under mixed initialisation the head is included."""
-    match = re.fullmatch(r"attention@(last-\d+)", spec)
-    if match:
-        attention = parameter_predicate(task.model, "attention")
-        last = parameter_predicate(task.model, match.group(1))
-        return task.parameter_set(lambda name: attention(name) and last(name))
-    return task.parameter_set(spec)
 
 
 CHECKPOINT_FIELDS = ("key", "initial", "state", "history", "step", "train_outputs",
@@ -182,7 +171,11 @@ class _Outputs:
 
 def _run_key(task: PromptTask, train: LabeledTexts, test: LabeledTexts,
              config: FinetuneConfig) -> str:
-    return content_key("finetune-v1", task.settings(), str(task.model_name), train.texts,
+    """The run's identity: its inputs, and the package version with the code that trains and
+    checkpoints it (a checkpoint written by other code is not resumed)."""
+    return content_key(__version__, code_version(__name__, "transferscope.ntk.task",
+                                                 "transferscope.ntk.params"),
+                       task.settings(), str(task.model_name), train.texts,
                        train.targets, test.texts, test.targets, asdict(config))
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from transferscope.core.io import write_json
 from transferscope.core.progress import progress_bar
 from transferscope.ntk import stopping
+from transferscope.ntk.data import BuiltinTask, get_task
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.experiments.finetune import (
@@ -26,13 +27,14 @@ from transferscope.ntk.experiments.finetune import (
     compare_with_kernel,
     finetune,
 )
-from transferscope.ntk.experiments.pool import KernelPool
+from transferscope.ntk.experiments.pool import KernelPool, builtin_prompt_task, kernel_pool
 from transferscope.ntk.options import DEFAULT_FINETUNE_N as DEFAULT_N
 from transferscope.ntk.options import FinetuneOptions
+from transferscope.ntk.pipeline import DEFAULT_TASK
 from transferscope.ntk.recommend import recommend_stop, step_grid, trajectory_errors
+from transferscope.ntk.rule_scores import share_captured
 from transferscope.ntk.spectrum import kernel_eigenvalues
 from transferscope.ntk.task import PromptTask
-from transferscope.ntk.validate import share_captured
 
 RESULT_FILE = "finetune.json"
 RUN_SUBDIR = "finetune-run"
@@ -86,14 +88,15 @@ class FinetuneComparison:
 
 
 def long_horizon(pool: KernelPool, train_idx: np.ndarray, test_idx: np.ndarray, eta: float,
-                 rules: dict[str, int]) -> dict:
+                 rules: dict[str, int], *,
+                 eig: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Where the real run's few steps cannot reach: the kernel trajectory's held-out error
     on a log grid up to ``HORIZON`` steps, its optimum, and each rule's share of the
-    improvement that optimum achieves (validate.share_captured)."""
-    k_tr = pool.kernel[np.ix_(train_idx, train_idx)]
-    evals, evecs = np.linalg.eigh(0.5 * (k_tr + k_tr.T) / train_idx.size)
+    improvement that optimum achieves (rule_scores.share_captured)."""
+    evals, evecs = eig if eig is not None else stopping.eig_kn(
+        pool.kernel[np.ix_(train_idx, train_idx)])
     grid = step_grid()
-    errors = trajectory_errors(np.clip(evals, 0, None), evecs,
+    errors = trajectory_errors(evals, evecs,
                                pool.sample.targets[train_idx] - pool.f0[train_idx], eta, grid,
                                pool.kernel[np.ix_(test_idx, train_idx)],
                                pool.sample.targets[test_idx] - pool.f0[test_idx])
@@ -124,15 +127,16 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
     config = FinetuneConfig(params=options.params, steps=options.steps, learning_rate=lr,
                             loss=options.loss, batch_size=options.batch_size, seed=options.seed)
     eta = factor * lr
+    eig = stopping.eig_kn(k_train)  # once: the rules, the kernel trajectory, the horizon
     advice = recommend_stop(k_train, train.targets, pool.f0[train_idx], lr=eta,
-                            seed=options.seed)
+                            seed=options.seed, eig=eig)
     with progress_bar(disable=not progress) as bar:
         job = bar.add_task(f"fine-tuning {options.params} (n = {options.n})", total=options.steps)
         result = finetune(task, train, test, config, out / RUN_SUBDIR,
                           progress=lambda done, total: bar.update(job, completed=done))
     comparison, linear_train_loss = None, None
     if options.loss != "cross-entropy" and options.batch_size is None:
-        gd = kernel_gd(k_train, residual, eta)
+        gd = kernel_gd(k_train, residual, eta, eig=eig)
         comparison = compare_with_kernel(result, gd, pool.kernel[np.ix_(test_idx, train_idx)],
                                          pool.f0[test_idx], test.targets)
         linear_train_loss = ((comparison.linear_train - train.targets) ** 2).mean(axis=1) / 2
@@ -144,6 +148,21 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
                                  kernel=comparison,
                                  linear_train_loss=linear_train_loss,
                                  long_horizon=long_horizon(pool, train_idx, test_idx, eta,
-                                                           advice.rules))
+                                                           advice.rules, eig=eig))
     write_json(out / RESULT_FILE, summary.to_dict())
     return summary
+
+
+def run_finetune(out: str | Path, model: str = "smollm2",
+                 task: str | BuiltinTask = DEFAULT_TASK,
+                 options: FinetuneOptions = FinetuneOptions(),
+                 progress: bool = True) -> FinetuneComparison:
+    """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of a
+    built-in task next to the closed-form kernel trajectory, ``T_hat`` and the held-out
+    optimum; writes ``finetune.json`` into ``out`` and resumes from ``out``."""
+    resolve_device(options.device)
+    options = options.fit(get_task(task) if isinstance(task, str) else task)
+    builtin, lm_task = builtin_prompt_task(model, task, options.device)
+    pool = kernel_pool(lm_task, builtin, options.params, options.n, options.n_test,
+                       options.seed, progress)
+    return finetune_against_kernel(lm_task, pool, options, out, progress)

@@ -1,7 +1,7 @@
 """``ntk validate``: every stopping rule against planted truths and real held-out optima.
 
 One real eNTK over a pool of labelled examples (a built-in task or the user's file, cached by
-the engine) feeds both halves of :mod:`transferscope.ntk.validate`: (a) planted targets on the
+the engine) feeds both halves of :mod:`transferscope.ntk.rule_scores`: (a) planted targets on the
 synthetic spectra and on this kernel, (b) random training splits of the pool with the rest held
 out. Writes ``validate.json`` and ``validate.md`` (the share-captured tables).
 """
@@ -18,7 +18,7 @@ from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import atomic_write_bytes, write_json
 from transferscope.core.progress import step_progress
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk import validate
+from transferscope.ntk import rule_scores
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.experiments.tail_training import tail_gradient_descent, trained_blocks
@@ -135,14 +135,14 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
         f0 = task.outputs(texts).astype(np.float64)
         y = sample.targets.astype(np.float64)
         name = f"{model} eNTK"
-        n_planted = (len(validate.SPECTRA) + 1) * len(prof.planted_sizes) * 4 * prof.repeats
+        n_planted = (len(rule_scores.SPECTRA) + 1) * len(prof.planted_sizes) * 4 * prof.repeats
         with step_progress(f"planted truths ({role})", n_planted, progress) as advance:
-            planted = validate.planted_truths({name: kernel}, prof.planted_sizes,
+            planted = rule_scores.planted_truths({name: kernel}, prof.planted_sizes,
                                               repeats=prof.repeats, seed=planted_seed,
                                               progress=advance)
         with step_progress(f"held-out splits ({role})", len(sizes) * prof.splits,
                            progress) as advance:
-            held = validate.held_out_truths(kernel, f0, y, sizes, prof.splits, planted_seed,
+            held = rule_scores.held_out_truths(kernel, f0, y, sizes, prof.splits, planted_seed,
                                             progress=advance)
         halves[role] = {"sample": sample, "kernel": kernel, "f0": f0, "y": y,
                         "planted": planted, "held": held,
@@ -154,10 +154,10 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
     with step_progress("--n-total against planted truths at N = 4n",
                        sum(16 * r for _, r in growth_sizes), progress) as advance:
         growth_rows = [row for n_g, reps in growth_sizes
-                       for row in validate.growth_truths(n=n_g, repeats=reps,
+                       for row in rule_scores.growth_truths(n=n_g, repeats=reps,
                                                          seed=GROWTH_SEED + n_g,
                                                          progress=advance)]
-    chosen, why = validate.choose_default(halves["development"]["planted"]
+    chosen, why = rule_scores.choose_default(halves["development"]["planted"]
                                           + halves["development"]["held"])
     ev = halves["evaluation"]
     real = real_finetuning_truths(task, prof, ev["sample"], ev["kernel"], ev["f0"], ev["y"],
@@ -171,14 +171,14 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
         else f" --task {source.task or 'sentiment-words'}") + f" --out {out}"
 
     def tables(half: dict) -> dict:
-        return {"planted": {"overall": validate.share_table(half["planted"]),
-                            "by_source": validate.share_table(half["planted"], "source"),
-                            "by_n": validate.share_table(half["planted"], "n"),
-                            "by_signal": validate.share_table(half["planted"], "signal"),
-                            "recovery": validate.recovery_table(half["planted"]),
+        return {"planted": {"overall": rule_scores.share_table(half["planted"]),
+                            "by_source": rule_scores.share_table(half["planted"], "source"),
+                            "by_n": rule_scores.share_table(half["planted"], "n"),
+                            "by_signal": rule_scores.share_table(half["planted"], "signal"),
+                            "recovery": rule_scores.recovery_table(half["planted"]),
                             "problems": [asdict(o) for o in half["planted"]]},
-                "held_out": {"overall": validate.share_table(half["held"]),
-                             "by_n": validate.share_table(half["held"], "n"),
+                "held_out": {"overall": rule_scores.share_table(half["held"]),
+                             "by_n": rule_scores.share_table(half["held"], "n"),
                              "splits": [asdict(o) for o in half["held"]]},
                 "pool": half["pool"]}
 
@@ -191,7 +191,7 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
         "chosen_on_development": {"rule": chosen, "why": why,
                                   "agrees_with_default": chosen == DEFAULT_RULE},
         "metrics": "excess risk = (e(T) - e(T_opt)) / (e(0) - e(T_opt)), the gain floored at "
-                   f"{validate.GAIN_FLOOR:g} e(0) (problems with T_opt = 0 included); "
+                   f"{rule_scores.GAIN_FLOOR:g} e(0) (problems with T_opt = 0 included); "
                    "abs log10((T+1)/(T_opt+1)); within 2x = that at most log10(2); range "
                    "covers T_opt = steps_ci contains T_opt; e = error of the kernel trajectory "
                    "(planted: against f* on the training points; real: held-out squared "
@@ -216,7 +216,7 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
 
 
 def real_finetuning_truths(task: PromptTask, prof: ValidationProfile, sample, kernel: np.ndarray,
-                           f0: np.ndarray, y: np.ndarray, held: list[validate.Outcome],
+                           f0: np.ndarray, y: np.ndarray, held: list[rule_scores.Outcome],
                            progress: bool = True) -> dict:
     """Part (b) with real fine-tuning: the first ``prof.real_splits`` splits of the smallest n,
     trained for real (full batch, the rules' lr, half squared loss) to ``HORIZON_FACTOR`` times
@@ -247,7 +247,7 @@ def real_finetuning_truths(task: PromptTask, prof: ValidationProfile, sample, ke
         kernel_errors = trajectory_errors(np.clip(evals, 0, None), evecs, y[train] - f0[train],
                                           lr, run.steps, kernel[np.ix_(test, train)],
                                           y[test] - f0[test])
-        outcomes.append(validate.real_curve_outcome(o, run.steps, run.test_errors,
+        outcomes.append(rule_scores.real_curve_outcome(o, run.steps, run.test_errors,
                                                     kernel_errors, run.seconds))
     return {"run": True, "n": n, "lr": "the rules' lr = 1/max K(x,x) of each split",
             "horizon": f"{HORIZON_FACTOR} x the kernel trajectory's held-out optimum, "
@@ -255,7 +255,7 @@ def real_finetuning_truths(task: PromptTask, prof: ValidationProfile, sample, ke
             "method": "real full-batch gradient descent on the half squared loss over "
                       f"{prof.params}; the frozen blocks below run once (tail_training)",
             "reached": sum(o.setting["reached"] for o in outcomes),
-            "overall": validate.share_table(outcomes),
+            "overall": rule_scores.share_table(outcomes),
             "splits": [asdict(o) for o in outcomes]}
 
 
