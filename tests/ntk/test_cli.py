@@ -310,10 +310,10 @@ def test_kernel_and_fine_tuning_on_each_device_match_plain_autograd_on_the_cpu(d
     from transferscope.ntk import pipeline
     from transferscope.ntk.experiments.finetune import FinetuneConfig, finetune
 
-    run = pipeline.run_kernel(tmp_path / "k", MODEL, pipeline.DataSource(),
-                              pipeline.KernelOptions(params="last-1",
-                                                     n=4, seed=5, device=device),
-                              progress=False)
+    run = pipeline.run_kernel(pipeline.KernelConfig(
+        out=tmp_path / "k", model=MODEL,
+        options=pipeline.KernelOptions(params="last-1", n=4, seed=5, device=device)),
+        progress=False)
     model, tok = load_causal_lm(MODEL)
     pos, neg = (tok.encode(f" {w}", add_special_tokens=False)[0]
                 for w in ("positive", "negative"))

@@ -54,8 +54,8 @@ def test_spectrum_step_returns_what_it_writes(run_dir):
 
 def test_stop_step_matches_a_plain_loop_and_its_file(run_dir):
     path, eigs = run_dir
-    result = pipeline.run_stop(path, pipeline.StopOptions(sigma=0.3, radius=2.0, n_boot=20,
-                                                          batch_size=6), progress=False)
+    result = pipeline.run_stop(pipeline.StopConfig(run_dir=path, options=pipeline.StopOptions(
+        sigma=0.3, radius=2.0, n_boot=20, batch_size=6)), progress=False)
     kernel = np.load(path / "kernel.npy")
     assert result.step_size == pytest.approx(1 / np.max(np.diag(kernel)), rel=1e-9)
     assert result.stopping_time == brute_t_hat(eigs, result.step_size, 0.3, 2.0) > 0
@@ -90,7 +90,9 @@ def test_stop_decomposes_the_kernel_once(run_dir, monkeypatch):
             return _real(a, *args, **kwargs)
 
         monkeypatch.setattr(np.linalg, name, counted)
-    result = pipeline.run_stop(path, pipeline.StopOptions(n_boot=5), progress=False)
+    result = pipeline.run_stop(pipeline.StopConfig(run_dir=path,
+                                                   options=pipeline.StopOptions(n_boot=5)),
+                               progress=False)
     assert calls == ["eigh"]
     assert result.recommendation.rules["rwy-gcv"] == result.stopping_time  # no override given
 
@@ -109,7 +111,9 @@ def test_stop_options_are_checked_when_constructed(options, message):
 
 def test_a_step_size_above_the_kernel_bound_is_one_line(run_dir):
     with pytest.raises(InputError, match="--lr"):
-        pipeline.run_stop(run_dir[0], pipeline.StopOptions(lr=1e9), progress=False)
+        pipeline.run_stop(pipeline.StopConfig(run_dir=run_dir[0],
+                                              options=pipeline.StopOptions(lr=1e9)),
+                          progress=False)
 
 
 def test_examples_and_kernel_options_are_checked_before_any_model_loads(tmp_path):
@@ -132,8 +136,13 @@ def test_examples_and_kernel_options_are_checked_before_any_model_loads(tmp_path
         with pytest.raises(InputError, match=f"KernelOptions: .*{message}"):
             pipeline.KernelOptions(**options)
     with pytest.raises(InputError, match="--template"):
-        pipeline.run_kernel(tmp_path / "r", "no-such-model",
-                            pipeline.DataSource(data_file=tmp_path / "d.csv"))
+        pipeline.run_kernel(pipeline.KernelConfig(
+            out=tmp_path / "r", model="no-such-model",
+            source=pipeline.DataSource(data_file=tmp_path / "d.csv")))
+    with pytest.raises(InputError, match="KernelConfig: source = 'x': expected a DataSource"):
+        pipeline.KernelConfig(out=tmp_path / "r", source="x")
+    with pytest.raises(InputError, match="StopConfig: options = 3: expected a StopOptions"):
+        pipeline.StopConfig(run_dir=tmp_path, options=3)
     assert not (tmp_path / "r").exists()
 
 

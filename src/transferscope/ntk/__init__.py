@@ -3,10 +3,11 @@
 Each command is one library call, configured by a declared, checked options object
 (:mod:`transferscope.ntk.options`) and returning a result::
 
-    run = run_kernel("runs/mine", "smollm2", DataSource(task="sentiment-words"),
-                     KernelOptions(n=64))                       # ntk kernel
-    spectrum = run_spectrum(run.path)                           # ntk spectrum
-    stop = run_stop(run.path, StopOptions(batch_size=16))       # ntk stop
+    run = run_kernel(KernelConfig(out="runs/mine", source=DataSource(task="sentiment-words"),
+                                  options=KernelOptions(n=64)))          # ntk kernel
+    spectrum = run_spectrum(run.path)                                    # ntk spectrum
+    stop = run_stop(StopConfig(run_dir=run.path,
+                               options=StopOptions(batch_size=16)))     # ntk stop
     print(stop.recommendation.advice())
 
 ``recommend_stop(K, y, f0)`` is the answer on a kernel you have (how many steps, by which
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from transferscope.ntk.experiments.finetune_vs_kernel import FinetuneComparison, run_finetune
     from transferscope.ntk.experiments.profiles import run_report
-    from transferscope.ntk.experiments.validate_run import run_validation
+    from transferscope.ntk.experiments.validate_run import ValidationRun, run_validation
     from transferscope.ntk.kernel import (
         KernelResult,
         batched_output,
@@ -30,13 +31,16 @@ if TYPE_CHECKING:
         empirical_ntk_result,
     )
     from transferscope.ntk.options import (
+        DataSource,
         FinetuneOptions,
+        KernelConfig,
         KernelOptions,
         SpectrumOptions,
+        StopConfig,
         StopOptions,
+        ValidateConfig,
     )
     from transferscope.ntk.pipeline import (
-        DataSource,
         KernelRun,
         SpectrumRun,
         StopResult,
@@ -58,12 +62,16 @@ __all__ = [
     "DataSource",
     "FinetuneComparison",
     "FinetuneOptions",
+    "KernelConfig",
     "KernelOptions",
     "KernelRun",
     "SpectrumOptions",
     "SpectrumRun",
+    "StopConfig",
     "StopOptions",
     "StopResult",
+    "ValidateConfig",
+    "ValidationRun",
     "run_finetune",
     "run_kernel",
     "run_report",

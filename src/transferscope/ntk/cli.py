@@ -130,15 +130,16 @@ def kernel(
     device: str = _device(),
 ) -> None:
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
-    options = KernelOptions(params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
-                            memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
-                            address=address, workers=workers, device=device)
+    config = ntk.KernelConfig(
+        out=out, model=model,
+        source=ntk.DataSource(task=task, data_file=data_file, text_col=text_col,
+                              label_col=label_col, positive_label=positive_label,
+                              template=template, label_words=label_words),
+        options=KernelOptions(params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
+                              memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
+                              address=address, workers=workers, device=device))
     preflight.output(out)
-    run = ntk.run_kernel(
-        out, model,
-        ntk.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
-                            positive_label=positive_label, template=template,
-                            label_words=label_words), options)
+    run = ntk.run_kernel(config)
     s = run.summary
     _out.print(_table(f"eNTK run {out}", (
         ("model", model), ("examples", f"{run.n} from {run.meta['source']}"),
@@ -190,9 +191,9 @@ def stop(
     rule: str = _opt(StopOptions, "rule"),
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
-    r = ntk.run_stop(run_dir, StopOptions(lr=lr, batch_size=batch_size, sigma=sigma,
-                                               radius=radius, loss=loss, n_boot=n_boot,
-                                               seed=seed, n_total=n_total, rule=rule))
+    r = ntk.run_stop(ntk.StopConfig(run_dir=run_dir, options=StopOptions(
+        lr=lr, batch_size=batch_size, sigma=sigma, radius=radius, loss=loss, n_boot=n_boot,
+        seed=seed, n_total=n_total, rule=rule)))
     a = r.recommendation
     low, high = r.stopping_time_ci
     a_low, a_high = a.steps_ci
@@ -384,25 +385,22 @@ def validate(
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
     device: str = _device(),
-    real_splits: Annotated[int | None, typer.Option(
-        help="Splits also fine-tuned for real past the held-out optimum (default 0; the "
-             "real fine-tuning table is python -m transferscope.ntk.experiments.real_table)."
-    )] = None,
-    params: str | None = _opt(KernelOptions, "params", default=None,
-                              help="Parameter set of the kernel (default attention@last-1)."),
+    real_splits: int | None = _opt(ntk.ValidateConfig, "real_splits"),
+    params: str | None = _opt(ntk.ValidateConfig, "params"),
 ) -> None:
     """Every stopping rule and fixed-step baseline against planted truths and real held-out
     optima: excess risk, distance from the optimum, the range's coverage; the default rule is
     chosen on a development pool and reported on a separate evaluation pool."""
+    config = ntk.ValidateConfig(
+        out=out, profile="quick" if quick else "full", model=model,
+        source=ntk.DataSource(task=task, data_file=data_file, text_col=text_col,
+                              label_col=label_col, positive_label=positive_label,
+                              template=template, label_words=label_words),
+        device=device, real_splits=real_splits, params=params)
     preflight.output(out)
-    result = ntk.run_validation(
-        out, "quick" if quick else "full", model,
-        ntk.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
-                            positive_label=positive_label, template=template,
-                            label_words=label_words), device=device, real_splits=real_splits,
-        params=params)
-    chosen = result["chosen_on_development"]
-    _out.print(f"default rule {result['default_rule']}; chosen on the development pool: "
+    done = ntk.run_validation(config)
+    result, chosen = done.summary, done.chosen_on_development
+    _out.print(f"default rule {done.default_rule}; chosen on the development pool: "
                f"{chosen['rule']} ({chosen['why']})")
     for half in ("planted", "held_out"):
         table = Table(title=f"evaluation pool, {half}: excess risk (e(T) - e_opt)/(e_0 - e_opt)")
@@ -417,4 +415,4 @@ def validate(
                           f"{row['within_2x']:.2f}",
                           "-" if row["coverage"] is None else f"{row['coverage']:.2f}")
         _out.print(table)
-    _out.print(f"wrote {out / 'validate.json'} and {out / 'validate.md'}")
+    _out.print(f"wrote {done.json_path} and {done.markdown_path}")

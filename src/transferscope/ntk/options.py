@@ -8,7 +8,8 @@ This module is light on purpose (no numpy, no torch): ``transferscope ntk --help
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from transferscope.core.checks import MAX_SEED
@@ -62,6 +63,27 @@ Resamples = Annotated[int, Spec(ge=2, le=MAX_RESAMPLES,
                                 help="Bootstrap resamples of the examples.")]
 
 
+ModelName = Annotated[str, Spec(help="smollm2, minilm, or a local HF dir / .gguf.")]
+
+
+# ---------------------------------------------------------------------------- data
+@dataclass(kw_only=True, frozen=True)
+class DataSource:
+    """Where the labelled examples and the prompt come from: a built-in task (default
+    ``sentiment-words``) or a user's CSV/TSV/JSONL file with its template and label words."""
+
+    task: str | None = None
+    data_file: Path | None = None
+    text_col: str = "text"
+    label_col: str = "label"
+    positive_label: str | None = None
+    template: str | None = None  # with {text}; default: the built-in task's
+    label_words: str | None = None  # 'positive,negative'; default: the built-in task's
+
+
+SourceOption = Annotated[DataSource, Spec(help="The examples: a built-in task or your file.")]
+
+
 # ---------------------------------------------------------------------------- kernel
 @dataclass(kw_only=True, frozen=True)
 class KernelOptions(Validated):
@@ -92,6 +114,17 @@ class KernelOptions(Validated):
         if self.executor == "local" and (self.address is not None or self.workers is not None):
             raise InputError("KernelOptions: --address/--workers: given with --executor local: "
                              "expected --executor ray")
+
+
+@dataclass(kw_only=True, frozen=True)
+class KernelConfig(Validated):
+    """``ntk kernel``: which model, which examples, what to compute, into which run folder."""
+
+    out: Annotated[Path, Spec(help="Run directory to write.")]
+    model: ModelName = "smollm2"
+    source: SourceOption = field(default_factory=DataSource)
+    options: Annotated[KernelOptions, Spec(help="What to compute and where.")] = field(
+        default_factory=KernelOptions)
 
 
 # ---------------------------------------------------------------------------- spectrum
@@ -143,6 +176,35 @@ class StopOptions(Validated):
     rule: Annotated[Rule, Spec(help="Rule the answer follows: cv (default, chosen on the "
                                "development pool of 'ntk validate'), cv-low, rwy, rwy-gcv, "
                                "gcv-ridge.")] = "cv"
+
+
+@dataclass(kw_only=True, frozen=True)
+class StopConfig(Validated):
+    """``ntk stop``: the run folder of ``ntk kernel`` and how to train."""
+
+    run_dir: Annotated[Path, Spec(help="Run directory written by 'ntk kernel'.")]
+    options: Annotated[StopOptions, Spec(help="How to train; what to take as given.")] = field(
+        default_factory=StopOptions)
+
+
+# ---------------------------------------------------------------------------- validation
+@dataclass(kw_only=True, frozen=True)
+class ValidateConfig(Validated):
+    """``ntk validate``: the profile, the model and examples, and what to override."""
+
+    out: Annotated[Path, Spec(help="Directory for validate.json and validate.md.")]
+    profile: Annotated[Literal["quick", "full"], Spec(
+        help="quick (192-example pool, 2 real runs; minutes on 2 CPUs) or full.")] = "quick"
+    model: ModelName = "smollm2"
+    source: SourceOption = field(default_factory=DataSource)
+    device: DeviceOption = "auto"
+    real_splits: Annotated[int | None, Spec(
+        ge=0, help="Splits also fine-tuned for real past the held-out optimum (default 0; the "
+                   "real fine-tuning table is python -m transferscope.ntk.experiments."
+                   "real_table).")] = None
+    params: Annotated[str | None, Spec(
+        help="Parameter set of the kernel (default attention@last-1).",
+        rule=lambda v: params_problem(v) if isinstance(v, str) else "a string")] = None
 
 
 # ---------------------------------------------------------------------------- fine-tuning

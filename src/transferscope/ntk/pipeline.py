@@ -1,13 +1,13 @@
-"""The NTK pipeline a user calls: kernel -> spectrum -> stop -> fine-tuning comparison.
+"""The NTK pipeline a user calls: kernel -> spectrum -> stop.
 
 Each step takes plain dataclasses and returns one, and writes its files into the run
 directory (:mod:`transferscope.ntk.rundir`), so each can be rerun on its own and the command
-line (``transferscope ntk kernel | spectrum | stop | finetune``) only parses and prints::
+line (``transferscope ntk kernel | spectrum | stop``) only parses and prints::
 
-    run = run_kernel("runs/mine", "smollm2", DataSource(task="sentiment-words"),
-                     KernelOptions(n=64))
+    run = run_kernel(KernelConfig(out="runs/mine", source=DataSource(task="sentiment-words"),
+                                  options=KernelOptions(n=64)))
     spectrum = run_spectrum(run.path)
-    stop = run_stop(run.path, StopOptions(batch_size=16))
+    stop = run_stop(StopConfig(run_dir=run.path, options=StopOptions(batch_size=16)))
     print(stop.stopping_time, stop.stopping_time_ci)
 """
 
@@ -33,8 +33,11 @@ from transferscope.ntk.options import (
     DEFAULT_PARAMS as DEFAULT_PARAMS,
 )
 from transferscope.ntk.options import (
+    DataSource,
+    KernelConfig,
     KernelOptions,
     SpectrumOptions,
+    StopConfig,
     StopOptions,
 )
 from transferscope.ntk.spectrum import (
@@ -52,20 +55,6 @@ SENSITIVITY_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 # ---------------------------------------------------------------------------- data
-@dataclass(kw_only=True, frozen=True)
-class DataSource:
-    """Where the labelled examples and the prompt come from: a built-in task (default
-    ``sentiment-words``) or a user's CSV/TSV/JSONL file with its template and label words."""
-
-    task: str | None = None
-    data_file: Path | None = None
-    text_col: str = "text"
-    label_col: str = "label"
-    positive_label: str | None = None
-    template: str | None = None  # with {text}; default: the built-in task's
-    label_words: str | None = None  # 'positive,negative'; default: the built-in task's
-
-
 @dataclass(kw_only=True, frozen=True)
 class Examples:
     """The labelled texts, the prompt template and the (positive, negative) words."""
@@ -191,20 +180,21 @@ def kernel_from_sample(task: PromptTask, sample: LabeledTexts, out: str | Path,
                      meta=meta, summary=result.summary(), zero_shot_accuracy=zero_shot)
 
 
-def run_kernel(out: str | Path, model: str = "smollm2", source: DataSource = DataSource(),
-               options: KernelOptions = KernelOptions(), progress: bool = True) -> KernelRun:
+def run_kernel(config: KernelConfig, progress: bool = True) -> KernelRun:
     """``ntk kernel``: load the examples, draw a balanced sample, build the prompt task of
-    ``model`` (a registry name, a local HF dir or a .gguf) and compute its eNTK into ``out``.
-    Every check that can fail runs before the model is loaded or anything is written."""
+    ``config.model`` (a registry name, a local HF dir or a .gguf) and compute its eNTK into
+    ``config.out``. Every check that can fail runs before the model is loaded or anything is
+    written."""
+    source, options = config.source, config.options
     examples = load_examples(source)
     check_template(examples.template)
     resolve_device(options.device)
     n = options.n if options.n is not None else min(
         DEFAULT_KERNEL_N, ntk_data.balanced_capacity(examples.data))
     sample = ntk_data.sample_examples(examples.data, n, options.seed)
-    task = PromptTask(examples.template, list(examples.label_words), model=model,
+    task = PromptTask(examples.template, list(examples.label_words), model=config.model,
                       max_tokens=options.max_tokens, device=options.device)
-    return kernel_from_sample(task, sample, out, options, source, progress)
+    return kernel_from_sample(task, sample, config.out, options, source, progress)
 
 
 # ---------------------------------------------------------------------------- spectrum
@@ -342,11 +332,12 @@ class StopResult:
         }
 
 
-def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
-             progress: bool = True) -> StopResult:
-    """The warm-started RWY stopping time of a kernel run with its residual-bootstrap CI, the
-    sensitivity to sigma and R, and the training fits it implies; writes ``stop.json``."""
-    run = rundir.load_kernel_run(run_dir)
+def run_stop(config: StopConfig, progress: bool = True) -> StopResult:
+    """``ntk stop``: the recommendation (every rule, the range, what to set), the warm-started
+    RWY stopping time of the kernel run with its residual-bootstrap CI, the sensitivity to
+    sigma and R, and the training fits it implies; writes ``stop.json``."""
+    options = config.options
+    run = rundir.load_kernel_run(config.run_dir)
     if options.n_total is not None:  # before any work: the growth needs n >= 32 and N >= n
         if run.n < growth.MIN_N:
             raise input_error("--n-total", "n", run.n, f"at least {growth.MIN_N} examples in "

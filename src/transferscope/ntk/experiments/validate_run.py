@@ -22,7 +22,8 @@ from transferscope.ntk import rule_scores
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.experiments.tail_training import tail_gradient_descent, trained_blocks
-from transferscope.ntk.pipeline import DataSource, load_examples
+from transferscope.ntk.options import ValidateConfig
+from transferscope.ntk.pipeline import load_examples
 from transferscope.ntk.recommend import DEFAULT_RULE, RULES, recommend_stop, trajectory_errors
 from transferscope.ntk.task import PromptTask, check_template
 
@@ -92,26 +93,40 @@ def _pools(examples, pool_n: int, seed: int):
     return dev, ntk_data.sample_examples(rest, size - size % 2, seed + 1)
 
 
-def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm2",
-                   source: DataSource = DataSource(), progress: bool = True,
-                   device: str = "auto", real_splits: int | None = None,
-                   params: str | None = None) -> dict:
-    """Both halves under ``profile`` with the model on ``device`` on a development pool and a
-    separate evaluation pool; returns what ``validate.json`` holds. The default rule is chosen
-    on the development pool (planted seed ``DEV_SEED`` + held-out splits of the first sample)
-    and reported on the evaluation pool. ``real_splits`` overrides the profile's number of
-    splits fine-tuned for real (0: none, the slowest part); ``params`` the parameter set."""
-    if profile not in VALIDATION_PROFILES:
-        raise input_error("--profile", "profile", profile, "quick or full")
-    if real_splits is not None and real_splits < 0:
-        raise input_error("--real-splits", "real_splits", real_splits, "0 or more")
+@dataclass(kw_only=True, frozen=True)
+class ValidationRun:
+    """A finished ``ntk validate``: what ``validate.json`` holds and where it was written."""
+
+    summary: dict  # the content of validate.json
+    json_path: Path
+    markdown_path: Path
+
+    @property
+    def default_rule(self) -> str:
+        return self.summary["default_rule"]
+
+    @property
+    def chosen_on_development(self) -> dict:
+        """The rule the development pool chose and why."""
+        return self.summary["chosen_on_development"]
+
+
+def run_validation(config: ValidateConfig, progress: bool = True) -> ValidationRun:
+    """Both halves under ``config.profile`` with the model on ``config.device`` on a
+    development pool and a separate evaluation pool; writes ``validate.json`` and
+    ``validate.md`` into ``config.out``. The default rule is chosen on the development pool
+    (planted seed ``DEV_SEED`` + held-out splits of the first sample) and reported on the
+    evaluation pool. ``config.real_splits`` overrides the profile's number of splits
+    fine-tuned for real (0: none, the slowest part); ``config.params`` the parameter set."""
+    profile, model, source, device = config.profile, config.model, config.source, config.device
+    params, real_splits = config.params, config.real_splits
     resolve_device(device)
     prof = VALIDATION_PROFILES[profile]
     if real_splits is not None:
         prof = replace(prof, real_splits=real_splits)
     if params is not None:
         prof = replace(prof, params=params)
-    out = Path(out)
+    out = Path(config.out)
     started = time.time()
     examples = load_examples(source)
     check_template(examples.template)
@@ -212,7 +227,8 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
         "evaluation"]["held_out"]
     write_json(out / "validate.json", result)
     atomic_write_bytes(out / "validate.md", validation_markdown(result).encode())
-    return result
+    return ValidationRun(summary=result, json_path=out / "validate.json",
+                         markdown_path=out / "validate.md")
 
 
 def real_finetuning_truths(task: PromptTask, prof: ValidationProfile, sample, kernel: np.ndarray,
