@@ -96,7 +96,7 @@ CLI_COMPUTATIONS: dict[str, set[str]] = {
 # modules of its part a CLI may import besides the public API: the light modules that declare
 # the command's options (configs), never the computing ones
 CLI_OPTION_MODULES: dict[str, set[str]] = {
-    "ntk": set(),
+    "ntk": {"options"},
     "dino": set(),
     "bias": set(),
 }

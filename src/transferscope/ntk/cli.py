@@ -26,6 +26,7 @@ from transferscope.ntk import (
     preflight,
 )
 from transferscope.ntk import data as ntk_data
+from transferscope.ntk.options import Device, Executor, FinetuneLoss, Loss, Mode, Rule
 
 if TYPE_CHECKING:
     from transferscope.ntk.experiments import rates_sweep, taskvectors
@@ -61,8 +62,10 @@ def _opt(owner: type, name: str, *flags: str, **kwargs: Any) -> Any:
     """:func:`~transferscope.core.params.option` of ``owner.name``, with the choices in the help
     and a refused value as the one line every ntk option error is: ``--flag = value: expected
     ...`` (exit 2, before anything runs)."""
-    info = option(owner, name, *flags, **kwargs)
     declared = declarations(owner)[name]
+    if declared.choices is not None:  # a Literal: the callback checks it, not click's Choice
+        kwargs.setdefault("parser", str)
+    info = option(owner, name, *flags, **kwargs)
     if declared.choices is not None and "help" not in kwargs:
         choices = declared.expected().removeprefix("None or ")
         info.help = f"{declared.help.rstrip('.')} ({choices})."
@@ -119,15 +122,15 @@ def kernel(
                            ] = None,
     params: str = _opt(KernelOptions, "params"),
     n: int | None = _opt(KernelOptions, "n"),
-    mode: str = _opt(KernelOptions, "mode"),
+    mode: Mode = _opt(KernelOptions, "mode"),
     sketch_dim: int = _opt(KernelOptions, "sketch_dim"),
     seed: int = _opt(KernelOptions, "seed"),
     memory_gb: float = _opt(KernelOptions, "memory_gb"),
     max_tokens: int | None = _opt(KernelOptions, "max_tokens"),
-    executor: str = _opt(KernelOptions, "executor"),
+    executor: Executor = _opt(KernelOptions, "executor"),
     address: str | None = _opt(KernelOptions, "address"),
     workers: int | None = _opt(KernelOptions, "workers"),
-    device: str = _device(),
+    device: Device = _device(),
 ) -> None:
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
     config = ntk.KernelConfig(
@@ -184,11 +187,11 @@ def stop(
     batch_size: int = _opt(StopOptions, "batch_size"),
     sigma: float | None = _opt(StopOptions, "sigma"),
     radius: float | None = _opt(StopOptions, "radius"),
-    loss: str = _opt(StopOptions, "loss"),
+    loss: Loss = _opt(StopOptions, "loss"),
     n_boot: int = _opt(StopOptions, "n_boot"),
     seed: int = _opt(StopOptions, "seed"),
     n_total: int | None = _opt(StopOptions, "n_total"),
-    rule: str = _opt(StopOptions, "rule"),
+    rule: Rule = _opt(StopOptions, "rule"),
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
     r = ntk.run_stop(ntk.StopConfig(run_dir=run_dir, options=StopOptions(
@@ -258,10 +261,10 @@ def finetune(
     n_test: int | None = _opt(FinetuneOptions, "n_test"),
     steps: int = _opt(FinetuneOptions, "steps"),
     lr_fraction: float = _opt(FinetuneOptions, "lr_fraction"),
-    loss: str = _opt(FinetuneOptions, "loss"),
+    loss: FinetuneLoss = _opt(FinetuneOptions, "loss"),
     batch_size: int | None = _opt(FinetuneOptions, "batch_size"),
     seed: int = _opt(FinetuneOptions, "seed"),
-    device: str = _device(),
+    device: Device = _device(),
 ) -> None:
     """Fine-tune S for real; log train/held-out loss and accuracy every step next to the
     closed-form kernel trajectory, T_hat and the held-out-optimal step. Resumes from --out."""
@@ -299,7 +302,7 @@ def rates(
                     ] = None,
     head_seed: Annotated[int | None, typer.Option(
         help="Also run mixed initialisation with a random head from this seed.")] = 0,
-    device: str = _device(),
+    device: Device = _device(),
 ) -> None:
     """Held-out error at T_hat and at the optimum against n, slope vs -alpha/(alpha+1)."""
     preflight.rates(out, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool,
@@ -334,7 +337,7 @@ def taskvec(
     n_test: Annotated[int, typer.Option(help="Held-out examples per task.")] = 8,
     steps: Annotated[int, typer.Option(help="Gradient steps per task.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
-    device: str = _device(),
+    device: Device = _device(),
 ) -> None:
     """Task vectors from real fine-tuning; addition/negation, real vs linearised accuracy."""
     preflight.taskvec(out, tasks=tasks, n_train=n_train, n_test=n_test,
@@ -362,7 +365,7 @@ def report(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    device: str = _device(),
+    device: Device = _device(),
 ) -> None:
     """Run finetune, rates (with mixed init) and taskvec under a profile; write index.html.
     --data replaces the task of finetune and rates; task vectors use the built-in tasks."""
@@ -384,7 +387,7 @@ def validate(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    device: str = _device(),
+    device: Device = _device(),
     real_splits: int | None = _opt(ntk.ValidateConfig, "real_splits"),
     params: str | None = _opt(ntk.ValidateConfig, "params"),
 ) -> None:

@@ -29,6 +29,8 @@ DEFAULT_FINETUNE_N, DEFAULT_FINETUNE_N_TEST = 16, 24
 # Presets params.py resolves by name ("last-k" is a pattern, not a name).
 _NAMED_SETS = tuple(p for p in PRESETS if p != "last-k")
 
+Mode = Literal["exact", "sketch"]
+Executor = Literal["local", "ray"]
 Loss = Literal["half-mse", "mse"]
 FinetuneLoss = Literal["half-mse", "mse", "cross-entropy"]
 Rule = Literal["rwy", "rwy-gcv", "gcv-ridge", "cv", "cv-low"]
@@ -92,15 +94,14 @@ class KernelOptions(Validated):
     params: Params = DEFAULT_PARAMS
     n: Annotated[int | None, Spec(ge=2, help="Examples, sampled balanced with --seed "
                                   "(default 64, or all of a smaller file).")] = None
-    mode: Annotated[Literal["exact", "sketch"], Spec(help="Exact kernel or CountSketch.")
-                    ] = "exact"
+    mode: Annotated[Mode, Spec(help="Exact kernel or CountSketch.")] = "exact"
     sketch_dim: Annotated[int, Spec(ge=1, le=2**31 - 1, help="Sketch dimension (sketch mode).")
                           ] = 16384
     seed: Seed = 0
     memory_gb: Annotated[float, Spec(gt=0, help="Memory budget of the engine, GiB.")] = 4.0
     max_tokens: Annotated[int | None, Spec(ge=1, help="Shorten prompts to this many tokens.")
                           ] = None
-    executor: Annotated[Literal["local", "ray"], Spec(
+    executor: Annotated[Executor, Spec(
         help="local, or ray (blocks on a Ray cluster).")] = "local"
     address: Annotated[str | None, Spec(
         help="Ray cluster address (auto, host:6379, ray://host:10001); none: a local one.")

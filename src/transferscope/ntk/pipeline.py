@@ -221,10 +221,11 @@ def run_spectrum(run_dir: str | Path, options: SpectrumOptions = SpectrumOptions
     """Eigenvalues of ``K/n``, both decay fits with bootstrap CIs; writes ``spectrum.json``
     and ``spectrum.png`` next to the kernel."""
     run = rundir.load_kernel_run(run_dir)
-    given = options.first is not None and options.last is not None
-    lo, hi = (options.first, options.last) if given else default_index_range(run.n)
-    index_range = (options.first if options.first is not None else lo,
-                   options.last if options.last is not None else hi)
+    first, last = options.first, options.last
+    if first is None or last is None:
+        lo, hi = default_index_range(run.n)
+        first, last = (lo if first is None else first), (hi if last is None else last)
+    index_range = (first, last)
     with step_progress("bootstrap over examples", options.n_boot, progress) as advance:
         analysis = analyse_spectrum(run.kernel, index_range, options.n_boot, options.ci,
                                     options.seed, progress=lambda done: advance())
