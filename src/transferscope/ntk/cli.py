@@ -59,16 +59,13 @@ WordsOpt = Annotated[str | None, typer.Option(help="'positive,negative' cue word
 
 
 def _opt(owner: type, name: str, *flags: str, **kwargs: Any) -> Any:
-    """:func:`~transferscope.core.params.option` of ``owner.name``, with the choices in the help
-    and a refused value as the one line every ntk option error is: ``--flag = value: expected
-    ...`` (exit 2, before anything runs)."""
-    declared = declarations(owner)[name]
-    if declared.choices is not None:  # a Literal: the callback checks it, not click's Choice
+    """:func:`~transferscope.core.params.option` of ``owner.name``; a refused value is the one
+    line every ntk option error is: ``--flag = value: expected ...`` (exit 2, before anything
+    runs). A choice (a ``Literal`` alias, shown as ``<a|b>``) is parsed as text and checked by
+    the declaration, not by click."""
+    if declarations(owner)[name].choices is not None:
         kwargs.setdefault("parser", str)
     info = option(owner, name, *flags, **kwargs)
-    if declared.choices is not None and "help" not in kwargs:
-        choices = declared.expected().removeprefix("None or ")
-        info.help = f"{declared.help.rstrip('.')} ({choices})."
     parse_check = info.callback
 
     def _check(ctx: typer.Context, param: typer.CallbackParam, given: Any) -> Any:
