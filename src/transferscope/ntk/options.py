@@ -113,8 +113,8 @@ class KernelOptions(Validated):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.executor == "local" and (self.address is not None or self.workers is not None):
-            raise InputError("KernelOptions: --address/--workers: given with --executor local: "
-                             "expected --executor ray")
+            raise InputError("--address/--workers: given with --executor local: expected "
+                             "--executor ray")
 
 
 @dataclass(kw_only=True, frozen=True)
