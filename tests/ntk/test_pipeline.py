@@ -219,3 +219,30 @@ def test_taskvec_takes_the_user_file_as_its_first_task():
     assert not set(splits[1].train.texts) & set(first.train.texts + first.test.texts)
     with pytest.raises(InputError, match="at least two tasks"):
         task_splits([task], 8, 8, 0)
+
+
+@pytest.mark.parametrize("command, owner", [("kernel", "KernelOptions"),
+                                            ("spectrum", "SpectrumOptions"),
+                                            ("stop", "StopOptions"),
+                                            ("finetune", "FinetuneOptions")])
+def test_each_command_option_is_its_declaration(command, owner):
+    """Default, help and refusal of every option of these commands come from the options
+    class (#29): nothing is restated in the command line."""
+    import typer
+    from typer.main import get_command
+
+    from transferscope.core.params import declarations
+    from transferscope.ntk import cli, options
+
+    params = {p.name: p for p in get_command(cli.app).commands[command].params}
+    declared = declarations(getattr(options, owner))
+    for name, decl in declared.items():
+        option = params[name]
+        assert option.default == decl.default, name
+        assert decl.help.rstrip(".") in (option.help or ""), name
+        assert option.callback is not None, name  # the declaration's check at parse time
+    bad = {"n": 1, "first": 0, "n_boot": 1, "lr": -1.0, "steps": 0}
+    for name in sorted(set(bad) & set(declared)):
+        with pytest.raises(InputError, match=f"--{name.replace('_', '-')} = "):
+            params[name].callback(typer.Context(get_command(cli.app)), params[name],
+                                  bad[name])
