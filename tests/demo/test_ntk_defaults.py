@@ -11,7 +11,7 @@ from pathlib import Path
 from transferscope.demo.config import DemoConfig
 from transferscope.demo.orchestrate import demo_stages
 from transferscope.ntk import cli, pipeline
-from transferscope.ntk.experiments.validation import VALIDATION_PROFILES
+from transferscope.ntk.experiments.validate_run import VALIDATION_PROFILES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ def test_demo_and_cli_defaults_are_what_the_validation_covers():
               if s.name == "ntk"]
     params, n = ntk.settings["params"], ntk.settings["n"]
     assert n >= 128 and params == pipeline.DEFAULT_PARAMS
-    default = inspect.signature(cli.kernel).parameters["params"].default
+    default = inspect.signature(cli.kernel).parameters["params"].default.default  # typer's
     assert default == pipeline.DEFAULT_PARAMS == pipeline.KernelOptions().params
     full = VALIDATION_PROFILES["full"]
     assert full.params == params and n in full.held_out_sizes

@@ -294,7 +294,7 @@ def test_device_option_resolves_auto_and_rejects_an_unknown_name(tmp_path, capsy
     assert resolve_device("cpu") == "cpu"
     code, _, err = run_cli(capsys, "ntk", "kernel", "--n", "4", "--device", "gpu0", "--out",
                            str(tmp_path / "r"))
-    assert code == 2 and "--device: device = 'gpu0': expected auto, cpu or cuda" in err
+    assert code == 2 and "--device = 'gpu0': expected one of 'auto', 'cpu', 'cuda'" in err
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
@@ -310,10 +310,10 @@ def test_kernel_and_fine_tuning_on_each_device_match_plain_autograd_on_the_cpu(d
     from transferscope.ntk import pipeline
     from transferscope.ntk.experiments.finetune import FinetuneConfig, finetune
 
-    run = pipeline.run_kernel(tmp_path / "k", MODEL, pipeline.DataSource(),
-                              pipeline.KernelOptions(params="last-1",
-                                                     n=4, seed=5, device=device),
-                              progress=False)
+    run = pipeline.run_kernel(pipeline.KernelConfig(
+        out=tmp_path / "k", model=MODEL,
+        options=pipeline.KernelOptions(params="last-1", n=4, seed=5, device=device)),
+        progress=False)
     model, tok = load_causal_lm(MODEL)
     pos, neg = (tok.encode(f" {w}", add_special_tokens=False)[0]
                 for w in ("positive", "negative"))
@@ -341,7 +341,8 @@ def test_kernel_and_fine_tuning_on_each_device_match_plain_autograd_on_the_cpu(d
 
     task = PromptTask(TEMPLATE, ["positive", "negative"], model=MODEL, device=device)
     assert task.device.type == device
-    rows = data.LabeledTexts(tuple(run.texts), run.targets, ["negative", "positive"], "test")
+    rows = data.LabeledTexts(texts=tuple(run.texts), targets=run.targets,
+                             class_names=["negative", "positive"], source="test")
     result = finetune(task, rows, rows, FinetuneConfig(params="last-1", steps=1,
                                                        learning_rate=lr), tmp_path / "ft")
     assert result.test_outputs[1][i] == pytest.approx(float(after[pos] - after[neg]), abs=2e-4)

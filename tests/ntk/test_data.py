@@ -48,7 +48,8 @@ def test_balanced_seeded_sample():
 
 
 def test_n_larger_than_the_data_is_one_line():
-    small = data.LabeledTexts(("a", "b", "c"), np.array([1.0, -1.0, -1.0]), ("neg", "pos"), "toy")
+    small = data.LabeledTexts(texts=("a", "b", "c"), targets=np.array([1.0, -1.0, -1.0]),
+                              class_names=("neg", "pos"), source="toy")
     with pytest.raises(InputError, match=r"--n: n = 10: expected at most 3"):
         data.sample_examples(small, 10)
     with pytest.raises(InputError, match="balanced sample needs 2 pos"):
@@ -61,9 +62,11 @@ def test_unknown_task_names_the_known_ones():
 
 
 def test_registry_is_extensible():
-    extra = data.BuiltinTask("test-extra", "two words", "{text}:", ("yes", "no"),
-                             lambda: data.LabeledTexts(("x", "y"), np.array([1.0, -1.0]),
-                                                       ("no", "yes"), "test"))
+    extra = data.BuiltinTask(name="test-extra", description="two words", template="{text}:",
+                             label_words=("yes", "no"),
+                             load=lambda: data.LabeledTexts(texts=("x", "y"),
+                                                            targets=np.array([1.0, -1.0]),
+                                                       class_names=("no", "yes"), source="test"))
     data.register_task(extra)
     try:
         assert data.get_task("test-extra").load().texts == ("x", "y")
@@ -125,6 +128,7 @@ def test_fit_sizes_shrinks_only_what_does_not_fit():
     assert data.fit_sizes(40, 32, 24) == (23, 17)
     with pytest.raises(InputError, match="at least 8"):
         data.fit_sizes(6, 16, 24)
-    unbalanced = data.LabeledTexts(tuple("abcdefg"), np.array([1, 1, 1, 1, 1, -1, -1.0]),
-                                   ["neg", "pos"], "hand")
+    unbalanced = data.LabeledTexts(texts=tuple("abcdefg"),
+                                   targets=np.array([1, 1, 1, 1, 1, -1, -1.0]),
+                                   class_names=["neg", "pos"], source="hand")
     assert data.balanced_capacity(unbalanced) == 4

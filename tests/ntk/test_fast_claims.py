@@ -96,8 +96,10 @@ def test_small_steps_follow_the_kernel_trajectory(task, tmp_path):
     )
 
     words = sample_examples(vader_words(), 8, seed=5)
-    train = LabeledTexts(words.texts[:4], words.targets[:4], words.class_names, words.source)
-    test = LabeledTexts(words.texts[4:], words.targets[4:], words.class_names, words.source)
+    train = LabeledTexts(texts=words.texts[:4], targets=words.targets[:4],
+                         class_names=words.class_names, source=words.source)
+    test = LabeledTexts(texts=words.texts[4:], targets=words.targets[4:],
+                        class_names=words.class_names, source=words.source)
     params = "attention@last-1"
     joint = task.kernel(list(train.texts) + list(test.texts), parameter_spec(task, params),
                         progress=False).kernel

@@ -1,6 +1,6 @@
 """``--n-total``: the growth of the stop measured on nested subsamples, against planted truths
 at N = 4n (issue #27). The reference is the oracle step of the planted problem on all N points
-(closed form, validate.train_errors), which the estimate never sees."""
+(closed form, rule_scores.train_errors), which the estimate never sees."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from transferscope.core.errors import InputError
 from transferscope.ntk.growth import estimate_growth
-from transferscope.ntk.validate import (
+from transferscope.ntk.rule_scores import (
     growth_truths,
     planted_problem,
     random_kernel,

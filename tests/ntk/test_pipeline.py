@@ -54,8 +54,8 @@ def test_spectrum_step_returns_what_it_writes(run_dir):
 
 def test_stop_step_matches_a_plain_loop_and_its_file(run_dir):
     path, eigs = run_dir
-    result = pipeline.run_stop(path, pipeline.StopOptions(sigma=0.3, radius=2.0, n_boot=20,
-                                                          batch_size=6), progress=False)
+    result = pipeline.run_stop(pipeline.StopConfig(run_dir=path, options=pipeline.StopOptions(
+        sigma=0.3, radius=2.0, n_boot=20, batch_size=6)), progress=False)
     kernel = np.load(path / "kernel.npy")
     assert result.step_size == pytest.approx(1 / np.max(np.diag(kernel)), rel=1e-9)
     assert result.stopping_time == brute_t_hat(eigs, result.step_size, 0.3, 2.0) > 0
@@ -74,15 +74,46 @@ def test_stop_step_matches_a_plain_loop_and_its_file(run_dir):
     assert written["bootstrap"]["stopping_time_ci"] == list(result.stopping_time_ci)
 
 
+def test_stop_decomposes_the_kernel_once(run_dir, monkeypatch):
+    """``ntk stop`` used to eigendecompose the same n x n K/n up to 8 times (#29): once now,
+    whatever it estimates, bootstraps, fits, recommends or draws. The CV folds are smaller
+    matrices of their own and are not counted."""
+    path, _ = run_dir
+    n = 24
+    calls = []
+    for name in ("eigh", "eigvalsh"):
+        real = getattr(np.linalg, name)
+
+        def counted(a, *args, _real=real, _name=name, **kwargs):
+            if np.shape(a) == (n, n):
+                calls.append(_name)
+            return _real(a, *args, **kwargs)
+
+        monkeypatch.setattr(np.linalg, name, counted)
+    result = pipeline.run_stop(pipeline.StopConfig(run_dir=path,
+                                                   options=pipeline.StopOptions(n_boot=5)),
+                               progress=False)
+    assert calls == ["eigh"]
+    assert result.recommendation.rules["rwy-gcv"] == result.stopping_time  # no override given
+
+
 @pytest.mark.parametrize("options,message", [
-    (pipeline.StopOptions(loss="l1"), "--loss"),
-    (pipeline.StopOptions(sigma=-1.0), "--sigma"),
-    (pipeline.StopOptions(n_boot=1), "--n-boot"),
-    (pipeline.StopOptions(lr=1e9), "--lr"),
+    ({"loss": "l1"}, "StopOptions: loss = 'l1': expected one of 'half-mse', 'mse'"),
+    ({"sigma": -1.0}, "StopOptions: sigma = -1.0: expected None or a finite number > 0"),
+    ({"n_boot": 1}, "StopOptions: n_boot = 1: expected a whole number >= 2"),
+    ({"rule": "nope"}, "StopOptions: rule = 'nope': expected one of 'rwy', "),
+    ({"n_total": 1}, "StopOptions: n_total = 1: expected None or a whole number >= 2"),
 ])
-def test_stop_options_are_checked_with_one_line(run_dir, options, message):
+def test_stop_options_are_checked_when_constructed(options, message):
     with pytest.raises(InputError, match=message):
-        pipeline.run_stop(run_dir[0], options, progress=False)
+        pipeline.StopOptions(**options)
+
+
+def test_a_step_size_above_the_kernel_bound_is_one_line(run_dir):
+    with pytest.raises(InputError, match="--lr"):
+        pipeline.run_stop(pipeline.StopConfig(run_dir=run_dir[0],
+                                              options=pipeline.StopOptions(lr=1e9)),
+                          progress=False)
 
 
 def test_examples_and_kernel_options_are_checked_before_any_model_loads(tmp_path):
@@ -96,11 +127,22 @@ def test_examples_and_kernel_options_are_checked_before_any_model_loads(tmp_path
         pipeline.load_examples(pipeline.DataSource(data_file=tmp_path / "d.csv"))
     examples = pipeline.load_examples(pipeline.DataSource(label_words="yes,no"))
     assert examples.label_words == ("yes", "no") and "{text}" in examples.template
-    for options, flag in ((pipeline.KernelOptions(mode="fast"), "--mode"),
-                          (pipeline.KernelOptions(workers=2), "--address/--workers"),
-                          (pipeline.KernelOptions(executor="ray", workers=0), "--workers")):
-        with pytest.raises(InputError, match=flag):
-            pipeline.run_kernel(tmp_path / "r", "no-such-model", options=options)
+    for options, message in (({"mode": "fast"}, "KernelOptions: mode = 'fast'"),
+                             ({"workers": 2}, "--address/--workers: given with --executor local"),
+                             ({"executor": "ray", "workers": 0}, "KernelOptions: workers = 0"),
+                             ({"params": "last-0"}, "KernelOptions: params = 'last-0'"),
+                             ({"memory_gb": math.nan}, "KernelOptions: memory_gb = nan"),
+                             ({"seed": -1}, "KernelOptions: seed = -1")):
+        with pytest.raises(InputError, match=message):
+            pipeline.KernelOptions(**options)
+    with pytest.raises(InputError, match="--template"):
+        pipeline.run_kernel(pipeline.KernelConfig(
+            out=tmp_path / "r", model="no-such-model",
+            source=pipeline.DataSource(data_file=tmp_path / "d.csv")))
+    with pytest.raises(InputError, match="KernelConfig: source = 'x': expected a DataSource"):
+        pipeline.KernelConfig(out=tmp_path / "r", source="x")
+    with pytest.raises(InputError, match="StopConfig: options = 3: expected a StopOptions"):
+        pipeline.StopConfig(run_dir=tmp_path, options=3)
     assert not (tmp_path / "r").exists()
 
 
@@ -111,9 +153,11 @@ def _small_task(n_pos: int, n_neg: int):
     words = ntk_data.get_task("sentiment-words").load()
     texts = words.texts[:n_pos + n_neg]
     targets = np.array([1.0] * n_pos + [-1.0] * n_neg)
-    rows = ntk_data.LabeledTexts(tuple(texts), targets, ["neg", "pos"], "file:small.csv")
-    return ntk_data.BuiltinTask("small.csv", "40 rows", "Word: {text}. Answer:",
-                                ("positive", "negative"), lambda: rows)
+    rows = ntk_data.LabeledTexts(texts=tuple(texts), targets=targets, class_names=["neg", "pos"],
+                                 source="file:small.csv")
+    return ntk_data.BuiltinTask(name="small.csv", description="40 rows",
+                                template="Word: {text}. Answer:",
+                                label_words=("positive", "negative"), load=lambda: rows)
 
 
 @pytest.mark.parametrize("n_pos,n_neg", [(20, 20), (24, 16)])
@@ -154,8 +198,13 @@ def test_user_sizes_are_kept_and_a_bad_device_is_one_line():
     task = _small_task(20, 20)
     assert FinetuneOptions(n=10, n_test=6).fit(task).n_test == 6
     assert RatesOptions(sizes="4,8", n_test=5, pool=30).fit(task).pool == 30
-    with pytest.raises(InputError, match="--device: device = 'tpu': expected auto, cpu or cuda"):
-        pipeline.KernelOptions(device="tpu").validate()
+    with pytest.raises(InputError, match="device = 'tpu': expected one of 'auto', 'cpu', 'cuda'"):
+        pipeline.KernelOptions(device="tpu")
+    with pytest.raises(InputError, match="FinetuneOptions: batch_size = 12: expected a whole "
+                                         "number from 1 to n = 10"):
+        FinetuneOptions(n=10, batch_size=12)
+    with pytest.raises(InputError, match="SpectrumOptions: last = 3: expected a whole number >= 5"):
+        pipeline.SpectrumOptions(first=4, last=3)
 
 
 def test_taskvec_takes_the_user_file_as_its_first_task():
@@ -170,3 +219,30 @@ def test_taskvec_takes_the_user_file_as_its_first_task():
     assert not set(splits[1].train.texts) & set(first.train.texts + first.test.texts)
     with pytest.raises(InputError, match="at least two tasks"):
         task_splits([task], 8, 8, 0)
+
+
+@pytest.mark.parametrize("command, owner", [("kernel", "KernelOptions"),
+                                            ("spectrum", "SpectrumOptions"),
+                                            ("stop", "StopOptions"),
+                                            ("finetune", "FinetuneOptions")])
+def test_each_command_option_is_its_declaration(command, owner):
+    """Default, help and refusal of every option of these commands come from the options
+    class (#29): nothing is restated in the command line."""
+    import typer
+    from typer.main import get_command
+
+    from transferscope.core.params import declarations
+    from transferscope.ntk import cli, options
+
+    params = {p.name: p for p in get_command(cli.app).commands[command].params}
+    declared = declarations(getattr(options, owner))
+    for name, decl in declared.items():
+        option = params[name]
+        assert option.default == decl.default, name
+        assert decl.help.rstrip(".") in (option.help or ""), name
+        assert option.callback is not None, name  # the declaration's check at parse time
+    bad = {"n": 1, "first": 0, "n_boot": 1, "lr": -1.0, "steps": 0}
+    for name in sorted(set(bad) & set(declared)):
+        with pytest.raises(InputError, match=f"--{name.replace('_', '-')} = "):
+            params[name].callback(typer.Context(get_command(cli.app)), params[name],
+                                  bad[name])

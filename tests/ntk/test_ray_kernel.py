@@ -161,7 +161,7 @@ def test_unknown_executor_is_one_clear_error(model, data):
 
 
 @pytest.mark.parametrize("extra, expected", [
-    (["--executor", "dask"], "error: --executor: executor = 'dask': expected 'local' or 'ray'"),
+    (["--executor", "dask"], "error: --executor = 'dask': expected one of 'local', 'ray'"),
     (["--address", "auto"], "error: --address/--workers: given with --executor local"),
 ])
 def test_cli_executor_errors_before_loading_anything(extra, expected, tmp_path, capsys,

@@ -8,7 +8,7 @@ import pytest
 from transferscope.core.errors import InputError
 from transferscope.ntk import recommend_stop
 from transferscope.ntk.recommend import cv_stopping_time
-from transferscope.ntk.validate import (
+from transferscope.ntk.rule_scores import (
     planted_problem,
     random_kernel,
     share_captured,

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from transferscope.core.errors import InputError, ModelError
-from transferscope.ntk import PromptTask, binary_targets, check_template
+from transferscope.ntk import PromptTask
+from transferscope.ntk.task import binary_targets, check_template
 
 CAUSAL = os.environ.get("TRANSFERSCOPE_NTK_TEST_MODEL", "smollm2")
 TEMPLATE = "Review: {text}\nSentiment:"

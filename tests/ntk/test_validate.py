@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from transferscope.ntk.recommend import DEFAULT_RULE, RULES
-from transferscope.ntk.validate import BASELINES, held_out_truths, planted_truths, share_table
+from transferscope.ntk.rule_scores import BASELINES, held_out_truths, planted_truths, share_table
 
 
 def test_default_rule_meets_the_goal_on_planted_synthetic_truths():
@@ -33,7 +33,7 @@ def test_new_columns_by_hand_on_a_tiny_pool_with_a_zero_optimum():
     curves, one whose optimum is step 0 (kept, not dropped as NaN)."""
     from types import SimpleNamespace
 
-    from transferscope.ntk.validate import choose_default, score
+    from transferscope.ntk.rule_scores import choose_default, score
 
     grid = np.array([0, 1, 10, 100, 1000, 10000])
     curves = [np.array([1.0, 0.9, 0.5, 0.2, 0.6, 0.9]),  # optimum at 100
@@ -72,9 +72,8 @@ def test_new_columns_by_hand_on_a_tiny_pool_with_a_zero_optimum():
 
 def test_held_out_optimum_on_the_real_smollm2_kernel_matches_iterated_descent():
     from transferscope.ntk import data as ntk_data
-    from transferscope.ntk import load_examples
     from transferscope.ntk.experiments.finetune import parameter_spec
-    from transferscope.ntk.pipeline import DataSource
+    from transferscope.ntk.pipeline import DataSource, load_examples
     from transferscope.ntk.task import PromptTask
 
     examples = load_examples(DataSource())
@@ -110,12 +109,12 @@ def test_held_out_optimum_on_the_real_smollm2_kernel_matches_iterated_descent():
 
 
 def test_real_curve_outcome_scores_rules_on_the_real_curve_and_flags_the_horizon():
-    from transferscope.ntk.validate import Outcome, real_curve_outcome
+    from transferscope.ntk.rule_scores import Outcome, real_curve_outcome
 
     steps = np.array([0, 1, 2, 4, 8, 16])
     errors = np.array([1.0, 0.8, 0.6, 0.5, 0.7, 0.9])  # optimum at step 4, then rising
-    split = Outcome({"n": 8, "split": 0, "n_test": 4, "train": [0, 1]}, 6,
-                    {"a": 4, "b": 0, "c": 99}, {})
+    split = Outcome(setting={"n": 8, "split": 0, "n_test": 4, "train": [0, 1]}, t_opt=6,
+                    steps={"a": 4, "b": 0, "c": 99}, shares={})
     out = real_curve_outcome(split, steps, errors, errors * 1.1, 2.0)
     assert out.t_opt == 4 and out.setting["reached"] and out.setting["horizon"] == 16
     assert out.shares["a"] == pytest.approx(1.0) and out.shares["b"] == pytest.approx(0.0)
@@ -137,8 +136,10 @@ def test_tail_training_is_fine_tuning_of_the_whole_model(tmp_path):
     task = PromptTask('Is the word "{text}" positive or negative? Answer:',
                       ["positive", "negative"], model="smollm2", device="cpu")
     sample = ntk_data.sample_examples(ntk_data.get_task("sentiment-words").load(), 14, 4)
-    train = ntk_data.LabeledTexts(sample.texts[:8], sample.targets[:8], sample.class_names, "t")
-    test = ntk_data.LabeledTexts(sample.texts[8:], sample.targets[8:], sample.class_names, "t")
+    train = ntk_data.LabeledTexts(texts=sample.texts[:8], targets=sample.targets[:8],
+                                  class_names=sample.class_names, source="t")
+    test = ntk_data.LabeledTexts(texts=sample.texts[8:], targets=sample.targets[8:],
+                                 class_names=sample.class_names, source="t")
     assert tail.trained_blocks(task, "attention@last-1") == 1
     assert tail.trained_blocks(task, "last-2") == 2
     k = 2
@@ -170,12 +171,12 @@ def test_real_finetuning_truths_run_to_twice_the_kernel_optimum(tmp_path):
 
     from transferscope.ntk import data as ntk_data
     from transferscope.ntk.experiments.finetune import parameter_spec
-    from transferscope.ntk.experiments.validation import (
+    from transferscope.ntk.experiments.validate_run import (
         VALIDATION_PROFILES,
         real_finetuning_truths,
     )
+    from transferscope.ntk.rule_scores import share_captured
     from transferscope.ntk.task import PromptTask
-    from transferscope.ntk.validate import share_captured
 
     task = PromptTask('Is the word "{text}" positive or negative? Answer:',
                       ["positive", "negative"], model="smollm2", device="cpu")

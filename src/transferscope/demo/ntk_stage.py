@@ -22,26 +22,27 @@ def _share(value) -> str:
 
 
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
-    from transferscope.ntk import pipeline, rundir
+    import transferscope.ntk as ntk
+    from transferscope.ntk import rundir
     from transferscope.ntk.experiments.profiles import quick_finetune
-    from transferscope.ntk.experiments.validation import run_validation
     from transferscope.ntk.figures import finetune_figure
 
     run_dir = stage_dir / "run"
     progress.update(task, description=f"ntk: eNTK of {settings['model']} "
                     f"({settings['params']}, n = {settings['n']})")
-    kernel_run = pipeline.run_kernel(
-        run_dir, settings["model"], pipeline.DataSource(task=settings["task"]),
-        pipeline.KernelOptions(params=settings["params"], n=settings["n"],
-                               seed=settings["seed"]))
+    kernel_run = ntk.run_kernel(ntk.KernelConfig(
+        out=run_dir, model=settings["model"], source=ntk.DataSource(task=settings["task"]),
+        options=ntk.KernelOptions(params=settings["params"], n=settings["n"],
+                                  seed=settings["seed"])))
     progress.update(task, description="ntk: spectrum and decay fits (bootstrap)")
-    spectrum_run = pipeline.run_spectrum(run_dir, pipeline.SpectrumOptions(n_boot=200, seed=0))
+    spectrum_run = ntk.run_spectrum(run_dir, ntk.SpectrumOptions(n_boot=200, seed=0))
     progress.update(task, description="ntk: stopping time T_hat")
-    stop_result = pipeline.run_stop(run_dir, pipeline.StopOptions(batch_size=8, n_boot=200,
-                                                                 seed=0))
+    stop_result = ntk.run_stop(ntk.StopConfig(
+        run_dir=run_dir, options=ntk.StopOptions(batch_size=8, n_boot=200, seed=0)))
     progress.update(task, description="ntk: stopping rules against planted and held-out truths")
-    checked = run_validation(stage_dir / "validate", "quick", settings["model"],
-                             pipeline.DataSource(task=settings["task"]), progress=False)
+    checked = ntk.run_validation(ntk.ValidateConfig(
+        out=stage_dir / "validate", profile="quick", model=settings["model"],
+        source=ntk.DataSource(task=settings["task"])), progress=False).summary
     progress.update(task, description="ntk: real fine-tuning next to the kernel prediction")
     comparison = quick_finetune(stage_dir / "finetune", model=settings["model"],
                                 task=settings["task"])

@@ -1,127 +1,91 @@
 """transferscope.ntk: the empirical NTK of a pretrained LM, its spectrum and early stopping.
 
-``recommend_stop(K, y, f0)`` is the user's answer (how many steps, by which rule, with every
-rule beside it); ``transferscope.ntk.validate`` scores the rules against planted truths and
-held-out optima. The pipeline (:mod:`transferscope.ntk.pipeline`) is the entry point: ``run_kernel`` ->
-``run_spectrum`` -> ``run_stop`` -> ``run_finetune``, each taking and returning dataclasses.
-The experiments (fine-tuning vs the kernel, rates in n, task vectors, report profiles) are in
-:mod:`transferscope.ntk.experiments`.
+Each command is one library call, configured by a declared, checked options object
+(:mod:`transferscope.ntk.options`) and returning a result::
+
+    run = run_kernel(KernelConfig(out="runs/mine", source=DataSource(task="sentiment-words"),
+                                  options=KernelOptions(n=64)))          # ntk kernel
+    spectrum = run_spectrum(run.path)                                    # ntk spectrum
+    stop = run_stop(StopConfig(run_dir=run.path,
+                               options=StopOptions(batch_size=16)))     # ntk stop
+    print(stop.recommendation.advice())
+
+``recommend_stop(K, y, f0)`` is the answer on a kernel you have (how many steps, by which
+rule, with every rule beside it); ``run_validation`` scores the rules against planted truths
+and held-out optima (:mod:`transferscope.ntk.rule_scores`). The experiments (fine-tuning vs
+the kernel, rates in n, task vectors, report profiles) are in
+:mod:`transferscope.ntk.experiments` (``run_finetune``, ``run_report`` and ``run_validation``
+here); everything else stays importable from its module.
 """
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from transferscope.ntk.data import LabeledTexts, get_task, load_labeled_file, sample_examples
-    from transferscope.ntk.device import resolve_device
-    from transferscope.ntk.experiments import FinetuneComparison, FinetuneOptions
+    from transferscope.ntk.experiments.finetune_vs_kernel import FinetuneComparison, run_finetune
+    from transferscope.ntk.experiments.profiles import run_report
+    from transferscope.ntk.experiments.validate_run import ValidationRun, run_validation
     from transferscope.ntk.kernel import (
         KernelResult,
-        RayExecutor,
         batched_output,
         empirical_ntk,
         empirical_ntk_result,
-        model_fingerprint,
     )
-    from transferscope.ntk.params import PRESETS, parameter_predicate, select_parameters
-    from transferscope.ntk.pipeline import (
+    from transferscope.ntk.options import (
         DataSource,
-        Examples,
+        FinetuneOptions,
+        KernelConfig,
         KernelOptions,
-        KernelRun,
-        Sensitivity,
         SpectrumOptions,
-        SpectrumRun,
+        StopConfig,
         StopOptions,
+        ValidateConfig,
+    )
+    from transferscope.ntk.pipeline import (
+        KernelRun,
+        SpectrumRun,
         StopResult,
-        kernel_from_sample,
-        load_examples,
-        parse_label_words,
-        pretrained_outputs,
-        run_finetune,
         run_kernel,
         run_spectrum,
         run_stop,
+        source_task,
     )
     from transferscope.ntk.recommend import StopRecommendation, recommend_stop
-    from transferscope.ntk.rundir import KernelRunDir, load_kernel_run, save_kernel_run
-    from transferscope.ntk.spectrum import (
-        SpectrumAnalysis,
-        analyse_spectrum,
-        effective_dimension,
-        implied_rate,
-    )
-    from transferscope.ntk.stopping import (
-        critical_radius,
-        estimate_noise,
-        estimate_radius,
-        local_rademacher,
-        rwy_stopping_time,
-        training_schedule,
-    )
-    from transferscope.ntk.task import (
-        PromptTask,
-        TaskModel,
-        binary_targets,
-        check_template,
-        prompt_task_factory,
-    )
+    from transferscope.ntk.rundir import load_kernel_run
+    from transferscope.ntk.task import PromptTask
 else:
     from transferscope.core.lazy import lazy_exports
 
     lazy_exports(__name__)
 
 __all__ = [
-    "PRESETS",
+    # the commands: options in, a result out
     "DataSource",
-    "Examples",
     "FinetuneComparison",
     "FinetuneOptions",
+    "KernelConfig",
     "KernelOptions",
-    "KernelResult",
     "KernelRun",
-    "KernelRunDir",
-    "LabeledTexts",
-    "PromptTask",
-    "RayExecutor",
-    "Sensitivity",
-    "SpectrumAnalysis",
     "SpectrumOptions",
     "SpectrumRun",
-    "StopRecommendation",
+    "StopConfig",
     "StopOptions",
     "StopResult",
-    "TaskModel",
-    "analyse_spectrum",
-    "batched_output",
-    "binary_targets",
-    "check_template",
-    "critical_radius",
-    "effective_dimension",
-    "empirical_ntk",
-    "empirical_ntk_result",
-    "estimate_noise",
-    "estimate_radius",
-    "get_task",
-    "implied_rate",
-    "kernel_from_sample",
-    "load_examples",
-    "load_kernel_run",
-    "load_labeled_file",
-    "local_rademacher",
-    "model_fingerprint",
-    "parameter_predicate",
-    "parse_label_words",
-    "pretrained_outputs",
-    "recommend_stop",
-    "resolve_device",
-    "prompt_task_factory",
+    "ValidateConfig",
+    "ValidationRun",
     "run_finetune",
     "run_kernel",
+    "run_report",
     "run_spectrum",
     "run_stop",
-    "rwy_stopping_time",
-    "sample_examples",
-    "save_kernel_run",
-    "select_parameters",
-    "training_schedule",
+    "run_validation",
+    "source_task",
+    # the pieces: the answer on your own kernel, the kernel of your own model
+    "KernelResult",
+    "PromptTask",
+    "StopRecommendation",
+    "batched_output",
+    "empirical_ntk",
+    "empirical_ntk_result",
+    "load_kernel_run",
+    "recommend_stop",
 ]

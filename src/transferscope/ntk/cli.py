@@ -1,32 +1,40 @@
 """``transferscope ntk ...``: parse the options, call one library function, print the result.
 
-``kernel | spectrum | stop | finetune`` are the steps of :mod:`transferscope.ntk.pipeline`;
-``rates | taskvec | report`` the experiments of :mod:`transferscope.ntk.experiments`.
+``kernel | spectrum | stop`` are the steps of :mod:`transferscope.ntk.pipeline`; ``finetune |
+rates | taskvec | report | validate`` the experiments of :mod:`transferscope.ntk.experiments`;
+each is called through the package's public API (``transferscope.ntk``, loaded lazily), with
+the options declared in :mod:`transferscope.ntk.options`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+import transferscope.ntk as ntk
+from transferscope.core.errors import InputError
+from transferscope.core.params import declarations, option
+from transferscope.ntk import (
+    FinetuneOptions,
+    KernelOptions,
+    SpectrumOptions,
+    StopOptions,
+    preflight,
+)
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk import preflight
+from transferscope.ntk.options import Device, Executor, FinetuneLoss, Loss, Mode, Rule
 
 if TYPE_CHECKING:
-    from transferscope.ntk import pipeline
-    from transferscope.ntk.experiments import profiles, rates_sweep, taskvectors, validation
-else:  # imported when a command first uses them: --help never loads torch
+    from transferscope.ntk.experiments import rates_sweep, taskvectors
+else:  # the experiments outside the public API, imported when their command runs
     from transferscope.core.lazy import lazy_module
 
-    pipeline = lazy_module("transferscope.ntk.pipeline")
-    profiles = lazy_module("transferscope.ntk.experiments.profiles")
     rates_sweep = lazy_module("transferscope.ntk.experiments.rates_sweep")
     taskvectors = lazy_module("transferscope.ntk.experiments.taskvectors")
-    validation = lazy_module("transferscope.ntk.experiments.validation")
 
 app = typer.Typer(help="Empirical NTK of a pretrained LM at its pretrained weights, its "
                   "eigen-decay, and the data-dependent early-stopping time.",
@@ -39,8 +47,6 @@ _TASK_HELP = ("Built-in task: " + ", ".join(sorted(ntk_data.TASKS))
               + " (default sentiment-words).")
 RunDirArg = Annotated[Path, typer.Argument(help="Run directory written by 'ntk kernel'.")]
 ModelOpt = Annotated[str, typer.Option(help="smollm2 or a local HF causal-LM dir / .gguf.")]
-ParamsOpt = Annotated[str, typer.Option(
-    help="Parameter set S: attention, all, last-k, bias, ... or attention@last-k.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Directory for the results.")]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="CSV/TSV/JSONL file instead of "
                                               "--task (needs --template and --label-words).")]
@@ -50,14 +56,38 @@ PositiveOpt = Annotated[str | None, typer.Option(help="Positive label of --data.
 TemplateOpt = Annotated[str | None, typer.Option(help="Prompt with {text} (default: the "
                                                  "task's).")]
 WordsOpt = Annotated[str | None, typer.Option(help="'positive,negative' cue words.")]
-DeviceOpt = Annotated[str, typer.Option(help="Where the model runs: auto (CUDA when present), "
-                                        "cpu or cuda.")]
+
+
+def _opt(owner: type, name: str, *flags: str, **kwargs: Any) -> Any:
+    """:func:`~transferscope.core.params.option` of ``owner.name``; a refused value is the one
+    line every ntk option error is: ``--flag = value: expected ...`` (exit 2, before anything
+    runs). A choice (a ``Literal`` alias, shown as ``<a|b>``) is parsed as text and checked by
+    the declaration, not by click."""
+    if declarations(owner)[name].choices is not None:
+        kwargs.setdefault("parser", str)
+    info = option(owner, name, *flags, **kwargs)
+    parse_check = info.callback
+
+    def _check(ctx: typer.Context, param: typer.CallbackParam, given: Any) -> Any:
+        try:
+            return parse_check(ctx, param, given)
+        except typer.BadParameter as exc:
+            raise InputError(f"{param.opts[0]} = {exc.message}") from None
+
+    _check.__annotations__ = {"ctx": typer.Context, "param": typer.CallbackParam,
+                              "given": Any, "return": Any}
+    info.callback = _check
+    return info
+
+
+def _device() -> Any:
+    return _opt(KernelOptions, "device")
 
 
 def _task(task: str | None, data_file: Path | None, text_col: str, label_col: str,
           positive_label: str | None, template: str | None, label_words: str | None):
     """The built-in task or the user's file, as the experiments take it."""
-    return pipeline.source_task(pipeline.DataSource(task=task, data_file=data_file,
+    return ntk.source_task(ntk.DataSource(task=task, data_file=data_file,
                                                     text_col=text_col, label_col=label_col,
                                                     positive_label=positive_label,
                                                     template=template, label_words=label_words))
@@ -87,38 +117,29 @@ def kernel(
                         ] = None,
     label_words: Annotated[str | None, typer.Option(help="'positive,negative' cue words.")
                            ] = None,
-    params: Annotated[str, typer.Option(
-        help="attention@last-1 (default: the last block's attention, the set 'ntk validate' "
-             "and the real fine-tuning table cover), attention, all, lora, head, bias, last-k, "
-             "attention@last-k.")] = "attention@last-1",
-    n: Annotated[int | None, typer.Option(help="Examples, sampled balanced with --seed "
-                                          "(default 64, or all of a smaller file).")] = None,
-    mode: Annotated[str, typer.Option(help="exact or sketch.")] = "exact",
-    sketch_dim: Annotated[int, typer.Option(help="Sketch dimension (sketch mode).")] = 16384,
-    seed: Annotated[int, typer.Option(help="Seed of the sample and the sketch.")] = 0,
-    memory_gb: Annotated[float, typer.Option(help="Memory budget of the engine, GiB.")] = 4.0,
-    max_tokens: Annotated[int | None, typer.Option(help="Shorten prompts to this many tokens.")
-                          ] = None,
-    executor: Annotated[str, typer.Option(help="local, or ray (blocks on a Ray cluster).")
-                        ] = "local",
-    address: Annotated[str | None, typer.Option(
-        help="Ray cluster address (auto, host:6379, ray://host:10001); none: a local one.")
-                       ] = None,
-    workers: Annotated[int | None, typer.Option(help="Ray workers (default: all CPUs/GPUs).")
-                       ] = None,
-    device: DeviceOpt = "auto",
+    params: str = _opt(KernelOptions, "params"),
+    n: int | None = _opt(KernelOptions, "n"),
+    mode: Mode = _opt(KernelOptions, "mode"),
+    sketch_dim: int = _opt(KernelOptions, "sketch_dim"),
+    seed: int = _opt(KernelOptions, "seed"),
+    memory_gb: float = _opt(KernelOptions, "memory_gb"),
+    max_tokens: int | None = _opt(KernelOptions, "max_tokens"),
+    executor: Executor = _opt(KernelOptions, "executor"),
+    address: str | None = _opt(KernelOptions, "address"),
+    workers: int | None = _opt(KernelOptions, "workers"),
+    device: Device = _device(),
 ) -> None:
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
-    preflight.kernel(out, params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
-                     memory_gb=memory_gb, max_tokens=max_tokens, workers=workers)
-    run = pipeline.run_kernel(
-        out, model,
-        pipeline.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
-                            positive_label=positive_label, template=template,
-                            label_words=label_words),
-        pipeline.KernelOptions(params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
-                               memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
-                               address=address, workers=workers, device=device))
+    config = ntk.KernelConfig(
+        out=out, model=model,
+        source=ntk.DataSource(task=task, data_file=data_file, text_col=text_col,
+                              label_col=label_col, positive_label=positive_label,
+                              template=template, label_words=label_words),
+        options=KernelOptions(params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
+                              memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
+                              address=address, workers=workers, device=device))
+    preflight.output(out)
+    run = ntk.run_kernel(config)
     s = run.summary
     _out.print(_table(f"eNTK run {out}", (
         ("model", model), ("examples", f"{run.n} from {run.meta['source']}"),
@@ -133,18 +154,15 @@ def kernel(
 @app.command()
 def spectrum(
     run_dir: RunDirArg,
-    first: Annotated[int | None, typer.Option(help="First fitted index (1-based; default 2).")
-                     ] = None,
-    last: Annotated[int | None, typer.Option(help="Last fitted index (default max(9, n//4): at "
-                                             "least 8 eigenvalues).")] = None,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the examples.")] = 200,
-    ci: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    first: int | None = _opt(SpectrumOptions, "first"),
+    last: int | None = _opt(SpectrumOptions, "last"),
+    n_boot: int = _opt(SpectrumOptions, "n_boot"),
+    ci: float = _opt(SpectrumOptions, "ci"),
+    seed: int = _opt(SpectrumOptions, "seed"),
 ) -> None:
     """Eigenvalues of K/n, polynomial and exponential decay fits, implied rate, figure."""
-    preflight.spectrum(first=first, last=last, n_boot=n_boot, ci=ci, seed=seed)
-    done = pipeline.run_spectrum(run_dir, pipeline.SpectrumOptions(first=first, last=last,
-                                                                   n_boot=n_boot, ci=ci, seed=seed))
+    done = ntk.run_spectrum(run_dir, SpectrumOptions(first=first, last=last, n_boot=n_boot,
+                                                          ci=ci, seed=seed))
     analysis, (lo, hi) = done.analysis, done.index_range
     table = Table(title=f"spectrum of K/n, n = {analysis.n}, fit indices {lo}..{hi}")
     for col in ("model", "rate", f"{ci:.0%} CI", "R^2 (log)", "eigenvalues used",
@@ -162,30 +180,20 @@ def spectrum(
 @app.command()
 def stop(
     run_dir: RunDirArg,
-    lr: Annotated[float | None, typer.Option(
-        help="SGD learning rate (default: 1/max K(x,x), RWY's bound).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Minibatch size B for the epoch count.")] = 8,
-    sigma: Annotated[float | None, typer.Option(help="Noise level (default: GCV estimate).")
-                     ] = None,
-    radius: Annotated[float | None, typer.Option(
-        help="RKHS radius of f* - f_0 (default: ridge estimate).")] = None,
-    loss: Annotated[str, typer.Option(
-        help="half-mse: mean((f-y)^2)/2, eta = lr; mse: mean((f-y)^2), eta = 2 lr.")
-                    ] = "half-mse",
-    n_boot: Annotated[int, typer.Option(help="Residual-bootstrap resamples for the CIs.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the CV folds.")] = 0,
-    n_total: Annotated[int | None, typer.Option(
-        help="Your whole training set size N: steps and epochs for it, from the growth of the "
-             "CV stop measured on subsamples of n/4, n/2, n (needs n >= 32).")] = None,
-    rule: Annotated[str, typer.Option(help="Rule the answer follows: cv (default, chosen on "
-                                      "the development pool of 'ntk validate'), cv-low, rwy, "
-                                      "rwy-gcv, gcv-ridge.")] = "cv",
+    lr: float | None = _opt(StopOptions, "lr"),
+    batch_size: int = _opt(StopOptions, "batch_size"),
+    sigma: float | None = _opt(StopOptions, "sigma"),
+    radius: float | None = _opt(StopOptions, "radius"),
+    loss: Loss = _opt(StopOptions, "loss"),
+    n_boot: int = _opt(StopOptions, "n_boot"),
+    seed: int = _opt(StopOptions, "seed"),
+    n_total: int | None = _opt(StopOptions, "n_total"),
+    rule: Rule = _opt(StopOptions, "rule"),
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
-    preflight.stop(batch_size=batch_size, n_boot=n_boot, seed=seed, n_total=n_total)
-    r = pipeline.run_stop(run_dir, pipeline.StopOptions(lr=lr, batch_size=batch_size, sigma=sigma,
-                                                        radius=radius, loss=loss, n_boot=n_boot,
-                                                        seed=seed, n_total=n_total, rule=rule))
+    r = ntk.run_stop(ntk.StopConfig(run_dir=run_dir, options=StopOptions(
+        lr=lr, batch_size=batch_size, sigma=sigma, radius=radius, loss=loss, n_boot=n_boot,
+        seed=seed, n_total=n_total, rule=rule)))
     a = r.recommendation
     low, high = r.stopping_time_ci
     a_low, a_high = a.steps_ci
@@ -245,27 +253,24 @@ def finetune(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    params: ParamsOpt = "attention@last-1",
-    n: Annotated[int | None, typer.Option(help="Training examples (default 16, fewer for a "
-                                          "small file).")] = None,
-    n_test: Annotated[int | None, typer.Option(help="Held-out examples (default 24, fewer "
-                                               "for a small file).")] = None,
-    steps: Annotated[int, typer.Option(help="Gradient steps.")] = 8,
-    lr_fraction: Annotated[float, typer.Option(
-        help="Step eta as a fraction of 1/lambda_max(K/n).")] = 0.5,
-    loss: Annotated[str, typer.Option(help="half-mse, mse or cross-entropy.")] = "half-mse",
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (default full batch).")
-                          ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the sample and minibatch order.")] = 0,
-    device: DeviceOpt = "auto",
+    params: str = _opt(FinetuneOptions, "params"),
+    n: int | None = _opt(FinetuneOptions, "n"),
+    n_test: int | None = _opt(FinetuneOptions, "n_test"),
+    steps: int = _opt(FinetuneOptions, "steps"),
+    lr_fraction: float = _opt(FinetuneOptions, "lr_fraction"),
+    loss: FinetuneLoss = _opt(FinetuneOptions, "loss"),
+    batch_size: int | None = _opt(FinetuneOptions, "batch_size"),
+    seed: int = _opt(FinetuneOptions, "seed"),
+    device: Device = _device(),
 ) -> None:
     """Fine-tune S for real; log train/held-out loss and accuracy every step next to the
     closed-form kernel trajectory, T_hat and the held-out-optimal step. Resumes from --out."""
-    preflight.finetune(out, params=params, n=n, n_test=n_test, steps=steps,
-                       lr_fraction=lr_fraction, loss=loss, batch_size=batch_size, seed=seed)
+    options = FinetuneOptions(params=params, n=n, n_test=n_test, steps=steps,
+                              lr_fraction=lr_fraction, loss=loss, batch_size=batch_size,
+                              seed=seed, device=device)
+    preflight.output(out)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    s = pipeline.run_finetune(out, model, source, pipeline.FinetuneOptions(
-        params, n, n_test, steps, lr_fraction, loss, batch_size, seed, device))
+    s = ntk.run_finetune(out, model, source, options)
     regime = s.kernel.regime_steps if s.kernel is not None else "n/a"
     _err.print(f"T_hat = {s.t_hat}, held-out optimum (real) = {s.best_step_real}, "
                f"kernel regime held for {regime} of {steps} steps; "
@@ -283,7 +288,7 @@ def rates(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    params: ParamsOpt = "attention@last-1",
+    params: str = _opt(FinetuneOptions, "params"),
     sizes: Annotated[str | None, typer.Option(help="Comma-separated sample sizes n (default "
                                               "32,64,128,256 below the pool).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds (subsamples) per n.")] = 10,
@@ -294,14 +299,15 @@ def rates(
                     ] = None,
     head_seed: Annotated[int | None, typer.Option(
         help="Also run mixed initialisation with a random head from this seed.")] = 0,
-    device: DeviceOpt = "auto",
+    device: Device = _device(),
 ) -> None:
     """Held-out error at T_hat and at the optimum against n, slope vs -alpha/(alpha+1)."""
-    preflight.rates(out, params=params, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool,
+    preflight.rates(out, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool,
                     head_seed=head_seed)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
     result = rates_sweep.run_rates(out, model, source, rates_sweep.RatesOptions(
-        params, sizes, seeds, n_test, pool, head_seed, device))
+        params=params, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool, head_seed=head_seed,
+        device=device))
     slope = result["pretrained"]["slope"]
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
                + (f"implied {slope['implied']:.3f}" if slope["implied"] is not None
@@ -323,20 +329,21 @@ def taskvec(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    params: ParamsOpt = "attention@last-1",
+    params: str = _opt(FinetuneOptions, "params"),
     n_train: Annotated[int, typer.Option(help="Training examples per task.")] = 8,
     n_test: Annotated[int, typer.Option(help="Held-out examples per task.")] = 8,
     steps: Annotated[int, typer.Option(help="Gradient steps per task.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
-    device: DeviceOpt = "auto",
+    device: Device = _device(),
 ) -> None:
     """Task vectors from real fine-tuning; addition/negation, real vs linearised accuracy."""
-    preflight.taskvec(out, tasks=tasks, params=params, n_train=n_train, n_test=n_test,
+    preflight.taskvec(out, tasks=tasks, n_train=n_train, n_test=n_test,
                       steps=steps, seed=seed)
     first = (None if data_file is None else
              _task(None, data_file, text_col, label_col, positive_label, template, label_words))
     result = taskvectors.task_vector_experiment(out, model, taskvectors.TaskVectorOptions(
-        tasks, params, n_train, n_test, steps, seed, device), first)
+        tasks=tasks, params=params, n_train=n_train, n_test=n_test, steps=steps, seed=seed,
+        device=device), first)
     c = result["correlation"]
     _err.print(f"alignment vs interference: r = {c['r']:.3f} [{c['ci_low']:.3f}, "
                f"{c['ci_high']:.3f}] over {c['points']} pairs; wrote {out / 'taskvec.json'}")
@@ -355,13 +362,13 @@ def report(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    device: DeviceOpt = "auto",
+    device: Device = _device(),
 ) -> None:
     """Run finetune, rates (with mixed init) and taskvec under a profile; write index.html.
     --data replaces the task of finetune and rates; task vectors use the built-in tasks."""
     preflight.output(out)
     source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    _err.print(f"wrote {profiles.run_report(out, quick, model, source, device)}")
+    _err.print(f"wrote {ntk.run_report(out, quick, model, source, device)}")
 
 
 @app.command("validate")
@@ -377,28 +384,23 @@ def validate(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    device: DeviceOpt = "auto",
-    real_splits: Annotated[int | None, typer.Option(
-        help="Splits also fine-tuned for real past the held-out optimum (default 0; the "
-             "real fine-tuning table is python -m transferscope.ntk.experiments.real_table)."
-    )] = None,
-    params: Annotated[str | None, typer.Option(
-        help="Parameter set of the kernel (default attention@last-1).")] = None,
+    device: Device = _device(),
+    real_splits: int | None = _opt(ntk.ValidateConfig, "real_splits"),
+    params: str | None = _opt(ntk.ValidateConfig, "params"),
 ) -> None:
     """Every stopping rule and fixed-step baseline against planted truths and real held-out
     optima: excess risk, distance from the optimum, the range's coverage; the default rule is
     chosen on a development pool and reported on a separate evaluation pool."""
+    config = ntk.ValidateConfig(
+        out=out, profile="quick" if quick else "full", model=model,
+        source=ntk.DataSource(task=task, data_file=data_file, text_col=text_col,
+                              label_col=label_col, positive_label=positive_label,
+                              template=template, label_words=label_words),
+        device=device, real_splits=real_splits, params=params)
     preflight.output(out)
-    if params is not None:
-        preflight.check_params(params, attention_at=True)
-    result = validation.run_validation(
-        out, "quick" if quick else "full", model,
-        pipeline.DataSource(task=task, data_file=data_file, text_col=text_col, label_col=label_col,
-                            positive_label=positive_label, template=template,
-                            label_words=label_words), device=device, real_splits=real_splits,
-        params=params)
-    chosen = result["chosen_on_development"]
-    _out.print(f"default rule {result['default_rule']}; chosen on the development pool: "
+    done = ntk.run_validation(config)
+    result, chosen = done.summary, done.chosen_on_development
+    _out.print(f"default rule {done.default_rule}; chosen on the development pool: "
                f"{chosen['rule']} ({chosen['why']})")
     for half in ("planted", "held_out"):
         table = Table(title=f"evaluation pool, {half}: excess risk (e(T) - e_opt)/(e_0 - e_opt)")
@@ -413,4 +415,4 @@ def validate(
                           f"{row['within_2x']:.2f}",
                           "-" if row["coverage"] is None else f"{row['coverage']:.2f}")
         _out.print(table)
-    _out.print(f"wrote {out / 'validate.json'} and {out / 'validate.md'}")
+    _out.print(f"wrote {done.json_path} and {done.markdown_path}")

@@ -35,7 +35,7 @@ VADER_MIN_ABS_RATING = 1.0
 AFINN_MIN_ABS_SCORE = 2
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class LabeledTexts:
     """Texts with binary targets in {-1, +1}; ``class_names`` = (negative, positive) labels."""
 
@@ -123,9 +123,10 @@ def _unsc_rows() -> list[dict]:
 
 def _unsc_task(field: str, names: tuple[str, str]) -> LabeledTexts:
     rows = [r for r in _unsc_rows() if r[field] is not None]
-    return LabeledTexts(tuple(r["text"] for r in rows),
-                        np.array([1.0 if r[field] else -1.0 for r in rows]), names,
-                        f"builtin:unsc-{field}")
+    return LabeledTexts(texts=tuple(r["text"] for r in rows),
+                        targets=np.array([1.0 if r[field] else -1.0 for r in rows]),
+                        class_names=names,
+                        source=f"builtin:unsc-{field}")
 
 
 def unsc_unanimous() -> LabeledTexts:
@@ -148,13 +149,14 @@ def subjectivity_glosses() -> LabeledTexts:
     (<= 0.2). Built by :mod:`transferscope.ntk.subjectivity_build`."""
     raw = resources.files("transferscope.ntk").joinpath(SUBJECTIVITY_FILE).read_bytes()
     rows = [json.loads(line) for line in gzip.decompress(raw).decode("utf-8").splitlines()]
-    return LabeledTexts(tuple(r["text"] for r in rows),
-                        np.array([1.0 if r["subjective"] else -1.0 for r in rows]),
-                        ("objective", "subjective"), "builtin:subjectivity-glosses")
+    return LabeledTexts(texts=tuple(r["text"] for r in rows),
+                        targets=np.array([1.0 if r["subjective"] else -1.0 for r in rows]),
+                        class_names=("objective", "subjective"),
+                        source="builtin:subjectivity-glosses")
 
 
 # ---------------------------------------------------------------------------- registry
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class BuiltinTask:
     """A named offline task with the prompt it was designed for."""
 
@@ -188,22 +190,27 @@ for _name, _desc, _loader in (
     ("vader-words", "polar words of the VADER lexicon (|mean rating| >= 1)", vader_words),
     ("afinn-words", "polar words of AFINN-en-165 (|score| >= 2)", afinn_words),
 ):
-    register_task(BuiltinTask(_name, _desc, _WORD_TEMPLATE, ("positive", "negative"), _loader))
+    register_task(BuiltinTask(name=_name, description=_desc, template=_WORD_TEMPLATE,
+                              label_words=("positive", "negative"), load=_loader))
 register_task(BuiltinTask(
-    "unsc-unanimous", "UNSC resolution excerpts: adopted unanimously vs with abstentions or "
+    name="unsc-unanimous",
+    description="UNSC resolution excerpts: adopted unanimously vs with abstentions or "
     "votes against (label from the recorded tally)",
-    'UN Security Council resolution: "{text}" Was this resolution adopted unanimously? '
-    "Answer:", ("Yes", "No"), unsc_unanimous))
+    template='UN Security Council resolution: "{text}" Was this resolution adopted unanimously? '
+    "Answer:", label_words=("Yes", "No"), load=unsc_unanimous))
 register_task(BuiltinTask(
-    "unsc-era", "UNSC resolution excerpts: adopted in 1990 or later vs before (label from the "
+    name="unsc-era",
+    description="UNSC resolution excerpts: adopted in 1990 or later vs before (label from the "
     "recorded year; digits removed from the text)",
-    'UN Security Council resolution: "{text}" Was this resolution adopted after the Cold '
-    "War? Answer:", ("Yes", "No"), unsc_era))
+    template='UN Security Council resolution: "{text}" Was this resolution adopted after the Cold '
+    "War? Answer:", label_words=("Yes", "No"), load=unsc_era))
 register_task(BuiltinTask(
-    "subjectivity-glosses", "WordNet glosses of word senses: subjective vs objective sense "
+    name="subjectivity-glosses",
+    description="WordNet glosses of word senses: subjective vs objective sense "
     "(hand-tagged scores of Pattern's subjectivity lexicon, shipped in the TextBlob wheel)",
-    'Definition: "{text}". Is this a matter of opinion? Answer:', ("Yes", "No"),
-    subjectivity_glosses))
+    template='Definition: "{text}". Is this a matter of opinion? Answer:',
+    label_words=("Yes", "No"),
+    load=subjectivity_glosses))
 
 
 # ---------------------------------------------------------------------------- user files
@@ -291,7 +298,8 @@ def load_labeled_file(path: str | Path, text_col: str = "text", label_col: str =
     positive = _positive_class(file, label_col, distinct, positive_label)
     negative = distinct[0] if distinct[1] == positive else distinct[1]
     targets = np.array([1.0 if lab == positive else -1.0 for lab in labels])
-    return LabeledTexts(tuple(texts), targets, (negative, positive), f"file:{file}")
+    return LabeledTexts(texts=tuple(texts), targets=targets, class_names=(negative, positive),
+                        source=f"file:{file}")
 
 
 def _positive_class(file: Path, label_col: str, distinct: list[str],
@@ -334,8 +342,9 @@ def sample_examples(data: LabeledTexts, n: int, seed: int = 0,
     else:
         chosen = rng.choice(len(data), n, replace=False)
     chosen = rng.permutation(chosen)
-    return LabeledTexts(tuple(data.texts[i] for i in chosen), data.targets[chosen].copy(),
-                        data.class_names, data.source)
+    return LabeledTexts(texts=tuple(data.texts[i] for i in chosen),
+                        targets=data.targets[chosen].copy(),
+                        class_names=data.class_names, source=data.source)
 
 
 def balanced_capacity(data: LabeledTexts) -> int:
@@ -365,8 +374,8 @@ NEGATED_AFINN_TASK = "negated-afinn-words"
 
 def negated(words: LabeledTexts, name: str) -> LabeledTexts:
     """Each word preceded by "not", its label flipped."""
-    return LabeledTexts(tuple(f"not {w}" for w in words.texts), -words.targets,
-                        words.class_names, f"derived:not+{name}")
+    return LabeledTexts(texts=tuple(f"not {w}" for w in words.texts), targets=-words.targets,
+                        class_names=words.class_names, source=f"derived:not+{name}")
 
 
 def negated_vader_words() -> LabeledTexts:
@@ -379,8 +388,9 @@ def negated_afinn_words() -> LabeledTexts:
 
 for _name, _lexicon, _loader in ((NEGATED_TASK, "VADER", negated_vader_words),
                                  (NEGATED_AFINN_TASK, "AFINN", negated_afinn_words)):
-    register_task(BuiltinTask(_name, f"{_lexicon} words after 'not', polarity flipped",
-                              'Is "{text}" positive or negative? Answer:',
-                              ("positive", "negative"), _loader))
+    register_task(BuiltinTask(name=_name,
+                              description=f"{_lexicon} words after 'not', polarity flipped",
+                              template='Is "{text}" positive or negative? Answer:',
+                              label_words=("positive", "negative"), load=_loader))
 
 TASK_VECTOR_DEFAULTS = ("vader-words", "afinn-words", NEGATED_TASK)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 
 from transferscope.core.errors import InputError, input_error
+from transferscope.ntk.options import DEVICES
 
-DEVICES = ("auto", "cpu", "cuda")
+__all__ = ["DEVICES", "resolve_device"]
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -26,7 +26,7 @@ import torch
 from transferscope.core.errors import input_error
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class KernelGD:
     """Closed-form kernel gradient descent from ``f_0`` towards ``y`` with step ``eta``.
 
@@ -78,20 +78,25 @@ def _one_minus_power(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(x < 0.5, small, 1.0 - np.power(1.0 - x, t))
 
 
-def kernel_gd(kernel: np.ndarray, residual: np.ndarray, step_size: float) -> KernelGD:
-    """Diagonalise ``K_n`` once; every later step count is a matrix product."""
+def kernel_gd(kernel: np.ndarray, residual: np.ndarray, step_size: float, *,
+              eig: tuple[np.ndarray, np.ndarray] | None = None) -> KernelGD:
+    """Diagonalise ``K_n`` once; every later step count is a matrix product. ``eig``: the
+    kernel's :func:`~transferscope.ntk.stopping.eig_kn`, when the caller has it already."""
     k = np.asarray(kernel, dtype=np.float64)
     r = np.asarray(residual, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1] or r.shape != (k.shape[0],):
         raise input_error("kernel gradient descent", "shapes", (k.shape, r.shape),
                           "a square n x n kernel and n residuals")
-    n = k.shape[0]
-    evals, evecs = np.linalg.eigh(0.5 * (k + k.T) / n)
-    evals = np.clip(evals, 0.0, None)
+    if eig is None:
+        evals, evecs = np.linalg.eigh(0.5 * (k + k.T) / k.shape[0])
+        evals = np.clip(evals, 0.0, None)
+    else:
+        evals, evecs = eig
     if not (np.isfinite(step_size) and 0 < step_size <= 2.0 / max(evals.max(), 1e-300)):
         raise input_error("kernel gradient descent", "step_size", step_size,
                           f"in (0, 2 / lambda_max(K/n)] = (0, {2.0 / evals.max():.4g}]")
-    return KernelGD(evals, evecs, evecs.T @ r, float(step_size))
+    return KernelGD(eigenvalues=evals, eigenvectors=evecs, residual_coords=evecs.T @ r,
+                    step_size=float(step_size))
 
 
 def split_kernel(joint: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,20 +1,19 @@
-"""The NTK pipeline a user calls: kernel -> spectrum -> stop -> fine-tuning comparison.
+"""The NTK pipeline a user calls: kernel -> spectrum -> stop.
 
 Each step takes plain dataclasses and returns one, and writes its files into the run
 directory (:mod:`transferscope.ntk.rundir`), so each can be rerun on its own and the command
-line (``transferscope ntk kernel | spectrum | stop | finetune``) only parses and prints::
+line (``transferscope ntk kernel | spectrum | stop``) only parses and prints::
 
-    run = run_kernel("runs/mine", "smollm2", DataSource(task="sentiment-words"),
-                     KernelOptions(n=64))
+    run = run_kernel(KernelConfig(out="runs/mine", source=DataSource(task="sentiment-words"),
+                                  options=KernelOptions(n=64)))
     spectrum = run_spectrum(run.path)
-    stop = run_stop(run.path, StopOptions(batch_size=16))
+    stop = run_stop(StopConfig(run_dir=run.path, options=StopOptions(batch_size=16)))
     print(stop.stopping_time, stop.stopping_time_ci)
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,45 +27,34 @@ from transferscope.ntk import data as ntk_data
 from transferscope.ntk import growth, recommend, rundir, stopping
 from transferscope.ntk.data import LabeledTexts
 from transferscope.ntk.device import resolve_device
-from transferscope.ntk.experiments.finetune import parameter_spec
-from transferscope.ntk.experiments.finetune_vs_kernel import (
-    FinetuneComparison,
-    FinetuneOptions,
-    finetune_against_kernel,
-)
-from transferscope.ntk.experiments.pool import builtin_prompt_task, kernel_pool
 from transferscope.ntk.figures import residual_spectrum_figure, spectrum_figure
 from transferscope.ntk.kernel import RayExecutor
+from transferscope.ntk.options import (
+    DEFAULT_PARAMS as DEFAULT_PARAMS,
+)
+from transferscope.ntk.options import (
+    DataSource,
+    KernelConfig,
+    KernelOptions,
+    SpectrumOptions,
+    StopConfig,
+    StopOptions,
+)
 from transferscope.ntk.spectrum import (
     SpectrumAnalysis,
     analyse_spectrum,
     default_index_range,
     effective_dimension,
-    kernel_eigenvalues,
+    kernel_eigh,
 )
-from transferscope.ntk.task import PromptTask, check_template, prompt_task_factory
+from transferscope.ntk.task import PromptTask, check_template, parameter_spec, prompt_task_factory
 
 DEFAULT_TASK = "sentiment-words"
 DEFAULT_KERNEL_N = 64
-DEFAULT_PARAMS = "attention@last-1"  # the set the validation tables and real runs cover (#27)
 SENSITIVITY_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 # ---------------------------------------------------------------------------- data
-@dataclass(kw_only=True, frozen=True)
-class DataSource:
-    """Where the labelled examples and the prompt come from: a built-in task (default
-    ``sentiment-words``) or a user's CSV/TSV/JSONL file with its template and label words."""
-
-    task: str | None = None
-    data_file: Path | None = None
-    text_col: str = "text"
-    label_col: str = "label"
-    positive_label: str | None = None
-    template: str | None = None  # with {text}; default: the built-in task's
-    label_words: str | None = None  # 'positive,negative'; default: the built-in task's
-
-
 @dataclass(kw_only=True, frozen=True)
 class Examples:
     """The labelled texts, the prompt template and the (positive, negative) words."""
@@ -82,9 +70,9 @@ def source_task(source: DataSource) -> ntk_data.BuiltinTask:
     examples = load_examples(source)
     check_template(examples.template)
     name = source.task or (str(source.data_file) if source.data_file else DEFAULT_TASK)
-    return ntk_data.BuiltinTask(name, f"examples from {examples.data.source}",
-                                examples.template, examples.label_words,
-                                lambda: examples.data)
+    return ntk_data.BuiltinTask(name=name, description=f"examples from {examples.data.source}",
+                                template=examples.template, label_words=examples.label_words,
+                                load=lambda: examples.data)
 
 
 def parse_label_words(text: str) -> tuple[str, str]:
@@ -118,36 +106,6 @@ def load_examples(source: DataSource) -> Examples:
 
 
 # ---------------------------------------------------------------------------- kernel
-@dataclass(kw_only=True, frozen=True)
-class KernelOptions:
-    """What ``ntk kernel`` computes (parameter set, sample, mode) and where (executor)."""
-
-    params: str = DEFAULT_PARAMS
-    n: int | None = None  # None: DEFAULT_KERNEL_N, or the whole balanced file when smaller
-    mode: str = "exact"  # or "sketch"
-    sketch_dim: int = 16384
-    seed: int = 0  # of the sample and the sketch
-    memory_gb: float = 4.0
-    max_tokens: int | None = None
-    executor: str = "local"  # or "ray"
-    address: str | None = None  # Ray cluster; None: a local one
-    workers: int | None = None  # Ray workers; None: all CPUs/GPUs
-    device: str = "auto"  # auto, cpu or cuda (transferscope.ntk.device)
-
-    def validate(self) -> KernelOptions:
-        resolve_device(self.device)
-        if self.mode not in ("exact", "sketch"):
-            raise input_error("--mode", "mode", self.mode, "'exact' or 'sketch'")
-        if self.executor not in ("local", "ray"):
-            raise input_error("--executor", "executor", self.executor, "'local' or 'ray'")
-        if self.executor == "local" and (self.address is not None or self.workers is not None):
-            raise InputError("--address/--workers: given with --executor local: expected "
-                             "--executor ray")
-        if self.workers is not None and self.workers < 1:
-            raise input_error("--workers", "workers", self.workers, "a positive integer")
-        return self
-
-
 @dataclass(kw_only=True, frozen=True)
 class KernelRun:
     """A finished ``ntk kernel``: what it saved in ``path`` and what it cost."""
@@ -188,7 +146,7 @@ def kernel_from_sample(task: PromptTask, sample: LabeledTexts, out: str | Path,
                        source: DataSource | None = None, progress: bool = True) -> KernelRun:
     """The eNTK of ``task`` over ``sample`` at the pretrained weights, ``f_0`` and the run
     directory ``out``. ``source`` only goes into ``meta.json`` (where the sample came from)."""
-    options.validate()
+    resolve_device(options.device)
     source = source or DataSource()
     n = len(sample)
     texts = list(sample.texts)
@@ -222,34 +180,24 @@ def kernel_from_sample(task: PromptTask, sample: LabeledTexts, out: str | Path,
                      meta=meta, summary=result.summary(), zero_shot_accuracy=zero_shot)
 
 
-def run_kernel(out: str | Path, model: str = "smollm2", source: DataSource = DataSource(),
-               options: KernelOptions = KernelOptions(), progress: bool = True) -> KernelRun:
+def run_kernel(config: KernelConfig, progress: bool = True) -> KernelRun:
     """``ntk kernel``: load the examples, draw a balanced sample, build the prompt task of
-    ``model`` (a registry name, a local HF dir or a .gguf) and compute its eNTK into ``out``.
-    Every check that can fail runs before the model is loaded or anything is written."""
+    ``config.model`` (a registry name, a local HF dir or a .gguf) and compute its eNTK into
+    ``config.out``. Every check that can fail runs before the model is loaded or anything is
+    written."""
+    source, options = config.source, config.options
     examples = load_examples(source)
     check_template(examples.template)
-    options.validate()
+    resolve_device(options.device)
     n = options.n if options.n is not None else min(
         DEFAULT_KERNEL_N, ntk_data.balanced_capacity(examples.data))
     sample = ntk_data.sample_examples(examples.data, n, options.seed)
-    task = PromptTask(examples.template, list(examples.label_words), model=model,
+    task = PromptTask(examples.template, list(examples.label_words), model=config.model,
                       max_tokens=options.max_tokens, device=options.device)
-    return kernel_from_sample(task, sample, out, options, source, progress)
+    return kernel_from_sample(task, sample, config.out, options, source, progress)
 
 
 # ---------------------------------------------------------------------------- spectrum
-@dataclass(kw_only=True, frozen=True)
-class SpectrumOptions:
-    """Fit range (1-based, inclusive; default ``2 .. max(4, n // 4)``) and the bootstrap."""
-
-    first: int | None = None
-    last: int | None = None
-    n_boot: int = 200
-    ci: float = 0.95
-    seed: int = 0
-
-
 @dataclass(kw_only=True, frozen=True)
 class SpectrumRun:
     """``ntk spectrum`` on one run: the analysis and the files it wrote."""
@@ -273,10 +221,11 @@ def run_spectrum(run_dir: str | Path, options: SpectrumOptions = SpectrumOptions
     """Eigenvalues of ``K/n``, both decay fits with bootstrap CIs; writes ``spectrum.json``
     and ``spectrum.png`` next to the kernel."""
     run = rundir.load_kernel_run(run_dir)
-    given = options.first is not None and options.last is not None
-    lo, hi = (options.first, options.last) if given else default_index_range(run.n)
-    index_range = (options.first if options.first is not None else lo,
-                   options.last if options.last is not None else hi)
+    first, last = options.first, options.last
+    if first is None or last is None:
+        lo, hi = default_index_range(run.n)
+        first, last = (lo if first is None else first), (hi if last is None else last)
+    index_range = (first, last)
     with step_progress("bootstrap over examples", options.n_boot, progress) as advance:
         analysis = analyse_spectrum(run.kernel, index_range, options.n_boot, options.ci,
                                     options.seed, progress=lambda done: advance())
@@ -289,37 +238,6 @@ def run_spectrum(run_dir: str | Path, options: SpectrumOptions = SpectrumOptions
 
 
 # ---------------------------------------------------------------------------- stop
-@dataclass(kw_only=True, frozen=True)
-class StopOptions:
-    """How ``ntk stop`` trains and what it may take as given instead of estimating."""
-
-    lr: float | None = None  # default: the largest stable one
-    batch_size: int = 8  # minibatch size B for the epoch count
-    sigma: float | None = None  # default: GCV estimate
-    radius: float | None = None  # default: ridge estimate
-    loss: str = "half-mse"  # or "mse" (eta = 2 lr)
-    n_boot: int = 200
-    seed: int = 0
-    n_total: int | None = None  # the user's whole training set, for the extrapolation
-    rule: str = recommend.DEFAULT_RULE
-
-    def validate(self) -> StopOptions:
-        if self.rule not in recommend.RULES:
-            raise input_error("--rule", "rule", self.rule, " or ".join(recommend.RULES))
-        if self.n_total is not None and self.n_total < 2:
-            raise input_error("--n-total", "n_total", self.n_total, "an integer >= 2")
-        if self.loss not in stopping.LOSS_STEP_FACTOR:
-            raise input_error("--loss", "loss", self.loss,
-                              " or ".join(stopping.LOSS_STEP_FACTOR))
-        for flag, value in (("--sigma", self.sigma), ("--radius", self.radius),
-                            ("--lr", self.lr)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise input_error(flag, flag.strip("-"), value, "a finite number > 0")
-        if self.n_boot < 2:
-            raise input_error("--n-boot", "n_boot", self.n_boot, "at least 2")
-        return self
-
-
 @dataclass(kw_only=True, frozen=True)
 class Sensitivity:
     """``T_hat`` over a grid of sigma (rows) and R (columns), factors of the values used."""
@@ -415,12 +333,12 @@ class StopResult:
         }
 
 
-def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
-             progress: bool = True) -> StopResult:
-    """The warm-started RWY stopping time of a kernel run with its residual-bootstrap CI, the
-    sensitivity to sigma and R, and the training fits it implies; writes ``stop.json``."""
-    run = rundir.load_kernel_run(run_dir)
-    options.validate()
+def run_stop(config: StopConfig, progress: bool = True) -> StopResult:
+    """``ntk stop``: the recommendation (every rule, the range, what to set), the warm-started
+    RWY stopping time of the kernel run with its residual-bootstrap CI, the sensitivity to
+    sigma and R, and the training fits it implies; writes ``stop.json``."""
+    options = config.options
+    run = rundir.load_kernel_run(config.run_dir)
     if options.n_total is not None:  # before any work: the growth needs n >= 32 and N >= n
         if run.n < growth.MIN_N:
             raise input_error("--n-total", "n", run.n, f"at least {growth.MIN_N} examples in "
@@ -429,7 +347,10 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
         if options.n_total < run.n:
             raise input_error("--n-total", "n_total", options.n_total, f"at least n = {run.n}")
     factor = stopping.LOSS_STEP_FACTOR[options.loss]
-    eigs = kernel_eigenvalues(run.kernel)
+    # the one eigendecomposition of K/n: every estimate, rule, fit and the figure below use it
+    raw_evals, evecs = kernel_eigh(run.kernel)
+    eigs = raw_evals[::-1].copy()  # largest first, as kernel_eigenvalues
+    eig = (np.clip(raw_evals, 0.0, None), evecs)  # as stopping.eig_kn
     max_eta = stopping.max_step_size(eigs)
     lr = options.lr
     if lr is None:  # RWY's bound for a kernel bounded by 1, rescaled (recommend.py)
@@ -444,8 +365,8 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
                          "example (residual y - f0 = 0): expected a run whose pretrained "
                          "outputs miss some targets; nothing is left for fine-tuning to learn, "
                          "so there is no stopping time to estimate")
-    noise = stopping.estimate_noise(run.kernel, residual)
-    radius_estimate = stopping.estimate_radius(run.kernel, residual, noise.ridge)
+    noise = stopping.estimate_noise(run.kernel, residual, eig=eig)
+    radius_estimate = stopping.estimate_radius(run.kernel, residual, noise.ridge, eig=eig)
     sigma_used = options.sigma if options.sigma is not None else noise.sigma
     radius_used = options.radius if options.radius is not None else radius_estimate
     t_hat = stopping.rwy_stopping_time(eigs, eta, sigma_used, radius_used)
@@ -455,7 +376,7 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
     with step_progress("residual bootstrap of T_hat", options.n_boot, progress) as advance:
         boot = stopping.bootstrap_stopping_time(
             run.kernel, residual, eta, options.n_boot, options.seed, options.sigma,
-            options.radius, progress=lambda done: advance())
+            options.radius, progress=lambda done: advance(), eig=eig)
     sensitivity = _sensitivity(eigs, eta, sigma_used, radius_used, progress)
 
     fits = {"pretrained f_0": run.f0}
@@ -463,16 +384,16 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
     if t_hat > 0:
         ridge = 1.0 / (eta * t_hat)
         fits["gradient descent at T_hat"] = run.f0 + stopping.gradient_descent_fit(
-            run.kernel, residual, eta, t_hat)
+            run.kernel, residual, eta, t_hat, eig=eig)
         fits["kernel ridge, lam = 1/(eta T_hat)"] = run.f0 + stopping.kernel_ridge_fit(
-            run.kernel, residual, ridge)
+            run.kernel, residual, ridge, eig=eig)
     fit_quality = {name: {"train_mse": float(np.mean((f - run.labels) ** 2)),
                           "train_accuracy": float(np.mean(np.sign(f) == run.labels))}
                    for name, f in fits.items()}
     advice = recommend.recommend_stop(
         run.kernel, run.labels, run.f0, lr=eta, rule=options.rule, sigma=options.sigma,
         radius=options.radius, seed=options.seed, n_total=options.n_total,
-        batch_size=options.batch_size if options.n_total is not None else None)
+        batch_size=options.batch_size if options.n_total is not None else None, eig=eig)
     result = StopResult(run=run.path, n=run.n, options=options, lambda_max=float(eigs[0]),
                         max_step_size=max_eta, learning_rate=lr, step_size=eta, noise=noise,
                         sigma=sigma_used, radius_estimate=radius_estimate, radius=radius_used,
@@ -482,8 +403,7 @@ def run_stop(run_dir: str | Path, options: StopOptions = StopOptions(),
                                                       if ridge else None),
                         fits=fit_quality, sensitivity=sensitivity, recommendation=advice)
     write_json(run.path / rundir.STOP_FILE, result.to_dict())
-    evals, evecs = np.linalg.eigh(0.5 * (run.kernel + run.kernel.T) / run.n)
-    write_png(residual_spectrum_figure(evals, evecs.T @ residual, advice.sigma, advice.steps,
+    write_png(residual_spectrum_figure(raw_evals, evecs.T @ residual, advice.sigma, advice.steps,
                                        advice.lr), run.path / rundir.RESIDUAL_FIGURE)
     return result
 
@@ -499,19 +419,3 @@ def _sensitivity(eigs: np.ndarray, eta: float, sigma: float, radius: float,
             advance()
     return Sensitivity(factors=SENSITIVITY_FACTORS, sigmas=sigmas, radii=radii,
                        stopping_times=np.array(rows))
-
-
-# ---------------------------------------------------------------------------- fine-tuning
-def run_finetune(out: str | Path, model: str = "smollm2",
-                 task: str | ntk_data.BuiltinTask = DEFAULT_TASK,
-                 options: FinetuneOptions = FinetuneOptions(),
-                 progress: bool = True) -> FinetuneComparison:
-    """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of a
-    built-in task next to the closed-form kernel trajectory, ``T_hat`` and the held-out
-    optimum; writes ``finetune.json`` into ``out`` and resumes from ``out``."""
-    options = options.validate().fit(ntk_data.get_task(task) if isinstance(task, str)
-                                     else task)
-    builtin, lm_task = builtin_prompt_task(model, task, options.device)
-    pool = kernel_pool(lm_task, builtin, options.params, options.n, options.n_test,
-                       options.seed, progress)
-    return finetune_against_kernel(lm_task, pool, options, out, progress)

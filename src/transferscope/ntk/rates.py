@@ -73,7 +73,7 @@ def _one(kernel, f0, y, train, test, n_boot, seed) -> dict:
             "accuracy_opt": float(accuracy[best])}
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class SlopeFit:
     """log(error) = a + slope log(n), with a bootstrap-over-seeds CI."""
 
@@ -99,9 +99,10 @@ def fit_slope(frame: pd.DataFrame, column: str = "error_t_hat", n_boot: int = 10
     top = frame[frame["n"] == frame["n"].max()]
     alphas = top["alpha"].to_numpy()
     exps = -alphas / (alphas + 1)
-    return SlopeFit(slope_of(seeds), *percentile_interval(draws, level),
-                    float(-alphas.mean() / (alphas.mean() + 1)), float(exps.min()),
-                    float(exps.max()))
+    ci_low, ci_high = percentile_interval(draws, level)
+    return SlopeFit(slope=slope_of(seeds), ci_low=ci_low, ci_high=ci_high,
+                    implied=float(-alphas.mean() / (alphas.mean() + 1)),
+                    implied_low=float(exps.min()), implied_high=float(exps.max()))
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import get_args
 
 import numpy as np
 
@@ -51,8 +52,9 @@ from transferscope.ntk.cv import (
     trajectory_errors,
 )
 from transferscope.ntk.growth import Growth, estimate_growth
+from transferscope.ntk.options import Rule
 
-RULES = ("rwy", "rwy-gcv", "gcv-ridge", "cv", "cv-low")
+RULES: tuple[str, ...] = get_args(Rule)
 DEFAULT_RULE = "cv"
 RULE_REASONS = {
     "cv": "K-fold CV of the kernel trajectory: the largest share of the achievable held-out "
@@ -173,12 +175,14 @@ def recommend_stop(kernel: np.ndarray, y: np.ndarray, f0: np.ndarray, *,
                    lr: float | None = None, n_total: int | None = None,
                    batch_size: int | None = None, rule: str = DEFAULT_RULE,
                    sigma: float | None = None, radius: float | None = None,
-                   seed: int = 0) -> StopRecommendation:
+                   seed: int = 0,
+                   eig: tuple[np.ndarray, np.ndarray] | None = None) -> StopRecommendation:
     """How many full-batch steps of ``f_{t+1} = f_t - lr (K/n)(f_t - y)`` to run from ``f0``.
 
     ``sigma``/``radius`` override the estimates in the RWY rules; ``seed`` sets the CV folds.
     With ``n_total`` and ``batch_size``: the steps for the whole training set, from the growth
     of the CV stop measured on nested subsamples (:mod:`transferscope.ntk.growth`).
+    ``eig``: :func:`~transferscope.ntk.stopping.eig_kn` of ``kernel``, when the caller has it.
     """
     k = np.asarray(kernel, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).ravel()
@@ -194,7 +198,7 @@ def recommend_stop(kernel: np.ndarray, y: np.ndarray, f0: np.ndarray, *,
     if n < 4:
         raise input_error("recommend_stop", "n", n, "at least 4 examples")
     warnings: list[str] = []
-    evals, evecs = stopping._eig_kn(k)
+    evals, evecs = eig if eig is not None else stopping.eig_kn(k)
     lam_max = float(evals.max())
     if lam_max <= 0:
         raise input_error("recommend_stop", "kernel", "all eigenvalues <= 0",

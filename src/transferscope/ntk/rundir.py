@@ -33,7 +33,7 @@ STOP_FILE = "stop.json"
 RESIDUAL_FIGURE = "residual_spectrum.png"
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class KernelRunDir:
     """What ``ntk kernel`` saved: the kernel, ``f_0``, the targets, texts and metadata."""
 
@@ -96,4 +96,4 @@ def load_kernel_run(run_dir: str | Path) -> KernelRunDir:
     meta = read_json(path / META_FILE, "metadata of a 'transferscope ntk kernel' run")
     texts = (read_json(path / TEXTS_FILE, "texts of a 'transferscope ntk kernel' run")
              if (path / TEXTS_FILE).is_file() else [])
-    return KernelRunDir(path, kernel, f0, labels, texts, meta)
+    return KernelRunDir(path=path, kernel=kernel, f0=f0, labels=labels, texts=texts, meta=meta)

@@ -41,8 +41,8 @@ _SINGLE_THREAD_BELOW = 1024
 MIN_FIT_EIGENVALUES = 8  # smaller eigenproblems only lose time to BLAS thread contention
 
 
-def kernel_eigenvalues(kernel: np.ndarray) -> np.ndarray:
-    """Eigenvalues of ``K / n`` in float64 with a symmetric solver, largest first."""
+def _checked_kernel(kernel: np.ndarray) -> np.ndarray:
+    """``kernel`` as float64, refused unless square, finite and symmetric."""
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
         raise InputError(f"kernel: shape {k.shape}: expected a square n x n matrix")
@@ -52,8 +52,22 @@ def kernel_eigenvalues(kernel: np.ndarray) -> np.ndarray:
     asym = float(np.abs(k - k.T).max()) / scale
     if asym > 1e-6:
         raise InputError(f"kernel: relative asymmetry {asym:.2g}: expected a symmetric matrix")
+    return k
+
+
+def kernel_eigenvalues(kernel: np.ndarray) -> np.ndarray:
+    """Eigenvalues of ``K / n`` in float64 with a symmetric solver, largest first."""
+    k = _checked_kernel(kernel)
     n = k.shape[0]
     return np.linalg.eigvalsh(0.5 * (k + k.T) / n)[::-1].copy()
+
+
+def kernel_eigh(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending, as computed) and eigenvectors of ``K / n``, checked as
+    :func:`kernel_eigenvalues` checks: one decomposition for a command that needs both
+    (``values[::-1]`` are :func:`kernel_eigenvalues` up to round-off)."""
+    k = _checked_kernel(kernel)
+    return np.linalg.eigh(0.5 * (k + k.T) / k.shape[0])
 
 
 def default_index_range(n: int) -> tuple[int, int]:
@@ -132,7 +146,7 @@ def implied_rate_formula(model: str, rate: float) -> str:
     return "log(n)/n"
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class DecayFit:
     """One decay model fitted on the full sample, with its bootstrap interval for the rate."""
 
@@ -189,7 +203,7 @@ def bootstrap_rates(kernel: np.ndarray, index_range: tuple[int, int], n_boot: in
     return {model: draws[:, i] for i, model in enumerate(MODELS)}
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class SpectrumAnalysis:
     """Everything ``ntk spectrum`` reports about one kernel."""
 
@@ -245,8 +259,11 @@ def analyse_spectrum(kernel: np.ndarray, index_range: tuple[int, int] | None = N
         first, last = rng_range
         used = int((lam[first - 1:last] > _RELATIVE_FLOOR * max(float(lam.max()),
                                                                 np.finfo(float).tiny)).sum())
-        fits[model] = DecayFit(model, rate, log_c, r2, rmse, rng_range, used, float(low),
-                               float(high), ci_level, shift, int(n_boot - finite.size))
+        fits[model] = DecayFit(model=model, rate=rate, log_constant=log_c, r_squared=r2,
+                               rmse_log=rmse, index_range=rng_range, eigenvalues_used=used,
+                               ci_low=float(low),
+                               ci_high=float(high), ci_level=ci_level, bootstrap_shift=shift,
+                               bootstrap_failures=int(n_boot - finite.size))
     top = float(lam.max())
     ridges = [top * 10.0**-k for k in range(1, 7)]
     eff = {r: float(effective_dimension(lam, r)) for r in ridges}

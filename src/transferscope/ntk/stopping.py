@@ -139,26 +139,31 @@ def rwy_stopping_time(
 
 
 def gradient_descent_fit(kernel: np.ndarray, residual: np.ndarray, step_size: float,
-                         steps: int) -> np.ndarray:
-    """Fitted change ``f_t - f_0 = (I - (I - eta K_n)^t) r`` in closed form via the eigenbasis."""
-    evals, evecs = _eig_kn(kernel)
+                         steps: int, *, eig: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Fitted change ``f_t - f_0 = (I - (I - eta K_n)^t) r`` in closed form via the eigenbasis
+    (``eig``: the kernel's :func:`eig_kn`, when the caller has it already)."""
+    evals, evecs = eig if eig is not None else eig_kn(kernel)
     shrink = 1.0 - np.power(1.0 - step_size * evals, steps)
     return evecs @ (shrink * (evecs.T @ np.asarray(residual, dtype=np.float64)))
 
 
-def kernel_ridge_fit(kernel: np.ndarray, residual: np.ndarray, ridge: float) -> np.ndarray:
+def kernel_ridge_fit(kernel: np.ndarray, residual: np.ndarray, ridge: float, *,
+                     eig: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Fitted change ``K_n (K_n + lam I)^{-1} r`` of kernel ridge on the residual (penalty lam)."""
-    evals, evecs = _eig_kn(kernel)
+    evals, evecs = eig if eig is not None else eig_kn(kernel)
     return evecs @ (evals / (evals + ridge) * (evecs.T @ np.asarray(residual, dtype=np.float64)))
 
 
-def _eig_kn(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def eig_kn(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending, round-off negatives set to 0) and eigenvectors of the
+    symmetrised ``K/n``: the one eigendecomposition a command computes and passes down."""
     k = np.asarray(kernel, dtype=np.float64)
     evals, evecs = np.linalg.eigh(0.5 * (k + k.T) / k.shape[0])
     return np.clip(evals, 0.0, None), evecs
 
 
-@dataclass(frozen=True)
+
+@dataclass(kw_only=True, frozen=True)
 class NoiseEstimate:
     """sigma from a GCV-tuned kernel ridge fit of the residual (ridge in ``K_n`` units)."""
 
@@ -169,7 +174,8 @@ class NoiseEstimate:
 
 
 def estimate_noise(kernel: np.ndarray, residual: np.ndarray,
-                   ridge_grid: np.ndarray | None = None) -> NoiseEstimate:
+                   ridge_grid: np.ndarray | None = None, *,
+                   eig: tuple[np.ndarray, np.ndarray] | None = None) -> NoiseEstimate:
     """``sigma^2 = ||(I - H) r||^2 / tr(I - H)`` with ``H = K_n (K_n + lam I)^{-1}``.
 
     ``lam`` minimises generalised cross-validation ``n ||(I - H) r||^2 / tr(I - H)^2`` over a
@@ -179,7 +185,7 @@ def estimate_noise(kernel: np.ndarray, residual: np.ndarray,
     where ``sigma`` collapses towards 0 and ``T_hat`` explodes).
     """
     r = np.asarray(residual, dtype=np.float64).ravel()
-    evals, evecs = _eig_kn(kernel)
+    evals, evecs = eig if eig is not None else eig_kn(kernel)
     if evecs.shape[0] != r.size:
         raise InputError(f"residual: length {r.size}: expected one value per kernel row "
                          f"({evecs.shape[0]})")
@@ -209,13 +215,14 @@ def _noise_from_eig(evals: np.ndarray, coords: np.ndarray,
     )
 
 
-def estimate_radius(kernel: np.ndarray, residual: np.ndarray, ridge: float) -> float:
+def estimate_radius(kernel: np.ndarray, residual: np.ndarray, ridge: float, *,
+                    eig: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """``R = sqrt(r^T (K + n lam I)^{-1} r)``: RKHS size of ``f* - f_0`` seen through ridge lam.
 
     It is the minimum over ``g`` of ``||g||_H^2 + ||r - g(X)||^2 / (n lam)``, so it upper-bounds
     the norm of the ridge fit and tends to the minimum-norm interpolant's norm as ``lam -> 0``.
     """
-    evals, evecs = _eig_kn(kernel)
+    evals, evecs = eig if eig is not None else eig_kn(kernel)
     r = np.asarray(residual, dtype=np.float64).ravel()
     return _radius_from_eig(evals, evecs.T @ r, _positive("ridge", ridge))
 
@@ -225,7 +232,7 @@ def _radius_from_eig(evals: np.ndarray, coords: np.ndarray, ridge: float) -> flo
     return math.sqrt(float((coords**2 / (n * evals + n * ridge)).sum()))
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class StoppingBootstrap:
     """``T_hat`` (and the sigma, R behind it) recomputed on bootstrap residuals."""
 
@@ -241,8 +248,8 @@ class StoppingBootstrap:
 def bootstrap_stopping_time(kernel: np.ndarray, residual: np.ndarray, step_size: float,
                             n_boot: int = 200, seed: int = 0, sigma: float | None = None,
                             radius: float | None = None,
-                            progress: Callable[[int], None] | None = None
-                            ) -> StoppingBootstrap:
+                            progress: Callable[[int], None] | None = None, *,
+                            eig: tuple[np.ndarray, np.ndarray] | None = None) -> StoppingBootstrap:
     """Residual bootstrap of the whole rule with the design fixed, as in RWY's analysis.
 
     ``r* = H r + e*`` with ``e*`` drawn from the GCV ridge fit's centred residuals, rescaled by
@@ -251,7 +258,7 @@ def bootstrap_stopping_time(kernel: np.ndarray, residual: np.ndarray, step_size:
     duplicate pairs, and GCV then interpolates the twins: sigma -> 0 (we tried).
     """
     r = np.asarray(residual, dtype=np.float64).ravel()
-    evals, evecs = _eig_kn(kernel)
+    evals, evecs = eig if eig is not None else eig_kn(kernel)
     if evecs.shape[0] != r.size:
         raise InputError(f"residual: length {r.size}: expected one value per kernel row "
                          f"({evecs.shape[0]})")
@@ -273,7 +280,8 @@ def bootstrap_stopping_time(kernel: np.ndarray, residual: np.ndarray, step_size:
     errors = ((r - fitted) - (r - fitted).mean()) * math.sqrt(n / keep.sum())  # centred first
     draws = residual_bootstrap(fitted, errors, rule, n_boot, seed, center=False,
                                progress=progress).reshape(n_boot, 3)
-    return StoppingBootstrap(draws[:, 0].astype(np.int64), draws[:, 1], draws[:, 2])
+    return StoppingBootstrap(stopping_times=draws[:, 0].astype(np.int64), sigmas=draws[:, 1],
+                             radii=draws[:, 2])
 
 
 def sensitivity_table(eigenvalues: np.ndarray, step_size: float, sigmas: np.ndarray,
@@ -288,7 +296,7 @@ LOSS_STEP_FACTOR = {"half-mse": 1.0, "mse": 2.0}
 without the 1/2 (``torch.nn.MSELoss``) it doubles."""
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Schedule:
     """What to set in a trainer so that it stops at the predicted time."""
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -269,3 +270,14 @@ def _load(model: str | Path | tuple, dtype: torch.dtype):
     else:
         body, tokenizer = load_encoder(model, dtype=dtype)
     return body, tokenizer, kind
+
+
+def parameter_spec(task: PromptTask, spec: str) -> Callable[[str], bool]:
+    """A preset of params.py, or ``attention@last-k``: the attention projections of the last k
+    blocks (our cheaper preset for CPU runs). Under mixed initialisation the head is included."""
+    match = re.fullmatch(r"attention@(last-\d+)", spec)
+    if match:
+        attention = parameter_predicate(task.model, "attention")
+        last = parameter_predicate(task.model, match.group(1))
+        return task.parameter_set(lambda name: attention(name) and last(name))
+    return task.parameter_set(spec)

@@ -40,8 +40,10 @@ def task(smollm2):
 @pytest.fixture(scope="module")
 def data():
     words = sample_examples(vader_words(), 12, seed=5)
-    train = type(words)(words.texts[:6], words.targets[:6], words.class_names, words.source)
-    test = type(words)(words.texts[6:], words.targets[6:], words.class_names, words.source)
+    train = type(words)(texts=words.texts[:6], targets=words.targets[:6],
+                        class_names=words.class_names, source=words.source)
+    test = type(words)(texts=words.texts[6:], targets=words.targets[6:],
+                       class_names=words.class_names, source=words.source)
     return train, test
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,30 +27,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from transferscope.core.cache import content_key
+from transferscope import __version__
+from transferscope.core.cache import code_version, content_key
 from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import atomic_write_bytes, write_json
 from transferscope.ntk.data import LabeledTexts
-from transferscope.ntk.params import parameter_predicate, select_parameters
+from transferscope.ntk.params import select_parameters
 from transferscope.ntk.stopping import LOSS_STEP_FACTOR
-from transferscope.ntk.task import PromptTask
+from transferscope.ntk.task import PromptTask, parameter_spec
 
 LOSSES = ("half-mse", "mse", "cross-entropy")
 CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "finetune.json"
 OUTPUTS_FILE = "outputs.npz"
 ParamDict = dict[str, torch.Tensor]
-
-
-def parameter_spec(task: PromptTask, spec: str) -> Callable[[str], bool]:
-    """A preset of params.py, or ``attention@last-k``: the attention projections of the last k
-    blocks (our cheaper preset for CPU runs). Under mixed initialisation the head is included."""
-    match = re.fullmatch(r"attention@(last-\d+)", spec)
-    if match:
-        attention = parameter_predicate(task.model, "attention")
-        last = parameter_predicate(task.model, match.group(1))
-        return task.parameter_set(lambda name: attention(name) and last(name))
-    return task.parameter_set(spec)
 
 
 CHECKPOINT_FIELDS = ("key", "initial", "state", "history", "step", "train_outputs",
@@ -72,7 +61,7 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     return saved
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class FinetuneConfig:
     """What defines a fine-tuning run (besides task and data); part of the resume check."""
 
@@ -105,7 +94,7 @@ class FinetuneConfig:
         return None if factor is None else factor * self.learning_rate
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FinetuneResult:
     """The recorded trajectory (row t = after t updates) and the weights of S at the end."""
 
@@ -182,7 +171,11 @@ class _Outputs:
 
 def _run_key(task: PromptTask, train: LabeledTexts, test: LabeledTexts,
              config: FinetuneConfig) -> str:
-    return content_key("finetune-v1", task.settings(), str(task.model_name), train.texts,
+    """The run's identity: its inputs, and the package version with the code that trains and
+    checkpoints it (a checkpoint written by other code is not resumed)."""
+    return content_key(__version__, code_version(__name__, "transferscope.ntk.task",
+                                                 "transferscope.ntk.params"),
+                       task.settings(), str(task.model_name), train.texts,
                        train.targets, test.texts, test.targets, asdict(config))
 
 
@@ -251,8 +244,10 @@ def finetune(task: PromptTask, train: LabeledTexts, test: LabeledTexts, config: 
         assign(selected, initial)
         for name, p in task.model.named_parameters():
             p.requires_grad_(flags[name])
-    result = FinetuneResult(history, np.array(train_rows), np.array(test_rows), initial, final,
-                            start, time.perf_counter() - started, asdict(config))
+    result = FinetuneResult(history=history, train_outputs=np.array(train_rows),
+                            test_outputs=np.array(test_rows), initial=initial, final=final,
+                            resumed_from=start, seconds=time.perf_counter() - started,
+                            config=asdict(config))
     _write_outputs(out, result)
     return result
 
@@ -299,7 +294,7 @@ def _write_outputs(out: Path, result: FinetuneResult) -> None:
 
 
 # ---------------------------------------------------------------------------- vs the kernel
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class KernelComparison:
     """Real vs linearised trajectories at the same steps, and what they say about stopping."""
 
@@ -332,5 +327,8 @@ def compare_with_kernel(result: FinetuneResult, gd, cross_kernel: np.ndarray,
     regime = int(steps[-1]) if beyond.size == 0 else int(max(beyond[0] - 1, 0))
     y = np.asarray(y_test, dtype=np.float64)
     linear_loss = ((linear_test - y[None, :]) ** 2).mean(axis=1) / 2
-    return KernelComparison(linear_train, linear_test, relative, regime, tolerance,
-                            result.best_step(), int(np.argmin(linear_loss)), linear_loss)
+    return KernelComparison(linear_train=linear_train, linear_test=linear_test,
+                            relative_distance=relative, regime_steps=regime, tolerance=tolerance,
+                            best_step_real=result.best_step(),
+                            best_step_linear=int(np.argmin(linear_loss)),
+                            linear_test_loss=linear_loss)

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from transferscope.core.errors import input_error
 from transferscope.core.io import write_json
 from transferscope.core.progress import progress_bar
 from transferscope.ntk import stopping
-from transferscope.ntk.data import BuiltinTask, balanced_capacity, fit_sizes
+from transferscope.ntk.data import BuiltinTask, get_task
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.experiments.finetune import (
@@ -28,48 +27,20 @@ from transferscope.ntk.experiments.finetune import (
     compare_with_kernel,
     finetune,
 )
-from transferscope.ntk.experiments.pool import KernelPool
+from transferscope.ntk.experiments.pool import KernelPool, builtin_prompt_task, kernel_pool
+from transferscope.ntk.options import DEFAULT_FINETUNE_N as DEFAULT_N
+from transferscope.ntk.options import FinetuneOptions
+from transferscope.ntk.pipeline import DEFAULT_TASK
 from transferscope.ntk.recommend import recommend_stop, step_grid, trajectory_errors
+from transferscope.ntk.rule_scores import share_captured
 from transferscope.ntk.spectrum import kernel_eigenvalues
 from transferscope.ntk.task import PromptTask
-from transferscope.ntk.validate import share_captured
 
 RESULT_FILE = "finetune.json"
-DEFAULT_N, DEFAULT_N_TEST = 16, 24
 RUN_SUBDIR = "finetune-run"
 
 
-@dataclass(frozen=True)
-class FinetuneOptions:
-    """What ``ntk finetune`` sets: the parameter set, sizes, steps and the optimiser."""
-
-    params: str = "attention@last-1"
-    n: int | None = None  # None: DEFAULT_N, shrunk with n_test to fit a small file
-    n_test: int | None = None  # held-out examples drawn with the pool; None: DEFAULT_N_TEST
-    steps: int = 8
-    lr_fraction: float = 0.5  # step eta as a fraction of 1/lambda_max(K/n)
-    loss: str = "half-mse"
-    batch_size: int | None = None  # None: full batch
-    seed: int = 0
-    device: str = "auto"  # auto, cpu or cuda
-
-    def validate(self) -> FinetuneOptions:
-        if not 0 < self.lr_fraction <= 1:
-            raise input_error("--lr-fraction", "lr_fraction", self.lr_fraction,
-                              "a number in (0, 1]")
-        resolve_device(self.device)
-        return self
-
-    def fit(self, task: BuiltinTask) -> FinetuneOptions:
-        """The sizes left at None filled in: the defaults, shrunk to fit ``task``'s data."""
-        if self.n is not None and self.n_test is not None:
-            return self
-        n, n_test = fit_sizes(balanced_capacity(task.load()), self.n or DEFAULT_N,
-                              self.n_test or DEFAULT_N_TEST)
-        return replace(self, n=self.n or n, n_test=self.n_test or n_test)
-
-
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class FinetuneComparison:
     """One real fine-tuning run, the kernel's prediction for it, and their comparison.
 
@@ -117,14 +88,15 @@ class FinetuneComparison:
 
 
 def long_horizon(pool: KernelPool, train_idx: np.ndarray, test_idx: np.ndarray, eta: float,
-                 rules: dict[str, int]) -> dict:
+                 rules: dict[str, int], *,
+                 eig: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Where the real run's few steps cannot reach: the kernel trajectory's held-out error
     on a log grid up to ``HORIZON`` steps, its optimum, and each rule's share of the
-    improvement that optimum achieves (validate.share_captured)."""
-    k_tr = pool.kernel[np.ix_(train_idx, train_idx)]
-    evals, evecs = np.linalg.eigh(0.5 * (k_tr + k_tr.T) / train_idx.size)
+    improvement that optimum achieves (rule_scores.share_captured)."""
+    evals, evecs = eig if eig is not None else stopping.eig_kn(
+        pool.kernel[np.ix_(train_idx, train_idx)])
     grid = step_grid()
-    errors = trajectory_errors(np.clip(evals, 0, None), evecs,
+    errors = trajectory_errors(evals, evecs,
                                pool.sample.targets[train_idx] - pool.f0[train_idx], eta, grid,
                                pool.kernel[np.ix_(test_idx, train_idx)],
                                pool.sample.targets[test_idx] - pool.f0[test_idx])
@@ -140,7 +112,7 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
                             out: str | Path, progress: bool = True) -> FinetuneComparison:
     """Fine-tune on the pool's first ``options.n`` points, held out: the pool's tail; writes
     ``finetune.json`` into ``out`` and the resumable run into ``out/finetune-run``."""
-    options.validate()
+    resolve_device(options.device)
     if options.n is None or options.n_test is None:  # sizes left to the pool that was drawn
         options = replace(options, n=options.n or min(DEFAULT_N, pool.n_pool),
                           n_test=pool.n_test)
@@ -155,22 +127,42 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
     config = FinetuneConfig(params=options.params, steps=options.steps, learning_rate=lr,
                             loss=options.loss, batch_size=options.batch_size, seed=options.seed)
     eta = factor * lr
+    eig = stopping.eig_kn(k_train)  # once: the rules, the kernel trajectory, the horizon
     advice = recommend_stop(k_train, train.targets, pool.f0[train_idx], lr=eta,
-                            seed=options.seed)
+                            seed=options.seed, eig=eig)
     with progress_bar(disable=not progress) as bar:
         job = bar.add_task(f"fine-tuning {options.params} (n = {options.n})", total=options.steps)
         result = finetune(task, train, test, config, out / RUN_SUBDIR,
                           progress=lambda done, total: bar.update(job, completed=done))
     comparison, linear_train_loss = None, None
     if options.loss != "cross-entropy" and options.batch_size is None:
-        gd = kernel_gd(k_train, residual, eta)
+        gd = kernel_gd(k_train, residual, eta, eig=eig)
         comparison = compare_with_kernel(result, gd, pool.kernel[np.ix_(test_idx, train_idx)],
                                          pool.f0[test_idx], test.targets)
         linear_train_loss = ((comparison.linear_train - train.targets) ** 2).mean(axis=1) / 2
-    summary = FinetuneComparison(options, pool.n_test, pool.sample.source, lr, eta,
-                                 float(eigs[0]), advice.sigma, advice.radius, advice.steps,
-                                 advice.rule, advice.rules, result, comparison,
-                                 linear_train_loss,
-                                 long_horizon(pool, train_idx, test_idx, eta, advice.rules))
+    summary = FinetuneComparison(options=options, n_test=pool.n_test, source=pool.sample.source,
+                                 learning_rate=lr, step_size=eta,
+                                 lambda_max=float(eigs[0]), sigma=advice.sigma,
+                                 radius=advice.radius, t_hat=advice.steps,
+                                 rule=advice.rule, rules=advice.rules, run=result,
+                                 kernel=comparison,
+                                 linear_train_loss=linear_train_loss,
+                                 long_horizon=long_horizon(pool, train_idx, test_idx, eta,
+                                                           advice.rules, eig=eig))
     write_json(out / RESULT_FILE, summary.to_dict())
     return summary
+
+
+def run_finetune(out: str | Path, model: str = "smollm2",
+                 task: str | BuiltinTask = DEFAULT_TASK,
+                 options: FinetuneOptions = FinetuneOptions(),
+                 progress: bool = True) -> FinetuneComparison:
+    """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of a
+    built-in task next to the closed-form kernel trajectory, ``T_hat`` and the held-out
+    optimum; writes ``finetune.json`` into ``out`` and resumes from ``out``."""
+    resolve_device(options.device)
+    options = options.fit(get_task(task) if isinstance(task, str) else task)
+    builtin, lm_task = builtin_prompt_task(model, task, options.device)
+    pool = kernel_pool(lm_task, builtin, options.params, options.n, options.n_test,
+                       options.seed, progress)
+    return finetune_against_kernel(lm_task, pool, options, out, progress)

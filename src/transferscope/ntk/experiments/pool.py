@@ -17,7 +17,7 @@ from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.task import PromptTask
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class KernelPool:
     """Examples (training candidates, then held out), their kernel and pretrained outputs."""
 
@@ -37,8 +37,9 @@ class KernelPool:
     def subset(self, index: np.ndarray) -> LabeledTexts:
         """The examples at ``index``, in that order."""
         s = self.sample
-        return LabeledTexts(tuple(s.texts[i] for i in index), s.targets[index], s.class_names,
-                            s.source)
+        return LabeledTexts(texts=tuple(s.texts[i] for i in index), targets=s.targets[index],
+                            class_names=s.class_names,
+                            source=s.source)
 
 
 def builtin_prompt_task(model: str, task: str | BuiltinTask, device: str = "auto"
@@ -57,4 +58,4 @@ def kernel_pool(task: PromptTask, builtin: BuiltinTask, params: str, n_pool: int
     sample = ntk_data.sample_examples(builtin.load(), n_pool + n_test, seed)
     texts = list(sample.texts)
     kernel = task.kernel(texts, parameter_spec(task, params), progress=progress).kernel
-    return KernelPool(sample, kernel, task.outputs(texts), n_test)
+    return KernelPool(sample=sample, kernel=kernel, f0=task.outputs(texts), n_test=n_test)

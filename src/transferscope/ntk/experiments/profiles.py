@@ -39,7 +39,7 @@ from transferscope.ntk.report import build_report
 PROFILE_FILE = "profile.json"
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Profile:
     params: str
     finetune_n: int
@@ -69,10 +69,14 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("attention@last-1", 16, 24, 8, (8, 12, 16, 24), 32, 10, 8, 8, 5,
-                     DEFAULT_TASKS),
-    "full": Profile("attention@last-4", 32, 64, 12, (32, 64, 128, 256), 320, 10, 12, 12, 8,
-                    (*DEFAULT_TASKS, NEGATED_AFINN_TASK)),
+    "quick": Profile(params="attention@last-1", finetune_n=16, test_n=24, steps=8,
+                     sizes=(8, 12, 16, 24), pool=32, seeds=10, taskvec_train=8, taskvec_test=8,
+                     taskvec_steps=5,
+                     taskvec_tasks=DEFAULT_TASKS),
+    "full": Profile(params="attention@last-4", finetune_n=32, test_n=64, steps=12,
+                    sizes=(32, 64, 128, 256), pool=320, seeds=10, taskvec_train=12, taskvec_test=12,
+                    taskvec_steps=8,
+                    taskvec_tasks=(*DEFAULT_TASKS, NEGATED_AFINN_TASK)),
 }
 
 

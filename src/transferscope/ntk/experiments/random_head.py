@@ -19,7 +19,7 @@ from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.task import PromptTask
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class MixedKernel:
     body: np.ndarray
     head: np.ndarray
@@ -55,7 +55,8 @@ def mixed_kernel(task: PromptTask, texts: Sequence[str], params: str,
     weight = task.model.head.weight.detach().double().cpu().numpy()
     bias = task.model.head.bias.detach().double().cpu().numpy()
     outputs = h @ weight.T + bias
-    return MixedKernel(body_part, h @ h.T + 1.0, outputs[:, 0] if task.n_outputs == 1 else outputs)
+    return MixedKernel(body=body_part, head=h @ h.T + 1.0,
+                       outputs=outputs[:, 0] if task.n_outputs == 1 else outputs)
 
 
 def head_features(task: PromptTask, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:

@@ -38,7 +38,7 @@ def parse_sizes(sizes: str | Sequence[int]) -> list[int]:
     return values
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class RatesOptions:
     """What ``ntk rates`` sets: parameter set, sample sizes, seeds and the pool."""
 

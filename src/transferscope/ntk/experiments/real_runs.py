@@ -41,7 +41,7 @@ import torch
 
 from transferscope.core.errors import InputError
 from transferscope.core.io import read_json, write_json
-from transferscope.ntk import validate
+from transferscope.ntk import rule_scores
 from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.params import select_parameters
 from transferscope.ntk.recommend import recommend_stop, trajectory_errors
@@ -196,9 +196,9 @@ class RealRun:
 
 
 def excess_risk(steps: np.ndarray, errors: np.ndarray, t: int) -> float:
-    """:func:`transferscope.ntk.validate.excess_risk` on a recorded curve (past its last step:
+    """:func:`transferscope.ntk.rule_scores.excess_risk` on a recorded curve (past its last step:
     the error there)."""
-    return validate.excess_risk(np.asarray(errors), np.asarray(steps), t)
+    return rule_scores.excess_risk(np.asarray(errors), np.asarray(steps), t)
 
 
 def _record_steps(limit: int, dense: int = 32, points: int = 90) -> list[int]:

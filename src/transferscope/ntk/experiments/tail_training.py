@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ from transferscope.ntk.task import PromptTask
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class FrozenInputs:
     """What enters block ``L - k`` for a list of texts: hidden states, mask and positions."""
 
@@ -37,7 +38,7 @@ class FrozenInputs:
     positions: torch.Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class TailRun:
     """Held-out squared error ``mean((f - y)^2)`` of real gradient descent at ``steps``."""
 
@@ -59,16 +60,17 @@ def trained_blocks(task: PromptTask, params: str) -> int:
                          "numbered blocks read out by label words")
     names = [name for name, _ in select_parameters(task.model, parameter_spec(task, params))]
     found = [_LAYER.search(name) for name in names]
-    if not names or any(m is None for m in found):
+    blocks = [int(m.group(1)) for m in found if m is not None]
+    if not names or len(blocks) < len(found):
         raise InputError(f"tail training: params = {params!r}: expected parameters inside "
                          "transformer blocks only (e.g. attention@last-1)")
-    return len(layers) - min(int(m.group(1)) for m in found)
+    return len(layers) - min(blocks)
 
 
 @contextmanager
 def _only_last_blocks(task: PromptTask, k: int) -> Iterator[None]:
     """The base model with its last k blocks only, while in use (restored afterwards)."""
-    base = task.model.body.base_model
+    base: Any = task.model.body.base_model  # a transformers model: blocks and config
     full, count = base.layers, base.config.num_hidden_layers
     base.layers = torch.nn.ModuleList(list(full)[-k:])
     base.config.num_hidden_layers = k
@@ -80,7 +82,7 @@ def _only_last_blocks(task: PromptTask, k: int) -> Iterator[None]:
 
 def frozen_inputs(task: PromptTask, texts: Sequence[str], k: int) -> FrozenInputs:
     """One full forward pass of ``texts``, keeping the hidden states that enter block L - k."""
-    base = task.model.body.base_model
+    base: Any = task.model.body.base_model  # a transformers model: blocks and config
     seen: list[torch.Tensor] = []
     hook = base.layers[len(base.layers) - k].register_forward_pre_hook(
         lambda module, args: seen.append(args[0].detach()))
@@ -94,7 +96,7 @@ def frozen_inputs(task: PromptTask, texts: Sequence[str], k: int) -> FrozenInput
                  use_cache=False)
     finally:
         hook.remove()
-    return FrozenInputs(seen[0], mask, positions)
+    return FrozenInputs(hidden=seen[0], mask=mask, positions=positions)
 
 
 def tail_outputs(task: PromptTask, inputs: FrozenInputs, k: int) -> torch.Tensor:
@@ -165,5 +167,7 @@ def tail_gradient_descent(task: PromptTask, params: str, train_texts: Sequence[s
                 p.copy_(saved)
         for name, p in task.model.named_parameters():
             p.requires_grad_(flags[name])
-    return TailRun(np.array(steps), np.array(test_errors), np.array(train_errors),
-                   float(learning_rate), k, time.perf_counter() - started)
+    return TailRun(steps=np.array(steps), test_errors=np.array(test_errors),
+                   train_errors=np.array(train_errors),
+                   learning_rate=float(learning_rate), blocks=k,
+                   seconds=time.perf_counter() - started)

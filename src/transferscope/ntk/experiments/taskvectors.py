@@ -53,7 +53,7 @@ DEFAULT_TASKS = ntk_data.TASK_VECTOR_DEFAULTS
 RESULT_FILE = "taskvec.json"
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class TaskSplit:
     name: str
     train: LabeledTexts
@@ -74,17 +74,18 @@ def task_splits(names: Sequence[str | BuiltinTask], n_train: int, n_test: int, s
         name = task.name
         data = task.load()
         keep = [i for i, t in enumerate(data.texts) if t not in used]
-        data = LabeledTexts(tuple(data.texts[i] for i in keep), data.targets[keep],
-                            data.class_names, data.source)
+        data = LabeledTexts(texts=tuple(data.texts[i] for i in keep), targets=data.targets[keep],
+                            class_names=data.class_names, source=data.source)
         sample = ntk_data.sample_examples(data, n_train + n_test, seed + 1000 * k)
         used.update(sample.texts)
-        out.append(TaskSplit(name, _part(sample, slice(0, n_train)),
-                             _part(sample, slice(n_train, None))))
+        out.append(TaskSplit(name=name, train=_part(sample, slice(0, n_train)),
+                             test=_part(sample, slice(n_train, None))))
     return out
 
 
 def _part(data: LabeledTexts, where: slice) -> LabeledTexts:
-    return LabeledTexts(data.texts[where], data.targets[where], data.class_names, data.source)
+    return LabeledTexts(texts=data.texts[where], targets=data.targets[where],
+                        class_names=data.class_names, source=data.source)
 
 
 def alignment(kernel: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
@@ -263,7 +264,7 @@ def _interference(rows: list[dict], align: np.ndarray, cosine: np.ndarray, m: in
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class TaskVectorOptions:
     """What ``ntk taskvec`` sets: the tasks (>= 2 built-in names), sizes, steps, seed."""
 

@@ -51,7 +51,8 @@ def block_to_state(block: BlockFactors) -> dict:
 def state_to_block(state: dict) -> BlockFactors:
     """The inverse of :func:`block_to_state`."""
     return BlockFactors(rows=state["rows"],
-                        uses=[[Use(k, o, i) for k, o, i in uses] for uses in state["uses"]])
+                        uses=[[Use(kind=k, out=o,
+                                   inp=i) for k, o, i in uses] for uses in state["uses"]])
 
 
 def save_torch(path: Path, obj: Any) -> None:
@@ -62,7 +63,7 @@ def save_torch(path: Path, obj: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- one block's work
-@dataclass
+@dataclass(kw_only=True)
 class CapturedBlock:
     """A captured block (``payload``: factor state or sketched rows) and how it was obtained."""
 
@@ -106,8 +107,10 @@ class BlockEngine:
             payload = sketch_block(block, self.shapes, self.sketch_dim, self.seed, self._tables)
         else:
             payload = block_to_state(block)
-        return CapturedBlock(payload, engine, note, block.rows // len(examples),
-                             captured - started, time.perf_counter() - captured)
+        return CapturedBlock(payload=payload, engine=engine, note=note,
+                             n_outputs=block.rows // len(examples),
+                             seconds_capture=captured - started,
+                             seconds_project=time.perf_counter() - captured)
 
     def _factors(self, examples: Sequence, decided: str | None,
                  note: str | None) -> tuple[BlockFactors, str, str | None]:

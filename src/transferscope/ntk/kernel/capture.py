@@ -25,7 +25,7 @@ from torch.func import functional_call
 from transferscope.core.errors import input_error
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Use:
     """One use of a parameter by a module call, for every row (example x output) of a block.
 
@@ -48,7 +48,7 @@ class Use:
         return 1 if self.kind == "dense" else self.out.shape[1]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BlockFactors:
     """What a block of examples contributes: for each parameter of S, its list of uses."""
 
@@ -65,7 +65,7 @@ def _conv1d_like(module: torch.nn.Module) -> bool:
     return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Record:
     module: torch.nn.Module
     owned: list[tuple[str, int]]  # (local parameter name, index in S)
@@ -195,7 +195,8 @@ def capture_block(model: torch.nn.Module, output_fn: Callable, examples: Sequenc
     def make_hook(module, owned):
         def hook(mod, args, kwargs, output):
             if isinstance(output, torch.Tensor) and output.requires_grad:
-                records.append(_Record(module, owned, current[0], args, kwargs, output))
+                records.append(_Record(module=module, owned=owned, example=current[0], args=args,
+                                       kwargs=kwargs, output=output))
             elif any(p.requires_grad for p in mod.parameters(recurse=False)):
                 raise CaptureUnsupported(f"{type(mod).__name__} returns a non-tensor output")
         return hook
@@ -273,14 +274,14 @@ def _uses_for_group(module, owned, entries, n_ex: int, n_out: int, params) -> li
                 ids = x.long()
                 if module.padding_idx is not None:  # the padding row never receives gradient
                     ids = ids.masked_fill(ids == module.padding_idx, -1)
-                uses.append((index, Use("embedding", ids, g)))
+                uses.append((index, Use(kind="embedding", out=ids, inp=g)))
             elif name == "bias":
                 ones = torch.ones(*g.shape[:2], 1, dtype=g.dtype)
-                uses.append((index, Use("linear", g, ones)))
+                uses.append((index, Use(kind="linear", out=g, inp=ones)))
             elif _conv1d_like(module):
-                uses.append((index, Use("linear", x, g)))
+                uses.append((index, Use(kind="linear", out=x, inp=g)))
             else:
-                uses.append((index, Use("linear", g, x)))
+                uses.append((index, Use(kind="linear", out=g, inp=x)))
         return uses
     # any other module: per-example vector-Jacobian products of the module alone
     owned_params = [params[i] for _, i in owned]
@@ -293,7 +294,7 @@ def _uses_for_group(module, owned, entries, n_ex: int, n_out: int, params) -> li
         base = 0 if batched else rec.example * n_out
         for k, values in enumerate(per_param):
             dense[k][base: base + values.shape[0]] += values
-    return [(i, Use("dense", d)) for (_, i), d in zip(owned, dense)]
+    return [(i, Use(kind="dense", out=d)) for (_, i), d in zip(owned, dense)]
 
 
 def capture_block_loop(model: torch.nn.Module, output_fn: Callable, examples: Sequence,
@@ -315,7 +316,8 @@ def capture_block_loop(model: torch.nn.Module, output_fn: Callable, examples: Se
                 per_param[k].append(torch.zeros(p.numel(), dtype=p.dtype) if g is None
                                     else g.reshape(-1).detach())
     rows = len(examples) * n_out
-    return BlockFactors(rows=rows, uses=[[Use("dense", torch.stack(v))] for v in per_param])
+    return BlockFactors(rows=rows,
+                        uses=[[Use(kind="dense", out=torch.stack(v))] for v in per_param])
 
 
 def summed_gradients(block: BlockFactors, selected) -> list[torch.Tensor]:

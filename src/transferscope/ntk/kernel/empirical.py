@@ -50,7 +50,9 @@ Mode = Literal["exact", "sketch"]
 OutputFn = Callable[[torch.nn.Module, Any], torch.Tensor]
 
 CACHE_NAMESPACE = "ntk-kernels"
-_FORMAT_VERSION = "entk-v1"
+# the code an entry depends on: the engine, the prompt task's output function, the parameter
+# sets; the cache's version folder digests it with the package version (no hand-set format)
+CACHE_CODE = ("transferscope.ntk.kernel", "transferscope.ntk.task", "transferscope.ntk.params")
 
 
 def batched_output(fn: OutputFn) -> OutputFn:
@@ -63,7 +65,7 @@ def batched_output(fn: OutputFn) -> OutputFn:
     return fn
 
 
-@dataclass
+@dataclass(kw_only=True)
 class KernelResult:
     """A kernel matrix and how it was obtained."""
 
@@ -133,11 +135,11 @@ def _resolve_cache_key(cache_key: str | None, output_fn: OutputFn, model, select
     if cache_key is None:
         return None
     if cache_key != "auto":
-        return content_key(_FORMAT_VERSION, "user", cache_key, mode, settings)
+        return content_key("user", cache_key, mode, settings)
     token = getattr(output_fn, "cache_token", None)
     if token is None:  # an arbitrary callable cannot be fingerprinted safely: do not cache
         return None
-    return content_key(_FORMAT_VERSION, model_fingerprint(model), [n for n, _ in selected],
+    return content_key(model_fingerprint(model), [n for n, _ in selected],
                        token, mode, settings, _data_key(inputs), _data_key(inputs2))
 
 
@@ -176,7 +178,7 @@ def empirical_ntk_result(
     key_settings = {"sketch_dim": sketch_dim, "seed": seed} if mode == "sketch" else {}
     key = _resolve_cache_key(options.cache_key, output_fn, model, selected, mode, key_settings,
                              examples, examples2)
-    cache = Cache(CACHE_NAMESPACE) if key else None
+    cache = Cache(CACHE_NAMESPACE, code=CACHE_CODE) if key else None
     if cache is not None and cache.has_array(key) and cache.has_json(key):
         result = KernelResult(kernel=cache.load_array(key), **cache.load_json(key))
         result.from_cache = True

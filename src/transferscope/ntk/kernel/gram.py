@@ -308,8 +308,8 @@ def concat_blocks(blocks: Sequence[BlockFactors]) -> BlockFactors:
                 if template.inp is not None:
                     parts_in.append(_padded(use.inp if use else None, template.inp, b.rows, t_max,
                                             template.kind, fill=0))
-            merged.uses[k].append(Use(template.kind, torch.cat(parts_out),
-                                      torch.cat(parts_in) if parts_in else None))
+            merged.uses[k].append(Use(kind=template.kind, out=torch.cat(parts_out),
+                                      inp=torch.cat(parts_in) if parts_in else None))
     return merged
 
 

@@ -19,7 +19,7 @@ GramDtype = Literal["auto", "float64"]
 Engine = Literal["auto", "hooks", "loop"]
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class EngineOptions:
     """The engine's how-to-compute settings (httpx-style: one object instead of 11 arguments).
 

@@ -38,7 +38,7 @@ from transferscope.ntk.kernel.capture import only_selected_trainable
 ModelFactory = Callable[[], tuple[torch.nn.Module, Callable]]
 
 
-@dataclass(eq=False)
+@dataclass(kw_only=True, eq=False)
 class RayExecutor:
     """Where the kernel runs: a Ray cluster and how many workers to use on it.
 

@@ -1,7 +1,7 @@
 """``ntk validate``: every stopping rule against planted truths and real held-out optima.
 
 One real eNTK over a pool of labelled examples (a built-in task or the user's file, cached by
-the engine) feeds both halves of :mod:`transferscope.ntk.validate`: (a) planted targets on the
+the engine) feeds both halves of :mod:`transferscope.ntk.rule_scores`: (a) planted targets on the
 synthetic spectra and on this kernel, (b) random training splits of the pool with the rest held
 out. Writes ``validate.json`` and ``validate.md`` (the share-captured tables).
 """
@@ -18,16 +18,17 @@ from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import atomic_write_bytes, write_json
 from transferscope.core.progress import step_progress
 from transferscope.ntk import data as ntk_data
-from transferscope.ntk import validate
+from transferscope.ntk import rule_scores
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.finetune import parameter_spec
 from transferscope.ntk.experiments.tail_training import tail_gradient_descent, trained_blocks
-from transferscope.ntk.pipeline import DataSource, load_examples
+from transferscope.ntk.options import ValidateConfig
+from transferscope.ntk.pipeline import load_examples
 from transferscope.ntk.recommend import DEFAULT_RULE, RULES, recommend_stop, trajectory_errors
 from transferscope.ntk.task import PromptTask, check_template
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class ValidationProfile:
     """Sizes of both halves: >= 100 planted problems, >= 10 splits per n."""
 
@@ -43,9 +44,12 @@ class ValidationProfile:
 
 
 VALIDATION_PROFILES = {
-    "quick": ValidationProfile("attention@last-1", 128, (32, 64), 10, (64,), 4, 0, 1000),
-    "full": ValidationProfile("attention@last-1", 256, (32, 64, 128, 192), 20, (64, 128),
-                              4, 0, 3000),
+    "quick": ValidationProfile(params="attention@last-1", pool=128, held_out_sizes=(32, 64),
+                               splits=10, planted_sizes=(64,), repeats=4, real_splits=0,
+                               real_max_steps=1000),
+    "full": ValidationProfile(params="attention@last-1", pool=256,
+                              held_out_sizes=(32, 64, 128, 192), splits=20, planted_sizes=(64, 128),
+                              repeats=4, real_splits=0, real_max_steps=3000),
 }
 HORIZON_FACTOR = 2  # a real run goes to 2x the kernel trajectory's held-out optimum
 DEV_SEED = 100  # planted problems of the development pool (the evaluation pool: profile seed)
@@ -81,33 +85,48 @@ def _pools(examples, pool_n: int, seed: int):
     dev = ntk_data.sample_examples(examples.data, pool_n, seed)
     taken = set(dev.texts)
     keep = [i for i, t in enumerate(examples.data.texts) if t not in taken]
-    rest = ntk_data.LabeledTexts(tuple(examples.data.texts[i] for i in keep),
-                                 examples.data.targets[keep], examples.data.class_names,
-                                 examples.data.source)
+    rest = ntk_data.LabeledTexts(texts=tuple(examples.data.texts[i] for i in keep),
+                                 targets=examples.data.targets[keep],
+                                 class_names=examples.data.class_names,
+                                 source=examples.data.source)
     size = min(pool_n, ntk_data.balanced_capacity(rest))
     return dev, ntk_data.sample_examples(rest, size - size % 2, seed + 1)
 
 
-def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm2",
-                   source: DataSource = DataSource(), progress: bool = True,
-                   device: str = "auto", real_splits: int | None = None,
-                   params: str | None = None) -> dict:
-    """Both halves under ``profile`` with the model on ``device`` on a development pool and a
-    separate evaluation pool; returns what ``validate.json`` holds. The default rule is chosen
-    on the development pool (planted seed ``DEV_SEED`` + held-out splits of the first sample)
-    and reported on the evaluation pool. ``real_splits`` overrides the profile's number of
-    splits fine-tuned for real (0: none, the slowest part); ``params`` the parameter set."""
-    if profile not in VALIDATION_PROFILES:
-        raise input_error("--profile", "profile", profile, "quick or full")
-    if real_splits is not None and real_splits < 0:
-        raise input_error("--real-splits", "real_splits", real_splits, "0 or more")
+@dataclass(kw_only=True, frozen=True)
+class ValidationRun:
+    """A finished ``ntk validate``: what ``validate.json`` holds and where it was written."""
+
+    summary: dict  # the content of validate.json
+    json_path: Path
+    markdown_path: Path
+
+    @property
+    def default_rule(self) -> str:
+        return self.summary["default_rule"]
+
+    @property
+    def chosen_on_development(self) -> dict:
+        """The rule the development pool chose and why."""
+        return self.summary["chosen_on_development"]
+
+
+def run_validation(config: ValidateConfig, progress: bool = True) -> ValidationRun:
+    """Both halves under ``config.profile`` with the model on ``config.device`` on a
+    development pool and a separate evaluation pool; writes ``validate.json`` and
+    ``validate.md`` into ``config.out``. The default rule is chosen on the development pool
+    (planted seed ``DEV_SEED`` + held-out splits of the first sample) and reported on the
+    evaluation pool. ``config.real_splits`` overrides the profile's number of splits
+    fine-tuned for real (0: none, the slowest part); ``config.params`` the parameter set."""
+    profile, model, source, device = config.profile, config.model, config.source, config.device
+    params, real_splits = config.params, config.real_splits
     resolve_device(device)
     prof = VALIDATION_PROFILES[profile]
     if real_splits is not None:
         prof = replace(prof, real_splits=real_splits)
     if params is not None:
         prof = replace(prof, params=params)
-    out = Path(out)
+    out = Path(config.out)
     started = time.time()
     examples = load_examples(source)
     check_template(examples.template)
@@ -131,14 +150,14 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
         f0 = task.outputs(texts).astype(np.float64)
         y = sample.targets.astype(np.float64)
         name = f"{model} eNTK"
-        n_planted = (len(validate.SPECTRA) + 1) * len(prof.planted_sizes) * 4 * prof.repeats
+        n_planted = (len(rule_scores.SPECTRA) + 1) * len(prof.planted_sizes) * 4 * prof.repeats
         with step_progress(f"planted truths ({role})", n_planted, progress) as advance:
-            planted = validate.planted_truths({name: kernel}, prof.planted_sizes,
+            planted = rule_scores.planted_truths({name: kernel}, prof.planted_sizes,
                                               repeats=prof.repeats, seed=planted_seed,
                                               progress=advance)
         with step_progress(f"held-out splits ({role})", len(sizes) * prof.splits,
                            progress) as advance:
-            held = validate.held_out_truths(kernel, f0, y, sizes, prof.splits, planted_seed,
+            held = rule_scores.held_out_truths(kernel, f0, y, sizes, prof.splits, planted_seed,
                                             progress=advance)
         halves[role] = {"sample": sample, "kernel": kernel, "f0": f0, "y": y,
                         "planted": planted, "held": held,
@@ -150,10 +169,10 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
     with step_progress("--n-total against planted truths at N = 4n",
                        sum(16 * r for _, r in growth_sizes), progress) as advance:
         growth_rows = [row for n_g, reps in growth_sizes
-                       for row in validate.growth_truths(n=n_g, repeats=reps,
+                       for row in rule_scores.growth_truths(n=n_g, repeats=reps,
                                                          seed=GROWTH_SEED + n_g,
                                                          progress=advance)]
-    chosen, why = validate.choose_default(halves["development"]["planted"]
+    chosen, why = rule_scores.choose_default(halves["development"]["planted"]
                                           + halves["development"]["held"])
     ev = halves["evaluation"]
     real = real_finetuning_truths(task, prof, ev["sample"], ev["kernel"], ev["f0"], ev["y"],
@@ -167,14 +186,14 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
         else f" --task {source.task or 'sentiment-words'}") + f" --out {out}"
 
     def tables(half: dict) -> dict:
-        return {"planted": {"overall": validate.share_table(half["planted"]),
-                            "by_source": validate.share_table(half["planted"], "source"),
-                            "by_n": validate.share_table(half["planted"], "n"),
-                            "by_signal": validate.share_table(half["planted"], "signal"),
-                            "recovery": validate.recovery_table(half["planted"]),
+        return {"planted": {"overall": rule_scores.share_table(half["planted"]),
+                            "by_source": rule_scores.share_table(half["planted"], "source"),
+                            "by_n": rule_scores.share_table(half["planted"], "n"),
+                            "by_signal": rule_scores.share_table(half["planted"], "signal"),
+                            "recovery": rule_scores.recovery_table(half["planted"]),
                             "problems": [asdict(o) for o in half["planted"]]},
-                "held_out": {"overall": validate.share_table(half["held"]),
-                             "by_n": validate.share_table(half["held"], "n"),
+                "held_out": {"overall": rule_scores.share_table(half["held"]),
+                             "by_n": rule_scores.share_table(half["held"], "n"),
                              "splits": [asdict(o) for o in half["held"]]},
                 "pool": half["pool"]}
 
@@ -187,7 +206,7 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
         "chosen_on_development": {"rule": chosen, "why": why,
                                   "agrees_with_default": chosen == DEFAULT_RULE},
         "metrics": "excess risk = (e(T) - e(T_opt)) / (e(0) - e(T_opt)), the gain floored at "
-                   f"{validate.GAIN_FLOOR:g} e(0) (problems with T_opt = 0 included); "
+                   f"{rule_scores.GAIN_FLOOR:g} e(0) (problems with T_opt = 0 included); "
                    "abs log10((T+1)/(T_opt+1)); within 2x = that at most log10(2); range "
                    "covers T_opt = steps_ci contains T_opt; e = error of the kernel trajectory "
                    "(planted: against f* on the training points; real: held-out squared "
@@ -208,11 +227,12 @@ def run_validation(out: str | Path, profile: str = "quick", model: str = "smollm
         "evaluation"]["held_out"]
     write_json(out / "validate.json", result)
     atomic_write_bytes(out / "validate.md", validation_markdown(result).encode())
-    return result
+    return ValidationRun(summary=result, json_path=out / "validate.json",
+                         markdown_path=out / "validate.md")
 
 
 def real_finetuning_truths(task: PromptTask, prof: ValidationProfile, sample, kernel: np.ndarray,
-                           f0: np.ndarray, y: np.ndarray, held: list[validate.Outcome],
+                           f0: np.ndarray, y: np.ndarray, held: list[rule_scores.Outcome],
                            progress: bool = True) -> dict:
     """Part (b) with real fine-tuning: the first ``prof.real_splits`` splits of the smallest n,
     trained for real (full batch, the rules' lr, half squared loss) to ``HORIZON_FACTOR`` times
@@ -243,7 +263,7 @@ def real_finetuning_truths(task: PromptTask, prof: ValidationProfile, sample, ke
         kernel_errors = trajectory_errors(np.clip(evals, 0, None), evecs, y[train] - f0[train],
                                           lr, run.steps, kernel[np.ix_(test, train)],
                                           y[test] - f0[test])
-        outcomes.append(validate.real_curve_outcome(o, run.steps, run.test_errors,
+        outcomes.append(rule_scores.real_curve_outcome(o, run.steps, run.test_errors,
                                                     kernel_errors, run.seconds))
     return {"run": True, "n": n, "lr": "the rules' lr = 1/max K(x,x) of each split",
             "horizon": f"{HORIZON_FACTOR} x the kernel trajectory's held-out optimum, "
@@ -251,7 +271,7 @@ def real_finetuning_truths(task: PromptTask, prof: ValidationProfile, sample, ke
             "method": "real full-batch gradient descent on the half squared loss over "
                       f"{prof.params}; the frozen blocks below run once (tail_training)",
             "reached": sum(o.setting["reached"] for o in outcomes),
-            "overall": validate.share_table(outcomes),
+            "overall": rule_scores.share_table(outcomes),
             "splits": [asdict(o) for o in outcomes]}
 
 

@@ -117,7 +117,7 @@ def log_ratio(t: int, t_opt: int) -> float:
     return abs(math.log10((t + 1) / (t_opt + 1)))
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Outcome:
     """One problem: its setting, the oracle step and each rule's (and each fixed-step
     baseline's) step, share, excess risk and distance from the optimum; the default rule's
@@ -145,12 +145,13 @@ def score(setting: dict, errors: np.ndarray, grid: np.ndarray, steps: dict[str, 
         steps["safe"] = rec.safe_steps
     low, high = rec.steps_ci if rec is not None else (0, 0)
     return Outcome(
-        setting, t_opt, steps, {name: share_captured(errors, grid, t) for name, t in steps.items()},
-        {name: excess_risk(errors, grid, t) for name, t in steps.items()},
-        {name: log_ratio(t, t_opt) for name, t in steps.items()},
-        (int(low), int(high)), bool(low <= t_opt <= high),
-        bool(rec.decided) if rec is not None else True,
-        int(rec.safe_steps) if rec is not None else 0)
+        setting=setting, t_opt=t_opt, steps=steps,
+        shares={name: share_captured(errors, grid, t) for name, t in steps.items()},
+        excess={name: excess_risk(errors, grid, t) for name, t in steps.items()},
+        log_ratio={name: log_ratio(t, t_opt) for name, t in steps.items()},
+        steps_ci=(int(low), int(high)), covered=bool(low <= t_opt <= high),
+        decided=bool(rec.decided) if rec is not None else True,
+        safe=int(rec.safe_steps) if rec is not None else 0)
 
 
 def planted_truths(kernels: dict[str, np.ndarray] | None = None, sizes: tuple[int, ...] = (64,),
@@ -326,12 +327,13 @@ def real_curve_outcome(kernel_outcome: Outcome, steps: np.ndarray, errors: np.nd
         "kernel_errors": np.asarray(kernel_errors).tolist()})
     t_opt = int(steps[best])
     low, high = kernel_outcome.steps_ci
-    return Outcome(setting, t_opt, dict(rules),
-                   {name: share_captured(errors, steps, t) for name, t in rules.items()},
-                   {name: excess_risk(errors, steps, t) for name, t in rules.items()},
-                   {name: log_ratio(t, t_opt) for name, t in rules.items()},
-                   (low, high), bool(low <= t_opt <= high), kernel_outcome.decided,
-                   kernel_outcome.safe)
+    return Outcome(setting=setting, t_opt=t_opt, steps=dict(rules),
+                   shares={name: share_captured(errors, steps, t) for name, t in rules.items()},
+                   excess={name: excess_risk(errors, steps, t) for name, t in rules.items()},
+                   log_ratio={name: log_ratio(t, t_opt) for name, t in rules.items()},
+                   steps_ci=(low, high), covered=bool(low <= t_opt <= high),
+                   decided=kernel_outcome.decided,
+                   safe=kernel_outcome.safe)
 
 
 def growth_truths(n: int = 32, factor: int = 4, repeats: int = 2, seed: int = 0,
