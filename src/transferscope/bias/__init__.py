@@ -9,7 +9,8 @@ that the scores read 0 without an opinion and recover a planted bias), :func:`de
 hold) and :func:`compare_models`. Backends come from :func:`make_backend` (a spec string:
 ``hf-local:smollm2``, ``openai:<model>``, ``null:random``); :class:`Backend` is the extension
 point: a subclass of your own works with :func:`evaluate`. :func:`load_items` reads an items
-file (``--items``; schema in :mod:`transferscope.bias.items`), :func:`write_items` writes one.
+file (``--items``; schema in :mod:`transferscope.bias.items`), :func:`write_items` writes one,
+:func:`export_items` writes its items as an inspect_ai or lm-eval-harness task.
 """
 
 from typing import TYPE_CHECKING
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         evaluate_run,
         run_probes,
     )
+    from transferscope.bias.export import ExportResult, export_items
     from transferscope.bias.items import load_items, write_items
     from transferscope.bias.probes import Probe, parse_tests
     from transferscope.bias.report import write_report
@@ -72,6 +74,7 @@ __all__ = [
     "DebiasConfig",
     "DebiasResult",
     "Evaluation",
+    "ExportResult",
     "GenerationSettings",
     "ModelComparison",
     "Probe",
@@ -84,6 +87,7 @@ __all__ = [
     "debias_items",
     "evaluate",
     "evaluate_run",
+    "export_items",
     "load_items",
     "load_record",
     "make_backend",
