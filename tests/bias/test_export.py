@@ -107,7 +107,6 @@ def _corpus() -> list[dict]:
 def test_inspect_scorer_places_real_replies_as_bias_run_does():
     """The scorer's option is bias run's parse on each of the 96 real replies (and so agrees
     with the person's label on all but the parser's 2 known misses); C only on the gold."""
-    pytest.importorskip("inspect_ai")
     from transferscope.bias.export.inspect_task import score_reply
 
     rows, agree = _corpus(), 0
@@ -151,8 +150,8 @@ def test_exported_tasks_answer_as_bias_run_on_a_real_server(cli, llama_server,  
     lm-eval against the one llama.cpp server: the same messages reach it, and the parsed
     answers agree item by item (replies compared as parsed: llama-cpp-python's reuse of the
     previous prompt's cache can change a first reply's wording slightly)."""
-    inspect_ai = pytest.importorskip("inspect_ai")
-    lm_eval = pytest.importorskip("lm_eval")
+    import inspect_ai
+    import lm_eval
     from inspect_ai.model import get_model
     from lm_eval.tasks import TaskManager
 
