@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.transferscope-installed
-EXTRAS ?= dev,llamacpp,ray
+EXTRAS ?= dev,llamacpp,ray,inspect,lmeval
 
 .PHONY: setup browser demo test test-slow lint clean
 

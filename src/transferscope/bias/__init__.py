@@ -17,7 +17,8 @@ Backends come from :func:`make_backend` (a spec string: ``hf-local:smollm2``,
 ``openai:<model>``, ``null:random``); :class:`Backend` is the extension point: a subclass of
 your own works with :func:`run_evaluation`. :func:`load_items` reads an items file
 (``--items``; schema in :mod:`transferscope.bias.items`), :func:`write_items` writes one,
-:func:`unbench_items` converts a UNBench checkout.
+:func:`unbench_items` converts a UNBench checkout,
+:func:`export_items` writes items as an inspect_ai or lm-eval-harness task (``bias export``).
 """
 
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from transferscope.bias.debias.items import BeforeAfter, debias_items
     from transferscope.bias.debias.pipeline import DebiasResult, debias
     from transferscope.bias.evaluate import Evaluation, evaluate, run_evaluation
+    from transferscope.bias.export import ExportResult, export_items
     from transferscope.bias.items import load_items, write_items
     from transferscope.bias.probes import Probe, parse_tests
     from transferscope.bias.report import write_report
@@ -69,6 +71,7 @@ __all__ = [
     "DebiasConfig",
     "DebiasResult",
     "Evaluation",
+    "ExportResult",
     "GenerationSettings",
     "ItemOptions",
     "ModelComparison",
@@ -84,6 +87,7 @@ __all__ = [
     "debias",
     "debias_items",
     "evaluate",
+    "export_items",
     "load_items",
     "load_record",
     "make_backend",

@@ -293,3 +293,34 @@ def import_unbench(checkout: Annotated[Path, typer.Argument(
     for line in converted.skipped:
         typer.echo(f"not imported: {line}")
     typer.echo(f"items written to {out}")
+
+
+@app.command("export")
+def export(items: Annotated[Path, typer.Argument(
+               help="Items file (.jsonl, .csv, .parquet): anything `bias run --items` reads, "
+               "e.g. what `bias import-unbench` wrote.")],
+           fmt: Annotated[str, typer.Option(
+               "--format", help="inspect (an inspect_ai task: task.py + dataset.jsonl) or "
+               "lm-eval (an lm-eval-harness task: YAML + JSONL + utils.py).")],
+           out: Annotated[Path, typer.Option("--out", help="Folder to write the task to.")],
+           task_name: Annotated[str | None, typer.Option(
+               "--task-name", help="The task's name (default: transferscope_<file stem>).")]
+           = None,
+           max_tokens: Annotated[int, typer.Option(
+               "--max-tokens", min=1, help="Tokens per generated answer (as bias run's "
+               "--max-tokens).")] = 16) -> None:
+    """Our items as an inspect_ai or lm-eval-harness task: the same messages `bias run` sends
+    (instruction, options, order), generated greedily as `bias run --option-scoring generate`,
+    each reply mapped to an option by our parser; gold, nation and draft in each sample."""
+    result = bias.export_items(items, fmt, out, task_name=task_name, max_tokens=max_tokens)
+    typer.echo(f"{result.n_items} items ({', '.join(f'{t}: {n}' for t, n in result.tests.items())}) "
+               f"written as the {result.format} task {result.task_name}:")
+    for path in result.files:
+        typer.echo(f"  {path}")
+    if result.format == "inspect":
+        typer.echo(f"run: cd {result.out} && inspect eval task.py --model "
+                   "openai-api/<service>/<model> (base URL in <SERVICE>_BASE_URL)")
+    else:
+        typer.echo(f"run: lm_eval --model local-chat-completions --model_args model=<model>,"
+                   f"base_url=<url>/chat/completions --include_path {result.out} --tasks "
+                   f"{result.task_name} --apply_chat_template")
