@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.transferscope-installed
 EXTRAS ?= dev,llamacpp,ray
+# pytest-xdist workers for `make test` (2: this project's 2-core machines; each loads its own models)
+TEST_WORKERS ?= 2
 
 .PHONY: setup browser demo test test-slow lint clean
 
@@ -31,7 +33,7 @@ test: setup browser
 	$(PY) scripts/check_tests.py
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(PY) scripts/check_types.py
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-slow: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow

@@ -21,6 +21,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: one torch thread per w
 import pytest  # noqa: E402
 
 CACHE_ENV = "TRANSFERSCOPE_CACHE"
+# pytest -n N --dist loadgroup (make test): tests that share one of these session resources
+# run on one worker, so the resource starts once, not once per worker
+WORKER_GROUPS = {"ray_cluster": "ray"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the tests of each shared, heavy session resource in one xdist group."""
+    for item in items:
+        for fixture, group in WORKER_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _cache_with_models(root: Path, models: Path) -> Path:
