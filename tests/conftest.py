@@ -21,35 +21,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: one torch thread per w
 import pytest  # noqa: E402
 
 CACHE_ENV = "TRANSFERSCOPE_CACHE"
-# pytest -n N --dist loadgroup (make test): a worker builds its own session- and module-scoped
-# fixtures, so tests sharing an expensive one are kept on one worker (one xdist group): the Ray
-# tests (one Ray instance), and the tests of a module that share a module-scoped fixture (the
-# demo run behind tests/demo/test_demo_content.py would otherwise run once per worker)
-SHARED_SESSION = {"ray_cluster": "ray"}
-
-
-def _module_fixtures(item) -> bool:
-    """Whether ``item`` uses a fixture that lives as long as its module."""
-    info = getattr(item, "_fixtureinfo", None)
-    defs = info.name2fixturedefs.values() if info is not None else ()
-    return any(d and d[-1].scope in ("module", "package", "class") for d in defs)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Put the tests that share an expensive fixture in one xdist group (see above)."""
-    groups: dict[str, str] = {}
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        fixtures = getattr(item, "fixturenames", ())
-        shared = [g for f, g in SHARED_SESSION.items() if f in fixtures]
-        if shared:
-            groups[module] = shared[0]
-        elif _module_fixtures(item):
-            groups.setdefault(module, module)
-    for item in items:
-        group = groups.get(item.nodeid.split("::")[0])
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _cache_with_models(root: Path, models: Path) -> Path:
