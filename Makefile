@@ -7,6 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.transferscope-installed
 EXTRAS ?= dev,llamacpp,ray,inspect,lmeval
+# pytest-xdist workers for `make test` (2: this project's 2-core machines); --dist loadfile keeps each
+# test file on one worker, so a module-scoped fixture (the demo run of test_demo_content) is built
+# once (xdist 3.8 under pytest 9 ignores xdist_group marks: --dist loadgroup spread them)
+TEST_WORKERS ?= 2
 
 .PHONY: setup browser demo test test-slow lint clean
 
@@ -31,7 +35,7 @@ test: setup browser
 	$(PY) scripts/check_tests.py
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(PY) scripts/check_types.py
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow

@@ -272,10 +272,15 @@ def check(root: Path, documents: list[str]) -> list[str]:
     return problems
 
 
+# rendered from the source's docstrings by scripts/build_api_docs.py: code, like code blocks
+GENERATED = {"docs/api.md"}
+
+
 def default_documents(root: Path) -> list[str]:
-    """README.md and every docs/*.md."""
+    """README.md and every docs/*.md but the generated API reference (:data:`GENERATED`)."""
     docs = ["README.md"] if (root / "README.md").is_file() else []
-    return docs + sorted(str(p.relative_to(root)) for p in (root / "docs").glob("*.md"))
+    return docs + sorted(name for p in (root / "docs").glob("*.md")
+                         if (name := str(p.relative_to(root))) not in GENERATED)
 
 
 def main(argv: list[str]) -> int:

@@ -18,8 +18,9 @@ from transferscope.bias.data.members import P5
 from transferscope.bias.evaluate import read_answers
 from transferscope.bias.run_files import read_scores, read_summary
 from transferscope.bias.scoring import HEADLINE
-from transferscope.core.hygiene import html_text, terminal_text
+from transferscope.core.hygiene import terminal_text
 from transferscope.core.io import atomic_write_bytes
+from transferscope.core.templating import render_html
 
 
 @dataclass(kw_only=True)
@@ -78,10 +79,11 @@ def run_lines(summary: dict[str, Any], scores: pd.DataFrame, answers: list[dict[
     return lines
 
 
-def _esc(value: Any) -> str:
+def _text(value: Any) -> str:
+    """A value as the page shows it: text as is, ``None`` empty, anything else as JSON."""
     if value is None:
         return ""
-    return html_text(value if isinstance(value, str) else json.dumps(value, default=str))
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def items_page(summary: dict[str, Any], answers: list[dict[str, Any]]) -> str:
@@ -89,31 +91,20 @@ def items_page(summary: dict[str, Any], answers: list[dict[str, Any]]) -> str:
     where scored), reply, parse, gold and whether they agree; all text escaped."""
     rows = []
     for a in answers:
-        messages = "".join(f"<div class=m><b>{_esc(m.get('role'))}</b>: {_esc(m.get('content'))}"
-                           "</div>" for m in a.get("messages") or
-                           [{"role": "user", "content": a.get("prompt")}])
         lp = a.get("option_logprobs") or {}
-        options = "<br>".join(f"{_esc(o)}" + (f" ({lp[o]:.3f})" if o in lp else "")
-                              for o in a.get("options") or [])
-        samples = "<br>".join(f"{_esc(s['reply'])} &rarr; {_esc(s['parse'])}"
-                              for s in a.get("samples") or [])
-        marks: dict[Any, str] = {True: "yes", False: "no"}
-        mark = marks.get(a.get("correct"), "")
-        rows.append(f"<tr class='{'' if a.get('parsed') else 'unparsed'}'><td>{_esc(a['item_id'])}"
-                    f"</td><td>{_esc(a['test'])} / {_esc(a['form'])}</td><td>{_esc(a['nation'])}"
-                    f"</td><td>{messages}</td><td>{options}</td><td>{_esc(a.get('reply'))}"
-                    f"{'<hr>' + samples if samples else ''}</td><td>{_esc(a.get('choice'))}</td>"
-                    f"<td>{_esc(a.get('gold'))}</td><td>{mark}</td><td>{_esc(a.get('method'))}"
-                    "</td></tr>")
-    title = f"Items of {summary['backend']}"
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + _esc(title) +
-            "</title><style>body{font-family:sans-serif;font-size:13px}td{vertical-align:top;"
-            "border-bottom:1px solid #ccc;padding:4px}.m{white-space:pre-wrap;max-width:50em}"
-            ".unparsed{background:#fee}</style></head><body><h1>" + _esc(title) + "</h1>"
-            f"<p>{len(answers)} items; unparseable rows are shaded.</p><table><tr><th>item</th>"
-            "<th>test / form</th><th>nation</th><th>messages</th><th>options (log-prob)</th>"
-            "<th>reply</th><th>parse</th><th>gold</th><th>correct</th><th>method</th></tr>"
-            + "".join(rows) + "</table></body></html>")
+        rows.append({
+            "parsed": bool(a.get("parsed")), "item": _text(a["item_id"]),
+            "test": _text(a["test"]), "form": _text(a["form"]), "nation": _text(a["nation"]),
+            "messages": [(_text(m.get("role")), _text(m.get("content"))) for m in
+                         a.get("messages") or [{"role": "user", "content": a.get("prompt")}]],
+            "options": [(_text(o), lp.get(o)) for o in a.get("options") or []],
+            "reply": _text(a.get("reply")),
+            "samples": [(_text(s["reply"]), _text(s["parse"])) for s in a.get("samples") or []],
+            "choice": _text(a.get("choice")), "gold": _text(a.get("gold")),
+            "correct": {True: "yes", False: "no"}.get(a.get("correct"), ""),
+            "method": _text(a.get("method"))})
+    return render_html("transferscope.bias", "items.html.j2",
+                       title=f"Items of {summary['backend']}", rows=rows)
 
 
 def show_run(run_dir: str | Path) -> RunView:
