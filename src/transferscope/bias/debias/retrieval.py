@@ -75,7 +75,7 @@ class HybridRetriever:
         cached = cache.load_array(key)
         if cached is not None and cached.shape[0] == len(texts):
             return cached
-        parts_cache = Cache("bias-retrieval-parts", cache.root.parent)
+        parts_cache = Cache("bias-retrieval-parts", cache.root.parent.parent)  # beside `cache`
         chunks = []
         with step_progress("dense index (MiniLM)", len(texts)) as advance:
             for start in range(0, len(texts), ENCODE_CHUNK):
