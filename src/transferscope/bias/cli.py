@@ -120,6 +120,10 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
             "--few-shot", min=0, help="Solved examples before each question, only from drafts "
             "the run does not ask (same test and form; needs --drafts-per-nation to leave "
             "some), the same for every nation of a draft.")] = 0,
+        context_tokens: Annotated[int | None, typer.Option(
+            "--context-tokens", min=64, help="The model's context in tokens (default: learned "
+            "from the model's config or the server, where it reports it); a text that does not "
+            "fit is shortened, keeping its opening and end, and marked.")] = None,
         base_url: BaseUrlOpt = None, api_key_env: KeyEnvOpt = None,
         concurrency: ConcurrencyOpt = 4, max_retries: RetriesOpt = 4,
         timeout: TimeoutOpt = 60.0, seed: SeedOpt = 0, n_boot: BootOpt = 1000,
@@ -146,7 +150,8 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
                             record=str(record) if record else None,
                             option_scoring=option_scoring, items=str(items) if items else None,
                             adjust=adjust, max_tokens=max_tokens, temperature=temperature,
-                            samples=samples, system_prompt=system_prompt, few_shot=few_shot)
+                            samples=samples, system_prompt=system_prompt, few_shot=few_shot,
+                            context_tokens=context_tokens)
     options = bias.BackendOptions(executor=executor, address=address, workers=workers,
                                   max_retries=max_retries, timeout_s=timeout,
                                   template_model=template_model, cache=cache if cache else True)
@@ -154,6 +159,8 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
                                shlex.join(["transferscope", *sys.argv[1:]]))
     if result.stats.extra.get("cache_notice"):
         typer.echo(f"note: {result.stats.extra['cache_notice']}")
+    if result.stats.extra.get("context_fit"):
+        typer.echo(result.stats.extra["context_fit"]["line"])
     typer.echo(f"headline: nation vs the median of the others, same-gold answers within each "
                f"draft; score = expected answer (argmax beside it); p adjusted ({adjust}) over "
                f"the {len(result.table)} cells; * = claims a bias (adjusted p < 0.05, no flag)")

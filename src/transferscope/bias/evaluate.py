@@ -34,6 +34,7 @@ from transferscope.bias.backends.base import (
 )
 from transferscope.bias.backends.factory import BackendOptions, open_backend
 from transferscope.bias.backends.null import request_rng
+from transferscope.bias.context_fit import fit_run
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.items import items_hash, load_items
@@ -79,6 +80,7 @@ class RunConfig:
     samples: int = 1
     system_prompt: str | None = None  # replaces every system message ({default}: the test's)
     few_shot: int = 0  # solved examples before each question
+    context_tokens: int | None = None  # the model's context (None: learned from the backend)
 
     def generation(self) -> GenerationSettings:
         """How free-text answers are generated (one line: the answer, not an essay; the seed
@@ -96,7 +98,8 @@ class RunConfig:
             raise input_error("--adjust", "p-value adjustment", self.adjust,
                               "'holm' (family-wise) or 'bh' (Benjamini-Hochberg)")
         for name, value, low in (("--samples", self.samples, 1), ("--few-shot", self.few_shot, 0),
-                                 ("--drafts-per-nation", self.drafts_per_nation or 1, 1)):
+                                 ("--drafts-per-nation", self.drafts_per_nation or 1, 1),
+                                 ("--context-tokens", self.context_tokens or 64, 64)):
             if not isinstance(value, int) or value < low:
                 raise input_error(name, name.strip("-"), value, f"an integer >= {low}")
         if self.samples > 1 and self.temperature == 0:
@@ -396,6 +399,8 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
     config.check()
     probes, items, record = build_run_items(config, record)
     settings = config.generation()
+    items, fit = fit_run(backend, items, config.context_tokens, settings.max_tokens)
+    backend.stats.extra["context_fit"] = {**fit.as_dict(), "line": fit.line()}
     started = time.perf_counter()
     answers: dict[str, dict[str, Answer]] = {}
     # on stdout, beside the printed scores: stderr stays the one error line a failure prints
