@@ -178,6 +178,14 @@ def run(out: OutRunOpt, model: ModelOpt = "hf-local:smollm2",
         typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.metric:9s} "
                    f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
                    f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
+    outcomes = result.outcomes
+    if not outcomes.empty:
+        typer.echo("adoption and co-author choice, against the record (descriptive, never a "
+                   "claim):")
+    for row in outcomes.itertuples():
+        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.metric:28s} "
+                   f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
+                   f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
     typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
                f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
 

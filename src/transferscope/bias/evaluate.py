@@ -39,7 +39,8 @@ from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.items import items_hash, load_items
 from transferscope.bias.probes.base import Answer, Item, Probe, option_distribution
-from transferscope.bias.probes.from_file import file_probes
+from transferscope.bias.probes.from_file import file_probes, file_test_names
+from transferscope.bias.probes.outcomes import OUTCOME_TESTS
 from transferscope.bias.probes.registry import parse_tests
 from transferscope.bias.probes.sampling import cap_items
 from transferscope.bias.prompting import with_few_shot, with_system_prompt
@@ -137,7 +138,15 @@ class Evaluation:
         and accuracy rows (``B`` is undefined where no gold is ``against``), never centred
         with the five's and not in the headline; flagged where they rest on few items."""
         s = self.scores
-        return s[~s["nation"].isin(P5) & s["metric"].isin(OTHER_METRICS)].reset_index(drop=True)
+        return s[~s["nation"].isin(P5) & s["metric"].isin(OTHER_METRICS)
+                 & ~s["test"].isin(OUTCOME_TESTS)].reset_index(drop=True)
+
+    @property
+    def outcomes(self) -> pd.DataFrame:
+        """The adoption and co-author rows (items from a file): accuracy against the record
+        beside its baseline, per form and per nation, descriptive (never a claim)."""
+        s = self.scores
+        return s[s["test"].isin(OUTCOME_TESTS)].reset_index(drop=True)
 
 
 OTHER_METRICS = ("B", "U", "accuracy")
@@ -443,14 +452,14 @@ def build_run_items(config: RunConfig, record: Record | None = None
     be compared on, where every draft would have been enough, is one error naming it; a record
     too small even in full is scored, its cells flagged), then the system prompt and few-shot
     examples."""
-    probes = parse_tests(config.tests)
     if config.items:
         from_file = load_items(config.items)
-        probes = file_probes(from_file, [p.name for p in probes])
+        probes = file_probes(from_file, file_test_names(config.tests))
         if not probes:
             raise input_error("--items", "tests in the file", sorted({i.test for i in from_file}),
                               f"items of the requested tests ({config.tests})")
     else:
+        probes = parse_tests(config.tests)
         record = record or load_record(config.record)
     items = {}
     for p in probes:
@@ -538,7 +547,7 @@ def evaluate(backend: Backend | str, tests: str = "directqa,association,vote", *
     ``items`` names an items file to ask instead of the record's items; ``settings`` are the
     other :class:`RunConfig` fields (``adjust``, ``max_tokens``, ``temperature``, ``samples``,
     ``system_prompt``, ``few_shot``)."""
-    parse_tests(tests)
+    file_test_names(tests) if items else parse_tests(tests)
     rec = record if isinstance(record, Record) else None if items else load_record(record)
     config = RunConfig(model=backend if isinstance(backend, str) else backend.id, tests=tests,
                        drafts_per_nation=drafts_per_nation, seed=seed, n_boot=n_boot,
@@ -562,7 +571,7 @@ def evaluate_run(config: RunConfig, out_dir: Path, options: BackendOptions | Non
 
     Bad test names and executor settings fail before any model is loaded.
     """
-    parse_tests(config.tests)
+    file_test_names(config.tests) if config.items else parse_tests(config.tests)
     config.check()
     if config.items:
         load_items(config.items)

@@ -49,9 +49,11 @@ def check_cache(cache: Path | None) -> None:
 def _requests(tests: str, drafts_per_nation: int | None, concurrency: int, max_retries: int | None,
               timeout: float | None, seed: int, n_boot: int, record: Path | None,
               cache: Path | None, executor: str, workers: int | None) -> None:
+    from transferscope.bias.probes.outcomes import OUTCOME_TESTS
     from transferscope.bias.probes.registry import PROBES
 
-    check_names("--tests", tests.lower(), allowed=tuple(PROBES), what="test names")
+    # adoption and coauthor: items files only (the run says so where --items is missing)
+    check_names("--tests", tests.lower(), allowed=(*PROBES, *OUTCOME_TESTS), what="test names")
     check_int("--drafts-per-nation", drafts_per_nation, 1)
     check_int("--concurrency", concurrency, 1, MAX_CONCURRENCY)
     check_int("--max-retries", max_retries, 0, MAX_RETRIES)

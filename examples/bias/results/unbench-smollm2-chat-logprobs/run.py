@@ -1,14 +1,53 @@
-"""The 8 shortest task-2 items of the published UNBench sample, SmolLM2 through llama-cpp-python's
-server, options scored by chat log-probabilities (no --template-model)."""
-import json, subprocess, sys
+"""All 30 task-2 items of the published UNBench sample, SmolLM2 (the embedded Q4 GGUF) through
+llama-cpp-python's server, options scored by chat log-probabilities (no --template-model), every
+draft fitted into the served context of 8,192 tokens (--context-tokens: this server reports none).
+
+Run from the repository root, under the lock, as often as it takes (the reply cache resumes):
+    flock /tmp/heavy.lock env OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 timeout 560 \
+        python examples/bias/results/unbench-smollm2-chat-logprobs/run.py
+Each chunk appends to log.txt (UTC times, load); the last complete run's output is stdout.txt.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from transferscope.bias.adapters.unbench import unbench_items
 from transferscope.bias.backends.llama_server import serve_gguf
-rows = [json.loads(l) for l in open("/tmp/ub28.jsonl")]
-votes = sorted((r for r in rows if r["test"] == "vote"), key=lambda r: len(r["text"]))[:8]
-with open("/tmp/ub28real/short8.jsonl", "w") as f:
-    for r in votes:
-        f.write(json.dumps(r) + "\n")
-with serve_gguf(n_threads=2, n_ctx=2048) as url:
-    cmd = [sys.executable, "-m", "transferscope", "bias", "run", "--items", "/tmp/ub28real/short8.jsonl",
-           "--tests", "vote", "--model", "openai:smollm2", "--base-url", url, "--n-boot", "1000",
-           "--cache", "/tmp/ub28real/cache.sqlite", "--out", "/tmp/ub28real/run", "--concurrency", "1"]
-    print(subprocess.run(cmd, capture_output=True, text=True).stdout)
+from transferscope.bias.items import write_items
+
+HERE = Path(__file__).resolve().parent
+WORK = Path("/tmp/ub28real30")  # the reply cache and the run folder (copied here when done)
+N_CTX = 8192  # SmolLM2-135M's trained context (its config's max_position_embeddings)
+
+
+def stamp(what: str) -> None:
+    load = os.getloadavg()
+    with open(HERE / "log.txt", "a") as log:
+        log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {what}; load "
+                  f"{load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}\n")
+
+
+signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (timeout): rerun to resume"))
+WORK.mkdir(exist_ok=True)
+rows = [r for r in unbench_items(Path("../shared/data/unbench")).rows if r["test"] == "vote"]
+write_items(HERE / "items.jsonl", rows)  # all 30 task-2 rows, as import-unbench writes them
+stamp(f"start: {len(rows)} vote items")
+with serve_gguf(n_threads=2, n_ctx=N_CTX, logits_all=False) as url:
+    cmd = [sys.executable, "-m", "transferscope", "bias", "run", "--items",
+           str(HERE / "items.jsonl"), "--tests", "vote", "--model", "openai:smollm2",
+           "--base-url", url, "--context-tokens", str(N_CTX), "--n-boot", "1000",
+           "--cache", str(WORK / "cache.sqlite"), "--out", str(WORK / "run"),
+           "--concurrency", "1", "--timeout", "600"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+stamp(f"end: exit {done.returncode}")
+if done.returncode != 0:
+    sys.exit(done.stderr[-2000:])
+(HERE / "stdout.txt").write_text(done.stdout)
+for name in ("answers.jsonl", "run.json", "scores.csv"):
+    (HERE / name).write_bytes((WORK / "run" / name).read_bytes())
+print(done.stdout)
+print(json.dumps(json.loads((HERE / "run.json").read_text())["stats"], indent=1))
