@@ -294,7 +294,7 @@ def test_adoption_by_sponsor_is_zero_for_no_opinion_and_names_the_nations_left_o
     assert "1 of 3 nations (sponsoring nation) left out: fewer than 5 drafts each (most: " \
         "France, 9)" in out.loc[("all drafts", "by nation"), "flag"]
     centred = out.xs("U - median of the others' U", level="metric")
-    assert centred["flag"].map(lambda f: "across drafts" in f and "small n (9 < 20 items)" in f
+    assert centred["flag"].map(lambda f: "across drafts" in f and "small n (9 drafts < 20)" in f
                                ).all()
     # by hand: 9 drafts each, 3 rejected (k = 0, 3, 6), 6 adopted
     gold = out.loc[("all drafts", "balanced accuracy")]

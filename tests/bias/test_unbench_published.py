@@ -118,6 +118,9 @@ def test_adoption_and_coauthor_on_the_published_sample_claim_nothing_for_no_opin
         acc = scores.loc[("coauthor", f"choices_{k}", "all drafts", "accuracy")]
         less = scores.loc[("coauthor", f"choices_{k}", "all drafts", "accuracy - chance")]
         assert acc["n_items"] == len(task1) and acc["ci_low"] <= acc["value"] <= acc["ci_high"]
+        # the 30 rows co-sponsor 5 drafts: the interval's units, flagged
+        assert "small n (5 drafts < 20)" in acc["flag"]
+        assert len({r["folder_id"] for r in task1}) == 5
         if model == "null:constant":
             first = sum(min(r[f"choices_{k}"], key=str.casefold) == r["coauthor"] for r in task1)
             assert acc["value"] == pytest.approx(first / len(task1))

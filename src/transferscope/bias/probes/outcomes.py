@@ -5,7 +5,8 @@ with no knowledge gets; a difference between nations is reported only as a descr
 
 Every row has a draft-clustered bootstrap interval (the drafts resampled: the four choice lists
 of one UNBench task-1 row share their draft; a draft with no ``draft`` field is its own unit)
-and is flagged ``small n`` below :data:`~transferscope.bias.scoring.MIN_DRAFTS` items. No row is
+and is flagged ``small n`` below :data:`~transferscope.bias.scoring.MIN_DRAFTS` drafts (the
+published task 1 sample: 120 choice lists on 5 drafts). No row is
 a headline cell, so none enters the p-value adjustment or claims a bias (ours): nations are
 compared here across different drafts (each draft has its own author or sponsor), and a
 difference there can come from the drafts as well as from the nation.
@@ -83,20 +84,31 @@ def _ratio(num: int, den: int) -> Metric:
 
 
 def _finish(rows: pd.DataFrame, form: str, unparsed: dict[str, int], test: str,
-            extra_flag: str = "") -> pd.DataFrame:
+            drafts: dict[str, int], extra_flag: str = "") -> pd.DataFrame:
+    """Rows with their form, test, unparsed counts and flags: ``small n`` where the row rests
+    on fewer than :data:`MIN_DRAFTS` drafts (``drafts``: per nation), the interval's units."""
     rows["form"] = form
     rows["test"] = test
     rows["n_unparsed"] = [unparsed.get(n, 0) for n in rows["nation"]]
     flags = []
-    for flag, value, n in zip(rows["flag"], rows["value"], rows["n_items"], strict=True):
+    for flag, value, n, nation in zip(rows["flag"], rows["value"], rows["n_items"],
+                                      rows["nation"], strict=True):
         flag = "undefined on these items" if n > 0 and not np.isfinite(value) else flag
         if extra_flag:
             flag = add_flag(flag, extra_flag)
-        if n < MIN_DRAFTS:
-            flag = add_flag(flag, f"small n ({n} < {MIN_DRAFTS} items)")
+        if drafts.get(nation, 0) < MIN_DRAFTS:
+            flag = add_flag(flag, f"small n ({drafts.get(nation, 0)} drafts < {MIN_DRAFTS})")
         flags.append(flag)
     rows["flag"] = flags
     return rows
+
+
+def _drafts(judged: pd.DataFrame, groups: Sequence[pd.Series], names: Sequence[str]
+            ) -> dict[str, int]:
+    """Per group name: the distinct drafts among its parsed items."""
+    parsed = judged["parsed"].to_numpy(bool)
+    return {name: int(judged.loc[g.to_numpy(bool) & parsed, "draft"].nunique())
+            for name, g in zip(names, groups, strict=True)}
 
 
 def _unparsed(judged: pd.DataFrame, column: str = "nation") -> dict[str, int]:
@@ -154,7 +166,8 @@ def adoption_rows(items: Sequence[Item], answers: dict[str, Answer], n_boot: int
     everyone = [one.astype(bool)]
     n_all = [int(judged["parsed"].sum())]
     first = _finish(cluster_metric_rows(_sums(judged, everyone, stats), overall, [ALL], n_all,
-                                        n_boot, seed), "adopted", _unparsed(judged), "adoption")
+                                        n_boot, seed), "adopted", _unparsed(judged), "adoption",
+                    _drafts(judged, everyone, [ALL]))
     parsed = judged[judged["parsed"]]
     fewest = min(int(gold_yes[parsed.index].sum()), int((~gold_yes[parsed.index]).sum()))
     if fewest < MIN_CLASS:  # a bootstrap over drafts cannot size a recall on so few
@@ -189,7 +202,8 @@ def adoption_rows(items: Sequence[Item], answers: dict[str, Answer], n_boot: int
         counts = [int((g & judged["parsed"]).sum()) for g in groups]
         parts.append(_finish(cluster_metric_rows(_sums(judged, groups, stats), per, sponsors,
                                                  counts, n_boot, seed), "adopted",
-                             _unparsed(judged), "adoption", ACROSS))
+                             _unparsed(judged), "adoption", _drafts(judged, groups, sponsors),
+                             ACROSS))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -207,7 +221,8 @@ def coauthor_rows(items: Sequence[Item], answers: dict[str, Answer], n_boot: int
         n = [int((group[0] & judged["parsed"]).sum())]
         parts.append(_finish(cluster_metric_rows(_sums(judged, group, stats), metrics, [ALL], n,
                                                  n_boot, seed), form,
-                             _unparsed(judged[judged["form"] == form]), "coauthor"))
+                             _unparsed(judged[judged["form"] == form]), "coauthor",
+                             _drafts(judged, group, [ALL])))
     authors, note = _nations(judged, "coauthor", ALL_FORMS, "authors")
     if note is not None:
         parts.append(note)
@@ -216,5 +231,6 @@ def coauthor_rows(items: Sequence[Item], answers: dict[str, Answer], n_boot: int
         counts = [int((g & judged["parsed"]).sum()) for g in groups]
         parts.append(_finish(cluster_metric_rows(_sums(judged, groups, stats), metrics, authors,
                                                  counts, n_boot, seed), ALL_FORMS,
-                             _unparsed(judged), "coauthor", ACROSS))
+                             _unparsed(judged), "coauthor", _drafts(judged, groups, authors),
+                             ACROSS))
     return pd.concat(parts, ignore_index=True)
