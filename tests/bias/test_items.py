@@ -324,3 +324,20 @@ def test_the_committed_layout_fixture_runs_adoption_and_coauthor_from_the_comman
     wrong = cli("bias", "run", "--items", str(items), "--tests", "adoptoin", "--model",
                 "null:constant", "--out", str(tmp_path / "bad"))
     assert wrong.returncode != 0 and "adoptoin" in wrong.stderr
+
+
+def test_a_planted_rejection_of_one_sponsors_drafts_is_recovered_on_that_sponsor(tmp_path):
+    """Answers planted as data: every draft answered right, except that France's adopted
+    drafts are predicted rejected. Closed form: France's U = 1, everyone else's 0, so France's
+    U - median of the others' U = +1 and the others' 0 (median of {1, 0, 0} = 0)."""
+    from transferscope.bias.probes.outcomes import adoption_rows
+
+    items = load_items(_sponsored(tmp_path, {"France": 6, "Kenya": 6, "Malta": 6, "Peru": 6}))
+    answers = {i.item_id: Answer(i.item_id, "Not adopted" if i.nation == "France" else i.gold,
+                                 "", "planted") for i in items}
+    rows = adoption_rows(items, answers, 500, 0).set_index(["nation", "metric"])
+    centred = rows.xs("U - median of the others' U", level="metric")
+    assert centred.loc["France", "value"] == 1 and centred.loc["France", "ci_low"] > 0
+    assert (centred.drop("France")["value"] == 0).all()
+    assert rows.loc[("France", "U"), "value"] == 1 and rows.loc[("Kenya", "B"), "value"] == 0
+    assert rows.loc[("all drafts", "accuracy"), "value"] == 20 / 24  # 4 French adoptions wrong
