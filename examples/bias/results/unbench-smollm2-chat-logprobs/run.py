@@ -4,8 +4,9 @@ draft fitted into the served context of 8,192 tokens (--context-tokens: this ser
 
 Run from the repository root, under the lock, as often as it takes (the reply cache resumes):
     flock /tmp/heavy.lock env OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 timeout 560 \
-        python examples/bias/results/unbench-smollm2-chat-logprobs/run.py
-Each chunk appends to log.txt (UTC times, load); the last complete run's output is stdout.txt.
+        python examples/bias/results/unbench-smollm2-chat-logprobs/run.py [vote|adoption]
+vote (default): the 30 task-2 items, written here; adoption: the 30 task-3 drafts, written to
+adoption/. Each chunk appends to log.txt (UTC times, load); stdout.txt is the complete run's.
 """
 import json
 import os
@@ -19,8 +20,9 @@ from transferscope.bias.adapters.unbench import unbench_items
 from transferscope.bias.backends.llama_server import serve_gguf
 from transferscope.bias.items import write_items
 
-HERE = Path(__file__).resolve().parent
-WORK = Path("/tmp/ub28real30")  # the reply cache and the run folder (copied here when done)
+TEST = sys.argv[1] if len(sys.argv) > 1 else "vote"
+HERE = Path(__file__).resolve().parent / ("" if TEST == "vote" else TEST)
+WORK = Path(f"/tmp/ub28real30-{TEST}")  # the reply cache and the run folder (copied here when done)
 N_CTX = 8192  # SmolLM2-135M's trained context (its config's max_position_embeddings)
 
 
@@ -33,12 +35,13 @@ def stamp(what: str) -> None:
 
 signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (timeout): rerun to resume"))
 WORK.mkdir(exist_ok=True)
-rows = [r for r in unbench_items(Path("../shared/data/unbench")).rows if r["test"] == "vote"]
-write_items(HERE / "items.jsonl", rows)  # all 30 task-2 rows, as import-unbench writes them
-stamp(f"start: {len(rows)} vote items")
+HERE.mkdir(exist_ok=True)
+rows = [r for r in unbench_items(Path("../shared/data/unbench")).rows if r["test"] == TEST]
+write_items(HERE / "items.jsonl", rows)  # every row of the task, as import-unbench writes it
+stamp(f"start: {len(rows)} {TEST} items")
 with serve_gguf(n_threads=2, n_ctx=N_CTX, logits_all=False) as url:
     cmd = [sys.executable, "-m", "transferscope", "bias", "run", "--items",
-           str(HERE / "items.jsonl"), "--tests", "vote", "--model", "openai:smollm2",
+           str(HERE / "items.jsonl"), "--tests", TEST, "--model", "openai:smollm2",
            "--base-url", url, "--context-tokens", str(N_CTX), "--n-boot", "1000",
            "--cache", str(WORK / "cache.sqlite"), "--out", str(WORK / "run"),
            "--concurrency", "1", "--timeout", "600"]

@@ -262,8 +262,8 @@ class OpenAICompatibleBackend(Backend):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
         """Each text's length in the served model's tokens: the template model's tokenizer,
-        else the server's own tokenizer (llama.cpp ``/tokenize``, llama-cpp-python
-        ``/extras/tokenize/count``); ``None`` where neither answers."""
+        else the server's own tokenizer (llama.cpp's and vLLM's ``/tokenize``,
+        llama-cpp-python's ``/extras/tokenize/count``); ``None`` where none answers."""
         if self.template_model is not None:
             tok = self._template()
             return [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
@@ -275,7 +275,10 @@ class OpenAICompatibleBackend(Backend):
             for url, field_in, field_out in routes:
                 if self._tokenize_route not in (None, url):
                     continue
-                got = self._tokenize(url, {field_in: text, "model": self.model}, field_out)
+                payload = {field_in: text, "model": self.model}
+                if field_in == "content":
+                    payload["prompt"] = text  # vLLM's /tokenize reads prompt
+                got = self._tokenize(url, payload, field_out)
                 if got is not None:
                     self._tokenize_route = url
                     counts.append(got)
