@@ -39,7 +39,7 @@ HERE.mkdir(exist_ok=True)
 rows = [r for r in unbench_items(Path("../shared/data/unbench")).rows if r["test"] == TEST]
 write_items(HERE / "items.jsonl", rows)  # every row of the task, as import-unbench writes it
 stamp(f"start: {len(rows)} {TEST} items")
-with serve_gguf(n_threads=2, n_ctx=N_CTX, logits_all=False) as url:
+with serve_gguf(n_threads=2, n_ctx=N_CTX) as url:
     cmd = [sys.executable, "-m", "transferscope", "bias", "run", "--items",
            str(HERE / "items.jsonl"), "--tests", TEST, "--model", "openai:smollm2",
            "--base-url", url, "--context-tokens", str(N_CTX), "--n-boot", "1000",

@@ -39,12 +39,8 @@ def _log_tail(path: Path, limit: int = 1500) -> str:
 @contextmanager
 def serve_gguf(gguf: str | Path | None = None, *, alias: str = DEFAULT_ALIAS,
                port: int | None = None, n_ctx: int = 2048, n_threads: int | None = None,
-               startup_timeout_s: float = 180.0, logits_all: bool = True) -> Iterator[str]:
-    """Run ``python -m llama_cpp.server`` until the block ends; yields its ``/v1`` base URL.
-
-    ``logits_all`` keeps every prompt token's logits (what ``/v1/completions`` echo scoring
-    needs); chat log-probabilities need only the generated tokens', so a long context can go
-    without (a full 8,192-token context of SmolLM2's 49,152-token vocabulary holds 1.6 GB)."""
+               startup_timeout_s: float = 180.0) -> Iterator[str]:
+    """Run ``python -m llama_cpp.server`` until the block ends; yields its ``/v1`` base URL."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise EnvironmentProblem("llama-cpp-python is not installed: "
                                  "pip install 'transferscope[llamacpp]'")
@@ -58,7 +54,7 @@ def serve_gguf(gguf: str | Path | None = None, *, alias: str = DEFAULT_ALIAS,
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-        "--n_threads", str(n_threads or max(1, os.cpu_count() or 1)), "--logits_all", "true" if logits_all else "false",
+        "--n_threads", str(n_threads or max(1, os.cpu_count() or 1)), "--logits_all", "true",
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
