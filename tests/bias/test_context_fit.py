@@ -59,6 +59,13 @@ def _check_fit(original, fitted, count, context, reserve) -> bool:
                             f"context of {context} tokens ...]")
     assert count([new])[0] == note["tokens_after"] <= budget < note["tokens_before"]
     assert note["lines_left_out"] == len(left_out) > 0
+    if len(left_out) > 1:  # maximal: one more line from the end would not fit
+        longer = "\n".join(lines[:head] + [f"[... {len(left_out) - 1} lines ("
+                                          f"{len(chr(10).join(left_out[:-1])):,} characters)"
+                                          f" of the text left out here to fit the model's "
+                                          f"context of {context} tokens ...]"]
+                           + lines[len(lines) - tail - 1:])
+        assert count([longer])[0] > budget
     return True
 
 

@@ -109,16 +109,20 @@ def fit_item(item: Item, *, context_tokens: int, count: Counter, reserve: int,
     if before <= budget:
         return item
     lines = text.split("\n")
-    sizes = [n + 1 for n in count(lines)]  # + the newline
-    head = 0
-    while head < len(lines) - 1 and sum(sizes[:head + 1]) <= HEAD_SHARE * budget:
-        head += 1
-    tail, used = 0, sum(sizes[:head]) + 64  # 64: the marker line, counted exactly below
-    while head + tail < len(lines) - 1 and used + sizes[len(lines) - tail - 1] <= budget:
-        used += sizes[len(lines) - tail - 1]
-        tail += 1
-    while tail > 0 and _tokens(count, lines, head, tail, context_tokens) > budget:
-        tail -= 1  # the line sums are close, not exact: the whole is counted and trimmed
+    head, used = 0, 0
+    while head < len(lines) - 1:  # the opening lines, one by one, up to their share
+        size = count([lines[head]])[0] + 1  # + the newline
+        if used + size > HEAD_SHARE * budget:
+            break
+        used, head = used + size, head + 1
+    low, high = 0, len(lines) - head - 1  # the longest end that fits, counted whole: the
+    while low < high:  # count grows with every line kept, so a binary search finds it
+        middle = (low + high + 1) // 2
+        if _tokens(count, lines, head, middle, context_tokens) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    tail = low
     if tail == 0:
         raise InputError(f"item {item.item_id}: its last line alone does not fit a context of "
                          f"{context_tokens} tokens (less {reserve} for the answer): expected a "

@@ -6,7 +6,10 @@ Run from the repository root, under the lock, as often as it takes (the reply ca
     flock /tmp/heavy.lock env OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 timeout 560 \
         python examples/bias/results/unbench-smollm2-chat-logprobs/run.py [vote|adoption]
 vote (default): the 30 task-2 items, written here; adoption: the 30 task-3 drafts, written to
-adoption/. Each chunk appends to log.txt (UTC times, load); stdout.txt is the complete run's.
+adoption/. The items are asked in slices of 2 (`bias run` on each slice, one shared reply
+cache, a fixed port so the backend id stays the same) until 380 s have passed; once every slice
+is answered, the full run over all items answers from the cache (0 model calls) and its
+output is kept. Each chunk appends to log.txt (UTC times, load).
 """
 import json
 import os
@@ -39,13 +42,35 @@ HERE.mkdir(exist_ok=True)
 rows = [r for r in unbench_items(Path("../shared/data/unbench")).rows if r["test"] == TEST]
 write_items(HERE / "items.jsonl", rows)  # every row of the task, as import-unbench writes it
 stamp(f"start: {len(rows)} {TEST} items")
-with serve_gguf(n_threads=2, n_ctx=N_CTX) as url:
-    cmd = [sys.executable, "-m", "transferscope", "bias", "run", "--items",
-           str(HERE / "items.jsonl"), "--tests", TEST, "--model", "openai:smollm2",
-           "--base-url", url, "--context-tokens", str(N_CTX), "--n-boot", "1000",
-           "--cache", str(WORK / "cache.sqlite"), "--out", str(WORK / "run"),
-           "--concurrency", "1", "--timeout", "600"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+SLICE, BUDGET_S, PORT = 2, 380, 48213
+started = time.monotonic()
+
+
+def ask(items_file: Path, out: Path, url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "transferscope", "bias", "run", "--items", str(items_file),
+         "--tests", TEST, "--model", "openai:smollm2", "--base-url", url,
+         "--context-tokens", str(N_CTX), "--n-boot", "1000", "--cache",
+         str(WORK / "cache.sqlite"), "--out", str(out), "--concurrency", "1", "--timeout",
+         "600"], capture_output=True, text=True)
+
+
+with serve_gguf(n_threads=2, n_ctx=N_CTX, port=PORT) as url:
+    for first in range(0, len(rows), SLICE):
+        done_marker = WORK / f"slice-{first}.done"
+        if done_marker.exists():
+            continue
+        if time.monotonic() - started > BUDGET_S:
+            stamp(f"stopped before slice {first} (time budget): rerun to resume")
+            sys.exit(75)  # not finished: the caller reruns
+        write_items(WORK / "slice.jsonl", rows[first:first + SLICE])
+        got = ask(WORK / "slice.jsonl", WORK / "slice-run", url)
+        if got.returncode != 0:
+            stamp(f"slice {first}: exit {got.returncode}")
+            sys.exit(got.stderr[-2000:])
+        done_marker.touch()
+        stamp(f"slice {first}: answered")
+    done = ask(HERE / "items.jsonl", WORK / "run", url)
 stamp(f"end: exit {done.returncode}")
 if done.returncode != 0:
     sys.exit(done.stderr[-2000:])
