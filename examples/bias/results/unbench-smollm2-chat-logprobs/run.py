@@ -1,6 +1,6 @@
 """All 30 task-2 items of the published UNBench sample, SmolLM2 (the embedded Q4 GGUF) through
 llama-cpp-python's server, options scored by chat log-probabilities (no --template-model), every
-draft fitted into the served context of 8,192 tokens (--context-tokens: this server reports none).
+draft fitted into the served context of 2,048 tokens (--context-tokens: this server reports none).
 
 Run from the repository root, under the lock, as often as it takes (the reply cache resumes):
     flock /tmp/heavy.lock env OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 timeout 560 \
@@ -26,7 +26,7 @@ from transferscope.bias.items import write_items
 TEST = sys.argv[1] if len(sys.argv) > 1 else "vote"
 HERE = Path(__file__).resolve().parent / ("" if TEST == "vote" else TEST)
 WORK = Path(f"/tmp/ub28real30-{TEST}")  # the reply cache and the run folder (copied here when done)
-N_CTX = 8192  # SmolLM2-135M's trained context (its config's max_position_embeddings)
+N_CTX = 2048  # the served context (SmolLM2-135M was trained on 8,192; 2,048 keeps a run on 2 shared cores within the lock's 10-minute chunks)
 
 
 def stamp(what: str) -> None:
