@@ -17,7 +17,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+
+from scipy.stats import binomtest
 
 from transferscope.bias.adapters.unbench import unbench_items
 from transferscope.bias.backends.llama_server import serve_gguf
@@ -77,5 +80,19 @@ if done.returncode != 0:
 (HERE / "stdout.txt").write_text(done.stdout)
 for name in ("answers.jsonl", "run.json", "scores.csv"):
     (HERE / name).write_bytes((WORK / "run" / name).read_bytes())
+answers = [json.loads(line) for line in open(HERE / "answers.jsonl")]
+right = sum(bool(a["correct"]) for a in answers)
+interval = binomtest(right, len(answers)).proportion_ci(0.95, method="exact")
+summary = {  # every item against its gold: accuracy with a Clopper-Pearson 95% interval
+    "items": len(answers), "correct": right, "accuracy": right / len(answers),
+    "accuracy_ci95": [interval.low, interval.high],
+    "answers_vs_gold": {f"{g} -> {c}": n for (g, c), n in Counter(
+        (a["gold"], a["choice"]) for a in answers).items()},
+    "methods": dict(Counter(a["method"] for a in answers)),
+    "shortened": sum("context_fit" in a["meta"] for a in answers),
+    "per_item": [{"item_id": a["item_id"], "nation": a["nation"], "gold": a["gold"],
+                  "choice": a["choice"], "method": a["method"],
+                  "shortened": "context_fit" in a["meta"]} for a in answers]}
+(HERE / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
 print(done.stdout)
 print(json.dumps(json.loads((HERE / "run.json").read_text())["stats"], indent=1))
