@@ -7,7 +7,8 @@ Run from the repository root, under the lock, as often as it takes (the reply ca
         python examples/bias/results/unbench-smollm2-chat-logprobs/run.py [vote|adoption]
 vote (default): the 30 task-2 items, written here; adoption: the 30 task-3 drafts, written to
 adoption/. The items are asked in slices of 2 (`bias run` on each slice, one shared reply
-cache, a fixed port so the backend id stays the same) until 380 s have passed; once every slice
+cache, a fixed port so the backend id stays the same) until 420 s have passed (the items answered so far are then run whole into /tmp, as a
+partial result); once every slice
 is answered, the full run over all items answers from the cache (0 model calls) and its
 output is kept. Each chunk appends to log.txt (UTC times, load).
 """
@@ -45,7 +46,7 @@ HERE.mkdir(exist_ok=True)
 rows = [r for r in unbench_items(Path("../shared/data/unbench")).rows if r["test"] == TEST]
 write_items(HERE / "items.jsonl", rows)  # every row of the task, as import-unbench writes it
 stamp(f"start: {len(rows)} {TEST} items")
-SLICE, BUDGET_S, PORT = 2, 380, 48213
+SLICE, BUDGET_S, PORT = 2, 420, 48213
 started = time.monotonic()
 
 
@@ -63,7 +64,10 @@ with serve_gguf(n_threads=2, n_ctx=N_CTX, port=PORT) as url:
         done_marker = WORK / f"slice-{first}.done"
         if done_marker.exists():
             continue
-        if time.monotonic() - started > BUDGET_S:
+        if time.monotonic() - started > BUDGET_S:  # the answered items so far, from the cache
+            write_items(WORK / "partial.jsonl", rows[:first])
+            got = ask(WORK / "partial.jsonl", WORK / "partial", url)
+            (WORK / "partial" / "stdout.txt").write_text(got.stdout)
             stamp(f"stopped before slice {first} (time budget): rerun to resume")
             sys.exit(75)  # not finished: the caller reruns
         write_items(WORK / "slice.jsonl", rows[first:first + SLICE])
