@@ -65,9 +65,10 @@ with serve_gguf(n_threads=2, n_ctx=N_CTX, port=PORT) as url:
         if done_marker.exists():
             continue
         if time.monotonic() - started > BUDGET_S:  # the answered items so far, from the cache
-            write_items(WORK / "partial.jsonl", rows[:first])
-            got = ask(WORK / "partial.jsonl", WORK / "partial", url)
-            (WORK / "partial" / "stdout.txt").write_text(got.stdout)
+            if first:
+                write_items(WORK / "partial.jsonl", rows[:first])
+                got = ask(WORK / "partial.jsonl", WORK / "partial", url)
+                (WORK / "partial" / "stdout.txt").write_text(got.stdout + got.stderr[-500:])
             stamp(f"stopped before slice {first} (time budget): rerun to resume")
             sys.exit(75)  # not finished: the caller reruns
         write_items(WORK / "slice.jsonl", rows[first:first + SLICE])
