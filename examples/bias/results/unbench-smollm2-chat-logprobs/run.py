@@ -68,6 +68,7 @@ with serve_gguf(n_threads=2, n_ctx=N_CTX, port=PORT) as url:
             if first:
                 write_items(WORK / "partial.jsonl", rows[:first])
                 got = ask(WORK / "partial.jsonl", WORK / "partial", url)
+                (WORK / "partial").mkdir(exist_ok=True)
                 (WORK / "partial" / "stdout.txt").write_text(got.stdout + got.stderr[-500:])
             stamp(f"stopped before slice {first} (time budget): rerun to resume")
             sys.exit(75)  # not finished: the caller reruns
