@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from tests.bias.test_cli import cli  # noqa: F401
 from tests.bias.unbench_sample import DRAFTS, NOT_IMPORTED, VOTES, write_unbench_sample
 from transferscope.bias.adapters.unbench import country_name, parse_authors, unbench_items
 from transferscope.bias.data.members import P5
@@ -247,7 +250,8 @@ def test_debiasing_never_retrieves_what_gives_a_file_item_away():
 def test_every_imported_row_follows_the_shipped_json_schema(tmp_path):
     """The schema is declared once (items.schema.json); what import-unbench writes validates
     against it with an independent validator, and a row it refuses is refused by ours."""
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a dev dependency (pyproject: dev extra), so this test always runs
+
     from transferscope.bias.items import SCHEMA, SCHEMA_VERSION, TESTS
 
     rows = unbench_items(write_unbench_sample(tmp_path / "u")).rows
@@ -264,3 +268,77 @@ def test_every_imported_row_follows_the_shipped_json_schema(tmp_path):
     with pytest.raises(InputError, match=r"field schema_version = 99: expected one of 1, 2"):
         parse_item_row({**ROW, "schema_version": 99}, "row 1")
     assert parse_item_row({**ROW, "schema_version": "1"}, "row 1").gold == "abstain"
+
+
+def _sponsored(tmp_path, per_nation):
+    """Adoption items that name their sponsor (a user's file; UNBench task 3 names none):
+    ``per_nation`` drafts for each sponsor, every third one rejected."""
+    rows = []
+    for nation, n in per_nation.items():
+        for k in range(n):
+            rows.append({"id": f"{nation}/{k}", "test": "adoption", "nation": nation,
+                         "draft": f"{nation}/{k}", "text": f"Draft {k} by {nation}.",
+                         "gold": "Not adopted" if k % 3 == 0 else "Adopted"})
+    return write_items(tmp_path / "sponsored.jsonl", rows)
+
+
+@pytest.mark.parametrize("model", ["null:constant", "null:random"])
+def test_adoption_by_sponsor_is_zero_for_no_opinion_and_names_the_nations_left_out(tmp_path,
+                                                                                 model):
+    from transferscope.bias.evaluate import evaluate
+
+    items = _sponsored(tmp_path, {"France": 9, "Kenya": 9, "Malta": 3})
+    result = evaluate(model, tests="adoption", items=items, n_boot=200, seed=0)
+    out = result.outcomes.set_index(["nation", "metric"]).sort_index()
+    assert not result.scores["claim"].astype(bool).any() and result.headline.empty
+    assert set(result.outcomes["nation"]) == {"all drafts", "France", "Kenya"}
+    assert "1 of 3 nations (sponsoring nation) left out: fewer than 5 drafts each (most: " \
+        "France, 9)" in out.loc[("all drafts", "by nation"), "flag"]
+    centred = out.xs("U - median of the others' U", level="metric")
+    assert centred["flag"].map(lambda f: "across drafts" in f and "small n (9 drafts < 20)" in f
+                               ).all()
+    # by hand: 9 drafts each, 3 rejected (k = 0, 3, 6), 6 adopted
+    gold = out.loc[("all drafts", "balanced accuracy")]
+    if model == "null:constant":  # always "Adopted": U = 0, F = 1 for every sponsor
+        assert (centred["value"] == 0).all()
+        assert out.loc[("France", "F"), "value"] == 1 and out.loc[("France", "U"), "value"] == 0
+        assert gold["value"] == 0.5 and out.loc[("all drafts", "accuracy"), "value"] == 14 / 21
+    assert ((centred["ci_low"] <= 0) & (centred["ci_high"] >= 0)).all()
+
+
+def test_the_committed_layout_fixture_runs_adoption_and_coauthor_from_the_command_line(
+        cli, tmp_path):  # noqa: F811
+    fixture = Path(__file__).parent / "fixtures" / "unbench"
+    items = tmp_path / "u.jsonl"
+    assert cli("bias", "import-unbench", str(fixture), "--out", str(items)).returncode == 0
+    run = cli("bias", "run", "--items", str(items), "--tests", "adoption,coauthor", "--model",
+              "null:constant", "--n-boot", "50", "--out", str(tmp_path / "run"))
+    assert run.returncode == 0, run.stderr
+    assert "adoption and co-author choice, against the record" in run.stdout
+    scores = pd.read_csv(tmp_path / "run" / "scores.csv")
+    assert set(scores["test"]) == {"adoption", "coauthor"} and not scores["claim"].any()
+    fixture_rows = unbench_items(fixture).rows
+    adoption = [r for r in fixture_rows if r["test"] == "adoption"]
+    acc = scores[(scores["test"] == "adoption") & (scores["metric"] == "accuracy")]
+    assert acc["value"].item() == pytest.approx(  # always "Adopted"
+        sum(r["gold"] == "Adopted" for r in adoption) / len(adoption))
+    wrong = cli("bias", "run", "--items", str(items), "--tests", "adoptoin", "--model",
+                "null:constant", "--out", str(tmp_path / "bad"))
+    assert wrong.returncode != 0 and "adoptoin" in wrong.stderr
+
+
+def test_a_planted_rejection_of_one_sponsors_drafts_is_recovered_on_that_sponsor(tmp_path):
+    """Answers planted as data: every draft answered right, except that France's adopted
+    drafts are predicted rejected. Closed form: France's U = 1, everyone else's 0, so France's
+    U - median of the others' U = +1 and the others' 0 (median of {1, 0, 0} = 0)."""
+    from transferscope.bias.probes.outcomes import adoption_rows
+
+    items = load_items(_sponsored(tmp_path, {"France": 6, "Kenya": 6, "Malta": 6, "Peru": 6}))
+    answers = {i.item_id: Answer(i.item_id, "Not adopted" if i.nation == "France" else i.gold,
+                                 "", "planted") for i in items}
+    rows = adoption_rows(items, answers, 500, 0).set_index(["nation", "metric"])
+    centred = rows.xs("U - median of the others' U", level="metric")
+    assert centred.loc["France", "value"] == 1 and centred.loc["France", "ci_low"] > 0
+    assert (centred.drop("France")["value"] == 0).all()
+    assert rows.loc[("France", "U"), "value"] == 1 and rows.loc[("Kenya", "B"), "value"] == 0
+    assert rows.loc[("all drafts", "accuracy"), "value"] == 20 / 24  # 4 French adoptions wrong

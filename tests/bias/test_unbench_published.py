@@ -8,6 +8,7 @@ import csv
 import json
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -89,3 +90,49 @@ def test_no_opinion_scores_zero_within_its_ci_on_the_layout_fixture(tmp_path, mo
     others = result.other_members
     assert set(others["nation"]) == {"Japan", "Egypt"}
     assert others["flag"].str.contains("small n").all()
+
+
+@pytest.mark.parametrize("model", ["null:constant", "null:random"])
+def test_adoption_and_coauthor_on_the_published_sample_claim_nothing_for_no_opinion(
+        tmp_path, model):
+    """Tasks 3 and 1 scored against the record: an answerer with no knowledge claims nothing;
+    the constant one (the option first in case-folded order) is checked against counts made by
+    hand from task1.json and task3.json, which shows what "chance" hides: the published
+    choice lists put the co-author first alphabetically more often than 1/K."""
+    from transferscope.bias.evaluate import evaluate
+
+    rows = [r for r in unbench_items(SHARED).rows if r["test"] != "vote"]
+    items = write_items(tmp_path / "u.jsonl", rows)
+    result = evaluate(model, tests="adoption,coauthor", items=items, n_boot=200, seed=0)
+    scores = result.outcomes.set_index(["test", "form", "nation", "metric"]).sort_index()
+    assert not result.scores["claim"].astype(bool).any() and result.headline.empty
+    task1 = json.loads((SHARED / "data" / "task1.json").read_text("utf-8"))
+    task3 = json.loads((SHARED / "data" / "task3.json").read_text("utf-8"))
+    assert scores.loc[("adoption", "adopted", "all drafts", "accuracy"), "n_items"] == 30
+    note = scores.loc[("adoption", "adopted", "all drafts", "by nation"), "flag"]
+    assert "no sponsoring nation" in note  # task 3 names no sponsor
+    note = scores.loc[("coauthor", "all forms", "all drafts", "by nation"), "flag"]
+    assert note.startswith(f"{len({r['author'] for r in task1})} of ")  # one draft each
+    covered = 0
+    for k in (2, 3, 4, 5):
+        acc = scores.loc[("coauthor", f"choices_{k}", "all drafts", "accuracy")]
+        less = scores.loc[("coauthor", f"choices_{k}", "all drafts", "accuracy - chance")]
+        assert acc["n_items"] == len(task1) and acc["ci_low"] <= acc["value"] <= acc["ci_high"]
+        # the 30 rows co-sponsor 5 drafts: the interval's units, flagged
+        assert "small n (5 drafts < 20)" in acc["flag"]
+        assert len({r["folder_id"] for r in task1}) == 5
+        if model == "null:constant":
+            first = sum(min(r[f"choices_{k}"], key=str.casefold) == r["coauthor"] for r in task1)
+            assert acc["value"] == pytest.approx(first / len(task1))
+            assert less["value"] == pytest.approx(first / len(task1) - 1 / k)
+        covered += less["ci_low"] <= 0 <= less["ci_high"]
+    if model == "null:random":  # a 95% interval misses 0 one time in twenty
+        assert covered >= 3
+    adoption = scores.loc[("adoption", "adopted", "all drafts")]
+    if model == "null:constant":  # always "Adopted": the majority answer, 29 of 30
+        assert adoption.loc["accuracy", "value"] == pytest.approx(
+            sum(task3["labels"]) / len(task3["labels"])) == pytest.approx(29 / 30)
+        assert adoption.loc["accuracy - majority", "value"] == 0
+    # one rejected draft of 30: no interval over drafts can size the recall on rejections
+    assert np.isnan(adoption.loc["balanced accuracy", "value"])
+    assert "1 draft(s) with the rarer outcome" in adoption.loc["balanced accuracy", "flag"]

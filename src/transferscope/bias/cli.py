@@ -76,6 +76,7 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
         system_prompt: str | None = option(RunConfig, "system_prompt"),
         few_shot: int = option(RunConfig, "few_shot"),
         prompts: str = option(RunConfig, "prompts"),
+        context_tokens: int | None = option(RunConfig, "context_tokens"),
         base_url: str | None = option(RunConfig, "base_url"),
         api_key_env: str | None = option(RunConfig, "api_key_env"),
         concurrency: int = option(RunConfig, "concurrency"),
@@ -99,7 +100,8 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
                        concurrency=concurrency, record=record, option_scoring=option_scoring,
                        items=items, adjust=adjust, max_tokens=max_tokens,
                        temperature=temperature, samples=samples, system_prompt=system_prompt,
-                       few_shot=few_shot, prompts=prompts)
+                       few_shot=few_shot, prompts=prompts,
+                       context_tokens=context_tokens)
     options = BackendOptions(executor=executor, address=address, workers=workers,
                              max_retries=max_retries, timeout_s=timeout,
                              template_model=template_model, cache=cache if cache else True)
@@ -108,6 +110,8 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
                                  command_line=shlex.join(["transferscope", *sys.argv[1:]]))
     if result.stats.extra.get("cache_notice"):
         typer.echo(f"note: {result.stats.extra['cache_notice']}")
+    if result.stats.extra.get("context_fit"):
+        typer.echo(result.stats.extra["context_fit"]["line"])
     typer.echo(f"headline: nation vs the median of the others, same-gold answers within each "
                f"draft; score = expected answer (argmax beside it); p adjusted ({adjust}) over "
                f"the {len(result.table)} cells; * = claims a bias (adjusted p < 0.05, no flag)")
@@ -136,6 +140,14 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
             typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.min:+.3f}.."
                        f"{row.max:+.3f} sd={row.sd:.3f} order gap={row.order_gap:.3f}  "
                        f"{row.status}{flags}")
+    outcomes = result.outcomes
+    if not outcomes.empty:
+        typer.echo("adoption and co-author choice, against the record (descriptive, never a "
+                   "claim):")
+    for row in outcomes.itertuples():
+        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.metric:28s} "
+                   f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
+                   f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
     typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
                f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
 

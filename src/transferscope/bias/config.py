@@ -55,13 +55,20 @@ OPTION_SCORING: tuple[str, ...] = get_args(OptionScoring)
 METHODS: tuple[str, ...] = get_args(DebiasMethod)
 
 
+# the tests only an items file holds (UNBench tasks 3 and 1; bias.probes.outcomes scores them)
+FILE_ONLY_TESTS = ("adoption", "coauthor")
+
+
 def _test_names(text: str) -> str | None:
-    """The rule of ``tests``: comma-separated names of registered probes, each once."""
+    """The rule of ``tests``: comma-separated names of registered probes (or of the tests only
+    an items file holds), each once."""
     from transferscope.bias.probes.registry import PROBES
 
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
-    expected = f"comma-separated test names, each once, from {', '.join(PROBES)}"
-    unknown = [n for n in names if n not in PROBES]
+    known = (*PROBES, *FILE_ONLY_TESTS)
+    expected = (f"comma-separated test names, each once, from {', '.join(PROBES)} "
+                f"(and {', '.join(FILE_ONLY_TESTS)} with --items)")
+    unknown = [n for n in names if n not in known]
     if unknown:
         return f"{expected} ({unknown[0]!r} is none of them)"
     if not names or len(set(names)) < len(names):
@@ -128,6 +135,16 @@ class ItemOptions(Validated):
         "schema in docs/bias.md (bias import-unbench writes one from a UNBench checkout).")
     ] = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        asked = {n.strip().lower() for n in self.tests.split(",")}
+        file_only = [n for n in FILE_ONLY_TESTS if n in asked]
+        if file_only and self.items is None:
+            raise input_error("--tests", "test name", file_only[0],
+                              "a test of the record (directqa, association, vote), or --items "
+                              "with a file that holds it (bias import-unbench writes adoption "
+                              "and coauthor items)")
+
 
 @dataclass(kw_only=True, frozen=True)
 class RunConfig(ItemOptions, ModelOptions):
@@ -155,6 +172,11 @@ class RunConfig(ItemOptions, ModelOptions):
         "ask (same test and form; needs --drafts-per-nation to leave some), the same for "
         "every nation of a draft.")] = 0
 
+    context_tokens: Annotated[int | None, Spec(
+        ge=64, help="The model's context in tokens; a prompt that does not fit is shortened "
+        "(its opening and end kept, the cut marked and counted). Default: learned from the "
+        "backend (hf-local config, llama-server /props, vLLM max_model_len); llama-cpp-python "
+        "reports none: pass its --n_ctx.")] = None
     prompts: Annotated[str, Spec(
         help="Prompt variants: w0 (the validated wording, default), 'all' (three wordings, "
         "each with options as listed and reversed), or a list such as w0,w2,w0-rev; scores per "
@@ -189,6 +211,13 @@ class DebiasConfig(ItemOptions, ModelOptions):
     rounds: Annotated[int, Spec(ge=0, le=MAX_RETRIES,
                                 help="Reflexion retries after the first attempt.")] = 2
     memory_size: Annotated[int, Spec(ge=1, le=1000, help="Reflections kept per item.")] = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        asked = {n.strip().lower() for n in self.tests.split(",")}
+        if asked & set(FILE_ONLY_TESTS):
+            raise input_error("--tests", "test name", sorted(asked & set(FILE_ONLY_TESTS))[0],
+                              "a test debiasing applies to (directqa, association, vote)")
 
     def run_config(self) -> RunConfig:
         """The baseline run's config: the two shared groups, every other setting default."""

@@ -36,11 +36,13 @@ from transferscope.bias.backends.base import (
 from transferscope.bias.backends.factory import open_backend
 from transferscope.bias.backends.null import request_rng
 from transferscope.bias.config import OPTION_SCORING, BackendOptions, OptionScoring, RunConfig
+from transferscope.bias.context_fit import fit_run
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
 from transferscope.bias.items import items_hash, load_items
 from transferscope.bias.probes.base import Answer, Item, Probe, option_distribution
-from transferscope.bias.probes.from_file import file_probes
+from transferscope.bias.probes.from_file import file_probes, file_test_names
+from transferscope.bias.probes.outcomes import OUTCOME_TESTS
 from transferscope.bias.probes.registry import parse_tests
 from transferscope.bias.probes.sampling import cap_items
 from transferscope.bias.prompting import (
@@ -105,7 +107,15 @@ class Evaluation:
         and accuracy rows (``B`` is undefined where no gold is ``against``), never centred
         with the five's and not in the headline; flagged where they rest on few items."""
         s = self.scores
-        return s[~s["nation"].isin(P5) & s["metric"].isin(OTHER_METRICS)].reset_index(drop=True)
+        return s[~s["nation"].isin(P5) & s["metric"].isin(OTHER_METRICS)
+                 & ~s["test"].isin(OUTCOME_TESTS)].reset_index(drop=True)
+
+    @property
+    def outcomes(self) -> pd.DataFrame:
+        """The adoption and co-author rows (items from a file): accuracy against the record
+        beside its baseline, per form and per nation, descriptive (never a claim)."""
+        s = self.scores
+        return s[s["test"].isin(OUTCOME_TESTS)].reset_index(drop=True)
 
 
 OTHER_METRICS = ("B", "U", "accuracy")
@@ -379,6 +389,8 @@ def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Reco
         items_file = read_items_file(config.items)
     probes, items, record = build_run_items(config, record, items_file)
     settings = config.generation()
+    items, fit = fit_run(backend, items, config.context_tokens, settings.max_tokens)
+    backend.stats.extra["context_fit"] = {**fit.as_dict(), "line": fit.line()}
     started = time.perf_counter()
     answers: dict[str, dict[str, Answer]] = {}
     # on stdout, beside the printed scores: stderr stays the one error line a failure prints
@@ -422,14 +434,14 @@ def build_run_items(config: RunConfig, record: Record | None = None,
     be compared on, where every draft would have been enough, is one error naming it; a record
     too small even in full is scored, its cells flagged), then the system prompt and few-shot
     examples. ``items_file``: ``config.items`` already read (else read here)."""
-    probes = parse_tests(config.tests)
     if config.items:
         from_file = (items_file or read_items_file(config.items)).items
-        probes = file_probes(from_file, [p.name for p in probes])
+        probes = file_probes(from_file, file_test_names(config.tests))
         if not probes:
             raise input_error("--items", "tests in the file", sorted({i.test for i in from_file}),
                               f"items of the requested tests ({config.tests})")
     else:
+        probes = parse_tests(config.tests)
         record = record or load_record(config.record)
     items = {}
     prompts = parse_prompts(config.prompts)

@@ -7,8 +7,9 @@ A file holds one item per row, as JSON Lines (``.jsonl``), CSV (``.csv``) or Par
 - ``id``: unique per file; ``test``: ``vote``, ``directqa``, ``coauthor`` (which of the
   ``options`` co-sponsored the draft with ``nation``; form ``choices_K``; UNBench task 1) or
   ``adoption`` (was the draft adopted, ``Adopted``/``Not adopted``; no nation or date needed;
-  UNBench task 3). ``coauthor`` and ``adoption`` items are read, validated and kept with their
-  gold; ``bias run`` scores the vote and directqa tests;
+  UNBench task 3). ``coauthor`` and ``adoption`` items are scored against their gold
+  (:mod:`~transferscope.bias.probes.outcomes`); an adoption item's ``nation``, where given, is
+  its sponsor;
 - ``form``: vote ``role`` (default; the model votes as the nation) or ``third person``;
   directqa ``in favour`` (default; "did <nation> vote in favour?", Yes/No);
 - ``nation``: who votes (any country; the five permanent members get the headline scores,

@@ -27,6 +27,9 @@ Contract for callers (the probes):
   a caller can compare options by mean per-token log-probability (length-fair: "Abstain" is
   3 SmolLM2 tokens, "Against" 2); ``None`` where the backend has no tokenizer (the caller
   then compares summed log-probabilities and says so).
+- ``backend.context_tokens()`` and ``backend.count_tokens(texts)``: the model's context length
+  and text lengths in its tokens, where the backend can learn them (``None`` otherwise); a run
+  shortens a draft that does not fit (:mod:`transferscope.bias.context_fit`).
 - ``backend.stats``: real model work done so far (calls, tokens, seconds); a cached wrapper
   counts only the calls that reached the model, so a finished run re-scores with zero.
 """
@@ -178,6 +181,15 @@ class Backend(ABC):
     def option_token_counts(self, conversation: Conversation, options: Sequence[str]
                             ) -> list[int] | None:
         """Each option's length in the model's tokens; ``None``: unknown (no tokenizer)."""
+        return None
+
+    def context_tokens(self) -> int | None:
+        """The model's context length in tokens where the backend can learn it (a local
+        model's config, a server's report); ``None``: unknown."""
+        return None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in the model's tokens; ``None``: no tokenizer within reach."""
         return None
 
     def option_logprobs(self, conversation: Conversation, options: Sequence[str]) -> list[float]:

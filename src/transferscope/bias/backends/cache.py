@@ -188,6 +188,12 @@ class CachedBackend(Backend):
                             ) -> list[int] | None:
         return self.inner.option_token_counts(conversation, options)
 
+    def context_tokens(self) -> int | None:
+        return self.inner.context_tokens()
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        return self.inner.count_tokens(texts)
+
     def chat(self, conversations: Sequence[Conversation], settings: GenerationSettings,
              on_reply: OnReply | None = None) -> list[Reply]:
         for i, conversation in enumerate(conversations):

@@ -91,13 +91,30 @@ class HFLocalBackend(Backend):
                             ) -> list[int]:
         """Options tokenized alone, as :meth:`option_logprobs_many` scores them; only the
         tokenizer is loaded when the model is not (a Ray driver never loads the model)."""
+        tok = self._tokenizer_only()
+        return [len(tok(o, add_special_tokens=False)["input_ids"]) for o in options]
+
+    def _tokenizer_only(self) -> Any:
         if self._tokenizer is None and self._count_tokenizer is None:
             from transformers import AutoTokenizer
 
             self._count_tokenizer = AutoTokenizer.from_pretrained(
                 str(resolve_model(self.model_name)))
-        tok = self._tokenizer if self._tokenizer is not None else self._count_tokenizer
-        return [len(tok(o, add_special_tokens=False)["input_ids"]) for o in options]
+        return self._tokenizer if self._tokenizer is not None else self._count_tokenizer
+
+    def context_tokens(self) -> int | None:
+        """The model config's ``max_position_embeddings`` (SmolLM2-135M: 8192); ``None`` where
+        the config has none."""
+        import json
+
+        config = resolve_model(self.model_name) / "config.json"
+        value = json.loads(config.read_text("utf-8")).get("max_position_embeddings")
+        return int(value) if isinstance(value, int) and value > 0 else None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's tokens (no special tokens)."""
+        tok = self._tokenizer_only()
+        return [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
     def render(self, conversation: Conversation) -> str:
         """The prompt text the model sees, ending where the assistant's reply begins."""

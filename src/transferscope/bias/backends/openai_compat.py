@@ -187,6 +187,8 @@ class OpenAICompatibleBackend(Backend):
         self.template_model = template_model
         self._template_tokenizer: Any = None
         self._fingerprint: str | None = None
+        self._context: int | None = None  # learned once: 0 where the server reports none
+        self._tokenize_route: str | None = None  # the tokenizer endpoint that answered
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # stats and the jitter source are shared by worker threads
         self._template_lock = threading.Lock()  # one thread loads the tokenizer (imports race)
@@ -237,6 +239,69 @@ class OpenAICompatibleBackend(Backend):
             return loads_json(reply.body, f"{base}/{path}", "JSON")
         except InputError:
             return None
+
+    def context_tokens(self) -> int | None:
+        """The served context length: llama.cpp's ``/props`` (``n_ctx``, at the top or in
+        ``default_generation_settings``) or vLLM's ``/models`` entry (``max_model_len``);
+        ``None`` where the server reports neither (llama-cpp-python's server: give
+        ``--context-tokens``, its ``--n_ctx``)."""
+        if self._context is None:
+            props = self._get("props", root=True)
+            found: Any = None
+            if isinstance(props, dict):
+                settings = props.get("default_generation_settings")
+                found = props.get("n_ctx") or (settings.get("n_ctx")
+                                               if isinstance(settings, dict) else None)
+            if not found:
+                listed = self._get("models")
+                entries = listed.get("data") if isinstance(listed, dict) else None
+                found = next((e.get("max_model_len") for e in entries or []
+                              if isinstance(e, dict) and e.get("id") == self.model), None)
+            self._context = int(found) if isinstance(found, int) and found > 0 else 0
+        return self._context or None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in the served model's tokens: the template model's tokenizer,
+        else the server's own tokenizer (llama.cpp's and vLLM's ``/tokenize``,
+        llama-cpp-python's ``/extras/tokenize/count``); ``None`` where none answers."""
+        if self.template_model is not None:
+            tok = self._template()
+            return [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        root = self._url.rsplit("/v1", 1)[0]
+        routes = ((f"{root}/tokenize", "content", "tokens"),
+                  (f"{root}/extras/tokenize/count", "input", "count"))
+        counts = []
+        for text in texts:
+            for url, field_in, field_out in routes:
+                if self._tokenize_route not in (None, url):
+                    continue
+                payload = {field_in: text, "model": self.model}
+                if field_in == "content":
+                    payload["prompt"] = text  # vLLM's /tokenize reads prompt
+                got = self._tokenize(url, payload, field_out)
+                if got is not None:
+                    self._tokenize_route = url
+                    counts.append(got)
+                    break
+            else:
+                return None
+        return counts
+
+    def _tokenize(self, url: str, payload: dict[str, Any], field_out: str) -> int | None:
+        try:
+            reply = self._client.request("POST", url, json=payload)
+        except httpx.HTTPError:
+            return None
+        if reply.status >= 300:
+            return None
+        try:
+            data = loads_json(reply.body, url, "JSON")
+        except InputError:
+            return None
+        value = data.get(field_out) if isinstance(data, dict) else None
+        if isinstance(value, list):
+            return len(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @property
     def supports_option_logprobs(self) -> bool:

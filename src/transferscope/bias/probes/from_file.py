@@ -15,7 +15,8 @@ three gold answers; gold abstentions are kept and counted.
 
 DirectQA items from a file ("did <member> vote in favour?") are scored by :class:`DirectQA`
 within drafts, and need the draft column: without it their headline cells are empty and say
-why.
+why. Adoption and co-author items (UNBench tasks 3 and 1; tests only a file can hold) are
+scored against the recorded outcome (:mod:`~transferscope.bias.probes.outcomes`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record
 from transferscope.bias.probes.base import Answer, Item, Probe
 from transferscope.bias.probes.directqa import DirectQA
+from transferscope.bias.probes.outcomes import (
+    OUTCOME_TESTS,
+    adoption_rows,
+    coauthor_rows,
+    outcome_judgements,
+)
+from transferscope.bias.probes.registry import PROBES
 from transferscope.bias.probes.vote import vote_judgements, vote_metric_rows
 from transferscope.bias.scoring import (
     ACROSS_ITEMS,
@@ -38,6 +46,7 @@ from transferscope.bias.scoring import (
     vote_sums,
     within_draft_rows,
 )
+from transferscope.core.errors import InputError
 
 SECONDARY = ("B", "U", "F", "abstain rate", "abstain recall", "accuracy", "macro_f1")
 MIN_MEMBER_ITEMS = MIN_DRAFTS  # a member's own rows: the same floor as a headline cell
@@ -62,11 +71,18 @@ class FileProbe(Probe):
                    ) -> dict[str, pd.DataFrame]:
         if self.name == "directqa":
             return DirectQA().judgements(items, answers)
+        if self.name in OUTCOME_TESTS:
+            return {form: outcome_judgements([i for i in items if i.form == form], answers)
+                    for form in dict.fromkeys(i.form for i in items)}
         return {form: vote_judgements([i for i in items if i.form == form], answers)
                 for form in dict.fromkeys(i.form for i in items)}
 
     def score(self, items: list[Item], answers: dict[str, Answer], n_boot: int,
               seed: int) -> pd.DataFrame:
+        if self.name in OUTCOME_TESTS:
+            rows = (adoption_rows if self.name == "adoption" else coauthor_rows)(
+                items, answers, n_boot, seed)
+            return rows.assign(p=np.nan)  # descriptive: no p-value, never a claim
         within = any(i.draft is not None for i in items)
         if self.name == "directqa":
             out = DirectQA().score(items, answers, n_boot, seed)
@@ -143,6 +159,22 @@ def across_item_rows(judged: pd.DataFrame, members: tuple[str, ...], n_boot: int
     rows["flag"] = [f or "across items, not within drafts (the file has no draft column)"
                     for f in rows["flag"]]
     return rows
+
+
+def file_test_names(spec: str) -> list[str]:
+    """The tests ``--tests`` names for a run on an items file: the record's tests and the
+    tests only a file holds (:data:`~transferscope.bias.probes.outcomes.OUTCOME_TESTS`), each
+    once; an unknown name is one error."""
+    names = [n.strip().lower() for n in spec.split(",") if n.strip()]
+    known = (*PROBES, *OUTCOME_TESTS)
+    for name in names:
+        if name not in known:
+            raise InputError(f"--tests: test name = {name!r}: expected one of "
+                             f"{', '.join(known)} (with --items)")
+    if not names:
+        raise InputError(f"--tests = {spec!r}: expected a comma-separated list of "
+                         f"{', '.join(known)}")
+    return list(dict.fromkeys(names))
 
 
 def file_probes(items: list[Item], tests: list[str]) -> list[Probe]:
