@@ -193,3 +193,44 @@ def test_exported_tasks_answer_as_bias_run_on_a_real_server(cli, llama_server,  
 
     assert inspect_answers == lm_answers == {k: r["parse"] for k, r in ours.items()}
     assert ours["own-prompt"]["parse"] is not None  # one answer is an option, not all unparsed
+
+
+def test_a_context_shortens_exported_prompts_as_bias_run_does(tmp_path):
+    """With --context-tokens the export sends what a run at that context sends: the same
+    shortened user message, marked in the metadata; items that fit stay whole. Against a run
+    (null:constant: no tokenizer, so both count by the character estimate; the run's messages
+    from its answers file), then with SmolLM2's tokenizer against the run's fitting with the
+    local SmolLM2 backend."""
+    from tests.bias.test_context_fit import FIXTURE
+    from transferscope.bias.backends.hf_local import HFLocalBackend
+    from transferscope.bias.context_fit import fit_run
+    from transferscope.bias.evaluate import evaluate
+
+    rows = [r for r in unbench_items(FIXTURE).rows if r["test"] == "vote"]
+    items_file = write_items(tmp_path / "vote.jsonl", rows)
+    whole = {i.item_id: i.conversation[-1]["content"] for i in load_items(items_file)}
+
+    def exported(context: int, tokenizer: str | None) -> tuple[int, dict[str, dict]]:
+        out = tmp_path / f"lm-{context}-{tokenizer}"
+        result = export_items(items_file, "lm-eval", out, task_name="ub",
+                              context_tokens=context, tokenizer=tokenizer)
+        docs = {d["id"]: d for d in map(json.loads, (out / "ub.jsonl").open())}
+        assert set(docs) == set(whole)
+        for item_id, doc in docs.items():
+            assert ("context_fit" in doc) == (doc["prompt"] != whole[item_id])
+        assert sum("context_fit" in d for d in docs.values()) == result.shortened
+        return result.shortened, docs
+
+    shortened, docs = exported(200, None)
+    run = evaluate("null:constant", "vote", items=items_file, out_dir=tmp_path / "run",
+                   n_boot=20, context_tokens=200)
+    sent = {a["item_id"]: a for a in map(json.loads, (tmp_path / "run" / "answers.jsonl").open())}
+    assert run.stats.extra["context_fit"]["shortened"] == shortened > 0
+    assert {k: d["prompt"] for k, d in docs.items()} == {
+        k: a["messages"][-1]["content"] for k, a in sent.items()}
+
+    shortened, docs = exported(160, "smollm2")
+    fitted, fit = fit_run(HFLocalBackend("smollm2"), {"vote": load_items(items_file)}, 160, 16)
+    assert fit.shortened == shortened > 0 and "tokenizer" in fit.counted_by
+    assert {k: d["prompt"] for k, d in docs.items()} == {
+        i.item_id: i.conversation[-1]["content"] for i in fitted["vote"]}

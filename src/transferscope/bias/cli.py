@@ -320,11 +320,21 @@ def export(items: Annotated[Path, typer.Argument(
            = None,
            max_tokens: Annotated[int, typer.Option(
                "--max-tokens", min=1, help="Tokens per generated answer (as bias run's "
-               "--max-tokens).")] = 16) -> None:
+               "--max-tokens).")] = 16,
+           context_tokens: Annotated[int | None, typer.Option(
+               "--context-tokens", min=64, help="Shorten prompts longer than this context as "
+               "bias run does (give the context your run had).")] = None,
+           tokenizer: Annotated[str | None, typer.Option(
+               "--tokenizer", help="Model whose tokenizer counts --context-tokens (registry name "
+               "or local folder; default: a character estimate).")] = None) -> None:
     """Our items as an inspect_ai or lm-eval-harness task: the same messages `bias run` sends
     (instruction, options, order), generated greedily as `bias run --option-scoring generate`,
     each reply mapped to an option by our parser; gold, nation and draft in each sample."""
-    result = bias.export_items(items, fmt, out, task_name=task_name, max_tokens=max_tokens)
+    result = bias.export_items(items, fmt, out, task_name=task_name, max_tokens=max_tokens,
+                               context_tokens=context_tokens, tokenizer=tokenizer)
+    if result.shortened:
+        typer.echo(f"{result.shortened} of {result.n_items} items shortened to fit "
+                   f"{context_tokens} tokens (marked context_fit in their metadata)")
     typer.echo(f"{result.n_items} items ({', '.join(f'{t}: {n}' for t, n in result.tests.items())}) "
                f"written as the {result.format} task {result.task_name}:")
     for path in result.files:

@@ -22,6 +22,13 @@ reply to an option exactly as ``bias run`` does
 (:func:`~transferscope.bias.probes.base.read_option`); an unparseable reply counts as wrong
 and is kept as unparsed. ``bias run``'s run settings ``--system-prompt`` and ``--few-shot``
 are not exported (the items as written are).
+
+A draft longer than the model's context is shortened as ``bias run`` shortens it
+(:mod:`~transferscope.bias.context_fit`) when ``context_tokens`` is given, counted with
+``tokenizer``'s tokens (a registry name or a local Hugging Face folder; without one, the
+character estimate): export with the context the run had (``--context-tokens``, or what the
+server reported) and the model's tokenizer, and both see the same shortened text. Each
+shortened item carries ``context_fit`` in its metadata.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ class ExportResult:
     n_items: int
     files: list[Path] = field(default_factory=list)
     tests: dict[str, int] = field(default_factory=dict)  # items per test
+    shortened: int = 0  # items shortened to fit ``context_tokens``
 
 
 def item_record(item: Item) -> dict[str, Any]:
@@ -66,7 +74,8 @@ def item_record(item: Item) -> dict[str, Any]:
                          "one system and one user message")
     return {"id": item.item_id, "system": system[0], "prompt": users[0]["content"],
             "options": list(item.options or ()), "gold": gold_reply(item),
-            "nation": item.nation, "draft": item.draft, "test": item.test, "form": item.form}
+            "nation": item.nation, "draft": item.draft, "test": item.test, "form": item.form,
+            **({"context_fit": item.meta["context_fit"]} if "context_fit" in item.meta else {})}
 
 
 def _inspect_sample(record: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +88,8 @@ def _inspect_sample(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_items(items: str | Path, fmt: str, out: str | Path, *, task_name: str | None = None,
-                 max_tokens: int | None = None) -> ExportResult:
+                 max_tokens: int | None = None, context_tokens: int | None = None,
+                 tokenizer: str | None = None) -> ExportResult:
     """Write the items of ``items`` as an inspect_ai (``fmt="inspect"``) or lm-eval-harness
     (``fmt="lm-eval"``) task into the folder ``out`` (see the module docstring).
 
@@ -95,6 +105,12 @@ def export_items(items: str | Path, fmt: str, out: str | Path, *, task_name: str
         The task's name (a Python identifier); default ``transferscope_<file stem>``.
     max_tokens : int, optional
         Tokens per generated answer; default ``bias run``'s (16).
+    context_tokens : int, optional
+        The model's context: a longer prompt is shortened as ``bias run --context-tokens``
+        shortens it (default: items written whole).
+    tokenizer : str, optional
+        The model whose tokenizer counts the tokens for ``context_tokens`` (a registry name
+        such as ``smollm2`` or a local Hugging Face folder); default: the character estimate.
 
     Returns
     -------
@@ -110,7 +126,13 @@ def export_items(items: str | Path, fmt: str, out: str | Path, *, task_name: str
                          "digits, _; not starting with a digit)")
     settings = (RunConfig(max_tokens=max_tokens) if max_tokens is not None
                 else RunConfig()).generation()
-    records = [item_record(i) for i in load_items(path)]
+    if context_tokens is not None and context_tokens < 64:
+        raise InputError(f"--context-tokens = {context_tokens!r}: expected a whole number >= 64")
+    loaded = load_items(path)
+    shortened = 0
+    if context_tokens is not None:
+        loaded, shortened = _fit(loaded, context_tokens, tokenizer, settings.max_tokens)
+    records = [item_record(i) for i in loaded]
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out = {str(out)!r}: a file: expected a folder to write the task to")
@@ -130,7 +152,23 @@ def export_items(items: str | Path, fmt: str, out: str | Path, *, task_name: str
     for r in records:
         tests[r["test"]] = tests.get(r["test"], 0) + 1
     return ExportResult(format=fmt, out=out, task_name=name, n_items=len(records), files=files,
-                        tests=tests)
+                        tests=tests, shortened=shortened)
+
+
+def _fit(items: list[Item], context_tokens: int, tokenizer: str | None,
+         answer_tokens: int) -> tuple[list[Item], int]:
+    """The items fitted into ``context_tokens`` exactly as ``bias run`` fits them (the same
+    function, counting with ``tokenizer``'s tokens, else the character estimate)."""
+    from transferscope.bias.backends.registry import make_backend
+    from transferscope.bias.context_fit import fit_run
+
+    counter = make_backend(f"hf-local:{tokenizer}" if tokenizer else "null:constant",
+                           cache=False)
+    try:
+        fitted, fit = fit_run(counter, {"items": items}, context_tokens, answer_tokens)
+    finally:
+        counter.close()
+    return fitted["items"], fit.shortened
 
 
 def _write(path: Path, text: str) -> Path:
