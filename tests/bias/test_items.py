@@ -334,8 +334,9 @@ def test_a_planted_rejection_of_one_sponsors_drafts_is_recovered_on_that_sponsor
     from transferscope.bias.probes.outcomes import adoption_rows
 
     items = load_items(_sponsored(tmp_path, {"France": 6, "Kenya": 6, "Malta": 6, "Peru": 6}))
-    answers = {i.item_id: Answer(i.item_id, "Not adopted" if i.nation == "France" else i.gold,
-                                 "", "planted") for i in items}
+    answers = {i.item_id: Answer(item_id=i.item_id,
+                                 choice="Not adopted" if i.nation == "France" else i.gold,
+                                 text="", method="planted") for i in items}
     rows = adoption_rows(items, answers, 500, 0).set_index(["nation", "metric"])
     centred = rows.xs("U - median of the others' U", level="metric")
     assert centred.loc["France", "value"] == 1 and centred.loc["France", "ci_low"] > 0
