@@ -151,7 +151,7 @@ def _options(row: dict[str, Any], test: str, where: str) -> tuple[str, ...]:
         return DEFAULT_OPTIONS[test]
     if isinstance(value, str):
         value = value.split("|")
-    elif hasattr(value, "tolist"):
+    elif value is not None and hasattr(value, "tolist"):
         value = value.tolist()  # Parquet lists arrive as numpy arrays
     if (not isinstance(value, list) or len(value) < 2
             or not all(isinstance(o, str) and o.strip() for o in value)
@@ -171,7 +171,7 @@ def parse_item_row(row: dict[str, Any], where: str) -> Item:
     if isinstance(version, str | int) and not isinstance(version, bool) \
             and str(version).strip().isdigit():
         version = int(str(version).strip())  # CSV cells are text, Parquet numbers numpy's
-    elif hasattr(version, "item"):
+    elif version is not None and hasattr(version, "item"):
         version = version.item()
     if version is not None and (version not in VERSIONS_READ or isinstance(version, bool)):
         raise InputError(f"{where}: field schema_version = {describe_value(version)}: expected "
@@ -270,7 +270,8 @@ def load_items(path: str | Path) -> list[Item]:
         raise InputError(f"--items = {str(path)!r}: expected a file ending in "
                          f"{', '.join(SUFFIXES)}")
     check_input_file("--items", path, "an items file")
-    items, seen = [], {}
+    items: list[Item] = []
+    seen: dict[str, str] = {}
     for where, row in _rows(path):
         item = parse_item_row(row, f"{path}: {where}")
         if item.item_id in seen:

@@ -101,7 +101,8 @@ def items_page(summary: dict[str, Any], answers: list[dict[str, Any]]) -> str:
             "reply": _text(a.get("reply")),
             "samples": [(_text(s["reply"]), _text(s["parse"])) for s in a.get("samples") or []],
             "choice": _text(a.get("choice")), "gold": _text(a.get("gold")),
-            "correct": {True: "yes", False: "no"}.get(a.get("correct"), ""),
+            "correct": {True: "yes", False: "no"}.get(bool(a["correct"]), "")
+            if isinstance(a.get("correct"), bool) else "",
             "method": _text(a.get("method"))})
     return render_html("transferscope.bias", "items.html.j2",
                        title=f"Items of {summary['backend']}", rows=rows)
