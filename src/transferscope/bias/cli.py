@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -123,14 +123,8 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
                    f"p_adj={row.p_adj:.3g}{' *' if row.claim else ''}  n={row.n_items} "
                    f"margin={row.margin_median:.2f} unparsed={row.n_unparsed}"
                    f"{'  ' + row.flag if row.flag else ''}")
-    others = result.other_members
-    if not others.empty:
-        typer.echo("other members, on their own items (B = U - F; U: not in favour where the "
-                   "gold is; not centred with the five):")
-    for row in others.itertuples():
-        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.metric:9s} "
-                   f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
-                   f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
+    _echo_metric_rows(result.other_members, 9, "other members, on their own items (B = U - F; "
+                      "U: not in favour where the gold is; not centred with the five):")
     spread = result.spread
     if spread is not None:
         typer.echo("across prompt variants (survives: every variant's CI excludes 0 on the "
@@ -140,17 +134,22 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
             typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.min:+.3f}.."
                        f"{row.max:+.3f} sd={row.sd:.3f} order gap={row.order_gap:.3f}  "
                        f"{row.status}{flags}")
-    outcomes = result.outcomes
-    if not outcomes.empty:
-        typer.echo("adoption and co-author choice, against the record (descriptive, never a "
-                   "claim):")
-    for row in outcomes.itertuples():
-        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} {row.metric:28s} "
-                   f"{row.value:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  n={row.n_items} "
-                   f"unparsed={row.n_unparsed}{'  ' + row.flag if row.flag else ''}")
+    _echo_metric_rows(result.outcomes, 28, "adoption and co-author choice, against the record "
+                      "(descriptive, never a claim):")
     typer.echo(f"model calls: {result.stats.model_calls}, cache hits: "
                f"{result.stats.cache_hits}; wrote {out / 'scores.csv'}")
 
+
+
+def _echo_metric_rows(rows: Any, metric_width: int, heading: str) -> None:
+    """A table of metric rows (value, CI, n, unparsed, flag) under its heading, if any."""
+    if not rows.empty:
+        typer.echo(heading)
+    for row in rows.itertuples():
+        typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} "
+                   f"{row.metric:{metric_width}s} {row.value:+.3f} [{row.ci_low:+.3f}, "
+                   f"{row.ci_high:+.3f}]  n={row.n_items} unparsed={row.n_unparsed}"
+                   f"{'  ' + row.flag if row.flag else ''}")
 
 @app.command("calibrate")
 def calibrate(tests: str = option(CalibrateConfig, "tests"),
