@@ -201,7 +201,8 @@ def run_task_vectors(task: PromptTask, splits: list[TaskSplit], config: Finetune
                  for k in theta0}
         assign(selected, state)
         try:
-            real = [task.outputs(list(s.test.texts)) for s in splits]
+            real: list[np.ndarray] | np.ndarray = [task.outputs(list(s.test.texts))
+                                                   for s in splits]
         finally:
             assign(selected, theta0)
         for j in range(m):
