@@ -29,9 +29,7 @@ from transferscope.ntk import data as ntk_data
 from transferscope.ntk.options import Device, Executor, FinetuneLoss, Loss, Mode, Rule
 
 if TYPE_CHECKING:
-    # the modules (the package also exports a function named rates_sweep)
-    import transferscope.ntk.experiments.rates_sweep as rates_sweep
-    import transferscope.ntk.experiments.taskvectors as taskvectors
+    from transferscope.ntk.experiments import rates_sweep, taskvectors
 else:  # the experiments outside the public API, imported when their command runs
     from transferscope.core.lazy import lazy_module
 
