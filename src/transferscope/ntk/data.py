@@ -20,7 +20,7 @@ import gzip
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -82,7 +82,7 @@ def afinn_scores() -> dict[str, int]:
     return scores
 
 
-def _polar(ratings: dict[str, float], threshold: float) -> dict[str, int]:
+def _polar(ratings: Mapping[str, float], threshold: float) -> dict[str, int]:
     return {w: (1 if v > 0 else -1) for w, v in ratings.items() if abs(v) >= threshold}
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -130,7 +131,7 @@ def linearized_outputs(model: torch.nn.Module, forward: Callable[[torch.nn.Modul
             return forward(model)
 
     with _eager_attention(model):
-        return torch.func.jvp(outputs, primals, tangents)
+        return cast(tuple[torch.Tensor, torch.Tensor], torch.func.jvp(outputs, primals, tangents))
 
 
 class _eager_attention:
@@ -139,10 +140,10 @@ class _eager_attention:
     unpadded inputs (one prompt at a time) under it."""
 
     def __init__(self, model: torch.nn.Module):
-        self.owner = next((m for m in model.modules()
+        self.owner: Any = next((m for m in model.modules()
                            if hasattr(m, "set_attn_implementation") and hasattr(m, "config")),
                           None)
-        self.previous = None
+        self.previous: Any = None
 
     def __enter__(self):
         if self.owner is not None:
@@ -158,6 +159,8 @@ class _eager_attention:
 
 class _swapped:
     """Temporarily replace named parameters by given tensors (for functional evaluation)."""
+
+    saved: dict[str, Any]
 
     def __init__(self, model: torch.nn.Module, values: ParamDict):
         self.model, self.values, self.saved = model, values, {}

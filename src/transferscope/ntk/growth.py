@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -102,14 +103,14 @@ def estimate_growth(kernel: np.ndarray, residual: np.ndarray, lr: float, n_total
             grid = cv.steps
             rows.append(cv.errors / max(float(cv.errors[0]), 1e-300))
         curves[m] = np.array(rows)
-        stops[m] = [int(grid[int(np.argmin(row))]) for row in rows]
+        stops[m] = [int(cast(np.ndarray, grid)[int(np.argmin(row))]) for row in rows]
     frac = (CV_FOLDS - 1) / CV_FOLDS
     x = np.log(np.array(sizes, dtype=np.float64) * frac)
     at_n = math.log(n_total)
 
     def law(pick: list[np.ndarray]) -> tuple[float, float]:
         """Fit through the optimum of each size's mean (relative) CV curve over the draws."""
-        best = [grid[int(np.argmin(curves[m][p].mean(axis=0)))] for m, p in zip(
+        best = [cast(np.ndarray, grid)[int(np.argmin(curves[m][p].mean(axis=0)))] for m, p in zip(
             sizes, pick, strict=True)]
         slope, intercept = _fit(x, np.log1p(np.array(best, dtype=np.float64)))
         return slope, math.expm1(intercept + slope * at_n)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from transferscope.core.errors import input_error
 
@@ -73,7 +73,7 @@ def parameter_predicate(model: torch.nn.Module, params: ParamSpec) -> Callable[[
         if k < 1 or not indices:
             raise input_error("empirical_ntk", "params", params,
                               "last-k with k >= 1 on a model with numbered transformer blocks")
-        keep = set(sorted(indices)[-k:])
+        keep = set(sorted(cast(set[int], indices))[-k:])  # None removed above
         return lambda name: block_index(name) in keep
     raise input_error("empirical_ntk", "params", params, f"one of {', '.join(PRESETS)} "
                       "(last-k as e.g. 'last-2') or a predicate on parameter names")

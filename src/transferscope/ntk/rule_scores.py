@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -63,7 +64,7 @@ def planted_problem(kernel: np.ndarray, sigma: float, radius: float,
     alpha *= radius / math.sqrt(max(float(alpha @ kernel @ alpha), 1e-300))
     f0 = rng.standard_normal(n)
     f_star = f0 + kernel @ alpha
-    return f_star + sigma * rng.standard_normal(n), f0, f_star
+    return f_star + sigma * rng.standard_normal(n), cast(np.ndarray, f0), f_star
 
 
 def train_errors(kernel: np.ndarray, residual: np.ndarray, truth: np.ndarray, lr: float,
@@ -172,7 +173,7 @@ def planted_truths(kernels: dict[str, np.ndarray] | None = None, sizes: tuple[in
                         if source in SPECTRA:
                             k = random_kernel(synthetic_spectrum(source, n), rng)
                         else:
-                            full = kernels[source]
+                            full = cast(dict[str, np.ndarray], kernels)[source]  # a real source
                             idx = np.sort(rng.choice(full.shape[0], min(n, full.shape[0]),
                                                      replace=False))
                             k = full[np.ix_(idx, idx)]

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -92,7 +92,7 @@ class PromptTask:
                  dtype: torch.dtype = torch.float32, device: str | None = None):
         self.template = check_template(template)
         loaded = isinstance(model, tuple) and len(model) == 2
-        self.device = (next(model[0].parameters()).device if device is None and loaded
+        self.device = (next(cast(tuple, model)[0].parameters()).device if device is None and loaded
                        else torch.device(resolve_device(device or "auto")))
         words = list(label_words)
         if len(words) < 2 or len(set(words)) != len(words):
@@ -164,9 +164,9 @@ class PromptTask:
     def _make_output_fn(self):
         task = self
 
-        def output_fn(model: TaskModel, texts: Sequence[str]) -> torch.Tensor:
+        def output_fn(model: torch.nn.Module, texts: Sequence[str]) -> torch.Tensor:
             enc = task.encode(list(texts))
-            return task.forward(model, enc)
+            return task.forward(cast(TaskModel, model), enc)
 
         output_fn = batched_output(output_fn)
         output_fn.cache_token = json.dumps(self.settings(), sort_keys=True)
@@ -177,7 +177,7 @@ class PromptTask:
         where = next(model.parameters()).device  # tokens go where the weights are
         enc = {k: v.to(where) for k, v in enc.items()}
         mask = enc["attention_mask"]
-        body = model.body
+        body: Any = model.body  # a transformers model: its attributes are not typed here
         if self.kind == "causal":
             # positions count real tokens only, so left padding never changes an example's f
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -191,7 +191,7 @@ class PromptTask:
             weights = mask.to(hidden.dtype)[..., None]
             state = (hidden * weights).sum(1) / weights.sum(1)
         if self.readout == "linear-head":
-            scores = model.head(state)
+            scores = cast(torch.nn.Linear, model.head)(state)  # built with the linear head
             return scores[:, 0] if self.n_outputs == 1 else scores
         logits = body.get_output_embeddings()(state)[:, self.word_ids]
         return logits[:, 0] - logits[:, 1] if self.n_outputs == 1 else logits
@@ -222,7 +222,8 @@ class PromptTask:
         """The empirical NTK of f over ``texts`` (cached; ``options`` and ``settings`` as in
         ``empirical_ntk_result``)."""
         return empirical_ntk_result(self.model, list(texts), self.output_fn,
-                                    self.parameter_set(params, include_head), mode,
+                                    self.parameter_set(params, include_head),
+                                    cast(Literal["exact", "sketch"], mode),
                                     None if texts2 is None else list(texts2), options=options,
                                     **settings)
 

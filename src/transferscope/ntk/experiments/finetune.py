@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -226,7 +227,7 @@ def finetune(task: PromptTask, train: LabeledTexts, test: LabeledTexts, config: 
                 if record and f_train is None:
                     f_train = seen
             if record:
-                history.append(_row(step, f_train, train.targets, f_test, test.targets,
+                history.append(_row(step, cast(np.ndarray, f_train), train.targets, f_test, test.targets,
                                     config.loss))
                 train_rows.append(f_train)
                 test_rows.append(f_test)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class FinetuneComparison:
     def to_dict(self) -> dict:
         """What ``finetune.json`` holds (and the report and figures read)."""
         o = self.options
-        out = {"n": o.n, "n_test": self.n_test, "params": o.params, "seed": o.seed,
+        out: dict[str, Any] = {"n": o.n, "n_test": self.n_test, "params": o.params, "seed": o.seed,
                "loss": o.loss, "lr_fraction": o.lr_fraction, "learning_rate": self.learning_rate,
                "step_size": self.step_size, "lambda_max": self.lambda_max, "sigma": self.sigma,
                "radius": self.radius, "t_hat": self.t_hat, "rule": self.rule,
@@ -117,7 +118,7 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
         options = replace(options, n=options.n or min(DEFAULT_N, pool.n_pool),
                           n_test=pool.n_test)
     out = Path(out)
-    train_idx, test_idx = np.arange(options.n), pool.test_index
+    train_idx, test_idx = np.arange(cast(int, options.n)), pool.test_index  # filled above
     train, test = pool.subset(train_idx), pool.subset(test_idx)
     k_train = pool.kernel[np.ix_(train_idx, train_idx)]
     eigs = kernel_eigenvalues(k_train)
@@ -163,6 +164,6 @@ def run_finetune(out: str | Path, model: str = "smollm2",
     resolve_device(options.device)
     options = options.fit(get_task(task) if isinstance(task, str) else task)
     builtin, lm_task = builtin_prompt_task(model, task, options.device)
-    pool = kernel_pool(lm_task, builtin, options.params, options.n, options.n_test,
-                       options.seed, progress)
+    pool = kernel_pool(lm_task, builtin, options.params, cast(int, options.n),  # fit() filled
+                       cast(int, options.n_test), options.seed, progress)
     return finetune_against_kernel(lm_task, pool, options, out, progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -52,8 +53,8 @@ def mixed_kernel(task: PromptTask, texts: Sequence[str], params: str,
 
     body_part = task.kernel(list(texts), body, include_head=False, progress=progress).kernel
     h = head_features(task, texts)
-    weight = task.model.head.weight.detach().double().cpu().numpy()
-    bias = task.model.head.bias.detach().double().cpu().numpy()
+    weight = cast(torch.nn.Linear, task.model.head).weight.detach().double().cpu().numpy()
+    bias = cast(torch.nn.Linear, task.model.head).bias.detach().double().cpu().numpy()
     outputs = h @ weight.T + bias
     return MixedKernel(body=body_part, head=h @ h.T + 1.0,
                        outputs=outputs[:, 0] if task.n_outputs == 1 else outputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 from transferscope.core.errors import input_error
 from transferscope.core.io import write_json
@@ -112,5 +113,7 @@ def run_rates(out: str | Path, model: str = "smollm2",
     builtin = get_task(task) if isinstance(task, str) else task
     options = options.validate().fit(builtin).validate()
     builtin, lm_task = builtin_prompt_task(model, builtin, options.device)
-    pool = kernel_pool(lm_task, builtin, options.params, options.pool, options.n_test, 0)
+    # fit() filled the sizes
+    pool = kernel_pool(lm_task, builtin, options.params, cast(int, options.pool),
+                       cast(int, options.n_test), 0)
     return rates_sweep(lm_task, pool, options, out)

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -103,12 +104,13 @@ class LastBlock:
         if task.kind != "causal" or layers is None or not hasattr(base, "rotary_emb"):
             raise InputError(f"last-block runs: model {task.model_name}: expected a Llama-type "
                              "causal LM (layers, rotary_emb)")
-        self.task, self.base, self.block = task, base, layers[-1]
-        head = task.model.body.get_output_embeddings()
+        self.task, self.base, self.block = task, cast(Any, base), layers[-1]  # checked above
+        head = cast(Any, task.model.body).get_output_embeddings()  # a transformers model
         rows = head.weight[task.word_ids].detach()
         self.direction = (rows[0] - rows[1]).clone()
         self.offset = (0.0 if head.bias is None else
-                       float(head.bias[task.word_ids[0]] - head.bias[task.word_ids[1]]))
+                       float(head.bias[cast(list[int], task.word_ids)[0]]
+                             - head.bias[cast(list[int], task.word_ids)[1]]))
         parts = [self._frozen(list(texts[s:s + batch_size]))
                  for s in range(0, len(texts), batch_size)]
         width = max(p["x"].shape[1] for p in parts)

@@ -101,7 +101,7 @@ def frozen_inputs(task: PromptTask, texts: Sequence[str], k: int) -> FrozenInput
 
 def tail_outputs(task: PromptTask, inputs: FrozenInputs, k: int) -> torch.Tensor:
     """f = logit(word+) - logit(word-) from the frozen inputs through the last k blocks."""
-    body = task.model.body
+    body: Any = task.model.body  # a transformers model
     with _only_last_blocks(task, k):
         hidden = body.base_model(inputs_embeds=inputs.hidden, attention_mask=inputs.mask,
                                  position_ids=inputs.positions, use_cache=False

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -142,7 +143,7 @@ def gradient_cosine(kernel: np.ndarray, blocks: list[np.ndarray], residual: np.n
 
 
 def linear_combination(f0_test: np.ndarray, cross: list[np.ndarray], coefficients: list[np.ndarray],
-                       alphas: Sequence[float]) -> np.ndarray:
+                       alphas: Sequence[float] | np.ndarray) -> np.ndarray:
     """``f_0(x) + sum_k alpha_k K(x, X_k) c_k``: the linear model at theta_0 + sum alpha_k tau_k."""
     out = np.array(f0_test, dtype=np.float64)
     for block, c, a in zip(cross, coefficients, alphas, strict=True):
@@ -189,7 +190,8 @@ def run_task_vectors(task: PromptTask, splits: list[TaskSplit], config: Finetune
         result = finetune(task, s.train, s.test, config, out / f"task{k}-{s.name}")
         vectors.append(result.task_vector())
         train = train_blocks[k]
-        gd = kernel_gd(joint[np.ix_(train, train)], s.train.targets - f0[train], eta)
+        gd = kernel_gd(joint[np.ix_(train, train)], s.train.targets - f0[train],
+                        cast(float, eta))  # half-mse: a step size
         coefficients.append(gd.dual_coefficients([config.steps])[0])
         single.append(result.history[-1])
     rows = []
@@ -199,7 +201,8 @@ def run_task_vectors(task: PromptTask, splits: list[TaskSplit], config: Finetune
                  for k in theta0}
         assign(selected, state)
         try:
-            real = [task.outputs(list(s.test.texts)) for s in splits]
+            real: list[np.ndarray] | np.ndarray = [task.outputs(list(s.test.texts))
+                                                   for s in splits]
         finally:
             assign(selected, theta0)
         for j in range(m):

@@ -19,7 +19,7 @@ import time
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import torch
@@ -103,6 +103,7 @@ class BlockEngine:
         started = time.perf_counter()
         block, engine, note = self._factors(examples, manifest["engine"], manifest["note"])
         captured = time.perf_counter()
+        payload: torch.Tensor | dict
         if self.mode == "sketch":
             payload = sketch_block(block, self.shapes, self.sketch_dim, self.seed, self._tables)
         else:
@@ -122,7 +123,8 @@ class BlockEngine:
             try:
                 block, reference = capture_block(self.model, self.output_fn, probe,
                                                  self.selected, self.batched, check=check)
-                problem = validate_capture(block, reference, self.selected) if check else None
+                problem = (validate_capture(block, cast(list[torch.Tensor], reference),
+                                            self.selected) if check else None)
                 if probe is not examples and not problem:
                     block, _ = capture_block(self.model, self.output_fn, examples,
                                              self.selected, self.batched)
@@ -166,8 +168,11 @@ class BlockExecutor(Protocol):
     ``gram`` call). ``label`` goes into the progress bar's descriptions.
     """
 
-    label: str
-    gram_plan: GramPlan
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def gram_plan(self) -> GramPlan: ...
 
     def start(self, engine: BlockEngine, work: Path) -> None:
         """Begin a kernel computed by ``engine`` (workers build their own copy of it);
@@ -177,7 +182,7 @@ class BlockExecutor(Protocol):
         """A handle to ``obj`` that :meth:`map_blocks` jobs may take as arguments, put where
         every worker can read it once (instead of once per job)."""
 
-    def map_blocks(self, method: str, jobs: Iterable[Job]) -> Iterator[tuple[Hashable, Any]]:
+    def map_blocks(self, method: str, jobs: Iterable[Job]) -> Iterator[tuple[Any, Any]]:
         """``engine.<method>(*args)`` for every ``(key, args)`` job, yielding ``(key, result)``
         as each finishes (in any order)."""
 

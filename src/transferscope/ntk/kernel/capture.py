@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.func import functional_call
@@ -315,7 +315,7 @@ def capture_block_loop(model: torch.nn.Module, output_fn: Callable, examples: Se
             for k, (p, g) in enumerate(zip(params, got)):
                 per_param[k].append(torch.zeros(p.numel(), dtype=p.dtype) if g is None
                                     else g.reshape(-1).detach())
-    rows = len(examples) * n_out
+    rows = len(examples) * cast(int, n_out)
     return BlockFactors(rows=rows,
                         uses=[[Use(kind="dense", out=torch.stack(v))] for v in per_param])
 
@@ -327,8 +327,10 @@ def summed_gradients(block: BlockFactors, selected) -> list[torch.Tensor]:
         total = torch.zeros(p.numel(), dtype=torch.float64)
         for use in uses:
             if use.kind == "linear":
+                assert use.inp is not None  # a linear use carries its input
                 total += torch.einsum("rto,rti->oi", use.out.double(), use.inp.double()).reshape(-1)
             elif use.kind == "embedding":
+                assert use.inp is not None  # an embedding use carries its gradients
                 ids, grads = use.out.reshape(-1), use.inp.reshape(-1, use.inp.shape[-1]).double()
                 keep = ids >= 0
                 table = torch.zeros(p.shape[0], grads.shape[1], dtype=torch.float64)

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -112,7 +112,8 @@ def _as_examples(inputs: Any, label: str) -> Sequence:
         if inputs.ndim == 0 or len(inputs) == 0:
             raise input_error("empirical_ntk", label, f"array of shape {tuple(inputs.shape)}",
                               "at least one example along the first axis")
-        return torch.as_tensor(inputs) if isinstance(inputs, np.ndarray) else inputs
+        # a tensor indexes and measures like a sequence of its rows
+        return cast(Sequence, torch.as_tensor(inputs) if isinstance(inputs, np.ndarray) else inputs)
     if isinstance(inputs, str | bytes) or not hasattr(inputs, "__len__"):
         raise input_error("empirical_ntk", label, type(inputs).__name__,
                           "a sequence of examples (list, tuple, tensor or array)")
@@ -179,12 +180,13 @@ def empirical_ntk_result(
     key = _resolve_cache_key(options.cache_key, output_fn, model, selected, mode, key_settings,
                              examples, examples2)
     cache = Cache(CACHE_NAMESPACE, code=CACHE_CODE) if key else None
-    if cache is not None and cache.has_array(key) and cache.has_json(key):
-        result = KernelResult(kernel=cache.load_array(key), **cache.load_json(key))
+    if cache is not None and key is not None and cache.has_array(key) and cache.has_json(key):
+        result = KernelResult(kernel=cast(np.ndarray, cache.load_array(key)),
+                              **cast(dict, cache.load_json(key)))
         result.from_cache = True
         return result
 
-    work = cache.dir(key + "-work") if cache is not None else Path(tempfile.mkdtemp(prefix="entk-"))
+    work = cache.dir(cast(str, key) + "-work") if cache is not None else Path(tempfile.mkdtemp(prefix="entk-"))
     try:
         run = KernelDriver(model, output_fn, selected, mode, work, options,
                         persist=cache is not None)
@@ -199,11 +201,12 @@ def empirical_ntk_result(
         details=details, seed=seed if mode == "sketch" else None,
     )
     if mode == "sketch":
-        rms, bound = sketch_error(run.sketch_diagonal, kernel, sketch_dim, options.delta,
+        rms, bound = sketch_error(cast(np.ndarray, run.sketch_diagonal), kernel, sketch_dim, options.delta,
                                   symmetric=examples2 is None, diagonal2=run.sketch_diagonal2)
         result.sketch_dim, result.error_rms, result.error_bound, result.delta = (
             sketch_dim, rms, bound, options.delta)
     if cache is not None:
+        assert key is not None  # a cache is opened only under a key
         result.cache_path = str(cache.path(key, ".npy"))
         cache.save_array(key, kernel)
         cache.save_json(key, {k: v for k, v in result.summary().items() if k != "from_cache"})

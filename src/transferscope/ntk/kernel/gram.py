@@ -16,6 +16,7 @@ rounding, which the tests check.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 
@@ -47,7 +48,7 @@ def materialize_band(uses: Sequence[Use], shape: torch.Size, rows: int, r0: int,
     no extra pass over memory), later ones accumulate in place.
     """
     width = _numel(shape) // _leading(shape)
-    dtype = uses[0].out.dtype if uses[0].kind != "embedding" else uses[0].inp.dtype
+    dtype = uses[0].out.dtype if uses[0].kind != "embedding" else cast(torch.Tensor, uses[0].inp).dtype
     out = torch.empty(rows, (r1 - r0) * width, dtype=dtype)
     filled = False
 
@@ -59,6 +60,7 @@ def materialize_band(uses: Sequence[Use], shape: torch.Size, rows: int, r0: int,
 
     for use in uses:
         if use.kind == "linear":
+            assert use.inp is not None  # a linear use always carries its input
             part = use.out[..., r0:r1]
             if not bool(part.any()):
                 continue
@@ -69,6 +71,7 @@ def materialize_band(uses: Sequence[Use], shape: torch.Size, rows: int, r0: int,
                 torch.bmm(part.transpose(1, 2), use.inp, out=band)
                 filled = True
         elif use.kind == "embedding":
+            assert use.inp is not None  # an embedding use always carries its output gradients
             ids = use.out
             keep = ((ids >= r0) & (ids < r1)).reshape(-1)
             if not bool(keep.any()):
@@ -92,7 +95,8 @@ def _banded_gram(uses_a: Sequence[Use], uses_b: Sequence[Use] | None, shape: tor
     """
     lead = _leading(shape)
     width = max(1, _numel(shape) // lead)
-    item = (uses_a[0].out if uses_a[0].kind != "embedding" else uses_a[0].inp).element_size()
+    item = (uses_a[0].out if uses_a[0].kind != "embedding"
+            else cast(torch.Tensor, uses_a[0].inp)).element_size()
     band = max(1, _TEMP_BYTES // (max(rows_a, rows_b) * width * item))
     result = torch.zeros(rows_a, rows_b, dtype=torch.float64)
     for r0 in range(0, lead, band):
@@ -111,6 +115,7 @@ def _banded_gram(uses_a: Sequence[Use], uses_b: Sequence[Use] | None, shape: tor
 
 def _linear_pair(a: Use, b: Use) -> torch.Tensor:
     """sum_ts (a.out_t . b.out_s)(a.inp_t . b.inp_s) for every row pair, chunked over a's rows."""
+    assert a.inp is not None and b.inp is not None  # linear uses carry their inputs
     ra, ta = a.out.shape[:2]
     rb, tb = b.out.shape[:2]
     bo = b.out.reshape(rb * tb, -1).double()
@@ -128,6 +133,7 @@ def _linear_pair(a: Use, b: Use) -> torch.Tensor:
 
 def _embedding_pair(a: Use, b: Use) -> torch.Tensor:
     """Two embedding uses: same token id times the dot product of the output gradients."""
+    assert a.inp is not None and b.inp is not None  # embedding uses carry their gradients
     ra, ta = a.out.shape
     rb, tb = b.out.shape
     b_ids = b.out.reshape(-1)
@@ -149,6 +155,7 @@ def _embedding_linear_pair(emb: Use, lin: Use) -> torch.Tensor:
     The embedding gradient is ``sum_t e_{id_t} g_t^T``, the linear one ``sum_s d_s a_s^T``, so the
     inner product is ``sum_ts d_s[id_t] (g_t . a_s)``.
     """
+    assert emb.inp is not None and lin.inp is not None  # both kinds carry their second factor
     ra, ta = emb.out.shape
     rb, tb = lin.out.shape[:2]
     lo = lin.out.reshape(rb * tb, -1).double()
@@ -176,6 +183,7 @@ def _structured_pair(a: Use, b: Use) -> torch.Tensor:
 
 
 def _use_width(use: Use) -> int:
+    assert use.inp is not None  # only linear and embedding uses are measured here
     if use.kind == "linear":
         return use.out.shape[-1] + use.inp.shape[-1]
     return 2 * use.inp.shape[-1]
@@ -277,7 +285,7 @@ def gram_of_blocks(block_a: BlockFactors, block_b: BlockFactors | None,
                    stats: dict | None = None, gram_dtype: str = "auto") -> torch.Tensor:
     """Exact float64 Gram block between two blocks (``block_b=None``: the block with itself)."""
     same = block_b is None
-    other = block_a if same else block_b
+    other = block_a if block_b is None else block_b  # the same test as ``same``
     total = torch.zeros(block_a.rows, other.rows, dtype=torch.float64)
     for uses_a, uses_b, shape in zip(block_a.uses, other.uses, shapes):
         total += parameter_gram(uses_a, uses_b, shape, block_a.rows, other.rows, same, path,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -281,13 +281,13 @@ class KernelDriver:
         """
         symmetric = paths2 is None
         offsets1 = self._offsets(paths1)
-        offsets2 = offsets1 if symmetric else self._offsets(paths2)
+        offsets2 = offsets1 if symmetric else self._offsets(cast(list[Path], paths2))
         bytes1 = self._row_bytes(paths1)
-        bytes2 = None if symmetric else self._row_bytes(paths2)
+        bytes2 = None if symmetric else self._row_bytes(cast(list[Path], paths2))
         chunks = self._parameter_chunks(bytes1, bytes2, self.budget / 4)
         layout = {"strategy": "parameter-chunks", "chunks": chunks,
                   "rows": [p.name for p in paths1],
-                  "cols": None if symmetric else [p.name for p in paths2]}
+                  "cols": None if symmetric else [p.name for p in cast(list[Path], paths2)]}
         state_path, kernel_path = self.work / CHUNK_GRAM_STATE, self.work / CHUNK_GRAM_MATRIX
         saved, kernel = load_gram_progress(kernel_path, state_path, layout,
                                            (offsets1[-1], offsets2[-1]))
@@ -393,7 +393,7 @@ class KernelDriver:
                     kernel = self._sketch_gram(paths1, paths2)
                 else:
                     counts = [(paths1, len(examples))] + (
-                        [] if paths2 is None else [(paths2, len(examples2))])
+                        [] if paths2 is None else [(paths2, len(cast(Sequence, examples2)))])
                     for paths, n in counts:
                         for k, p in enumerate(paths):
                             ex = min(self.block_size, n - k * self.block_size)

@@ -75,6 +75,7 @@ class RayExecutor:
         self.actors = worker_pool(ray, self)
         self.n_workers = len(self.actors)
         engine = self._engine
+        assert engine is not None  # set by start(), which the driver calls first
         source = (self.model_factory if self.model_factory is not None
                   else (engine.model, engine.output_fn))
         # held for the whole kernel: a restarted worker rebuilds its engine from the same object

@@ -13,6 +13,7 @@ of the tokens present), so a 28M-entry tied embedding costs T x d_model per exam
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ def hash_tables(numel: int, dim: int, seed: int, parameter_index: int) -> tuple[
 
 def _factor_dtype(uses: Sequence[Use]) -> torch.dtype:
     use = uses[0]
-    return use.inp.dtype if use.kind == "embedding" else use.out.dtype
+    return cast(torch.Tensor, use.inp).dtype if use.kind == "embedding" else use.out.dtype
 
 
 def sketch_block(block: BlockFactors, shapes: Sequence[torch.Size], dim: int, seed: int,
@@ -63,6 +64,7 @@ def sketch_block(block: BlockFactors, shapes: Sequence[torch.Size], dim: int, se
         sparse = [u for u in uses if u.kind == "embedding"]
         rest = [u for u in uses if u.kind != "embedding"]
         for use in sparse:  # coordinates (id, c) for the tokens present only
+            assert use.inp is not None  # an embedding use carries its output gradients
             width = use.inp.shape[-1]
             ids = use.out.reshape(block.rows, -1)
             keep = (ids >= 0)
@@ -98,6 +100,7 @@ def _sketch_dense_or_linear(sketch: torch.Tensor, use: Use, buckets: torch.Tenso
             values = use.out[:, cols].to(dtype) * sign[cols]
             sketch.scatter_add_(1, buckets[cols].expand(rows, -1), values)
         return
+    assert use.inp is not None  # a linear use carries its input
     d_out, d_in = use.out.shape[-1], use.inp.shape[-1]
     band = max(1, per_row // d_in)
     inp = use.inp.to(dtype)
