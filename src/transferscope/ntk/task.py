@@ -168,9 +168,9 @@ class PromptTask:
             enc = task.encode(list(texts))
             return task.forward(cast(TaskModel, model), enc)
 
-        output_fn = batched_output(output_fn)
-        output_fn.cache_token = json.dumps(self.settings(), sort_keys=True)
-        return output_fn
+        batched = batched_output(output_fn)
+        batched.cache_token = json.dumps(self.settings(), sort_keys=True)  # type: ignore[attr-defined]
+        return batched
 
     def forward(self, model: TaskModel, enc: dict[str, torch.Tensor]) -> torch.Tensor:
         """f for a batch: (B,) for a binary task, (B, C) otherwise."""
