@@ -29,7 +29,8 @@ from transferscope.ntk import data as ntk_data
 from transferscope.ntk.options import Device, Executor, FinetuneLoss, Loss, Mode, Rule
 
 if TYPE_CHECKING:
-    from transferscope.ntk.experiments import rates_sweep, taskvectors
+    import transferscope.ntk.experiments.rates_sweep as rates_sweep  # the module, not the function
+    from transferscope.ntk.experiments import taskvectors
 else:  # the experiments outside the public API, imported when their command runs
     from transferscope.core.lazy import lazy_module
 
