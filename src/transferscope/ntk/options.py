@@ -63,11 +63,17 @@ def params_problem(value: str, *, attention_at: bool = True) -> str | None:
     return f"one of {', '.join(_NAMED_SETS)}, last-k{extra} (k >= 1, e.g. last-2)"
 
 
+def _params_rule(value: object) -> str | None:
+    """A rule is a module-level function: a lambda written in a class body's annotation
+    cannot see this module's names when the annotation is read back (get_type_hints)."""
+    return params_problem(value) if isinstance(value, str) else "a string"
+
+
 Params = Annotated[str, Spec(
     help="Parameter set S: attention@last-1 (default: the last block's attention, the set "
          "'ntk validate' and the real fine-tuning table cover), attention, all, lora, head, "
          "bias, last-k, attention@last-k.",
-    rule=lambda v: params_problem(v) if isinstance(v, str) else "a string")]
+    rule=_params_rule)]
 def _seed(help: str) -> Spec:
     """A random seed: numpy takes 0 .. 2**63 - 1."""
     return Spec(ge=0, help=help, rule=lambda v: None if v <= MAX_SEED else "at most 2**63 - 1")
@@ -267,7 +273,7 @@ class ValidateConfig(Validated):
                    "real_table).")] = None
     params: Annotated[str | None, Spec(
         help="Parameter set of the kernel (default attention@last-1).",
-        rule=lambda v: params_problem(v) if isinstance(v, str) else "a string")] = None
+        rule=_params_rule)] = None
 
 
 # ---------------------------------------------------------------------------- fine-tuning
@@ -309,11 +315,13 @@ class FinetuneOptions(Validated):
 
         if self.n is not None and self.n_test is not None:
             return self
-        train, n_test = fit_sizes(balanced_capacity(task.load()),
-                                  self.pool or self.n or DEFAULT_FINETUNE_N,
+        capacity = balanced_capacity(task.load())
+        train, n_test = fit_sizes(capacity, self.pool or self.n or DEFAULT_FINETUNE_N,
                                   self.n_test or DEFAULT_FINETUNE_N_TEST)
-        n = min(DEFAULT_FINETUNE_N, train) if self.pool is not None else train
-        return replace(self, n=self.n or n, n_test=self.n_test or n_test)
+        if self.pool is not None:  # the pool is the user's: the held-out set takes the rest
+            train, n_test = min(DEFAULT_FINETUNE_N, self.pool), max(
+                1, min(n_test, capacity - self.pool))
+        return replace(self, n=self.n or train, n_test=self.n_test or n_test)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -339,7 +347,7 @@ class RatesOptions(Validated):
     params: Params = DEFAULT_PARAMS
     sizes: Annotated[tuple[int, ...] | None, Spec(
         ge=4, help="Sample sizes n, at least two (default 32,64,128,256 below the pool).",
-        rule=lambda v: _sizes_problem(v) if v is not None else None)] = None
+        rule=_sizes_problem)] = None
     seeds: Annotated[int, Spec(ge=2, le=MAX_SEEDS, help="Seeds (subsamples) per n; the slope "
                                "CI resamples whole seeds.")] = 10
     n_test: Annotated[int | None, Spec(ge=1, help="Held-out examples (default 64, fewer for a "
