@@ -36,7 +36,8 @@ BAD_VALUES = [
     (ntk.TaskVectorOptions, {"tasks": ()}, "TaskVectorOptions: tasks = (): expected at least "
                                            "one built-in task"),
     (ntk.TaskVectorOptions, {"tasks": ("vader-words", "nope")},
-     "TaskVectorOptions: tasks = ('vader-words', 'nope'): expected built-in tasks among"),
+     "TaskVectorOptions: tasks = ('vader-words', 'nope'): expected built-in tasks ('nope' is "
+     "not one: afinn-words, "),
     (ntk.TaskVectorOptions, {"tasks": ("vader-words", "vader-words")},
      "TaskVectorOptions: tasks = ('vader-words', 'vader-words'): expected each task once"),
     (ntk.TaskVectorOptions, {"tasks": "vader-words,afinn-words"},

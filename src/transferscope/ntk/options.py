@@ -111,7 +111,8 @@ def _tasks_problem(value: tuple[str, ...]) -> str | None:
     if repeated:
         return f"each task once ({repeated[0]!r} is repeated)"
     unknown = [n for n in names if n not in task_names()]
-    return f"built-in tasks among {', '.join(task_names())}" if unknown else None
+    return (f"built-in tasks ({unknown[0]!r} is not one: {', '.join(task_names())})"
+            if unknown else None)
 
 
 def _label_words_problem(value: str) -> str | None:
@@ -433,7 +434,8 @@ class TaskVectorConfig(Validated):
         super().__post_init__()
         if len(self.options.tasks) + (self.data is not None) < 2:
             raise InputError(f"TaskVectorConfig: tasks = {self.options.tasks!r}: expected at "
-                             "least two tasks (with a data file: at least one built-in task)")
+                             "least two tasks (--tasks; with a --data file: at least one "
+                             "built-in task after it)")
 
 
 # ---------------------------------------------------------------------------- report
