@@ -407,7 +407,8 @@ class TaskVectorOptions(Validated):
     """What ``ntk taskvec`` sets: the built-in tasks, sizes, steps, seed."""
 
     tasks: Annotated[tuple[str, ...], Spec(
-        help="Built-in tasks, at least two (with --data: the tasks after the file's).",
+        help="Built-in tasks, at least two (with --data: the tasks after the file's), of "
+             + ", ".join(sorted(BUILTIN_TASKS)) + ".",
         rule=_tasks_problem)] = TASK_VECTOR_DEFAULTS
     params: Params = DEFAULT_PARAMS
     n_train: Annotated[int, Spec(ge=2, help="Training examples per task.")] = 8
