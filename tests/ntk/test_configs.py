@@ -164,3 +164,18 @@ def test_a_bad_source_or_device_stops_a_run_before_its_output_or_model(tmp_path,
         with pytest.raises(InputError, match="device = 'cuda'"):
             ntk.run_rates(ntk.RatesConfig(out=out, options=ntk.RatesOptions(device="cuda")))
     assert not out.exists()
+
+
+def test_the_demo_fine_tunes_on_the_quick_report_s_pool():
+    """The demo's ``run_finetune`` config draws the pool ``ntk report --quick`` draws (same
+    sizes and seed, so the same texts and the same cached kernel)."""
+    from transferscope.ntk import data
+    from transferscope.ntk.experiments.profiles import PROFILES, quick_finetune_config
+
+    config = quick_finetune_config("runs/demo", model="smollm2", task="vader-words")
+    quick = PROFILES["quick"]
+    fitted = config.options.fit(data.get_task("vader-words"))
+    assert config.source == ntk.DataSource(task="vader-words")
+    assert (fitted.pool, fitted.n_test, fitted.seed) == (quick.pool, quick.test_n, 0)
+    assert (fitted.n, fitted.steps, fitted.params) == (quick.finetune_n, quick.steps,
+                                                       quick.params)
