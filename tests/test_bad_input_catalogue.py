@@ -358,7 +358,7 @@ CASES = [
     ("ntk-rates-seeds-1", "ntk rates --out o --seeds 1", 2, "--seeds = 1"),
     ("ntk-taskvec-one-task", "ntk taskvec --out o --tasks sentiment-words", 2, "--tasks"),
     ("ntk-taskvec-unknown-task", "ntk taskvec --out o --tasks sentiment-words,nope", 2,
-     "--tasks = 'nope'"),
+     "'nope' is not one"),
     ("ntk-report-out-is-file", "ntk report --out a_file", 2, "a_file: is a file"),
     # ---------------------------------------------------------------- ntk run folders
     ("ntk-spectrum-no-run", "ntk spectrum nosuch", 2, "nosuch: not a directory"),

@@ -308,7 +308,7 @@ def test_kernel_and_fine_tuning_on_each_device_match_plain_autograd_on_the_cpu(d
 
     from transferscope.core.models import load_causal_lm
     from transferscope.ntk import pipeline
-    from transferscope.ntk.experiments.finetune import FinetuneConfig, finetune
+    from transferscope.ntk.experiments.finetune import TrainingConfig, finetune
 
     run = pipeline.run_kernel(pipeline.KernelConfig(
         out=tmp_path / "k", model=MODEL,
@@ -343,7 +343,7 @@ def test_kernel_and_fine_tuning_on_each_device_match_plain_autograd_on_the_cpu(d
     assert task.device.type == device
     rows = data.LabeledTexts(texts=tuple(run.texts), targets=run.targets,
                              class_names=["negative", "positive"], source="test")
-    result = finetune(task, rows, rows, FinetuneConfig(params="last-1", steps=1,
+    result = finetune(task, rows, rows, TrainingConfig(params="last-1", steps=1,
                                                        learning_rate=lr), tmp_path / "ft")
     assert result.test_outputs[1][i] == pytest.approx(float(after[pos] - after[neg]), abs=2e-4)
 

@@ -89,6 +89,14 @@ def test_rates_command_rows_and_slope(smollm2, tmp_path, capsys):
         assert row["lambda_max"] == pytest.approx(top, rel=1e-4)
     assert 0 < result["mixed_head_share"] < 1 and result["mixed_head_seed"] == 3
     assert "slope" in err
+    # the library's entry point with the same settings: the same file, value for value
+    from transferscope import ntk
+
+    done = ntk.run_rates(ntk.RatesConfig(out=tmp_path / "library", options=ntk.RatesOptions(
+        params=PARAMS, sizes=(4, 6), seeds=2, pool=8, n_test=4, head_seed=3)), progress=False)
+    assert json.loads(done.json_path.read_text()) == result
+    assert done.slope["slope"] == result["pretrained"]["slope"]["slope"]
+    assert done.implied_slope is None  # no rate fitted (NaN in the result, null in the file)
 
 
 def centred_alignment_by_hand(kernel: np.ndarray, sizes: list[int]) -> np.ndarray:

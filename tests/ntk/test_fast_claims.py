@@ -89,7 +89,7 @@ def test_small_steps_follow_the_kernel_trajectory(task, tmp_path):
     from transferscope.ntk.data import sample_examples, vader_words
     from transferscope.ntk.dynamics import kernel_gd, split_kernel
     from transferscope.ntk.experiments.finetune import (
-        FinetuneConfig,
+        TrainingConfig,
         compare_with_kernel,
         finetune,
         parameter_spec,
@@ -105,7 +105,7 @@ def test_small_steps_follow_the_kernel_trajectory(task, tmp_path):
                         progress=False).kernel
     k_train, cross = split_kernel(joint, len(train))
     eta_max = 1.0 / np.linalg.eigvalsh(k_train / len(train)).max()
-    config = FinetuneConfig(params=params, steps=2, learning_rate=0.05 * eta_max)
+    config = TrainingConfig(params=params, steps=2, learning_rate=0.05 * eta_max)
     result = finetune(task, train, test, config, tmp_path / "run")
     gd = kernel_gd(k_train, train.targets - result.train_outputs[0], config.step_size)
     comparison = compare_with_kernel(result, gd, cross, result.test_outputs[0], test.targets)
@@ -122,7 +122,7 @@ def test_real_task_vectors_follow_the_linearised_prediction(task, tmp_path):
     held-out loss as the joint-eNTK formula says, within 10% of the move (second-order terms
     at 5% of the largest stable step; measured at most 0.7%, interference within 1.5%), and
     theta_0 is left in place."""
-    from transferscope.ntk.experiments.finetune import FinetuneConfig
+    from transferscope.ntk.experiments.finetune import TrainingConfig
     from transferscope.ntk.experiments.taskvectors import (
         NEGATED_TASK,
         run_task_vectors,
@@ -131,7 +131,7 @@ def test_real_task_vectors_follow_the_linearised_prediction(task, tmp_path):
 
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
     splits = task_splits(["vader-words", NEGATED_TASK], 2, 2, seed=1)
-    result = run_task_vectors(task, splits, FinetuneConfig(params="attention@last-1", steps=2),
+    result = run_task_vectors(task, splits, TrainingConfig(params="attention@last-1", steps=2),
                               tmp_path / "tv", lr_fraction=0.05, progress=False)
     assert all(torch.equal(task.model.state_dict()[k], v) for k, v in before.items())
     f0_loss = [np.mean((task.outputs(list(s.test.texts)) - s.test.targets) ** 2) / 2

@@ -44,7 +44,8 @@ def run_dir(tmp_path):
 
 def test_spectrum_step_returns_what_it_writes(run_dir):
     path, eigs = run_dir
-    done = pipeline.run_spectrum(path, pipeline.SpectrumOptions(n_boot=10), progress=False)
+    done = pipeline.run_spectrum(pipeline.SpectrumConfig(
+        run_dir=path, options=pipeline.SpectrumOptions(n_boot=10)), progress=False)
     np.testing.assert_allclose(done.analysis.eigenvalues, eigs, rtol=1e-9)
     assert done.index_range == (2, 9)  # n = 24: at least 8 eigenvalues (2..9), not 2..n//4
     assert all(f.eigenvalues_used == 8 for f in done.analysis.fits.values())
@@ -164,16 +165,15 @@ def _small_task(n_pos: int, n_neg: int):
 def test_default_sizes_of_every_command_fit_a_40_row_file(n_pos, n_neg):
     """The sizes each command samples by default, for a 40-row file (balanced and 24/16):
     every balanced draw they make succeeds (the call that used to say 'expected at most')."""
+    from transferscope.ntk import FinetuneOptions, RatesOptions
     from transferscope.ntk import data as ntk_data
-    from transferscope.ntk.experiments.finetune_vs_kernel import FinetuneOptions
     from transferscope.ntk.experiments.profiles import PROFILES, fit_profile
-    from transferscope.ntk.experiments.rates_sweep import RatesOptions
 
     task = _small_task(n_pos, n_neg)
     rows = task.load()
     capacity = 2 * min(n_pos, n_neg)
     fine = FinetuneOptions().fit(task)
-    rates = RatesOptions().fit(task).validate()
+    rates = RatesOptions().fit(task)
     draws = [fine.n + fine.n_test, rates.pool + rates.n_test]
     assert max(rates.sample_sizes()) < rates.pool and len(rates.sample_sizes()) >= 2
     for name in ("quick", "full"):
@@ -192,12 +192,14 @@ def test_default_sizes_of_every_command_fit_a_40_row_file(n_pos, n_neg):
 
 
 def test_user_sizes_are_kept_and_a_bad_device_is_one_line():
-    from transferscope.ntk.experiments.finetune_vs_kernel import FinetuneOptions
-    from transferscope.ntk.experiments.rates_sweep import RatesOptions
+    from transferscope.ntk import FinetuneOptions, RatesOptions
 
     task = _small_task(20, 20)
     assert FinetuneOptions(n=10, n_test=6).fit(task).n_test == 6
-    assert RatesOptions(sizes="4,8", n_test=5, pool=30).fit(task).pool == 30
+    assert RatesOptions(sizes=(4, 8), n_test=5, pool=30).fit(task).pool == 30
+    # a pool for the kernel: n from the default, the draw is pool + n_test
+    pooled = FinetuneOptions(pool=20).fit(task)
+    assert (pooled.n, pooled.pool, pooled.n_test) == (16, 20, 20)
     with pytest.raises(InputError, match="device = 'tpu': expected one of 'auto', 'cpu', 'cuda'"):
         pipeline.KernelOptions(device="tpu")
     with pytest.raises(InputError, match="FinetuneOptions: batch_size = 12: expected a whole "
@@ -222,9 +224,16 @@ def test_taskvec_takes_the_user_file_as_its_first_task():
 
 
 @pytest.mark.parametrize("command, owner", [("kernel", "KernelOptions"),
+                                            ("kernel", "DataSource"),
                                             ("spectrum", "SpectrumOptions"),
                                             ("stop", "StopOptions"),
-                                            ("finetune", "FinetuneOptions")])
+                                            ("finetune", "FinetuneOptions"),
+                                            ("finetune", "DataSource"),
+                                            ("rates", "RatesOptions"),
+                                            ("rates", "DataSource"),
+                                            ("taskvec", "TaskVectorOptions"),
+                                            ("report", "DataSource"),
+                                            ("validate", "DataSource")])
 def test_each_command_option_is_its_declaration(command, owner):
     """Default, help and refusal of every option of these commands come from the options
     class (#29): nothing is restated in the command line."""
@@ -238,11 +247,15 @@ def test_each_command_option_is_its_declaration(command, owner):
     declared = declarations(getattr(options, owner))
     for name, decl in declared.items():
         option = params[name]
-        assert option.default == decl.default, name
+        default = ",".join(decl.default) if decl.sequence and decl.default else decl.default
+        assert option.default == default, name  # a tuple is written comma-separated
         assert decl.help.rstrip(".") in (option.help or ""), name
         assert option.callback is not None, name  # the declaration's check at parse time
-    bad = {"n": 1, "first": 0, "n_boot": 1, "lr": -1.0, "steps": 0}
+    bad = {"n": 1, "first": 0, "n_boot": 1, "lr": -1.0, "steps": 0, "seeds": 1, "n_train": 1,
+           "sizes": "8", "tasks": "vader-words,nope", "label_words": "good,good",
+           "task": "nope"}
     for name in sorted(set(bad) & set(declared)):
-        with pytest.raises(InputError, match=f"--{name.replace('_', '-')} = "):
+        flag = params[name].opts[0]  # --label-words; --data for data_file
+        with pytest.raises(InputError, match=f"{flag} = "):
             params[name].callback(typer.Context(get_command(cli.app)), params[name],
                                   bad[name])

@@ -130,7 +130,7 @@ def test_tail_training_is_fine_tuning_of_the_whole_model(tmp_path):
     pass, and 3 steps of real gradient descent against finetune() (the whole model each step)."""
     from transferscope.ntk import data as ntk_data
     from transferscope.ntk.experiments import tail_training as tail
-    from transferscope.ntk.experiments.finetune import FinetuneConfig, finetune
+    from transferscope.ntk.experiments.finetune import TrainingConfig, finetune
     from transferscope.ntk.task import PromptTask
 
     task = PromptTask('Is the word "{text}" positive or negative? Answer:',
@@ -150,7 +150,7 @@ def test_tail_training_is_fine_tuning_of_the_whole_model(tmp_path):
     lr = 0.05
     run = tail.tail_gradient_descent(task, "last-2", train.texts, train.targets, test.texts,
                                      test.targets, lr, 3)
-    full = finetune(task, train, test, FinetuneConfig(params="last-2", steps=3,
+    full = finetune(task, train, test, TrainingConfig(params="last-2", steps=3,
                                                       learning_rate=lr), tmp_path)
     want_test = [2 * row["test_loss"] for row in full.history]
     want_train = [2 * row["train_loss"] for row in full.history]

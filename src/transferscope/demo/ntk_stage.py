@@ -3,8 +3,9 @@ stop with its range, how the rules did on a separate evaluation pool, and real f
 against the prediction.
 
 Runs the NTK pipeline (``run_kernel -> run_spectrum -> run_stop``, what ``transferscope ntk
-kernel | spectrum | stop`` run) and the quick profile's fine-tuning comparison on the built-in
-word-sentiment task, then summarises what they return.
+kernel | spectrum | stop`` run), ``run_validation`` (``ntk validate --quick``) and
+``run_finetune`` under the quick profile's sizes (``ntk finetune``, the run ``ntk report
+--quick`` makes) on the built-in word-sentiment task, then summarises what they return.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _share(value) -> str:
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     import transferscope.ntk as ntk
     from transferscope.ntk import rundir
-    from transferscope.ntk.experiments.profiles import quick_finetune
+    from transferscope.ntk.experiments.profiles import quick_finetune_config
     from transferscope.ntk.figures import finetune_figure
 
     run_dir = stage_dir / "run"
@@ -35,7 +36,8 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         options=ntk.KernelOptions(params=settings["params"], n=settings["n"],
                                   seed=settings["seed"])))
     progress.update(task, description="ntk: spectrum and decay fits (bootstrap)")
-    spectrum_run = ntk.run_spectrum(run_dir, ntk.SpectrumOptions(n_boot=200, seed=0))
+    spectrum_run = ntk.run_spectrum(ntk.SpectrumConfig(
+        run_dir=run_dir, options=ntk.SpectrumOptions(n_boot=200, seed=0)))
     progress.update(task, description="ntk: stopping time T_hat")
     stop_result = ntk.run_stop(ntk.StopConfig(
         run_dir=run_dir, options=ntk.StopOptions(batch_size=8, n_boot=200, seed=0)))
@@ -44,8 +46,8 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         out=stage_dir / "validate", profile="quick", model=settings["model"],
         source=ntk.DataSource(task=settings["task"])), progress=False).summary
     progress.update(task, description="ntk: real fine-tuning next to the kernel prediction")
-    comparison = quick_finetune(stage_dir / "finetune", model=settings["model"],
-                                task=settings["task"])
+    comparison = ntk.run_finetune(quick_finetune_config(
+        stage_dir / "finetune", model=settings["model"], task=settings["task"]))
     # the JSON-ready form of each result: the same values the run directory's files hold
     meta, spec, stop, fine = (json_ready(x) for x in (
         kernel_run.meta, spectrum_run.to_dict(), stop_result.to_dict(), comparison.to_dict()))

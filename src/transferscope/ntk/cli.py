@@ -1,15 +1,15 @@
 """``transferscope ntk ...``: parse the options, call one library function, print the result.
 
-``kernel | spectrum | stop`` are the steps of :mod:`transferscope.ntk.pipeline`; ``finetune |
-rates | taskvec | report | validate`` the experiments of :mod:`transferscope.ntk.experiments`;
-each is called through the package's public API (``transferscope.ntk``, loaded lazily), with
-the options declared in :mod:`transferscope.ntk.options`.
+Each command builds its config (declared and checked in :mod:`transferscope.ntk.options`)
+and calls its one entry point in the package's public API (``transferscope.ntk``, loaded
+lazily): ``run_kernel``, ``run_spectrum``, ``run_stop``, ``run_finetune``, ``run_rates``,
+``run_taskvec``, ``run_report``, ``run_validation``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,25 +17,17 @@ from rich.table import Table
 
 import transferscope.ntk as ntk
 from transferscope.core.errors import InputError
-from transferscope.core.params import declarations, option
+from transferscope.core.params import comma_list, declarations, option
 from transferscope.ntk import (
+    DataSource,
     FinetuneOptions,
     KernelOptions,
+    RatesOptions,
     SpectrumOptions,
     StopOptions,
-    preflight,
+    TaskVectorOptions,
 )
-from transferscope.ntk import data as ntk_data
 from transferscope.ntk.options import Device, Executor, FinetuneLoss, Loss, Mode, Rule
-
-if TYPE_CHECKING:
-    import transferscope.ntk.experiments.rates_sweep as rates_sweep  # the module, not the function
-    from transferscope.ntk.experiments import taskvectors
-else:  # the experiments outside the public API, imported when their command runs
-    from transferscope.core.lazy import lazy_module
-
-    rates_sweep = lazy_module("transferscope.ntk.experiments.rates_sweep")
-    taskvectors = lazy_module("transferscope.ntk.experiments.taskvectors")
 
 app = typer.Typer(help="Empirical NTK of a pretrained LM at its pretrained weights, its "
                   "eigen-decay, and the data-dependent early-stopping time.",
@@ -44,19 +36,9 @@ app = typer.Typer(help="Empirical NTK of a pretrained LM at its pretrained weigh
 _out = Console()
 _err = Console(stderr=True)
 
-_TASK_HELP = ("Built-in task: " + ", ".join(sorted(ntk_data.TASKS))
-              + " (default sentiment-words).")
 RunDirArg = Annotated[Path, typer.Argument(help="Run directory written by 'ntk kernel'.")]
-ModelOpt = Annotated[str, typer.Option(help="smollm2 or a local HF causal-LM dir / .gguf.")]
+ModelOpt = Annotated[str, typer.Option(help="smollm2, minilm, or a local HF dir / .gguf.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Directory for the results.")]
-DataOpt = Annotated[Path | None, typer.Option("--data", help="CSV/TSV/JSONL file instead of "
-                                              "--task (needs --template and --label-words).")]
-TextColOpt = Annotated[str, typer.Option(help="Text column of --data.")]
-LabelColOpt = Annotated[str, typer.Option(help="Label column of --data.")]
-PositiveOpt = Annotated[str | None, typer.Option(help="Positive label of --data.")]
-TemplateOpt = Annotated[str | None, typer.Option(help="Prompt with {text} (default: the "
-                                                 "task's).")]
-WordsOpt = Annotated[str | None, typer.Option(help="'positive,negative' cue words.")]
 
 
 def _opt(owner: type, name: str, *flags: str, **kwargs: Any) -> Any:
@@ -85,13 +67,9 @@ def _device() -> Any:
     return _opt(KernelOptions, "device")
 
 
-def _task(task: str | None, data_file: Path | None, text_col: str, label_col: str,
-          positive_label: str | None, template: str | None, label_words: str | None):
-    """The built-in task or the user's file, as the experiments take it."""
-    return ntk.source_task(ntk.DataSource(task=task, data_file=data_file,
-                                                    text_col=text_col, label_col=label_col,
-                                                    positive_label=positive_label,
-                                                    template=template, label_words=label_words))
+def _source(name: str, *flags: str, **kwargs: Any) -> Any:
+    """The option of the data source's parameter ``name`` (its declaration in DataSource)."""
+    return _opt(DataSource, name, *flags, **kwargs)
 
 
 def _table(title: str, rows) -> Table:
@@ -108,16 +86,13 @@ def kernel(
     out: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
     model: Annotated[str, typer.Option(help="smollm2, minilm, or a local HF dir / .gguf.")
                      ] = "smollm2",
-    task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
-    data_file: Annotated[Path | None, typer.Option("--data", help="CSV/TSV/JSONL file.")] = None,
-    text_col: Annotated[str, typer.Option(help="Text column of --data.")] = "text",
-    label_col: Annotated[str, typer.Option(help="Label column of --data.")] = "label",
-    positive_label: Annotated[str | None, typer.Option(help="Positive label of --data.")
-                              ] = None,
-    template: Annotated[str | None, typer.Option(help="Prompt with {text} (default: the task's).")
-                        ] = None,
-    label_words: Annotated[str | None, typer.Option(help="'positive,negative' cue words.")
-                           ] = None,
+    task: str | None = _source("task"),
+    data_file: Path | None = _source("data_file", "--data"),
+    text_col: str = _source("text_col"),
+    label_col: str = _source("label_col"),
+    positive_label: str | None = _source("positive_label"),
+    template: str | None = _source("template"),
+    label_words: str | None = _source("label_words"),
     params: str = _opt(KernelOptions, "params"),
     n: int | None = _opt(KernelOptions, "n"),
     mode: Mode = _opt(KernelOptions, "mode"),
@@ -133,13 +108,12 @@ def kernel(
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
     config = ntk.KernelConfig(
         out=out, model=model,
-        source=ntk.DataSource(task=task, data_file=data_file, text_col=text_col,
+        source=DataSource(task=task, data_file=data_file, text_col=text_col,
                               label_col=label_col, positive_label=positive_label,
                               template=template, label_words=label_words),
         options=KernelOptions(params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
                               memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
                               address=address, workers=workers, device=device))
-    preflight.output(out)
     run = ntk.run_kernel(config)
     s = run.summary
     _out.print(_table(f"eNTK run {out}", (
@@ -162,8 +136,8 @@ def spectrum(
     seed: int = _opt(SpectrumOptions, "seed"),
 ) -> None:
     """Eigenvalues of K/n, polynomial and exponential decay fits, implied rate, figure."""
-    done = ntk.run_spectrum(run_dir, SpectrumOptions(first=first, last=last, n_boot=n_boot,
-                                                          ci=ci, seed=seed))
+    done = ntk.run_spectrum(ntk.SpectrumConfig(run_dir=run_dir, options=SpectrumOptions(
+        first=first, last=last, n_boot=n_boot, ci=ci, seed=seed)))
     analysis, (lo, hi) = done.analysis, done.index_range
     table = Table(title=f"spectrum of K/n, n = {analysis.n}, fit indices {lo}..{hi}")
     for col in ("model", "rate", f"{ci:.0%} CI", "R^2 (log)", "eigenvalues used",
@@ -247,13 +221,13 @@ def stop(
 def finetune(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
-    data_file: DataOpt = None,
-    text_col: TextColOpt = "text",
-    label_col: LabelColOpt = "label",
-    positive_label: PositiveOpt = None,
-    template: TemplateOpt = None,
-    label_words: WordsOpt = None,
+    task: str | None = _source("task"),
+    data_file: Path | None = _source("data_file", "--data"),
+    text_col: str = _source("text_col"),
+    label_col: str = _source("label_col"),
+    positive_label: str | None = _source("positive_label"),
+    template: str | None = _source("template"),
+    label_words: str | None = _source("label_words"),
     params: str = _opt(FinetuneOptions, "params"),
     n: int | None = _opt(FinetuneOptions, "n"),
     n_test: int | None = _opt(FinetuneOptions, "n_test"),
@@ -263,15 +237,18 @@ def finetune(
     batch_size: int | None = _opt(FinetuneOptions, "batch_size"),
     seed: int = _opt(FinetuneOptions, "seed"),
     device: Device = _device(),
+    pool: int | None = _opt(FinetuneOptions, "pool"),
 ) -> None:
     """Fine-tune S for real; log train/held-out loss and accuracy every step next to the
     closed-form kernel trajectory, T_hat and the held-out-optimal step. Resumes from --out."""
-    options = FinetuneOptions(params=params, n=n, n_test=n_test, steps=steps,
-                              lr_fraction=lr_fraction, loss=loss, batch_size=batch_size,
-                              seed=seed, device=device)
-    preflight.output(out)
-    source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    s = ntk.run_finetune(out, model, source, options)
+    s = ntk.run_finetune(ntk.FinetuneConfig(
+        out=out, model=model,
+        source=DataSource(task=task, data_file=data_file, text_col=text_col,
+                          label_col=label_col, positive_label=positive_label,
+                          template=template, label_words=label_words),
+        options=FinetuneOptions(params=params, n=n, n_test=n_test, steps=steps,
+                                lr_fraction=lr_fraction, loss=loss, batch_size=batch_size,
+                                seed=seed, device=device, pool=pool)))
     regime = s.kernel.regime_steps if s.kernel is not None else "n/a"
     _err.print(f"T_hat = {s.t_hat}, held-out optimum (real) = {s.best_step_real}, "
                f"kernel regime held for {regime} of {steps} steps; "
@@ -282,72 +259,67 @@ def finetune(
 def rates(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
-    data_file: DataOpt = None,
-    text_col: TextColOpt = "text",
-    label_col: LabelColOpt = "label",
-    positive_label: PositiveOpt = None,
-    template: TemplateOpt = None,
-    label_words: WordsOpt = None,
-    params: str = _opt(FinetuneOptions, "params"),
-    sizes: Annotated[str | None, typer.Option(help="Comma-separated sample sizes n (default "
-                                              "32,64,128,256 below the pool).")] = None,
-    seeds: Annotated[int, typer.Option(help="Seeds (subsamples) per n.")] = 10,
-    n_test: Annotated[int | None, typer.Option(help="Held-out examples (default 64, fewer "
-                                               "for a small file).")] = None,
-    pool: Annotated[int | None, typer.Option(help="Training candidates the seeds subsample "
-                                             "from (default 320, fewer for a small file).")
-                    ] = None,
-    head_seed: Annotated[int | None, typer.Option(
-        help="Also run mixed initialisation with a random head from this seed.")] = 0,
+    task: str | None = _source("task"),
+    data_file: Path | None = _source("data_file", "--data"),
+    text_col: str = _source("text_col"),
+    label_col: str = _source("label_col"),
+    positive_label: str | None = _source("positive_label"),
+    template: str | None = _source("template"),
+    label_words: str | None = _source("label_words"),
+    params: str = _opt(RatesOptions, "params"),
+    sizes: str | None = _opt(RatesOptions, "sizes"),
+    seeds: int = _opt(RatesOptions, "seeds"),
+    n_test: int | None = _opt(RatesOptions, "n_test"),
+    pool: int | None = _opt(RatesOptions, "pool"),
+    head_seed: int | None = _opt(RatesOptions, "head_seed"),
     device: Device = _device(),
 ) -> None:
     """Held-out error at T_hat and at the optimum against n, slope vs -alpha/(alpha+1)."""
-    preflight.rates(out, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool,
-                    head_seed=head_seed)
-    source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    result = rates_sweep.run_rates(out, model, source, rates_sweep.RatesOptions(
-        params=params, sizes=sizes, seeds=seeds, n_test=n_test, pool=pool, head_seed=head_seed,
-        device=device))
-    slope = result["pretrained"]["slope"]
+    result = ntk.run_rates(ntk.RatesConfig(
+        out=out, model=model,
+        source=DataSource(task=task, data_file=data_file, text_col=text_col,
+                          label_col=label_col, positive_label=positive_label,
+                          template=template, label_words=label_words),
+        options=RatesOptions(params=params, seeds=seeds, n_test=n_test, pool=pool,
+                             head_seed=head_seed, device=device,
+                             sizes=None if sizes is None else tuple(
+                                 int(v) for v in comma_list(sizes)))))  # checked by --sizes
+    slope, implied = result.slope, result.implied_slope
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
-               + (f"implied {slope['implied']:.3f}" if slope["implied"] is not None
-                  and slope["implied"] == slope["implied"] else "no implied rate (n < 9)")
-               + f"; wrote {out / 'rates.json'}")
+               + (f"implied {implied:.3f}" if implied is not None else "no implied rate (n < 9)")
+               + f"; wrote {result.json_path}")
 
 
 @app.command("taskvec")
 def taskvec(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    tasks: Annotated[str, typer.Option(help="Comma-separated built-in tasks (>= 2; with "
-                                       "--data, the tasks after the file's).")
-                     ] = ",".join(ntk_data.TASK_VECTOR_DEFAULTS),
-    data_file: Annotated[Path | None, typer.Option("--data", help="CSV/TSV/JSONL file: the "
-                         "first task, whose --template and --label-words prompt all.")] = None,
-    text_col: TextColOpt = "text",
-    label_col: LabelColOpt = "label",
-    positive_label: PositiveOpt = None,
-    template: TemplateOpt = None,
-    label_words: WordsOpt = None,
-    params: str = _opt(FinetuneOptions, "params"),
-    n_train: Annotated[int, typer.Option(help="Training examples per task.")] = 8,
-    n_test: Annotated[int, typer.Option(help="Held-out examples per task.")] = 8,
-    steps: Annotated[int, typer.Option(help="Gradient steps per task.")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+    tasks: str = _opt(TaskVectorOptions, "tasks"),
+    data_file: Path | None = _source("data_file", "--data", help=(
+        "CSV/TSV/JSONL file: the first task, whose --template and --label-words prompt all.")),
+    text_col: str = _source("text_col"),
+    label_col: str = _source("label_col"),
+    positive_label: str | None = _source("positive_label"),
+    template: str | None = _source("template"),
+    label_words: str | None = _source("label_words"),
+    params: str = _opt(TaskVectorOptions, "params"),
+    n_train: int = _opt(TaskVectorOptions, "n_train"),
+    n_test: int = _opt(TaskVectorOptions, "n_test"),
+    steps: int = _opt(TaskVectorOptions, "steps"),
+    seed: int = _opt(TaskVectorOptions, "seed"),
     device: Device = _device(),
 ) -> None:
     """Task vectors from real fine-tuning; addition/negation, real vs linearised accuracy."""
-    preflight.taskvec(out, tasks=tasks, n_train=n_train, n_test=n_test,
-                      steps=steps, seed=seed)
-    first = (None if data_file is None else
-             _task(None, data_file, text_col, label_col, positive_label, template, label_words))
-    result = taskvectors.task_vector_experiment(out, model, taskvectors.TaskVectorOptions(
-        tasks=tasks, params=params, n_train=n_train, n_test=n_test, steps=steps, seed=seed,
-        device=device), first)
-    c = result["correlation"]
+    data = None if data_file is None else DataSource(
+        data_file=data_file, text_col=text_col, label_col=label_col,
+        positive_label=positive_label, template=template, label_words=label_words)
+    result = ntk.run_taskvec(ntk.TaskVectorConfig(
+        out=out, model=model, data=data,
+        options=TaskVectorOptions(tasks=comma_list(tasks), params=params, n_train=n_train,
+                                  n_test=n_test, steps=steps, seed=seed, device=device)))
+    c = result.correlation
     _err.print(f"alignment vs interference: r = {c['r']:.3f} [{c['ci_low']:.3f}, "
-               f"{c['ci_high']:.3f}] over {c['points']} pairs; wrote {out / 'taskvec.json'}")
+               f"{c['ci_high']:.3f}] over {c['points']} pairs; wrote {result.json_path}")
 
 
 @app.command("report")
@@ -356,20 +328,24 @@ def report(
     quick: Annotated[bool, typer.Option("--quick/--full", help="Profile (see "
                                         "transferscope.ntk.experiments.profiles).")] = True,
     model: ModelOpt = "smollm2",
-    task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
-    data_file: DataOpt = None,
-    text_col: TextColOpt = "text",
-    label_col: LabelColOpt = "label",
-    positive_label: PositiveOpt = None,
-    template: TemplateOpt = None,
-    label_words: WordsOpt = None,
+    task: str | None = _source("task"),
+    data_file: Path | None = _source("data_file", "--data"),
+    text_col: str = _source("text_col"),
+    label_col: str = _source("label_col"),
+    positive_label: str | None = _source("positive_label"),
+    template: str | None = _source("template"),
+    label_words: str | None = _source("label_words"),
     device: Device = _device(),
 ) -> None:
     """Run finetune, rates (with mixed init) and taskvec under a profile; write index.html.
     --data replaces the task of finetune and rates; task vectors use the built-in tasks."""
-    preflight.output(out)
-    source = _task(task, data_file, text_col, label_col, positive_label, template, label_words)
-    _err.print(f"wrote {ntk.run_report(out, quick, model, source, device)}")
+    done = ntk.run_report(ntk.ReportConfig(
+        out=out, profile="quick" if quick else "full", model=model,
+        source=DataSource(task=task, data_file=data_file, text_col=text_col,
+                          label_col=label_col, positive_label=positive_label,
+                          template=template, label_words=label_words),
+        device=device))
+    _err.print(f"wrote {done.html_path}")
 
 
 @app.command("validate")
@@ -378,13 +354,13 @@ def validate(
     quick: Annotated[bool, typer.Option("--quick/--full", help="Profile: quick (192-example "
                                         "pool, 2 real runs; minutes on 2 CPUs) or full.")] = True,
     model: ModelOpt = "smollm2",
-    task: Annotated[str | None, typer.Option(help=_TASK_HELP)] = None,
-    data_file: DataOpt = None,
-    text_col: TextColOpt = "text",
-    label_col: LabelColOpt = "label",
-    positive_label: PositiveOpt = None,
-    template: TemplateOpt = None,
-    label_words: WordsOpt = None,
+    task: str | None = _source("task"),
+    data_file: Path | None = _source("data_file", "--data"),
+    text_col: str = _source("text_col"),
+    label_col: str = _source("label_col"),
+    positive_label: str | None = _source("positive_label"),
+    template: str | None = _source("template"),
+    label_words: str | None = _source("label_words"),
     device: Device = _device(),
     real_splits: int | None = _opt(ntk.ValidateConfig, "real_splits"),
     params: str | None = _opt(ntk.ValidateConfig, "params"),
@@ -394,11 +370,10 @@ def validate(
     chosen on a development pool and reported on a separate evaluation pool."""
     config = ntk.ValidateConfig(
         out=out, profile="quick" if quick else "full", model=model,
-        source=ntk.DataSource(task=task, data_file=data_file, text_col=text_col,
+        source=DataSource(task=task, data_file=data_file, text_col=text_col,
                               label_col=label_col, positive_label=positive_label,
                               template=template, label_words=label_words),
         device=device, real_splits=real_splits, params=params)
-    preflight.output(out)
     done = ntk.run_validation(config)
     result, chosen = done.summary, done.chosen_on_development
     _out.print(f"default rule {done.default_rule}; chosen on the development pool: "

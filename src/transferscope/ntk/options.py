@@ -2,12 +2,19 @@
 help) and checked when the options are constructed; the command line builds its options from
 the same declarations (:func:`transferscope.core.params.option`).
 
+One config per command (``KernelConfig``, ``SpectrumConfig``, ``StopConfig``,
+``FinetuneConfig``, ``RatesConfig``, ``TaskVectorConfig``, ``ReportConfig``,
+``ValidateConfig``), each taken by the command's one entry point (``run_kernel``, ...); a bad
+value is one ``ValueError`` line naming the parameter and the value, raised when the config is
+built, before any data is read or a model loads.
+
 This module is light on purpose (no numpy, no torch): ``transferscope ntk --help`` reads it.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, get_args
@@ -25,6 +32,14 @@ MAX_STEPS = 100_000
 MAX_RESAMPLES = 1_000_000
 DEFAULT_PARAMS = "attention@last-1"  # the set the validation tables and real runs cover (#27)
 DEFAULT_FINETUNE_N, DEFAULT_FINETUNE_N_TEST = 16, 24
+MAX_SEEDS = 10_000
+DEFAULT_RATE_SIZES, DEFAULT_RATE_N_TEST, DEFAULT_RATE_POOL = (32, 64, 128, 256), 64, 320
+
+# The tasks transferscope.ntk.data registers (a test checks the two agree): the help texts and
+# the checks below read them here, without loading the data module.
+BUILTIN_TASKS = ("sentiment-words", "vader-words", "afinn-words", "unsc-unanimous", "unsc-era",
+                 "subjectivity-glosses", "negated-vader-words", "negated-afinn-words")
+TASK_VECTOR_DEFAULTS = ("vader-words", "afinn-words", "negated-vader-words")
 
 # Presets params.py resolves by name ("last-k" is a pattern, not a name).
 _NAMED_SETS = tuple(p for p in PRESETS if p != "last-k")
@@ -48,11 +63,17 @@ def params_problem(value: str, *, attention_at: bool = True) -> str | None:
     return f"one of {', '.join(_NAMED_SETS)}, last-k{extra} (k >= 1, e.g. last-2)"
 
 
+def _params_rule(value: object) -> str | None:
+    """A rule is a module-level function: a lambda written in a class body's annotation
+    cannot see this module's names when the annotation is read back (get_type_hints)."""
+    return params_problem(value) if isinstance(value, str) else "a string"
+
+
 Params = Annotated[str, Spec(
     help="Parameter set S: attention@last-1 (default: the last block's attention, the set "
          "'ntk validate' and the real fine-tuning table cover), attention, all, lora, head, "
          "bias, last-k, attention@last-k.",
-    rule=lambda v: params_problem(v) if isinstance(v, str) else "a string")]
+    rule=_params_rule)]
 def _seed(help: str) -> Spec:
     """A random seed: numpy takes 0 .. 2**63 - 1."""
     return Spec(ge=0, help=help, rule=lambda v: None if v <= MAX_SEED else "at most 2**63 - 1")
@@ -69,18 +90,57 @@ ModelName = Annotated[str, Spec(help="smollm2, minilm, or a local HF dir / .gguf
 
 
 # ---------------------------------------------------------------------------- data
+def task_names() -> tuple[str, ...]:
+    """The task names a config accepts: the built-in ones, and any a caller added with
+    ``transferscope.ntk.data.register_task`` (which is loaded once a task was added)."""
+    data = sys.modules.get("transferscope.ntk.data")
+    registered = getattr(data, "TASKS", None)
+    return tuple(sorted(registered)) if registered else tuple(sorted(BUILTIN_TASKS))
+
+
+def _task_problem(value: str) -> str | None:
+    names = task_names()
+    return None if value in names else f"one of {', '.join(names)}"
+
+
+def _tasks_problem(value: tuple[str, ...]) -> str | None:
+    names = list(value)
+    if not names:
+        return "at least one built-in task"
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        return f"each task once ({repeated[0]!r} is repeated)"
+    unknown = [n for n in names if n not in task_names()]
+    return (f"built-in tasks ({unknown[0]!r} is not one: {', '.join(task_names())})"
+            if unknown else None)
+
+
+def _label_words_problem(value: str) -> str | None:
+    words = [w.strip() for w in value.split(",")]
+    if len(words) != 2 or not all(words) or words[0] == words[1]:
+        return "two different comma-separated words, positive first (e.g. 'positive,negative')"
+    return None
+
+
 @dataclass(kw_only=True, frozen=True)
-class DataSource:
+class DataSource(Validated):
     """Where the labelled examples and the prompt come from: a built-in task (default
     ``sentiment-words``) or a user's CSV/TSV/JSONL file with its template and label words."""
 
-    task: str | None = None
-    data_file: Path | None = None
-    text_col: str = "text"
-    label_col: str = "label"
-    positive_label: str | None = None
-    template: str | None = None  # with {text}; default: the built-in task's
-    label_words: str | None = None  # 'positive,negative'; default: the built-in task's
+    task: Annotated[str | None, Spec(
+        help="Built-in task: " + ", ".join(sorted(BUILTIN_TASKS)) + " (default "
+             "sentiment-words).", rule=_task_problem)] = None
+    data_file: Annotated[Path | None, Spec(
+        help="CSV/TSV/JSONL file instead of --task (needs --template and --label-words).")
+                         ] = None
+    text_col: Annotated[str, Spec(help="Text column of --data.")] = "text"
+    label_col: Annotated[str, Spec(help="Label column of --data.")] = "label"
+    positive_label: Annotated[str | None, Spec(help="Positive label of --data.")] = None
+    template: Annotated[str | None, Spec(
+        help="Prompt with {text} (default: the task's).")] = None
+    label_words: Annotated[str | None, Spec(
+        help="'positive,negative' cue words (default: the task's).",
+        rule=_label_words_problem)] = None
 
 
 SourceOption = Annotated[DataSource, Spec(help="The examples: a built-in task or your file.")]
@@ -148,6 +208,15 @@ class SpectrumOptions(Validated):
                              f">= {self.first + 1} (above first = {self.first})")
 
 
+@dataclass(kw_only=True, frozen=True)
+class SpectrumConfig(Validated):
+    """``ntk spectrum``: the run folder of ``ntk kernel`` and the fit."""
+
+    run_dir: Annotated[Path, Spec(help="Run directory written by 'ntk kernel'.")]
+    options: Annotated[SpectrumOptions, Spec(help="Fit range and bootstrap.")] = field(
+        default_factory=SpectrumOptions)
+
+
 # ---------------------------------------------------------------------------- stop
 def _positive(help: str) -> Spec:
     return Spec(gt=0, help=help)
@@ -205,7 +274,7 @@ class ValidateConfig(Validated):
                    "real_table).")] = None
     params: Annotated[str | None, Spec(
         help="Parameter set of the kernel (default attention@last-1).",
-        rule=lambda v: params_problem(v) if isinstance(v, str) else "a string")] = None
+        rule=_params_rule)] = None
 
 
 # ---------------------------------------------------------------------------- fine-tuning
@@ -227,12 +296,19 @@ class FinetuneOptions(Validated):
     seed: Annotated[int, _seed("Seed of the sample and minibatch order.")
                     ] = 0
     device: DeviceOption = "auto"
+    pool: Annotated[int | None, Spec(
+        ge=2, help="Examples the kernel is computed over, the first n of them trained on "
+                   "(default n; 'ntk report --quick' uses 32, and a run with the same pool "
+                   "shares its cached kernel).")] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.batch_size is not None and self.n is not None and self.batch_size > self.n:
             raise InputError(f"FinetuneOptions: batch_size = {self.batch_size}: expected a "
                              f"whole number from 1 to n = {self.n}")
+        if self.pool is not None and self.n is not None and self.pool < self.n:
+            raise InputError(f"FinetuneOptions: pool = {self.pool}: expected a whole number "
+                             f">= n = {self.n} (the training examples are the pool's first n)")
 
     def fit(self, task: BuiltinTask) -> FinetuneOptions:
         """The sizes left at None filled in: the defaults, shrunk to fit ``task``'s data."""
@@ -240,6 +316,140 @@ class FinetuneOptions(Validated):
 
         if self.n is not None and self.n_test is not None:
             return self
-        n, n_test = fit_sizes(balanced_capacity(task.load()), self.n or DEFAULT_FINETUNE_N,
-                              self.n_test or DEFAULT_FINETUNE_N_TEST)
-        return replace(self, n=self.n or n, n_test=self.n_test or n_test)
+        capacity = balanced_capacity(task.load())
+        train, n_test = fit_sizes(capacity, self.pool or self.n or DEFAULT_FINETUNE_N,
+                                  self.n_test or DEFAULT_FINETUNE_N_TEST)
+        if self.pool is not None:  # the pool is the user's: the held-out set takes the rest
+            train, n_test = min(DEFAULT_FINETUNE_N, self.pool), max(
+                1, min(n_test, capacity - self.pool))
+        return replace(self, n=self.n or train, n_test=self.n_test or n_test)
+
+
+@dataclass(kw_only=True, frozen=True)
+class FinetuneConfig(Validated):
+    """``ntk finetune``: which model, which examples, how to fine-tune, into which folder."""
+
+    out: Annotated[Path, Spec(help="Directory for finetune.json and the resumable run.")]
+    model: ModelName = "smollm2"
+    source: SourceOption = field(default_factory=DataSource)
+    options: Annotated[FinetuneOptions, Spec(help="What to fine-tune and how.")] = field(
+        default_factory=FinetuneOptions)
+
+
+# ---------------------------------------------------------------------------- rates in n
+def _sizes_problem(value: tuple[int, ...]) -> str | None:
+    return None if len(set(value)) >= 2 else "at least two different sample sizes"
+
+
+@dataclass(kw_only=True, frozen=True)
+class RatesOptions(Validated):
+    """What ``ntk rates`` sets: parameter set, sample sizes, seeds and the pool."""
+
+    params: Params = DEFAULT_PARAMS
+    sizes: Annotated[tuple[int, ...] | None, Spec(
+        ge=4, help="Sample sizes n, at least two (default 32,64,128,256 below the pool).",
+        rule=_sizes_problem)] = None
+    seeds: Annotated[int, Spec(ge=2, le=MAX_SEEDS, help="Seeds (subsamples) per n; the slope "
+                               "CI resamples whole seeds.")] = 10
+    n_test: Annotated[int | None, Spec(ge=1, help="Held-out examples (default 64, fewer for a "
+                                       "small file).")] = None
+    pool: Annotated[int | None, Spec(
+        ge=6, help="Training candidates the seeds subsample from, above the largest n "
+                   "(default 320, fewer for a small file).")] = None
+    head_seed: Annotated[int | None, _seed(
+        "Also run mixed initialisation with a random head from this seed.")] = 0
+    device: DeviceOption = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pool is not None and self.sizes is not None and self.pool <= max(self.sizes):
+            raise InputError(f"RatesOptions: pool = {self.pool}: expected a whole number > "
+                             f"{max(self.sizes)}, the largest n (otherwise every seed draws "
+                             "the same examples)")
+
+    def sample_sizes(self) -> list[int]:
+        """The sample sizes, sorted and distinct (the defaults when none were given)."""
+        return sorted(set(self.sizes if self.sizes is not None else DEFAULT_RATE_SIZES))
+
+    def fit(self, task: BuiltinTask) -> RatesOptions:
+        """The sizes left at None filled in: the defaults, shrunk to fit ``task``'s data (the
+        default n's below the pool, or a quarter and a half of a small pool)."""
+        from transferscope.ntk.data import balanced_capacity, fit_sizes
+
+        if None not in (self.sizes, self.n_test, self.pool):
+            return self
+        pool, n_test = fit_sizes(balanced_capacity(task.load()),
+                                 self.pool or DEFAULT_RATE_POOL,
+                                 self.n_test or DEFAULT_RATE_N_TEST)
+        pool, n_test = self.pool or pool, self.n_test or n_test
+        sizes = self.sizes
+        if sizes is None:
+            sizes = tuple(n for n in DEFAULT_RATE_SIZES if n < pool)
+            if len(sizes) < 2:
+                sizes = (max(4, pool // 4), max(5, pool // 2))
+        return replace(self, sizes=tuple(sorted(set(sizes))), n_test=n_test, pool=pool)
+
+
+@dataclass(kw_only=True, frozen=True)
+class RatesConfig(Validated):
+    """``ntk rates``: which model, which examples, the sweep, into which folder."""
+
+    out: Annotated[Path, Spec(help="Directory for rates.json.")]
+    model: ModelName = "smollm2"
+    source: SourceOption = field(default_factory=DataSource)
+    options: Annotated[RatesOptions, Spec(help="Sizes, seeds and pool of the sweep.")] = field(
+        default_factory=RatesOptions)
+
+
+# ---------------------------------------------------------------------------- task vectors
+@dataclass(kw_only=True, frozen=True)
+class TaskVectorOptions(Validated):
+    """What ``ntk taskvec`` sets: the built-in tasks, sizes, steps, seed."""
+
+    tasks: Annotated[tuple[str, ...], Spec(
+        help="Built-in tasks, at least two (with --data: the tasks after the file's), of "
+             + ", ".join(sorted(BUILTIN_TASKS)) + ".",
+        rule=_tasks_problem)] = TASK_VECTOR_DEFAULTS
+    params: Params = DEFAULT_PARAMS
+    n_train: Annotated[int, Spec(ge=2, help="Training examples per task.")] = 8
+    n_test: Annotated[int, Spec(ge=1, help="Held-out examples per task.")] = 8
+    steps: Annotated[int, Spec(ge=1, le=MAX_STEPS, help="Gradient steps per task.")] = 5
+    seed: Annotated[int, _seed("Seed of the samples.")] = 0
+    device: DeviceOption = "auto"
+
+
+@dataclass(kw_only=True, frozen=True)
+class TaskVectorConfig(Validated):
+    """``ntk taskvec``: which model, the tasks (a user's file first, when given), how to
+    train, into which folder."""
+
+    out: Annotated[Path, Spec(help="Directory for taskvec.json and the per-task runs.")]
+    model: ModelName = "smollm2"
+    data: Annotated[DataSource | None, Spec(
+        help="The user's file as the first task, whose template and label words prompt all "
+             "(None: the built-in tasks only).")] = None
+    options: Annotated[TaskVectorOptions, Spec(help="Tasks, sizes, steps and seed.")] = field(
+        default_factory=TaskVectorOptions)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.options.tasks) + (self.data is not None) < 2:
+            raise InputError(f"TaskVectorConfig: tasks = {self.options.tasks!r}: expected at "
+                             "least two tasks (--tasks; with a --data file: at least one "
+                             "built-in task after it)")
+
+
+# ---------------------------------------------------------------------------- report
+@dataclass(kw_only=True, frozen=True)
+class ReportConfig(Validated):
+    """``ntk report``: finetune, rates (with mixed init) and taskvec under a profile."""
+
+    out: Annotated[Path, Spec(help="Directory for the results and index.html.")]
+    profile: Annotated[Literal["quick", "full"], Spec(
+        help="quick (SmolLM2's last block, n <= 24) or full (last 4 blocks, n up to 256).")
+                       ] = "quick"
+    model: ModelName = "smollm2"
+    source: Annotated[DataSource, Spec(
+        help="The examples of finetune and rates (task vectors use the built-in tasks).")
+                      ] = field(default_factory=DataSource)
+    device: DeviceOption = "auto"

@@ -6,7 +6,7 @@ line (``transferscope ntk kernel | spectrum | stop``) only parses and prints::
 
     run = run_kernel(KernelConfig(out="runs/mine", source=DataSource(task="sentiment-words"),
                                   options=KernelOptions(n=64)))
-    spectrum = run_spectrum(run.path)
+    spectrum = run_spectrum(SpectrumConfig(run_dir=run.path))
     stop = run_stop(StopConfig(run_dir=run.path, options=StopOptions(batch_size=16)))
     print(stop.stopping_time, stop.stopping_time_ci)
 """
@@ -21,6 +21,7 @@ import numpy as np
 
 from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import write_json, write_png
+from transferscope.core.outdir import claim_output
 from transferscope.core.progress import step_progress
 from transferscope.core.stats import percentile_interval
 from transferscope.ntk import data as ntk_data
@@ -36,6 +37,7 @@ from transferscope.ntk.options import (
     DataSource,
     KernelConfig,
     KernelOptions,
+    SpectrumConfig,
     SpectrumOptions,
     StopConfig,
     StopOptions,
@@ -192,6 +194,7 @@ def run_kernel(config: KernelConfig, progress: bool = True) -> KernelRun:
     n = options.n if options.n is not None else min(
         DEFAULT_KERNEL_N, ntk_data.balanced_capacity(examples.data))
     sample = ntk_data.sample_examples(examples.data, n, options.seed)
+    claim_output(config.out)
     task = PromptTask(examples.template, list(examples.label_words), model=config.model,
                       max_tokens=options.max_tokens, device=options.device)
     return kernel_from_sample(task, sample, config.out, options, source, progress)
@@ -216,11 +219,11 @@ class SpectrumRun:
                                           "n_boot": self.options.n_boot}
 
 
-def run_spectrum(run_dir: str | Path, options: SpectrumOptions = SpectrumOptions(),
-                 progress: bool = True) -> SpectrumRun:
-    """Eigenvalues of ``K/n``, both decay fits with bootstrap CIs; writes ``spectrum.json``
-    and ``spectrum.png`` next to the kernel."""
-    run = rundir.load_kernel_run(run_dir)
+def run_spectrum(config: SpectrumConfig, progress: bool = True) -> SpectrumRun:
+    """``ntk spectrum``: eigenvalues of ``K/n``, both decay fits with bootstrap CIs; writes
+    ``spectrum.json`` and ``spectrum.png`` next to the kernel."""
+    options = config.options
+    run = rundir.load_kernel_run(config.run_dir)
     first, last = options.first, options.last
     if first is None or last is None:
         lo, hi = default_index_range(run.n)

@@ -14,7 +14,7 @@ from transferscope.core.errors import InputError
 from transferscope.ntk.data import sample_examples, vader_words
 from transferscope.ntk.dynamics import kernel_gd, split_kernel
 from transferscope.ntk.experiments.finetune import (
-    FinetuneConfig,
+    TrainingConfig,
     batch_order,
     compare_with_kernel,
     finetune,
@@ -53,7 +53,7 @@ class Interrupted(Exception):
 
 def test_resume_after_interruption_repeats_the_uninterrupted_run(task, data, tmp_path):
     train, test = data
-    config = FinetuneConfig(params="attention@last-1", steps=3, learning_rate=2e-3,
+    config = TrainingConfig(params="attention@last-1", steps=3, learning_rate=2e-3,
                             batch_size=4, seed=1)
     before = {k: v.detach().clone() for k, v in task.model.state_dict().items()}
     whole = finetune(task, train, test, config, tmp_path / "whole")
@@ -74,7 +74,7 @@ def test_resume_after_interruption_repeats_the_uninterrupted_run(task, data, tmp
     assert all(torch.equal(after[k], v) for k, v in before.items())
     assert any(not torch.equal(whole.final[k], whole.initial[k]) for k in whole.final)
     with pytest.raises(InputError, match="another task"):
-        finetune(task, train, test, FinetuneConfig(params="attention@last-1", steps=5),
+        finetune(task, train, test, TrainingConfig(params="attention@last-1", steps=5),
                  tmp_path / "cut")
 
 
@@ -88,7 +88,7 @@ def test_small_steps_follow_the_kernel_trajectory(task, data, tmp_path):
                         progress=False).kernel
     k_train, cross = split_kernel(joint, len(train))
     eta_max = 1.0 / np.linalg.eigvalsh(k_train / len(train)).max()
-    config = FinetuneConfig(params=params, steps=3, learning_rate=0.05 * eta_max)
+    config = TrainingConfig(params=params, steps=3, learning_rate=0.05 * eta_max)
     result = finetune(task, train, test, config, tmp_path / "run")
     gd = kernel_gd(k_train, train.targets - result.train_outputs[0], config.step_size)
     comparison = compare_with_kernel(result, gd, cross, result.test_outputs[0], test.targets)
@@ -111,4 +111,4 @@ def test_losses_and_batches():
     assert sorted(epoch.tolist()) == list(range(10))  # one epoch covers every example once
     assert batch_order(10, None, 3, 7).tolist() == list(range(10))
     with pytest.raises(InputError, match="loss"):
-        FinetuneConfig(loss="hinge").validate()
+        TrainingConfig(loss="hinge").validate()

@@ -104,7 +104,7 @@ def test_real_task_vectors_follow_the_linearised_prediction_for_small_steps(
     test_fast_claims.py."""
     import torch
 
-    from transferscope.ntk.experiments.finetune import FinetuneConfig
+    from transferscope.ntk.experiments.finetune import TrainingConfig
     from transferscope.ntk.experiments.taskvectors import run_task_vectors, task_splits
     from transferscope.ntk.task import PromptTask
 
@@ -113,7 +113,7 @@ def test_real_task_vectors_follow_the_linearised_prediction_for_small_steps(
                       ("positive", "negative"), smollm2)
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
     splits = task_splits(["vader-words", NEGATED_TASK], 4, 4, seed=1)
-    result = run_task_vectors(task, splits, FinetuneConfig(params="attention@last-1", steps=2),
+    result = run_task_vectors(task, splits, TrainingConfig(params="attention@last-1", steps=2),
                               tmp_path / "tv", lr_fraction=0.05, progress=False)
     assert all(torch.equal(task.model.state_dict()[k], v) for k, v in before.items())
     f0_loss = [np.mean((task.outputs(list(s.test.texts)) - s.test.targets) ** 2) / 2

@@ -63,7 +63,7 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
 
 
 @dataclass(kw_only=True, frozen=True)
-class FinetuneConfig:
+class TrainingConfig:
     """What defines a fine-tuning run (besides task and data); part of the resume check."""
 
     params: str = "attention"
@@ -74,7 +74,7 @@ class FinetuneConfig:
     seed: int = 0
     checkpoint_every: int = 1
 
-    def validate(self) -> FinetuneConfig:
+    def validate(self) -> TrainingConfig:
         if self.loss not in LOSSES:
             raise input_error("--loss", "loss", self.loss, " or ".join(LOSSES))
         if self.steps < 1:
@@ -171,7 +171,7 @@ class _Outputs:
 
 
 def _run_key(task: PromptTask, train: LabeledTexts, test: LabeledTexts,
-             config: FinetuneConfig) -> str:
+             config: TrainingConfig) -> str:
     """The run's identity: its inputs, and the package version with the code that trains and
     checkpoints it (a checkpoint written by other code is not resumed)."""
     return content_key(__version__, code_version(__name__, "transferscope.ntk.task",
@@ -180,7 +180,7 @@ def _run_key(task: PromptTask, train: LabeledTexts, test: LabeledTexts,
                        train.targets, test.texts, test.targets, asdict(config))
 
 
-def finetune(task: PromptTask, train: LabeledTexts, test: LabeledTexts, config: FinetuneConfig,
+def finetune(task: PromptTask, train: LabeledTexts, test: LabeledTexts, config: TrainingConfig,
              run_dir: str | Path, *, on_step: Callable[[int, dict], None] | None = None,
              progress: Callable[[int, int], None] | None = None) -> FinetuneResult:
     """Fine-tune S of ``task.model`` from its current weights; the model is left unchanged.
@@ -262,7 +262,7 @@ def _row(step: int, f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray
 
 
 def _update(task: PromptTask, selected, train: LabeledTexts, y_train: torch.Tensor,
-            config: FinetuneConfig, step: int) -> np.ndarray:
+            config: TrainingConfig, step: int) -> np.ndarray:
     """One gradient step; returns the batch's outputs before the step."""
     index = batch_order(len(train), config.batch_size, config.seed, step)
     enc = task.encode([train.texts[i] for i in index])

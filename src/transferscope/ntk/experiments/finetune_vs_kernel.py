@@ -16,22 +16,22 @@ from typing import Any, cast
 import numpy as np
 
 from transferscope.core.io import write_json
+from transferscope.core.outdir import claim_output
 from transferscope.core.progress import progress_bar
 from transferscope.ntk import stopping
-from transferscope.ntk.data import BuiltinTask, get_task
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.experiments.finetune import (
-    FinetuneConfig,
     FinetuneResult,
     KernelComparison,
+    TrainingConfig,
     compare_with_kernel,
     finetune,
 )
 from transferscope.ntk.experiments.pool import KernelPool, builtin_prompt_task, kernel_pool
 from transferscope.ntk.options import DEFAULT_FINETUNE_N as DEFAULT_N
-from transferscope.ntk.options import FinetuneOptions
-from transferscope.ntk.pipeline import DEFAULT_TASK
+from transferscope.ntk.options import FinetuneConfig, FinetuneOptions
+from transferscope.ntk.pipeline import source_task
 from transferscope.ntk.recommend import recommend_stop, step_grid, trajectory_errors
 from transferscope.ntk.rule_scores import share_captured
 from transferscope.ntk.spectrum import kernel_eigenvalues
@@ -125,7 +125,7 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
     residual = train.targets - pool.f0[train_idx]
     factor = stopping.LOSS_STEP_FACTOR.get(options.loss, 1.0)
     lr = options.lr_fraction * stopping.max_step_size(eigs) / factor
-    config = FinetuneConfig(params=options.params, steps=options.steps, learning_rate=lr,
+    config = TrainingConfig(params=options.params, steps=options.steps, learning_rate=lr,
                             loss=options.loss, batch_size=options.batch_size, seed=options.seed)
     eta = factor * lr
     eig = stopping.eig_kn(k_train)  # once: the rules, the kernel trajectory, the horizon
@@ -154,16 +154,18 @@ def finetune_against_kernel(task: PromptTask, pool: KernelPool, options: Finetun
     return summary
 
 
-def run_finetune(out: str | Path, model: str = "smollm2",
-                 task: str | BuiltinTask = DEFAULT_TASK,
-                 options: FinetuneOptions = FinetuneOptions(),
-                 progress: bool = True) -> FinetuneComparison:
-    """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of a
-    built-in task next to the closed-form kernel trajectory, ``T_hat`` and the held-out
-    optimum; writes ``finetune.json`` into ``out`` and resumes from ``out``."""
+def run_finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneComparison:
+    """``ntk finetune``: fine-tune the parameter set for real on a balanced sample of the
+    source's examples next to the closed-form kernel trajectory, ``T_hat`` and the held-out
+    optimum; writes ``finetune.json`` into ``config.out`` and resumes from it. The examples
+    and the device are checked, and the output claimed, before the model loads."""
+    options = config.options
     resolve_device(options.device)
-    options = options.fit(get_task(task) if isinstance(task, str) else task)
-    builtin, lm_task = builtin_prompt_task(model, task, options.device)
-    pool = kernel_pool(lm_task, builtin, options.params, cast(int, options.n),  # fit() filled
+    builtin = source_task(config.source)
+    options = options.fit(builtin)
+    claim_output(config.out)
+    builtin, lm_task = builtin_prompt_task(config.model, builtin, options.device)
+    pool = kernel_pool(lm_task, builtin, options.params,
+                       cast(int, options.pool or options.n),  # fit() filled n and n_test
                        cast(int, options.n_test), options.seed, progress)
-    return finetune_against_kernel(lm_task, pool, options, out, progress)
+    return finetune_against_kernel(lm_task, pool, options, config.out, progress)

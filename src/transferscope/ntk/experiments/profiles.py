@@ -19,21 +19,30 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from transferscope.core.io import write_json
-from transferscope.ntk.data import BuiltinTask, balanced_capacity, fit_sizes, get_task
+from transferscope.core.outdir import claim_output
+from transferscope.ntk.data import BuiltinTask, balanced_capacity, fit_sizes
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.finetune_vs_kernel import (
-    FinetuneComparison,
     FinetuneOptions,
     finetune_against_kernel,
 )
 from transferscope.ntk.experiments.pool import builtin_prompt_task, kernel_pool
-from transferscope.ntk.experiments.rates_sweep import RatesOptions, rates_sweep
+from transferscope.ntk.experiments.rates_sweep import rates_sweep
 from transferscope.ntk.experiments.taskvectors import (
     DEFAULT_TASKS,
     NEGATED_AFINN_TASK,
-    TaskVectorOptions,
-    task_vector_experiment,
+    run_taskvec,
 )
+from transferscope.ntk.options import (
+    DataSource,
+    Device,
+    FinetuneConfig,
+    RatesOptions,
+    ReportConfig,
+    TaskVectorConfig,
+    TaskVectorOptions,
+)
+from transferscope.ntk.pipeline import source_task
 from transferscope.ntk.report import build_report
 
 PROFILE_FILE = "profile.json"
@@ -56,7 +65,7 @@ class Profile:
     def finetune_options(self) -> FinetuneOptions:
         return FinetuneOptions(params=self.params, n=self.finetune_n, n_test=self.test_n,
                                steps=self.steps, lr_fraction=0.5, loss="half-mse",
-                               batch_size=None, seed=0)
+                               batch_size=None, seed=0, pool=self.pool)
 
     def rates_options(self) -> RatesOptions:
         return RatesOptions(params=self.params, sizes=self.sizes, seeds=self.seeds,
@@ -80,18 +89,18 @@ PROFILES = {
 }
 
 
-def quick_finetune(run_dir: str | Path, model: str = "smollm2",
-                   task: str | BuiltinTask = "sentiment-words",
-                   device: str = "auto") -> FinetuneComparison:
-    """The quick profile's fine-tuning-vs-kernel experiment in ``run_dir`` (for the main demo).
+def quick_finetune_config(out: str | Path, model: str = "smollm2",
+                          task: str = "sentiment-words", device: Device = "auto"
+                          ) -> FinetuneConfig:
+    """The quick profile's fine-tuning-vs-kernel run as ``ntk finetune``'s config (the main
+    demo runs it with :func:`run_finetune`).
 
     Same pool as ``ntk report --quick``, so a report run before or after shares the cached
     kernel and the resumable fine-tuning checkpoint.
     """
     profile = PROFILES["quick"]
-    builtin, lm_task = builtin_prompt_task(model, task, device)
-    pool = kernel_pool(lm_task, builtin, profile.params, profile.pool, profile.test_n, 0)
-    return finetune_against_kernel(lm_task, pool, profile.finetune_options(), run_dir)
+    return FinetuneConfig(out=Path(out), model=model, source=DataSource(task=task),
+                          options=replace(profile.finetune_options(), device=device))
 
 
 def fit_profile(profile: Profile, task: BuiltinTask) -> Profile:
@@ -107,23 +116,33 @@ def fit_profile(profile: Profile, task: BuiltinTask) -> Profile:
                    finetune_n=min(profile.finetune_n, pool))
 
 
-def run_report(out: str | Path, quick: bool = True, model: str = "smollm2",
-               task: str | BuiltinTask = "sentiment-words", device: str = "auto") -> Path:
+@dataclass(kw_only=True, frozen=True)
+class ReportRun:
+    """``ntk report``: the profile it ran and the report it wrote."""
+
+    out: Path
+    profile: Profile
+    html_path: Path
+
+
+def run_report(config: ReportConfig, progress: bool = True) -> ReportRun:
     """``ntk report``: rates (with the random head), fine-tuning and task vectors under a
-    profile into ``out``, then ``index.html``; returns the report's path."""
-    resolve_device(device)
-    name = "quick" if quick else "full"
-    builtin = get_task(task) if isinstance(task, str) else task
-    profile = fit_profile(PROFILES[name], builtin)
+    profile into ``config.out``, then ``index.html``. The examples and the device are
+    checked, and the output claimed, before the model loads."""
+    resolve_device(config.device)
+    builtin = source_task(config.source)
+    profile = fit_profile(PROFILES[config.profile], builtin)
     started = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    builtin, lm_task = builtin_prompt_task(model, builtin, device)
-    pool = kernel_pool(lm_task, builtin, profile.params, profile.pool, profile.test_n, 0)
+    out = Path(config.out)
+    claim_output(out)
+    builtin, lm_task = builtin_prompt_task(config.model, builtin, config.device)
+    pool = kernel_pool(lm_task, builtin, profile.params, profile.pool, profile.test_n, 0,
+                       progress)
     rates_sweep(lm_task, pool, profile.rates_options(), out)
-    finetune_against_kernel(lm_task, pool, profile.finetune_options(), out)
-    task_vector_experiment(out, model, replace(profile.task_vector_options(), device=device))
-    write_json(out / PROFILE_FILE, {"profile": name, **asdict(profile), "model": model,
-                                    "task": task if isinstance(task, str) else task.name,
+    finetune_against_kernel(lm_task, pool, profile.finetune_options(), out, progress)
+    run_taskvec(TaskVectorConfig(out=out, model=config.model, options=replace(
+        profile.task_vector_options(), device=config.device)), progress)
+    write_json(out / PROFILE_FILE, {"profile": config.profile, **asdict(profile),
+                                    "model": config.model, "task": builtin.name,
                                     "seconds": time.perf_counter() - started})
-    return build_report(out)
+    return ReportRun(out=out, profile=profile, html_path=build_report(out))

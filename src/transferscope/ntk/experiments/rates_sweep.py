@@ -7,84 +7,47 @@ adds the random-head kernel and writes ``rates.json``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from transferscope.core.errors import input_error
 from transferscope.core.io import write_json
+from transferscope.core.outdir import claim_output
 from transferscope.ntk import rates
-from transferscope.ntk.data import BuiltinTask, balanced_capacity, fit_sizes, get_task
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.experiments.pool import KernelPool, builtin_prompt_task, kernel_pool
 from transferscope.ntk.experiments.random_head import mixed_kernel, mixed_task
+from transferscope.ntk.options import RatesConfig, RatesOptions
+from transferscope.ntk.pipeline import source_task
 from transferscope.ntk.task import PromptTask
 
 RESULT_FILE = "rates.json"
-DEFAULT_SIZES, DEFAULT_N_TEST, DEFAULT_POOL = (32, 64, 128, 256), 64, 320
-
-
-def parse_sizes(sizes: str | Sequence[int]) -> list[int]:
-    """Sample sizes from ``'32,64,128'`` or a sequence: sorted, distinct, at least two >= 4."""
-    if isinstance(sizes, str):
-        try:
-            values = sorted({int(v) for v in sizes.split(",") if v.strip()})
-        except ValueError:
-            values = []
-    else:
-        values = sorted({int(v) for v in sizes})
-    if len(values) < 2 or values[0] < 4:
-        raise input_error("--sizes", "sizes", sizes, "at least two comma-separated n >= 4")
-    return values
 
 
 @dataclass(kw_only=True, frozen=True)
-class RatesOptions:
-    """What ``ntk rates`` sets: parameter set, sample sizes, seeds and the pool."""
+class RatesResult:
+    """``ntk rates``: what ``rates.json`` holds (``summary``) and where it was written."""
 
-    params: str = "attention@last-1"
-    sizes: str | Sequence[int] | None = None  # or '32,64,128,256'; None: DEFAULT_SIZES < pool
-    seeds: int = 10  # >= 10: the slope CI resamples whole seeds
-    n_test: int | None = None  # None: DEFAULT_N_TEST, shrunk with the pool to fit the data
-    pool: int | None = None  # training candidates the seeds subsample from; None: DEFAULT_POOL
-    head_seed: int | None = 0  # also the random-head readout, from this seed; None: not
-    device: str = "auto"  # auto, cpu or cuda
+    summary: dict
+    json_path: Path
 
-    def sample_sizes(self) -> list[int]:
-        return parse_sizes(self.sizes if self.sizes is not None else DEFAULT_SIZES)
+    @property
+    def slope(self) -> dict:
+        """The pretrained readout's fitted slope of log error on log n, with its CI."""
+        return self.summary["pretrained"]["slope"]
 
-    def fit(self, task: BuiltinTask) -> RatesOptions:
-        """The sizes left at None filled in: the defaults, shrunk to fit ``task``'s data (the
-        default n's below the pool, or a quarter and a half of a small pool)."""
-        if None not in (self.sizes, self.n_test, self.pool):
-            return self
-        pool, n_test = fit_sizes(balanced_capacity(task.load()), self.pool or DEFAULT_POOL,
-                                 self.n_test or DEFAULT_N_TEST)
-        pool, n_test = self.pool or pool, self.n_test or n_test
-        sizes = self.sizes
-        if sizes is None:
-            sizes = [n for n in DEFAULT_SIZES if n < pool]
-            if len(sizes) < 2:
-                sizes = [max(4, pool // 4), max(5, pool // 2)]
-        return replace(self, sizes=tuple(parse_sizes(sizes)), n_test=n_test, pool=pool)
-
-    def validate(self) -> RatesOptions:
-        resolve_device(self.device)
-        if self.seeds < 2:
-            raise input_error("--seeds", "seeds", self.seeds, "at least 2 (a CI needs several)")
-        sizes = self.sample_sizes()
-        if self.pool is not None and self.pool <= max(sizes):
-            raise input_error("--pool", "pool", self.pool, f"more than the largest n = "
-                              f"{max(sizes)} (otherwise every seed draws the same examples)")
-        return self
+    @property
+    def implied_slope(self) -> float | None:
+        """``-alpha/(alpha+1)`` of the fitted decay rate; None when no rate was fitted."""
+        implied = self.slope["implied"]
+        return None if implied is None or math.isnan(implied) else float(implied)
 
 
 def rates_sweep(task: PromptTask, pool: KernelPool, options: RatesOptions, out: str | Path
                 ) -> dict:
     """The n-sweep on ``pool`` (pretrained readout, and the random head unless
     ``options.head_seed`` is None); writes and returns ``rates.json``'s content."""
-    options.validate()
     sizes = options.sample_sizes()
     sample = pool.sample
     result = {"params": options.params, "sizes": sizes, "seeds": list(range(options.seeds)),
@@ -106,14 +69,18 @@ def _sweep(kernel, f0, pool: KernelPool, options: RatesOptions) -> dict:
     return {"rows": frame.to_dict(orient="records"), "slope": rates.fit_slope(frame).__dict__}
 
 
-def run_rates(out: str | Path, model: str = "smollm2",
-              task: str | BuiltinTask = "sentiment-words",
-              options: RatesOptions = RatesOptions()) -> dict:
-    """``ntk rates``: draw the pool of a built-in task, its kernel, then :func:`rates_sweep`."""
-    builtin = get_task(task) if isinstance(task, str) else task
-    options = options.validate().fit(builtin).validate()
-    builtin, lm_task = builtin_prompt_task(model, builtin, options.device)
-    # fit() filled the sizes
-    pool = kernel_pool(lm_task, builtin, options.params, cast(int, options.pool),
-                       cast(int, options.n_test), 0)
-    return rates_sweep(lm_task, pool, options, out)
+def run_rates(config: RatesConfig, progress: bool = True) -> RatesResult:
+    """``ntk rates``: the held-out error at ``T_hat`` and at the optimum against n on one
+    pool kernel of the source's examples (:func:`rates_sweep`); writes ``rates.json`` into
+    ``config.out``. The examples and the device are checked, and the output claimed, before
+    the model loads."""
+    options = config.options
+    resolve_device(options.device)
+    builtin = source_task(config.source)
+    options = options.fit(builtin)
+    claim_output(config.out)
+    builtin, lm_task = builtin_prompt_task(config.model, builtin, options.device)
+    pool = kernel_pool(lm_task, builtin, options.params, cast(int, options.pool),  # fit() filled
+                       cast(int, options.n_test), 0, progress)
+    summary = rates_sweep(lm_task, pool, options, config.out)
+    return RatesResult(summary=summary, json_path=Path(config.out) / RESULT_FILE)

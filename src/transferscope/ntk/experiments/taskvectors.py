@@ -27,6 +27,7 @@ import numpy as np
 
 from transferscope.core.errors import input_error
 from transferscope.core.io import write_json
+from transferscope.core.outdir import claim_output
 from transferscope.core.stats import pearson_interval
 from transferscope.ntk import data as ntk_data
 from transferscope.ntk.data import (  # noqa: F401 - the derived tasks' names, as before
@@ -40,17 +41,19 @@ from transferscope.ntk.data import (  # noqa: F401 - the derived tasks' names, a
 from transferscope.ntk.device import resolve_device
 from transferscope.ntk.dynamics import kernel_gd
 from transferscope.ntk.experiments.finetune import (
-    FinetuneConfig,
+    TrainingConfig,
     assign,
     finetune,
     parameter_spec,
     snapshot,
 )
 from transferscope.ntk.experiments.pool import builtin_prompt_task
+from transferscope.ntk.options import TASK_VECTOR_DEFAULTS, TaskVectorConfig
 from transferscope.ntk.params import select_parameters
+from transferscope.ntk.pipeline import source_task
 from transferscope.ntk.task import PromptTask
 
-DEFAULT_TASKS = ntk_data.TASK_VECTOR_DEFAULTS
+DEFAULT_TASKS = TASK_VECTOR_DEFAULTS
 RESULT_FILE = "taskvec.json"
 
 
@@ -162,7 +165,7 @@ def combinations(m: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def run_task_vectors(task: PromptTask, splits: list[TaskSplit], config: FinetuneConfig,
+def run_task_vectors(task: PromptTask, splits: list[TaskSplit], config: TrainingConfig,
                      out_dir: str | Path, lr_fraction: float = 0.5, progress: bool = True
                      ) -> dict:
     """Joint eNTK, real task vectors, real and linear accuracy of each combination."""
@@ -180,7 +183,7 @@ def run_task_vectors(task: PromptTask, splits: list[TaskSplit], config: Finetune
     joint = task.kernel(texts, predicate, progress=progress).kernel
     f0 = task.outputs(texts)
     lam_max = max(np.linalg.eigvalsh(joint[np.ix_(b, b)] / b.size).max() for b in train_blocks)
-    config = FinetuneConfig(**{**config.__dict__, "learning_rate": lr_fraction / lam_max,
+    config = TrainingConfig(**{**config.__dict__, "learning_rate": lr_fraction / lam_max,
                                "loss": "half-mse"})
     eta = config.step_size
     selected = select_parameters(task.model, predicate)
@@ -268,33 +271,31 @@ def _interference(rows: list[dict], align: np.ndarray, cosine: np.ndarray, m: in
 
 
 @dataclass(kw_only=True, frozen=True)
-class TaskVectorOptions:
-    """What ``ntk taskvec`` sets: the tasks (>= 2 built-in names), sizes, steps, seed."""
+class TaskVectorResult:
+    """``ntk taskvec``: what ``taskvec.json`` holds (``summary``) and where it was written."""
 
-    tasks: str | Sequence[str] = DEFAULT_TASKS  # or 'vader-words,afinn-words'
-    params: str = "attention@last-1"
-    n_train: int = 8
-    n_test: int = 8
-    steps: int = 5
-    seed: int = 0
-    device: str = "auto"  # auto, cpu or cuda
+    summary: dict
+    json_path: Path
 
-    def task_names(self) -> list[str]:
-        names = self.tasks.split(",") if isinstance(self.tasks, str) else self.tasks
-        return [t.strip() for t in names if t.strip()]
+    @property
+    def correlation(self) -> dict:
+        """Pearson r of kernel alignment vs real interference over directed pairs, its CI."""
+        return self.summary["correlation"]
 
 
-def task_vector_experiment(out: str | Path, model: str = "smollm2",
-                           options: TaskVectorOptions = TaskVectorOptions(),
-                           data: BuiltinTask | None = None) -> dict:
-    """``ntk taskvec``: split the tasks, run :func:`run_task_vectors` with the first task's
-    prompt, write and return ``taskvec.json``'s content. ``data`` (the user's file as a task,
-    ``pipeline.source_task``) is the first task, so its template and label words prompt all."""
+def run_taskvec(config: TaskVectorConfig, progress: bool = True) -> TaskVectorResult:
+    """``ntk taskvec``: fine-tune each task from theta_0, add and negate the task vectors,
+    compare real and linearised accuracy (:func:`run_task_vectors`); writes ``taskvec.json``
+    into ``config.out``. ``config.data`` (the user's file) is the first task, so its template
+    and label words prompt all. Checked, and the output claimed, before the model loads."""
+    options = config.options
     resolve_device(options.device)
-    tasks: list[str | BuiltinTask] = ([data] if data is not None else []) + options.task_names()
+    first = [source_task(config.data)] if config.data is not None else []
+    tasks: list[str | BuiltinTask] = [*first, *options.tasks]
     splits = task_splits(tasks, options.n_train, options.n_test, options.seed)
-    _, lm_task = builtin_prompt_task(model, tasks[0], options.device)
-    config = FinetuneConfig(params=options.params, steps=options.steps, seed=options.seed)
-    result = run_task_vectors(lm_task, splits, config, out)
-    write_json(Path(out) / RESULT_FILE, result)
-    return result
+    claim_output(config.out)
+    _, lm_task = builtin_prompt_task(config.model, tasks[0], options.device)
+    training = TrainingConfig(params=options.params, steps=options.steps, seed=options.seed)
+    summary = run_task_vectors(lm_task, splits, training, config.out, progress=progress)
+    write_json(Path(config.out) / RESULT_FILE, summary)
+    return TaskVectorResult(summary=summary, json_path=Path(config.out) / RESULT_FILE)

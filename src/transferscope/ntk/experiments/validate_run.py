@@ -16,6 +16,7 @@ import numpy as np
 
 from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import atomic_write_bytes, write_json
+from transferscope.core.outdir import claim_output
 from transferscope.core.progress import step_progress
 from transferscope.ntk import data as ntk_data
 from transferscope.ntk import rule_scores
@@ -140,6 +141,7 @@ def run_validation(config: ValidateConfig, progress: bool = True) -> ValidationR
                           "at least 32 labelled examples, balanced (a development and an "
                           "evaluation pool of 16, each with 8 held out)")
     dev_sample, eval_sample = _pools(examples, pool_n, prof.seed)
+    claim_output(out)
     task = PromptTask(examples.template, list(examples.label_words), model=model,
                       device=device)
     halves = {}
