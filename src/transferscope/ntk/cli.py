@@ -16,8 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 import transferscope.ntk as ntk
-from transferscope.core.errors import InputError
-from transferscope.core.params import declarations, option
+from transferscope.core.params import option
 from transferscope.ntk import (
     FinetuneOptions,
     KernelOptions,
@@ -59,30 +58,8 @@ TemplateOpt = Annotated[str | None, typer.Option(help="Prompt with {text} (defau
 WordsOpt = Annotated[str | None, typer.Option(help="'positive,negative' cue words.")]
 
 
-def _opt(owner: type, name: str, *flags: str, **kwargs: Any) -> Any:
-    """:func:`~transferscope.core.params.option` of ``owner.name``; a refused value is the one
-    line every ntk option error is: ``--flag = value: expected ...`` (exit 2, before anything
-    runs). A choice (a ``Literal`` alias, shown as ``<a|b>``) is parsed as text and checked by
-    the declaration, not by click."""
-    if declarations(owner)[name].choices is not None:
-        kwargs.setdefault("parser", str)
-    info = option(owner, name, *flags, **kwargs)
-    parse_check = info.callback
-
-    def _check(ctx: typer.Context, param: typer.CallbackParam, given: Any) -> Any:
-        try:
-            return parse_check(ctx, param, given)
-        except typer.BadParameter as exc:
-            raise InputError(f"{param.opts[0]} = {exc.message}") from None
-
-    _check.__annotations__ = {"ctx": typer.Context, "param": typer.CallbackParam,
-                              "given": Any, "return": Any}
-    info.callback = _check
-    return info
-
-
 def _device() -> Any:
-    return _opt(KernelOptions, "device")
+    return option(KernelOptions, "device")
 
 
 def _task(task: str | None, data_file: Path | None, text_col: str, label_col: str,
@@ -118,16 +95,16 @@ def kernel(
                         ] = None,
     label_words: Annotated[str | None, typer.Option(help="'positive,negative' cue words.")
                            ] = None,
-    params: str = _opt(KernelOptions, "params"),
-    n: int | None = _opt(KernelOptions, "n"),
-    mode: Mode = _opt(KernelOptions, "mode"),
-    sketch_dim: int = _opt(KernelOptions, "sketch_dim"),
-    seed: int = _opt(KernelOptions, "seed"),
-    memory_gb: float = _opt(KernelOptions, "memory_gb"),
-    max_tokens: int | None = _opt(KernelOptions, "max_tokens"),
-    executor: Executor = _opt(KernelOptions, "executor"),
-    address: str | None = _opt(KernelOptions, "address"),
-    workers: int | None = _opt(KernelOptions, "workers"),
+    params: str = option(KernelOptions, "params"),
+    n: int | None = option(KernelOptions, "n"),
+    mode: Mode = option(KernelOptions, "mode"),
+    sketch_dim: int = option(KernelOptions, "sketch_dim"),
+    seed: int = option(KernelOptions, "seed"),
+    memory_gb: float = option(KernelOptions, "memory_gb"),
+    max_tokens: int | None = option(KernelOptions, "max_tokens"),
+    executor: Executor = option(KernelOptions, "executor"),
+    address: str | None = option(KernelOptions, "address"),
+    workers: int | None = option(KernelOptions, "workers"),
     device: Device = _device(),
 ) -> None:
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
@@ -155,11 +132,11 @@ def kernel(
 @app.command()
 def spectrum(
     run_dir: RunDirArg,
-    first: int | None = _opt(SpectrumOptions, "first"),
-    last: int | None = _opt(SpectrumOptions, "last"),
-    n_boot: int = _opt(SpectrumOptions, "n_boot"),
-    ci: float = _opt(SpectrumOptions, "ci"),
-    seed: int = _opt(SpectrumOptions, "seed"),
+    first: int | None = option(SpectrumOptions, "first"),
+    last: int | None = option(SpectrumOptions, "last"),
+    n_boot: int = option(SpectrumOptions, "n_boot"),
+    ci: float = option(SpectrumOptions, "ci"),
+    seed: int = option(SpectrumOptions, "seed"),
 ) -> None:
     """Eigenvalues of K/n, polynomial and exponential decay fits, implied rate, figure."""
     done = ntk.run_spectrum(run_dir, SpectrumOptions(first=first, last=last, n_boot=n_boot,
@@ -181,15 +158,15 @@ def spectrum(
 @app.command()
 def stop(
     run_dir: RunDirArg,
-    lr: float | None = _opt(StopOptions, "lr"),
-    batch_size: int = _opt(StopOptions, "batch_size"),
-    sigma: float | None = _opt(StopOptions, "sigma"),
-    radius: float | None = _opt(StopOptions, "radius"),
-    loss: Loss = _opt(StopOptions, "loss"),
-    n_boot: int = _opt(StopOptions, "n_boot"),
-    seed: int = _opt(StopOptions, "seed"),
-    n_total: int | None = _opt(StopOptions, "n_total"),
-    rule: Rule = _opt(StopOptions, "rule"),
+    lr: float | None = option(StopOptions, "lr"),
+    batch_size: int = option(StopOptions, "batch_size"),
+    sigma: float | None = option(StopOptions, "sigma"),
+    radius: float | None = option(StopOptions, "radius"),
+    loss: Loss = option(StopOptions, "loss"),
+    n_boot: int = option(StopOptions, "n_boot"),
+    seed: int = option(StopOptions, "seed"),
+    n_total: int | None = option(StopOptions, "n_total"),
+    rule: Rule = option(StopOptions, "rule"),
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
     r = ntk.run_stop(ntk.StopConfig(run_dir=run_dir, options=StopOptions(
@@ -254,14 +231,14 @@ def finetune(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    params: str = _opt(FinetuneOptions, "params"),
-    n: int | None = _opt(FinetuneOptions, "n"),
-    n_test: int | None = _opt(FinetuneOptions, "n_test"),
-    steps: int = _opt(FinetuneOptions, "steps"),
-    lr_fraction: float = _opt(FinetuneOptions, "lr_fraction"),
-    loss: FinetuneLoss = _opt(FinetuneOptions, "loss"),
-    batch_size: int | None = _opt(FinetuneOptions, "batch_size"),
-    seed: int = _opt(FinetuneOptions, "seed"),
+    params: str = option(FinetuneOptions, "params"),
+    n: int | None = option(FinetuneOptions, "n"),
+    n_test: int | None = option(FinetuneOptions, "n_test"),
+    steps: int = option(FinetuneOptions, "steps"),
+    lr_fraction: float = option(FinetuneOptions, "lr_fraction"),
+    loss: FinetuneLoss = option(FinetuneOptions, "loss"),
+    batch_size: int | None = option(FinetuneOptions, "batch_size"),
+    seed: int = option(FinetuneOptions, "seed"),
     device: Device = _device(),
 ) -> None:
     """Fine-tune S for real; log train/held-out loss and accuracy every step next to the
@@ -289,7 +266,7 @@ def rates(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    params: str = _opt(FinetuneOptions, "params"),
+    params: str = option(FinetuneOptions, "params"),
     sizes: Annotated[str | None, typer.Option(help="Comma-separated sample sizes n (default "
                                               "32,64,128,256 below the pool).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds (subsamples) per n.")] = 10,
@@ -330,7 +307,7 @@ def taskvec(
     positive_label: PositiveOpt = None,
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
-    params: str = _opt(FinetuneOptions, "params"),
+    params: str = option(FinetuneOptions, "params"),
     n_train: Annotated[int, typer.Option(help="Training examples per task.")] = 8,
     n_test: Annotated[int, typer.Option(help="Held-out examples per task.")] = 8,
     steps: Annotated[int, typer.Option(help="Gradient steps per task.")] = 5,
@@ -386,8 +363,8 @@ def validate(
     template: TemplateOpt = None,
     label_words: WordsOpt = None,
     device: Device = _device(),
-    real_splits: int | None = _opt(ntk.ValidateConfig, "real_splits"),
-    params: str | None = _opt(ntk.ValidateConfig, "params"),
+    real_splits: int | None = option(ntk.ValidateConfig, "real_splits"),
+    params: str | None = option(ntk.ValidateConfig, "params"),
 ) -> None:
     """Every stopping rule and fixed-step baseline against planted truths and real held-out
     optima: excess risk, distance from the optimum, the range's coverage; the default rule is
