@@ -41,7 +41,5 @@ CLI_PRIVATE_IMPORTS: dict[str, set[str]] = {
         "cli -> preflight",
     },
     "dino": set(),
-    "bias": {
-        "cli -> preflight",
-    },
+    "bias": set(),
 }
