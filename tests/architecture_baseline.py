@@ -37,7 +37,5 @@ CLI_OPTION_MODULES: dict[str, set[str]] = {
 CLI_PRIVATE_IMPORTS: dict[str, set[str]] = {
     "ntk": set(),
     "dino": set(),
-    "bias": {
-        "cli -> preflight",
-    },
+    "bias": set(),
 }

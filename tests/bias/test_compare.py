@@ -109,3 +109,59 @@ def test_compare_of_a_folder_that_is_not_a_run_is_one_error_line(runs, tmp_path,
                        "--out", str(tmp_path / "cmp"))
     assert code != 0 and err.count("\n") == 1
     assert "answers.jsonl" in err and "an answer for every item" in err
+
+
+def test_the_library_call_is_the_command_s(runs, tmp_path, capsys):
+    """``compare_models(CompareConfig(...))`` is what ``bias compare`` runs: the same table."""
+    from transferscope.bias import CompareConfig, compare_models
+
+    code, out, err = invoke_cli(capsys, "bias", "compare", *map(str, runs), "--n-boot", "20",
+                                "--seed", "3", "--out", str(tmp_path / "cli"))
+    assert code == 0, err
+    result = compare_models(CompareConfig(run_dirs=[str(d) for d in runs],
+                                          out=tmp_path / "lib", n_boot=20, seed=3))
+    printed = [LINE.match(x) for x in out.splitlines()[:3]]
+    for match, row in zip(printed, result.models.itertuples(index=False), strict=True):
+        assert match["label"] == row[0]
+        assert [float(match[k]) for k in ("acc", "acc_lo", "acc_hi", "bias", "bias_lo",
+                                          "bias_hi")] == pytest.approx(list(row[1:7]), abs=5e-4)
+    assert result.report == tmp_path / "lib" / "index.html" and result.report.is_file()
+
+
+@pytest.mark.parametrize("change, line", [
+    ({"run_dirs": ()}, "CompareConfig: run_dirs = (): expected at least one run folder"),
+    ({"run_dirs": "runs/a"}, "CompareConfig: run_dirs = 'runs/a': expected a sequence, each "
+                             "item a path"),
+    ({"run_dirs": ("runs/a", 3)}, "CompareConfig: run_dirs = ('runs/a', 3): expected a "
+                                  "sequence, each item a path"),
+    ({"out": None}, "CompareConfig: out = None: expected a path"),
+    ({"n_boot": 5}, "CompareConfig: n_boot = 5: expected a whole number >= 10 and <= 1000000"),
+    ({"n_boot": 20.0}, "CompareConfig: n_boot = 20.0: expected a whole number >= 10"),
+    ({"seed": -1}, "CompareConfig: seed = -1: expected a whole number >= 0"),
+    ({"seed": 2**63}, "CompareConfig: seed = 9223372036854775808: expected a whole number "
+                      "from 0 to 2**63 - 1"),
+])
+def test_a_bad_compare_setting_is_a_value_error_naming_it(change, line):
+    from transferscope.bias import CompareConfig
+
+    settings = {"run_dirs": ("runs/a", "runs/b"), "out": "cmp", **change}
+    with pytest.raises(ValueError, match="^" + re.escape(line)):
+        CompareConfig(**settings)
+
+
+def test_compare_checks_its_folders_before_reading_any(runs, tmp_path):
+    """The library path gets the command's checks: a missing folder, a folder given twice, an
+    output that holds a run, each one line before any run is read."""
+    from transferscope.bias import CompareConfig, compare_models
+    from transferscope.core.errors import InputError
+
+    missing = tmp_path / "nosuch"
+    for run_dirs, out, flag, said in (
+            ((runs[0], missing), tmp_path / "a", "RUN_DIRS", "expected a folder written by "
+                                                             "`transferscope bias run`"),
+            ((runs[0], runs[0]), tmp_path / "b", "RUN_DIRS", "expected each run once"),
+            ((runs[1],), runs[0], "--out", "expected a new folder or a report folder")):
+        with pytest.raises(InputError) as err:
+            compare_models(CompareConfig(run_dirs=run_dirs, out=out))
+        assert str(err.value).startswith(f"{flag} = '") and f": {said}" in str(err.value)
+        assert not out.exists() or out == runs[0]

@@ -5,8 +5,11 @@ the command line's options read the same declarations; an items file is read onc
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import json
+import os
+import sys
 
 import pytest
 
@@ -89,28 +92,37 @@ def test_the_recorded_config_is_plain_json():
     assert RunConfig(**recorded) == config
 
 
-def test_an_items_file_is_read_and_hashed_once_per_run(tmp_path, monkeypatch):
+_OPENED: list[str] | None = None  # the files Python opens while a test listens
+
+
+def _count_opens(event: str, args: tuple) -> None:
+    """An audit hook (every ``open``, by any reader: builtins, pathlib, pandas, gzip): the
+    paths opened while :data:`_OPENED` is a list."""
+    if event == "open" and _OPENED is not None and isinstance(args[0], str | bytes | os.PathLike):
+        _OPENED.append(os.path.realpath(os.fsdecode(args[0])))
+
+
+sys.addaudithook(_count_opens)  # a hook stays for the process; it records only while listening
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_an_items_file_is_read_once_and_hashed_from_those_bytes(suffix, tmp_path):
+    """One open of the items file per run (the old code opened a CSV three times: layout
+    check, parse, hash), and run.json's hash is the sha256 of the file's bytes."""
+    global _OPENED
     rows = [{"id": f"{d}/{n}", "test": "vote", "nation": n, "date": "2020-01-01", "draft": d,
              "text": f"Draft {d}.", "gold": "in favour"}
             for d in ("a", "b", "c") for n in ("China", "France")]
-    path = write_items(tmp_path / "items.jsonl", rows)
-    calls = {"load": 0, "hash": 0}
-    real_load, real_hash = evaluate_module.load_items, evaluate_module.items_hash
-
-    def counted_load(p):
-        calls["load"] += 1
-        return real_load(p)
-
-    def counted_hash(p):
-        calls["hash"] += 1
-        return real_hash(p)
-
-    monkeypatch.setattr(evaluate_module, "load_items", counted_load)
-    monkeypatch.setattr(evaluate_module, "items_hash", counted_hash)
+    path = write_items(tmp_path / f"items{suffix}", rows)
     config = RunConfig(model="null:constant", tests="vote", items=str(path), n_boot=10)
-    result = evaluate_module.run_evaluation(config, tmp_path / "run",
-                                            options=BackendOptions(cache=False))
-    assert calls == {"load": 1, "hash": 1}
+    _OPENED = []
+    try:
+        result = evaluate_module.run_evaluation(config, tmp_path / "run",
+                                                options=BackendOptions(cache=False))
+        opened = _OPENED.count(os.path.realpath(path))
+    finally:
+        _OPENED = None
+    assert opened == 1
     summary = json.loads((tmp_path / "run" / "run.json").read_text("utf-8"))
-    assert summary["provenance"]["items_sha256"] == real_hash(path)
+    assert summary["provenance"]["items_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert len(result.answers) == len(rows)

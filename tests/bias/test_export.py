@@ -20,7 +20,7 @@ import pytest
 from tests.bias.test_answer_parsing import CORPUS
 from tests.bias.test_backends_openai import LLAMA_MODEL_ALIAS
 from tests.bias.test_cli import cli  # noqa: F401
-from tests.bias.unbench_sample import write_unbench_sample
+from tests.bias.unbench_sample import SHARED, write_unbench_sample
 from transferscope.bias.adapters.unbench import unbench_items
 from transferscope.bias.export import export_items
 from transferscope.bias.items import load_items, write_items
@@ -234,3 +234,30 @@ def test_a_context_shortens_exported_prompts_as_bias_run_does(tmp_path):
     assert fit.shortened == shortened > 0 and "tokenizer" in fit.counted_by
     assert {k: d["prompt"] for k, d in docs.items()} == {
         i.item_id: i.conversation[-1]["content"] for i in fitted["vote"]}
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "task2.csv").exists(),
+                    reason=f"the published UNBench sample is absent ({SHARED})")
+@pytest.mark.parametrize("fmt, data", [("inspect", "dataset.jsonl"), ("lm-eval", "ub.jsonl")])
+def test_export_without_a_tokenizer_writes_what_the_run_s_estimate_wrote(tmp_path, fmt, data):
+    """Without --tokenizer the export fits prompts by the character estimate itself (no
+    backend opened); the file it writes is byte for byte the one the way through a run's
+    backend wrote (``fit_run`` on ``null:constant``, which has no tokenizer), on the published
+    UNBench sample (180 items, 111 of them shortened at 2048 tokens)."""
+    from transferscope.bias.backends.registry import make_backend
+    from transferscope.bias.context_fit import fit_run
+    from transferscope.bias.export import _inspect_sample, item_record
+    from transferscope.core.io import write_jsonl
+
+    items = write_items(tmp_path / "ub-items.jsonl", unbench_items(SHARED).rows)
+    result = export_items(items, fmt, tmp_path / "task", task_name="ub", context_tokens=2048)
+    null = make_backend("null:constant", cache=False)
+    try:
+        fitted, fit = fit_run(null, {"items": load_items(items)}, 2048, 16)
+    finally:
+        null.close()
+    records = [item_record(i) for i in fitted["items"]]
+    expected = write_jsonl(tmp_path / "expected.jsonl", [_inspect_sample(r) for r in records]
+                           if fmt == "inspect" else records)
+    assert result.shortened == fit.shortened == 111 and result.n_items == 180
+    assert (tmp_path / "task" / data).read_bytes() == expected.read_bytes()

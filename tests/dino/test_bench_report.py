@@ -109,11 +109,11 @@ def test_summary_and_defaults_check_by_hand(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["--tasks", "housing,penguins-gentoo"],
-     "'--tasks': 'housing,penguins-gentoo': expected comma-separated, each one of"),
+     "--tasks = 'housing,penguins-gentoo': expected comma-separated, each one of"),
     (["--tasks", "schools-ma,schools-ma"], "expected each name once ('schools-ma' is repeated)"),
-    (["--labels", "20,x"], "'--labels': '20,x': expected comma-separated, each a whole number"),
-    (["--labels", "1"], "'--labels': '1': expected comma-separated, each a whole number >= 2"),
-    (["--seeds", "0"], "'--seeds': 0: expected a whole number >= 1 and <= 1000"),
+    (["--labels", "20,x"], "--labels = '20,x': expected comma-separated, each a whole number"),
+    (["--labels", "1"], "--labels = '1': expected comma-separated, each a whole number >= 2"),
+    (["--seeds", "0"], "--seeds = 0: expected a whole number >= 1 and <= 1000"),
 ])
 def test_bench_options_are_checked_before_anything_runs(tmp_path, run, args, expected):
     proc = run("bench", *args, "--out", str(tmp_path / "b"))

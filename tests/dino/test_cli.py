@@ -130,12 +130,12 @@ def test_real_table_options_categorical_impute_domains_holdout(tmp_path, run):
                                  "(or --categorical one-hot)"),
     (["--features", "x", "--source-domains", "west"],
      "source domain value in 'site' = 'west': expected one of"),
-    (["--features", "x", "--impute", "mode"], "'--impute': 'mode': expected one of 'mean', 'median', 'drop'"),
+    (["--features", "x", "--impute", "mode"], "--impute = 'mode': expected one of 'mean', 'median', 'drop'"),
     (["--features", "x", "--preset", "authors", "--mean", "none"],
      "mean = 'none': expected no value with --preset authors"),
     (["--features", "x", "--holdout", "0.99"], "holdout = 0.99: expected a fraction leaving"),
-    (["--features", "x", "--factor", "sine"], "'--factor': 'sine': expected one of 'cosine', 'elu'"),
-    (["--features", "x", "--posterior", "fast"], "'--posterior': 'fast': expected one of 'auto', 'exact'"),
+    (["--features", "x", "--factor", "sine"], "--factor = 'sine': expected one of 'cosine', 'elu'"),
+    (["--features", "x", "--posterior", "fast"], "--posterior = 'fast': expected one of 'auto', 'exact'"),
 ])
 def test_real_table_option_errors_are_one_line(tmp_path, run, args, expected):
     frame = pd.DataFrame({"x": np.arange(12.0), "colour": ["red", "blue"] * 6,

@@ -8,7 +8,7 @@ One entry point per operation, a config in and a result out:
   :class:`Calibration`): answerers with no opinion score 0, a planted bias is found;
 - ``bias debias``: :func:`debias` (:class:`DebiasConfig` -> :class:`DebiasResult`);
   :func:`debias_items` on a backend you hold;
-- ``bias compare``: :func:`compare_models` (run folders -> :class:`ModelComparison`);
+- ``bias compare``: :func:`compare_models` (:class:`CompareConfig` -> :class:`ModelComparison`);
 - ``bias report`` / ``show`` / ``build-data``: :func:`write_report`, :func:`show_run`,
   :func:`build_data`.
 
@@ -17,14 +17,15 @@ Backends come from :func:`make_backend` (a spec string: ``hf-local:smollm2``,
 ``openai:<model>``, ``null:random``); :class:`Backend` is the extension point: a subclass of
 your own works with :func:`run_evaluation`. :func:`load_items` reads an items file
 (``--items``; schema in :mod:`transferscope.bias.items`), :func:`write_items` writes one,
-:func:`unbench_items` converts a UNBench checkout,
+:func:`unbench_items` converts a UNBench checkout (:func:`import_unbench` also writes it,
+``bias import-unbench``),
 :func:`export_items` writes items as an inspect_ai or lm-eval-harness task (``bias export``).
 """
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from transferscope.bias.adapters.unbench import unbench_items
+    from transferscope.bias.adapters.unbench import import_unbench, unbench_items
     from transferscope.bias.backends import (
         Backend,
         GenerationSettings,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from transferscope.bias.config import (
         BackendOptions,
         CalibrateConfig,
+        CompareConfig,
         DebiasConfig,
         ItemOptions,
         ModelOptions,
@@ -68,6 +70,7 @@ __all__ = [
     "BeforeAfter",
     "CalibrateConfig",
     "Calibration",
+    "CompareConfig",
     "DebiasConfig",
     "DebiasResult",
     "Evaluation",
@@ -88,6 +91,7 @@ __all__ = [
     "debias_items",
     "evaluate",
     "export_items",
+    "import_unbench",
     "load_items",
     "load_record",
     "make_backend",

@@ -24,6 +24,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from transferscope.bias import preflight
 from transferscope.bias.backends.base import GenerationSettings
 from transferscope.bias.backends.null import ALL_NULL_KINDS, NullBackend, request_rng
 from transferscope.bias.config import CalibrateConfig
@@ -305,7 +306,9 @@ class Calibration:
 
 def run_calibration(config: CalibrateConfig, out_dir: Path | None = None) -> Calibration:
     """``bias calibrate``, the one entry point: every check ``config`` asks, on the record it
-    names; written to ``out_dir`` (:func:`write_calibration`) unless None."""
+    names; written to ``out_dir`` (:func:`write_calibration`) unless None. The record folder
+    is checked and ``out_dir`` claimed first (:mod:`~transferscope.bias.preflight`)."""
+    preflight.calibrate(out_dir, record=config.record)
     record = load_record(config.record) if config.record else None
     tests, seed, n_boot = config.tests, config.seed, config.n_boot
     null = null_calibration(tests, record=record, seed=seed, n_boot=n_boot)

@@ -13,15 +13,14 @@ from typing import Annotated, Any
 import typer
 
 import transferscope.bias as bias
-from transferscope.bias import preflight
 from transferscope.bias.config import (
     Adjustment,
     BackendOptions,
     CalibrateConfig,
+    CompareConfig,
     DebiasConfig,
     DebiasMethod,
     Executor,
-    ItemOptions,
     OptionScoring,
     RunConfig,
 )
@@ -51,7 +50,6 @@ CompareOutOpt = Annotated[Path, typer.Option("--out", help="Report folder.")]
 @app.command("build-data")
 def build_data(raw: RawOpt, out: OutRecordOpt = None) -> None:
     """Rebuild the compact UNSC record; print counts and everything that could not be parsed."""
-    preflight.build_data(raw, out)
     record, target = bias.build_data(raw, out)
     build = record.build
     for key, value in build["counts"].items():
@@ -105,7 +103,6 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
     options = BackendOptions(executor=executor, address=address, workers=workers,
                              max_retries=max_retries, timeout_s=timeout,
                              template_model=template_model, cache=cache if cache else True)
-    preflight.run(out, record=record, cache=cache)
     result = bias.run_evaluation(config, out, options=options,
                                  command_line=shlex.join(["transferscope", *sys.argv[1:]]))
     if result.stats.extra.get("cache_notice"):
@@ -168,7 +165,6 @@ def calibrate(tests: str = option(CalibrateConfig, "tests"),
     alone; then the smallest planted bias each test detects (power)."""
     config = CalibrateConfig(tests=tests, seed=seed, n_boot=n_boot, power_reps=power_reps,
                              coverage_seeds=coverage_seeds, planted=planted, record=record)
-    preflight.calibrate(out, record=record)
     found = bias.run_calibration(config, out)
     for row in found.null.itertuples():
         typer.echo(f"{row.model:22s} {row.test:12s} {row.form:13s} {row.nation:15s} "
@@ -210,7 +206,6 @@ def calibrate(tests: str = option(CalibrateConfig, "tests"),
 @app.command("report")
 def report(run_dirs: RunDirsArg, out: ReportOutOpt = None) -> None:
     """HTML + Markdown report: nations x tests with CIs, rank correlations, across models."""
-    preflight.run_folders(list(run_dirs), out or run_dirs[0] / "report")
     path = bias.write_report(list(run_dirs), out or run_dirs[0] / "report")
     typer.echo(f"report written to {path}")
 
@@ -243,7 +238,6 @@ def debias(out: OutDebiasOpt, model: str = option(DebiasConfig, "model"),
                           concurrency=concurrency, record=record)
     options = BackendOptions(executor=executor, address=address, workers=workers,
                              template_model=template_model, cache=cache if cache else True)
-    preflight.debias(out, record=record, cache=cache)
     result = bias.debias(config, out, options, shlex.join(["transferscope", *sys.argv[1:]]))
     typer.echo(result.verdict)
     for run in ("baseline", "debiased"):
@@ -259,11 +253,11 @@ def debias(out: OutDebiasOpt, model: str = option(DebiasConfig, "model"),
 
 @app.command("compare")
 def compare(run_dirs: ModelRunDirsArg, out: CompareOutOpt,
-            n_boot: int = option(ItemOptions, "n_boot", default=200),
-            seed: int = option(ItemOptions, "seed")) -> None:
+            n_boot: int = option(CompareConfig, "n_boot"),
+            seed: int = option(CompareConfig, "seed")) -> None:
     """Several models side by side: factual accuracy vs mean |bias|, correlation with CI."""
-    preflight.run_folders(list(run_dirs), out)
-    result = bias.compare_models(list(run_dirs), out, n_boot, seed)
+    result = bias.compare_models(CompareConfig(run_dirs=tuple(run_dirs), out=out, n_boot=n_boot,
+                                               seed=seed))
     for row in result.models.itertuples(index=False):
         typer.echo(f"{row[0]}: accuracy {row[1]:.3f} [{row[2]:.3f}, {row[3]:.3f}], mean |bias| "
                    f"{row[4]:.3f} [{row[5]:.3f}, {row[6]:.3f}]")
@@ -295,10 +289,7 @@ def import_unbench(checkout: Annotated[Path, typer.Argument(
     """UNBench as an items file for --items: task 2 as vote items (every Council member kept,
     gold votes kept), task 1 as co-author choice items, task 3 as adoption items; every row
     not imported (and task 4) is named with its reason."""
-    preflight.items_file(out)
-    converted = bias.unbench_items(checkout)
-    bias.write_items(out, converted.rows)
-    bias.load_items(out)  # what was written reads back under the schema
+    converted = bias.import_unbench(checkout, out)
     for key, value in converted.counts().items():
         typer.echo(f"{key}: {value}")
     for line in converted.skipped:

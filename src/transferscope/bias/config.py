@@ -16,6 +16,7 @@ are two groups, each declared once and composed into both configs:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, get_args
@@ -31,6 +32,7 @@ __all__ = [
     "Adjustment",
     "BackendOptions",
     "CalibrateConfig",
+    "CompareConfig",
     "DebiasConfig",
     "DebiasMethod",
     "Executor",
@@ -244,6 +246,31 @@ class CalibrateConfig(Validated):
     planted: Annotated[float, Spec(
         ge=0.0, le=0.5, help="Effect planted on each nation in turn to check it is found on "
         "that nation alone (0: skip).")] = 0.3
+
+
+def _some_folders(run_dirs: Sequence[Path]) -> str | None:
+    return None if len(run_dirs) else "at least one run folder"
+
+
+@dataclass(kw_only=True, frozen=True)
+class CompareConfig(Validated):
+    """What ``bias compare`` asks: several models' run folders side by side (factual accuracy
+    against mean |bias|, their correlation across models with a bootstrap CI), the report
+    written to ``out``. That each folder is a run folder, given once, and that ``out`` may be
+    written are checked when :func:`~transferscope.bias.compare_models` starts."""
+
+    run_dirs: Annotated[tuple[Path, ...], Spec(
+        rule=_some_folders, help="Run folders of several models (`bias run` outputs or debias "
+        "baseline/, debiased/ folders).")]
+    out: Annotated[Path, Spec(help="Report folder.")]
+    n_boot: Annotated[int, Spec(ge=10, le=MAX_RESAMPLES, help="Bootstrap resamples (drafts "
+                                "resampled within each model) for every CI.")] = 200
+    seed: Seed = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "run_dirs", tuple(Path(d) for d in self.run_dirs))
+        object.__setattr__(self, "out", Path(self.out))
 
 
 @dataclass(kw_only=True, frozen=True)

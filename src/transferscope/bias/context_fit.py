@@ -84,16 +84,28 @@ def fit_run(backend: Backend, items: Mapping[str, Sequence[Item]], context_token
                 ContextFit(context_tokens=None, source=source, counted_by="", reserve_tokens=0,
                            items=total, shortened=0))
     probe = backend.count_tokens(["The Security Council"])
-    count: Counter = backend.count_tokens if probe is not None else estimate_tokens  # type: ignore[assignment]
-    counted_by = ("the model's tokenizer" if probe is not None else
+    return fit_items(items, context_tokens=context_tokens, answer_tokens=answer_tokens,
+                     count=backend.count_tokens if probe is not None else None,  # type: ignore[arg-type]
+                     source=source)
+
+
+def fit_items(items: Mapping[str, Sequence[Item]], *, context_tokens: int, answer_tokens: int,
+              count: Counter | None = None, source: str = "--context-tokens"
+              ) -> tuple[dict[str, list[Item]], ContextFit]:
+    """Every test's items fitted into a known context, counting tokens with ``count`` (a
+    tokenizer's counter), or with the character estimate (:func:`estimate_tokens`) when
+    None: what :func:`fit_run` does once it knows the context and the backend's counter, and
+    what ``bias export`` does without a tokenizer (no backend needed)."""
+    counted_by = ("the model's tokenizer" if count is not None else
                   f"an estimate, {CHARS_PER_TOKEN} characters a token (no tokenizer)")
-    fitted = {name: [fit_item(i, context_tokens=context_tokens, count=count,
+    counter = count if count is not None else estimate_tokens
+    fitted = {name: [fit_item(i, context_tokens=context_tokens, count=counter,
                               reserve=answer_tokens, counted_by=counted_by) for i in group]
               for name, group in items.items()}
     shortened = sum("context_fit" in i.meta for group in fitted.values() for i in group)
     return fitted, ContextFit(context_tokens=context_tokens, source=source,
-                              counted_by=counted_by, reserve_tokens=answer_tokens, items=total,
-                              shortened=shortened)
+                              counted_by=counted_by, reserve_tokens=answer_tokens,
+                              items=sum(len(v) for v in items.values()), shortened=shortened)
 
 
 def fit_item(item: Item, *, context_tokens: int, count: Counter, reserve: int,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferscope.bias import preflight
 from transferscope.bias.backends.base import (
     Backend,
     BackendStats,
@@ -39,7 +40,7 @@ from transferscope.bias.config import OPTION_SCORING, BackendOptions, OptionScor
 from transferscope.bias.context_fit import fit_run
 from transferscope.bias.data.members import P5
 from transferscope.bias.data.record import Record, load_record
-from transferscope.bias.items import items_hash, load_items
+from transferscope.bias.items import items_hash, load_items, read_items_bytes
 from transferscope.bias.probes.base import Answer, Item, Probe, option_distribution
 from transferscope.bias.probes.from_file import file_probes, file_test_names
 from transferscope.bias.probes.outcomes import OUTCOME_TESTS
@@ -378,8 +379,10 @@ class ItemsFile:
 
 
 def read_items_file(path: str | Path) -> ItemsFile:
-    """Read and hash an items file once (one clear error if it is not one)."""
-    return ItemsFile(path=str(path), items=load_items(path), sha256=items_hash(path))
+    """Read an items file once: its bytes, parsed and hashed from the same bytes (one clear
+    error if it is not one)."""
+    data = read_items_bytes(path)
+    return ItemsFile(path=str(path), items=load_items(path, data=data), sha256=items_hash(data))
 
 
 def _run(backend: Backend, config: RunConfig, out_dir: Path | None, record: Record | None,
@@ -555,8 +558,12 @@ def run_evaluation(config: RunConfig, out_dir: Path | None = None, *,
     and closed here, unless ``backend`` is given: a backend you hold (your own
     :class:`Backend` subclass included), used and left open. ``record``: the record already
     loaded; ``items_file``: ``config.items`` already read (:func:`read_items_file`); each is
-    read here otherwise. The items file is read before any model is opened.
+    read here otherwise. The record folder and the cache file the config and ``options``
+    name are checked, and ``out_dir`` claimed (:mod:`~transferscope.bias.preflight`), then the
+    items file is read, all before any model is opened.
     """
+    preflight.run(out_dir, record=config.record,
+                  cache=options.cache if options is not None else None)
     if config.items and items_file is None:
         items_file = read_items_file(config.items)
     held = backend if backend is not None else open_backend(

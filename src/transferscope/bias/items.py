@@ -32,6 +32,7 @@ the row, the field, the value and what was expected.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -43,7 +44,6 @@ import pandas as pd
 
 from transferscope.bias.data.members import P5, canonical_member
 from transferscope.bias.probes.base import EXPERT_SYSTEM, Item
-from transferscope.core.cache import file_fingerprint
 from transferscope.core.checks import check_input_file
 from transferscope.core.errors import InputError, describe_value
 from transferscope.core.hygiene import csv_frame_back, fold_lookalikes
@@ -73,22 +73,40 @@ OPTIONAL = tuple(k for k in SCHEMA["properties"] if k not in REQUIRED)
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
-def items_hash(path: str | Path) -> str:
-    """sha256 of the file's bytes: what ``run.json`` records, so a changed file shows."""
-    return file_fingerprint(path)  # streamed: a large file is never held whole
+def items_hash(data: bytes) -> str:
+    """sha256 of an items file's bytes (:func:`read_items_bytes`): what ``run.json`` records,
+    so a changed file shows."""
+    return hashlib.sha256(data).hexdigest()
 
 
-def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, fields) per row; ``where`` is ``line N`` (JSONL) or ``row N`` (CSV, Parquet;
-    the first data row is 1)."""
+def read_items_bytes(path: str | Path) -> bytes:
+    """An items file's bytes, read once (parsed by :func:`load_items` and hashed by
+    :func:`items_hash` from the same bytes, so both describe one version of the file)."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise InputError(f"--items = {str(path)!r}: expected a file ending in "
+                         f"{', '.join(SUFFIXES)}")
+    check_input_file("--items", path, "an items file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"--items = {str(path)!r}: cannot read it ({exc.strerror}): expected "
+                         "an items file") from None
+
+
+def _rows(path: Path, data: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, fields) per row of the file ``path`` whose bytes are ``data``; ``where`` is
+    ``line N`` (JSONL) or ``row N`` (CSV, Parquet; the first data row is 1)."""
     if path.suffix == ".jsonl":
-        yield from _jsonl_rows(path)
+        yield from _jsonl_rows(path, data)
         return
     if path.suffix == ".csv":
-        check_csv_layout(path)  # bounded lines, repeated names, ragged rows: named by line
+        # bounded lines, repeated names, ragged rows: named by line
+        check_csv_layout(path, data=data)
     try:
-        frame = (csv_frame_back(pd.read_csv(path, dtype=str, keep_default_na=False))
-                 if path.suffix == ".csv" else pd.read_parquet(path))
+        frame = (csv_frame_back(pd.read_csv(io.BytesIO(data), dtype=str,
+                                            keep_default_na=False))
+                 if path.suffix == ".csv" else pd.read_parquet(io.BytesIO(data)))
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InputError(f"{path}: cannot read it as {path.suffix[1:]} ({exc}): expected a "
                          f"{path.suffix[1:]} file with the item fields") from None
@@ -96,9 +114,9 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"row {number}", {k: v for k, v in row.items() if not _missing(v)}
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _jsonl_rows(path: Path, data: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
     """JSON Lines rows, read line by line within the core bounds (line length, nesting)."""
-    for number, row in iter_jsonl(path, "items file"):
+    for number, row in iter_jsonl(path, "items file", data=data):
         if not isinstance(row, dict):
             raise InputError(f"{path}: line {number}: {describe_value(row)}: expected a JSON "
                              "object with the item fields")
@@ -263,16 +281,27 @@ def _default_prompt(test: str, form: str, nation: str | None, date: dt.date | No
     return f"Consider {draft}Did {nation} vote in favour of it? {ask}"
 
 
-def load_items(path: str | Path) -> list[Item]:
-    """Every item of an items file, validated (one error line for the first violation)."""
+def load_items(path: str | Path, *, data: bytes | None = None) -> list[Item]:
+    """Every item of an items file, validated (one error line for the first violation).
+
+    Parameters
+    ----------
+    path : str or Path
+        The items file (``.jsonl``, ``.csv`` or ``.parquet``); named in every error.
+    data : bytes, optional
+        Its bytes, when already read (:func:`read_items_bytes`): the file is not read again.
+
+    Returns
+    -------
+    list of Item
+        One per row, in the file's order.
+    """
     path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise InputError(f"--items = {str(path)!r}: expected a file ending in "
-                         f"{', '.join(SUFFIXES)}")
-    check_input_file("--items", path, "an items file")
+    if data is None:
+        data = read_items_bytes(path)
     items: list[Item] = []
     seen: dict[str, str] = {}
-    for where, row in _rows(path):
+    for where, row in _rows(path, data):
         item = parse_item_row(row, f"{path}: {where}")
         if item.item_id in seen:
             raise InputError(f"{path}: {where}: field id = {describe_value(item.item_id)}: "

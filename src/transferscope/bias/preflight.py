@@ -1,8 +1,11 @@
-"""Every ``bias`` command's options checked, and its ``--out`` claimed, before a model opens.
+"""Every ``bias`` operation's files checked, and its output claimed, before a model opens.
 
-One function per command, called first by the command line: a bad setting, a record or cache
-file that is not one, or an output that cannot be written costs a second, not a model load and
-an hour of requests (and two processes never write one ``--out``).
+One function per operation, called first by the library function that runs it
+(:func:`~transferscope.bias.run_evaluation`, :func:`~transferscope.bias.debias`, ...), so the
+command line and a library caller get the same checks: a record or cache file that is not one,
+or an output that cannot be written, costs a second, not a model load and an hour of requests
+(and two processes never write one output). The settings themselves are checked by the
+configs (``bias.config``) when they are built.
 """
 
 from __future__ import annotations
@@ -34,15 +37,22 @@ def check_cache(cache: Path | None) -> None:
                                    "transferscope, or a new file (this one is something else)")
 
 
-def run(out: Path, *, record: str | Path | None, cache: Path | None) -> None:
+def cache_file(cache: bool | str | Path | None) -> Path | None:
+    """The response cache file a run was given (``BackendOptions.cache``), if it names one."""
+    return Path(cache) if isinstance(cache, str | Path) else None
+
+
+def run(out: Path | None, *, record: str | Path | None,
+        cache: bool | str | Path | None) -> None:
     """``bias run``: the record and the cache (the settings are checked by
-    :class:`~transferscope.bias.config.RunConfig`), then the run folder."""
+    :class:`~transferscope.bias.config.RunConfig`), then the run folder (when written)."""
     check_record(Path(record) if record is not None else None)
-    check_cache(cache)
-    claim_output(out)
+    check_cache(cache_file(cache))
+    if out is not None:
+        claim_output(out)
 
 
-def debias(out: Path, *, record: str | Path | None, cache: Path | None) -> None:
+def debias(out: Path, *, record: str | Path | None, cache: bool | str | Path | None) -> None:
     """``bias debias``: what ``run`` checks (the settings are checked by
     :class:`~transferscope.bias.config.DebiasConfig`), then the output folder."""
     run(out, record=record, cache=cache)
@@ -88,5 +98,6 @@ def build_data(raw: Path, out: Path | None) -> None:
 
 
 def items_file(out: Path) -> None:
-    """``bias import-unbench``: the items file to write (claimed)."""
+    """``bias import-unbench``: the items file to write (claimed) before the checkout is
+    read."""
     claim_output(out, "--out", is_dir=False)

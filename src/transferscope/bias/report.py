@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from transferscope.bias import preflight
 from transferscope.bias.evaluate import read_answers
 from transferscope.bias.figures import heatmap_figure, scores_figure
 from transferscope.bias.run_files import read_scores, read_summary
@@ -61,7 +62,10 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict, list[dict[str, Any]]]:
 
 
 def write_report(run_dirs: list[Path], out_dir: Path) -> Path:
-    """One report over the runs: per model the table, correlations, figure, unparsed answers."""
+    """One report over the runs: per model the table, correlations, figure, unparsed answers
+    (``bias report``). The run folders are checked and ``out_dir`` claimed first
+    (:mod:`~transferscope.bias.preflight`)."""
+    preflight.run_folders(list(run_dirs), out_dir)
     runs, summaries, spreads = {}, [], []
     report = Report("Nation-level bias in UNSC-grounded tests",
                     "Runs: " + ", ".join(str(d) for d in run_dirs) + ". " + SIGN_NOTE)

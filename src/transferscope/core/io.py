@@ -131,16 +131,16 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
     return loads_json(text, str(path), f"the {what}")
 
 
-def check_csv_layout(path: str | Path, sep: str = ",") -> None:
+def check_csv_layout(path: str | Path, sep: str = ",", *, data: bytes | None = None) -> None:
     """A delimited text file (``.gz`` too) whose header names each column once and whose rows
     each have one field per column; else one InputError naming the file and the line.
+    ``data``: the file's bytes, when the caller has read them (the file is not opened).
 
     pandas reads both silently wrong: a repeated name becomes ``name.1`` and the first column
     wins; a first row with one field too many turns the first column into the row index."""
     path = Path(path)
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rb") as fh:
+        with _open_bytes(path, data) as fh:
             rows = csv.reader(iter_lines(fh, str(path), "a UTF-8 delimited table"),
                               delimiter=sep)
             header = next(rows, None)
@@ -181,16 +181,26 @@ def read_parquet(path: str | Path, what: str, columns: Iterable[str] = ()) -> An
     return frame
 
 
-def iter_jsonl(path: str | Path, what: str) -> Iterator[tuple[int, Any]]:
+def _open_bytes(path: Path, data: bytes | None) -> Any:
+    """A binary stream of ``path`` (``.gz`` decompressed): the file, or ``data``, its bytes
+    already read."""
+    source: Any = io.BytesIO(data) if data is not None else path
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(source, "rb")
+    return source if data is not None else open(path, "rb")  # noqa: SIM115 - the caller's with
+
+
+def iter_jsonl(path: str | Path, what: str, *, data: bytes | None = None
+               ) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for each non-blank line of a JSON Lines file (``.gz`` too),
     read within the core bounds: a line longer than the cap, a line that is not strict JSON
     (or nests too deep), bytes that are not UTF-8 or a missing file is one InputError naming
-    the file and the line."""
+    the file and the line. ``data``: the file's bytes, when the caller has read them (the
+    file is not opened)."""
     path = Path(path)
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     expected = f"the {what}, one JSON value per line"
     try:
-        with opener(path, "rb") as fh:
+        with _open_bytes(path, data) as fh:
             for number, line in enumerate(iter_lines(fh, str(path), expected), start=1):
                 if line.strip():
                     yield number, loads_json(line, f"{path}: line {number}", expected,

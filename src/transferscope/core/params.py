@@ -362,9 +362,12 @@ def option(owner: type, name: str, *flags: str, default: Any = _MISSING,
 
     The option's default is the class's (unless ``default`` is given), its help is the
     declared help followed by the choices or the range, and a callback refuses a value the
-    declaration refuses, so the command fails at parse time with the option's name. A
-    ``tuple[X, ...]`` parameter is written comma-separated on the command line: annotate
-    the command's parameter ``str`` and pass :func:`comma_list` of it to the class.
+    declaration refuses before anything runs, as the one line every option error is:
+    ``--flag = value: expected ...`` (an :class:`InputError`: exit 2). A number or a choice
+    is parsed here from the text as given (not by typer, whose own messages differ), so a
+    value that is not a number at all is the same line. A ``tuple[X, ...]`` parameter is
+    written comma-separated on the command line: annotate the command's parameter ``str``
+    and pass :func:`comma_list` of it to the class.
     """
     import typer
 
@@ -382,24 +385,46 @@ def option(owner: type, name: str, *flags: str, default: Any = _MISSING,
     if declared.sequence or (declared.choices is None
                              and declared.kinds not in ((bool,), (str,), (Path,), ())):
         text = _with_expected(text, _help_expected(declared))
+    if not declared.sequence and (declared.choices is not None
+                                  or declared.kinds in ((int,), (float,))):
+        typer_kwargs.setdefault("parser", _as_given)  # parsed and checked by the callback
 
     def _check(ctx: typer.Context, param: typer.CallbackParam, given: Any) -> Any:
         if given is None or ctx.resilient_parsing:
             return given
-        candidate = (tuple(_from_text(declared, t) for t in comma_list(given))
-                     if declared.sequence else given)
+        parsed = (tuple(_from_text(declared, t) for t in comma_list(given))
+                  if declared.sequence else _from_cli(declared, given))
         try:
-            declared.check(candidate, owner.__name__)
+            declared.check(parsed, owner.__name__)
         except InputError as err:
-            raise typer.BadParameter(
-                f"{describe_value(given)}: expected {_cli_expected(declared, err)}") from None
-        return given
+            flag = param.opts[0] if param.opts else "--" + name.replace("_", "-")
+            shown = parsed if _is_number(parsed) else given  # `--n = 0`, `--n = 'x'`
+            raise InputError(f"{flag} = {describe_value(shown)}: expected "
+                             f"{_cli_expected(declared, err)}") from None
+        return given if declared.sequence else parsed
 
     # typer tells a callback's arguments apart by their annotations, which this module's
     # ``from __future__ import annotations`` would leave as unresolvable strings
     _check.__annotations__ = {"ctx": typer.Context, "param": typer.CallbackParam,
                               "given": Any, "return": Any}
     return typer.Option(value, *flags, help=text, callback=_check, **typer_kwargs)
+
+
+def _as_given(value: Any) -> Any:
+    """The option's parser: the text as the user wrote it (the callback parses and checks)."""
+    return value
+
+
+def _from_cli(declared: Declared, given: Any) -> Any:
+    """A command-line value as the declaration wants it: a number parsed, a choice as the
+    declared member (``StrEnum`` or ``Literal`` value); a text that is neither stays text,
+    and the check names it. A value that is not text (the option's default) is kept."""
+    value = _from_text(declared, given) if isinstance(given, str) else given
+    if declared.kinds == (float,) and _is_number(value):
+        return float(value)  # as typer gave it: `--temperature 0` is 0.0 in run.json too
+    if declared.choices is not None:
+        return next((c for c in declared.choices if _same_choice(value, c)), value)
+    return value
 
 
 def _with_expected(text: str, expected: str) -> str:

@@ -16,8 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 import transferscope.ntk as ntk
-from transferscope.core.errors import InputError
-from transferscope.core.params import comma_list, declarations, option
+from transferscope.core.params import comma_list, option
 from transferscope.ntk import (
     DataSource,
     FinetuneOptions,
@@ -41,35 +40,13 @@ ModelOpt = Annotated[str, typer.Option(help="smollm2, minilm, or a local HF dir 
 OutOpt = Annotated[Path, typer.Option("--out", help="Directory for the results.")]
 
 
-def _opt(owner: type, name: str, *flags: str, **kwargs: Any) -> Any:
-    """:func:`~transferscope.core.params.option` of ``owner.name``; a refused value is the one
-    line every ntk option error is: ``--flag = value: expected ...`` (exit 2, before anything
-    runs). A choice (a ``Literal`` alias, shown as ``<a|b>``) is parsed as text and checked by
-    the declaration, not by click."""
-    if declarations(owner)[name].choices is not None:
-        kwargs.setdefault("parser", str)
-    info = option(owner, name, *flags, **kwargs)
-    parse_check = info.callback
-
-    def _check(ctx: typer.Context, param: typer.CallbackParam, given: Any) -> Any:
-        try:
-            return parse_check(ctx, param, given)
-        except typer.BadParameter as exc:
-            raise InputError(f"{param.opts[0]} = {exc.message}") from None
-
-    _check.__annotations__ = {"ctx": typer.Context, "param": typer.CallbackParam,
-                              "given": Any, "return": Any}
-    info.callback = _check
-    return info
-
-
 def _device() -> Any:
-    return _opt(KernelOptions, "device")
+    return option(KernelOptions, "device")
 
 
 def _source(name: str, *flags: str, **kwargs: Any) -> Any:
     """The option of the data source's parameter ``name`` (its declaration in DataSource)."""
-    return _opt(DataSource, name, *flags, **kwargs)
+    return option(DataSource, name, *flags, **kwargs)
 
 
 def _table(title: str, rows) -> Table:
@@ -93,16 +70,16 @@ def kernel(
     positive_label: str | None = _source("positive_label"),
     template: str | None = _source("template"),
     label_words: str | None = _source("label_words"),
-    params: str = _opt(KernelOptions, "params"),
-    n: int | None = _opt(KernelOptions, "n"),
-    mode: Mode = _opt(KernelOptions, "mode"),
-    sketch_dim: int = _opt(KernelOptions, "sketch_dim"),
-    seed: int = _opt(KernelOptions, "seed"),
-    memory_gb: float = _opt(KernelOptions, "memory_gb"),
-    max_tokens: int | None = _opt(KernelOptions, "max_tokens"),
-    executor: Executor = _opt(KernelOptions, "executor"),
-    address: str | None = _opt(KernelOptions, "address"),
-    workers: int | None = _opt(KernelOptions, "workers"),
+    params: str = option(KernelOptions, "params"),
+    n: int | None = option(KernelOptions, "n"),
+    mode: Mode = option(KernelOptions, "mode"),
+    sketch_dim: int = option(KernelOptions, "sketch_dim"),
+    seed: int = option(KernelOptions, "seed"),
+    memory_gb: float = option(KernelOptions, "memory_gb"),
+    max_tokens: int | None = option(KernelOptions, "max_tokens"),
+    executor: Executor = option(KernelOptions, "executor"),
+    address: str | None = option(KernelOptions, "address"),
+    workers: int | None = option(KernelOptions, "workers"),
     device: Device = _device(),
 ) -> None:
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
@@ -129,11 +106,11 @@ def kernel(
 @app.command()
 def spectrum(
     run_dir: RunDirArg,
-    first: int | None = _opt(SpectrumOptions, "first"),
-    last: int | None = _opt(SpectrumOptions, "last"),
-    n_boot: int = _opt(SpectrumOptions, "n_boot"),
-    ci: float = _opt(SpectrumOptions, "ci"),
-    seed: int = _opt(SpectrumOptions, "seed"),
+    first: int | None = option(SpectrumOptions, "first"),
+    last: int | None = option(SpectrumOptions, "last"),
+    n_boot: int = option(SpectrumOptions, "n_boot"),
+    ci: float = option(SpectrumOptions, "ci"),
+    seed: int = option(SpectrumOptions, "seed"),
 ) -> None:
     """Eigenvalues of K/n, polynomial and exponential decay fits, implied rate, figure."""
     done = ntk.run_spectrum(ntk.SpectrumConfig(run_dir=run_dir, options=SpectrumOptions(
@@ -155,15 +132,15 @@ def spectrum(
 @app.command()
 def stop(
     run_dir: RunDirArg,
-    lr: float | None = _opt(StopOptions, "lr"),
-    batch_size: int = _opt(StopOptions, "batch_size"),
-    sigma: float | None = _opt(StopOptions, "sigma"),
-    radius: float | None = _opt(StopOptions, "radius"),
-    loss: Loss = _opt(StopOptions, "loss"),
-    n_boot: int = _opt(StopOptions, "n_boot"),
-    seed: int = _opt(StopOptions, "seed"),
-    n_total: int | None = _opt(StopOptions, "n_total"),
-    rule: Rule = _opt(StopOptions, "rule"),
+    lr: float | None = option(StopOptions, "lr"),
+    batch_size: int = option(StopOptions, "batch_size"),
+    sigma: float | None = option(StopOptions, "sigma"),
+    radius: float | None = option(StopOptions, "radius"),
+    loss: Loss = option(StopOptions, "loss"),
+    n_boot: int = option(StopOptions, "n_boot"),
+    seed: int = option(StopOptions, "seed"),
+    n_total: int | None = option(StopOptions, "n_total"),
+    rule: Rule = option(StopOptions, "rule"),
 ) -> None:
     """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
     r = ntk.run_stop(ntk.StopConfig(run_dir=run_dir, options=StopOptions(
@@ -228,16 +205,16 @@ def finetune(
     positive_label: str | None = _source("positive_label"),
     template: str | None = _source("template"),
     label_words: str | None = _source("label_words"),
-    params: str = _opt(FinetuneOptions, "params"),
-    n: int | None = _opt(FinetuneOptions, "n"),
-    n_test: int | None = _opt(FinetuneOptions, "n_test"),
-    steps: int = _opt(FinetuneOptions, "steps"),
-    lr_fraction: float = _opt(FinetuneOptions, "lr_fraction"),
-    loss: FinetuneLoss = _opt(FinetuneOptions, "loss"),
-    batch_size: int | None = _opt(FinetuneOptions, "batch_size"),
-    seed: int = _opt(FinetuneOptions, "seed"),
+    params: str = option(FinetuneOptions, "params"),
+    n: int | None = option(FinetuneOptions, "n"),
+    n_test: int | None = option(FinetuneOptions, "n_test"),
+    steps: int = option(FinetuneOptions, "steps"),
+    lr_fraction: float = option(FinetuneOptions, "lr_fraction"),
+    loss: FinetuneLoss = option(FinetuneOptions, "loss"),
+    batch_size: int | None = option(FinetuneOptions, "batch_size"),
+    seed: int = option(FinetuneOptions, "seed"),
     device: Device = _device(),
-    pool: int | None = _opt(FinetuneOptions, "pool"),
+    pool: int | None = option(FinetuneOptions, "pool"),
 ) -> None:
     """Fine-tune S for real; log train/held-out loss and accuracy every step next to the
     closed-form kernel trajectory, T_hat and the held-out-optimal step. Resumes from --out."""
@@ -266,12 +243,12 @@ def rates(
     positive_label: str | None = _source("positive_label"),
     template: str | None = _source("template"),
     label_words: str | None = _source("label_words"),
-    params: str = _opt(RatesOptions, "params"),
-    sizes: str | None = _opt(RatesOptions, "sizes"),
-    seeds: int = _opt(RatesOptions, "seeds"),
-    n_test: int | None = _opt(RatesOptions, "n_test"),
-    pool: int | None = _opt(RatesOptions, "pool"),
-    head_seed: int | None = _opt(RatesOptions, "head_seed"),
+    params: str = option(RatesOptions, "params"),
+    sizes: str | None = option(RatesOptions, "sizes"),
+    seeds: int = option(RatesOptions, "seeds"),
+    n_test: int | None = option(RatesOptions, "n_test"),
+    pool: int | None = option(RatesOptions, "pool"),
+    head_seed: int | None = option(RatesOptions, "head_seed"),
     device: Device = _device(),
 ) -> None:
     """Held-out error at T_hat and at the optimum against n, slope vs -alpha/(alpha+1)."""
@@ -294,7 +271,7 @@ def rates(
 def taskvec(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    tasks: str = _opt(TaskVectorOptions, "tasks"),
+    tasks: str = option(TaskVectorOptions, "tasks"),
     data_file: Path | None = _source("data_file", "--data", help=(
         "CSV/TSV/JSONL file: the first task, whose --template and --label-words prompt all.")),
     text_col: str = _source("text_col"),
@@ -302,11 +279,11 @@ def taskvec(
     positive_label: str | None = _source("positive_label"),
     template: str | None = _source("template"),
     label_words: str | None = _source("label_words"),
-    params: str = _opt(TaskVectorOptions, "params"),
-    n_train: int = _opt(TaskVectorOptions, "n_train"),
-    n_test: int = _opt(TaskVectorOptions, "n_test"),
-    steps: int = _opt(TaskVectorOptions, "steps"),
-    seed: int = _opt(TaskVectorOptions, "seed"),
+    params: str = option(TaskVectorOptions, "params"),
+    n_train: int = option(TaskVectorOptions, "n_train"),
+    n_test: int = option(TaskVectorOptions, "n_test"),
+    steps: int = option(TaskVectorOptions, "steps"),
+    seed: int = option(TaskVectorOptions, "seed"),
     device: Device = _device(),
 ) -> None:
     """Task vectors from real fine-tuning; addition/negation, real vs linearised accuracy."""
@@ -362,8 +339,8 @@ def validate(
     template: str | None = _source("template"),
     label_words: str | None = _source("label_words"),
     device: Device = _device(),
-    real_splits: int | None = _opt(ntk.ValidateConfig, "real_splits"),
-    params: str | None = _opt(ntk.ValidateConfig, "params"),
+    real_splits: int | None = option(ntk.ValidateConfig, "real_splits"),
+    params: str | None = option(ntk.ValidateConfig, "params"),
 ) -> None:
     """Every stopping rule and fixed-step baseline against planted truths and real held-out
     optima: excess risk, distance from the optimum, the range's coverage; the default rule is

@@ -37,8 +37,9 @@ from typing import Any
 
 import pandas as pd
 
+from transferscope.bias import preflight
 from transferscope.bias.data.members import P5, canonical_member
-from transferscope.bias.items import SCHEMA_VERSION
+from transferscope.bias.items import SCHEMA_VERSION, load_items, write_items
 from transferscope.core.errors import InputError, describe_value
 from transferscope.core.io import read_json
 
@@ -275,3 +276,28 @@ def unbench_items(checkout: str | Path) -> UnbenchItems:
     if (root / "data" / "task4.json").exists():
         out.skipped.append(TASK4_REASON)
     return out
+
+
+def import_unbench(checkout: str | Path, out: str | Path) -> UnbenchItems:
+    """``bias import-unbench``: the items of a UNBench checkout (:func:`unbench_items`) written
+    to the items file ``out`` (its suffix names the format), which is claimed before the
+    checkout is read and read back under the schema once written.
+
+    Parameters
+    ----------
+    checkout : str or Path
+        A UNBench checkout (``data/task2.csv`` and ``data/task2/<id>/*.json`` required).
+    out : str or Path
+        The items file to write (``.jsonl``, ``.csv`` or ``.parquet``).
+
+    Returns
+    -------
+    UnbenchItems
+        The rows written, and every row not imported with its reason.
+    """
+    out = Path(out)
+    preflight.items_file(out)
+    converted = unbench_items(checkout)
+    write_items(out, converted.rows)
+    load_items(out)  # what was written reads back under the schema
+    return converted

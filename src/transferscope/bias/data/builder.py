@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from transferscope.bias import preflight
 from transferscope.bias.data.members import council_size
 from transferscope.bias.data.raw_meetings import MeetingOutcome, MeetingRow, parse_meeting_tables
 from transferscope.bias.data.raw_texts import parse_resolution_texts
@@ -419,7 +420,9 @@ def build_data(raw_dir: str | Path, out: str | Path | None = None, *,
     the package's installed copy). The record is checked (:func:`check_build`), written into a
     new folder beside the target, read back, and only then swapped in for the target in one
     step: an empty, partial (``force`` defaults to ``--force``) or failed build leaves the old
-    record as it was. Returns the record and where it went."""
+    record as it was. Returns the record and where it went. ``raw_dir`` is checked and ``out``
+    (when given) claimed first (:mod:`~transferscope.bias.preflight`)."""
+    preflight.build_data(Path(raw_dir), Path(out) if out is not None else None)
     record = build_record(raw_dir)
     target = Path(out) if out is not None else SHIPPED_DIR
     installed = _installed(target) if out is None else None

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from transferscope.bias import preflight
+from transferscope.bias.config import CompareConfig
 from transferscope.bias.data.record import Record
 from transferscope.bias.evaluate import ItemsFile, RunConfig, build_run_items, read_answers
 from transferscope.bias.probes.base import Answer, Item, Probe
@@ -222,10 +224,22 @@ class ModelComparison:
     report: Path
 
 
-def compare_models(run_dirs: Sequence[Path], out_dir: Path, n_boot: int = 200, seed: int = 0
-                   ) -> ModelComparison:
-    """Factual accuracy vs mean |bias| across the runs in ``run_dirs``, written to ``out_dir``."""
-    runs = [load_run_items(d) for d in run_dirs]
-    models, corr = models_accuracy_vs_bias(runs, n_boot, seed)
-    return ModelComparison(models=models, corr=corr, report=write_models_report(models, corr,
-                                                                                out_dir))
+def compare_models(config: CompareConfig) -> ModelComparison:
+    """``bias compare``, the one entry point: factual accuracy vs mean |bias| across the runs
+    of ``config.run_dirs``, with bootstrap CIs and their correlation, reported in ``config.out``.
+
+    Parameters
+    ----------
+    config : CompareConfig
+        The run folders, the report folder, resamples and seed (checked when it was built).
+
+    Returns
+    -------
+    ModelComparison
+        Per model its accuracy and mean |bias| with CIs, the correlation, the report's path.
+    """
+    preflight.run_folders(list(config.run_dirs), config.out)  # before any folder is read
+    runs = [load_run_items(d) for d in config.run_dirs]
+    models, corr = models_accuracy_vs_bias(runs, config.n_boot, config.seed)
+    return ModelComparison(models=models, corr=corr,
+                           report=write_models_report(models, corr, config.out))

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from transferscope.bias import preflight
 from transferscope.bias.backends.base import Backend
 from transferscope.bias.backends.factory import open_backend
 from transferscope.bias.config import METHODS, BackendOptions, DebiasConfig
@@ -34,6 +35,7 @@ from transferscope.bias.debias.reflexion import (
 )
 from transferscope.bias.debias.retrieval import HybridRetriever
 from transferscope.bias.evaluate import (
+    ItemsFile,
     answer_items,
     answer_rows,
     build_run_items,
@@ -191,13 +193,15 @@ def judge_counts(traces: dict[str, Trace]) -> dict[str, int]:
 
 def run_debias(backend: Backend, config: DebiasConfig, out_dir: Path,
                record: Record | None = None, retriever: HybridRetriever | None = None,
-               ) -> DebiasResult:
-    """Baseline run, debiased run, paired comparison, cost; writes ``out_dir``."""
+               items_file: ItemsFile | None = None) -> DebiasResult:
+    """Baseline run, debiased run, paired comparison, cost; writes ``out_dir``
+    (``items_file``: ``config.items`` already read, else read here)."""
     record = record or load_record(config.record)
     probes = parse_tests(config.tests)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if config.items and items_file is None:
+        items_file = read_items_file(config.items)
     before, started = _stats(backend), time.perf_counter()
-    items_file = read_items_file(config.items) if config.items else None
     run_evaluation(config.run_config(), out_dir / "baseline", backend=backend, record=record,
                    items_file=items_file)
     cost: dict[str, Any] = {"baseline": _delta(_stats(backend), before,
@@ -237,11 +241,16 @@ def debias(config: DebiasConfig, out_dir: Path, options: BackendOptions | None =
            command: str = "") -> DebiasResult:
     """``bias debias``: open the backend ``config.model`` names (``options``: executor, cache,
     ...), :func:`run_debias` into ``out_dir``, close the backend, write the report (which
-    quotes ``command``, the command line that produced it, when given)."""
+    quotes ``command``, the command line that produced it, when given). The record folder,
+    the cache file and ``out_dir`` are checked (:mod:`~transferscope.bias.preflight`) and the
+    items file read before the backend opens."""
+    preflight.debias(out_dir, record=config.record,
+                     cache=options.cache if options is not None else None)
+    items_file = read_items_file(config.items) if config.items else None
     backend = open_backend(config.model, options or BackendOptions(), base_url=config.base_url,
                            api_key_env=config.api_key_env, concurrency=config.concurrency)
     try:
-        result = run_debias(backend, config, out_dir)
+        result = run_debias(backend, config, out_dir, items_file=items_file)
     finally:
         backend.close()
     result.report = write_debias_report(out_dir, command)

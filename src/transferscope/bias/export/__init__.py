@@ -158,12 +158,17 @@ def export_items(items: str | Path, fmt: str, out: str | Path, *, task_name: str
 def _fit(items: list[Item], context_tokens: int, tokenizer: str | None,
          answer_tokens: int) -> tuple[list[Item], int]:
     """The items fitted into ``context_tokens`` exactly as ``bias run`` fits them (the same
-    function, counting with ``tokenizer``'s tokens, else the character estimate)."""
-    from transferscope.bias.backends.registry import make_backend
-    from transferscope.bias.context_fit import fit_run
+    function, counting with ``tokenizer``'s tokens, else the character estimate: no model
+    or backend opened)."""
+    from transferscope.bias.context_fit import fit_items, fit_run
 
-    counter = make_backend(f"hf-local:{tokenizer}" if tokenizer else "null:constant",
-                           cache=False)
+    if tokenizer is None:
+        fitted, fit = fit_items({"items": items}, context_tokens=context_tokens,
+                                answer_tokens=answer_tokens)
+        return fitted["items"], fit.shortened
+    from transferscope.bias.backends.registry import make_backend
+
+    counter = make_backend(f"hf-local:{tokenizer}", cache=False)
     try:
         fitted, fit = fit_run(counter, {"items": items}, context_tokens, answer_tokens)
     finally:
