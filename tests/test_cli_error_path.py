@@ -7,8 +7,8 @@ import pytest
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["bias", "run", "--drafts-per-nation", "0", "--out", "x"], "'--drafts-per-nation'"),
-    (["ntk", "kernel", "--n", "abc", "--out", "x"], "'--n'"),
+    (["bias", "run", "--drafts-per-nation", "0", "--out", "x"], "--drafts-per-nation = 0"),
+    (["ntk", "kernel", "--n", "abc", "--out", "x"], "--n = 'abc'"),
     (["no-such-group"], "No such command 'no-such-group'"),
     (["ntk", "kernel", "--bogus"], "No such option: --bogus"),
     (["ntk", "kernel"], "Missing option '--out'"),
