@@ -20,7 +20,8 @@ from transferscope.cli import app, main
 
 root = typer.main.get_command(app)
 argvs = [[]]
-for name, cmd in sorted(root.commands.items()):
+for name in root.list_commands(typer.Context(root)):  # the root mounts a part when named
+    cmd = root.get_command(typer.Context(root), name)
     argvs.append([name])
     argvs += [[name, sub] for sub in sorted(getattr(cmd, "commands", {}) or {})]
 report = {"help": [], "heavy": {}}
@@ -61,3 +62,37 @@ def test_the_probe_sees_a_heavy_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300, check=True).stdout
     assert "sklearn" in json.loads(out.strip().splitlines()[-1])
+
+
+_ONE_HELP = """
+import json, sys
+sys.argv = ["transferscope", *json.loads(sys.argv[1]), "--help"]
+from transferscope.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("LOADED=" + json.dumps(sorted(m for m in sys.modules if m.startswith(
+    ("transferscope.ntk", "transferscope.dino", "transferscope.bias", "pydantic")))))
+"""
+
+
+def _loaded_by_help(argv: list[str]) -> set[str]:
+    proc = subprocess.run([sys.executable, "-c", _ONE_HELP, json.dumps(argv)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("LOADED=")]
+    assert line and "Usage:" in proc.stdout, proc.stdout[-1000:] + proc.stderr[-2000:]
+    return set(json.loads(line[-1][len("LOADED="):]))
+
+
+def test_a_command_s_help_loads_its_own_part_only_and_no_pydantic():
+    """The root mounts a part's command line when it is named (``cli._LazyRoot``), and no group
+    coerces its unset ``--help`` through pydantic (``core.command_group.CommandGroup``)."""
+    loaded = _loaded_by_help(["bias", "run"])
+    assert "transferscope.bias.cli" in loaded
+    assert not {m for m in loaded if m.startswith(("transferscope.ntk", "transferscope.dino"))}
+    assert not {m for m in loaded if m.startswith("pydantic")}
+    loaded = _loaded_by_help(["ntk", "stop"])
+    assert "transferscope.ntk.cli" in loaded
+    assert not {m for m in loaded if m.startswith(("transferscope.bias", "transferscope.dino"))}
+    assert not {m for m in loaded if m.startswith("pydantic")}

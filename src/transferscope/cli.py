@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -16,16 +17,58 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import typer
+import typer.main
+from typer import _click as click
 
+from transferscope.core.command_group import CommandGroup
 from transferscope.core.errors import TransferScopeError
 from transferscope.core.hygiene import terminal_line
 from transferscope.core.outdir import release_claims, set_force
+
+# The root's commands: name -> (module, attribute). A part's command line is imported only when
+# its name is on the command line (or the root's --help lists them all), so `transferscope bias
+# run --help` does not pay for the ntk and dino option tables. Order = the root --help's order.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "ntk": ("transferscope.ntk.cli", "app"),
+    "dino": ("transferscope.dino.cli", "app"),
+    "bias": ("transferscope.bias.cli", "app"),
+    "models": ("transferscope.cli_models", "app"),
+    "doctor": ("transferscope.cli_models", "doctor"),
+    "demo": ("transferscope.demo.command", "demo"),
+}
+
+
+def _no_options() -> None:
+    """(The callback of the holder group that mounts one command.)"""
+
+
+class _LazyRoot(CommandGroup):
+    """The root group: each entry of ``_COMMANDS`` becomes a click command on first lookup."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*_COMMANDS, *(n for n in super().list_commands(ctx) if n not in _COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS and cmd_name not in self.commands:
+            module, attr = _COMMANDS[cmd_name]
+            target = getattr(importlib.import_module(module), attr)
+            holder = typer.Typer(cls=CommandGroup, add_completion=False)  # mounts it as the root would have
+            holder.callback()(_no_options)
+            if isinstance(target, typer.Typer):
+                holder.add_typer(target, name=cmd_name)
+            else:
+                holder.command(cmd_name)(target)
+            group = typer.main.get_command(holder)
+            self.add_command(group.commands[cmd_name], cmd_name)  # type: ignore[attr-defined]
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="transferscope",
     help="TransferScope: what transfers, and how well. Empirical NTK early stopping (ntk), "
     "distribution-informed domain adaptation (dino), nation-level LLM bias tests (bias).",
     no_args_is_help=True,
+    cls=_LazyRoot,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -43,26 +86,6 @@ def _root(
 ) -> None:
     _state["debug"] = debug
     set_force(force)
-
-
-def _register() -> None:
-    """Attach each part's command group (imported lazily inside their commands)."""
-    from transferscope.bias.cli import app as bias_app
-    from transferscope.cli_models import app as models_app
-    from transferscope.cli_models import doctor
-    from transferscope.demo.command import demo
-    from transferscope.dino.cli import app as dino_app
-    from transferscope.ntk.cli import app as ntk_app
-
-    app.add_typer(ntk_app, name="ntk")
-    app.add_typer(dino_app, name="dino")
-    app.add_typer(bias_app, name="bias")
-    app.add_typer(models_app, name="models")
-    app.command("doctor")(doctor)
-    app.command("demo")(demo)
-
-
-_register()
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -10,10 +10,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from transferscope.core.command_group import CommandGroup
 from transferscope.core.errors import EnvironmentProblem
 
-app = typer.Typer(help="The embedded default models: where they live, and preparing them.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    cls=CommandGroup,
+    help="The embedded default models: where they live, and preparing them.",
+    no_args_is_help=True,
+)
 console = Console()
 
 

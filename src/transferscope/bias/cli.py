@@ -24,10 +24,14 @@ from transferscope.bias.config import (
     OptionScoring,
     RunConfig,
 )
+from transferscope.core.command_group import CommandGroup
 from transferscope.core.params import option
 
-app = typer.Typer(help="Nation-level LLM bias tests grounded in UN Security Council records.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    cls=CommandGroup,
+    help="Nation-level LLM bias tests grounded in UN Security Council records.",
+    no_args_is_help=True,
+)
 
 RawOpt = Annotated[Path, typer.Option("--raw", help="Folder of raw UNSC records (vetoes/, "
                                       "meetings/, resolutions_en/).")]

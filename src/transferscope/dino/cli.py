@@ -16,10 +16,12 @@ from typing import Annotated, Any, cast
 
 import typer
 
+from transferscope.core.command_group import CommandGroup
 from transferscope.core.params import comma_list, declarations, option
 from transferscope.dino import BenchConfig, FitConfig, PredictConfig, ReportConfig
 
 app = typer.Typer(
+    cls=CommandGroup,
     help="Distribution-informed neural networks (DINO-INIT / DINO-TRAIN) for domain-adaptation "
     "regression: fit on a table with a domain column, predict target rows, run the benchmarks.",
     no_args_is_help=True,

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 import transferscope.ntk as ntk
+from transferscope.core.command_group import CommandGroup
 from transferscope.core.params import comma_list, option
 from transferscope.ntk import (
     DataSource,
@@ -28,9 +29,12 @@ from transferscope.ntk import (
 )
 from transferscope.ntk.options import Device, Executor, FinetuneLoss, Loss, Mode, Rule
 
-app = typer.Typer(help="Empirical NTK of a pretrained LM at its pretrained weights, its "
-                  "eigen-decay, and the data-dependent early-stopping time.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    cls=CommandGroup,
+    help="Empirical NTK of a pretrained LM at its pretrained weights, its "
+    "eigen-decay, and the data-dependent early-stopping time.",
+    no_args_is_help=True,
+)
 
 _out = Console()
 _err = Console(stderr=True)
