@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from transferscope.core.errors import InputError
 from transferscope.core.params import (
+    OptionGroup,
     Spec,
     Validated,
     ValidatedEstimator,
@@ -25,6 +26,7 @@ from transferscope.core.params import (
     declarations,
     option,
     undeclared,
+    with_groups,
 )
 
 
@@ -236,3 +238,46 @@ def test_each_part_says_a_bad_option_value_in_one_line(argv, line, tmp_path, mon
     assert exit_.value.code == 2
     assert capsys.readouterr().err == line + "\n"
     assert not any(tmp_path.iterdir())
+
+
+def _grouped_app(seen: list) -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command()
+    @with_groups(config=OptionGroup(owner=Config, names=("depth", "kernel", "sizes", "out"),
+                                    flags={"out": "--to"}, help={"depth": "Layers here."}))
+    def main(name: str = typer.Option("x"), config: Config = Config()) -> None:
+        seen.append((name, config))
+
+    return app
+
+
+def test_an_option_group_is_the_declared_options_built_into_one_object():
+    seen: list = []
+    ok = CliRunner().invoke(_grouped_app(seen), ["--name", "y", "--depth", "2", "--kernel",
+                                                 "nngp", "--sizes", "3,5", "--to", "o"])
+    assert ok.exit_code == 0, ok.output
+    assert seen == [("y", Config(depth=2, kernel=Kernel.NNGP, sizes=(3, 5), out=Path("o")))]
+    CliRunner().invoke(_grouped_app(seen), [])
+    assert seen[-1] == ("x", Config())  # every default the class's own
+    text = " ".join(CliRunner().invoke(_grouped_app(seen), ["--help"], env={
+        "COLUMNS": "200", "NO_COLOR": "1"}).output.split())
+    assert "Layers here (a whole number >= 1)." in text and "--to" in text
+    assert "--lr" not in text and "--config" not in text  # only the names given
+
+
+def test_a_bad_value_in_a_group_is_the_option_s_one_line():
+    bad = CliRunner().invoke(_grouped_app([]), ["--sizes", "3,1"])
+    assert isinstance(bad.exception, InputError), bad.output
+    assert str(bad.exception) == "--sizes = '3,1': expected comma-separated, each a whole " \
+                                 "number >= 2"
+
+
+def test_a_group_naming_what_its_class_or_the_command_lacks_is_a_programming_error():
+    with pytest.raises(TypeError, match="declares no parameter 'dpth'"):
+        with_groups(config=OptionGroup(owner=Config, names=("dpth",)))(lambda config: None)
+    with pytest.raises(TypeError, match="has no parameter 'config'"):
+        with_groups(config=OptionGroup(owner=Config))(lambda other: None)
+    with pytest.raises(TypeError, match="option 'depth' is in two groups"):
+        with_groups(a=OptionGroup(owner=Config), b=OptionGroup(owner=Config))(
+            lambda a, b: None)

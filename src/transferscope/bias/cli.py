@@ -5,6 +5,7 @@ Each command parses its options, calls one library function and prints its resul
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -20,12 +21,11 @@ from transferscope.bias.config import (
     CompareConfig,
     DebiasConfig,
     DebiasMethod,
-    Executor,
     OptionScoring,
     RunConfig,
 )
 from transferscope.core.command_group import CommandGroup
-from transferscope.core.params import option
+from transferscope.core.params import OptionGroup, option, with_groups
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -49,6 +49,15 @@ ModelRunDirsArg = Annotated[list[Path], typer.Argument(
 ReportOutOpt = Annotated[Path | None, typer.Option(
     "--out", help="Report folder (default: <first run>/report).")]
 CompareOutOpt = Annotated[Path, typer.Option("--out", help="Report folder.")]
+# how a run reaches its model (all of BackendOptions but its cache, which is --cache above)
+_BACKEND = OptionGroup(owner=BackendOptions, names=(
+    "executor", "address", "workers", "max_retries", "timeout_s", "template_model"),
+    flags={"timeout_s": "--timeout"})
+
+
+def _with_cache(backend: BackendOptions, cache: Path | None) -> BackendOptions:
+    """The backend options with --cache, when given (else the default SQLite cache)."""
+    return backend if cache is None else dataclasses.replace(backend, cache=cache)
 
 
 @app.command("build-data")
@@ -67,6 +76,7 @@ def build_data(raw: RawOpt, out: OutRecordOpt = None) -> None:
 
 
 @app.command("run")
+@with_groups(backend=_BACKEND)
 def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
         tests: str = option(RunConfig, "tests"),
         drafts_per_nation: int | None = option(RunConfig, "drafts_per_nation"),
@@ -82,15 +92,11 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
         base_url: str | None = option(RunConfig, "base_url"),
         api_key_env: str | None = option(RunConfig, "api_key_env"),
         concurrency: int = option(RunConfig, "concurrency"),
-        max_retries: int = option(BackendOptions, "max_retries"),
-        timeout: float = option(BackendOptions, "timeout_s", "--timeout"),
         seed: int = option(RunConfig, "seed"), n_boot: int = option(RunConfig, "n_boot"),
         record: str | None = option(RunConfig, "record"),
-        template_model: str | None = option(BackendOptions, "template_model"),
-        cache: BackendCacheOpt = None, executor: Executor = option(BackendOptions, "executor"),
-        address: str | None = option(BackendOptions, "address"),
-        workers: int | None = option(BackendOptions, "workers"),
-        option_scoring: OptionScoring = option(RunConfig, "option_scoring")) -> None:
+        option_scoring: OptionScoring = option(RunConfig, "option_scoring"),
+        backend: BackendOptions = BackendOptions(),  # its options: with_groups
+        cache: BackendCacheOpt = None) -> None:
     """Run the tests on one model; write per-nation scores with bootstrap CIs to --out.
 
     Log-probability option scoring over HTTP: serve the model with llama-cpp-python started
@@ -104,10 +110,7 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
                        temperature=temperature, samples=samples, system_prompt=system_prompt,
                        few_shot=few_shot, prompts=prompts,
                        context_tokens=context_tokens)
-    options = BackendOptions(executor=executor, address=address, workers=workers,
-                             max_retries=max_retries, timeout_s=timeout,
-                             template_model=template_model, cache=cache if cache else True)
-    result = bias.run_evaluation(config, out, options=options,
+    result = bias.run_evaluation(config, out, options=_with_cache(backend, cache),
                                  command_line=shlex.join(["transferscope", *sys.argv[1:]]))
     if result.stats.extra.get("cache_notice"):
         typer.echo(f"note: {result.stats.extra['cache_notice']}")
@@ -215,6 +218,7 @@ def report(run_dirs: RunDirsArg, out: ReportOutOpt = None) -> None:
 
 
 @app.command("debias")
+@with_groups(backend=_BACKEND)
 def debias(out: OutDebiasOpt, model: str = option(DebiasConfig, "model"),
            method: DebiasMethod = option(DebiasConfig, "method"),
            tests: str = option(DebiasConfig, "tests"),
@@ -229,20 +233,16 @@ def debias(out: OutDebiasOpt, model: str = option(DebiasConfig, "model"),
            seed: int = option(DebiasConfig, "seed"), n_boot: int = option(DebiasConfig, "n_boot"),
            paired_boot: int = option(DebiasConfig, "paired_boot"),
            record: str | None = option(DebiasConfig, "record"),
-           template_model: str | None = option(BackendOptions, "template_model"),
-           cache: BackendCacheOpt = None,
-           executor: Executor = option(BackendOptions, "executor"),
-           address: str | None = option(BackendOptions, "address"),
-           workers: int | None = option(BackendOptions, "workers")) -> None:
+           backend: BackendOptions = BackendOptions(),  # its options: with_groups
+           cache: BackendCacheOpt = None) -> None:
     """Undebiased and debiased runs on the same items; before/after with CIs, cost, report."""
     config = DebiasConfig(model=model, method=method, tests=tests,
                           drafts_per_nation=drafts_per_nation, items=items, seed=seed,
                           n_boot=n_boot, paired_boot=paired_boot, top_k=top_k, rounds=rounds,
                           memory_size=memory, base_url=base_url, api_key_env=api_key_env,
                           concurrency=concurrency, record=record)
-    options = BackendOptions(executor=executor, address=address, workers=workers,
-                             template_model=template_model, cache=cache if cache else True)
-    result = bias.debias(config, out, options, shlex.join(["transferscope", *sys.argv[1:]]))
+    result = bias.debias(config, out, _with_cache(backend, cache),
+                         shlex.join(["transferscope", *sys.argv[1:]]))
     typer.echo(result.verdict)
     for run in ("baseline", "debiased"):
         c = result.cost[run]

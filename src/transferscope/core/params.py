@@ -48,6 +48,7 @@ from transferscope.core.errors import InputError, describe_value
 
 __all__ = [
     "Declared",
+    "OptionGroup",
     "Spec",
     "Validated",
     "ValidatedEstimator",
@@ -56,6 +57,7 @@ __all__ = [
     "declarations",
     "option",
     "undeclared",
+    "with_groups",
 ]
 
 _MISSING: Any = dataclasses.MISSING
@@ -408,6 +410,97 @@ def option(owner: type, name: str, *flags: str, default: Any = _MISSING,
     _check.__annotations__ = {"ctx": typer.Context, "param": typer.CallbackParam,
                               "given": Any, "return": Any}
     return typer.Option(value, *flags, help=text, callback=_check, **typer_kwargs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptionGroup:
+    """Several parameters of ``owner`` on a command line, passed to the command as one
+    ``owner``: see :func:`with_groups`.
+
+    ``names``: which parameters (default: all of them, in declaration order); ``flags``:
+    a flag other than ``--name-with-dashes`` (``{"data_file": "--data"}``); ``help``: a help
+    text other than the declared one, for this command.
+    """
+
+    owner: type
+    names: tuple[str, ...] | None = None
+    flags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    help: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def selected(self) -> tuple[str, ...]:
+        declared = declarations(self.owner)
+        names = tuple(declared) if self.names is None else self.names
+        unknown = [n for n in (*names, *self.flags, *self.help) if n not in declared]
+        if unknown:
+            raise TypeError(f"{self.owner.__qualname__} declares no parameter {unknown[0]!r}")
+        return names
+
+    def parameters(self) -> list[inspect.Parameter]:
+        """One keyword-only command parameter per selected name, its default the option."""
+        hints = typing.get_type_hints(self.owner)  # Annotated stripped: what Typer reads
+        out = []
+        for name in self.selected():
+            flags = (self.flags[name],) if name in self.flags else ()
+            annotation = (str | None) if declarations(self.owner)[name].sequence else hints[name]
+            out.append(inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                default=option(self.owner, name, *flags, help=self.help.get(name))))
+        return out
+
+    def build(self, values: Mapping[str, Any]) -> Any:
+        """The ``owner`` of the parsed values (a comma-separated text split and parsed)."""
+        declared = declarations(self.owner)
+        return self.owner(**{
+            name: tuple(_from_text(declared[name], t) for t in comma_list(value))
+            if declared[name].sequence and isinstance(value, str) else value
+            for name, value in values.items()})
+
+
+def with_groups(**groups: OptionGroup) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Compose option groups into a command instead of repeating their options.
+
+    The command declares one parameter per group, annotated with the group's class; the
+    command line shows the group's options in its place, and the command is called with the
+    one object built from them::
+
+        @app.command()
+        @with_groups(source=OptionGroup(owner=DataSource, flags={"data_file": "--data"}))
+        def kernel(out: Path, source: DataSource) -> None: ...
+
+    The object is built (and so checked) by its class from the values as parsed.
+    """
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command, eval_str=True)
+        missing = set(groups) - set(signature.parameters)
+        if missing:
+            raise TypeError(f"{command.__qualname__} has no parameter {sorted(missing)[0]!r}")
+        parameters: list[inspect.Parameter] = []
+        members: dict[str, tuple[str, ...]] = {}
+        for p in signature.parameters.values():
+            if p.name in groups:
+                members[p.name] = groups[p.name].selected()
+                parameters += groups[p.name].parameters()
+            else:
+                parameters.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+        names = [p.name for p in parameters]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise TypeError(f"{command.__qualname__}: option {twice[0]!r} is in two groups")
+
+        def run(**values: Any) -> Any:
+            for group, fields in members.items():
+                values[group] = groups[group].build({n: values.pop(n) for n in fields})
+            return command(**values)
+
+        run.__name__, run.__qualname__ = command.__name__, command.__qualname__
+        run.__doc__, run.__module__ = command.__doc__, command.__module__
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters} | {
+            "return": signature.return_annotation}
+        return run
+
+    return decorate
 
 
 def _as_given(value: Any) -> Any:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 import transferscope.ntk as ntk
 from transferscope.core.command_group import CommandGroup
-from transferscope.core.params import comma_list, option
+from transferscope.core.params import OptionGroup, comma_list, declarations, option, with_groups
 from transferscope.ntk import (
     DataSource,
     FinetuneOptions,
@@ -48,9 +48,8 @@ def _device() -> Any:
     return option(KernelOptions, "device")
 
 
-def _source(name: str, *flags: str, **kwargs: Any) -> Any:
-    """The option of the data source's parameter ``name`` (its declaration in DataSource)."""
-    return option(DataSource, name, *flags, **kwargs)
+# the data source's options (a built-in task or the user's file), composed into each command
+_SOURCE = OptionGroup(owner=DataSource, flags={"data_file": "--data"})
 
 
 def _table(title: str, rows) -> Table:
@@ -63,17 +62,12 @@ def _table(title: str, rows) -> Table:
 
 
 @app.command()
+@with_groups(source=_SOURCE)
 def kernel(
     out: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
     model: Annotated[str, typer.Option(help="smollm2, minilm, or a local HF dir / .gguf.")
                      ] = "smollm2",
-    task: str | None = _source("task"),
-    data_file: Path | None = _source("data_file", "--data"),
-    text_col: str = _source("text_col"),
-    label_col: str = _source("label_col"),
-    positive_label: str | None = _source("positive_label"),
-    template: str | None = _source("template"),
-    label_words: str | None = _source("label_words"),
+    source: DataSource = DataSource(),  # its options: with_groups
     params: str = option(KernelOptions, "params"),
     n: int | None = option(KernelOptions, "n"),
     mode: Mode = option(KernelOptions, "mode"),
@@ -89,9 +83,7 @@ def kernel(
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
     config = ntk.KernelConfig(
         out=out, model=model,
-        source=DataSource(task=task, data_file=data_file, text_col=text_col,
-                              label_col=label_col, positive_label=positive_label,
-                              template=template, label_words=label_words),
+        source=source,
         options=KernelOptions(params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
                               memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
                               address=address, workers=workers, device=device))
@@ -199,16 +191,11 @@ def stop(
 
 
 @app.command("finetune")
+@with_groups(source=_SOURCE)
 def finetune(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    task: str | None = _source("task"),
-    data_file: Path | None = _source("data_file", "--data"),
-    text_col: str = _source("text_col"),
-    label_col: str = _source("label_col"),
-    positive_label: str | None = _source("positive_label"),
-    template: str | None = _source("template"),
-    label_words: str | None = _source("label_words"),
+    source: DataSource = DataSource(),  # its options: with_groups
     params: str = option(FinetuneOptions, "params"),
     n: int | None = option(FinetuneOptions, "n"),
     n_test: int | None = option(FinetuneOptions, "n_test"),
@@ -224,9 +211,7 @@ def finetune(
     closed-form kernel trajectory, T_hat and the held-out-optimal step. Resumes from --out."""
     s = ntk.run_finetune(ntk.FinetuneConfig(
         out=out, model=model,
-        source=DataSource(task=task, data_file=data_file, text_col=text_col,
-                          label_col=label_col, positive_label=positive_label,
-                          template=template, label_words=label_words),
+        source=source,
         options=FinetuneOptions(params=params, n=n, n_test=n_test, steps=steps,
                                 lr_fraction=lr_fraction, loss=loss, batch_size=batch_size,
                                 seed=seed, device=device, pool=pool)))
@@ -237,16 +222,11 @@ def finetune(
 
 
 @app.command("rates")
+@with_groups(source=_SOURCE)
 def rates(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    task: str | None = _source("task"),
-    data_file: Path | None = _source("data_file", "--data"),
-    text_col: str = _source("text_col"),
-    label_col: str = _source("label_col"),
-    positive_label: str | None = _source("positive_label"),
-    template: str | None = _source("template"),
-    label_words: str | None = _source("label_words"),
+    source: DataSource = DataSource(),  # its options: with_groups
     params: str = option(RatesOptions, "params"),
     sizes: str | None = option(RatesOptions, "sizes"),
     seeds: int = option(RatesOptions, "seeds"),
@@ -258,9 +238,7 @@ def rates(
     """Held-out error at T_hat and at the optimum against n, slope vs -alpha/(alpha+1)."""
     result = ntk.run_rates(ntk.RatesConfig(
         out=out, model=model,
-        source=DataSource(task=task, data_file=data_file, text_col=text_col,
-                          label_col=label_col, positive_label=positive_label,
-                          template=template, label_words=label_words),
+        source=source,
         options=RatesOptions(params=params, seeds=seeds, n_test=n_test, pool=pool,
                              head_seed=head_seed, device=device,
                              sizes=None if sizes is None else tuple(
@@ -272,17 +250,15 @@ def rates(
 
 
 @app.command("taskvec")
+@with_groups(data=OptionGroup(
+    owner=DataSource, names=tuple(n for n in declarations(DataSource) if n != "task"),
+    flags=_SOURCE.flags, help={"data_file": "CSV/TSV/JSONL file: the first task, whose "
+                               "--template and --label-words prompt all."}))
 def taskvec(
     out: OutOpt,
     model: ModelOpt = "smollm2",
     tasks: str = option(TaskVectorOptions, "tasks"),
-    data_file: Path | None = _source("data_file", "--data", help=(
-        "CSV/TSV/JSONL file: the first task, whose --template and --label-words prompt all.")),
-    text_col: str = _source("text_col"),
-    label_col: str = _source("label_col"),
-    positive_label: str | None = _source("positive_label"),
-    template: str | None = _source("template"),
-    label_words: str | None = _source("label_words"),
+    data: DataSource = DataSource(),  # its options: with_groups
     params: str = option(TaskVectorOptions, "params"),
     n_train: int = option(TaskVectorOptions, "n_train"),
     n_test: int = option(TaskVectorOptions, "n_test"),
@@ -291,11 +267,8 @@ def taskvec(
     device: Device = _device(),
 ) -> None:
     """Task vectors from real fine-tuning; addition/negation, real vs linearised accuracy."""
-    data = None if data_file is None else DataSource(
-        data_file=data_file, text_col=text_col, label_col=label_col,
-        positive_label=positive_label, template=template, label_words=label_words)
     result = ntk.run_taskvec(ntk.TaskVectorConfig(
-        out=out, model=model, data=data,
+        out=out, model=model, data=None if data.data_file is None else data,
         options=TaskVectorOptions(tasks=comma_list(tasks), params=params, n_train=n_train,
                                   n_test=n_test, steps=steps, seed=seed, device=device)))
     c = result.correlation
@@ -304,44 +277,32 @@ def taskvec(
 
 
 @app.command("report")
+@with_groups(source=_SOURCE)
 def report(
     out: OutOpt,
     quick: Annotated[bool, typer.Option("--quick/--full", help="Profile (see "
                                         "transferscope.ntk.experiments.profiles).")] = True,
     model: ModelOpt = "smollm2",
-    task: str | None = _source("task"),
-    data_file: Path | None = _source("data_file", "--data"),
-    text_col: str = _source("text_col"),
-    label_col: str = _source("label_col"),
-    positive_label: str | None = _source("positive_label"),
-    template: str | None = _source("template"),
-    label_words: str | None = _source("label_words"),
+    source: DataSource = DataSource(),  # its options: with_groups
     device: Device = _device(),
 ) -> None:
     """Run finetune, rates (with mixed init) and taskvec under a profile; write index.html.
     --data replaces the task of finetune and rates; task vectors use the built-in tasks."""
     done = ntk.run_report(ntk.ReportConfig(
         out=out, profile="quick" if quick else "full", model=model,
-        source=DataSource(task=task, data_file=data_file, text_col=text_col,
-                          label_col=label_col, positive_label=positive_label,
-                          template=template, label_words=label_words),
+        source=source,
         device=device))
     _err.print(f"wrote {done.html_path}")
 
 
 @app.command("validate")
+@with_groups(source=_SOURCE)
 def validate(
     out: OutOpt,
     quick: Annotated[bool, typer.Option("--quick/--full", help="Profile: quick (192-example "
                                         "pool, 2 real runs; minutes on 2 CPUs) or full.")] = True,
     model: ModelOpt = "smollm2",
-    task: str | None = _source("task"),
-    data_file: Path | None = _source("data_file", "--data"),
-    text_col: str = _source("text_col"),
-    label_col: str = _source("label_col"),
-    positive_label: str | None = _source("positive_label"),
-    template: str | None = _source("template"),
-    label_words: str | None = _source("label_words"),
+    source: DataSource = DataSource(),  # its options: with_groups
     device: Device = _device(),
     real_splits: int | None = option(ntk.ValidateConfig, "real_splits"),
     params: str | None = option(ntk.ValidateConfig, "params"),
@@ -351,9 +312,7 @@ def validate(
     chosen on a development pool and reported on a separate evaluation pool."""
     config = ntk.ValidateConfig(
         out=out, profile="quick" if quick else "full", model=model,
-        source=DataSource(task=task, data_file=data_file, text_col=text_col,
-                              label_col=label_col, positive_label=positive_label,
-                              template=template, label_words=label_words),
+        source=source,
         device=device, real_splits=real_splits, params=params)
     done = ntk.run_validation(config)
     result, chosen = done.summary, done.chosen_on_development
