@@ -43,13 +43,6 @@ def test_paired_bootstrap_matches_a_hand_loop():
     assert stats.paired_bootstrap(15, lambda i: x[i].mean(), 20, seed=9) == pytest.approx(hand)
 
 
-def test_residual_bootstrap_keeps_the_design_and_centres_the_residuals():
-    fitted = np.array([1.0, 2.0, 3.0])
-    residuals = np.array([1.0, 1.0, 1.0])  # mean 1: centred to zero
-    draws = stats.residual_bootstrap(fitted, residuals, lambda y: y, 10, seed=0)
-    assert np.allclose(draws, fitted)
-
-
 def test_bootstrap_p_value_two_sided():
     assert stats.bootstrap_p_value(np.r_[np.full(95, 1.0), np.full(5, -1.0)]) == pytest.approx(0.1)
     assert stats.bootstrap_p_value(np.ones(100)) == pytest.approx(0.01)  # floored at 1/n

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -138,7 +139,7 @@ def brute_t_hat(eigs: np.ndarray, eta: float, sigma: float, radius: float) -> in
 def test_stop_command(kernel_run, capsys):
     code, out, err = run_cli(capsys, "ntk", "stop", str(kernel_run), "--batch-size", "4")
     assert code == 0, err
-    assert "T_hat" in out and "RECOMMENDED" in out and "range (steps_ci)" in out
+    assert "RECOMMENDED" in out and "range (steps_ci" in out and "T_hat" not in out
     result = json.loads((kernel_run / "stop.json").read_text())
     low_ci, high_ci = result["recommendation"]["steps_ci"]
     assert low_ci <= result["recommendation"]["steps"] <= high_ci
@@ -150,24 +151,58 @@ def test_stop_command(kernel_run, capsys):
     advice = result["recommendation"]
     assert advice["rule"] == DEFAULT_RULE and advice["steps"] == advice["rules"][DEFAULT_RULE]
     assert advice["rules"]["rwy-gcv"] == brute_t_hat(eigs, result["step_size"],
-                                                    result["sigma"]["estimate"],
-                                                    result["radius"]["estimate"])
-    sigma, radius = result["sigma"]["used"], result["radius"]["used"]
-    t_hat = brute_t_hat(eigs, result["step_size"], sigma, radius)
-    assert result["stopping_time"] == t_hat
-    assert result["schedule"]["epochs"] == pytest.approx(t_hat * 4 / 8)
-    low, high = result["bootstrap"]["stopping_time_ci"]
-    assert result["bootstrap"]["n_boot"] == 200 and 0 <= low <= high
-    table = np.array(result["sensitivity"]["stopping_time"])
-    assert table.shape == (5, 5) and table[2, 2] == t_hat
-    assert np.all(np.diff(table, axis=1) >= 0) and np.all(np.diff(table, axis=0) <= 0)
+                                                    advice["sigma_gcv"], advice["radius_ridge"])
+    assert advice["rules"]["rwy"] == brute_t_hat(eigs, result["step_size"], advice["sigma"],
+                                                advice["radius"])
+    assert result["schedule"]["full_batch_steps"] == advice["steps"]
+    assert result["schedule"]["epochs"] == pytest.approx(advice["steps"] * 4 / 8)
 
     code, _, err = run_cli(capsys, "ntk", "stop", str(kernel_run), "--sigma", "0.5",
-                           "--radius", "3", "--lr", str(0.5 / eigs.max()), "--loss", "mse")
+                           "--radius", "3", "--lr", str(0.5 / eigs.max()), "--loss", "mse",
+                           "--rule", "rwy")
     assert code == 0, err
     result = json.loads((kernel_run / "stop.json").read_text())
     assert result["step_size"] == pytest.approx(1 / eigs.max())  # mse: eta = 2 lr
-    assert result["stopping_time"] == brute_t_hat(eigs, 1 / eigs.max(), 0.5, 3.0)
+    advice = result["recommendation"]
+    assert advice["steps"] == advice["rules"]["rwy"] == brute_t_hat(eigs, 1 / eigs.max(), 0.5,
+                                                                     3.0)
+    assert result["schedule"]["full_batch_steps"] == advice["steps"]
+
+
+def test_stop_prints_one_step_count_with_an_interval(tmp_path, capsys, monkeypatch):
+    """``ntk stop`` reports one answer (#29): the recommended steps it prints are stop.json's,
+    and the only step interval it prints is that answer's range; the other rules appear as
+    point values. The old second answer (a residual-bootstrap CI of the RWY T_hat and its
+    sigma x R grid) is gone, and so is its option."""
+    from rich.console import Console
+
+    from transferscope.ntk import cli as ntk_cli
+    from transferscope.ntk.rundir import save_kernel_run
+
+    monkeypatch.setattr(ntk_cli, "_out", Console(width=400))  # one table row per line
+    n = 24
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    labels = np.repeat([1.0, -1.0], n // 2)
+    save_kernel_run(tmp_path / "run", n * (q * np.arange(1, n + 1) ** -1.5) @ q.T,
+                    0.3 * labels + 0.5 * rng.standard_normal(n), labels,
+                    [f"w{i}" for i in range(n)], {"n": n})
+    code, out, err = run_cli(capsys, "ntk", "stop", str(tmp_path / "run"), "--batch-size", "6")
+    assert code == 0, err
+    advice = json.loads((tmp_path / "run" / "stop.json").read_text())["recommendation"]
+    printed = re.findall(r"RECOMMENDED full-batch steps \((\S+)\)\s*│\s*(\d+) ", out)
+    assert printed == [(advice["rule"], str(advice["steps"]))]
+    without_epochs = re.sub(r"epochs [^;)]*", "", out)  # the same range, in epochs
+    intervals = re.findall(r"(\d+) ?\.\. ?(\d+)|\[(\d+), (\d+)\]|from (\d+) to (\d+)",
+                           without_epochs)
+    assert intervals and {tuple(int(v) for v in m if v) for m in intervals} == {
+        tuple(advice["steps_ci"])}
+    for name, steps in advice["rules"].items():
+        if name != advice["rule"]:
+            assert re.search(rf"rule {name} \(point value\)\s*│\s*{steps}\s", out)
+    assert "T_hat" not in out and "CI" not in out and "sigma \\ R" not in out
+    code, _, err = run_cli(capsys, "ntk", "stop", str(tmp_path / "run"), "--n-boot", "20")
+    assert code == 2 and "--n-boot" in err
 
 
 @pytest.mark.parametrize("args,message", [

@@ -56,29 +56,38 @@ def test_spectrum_step_returns_what_it_writes(run_dir):
 def test_stop_step_matches_a_plain_loop_and_its_file(run_dir):
     path, eigs = run_dir
     result = pipeline.run_stop(pipeline.StopConfig(run_dir=path, options=pipeline.StopOptions(
-        sigma=0.3, radius=2.0, n_boot=20, batch_size=6)), progress=False)
+        sigma=0.3, radius=2.0, batch_size=6)))
     kernel = np.load(path / "kernel.npy")
     assert result.step_size == pytest.approx(1 / np.max(np.diag(kernel)), rel=1e-9)
-    assert result.stopping_time == brute_t_hat(eigs, result.step_size, 0.3, 2.0) > 0
     # the overrides reach the recommendation's rwy rule; the answer follows the cv rule
     advice = result.recommendation
-    assert advice.rules["rwy"] == result.stopping_time
+    assert advice.rules["rwy"] == brute_t_hat(eigs, result.step_size, 0.3, 2.0) > 0
     assert advice.steps == advice.rules["cv"]
     assert (path / "residual_spectrum.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert result.schedule.epochs == pytest.approx(result.stopping_time * 6 / 24)
-    assert result.recommended_epochs == pytest.approx(advice.steps * 6 / 24)  # what the CLI prints
-    assert result.sensitivity.stopping_times[2, 2] == result.stopping_time
-    assert set(result.fits) == {"pretrained f_0", "gradient descent at T_hat",
-                                "kernel ridge, lam = 1/(eta T_hat)"}
+    # the schedule, the ridge and the fits are those of the one answer
+    assert result.schedule.full_batch_steps == advice.steps > 0
+    assert result.schedule.epochs == pytest.approx(advice.steps * 6 / 24)
+    assert result.equivalent_ridge == pytest.approx(1 / (result.step_size * advice.steps))
+    assert set(result.fits) == {"pretrained f_0", "gradient descent at the recommended steps",
+                                "kernel ridge, lam = 1/(eta steps)"}
+    # GD at T by hand: f_T = f_0 + (I - (I - eta K/n)^T) (y - f_0)
+    labels, f0 = np.load(path / "labels.npy"), np.load(path / "f0.npy")
+    gd = f0 + (np.eye(24) - np.linalg.matrix_power(np.eye(24) - result.step_size * kernel / 24,
+                                                   advice.steps)) @ (labels - f0)
+    assert result.fits["gradient descent at the recommended steps"]["train_mse"] == (
+        pytest.approx(float(np.mean((gd - labels) ** 2)), rel=1e-6))
     written = json.loads(result.json_path.read_text())
     assert written == json_ready(result.to_dict())
-    assert written["bootstrap"]["stopping_time_ci"] == list(result.stopping_time_ci)
+    assert written["recommendation"]["steps"] == advice.steps
+    assert written["schedule"]["epochs_range"] == pytest.approx(
+        [t * 6 / 24 for t in advice.steps_ci])
+    assert not {"stopping_time", "bootstrap", "sensitivity"} & set(written)
 
 
 def test_stop_decomposes_the_kernel_once(run_dir, monkeypatch):
     """``ntk stop`` used to eigendecompose the same n x n K/n up to 8 times (#29): once now,
-    whatever it estimates, bootstraps, fits, recommends or draws. The CV folds are smaller
-    matrices of their own and are not counted."""
+    whatever it estimates, recommends, fits or draws. The CV folds are smaller matrices of
+    their own and are not counted."""
     path, _ = run_dir
     n = 24
     calls = []
@@ -91,17 +100,14 @@ def test_stop_decomposes_the_kernel_once(run_dir, monkeypatch):
             return _real(a, *args, **kwargs)
 
         monkeypatch.setattr(np.linalg, name, counted)
-    result = pipeline.run_stop(pipeline.StopConfig(run_dir=path,
-                                                   options=pipeline.StopOptions(n_boot=5)),
-                               progress=False)
+    result = pipeline.run_stop(pipeline.StopConfig(run_dir=path))
     assert calls == ["eigh"]
-    assert result.recommendation.rules["rwy-gcv"] == result.stopping_time  # no override given
+    assert result.recommendation.steps == result.recommendation.rules["cv"]
 
 
 @pytest.mark.parametrize("options,message", [
     ({"loss": "l1"}, "StopOptions: loss = 'l1': expected one of 'half-mse', 'mse'"),
     ({"sigma": -1.0}, "StopOptions: sigma = -1.0: expected None or a finite number > 0"),
-    ({"n_boot": 1}, "StopOptions: n_boot = 1: expected a whole number >= 2"),
     ({"rule": "nope"}, "StopOptions: rule = 'nope': expected one of 'rwy', "),
     ({"n_total": 1}, "StopOptions: n_total = 1: expected None or a whole number >= 2"),
 ])
@@ -113,8 +119,7 @@ def test_stop_options_are_checked_when_constructed(options, message):
 def test_a_step_size_above_the_kernel_bound_is_one_line(run_dir):
     with pytest.raises(InputError, match="--lr"):
         pipeline.run_stop(pipeline.StopConfig(run_dir=run_dir[0],
-                                              options=pipeline.StopOptions(lr=1e9)),
-                          progress=False)
+                                              options=pipeline.StopOptions(lr=1e9)))
 
 
 def test_examples_and_kernel_options_are_checked_before_any_model_loads(tmp_path):

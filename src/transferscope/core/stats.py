@@ -1,7 +1,7 @@
 """Intervals and resampling: every confidence interval the project prints comes from here.
 
 Where ``scipy.stats.bootstrap`` fits (a statistic of one or more samples, resampled as a whole)
-:func:`bootstrap_interval` uses it, with its percentile, basic and BCa intervals. Three
+:func:`bootstrap_interval` uses it, with its percentile, basic and BCa intervals. The
 resamplings scipy lacks are written once here; each returns the raw draws, shape
 ``(n_boot, ...)``, so a caller can take intervals, p-values or bias corrections of the same draws:
 
@@ -9,8 +9,6 @@ resamplings scipy lacks are written once here; each returns the raw draws, shape
   (items within a nation and test; the two domains of an MMD).
 * :func:`paired_bootstrap`: one index resample shared by every paired array (before/after runs
   that answered the same items; x and y of a correlation).
-* :func:`residual_bootstrap`: the design fixed, ``y* = fitted + e*`` with ``e*`` drawn from the
-  (centred) residuals, as in regression and RWY's stopping-rule analysis.
 * :func:`cluster_bootstrap`: whole clusters resampled (the drafts of the bias tests: every item
   about one draft, whichever nation or form it asks, enters a draw together).
 
@@ -98,20 +96,6 @@ def paired_bootstrap(n: int, statistic: Callable[[np.ndarray], Any], n_boot: int
         if progress is not None:
             progress(b + 1)
     return np.asarray(draws, dtype=np.float64)
-
-
-def residual_bootstrap(fitted: np.ndarray, residuals: np.ndarray,
-                       statistic: Callable[[np.ndarray], Any], n_boot: int, seed: Seed = 0, *,
-                       center: bool = True, progress: Progress = None) -> np.ndarray:
-    """Draws of ``statistic(fitted + e*)``, ``e*`` resampled with replacement from the
-    residuals (centred first unless ``center=False``); the design stays fixed."""
-    fitted = np.asarray(fitted, dtype=np.float64)
-    errors = np.asarray(residuals, dtype=np.float64)
-    if center:
-        errors = errors - errors.mean()
-    n = errors.size
-    return paired_bootstrap(n, lambda idx: statistic(fitted + errors[idx]), n_boot, seed,
-                            progress)
 
 
 def bootstrap_p_value(draws: Any, null: float = 0.0) -> float:

@@ -22,6 +22,29 @@ def _share(value) -> str:
     return "n/a (no step improves on f_0)" if value is None or value != value else f"{value:.2f}"
 
 
+def stop_summary(stop: dict) -> list[str]:
+    """The stop's paragraphs, every number read from ``stop`` (what ``stop.json`` holds) of a
+    run with the default lr and estimates, as the demo makes it: the one answer (the chosen
+    rule's steps, epochs, range and advice), then what stands beside it without an interval
+    (the other rules' point values, sigma, R and the critical radius)."""
+    advice, schedule = stop["recommendation"], stop["schedule"]
+    low, high = advice["steps_ci"]
+    return [
+        f"Recommended stop (rule {advice['rule']}): {advice['steps']} full-batch steps at "
+        f"lr = {advice['lr']:.3g} (= 1/max K(x,x)), {schedule['epochs']:.3g} epochs at batch "
+        f"size {schedule['batch_size']}; range {low}..{high} "
+        f"({advice['range']['decades']:.1f} decades: {advice['range']['how']}). "
+        f"{advice['advice'][0].upper() + advice['advice'][1:]}. This is the one answer; the "
+        "other rules' point values, beside it and not used for it: "
+        + ", ".join(f"{k} {v}" for k, v in advice["rules"].items() if k != advice["rule"])
+        + (". Warnings: " + "; ".join(advice["warnings"]) if advice["warnings"] else "") + ".",
+        f"What the RWY rules see (warm-started RWY 2014 on the residual y - f_0): noise sigma "
+        f"{advice['sigma']:.3g} (spectral tail; GCV {advice['sigma_gcv']:.3g}), radius R "
+        f"{advice['radius']:.3g} (debiased; ridge fit {advice['radius_ridge']:.3g}), critical "
+        f"radius eps_n {stop['critical_radius']:.3g}.",
+    ]
+
+
 def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     import transferscope.ntk as ntk
     from transferscope.ntk import rundir
@@ -38,9 +61,9 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     progress.update(task, description="ntk: spectrum and decay fits (bootstrap)")
     spectrum_run = ntk.run_spectrum(ntk.SpectrumConfig(
         run_dir=run_dir, options=ntk.SpectrumOptions(n_boot=200, seed=0)))
-    progress.update(task, description="ntk: stopping time T_hat")
+    progress.update(task, description="ntk: the recommended stop and its range")
     stop_result = ntk.run_stop(ntk.StopConfig(
-        run_dir=run_dir, options=ntk.StopOptions(batch_size=8, n_boot=200, seed=0)))
+        run_dir=run_dir, options=ntk.StopOptions(batch_size=8, seed=0)))
     progress.update(task, description="ntk: stopping rules against planted and held-out truths")
     checked = ntk.run_validation(ntk.ValidateConfig(
         out=stage_dir / "validate", profile="quick", model=settings["model"],
@@ -54,10 +77,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
     fine_figure = finetune_figure(fine)
 
     best = spec["fits"][spec["preferred_model"]]
-    boot = stop["bootstrap"]
-    advice = stop["recommendation"]
     result = StageResult(title="NTK: how many fine-tuning steps, and why")
-    low, high = advice["steps_ci"]
     result.summary = [
         f"Empirical NTK of f = logit('{meta['label_words']['positive']}') - "
         f"logit('{meta['label_words']['negative']}') for {settings['model']} at its pretrained "
@@ -68,16 +88,7 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         f"{best['rate']:.3g}, 95% bootstrap CI [{best['ci'][0]:.3g}, {best['ci'][1]:.3g}], "
         f"R² {best['r_squared']:.3f} on log scale, {best['eigenvalues_used']} eigenvalues), "
         f"implying an error rate {spec['implied_rate']}.",
-        f"Recommended stop (rule {advice['rule']}): {advice['steps']} full-batch steps at "
-        f"lr = {advice['lr']:.3g} (= 1/max K(x,x)), range {low}..{high} "
-        f"({advice['range']['decades']:.1f} decades: {advice['range']['how']}). "
-        f"{advice['advice'][0].upper() + advice['advice'][1:]}. All rules: "
-        + ", ".join(f"{k} {v}" for k, v in advice["rules"].items())
-        + (". Warnings: " + "; ".join(advice["warnings"]) if advice["warnings"] else "") + ".",
-        f"The paper's rule (warm-started RWY 2014 on the residual y - f_0, GCV sigma and ridge "
-        f"radius): T_hat = {stop['stopping_time']} steps (95% residual-bootstrap CI "
-        f"[{boot['stopping_time_ci'][0]:.0f}, {boot['stopping_time_ci'][1]:.0f}]); it is shown "
-        "beside the recommendation, not used for it.",
+        *stop_summary(stop),
     ]
     ev = {row["rule"]: row for row in checked["evaluation"]["held_out"]["overall"]}
     dr = checked["default_rule"]
@@ -127,10 +138,6 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
                           "R² (log)": f["r_squared"], "implied rate": f["implied_rate"]}
                          for name, f in spec["fits"].items()])
     result.add_table(fits, "Decay fits of the spectrum of K/n")
-    sens = pd.DataFrame(stop["sensitivity"]["stopping_time"],
-                        index=[f"sigma x{s:g}" for s in stop["sensitivity"]["sigma_factors"]],
-                        columns=[f"R x{r:g}" for r in stop["sensitivity"]["radius_factors"]])
-    result.add_table(sens.reset_index(names="T_hat"), "Sensitivity of T_hat to sigma and R")
     result.add_table(pd.DataFrame([
         {"rule": r["rule"], "n": r["n"], "splits (T_opt = 0)": f"{r['problems']} "
          f"({r['t_opt_zero']})", "median excess risk": r["median_excess"],
@@ -142,8 +149,9 @@ def run(stage_dir: Path, settings: dict, progress, task) -> StageResult:
         "Evaluation pool: predicted vs held-out-optimal stop of the kernel trajectory, excess "
         "risk (e(T) - e_opt)/(e_0 - e_opt) of each rule and fixed-step baseline")
     quality = pd.DataFrame([{"predictor": k, **v} for k, v in stop["fits"].items()])
-    result.add_table(quality, "Training fit: pretrained f_0, kernel gradient descent at T_hat, "
-                     "and the equivalent kernel ridge")
+    result.add_table(quality, f"Training fit: pretrained f_0, kernel gradient descent at the "
+                     f"recommended {stop['recommendation']['steps']} steps, and the equivalent "
+                     "kernel ridge")
     result.commands = [
         "transferscope ntk kernel --model /path/to/hf-model --data your.csv --text-col text "
         "--label-col label --template 'Review: {text} Sentiment:' --label-words good,bad "

@@ -133,26 +133,27 @@ def stop(
     sigma: float | None = option(StopOptions, "sigma"),
     radius: float | None = option(StopOptions, "radius"),
     loss: Loss = option(StopOptions, "loss"),
-    n_boot: int = option(StopOptions, "n_boot"),
     seed: int = option(StopOptions, "seed"),
     n_total: int | None = option(StopOptions, "n_total"),
     rule: Rule = option(StopOptions, "rule"),
 ) -> None:
-    """How many steps to fine-tune: every stopping rule, the recommended one, what to set."""
+    """How many steps to fine-tune: the recommended rule's steps with their range, every
+    other rule beside it, what to set."""
     r = ntk.run_stop(ntk.StopConfig(run_dir=run_dir, options=StopOptions(
-        lr=lr, batch_size=batch_size, sigma=sigma, radius=radius, loss=loss, n_boot=n_boot,
-        seed=seed, n_total=n_total, rule=rule)))
-    a = r.recommendation
-    low, high = r.stopping_time_ci
-    a_low, a_high = a.steps_ci
+        lr=lr, batch_size=batch_size, sigma=sigma, radius=radius, loss=loss, seed=seed,
+        n_total=n_total, rule=rule)))
+    a, s = r.recommendation, r.schedule
+    low, high = a.steps_ci
     rows = [
-        (f"RECOMMENDED full-batch steps ({a.rule})", f"{a.steps} (epochs at batch size "
-         f"{batch_size}: {r.recommended_epochs:.3g})"),
-        ("  range (steps_ci)", f"{a_low} .. {a_high} ({a.range.decades:.1f} decades)"),
+        (f"RECOMMENDED full-batch steps ({a.rule})",
+         f"{a.steps} (epochs at batch size {s.batch_size}: {s.epochs:.3g})"),
+        ("  range (steps_ci, from the CV curve)",
+         f"{low} .. {high} ({a.range.decades:.1f} decades; epochs {r.epochs(low):.3g} .. "
+         f"{r.epochs(high):.3g})"),
         ("  use", str(a.safe_steps) + ("" if a.decided else
                                         " (the low end: the range is too wide to decide)")),
-        *[(f"  rule {name}", str(t)) for name, t in a.rules.items()],
-        ("  sigma / R used by rule rwy", f"{a.sigma:.4g} / {a.radius:.4g}"),
+        *[(f"  rule {name} (point value)", str(t)) for name, t in a.rules.items()
+          if name != a.rule],
     ]
     if a.growth is not None:
         g = a.growth
@@ -163,27 +164,17 @@ def stop(
                      f"measured on subsamples {g.sizes}"))
     rows += [
         ("step size eta (lr)", f"{r.step_size:.4g} ({r.learning_rate:.4g})"),
-        ("sigma (estimate)", f"{r.sigma:.4g} ({r.noise.sigma:.4g})"),
-        ("radius R (estimate)", f"{r.radius:.4g} ({r.radius_estimate:.4g})"),
-        ("rwy-gcv T_hat full-batch steps (95% CI)",
-         f"{r.stopping_time} [{low:.0f}, {high:.0f}]"),
-        (f"epochs at batch size {r.schedule.batch_size}", f"{r.schedule.epochs:.3g}"),
-        ("critical radius eps_n", f"{r.critical_radius:.4g}"),
-        ("equivalent ridge 1/(eta T_hat)", f"{r.equivalent_ridge:.4g}"
-         if r.equivalent_ridge else "none (T_hat = 0: keep f_0)"),
+        ("sigma: rule rwy / rwy-gcv (GCV)", f"{a.sigma:.4g}"
+         + (" (given)" if sigma is not None else "") + f" / {a.sigma_gcv:.4g}"),
+        ("radius R: rule rwy / rwy-gcv (ridge)", f"{a.radius:.4g}"
+         + (" (given)" if radius is not None else "") + f" / {a.radius_ridge:.4g}"),
+        ("critical radius eps_n (rule rwy's sigma, R)", f"{r.critical_radius:.4g}"),
+        ("equivalent ridge 1/(eta steps)", f"{r.equivalent_ridge:.4g}"
+         if r.equivalent_ridge else "none (0 steps: keep f_0)"),
     ]
     rows += [(f"train MSE / acc: {name}", f"{q['train_mse']:.4g} / {q['train_accuracy']:.3f}")
              for name, q in r.fits.items()]
     _out.print(_table(f"early stopping for {r.run} (n = {r.n})", rows))
-    sens = r.sensitivity
-    grid = Table(title="rwy-gcv T_hat over sigma (rows) and R (columns), as factors of the "
-                 "values used")
-    grid.add_column("sigma \\ R")
-    for f in sens.factors:
-        grid.add_column(f"x{f:g}")
-    for f, row in zip(sens.factors, sens.stopping_times, strict=True):
-        grid.add_row(f"x{f:g}", *[str(int(v)) for v in row])
-    _out.print(grid)
     for warning in a.warnings:
         _err.print(f"warning: {warning}")
     _out.print(a.advice())

@@ -229,16 +229,14 @@ class StopOptions(Validated):
     lr: Annotated[float | None, _positive(
         "SGD learning rate (default: 1/max K(x,x), RWY's bound).")] = None
     batch_size: Annotated[int, Spec(ge=1, help="Minibatch size B for the epoch count.")] = 8
-    sigma: Annotated[float | None, _positive("Noise level (default: GCV estimate).")] = None
+    sigma: Annotated[float | None, _positive(
+        "Noise level of rule rwy (default: spectral-tail estimate).")] = None
     radius: Annotated[float | None, _positive(
-        "RKHS radius of f* - f_0 (default: ridge estimate).")] = None
+        "RKHS radius of f* - f_0 for rule rwy (default: debiased ridge-fit norm).")] = None
     loss: Annotated[Loss, Spec(
         help="half-mse: mean((f-y)^2)/2, eta = lr; mse: mean((f-y)^2), eta = 2 lr.")
                     ] = "half-mse"
-    n_boot: Annotated[int, Spec(ge=2, le=MAX_RESAMPLES,
-                                help="Residual-bootstrap resamples for the CIs.")] = 200
-    seed: Annotated[int, _seed("Seed of the bootstrap and the CV folds.")
-                    ] = 0
+    seed: Annotated[int, _seed("Seed of the CV folds and of the range's bootstrap.")] = 0
     n_total: Annotated[int | None, Spec(
         ge=2, help="Your whole training set size N: steps and epochs for it, from the growth "
                    "of the CV stop measured on subsamples of n/4, n/2, n (needs n >= 32).")

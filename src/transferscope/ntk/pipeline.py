@@ -8,13 +8,13 @@ line (``transferscope ntk kernel | spectrum | stop``) only parses and prints::
                                   options=KernelOptions(n=64)))
     spectrum = run_spectrum(SpectrumConfig(run_dir=run.path))
     stop = run_stop(StopConfig(run_dir=run.path, options=StopOptions(batch_size=16)))
-    print(stop.stopping_time, stop.stopping_time_ci)
+    print(stop.recommendation.steps, stop.recommendation.steps_ci, stop.recommendation.advice())
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,6 @@ from transferscope.core.errors import InputError, input_error
 from transferscope.core.io import write_json, write_png
 from transferscope.core.outdir import claim_output
 from transferscope.core.progress import step_progress
-from transferscope.core.stats import percentile_interval
 from transferscope.ntk import data as ntk_data
 from transferscope.ntk import growth, recommend, rundir, stopping
 from transferscope.ntk.data import LabeledTexts
@@ -53,7 +52,6 @@ from transferscope.ntk.task import PromptTask, check_template, parameter_spec, p
 
 DEFAULT_TASK = "sentiment-words"
 DEFAULT_KERNEL_N = 64
-SENSITIVITY_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 # ---------------------------------------------------------------------------- data
@@ -242,18 +240,11 @@ def run_spectrum(config: SpectrumConfig, progress: bool = True) -> SpectrumRun:
 
 # ---------------------------------------------------------------------------- stop
 @dataclass(kw_only=True, frozen=True)
-class Sensitivity:
-    """``T_hat`` over a grid of sigma (rows) and R (columns), factors of the values used."""
-
-    factors: tuple[float, ...]
-    sigmas: np.ndarray
-    radii: np.ndarray
-    stopping_times: np.ndarray
-
-
-@dataclass(kw_only=True, frozen=True)
 class StopResult:
-    """``ntk stop``: the warm-started RWY stopping time, its inputs, CIs and what to set."""
+    """``ntk stop``: one answer, the recommendation of the rule ``options.rule`` (its steps,
+    their range and the steps to use), with what explains it beside it: every rule's point
+    value (``recommendation.rules``), the noise and radius estimates, the critical radius, and
+    the training fit and schedule at the recommended steps."""
 
     run: Path
     n: int
@@ -262,84 +253,55 @@ class StopResult:
     max_step_size: float
     learning_rate: float
     step_size: float
-    noise: stopping.NoiseEstimate
-    sigma: float  # used
-    radius_estimate: float
-    radius: float  # used
-    stopping_time: int
-    bootstrap: stopping.StoppingBootstrap
-    critical_radius: float
-    schedule: stopping.Schedule
-    equivalent_ridge: float | None
+    recommendation: recommend.StopRecommendation  # the answer: steps, steps_ci, safe_steps
+    schedule: stopping.Schedule  # the recommended steps in a trainer's terms
+    critical_radius: float  # eps_n at the sigma and R of rule rwy
+    equivalent_ridge: float | None  # 1 / (eta T) at the recommended T; None when T = 0
     effective_dimension_at_ridge: float | None
-    fits: dict[str, dict[str, float]]  # train MSE / accuracy of f_0, GD at T_hat, kernel ridge
-    sensitivity: Sensitivity
-    recommendation: recommend.StopRecommendation  # every rule; ``steps`` is the answer
-
-    @property
-    def stopping_time_ci(self) -> tuple[float, float]:
-        return self.bootstrap.interval(0.95)
+    fits: dict[str, dict[str, float]]  # train MSE / accuracy of f_0, GD at T, kernel ridge
 
     @property
     def json_path(self) -> Path:
         return self.run / rundir.STOP_FILE
 
-    @property
-    def recommended_epochs(self) -> float:
-        """The recommended full-batch steps as epochs at the command's batch size
-        (``steps * B / n``: one epoch is ``n / B`` minibatch steps)."""
-        return self.recommendation.steps * self.options.batch_size / self.n
+    def epochs(self, steps: int) -> float:
+        """``steps`` full-batch steps as epochs at the command's batch size (``steps * B / n``:
+        one epoch is ``n / B`` minibatch steps)."""
+        return steps * self.options.batch_size / self.n
 
     def to_dict(self) -> dict:
         """What ``stop.json`` holds."""
-        o = self.options
+        o, a = self.options, self.recommendation
         factor = stopping.LOSS_STEP_FACTOR[o.loss]
-        t_low, t_high = self.stopping_time_ci
-        sens = self.sensitivity
+        low, high = a.steps_ci
         return {
-            "run": str(self.run), "n": self.n,
+            "run": str(self.run), "n": self.n, "options": asdict(o),
             "lambda_max": self.lambda_max, "max_step_size": self.max_step_size,
             "step_size": self.step_size, "learning_rate": self.learning_rate, "loss": o.loss,
             "lr_to_eta": f"eta = {factor:g} * lr (loss {o.loss}; K/n scaling, f_t+1 = f_t - "
                          "eta K/n (f_t - y))",
-            "sigma": {"used": self.sigma, "estimate": self.noise.sigma, "override": o.sigma,
-                      "gcv_ridge": self.noise.ridge,
-                      "degrees_of_freedom": self.noise.degrees_of_freedom},
-            "radius": {"used": self.radius, "estimate": self.radius_estimate,
-                       "override": o.radius, "ridge": self.noise.ridge},
-            "stopping_time": self.stopping_time,
-            "stopping_time_rule": "warm-started RWY with GCV sigma and ridge R (rwy-gcv)",
-            "recommendation": self.recommendation.to_dict(),
-            "bootstrap": {"method": "residual bootstrap, design fixed", "n_boot": o.n_boot,
-                          "seed": o.seed, "ci_level": 0.95,
-                          "stopping_time_ci": [t_low, t_high],
-                          "epochs_ci": [t_low * o.batch_size / self.n,
-                                        t_high * o.batch_size / self.n],
-                          "sigma_ci": list(percentile_interval(self.bootstrap.sigmas, 0.95)),
-                          "radius_ci": list(percentile_interval(self.bootstrap.radii, 0.95))},
-            "critical_radius": self.critical_radius,
-            "error_bound_scale": self.radius**2 * self.critical_radius**2,
+            "recommendation": a.to_dict(),
             "schedule": {"full_batch_steps": self.schedule.full_batch_steps,
                          "minibatch_steps": self.schedule.minibatch_steps,
                          "batch_size": self.schedule.batch_size,
                          "epochs": self.schedule.epochs,
+                         "epochs_range": [self.epochs(low), self.epochs(high)],
+                         "safe_epochs": self.epochs(a.safe_steps),
                          "note": "one epoch = n/B minibatch steps ~ n/B full-batch steps of "
                                  "the same lr (SGD noise ignored)"},
+            "critical_radius": self.critical_radius,
+            "error_bound_scale": a.radius**2 * self.critical_radius**2,
             "equivalent_ridge": self.equivalent_ridge,
             "effective_dimension_at_ridge": self.effective_dimension_at_ridge,
             "fits": self.fits,
-            "sensitivity": {"sigma_factors": list(sens.factors),
-                            "radius_factors": list(sens.factors),
-                            "sigmas": sens.sigmas, "radii": sens.radii,
-                            "stopping_time": sens.stopping_times,
-                            "epochs": sens.stopping_times * o.batch_size / self.n},
         }
 
 
-def run_stop(config: StopConfig, progress: bool = True) -> StopResult:
-    """``ntk stop``: the recommendation (every rule, the range, what to set), the warm-started
-    RWY stopping time of the kernel run with its residual-bootstrap CI, the sensitivity to
-    sigma and R, and the training fits it implies; writes ``stop.json``."""
+def run_stop(config: StopConfig) -> StopResult:
+    """``ntk stop``: one answer, the recommended steps of ``config.options.rule`` with their
+    range (:func:`~transferscope.ntk.recommend.recommend_stop`), every other rule's point value
+    beside it, the critical radius, and the training fits at the recommended steps; writes
+    ``stop.json`` and ``residual_spectrum.png``."""
     options = config.options
     run = rundir.load_kernel_run(config.run_dir)
     if options.n_total is not None:  # before any work: the growth needs n >= 32 and N >= n
@@ -368,57 +330,31 @@ def run_stop(config: StopConfig, progress: bool = True) -> StopResult:
                          "example (residual y - f0 = 0): expected a run whose pretrained "
                          "outputs miss some targets; nothing is left for fine-tuning to learn, "
                          "so there is no stopping time to estimate")
-    noise = stopping.estimate_noise(run.kernel, residual, eig=eig)
-    radius_estimate = stopping.estimate_radius(run.kernel, residual, noise.ridge, eig=eig)
-    sigma_used = options.sigma if options.sigma is not None else noise.sigma
-    radius_used = options.radius if options.radius is not None else radius_estimate
-    t_hat = stopping.rwy_stopping_time(eigs, eta, sigma_used, radius_used)
-    eps_n = stopping.critical_radius(eigs, sigma_used, radius_used)
-    schedule = stopping.training_schedule(t_hat, run.n, options.batch_size, lr, options.loss)
-
-    with step_progress("residual bootstrap of T_hat", options.n_boot, progress) as advance:
-        boot = stopping.bootstrap_stopping_time(
-            run.kernel, residual, eta, options.n_boot, options.seed, options.sigma,
-            options.radius, progress=lambda done: advance(), eig=eig)
-    sensitivity = _sensitivity(eigs, eta, sigma_used, radius_used, progress)
-
-    fits = {"pretrained f_0": run.f0}
-    ridge = None
-    if t_hat > 0:
-        ridge = 1.0 / (eta * t_hat)
-        fits["gradient descent at T_hat"] = run.f0 + stopping.gradient_descent_fit(
-            run.kernel, residual, eta, t_hat, eig=eig)
-        fits["kernel ridge, lam = 1/(eta T_hat)"] = run.f0 + stopping.kernel_ridge_fit(
-            run.kernel, residual, ridge, eig=eig)
-    fit_quality = {name: {"train_mse": float(np.mean((f - run.labels) ** 2)),
-                          "train_accuracy": float(np.mean(np.sign(f) == run.labels))}
-                   for name, f in fits.items()}
     advice = recommend.recommend_stop(
         run.kernel, run.labels, run.f0, lr=eta, rule=options.rule, sigma=options.sigma,
         radius=options.radius, seed=options.seed, n_total=options.n_total,
         batch_size=options.batch_size if options.n_total is not None else None, eig=eig)
-    result = StopResult(run=run.path, n=run.n, options=options, lambda_max=float(eigs[0]),
-                        max_step_size=max_eta, learning_rate=lr, step_size=eta, noise=noise,
-                        sigma=sigma_used, radius_estimate=radius_estimate, radius=radius_used,
-                        stopping_time=t_hat, bootstrap=boot, critical_radius=eps_n,
-                        schedule=schedule, equivalent_ridge=ridge,
-                        effective_dimension_at_ridge=(float(effective_dimension(eigs, ridge))
-                                                      if ridge else None),
-                        fits=fit_quality, sensitivity=sensitivity, recommendation=advice)
+    steps = advice.steps
+    fits = {"pretrained f_0": run.f0}
+    ridge = None
+    if steps > 0:
+        ridge = 1.0 / (eta * steps)
+        fits["gradient descent at the recommended steps"] = run.f0 + (
+            stopping.gradient_descent_fit(run.kernel, residual, eta, steps, eig=eig))
+        fits["kernel ridge, lam = 1/(eta steps)"] = run.f0 + stopping.kernel_ridge_fit(
+            run.kernel, residual, ridge, eig=eig)
+    fit_quality = {name: {"train_mse": float(np.mean((f - run.labels) ** 2)),
+                          "train_accuracy": float(np.mean(np.sign(f) == run.labels))}
+                   for name, f in fits.items()}
+    result = StopResult(
+        run=run.path, n=run.n, options=options, lambda_max=float(eigs[0]),
+        max_step_size=max_eta, learning_rate=lr, step_size=eta, recommendation=advice,
+        schedule=stopping.training_schedule(steps, run.n, options.batch_size, lr, options.loss),
+        critical_radius=stopping.critical_radius(eigs, advice.sigma, advice.radius),
+        equivalent_ridge=ridge,
+        effective_dimension_at_ridge=float(effective_dimension(eigs, ridge)) if ridge else None,
+        fits=fit_quality)
     write_json(run.path / rundir.STOP_FILE, result.to_dict())
     write_png(residual_spectrum_figure(raw_evals, evecs.T @ residual, advice.sigma, advice.steps,
                                        advice.lr), run.path / rundir.RESIDUAL_FIGURE)
     return result
-
-
-def _sensitivity(eigs: np.ndarray, eta: float, sigma: float, radius: float,
-                 progress: bool) -> Sensitivity:
-    sigmas = np.array(SENSITIVITY_FACTORS) * sigma
-    radii = np.array(SENSITIVITY_FACTORS) * radius
-    rows = []
-    with step_progress("sensitivity of T_hat to sigma and R", sigmas.size, progress) as advance:
-        for s in sigmas:
-            rows.append(stopping.sensitivity_table(eigs, eta, np.array([s]), radii)[0])
-            advance()
-    return Sensitivity(factors=SENSITIVITY_FACTORS, sigmas=sigmas, radii=radii,
-                       stopping_times=np.array(rows))

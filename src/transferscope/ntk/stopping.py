@@ -20,13 +20,11 @@ All functions are pure: eigenvalues, kernels and residuals in, numbers out.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from transferscope.core.errors import InputError
-from transferscope.core.stats import percentile_interval, residual_bootstrap
 
 E = math.e
 _PSD_TOLERANCE = 1e-8
@@ -230,65 +228,6 @@ def estimate_radius(kernel: np.ndarray, residual: np.ndarray, ridge: float, *,
 def _radius_from_eig(evals: np.ndarray, coords: np.ndarray, ridge: float) -> float:
     n = coords.size
     return math.sqrt(float((coords**2 / (n * evals + n * ridge)).sum()))
-
-
-@dataclass(kw_only=True, frozen=True)
-class StoppingBootstrap:
-    """``T_hat`` (and the sigma, R behind it) recomputed on bootstrap residuals."""
-
-    stopping_times: np.ndarray
-    sigmas: np.ndarray
-    radii: np.ndarray
-
-    def interval(self, level: float = 0.95) -> tuple[float, float]:
-        """Percentile interval of ``T_hat``."""
-        return percentile_interval(self.stopping_times, level)
-
-
-def bootstrap_stopping_time(kernel: np.ndarray, residual: np.ndarray, step_size: float,
-                            n_boot: int = 200, seed: int = 0, sigma: float | None = None,
-                            radius: float | None = None,
-                            progress: Callable[[int], None] | None = None, *,
-                            eig: tuple[np.ndarray, np.ndarray] | None = None) -> StoppingBootstrap:
-    """Residual bootstrap of the whole rule with the design fixed, as in RWY's analysis.
-
-    ``r* = H r + e*`` with ``e*`` drawn from the GCV ridge fit's centred residuals, rescaled by
-    ``sqrt(n / tr(I - H))`` so their variance is ``sigma_hat^2``; sigma and R are re-estimated
-    on ``r*`` (unless given) and ``T_hat`` recomputed. Resampling examples instead would
-    duplicate pairs, and GCV then interpolates the twins: sigma -> 0 (we tried).
-    """
-    r = np.asarray(residual, dtype=np.float64).ravel()
-    evals, evecs = eig if eig is not None else eig_kn(kernel)
-    if evecs.shape[0] != r.size:
-        raise InputError(f"residual: length {r.size}: expected one value per kernel row "
-                         f"({evecs.shape[0]})")
-    eta = check_step_size(evals, step_size)
-    n = r.size
-    coords = evecs.T @ r
-    noise = _noise_from_eig(evals, coords)
-    keep = noise.ridge / (evals + noise.ridge)  # eigenvalues of I - H
-    fitted = r - evecs @ (keep * coords)
-
-    def rule(boot_residual: np.ndarray) -> tuple[float, float, float]:
-        boot_coords = evecs.T @ boot_residual
-        boot_noise = _noise_from_eig(evals, boot_coords)
-        s = sigma if sigma is not None else boot_noise.sigma
-        rad = (radius if radius is not None
-               else _radius_from_eig(evals, boot_coords, boot_noise.ridge))
-        return rwy_stopping_time(evals, eta, s, rad), s, rad
-
-    errors = ((r - fitted) - (r - fitted).mean()) * math.sqrt(n / keep.sum())  # centred first
-    draws = residual_bootstrap(fitted, errors, rule, n_boot, seed, center=False,
-                               progress=progress).reshape(n_boot, 3)
-    return StoppingBootstrap(stopping_times=draws[:, 0].astype(np.int64), sigmas=draws[:, 1],
-                             radii=draws[:, 2])
-
-
-def sensitivity_table(eigenvalues: np.ndarray, step_size: float, sigmas: np.ndarray,
-                      radii: np.ndarray) -> np.ndarray:
-    """``T_hat`` for every (sigma, radius) pair: rows follow ``sigmas``, columns ``radii``."""
-    return np.array([[rwy_stopping_time(eigenvalues, step_size, s, r) for r in radii]
-                     for s in sigmas], dtype=np.int64)
 
 
 LOSS_STEP_FACTOR = {"half-mse": 1.0, "mse": 2.0}
