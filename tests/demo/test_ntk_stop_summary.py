@@ -7,21 +7,14 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
-
+from tests.planted_runs import save_polynomial_decay_run
 from transferscope.demo.ntk_stage import stop_summary
 from transferscope.ntk import StopConfig, StopOptions, run_stop
-from transferscope.ntk.rundir import save_kernel_run
 
 
 def test_the_stop_paragraphs_give_one_answer_from_stop_json(tmp_path):
     n = 24
-    rng = np.random.default_rng(0)
-    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    labels = np.repeat([1.0, -1.0], n // 2)
-    save_kernel_run(tmp_path / "run", n * (q * np.arange(1, n + 1) ** -1.5) @ q.T,
-                    0.3 * labels + 0.5 * rng.standard_normal(n), labels,
-                    [f"w{i}" for i in range(n)], {"n": n})
+    save_polynomial_decay_run(tmp_path / "run", n)
     run_stop(StopConfig(run_dir=tmp_path / "run", options=StopOptions(batch_size=8, seed=0)))
     stop = json.loads((tmp_path / "run" / "stop.json").read_text())
     text = " ".join(stop_summary(stop))

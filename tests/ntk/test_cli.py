@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.cli_inprocess import invoke_cli as run_cli
+from tests.planted_runs import save_polynomial_decay_run
 from transferscope.ntk import data
 from transferscope.ntk.recommend import DEFAULT_RULE
 
@@ -177,16 +178,9 @@ def test_stop_prints_one_step_count_with_an_interval(tmp_path, capsys, monkeypat
     from rich.console import Console
 
     from transferscope.ntk import cli as ntk_cli
-    from transferscope.ntk.rundir import save_kernel_run
 
     monkeypatch.setattr(ntk_cli, "_out", Console(width=400))  # one table row per line
-    n = 24
-    rng = np.random.default_rng(0)
-    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    labels = np.repeat([1.0, -1.0], n // 2)
-    save_kernel_run(tmp_path / "run", n * (q * np.arange(1, n + 1) ** -1.5) @ q.T,
-                    0.3 * labels + 0.5 * rng.standard_normal(n), labels,
-                    [f"w{i}" for i in range(n)], {"n": n})
+    save_polynomial_decay_run(tmp_path / "run")
     code, out, err = run_cli(capsys, "ntk", "stop", str(tmp_path / "run"), "--batch-size", "6")
     assert code == 0, err
     advice = json.loads((tmp_path / "run" / "stop.json").read_text())["recommendation"]

@@ -15,17 +15,14 @@ import typer
 
 import transferscope.bias as bias
 from transferscope.bias.config import (
-    Adjustment,
     BackendOptions,
     CalibrateConfig,
     CompareConfig,
     DebiasConfig,
-    DebiasMethod,
-    OptionScoring,
     RunConfig,
 )
 from transferscope.core.command_group import CommandGroup
-from transferscope.core.params import OptionGroup, option, with_groups
+from transferscope.core.params import FROM_OPTIONS, OptionGroup, option, with_groups
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -76,26 +73,10 @@ def build_data(raw: RawOpt, out: OutRecordOpt = None) -> None:
 
 
 @app.command("run")
-@with_groups(backend=_BACKEND)
-def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
-        tests: str = option(RunConfig, "tests"),
-        drafts_per_nation: int | None = option(RunConfig, "drafts_per_nation"),
-        items: str | None = option(RunConfig, "items"),
-        adjust: Adjustment = option(RunConfig, "adjust"),
-        max_tokens: int = option(RunConfig, "max_tokens"),
-        temperature: float = option(RunConfig, "temperature"),
-        samples: int = option(RunConfig, "samples"),
-        system_prompt: str | None = option(RunConfig, "system_prompt"),
-        few_shot: int = option(RunConfig, "few_shot"),
-        prompts: str = option(RunConfig, "prompts"),
-        context_tokens: int | None = option(RunConfig, "context_tokens"),
-        base_url: str | None = option(RunConfig, "base_url"),
-        api_key_env: str | None = option(RunConfig, "api_key_env"),
-        concurrency: int = option(RunConfig, "concurrency"),
-        seed: int = option(RunConfig, "seed"), n_boot: int = option(RunConfig, "n_boot"),
-        record: str | None = option(RunConfig, "record"),
-        option_scoring: OptionScoring = option(RunConfig, "option_scoring"),
-        backend: BackendOptions = BackendOptions(),  # its options: with_groups
+@with_groups(config=OptionGroup(owner=RunConfig), backend=_BACKEND)
+def run(out: OutRunOpt,
+        config: RunConfig = FROM_OPTIONS,
+        backend: BackendOptions = FROM_OPTIONS,
         cache: BackendCacheOpt = None) -> None:
     """Run the tests on one model; write per-nation scores with bootstrap CIs to --out.
 
@@ -103,13 +84,6 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
     as `python -m llama_cpp.server --model M.gguf --model_alias NAME --logits_all true`, then
     `--model openai:NAME --base-url http://127.0.0.1:8000/v1 --template-model <its tokenizer>`.
     """
-    config = RunConfig(model=model, tests=tests, drafts_per_nation=drafts_per_nation,
-                       seed=seed, n_boot=n_boot, base_url=base_url, api_key_env=api_key_env,
-                       concurrency=concurrency, record=record, option_scoring=option_scoring,
-                       items=items, adjust=adjust, max_tokens=max_tokens,
-                       temperature=temperature, samples=samples, system_prompt=system_prompt,
-                       few_shot=few_shot, prompts=prompts,
-                       context_tokens=context_tokens)
     result = bias.run_evaluation(config, out, options=_with_cache(backend, cache),
                                  command_line=shlex.join(["transferscope", *sys.argv[1:]]))
     if result.stats.extra.get("cache_notice"):
@@ -117,7 +91,7 @@ def run(out: OutRunOpt, model: str = option(RunConfig, "model"),
     if result.stats.extra.get("context_fit"):
         typer.echo(result.stats.extra["context_fit"]["line"])
     typer.echo(f"headline: nation vs the median of the others, same-gold answers within each "
-               f"draft; score = expected answer (argmax beside it); p adjusted ({adjust}) over "
+               f"draft; score = expected answer (argmax beside it); p adjusted ({config.adjust}) over "
                f"the {len(result.table)} cells; * = claims a bias (adjusted p < 0.05, no flag)")
     multi = result.spread is not None
     for row in result.table.itertuples():
@@ -156,13 +130,8 @@ def _echo_metric_rows(rows: Any, metric_width: int, heading: str) -> None:
                    f"{'  ' + row.flag if row.flag else ''}")
 
 @app.command("calibrate")
-def calibrate(tests: str = option(CalibrateConfig, "tests"),
-              seed: int = option(CalibrateConfig, "seed"),
-              n_boot: int = option(CalibrateConfig, "n_boot"),
-              power_reps: int = option(CalibrateConfig, "power_reps"),
-              coverage_seeds: int = option(CalibrateConfig, "coverage_seeds"),
-              planted: float = option(CalibrateConfig, "planted"),
-              record: str | None = option(CalibrateConfig, "record"),
+@with_groups(config=OptionGroup(owner=CalibrateConfig))
+def calibrate(config: CalibrateConfig = FROM_OPTIONS,
               out: Annotated[Path | None, typer.Option(
                   "--out", help="Folder for calibration.csv, claims.csv, planted.csv and "
                   "power.csv.")] = None) -> None:
@@ -170,8 +139,6 @@ def calibrate(tests: str = option(CalibrateConfig, "tests"),
     that answer by its era, topic, text or length but never by the nation): the share of
     cells that claim a bias must stay small; a bias planted on one nation must be found on it
     alone; then the smallest planted bias each test detects (power)."""
-    config = CalibrateConfig(tests=tests, seed=seed, n_boot=n_boot, power_reps=power_reps,
-                             coverage_seeds=coverage_seeds, planted=planted, record=record)
     found = bias.run_calibration(config, out)
     for row in found.null.itertuples():
         typer.echo(f"{row.model:22s} {row.test:12s} {row.form:13s} {row.nation:15s} "
@@ -185,13 +152,13 @@ def calibrate(tests: str = option(CalibrateConfig, "tests"),
                    f"{row.cells}, CI misses 0 in {row.ci_misses_0:.2f}, narrowest CI "
                    f"{row.narrowest_ci:.3f}, largest |score| {row.largest_abs_score:.3f}")
     if found.coverage is not None:
-        typer.echo(f"null:random over {coverage_seeds} seeds: share of 95% CIs covering 0, "
+        typer.echo(f"null:random over {config.coverage_seeds} seeds: share of 95% CIs covering 0, "
                    "share of cells claiming a bias")
         for row in found.coverage.itertuples():
             typer.echo(f"{row.test:12s} {row.form:13s} {row.coverage:.3f} cover 0, "
                        f"{row.claims:.3f} claim, of {row.cells} cells")
     if found.spillover is not None:
-        typer.echo(f"planted effect {planted} on each nation in turn (random background): its "
+        typer.echo(f"planted effect {config.planted} on each nation in turn (random background): its "
                    "score and claim, and claims on the other nations")
         for _, r in found.spillover.iterrows():
             typer.echo(f"{r['planted on']:15s} {r['test']:12s} {r['form']:13s} "
@@ -200,7 +167,7 @@ def calibrate(tests: str = option(CalibrateConfig, "tests"),
                        f"{r['other claims']} (opposite sign {r['other opposite-sign claims']}), "
                        f"largest other |score| {r['largest other |score|']:.3f}")
     if found.power is not None:
-        typer.echo(f"power: smallest planted effect claimed in >= 80% of {power_reps} "
+        typer.echo(f"power: smallest planted effect claimed in >= 80% of {config.power_reps} "
                    f"replications (effects {', '.join(map(str, found.effects))}; nan: none)")
         for row in found.power.smallest.itertuples():
             typer.echo(f"{row.test:12s} {row.form:13s} {row.nation:15s} n={row.n_items:4d} "
@@ -218,29 +185,13 @@ def report(run_dirs: RunDirsArg, out: ReportOutOpt = None) -> None:
 
 
 @app.command("debias")
-@with_groups(backend=_BACKEND)
-def debias(out: OutDebiasOpt, model: str = option(DebiasConfig, "model"),
-           method: DebiasMethod = option(DebiasConfig, "method"),
-           tests: str = option(DebiasConfig, "tests"),
-           items: str | None = option(DebiasConfig, "items"),
-           drafts_per_nation: int | None = option(DebiasConfig, "drafts_per_nation"),
-           top_k: int = option(DebiasConfig, "top_k"),
-           rounds: int = option(DebiasConfig, "rounds"),
-           memory: int = option(DebiasConfig, "memory_size", "--memory"),
-           base_url: str | None = option(DebiasConfig, "base_url"),
-           api_key_env: str | None = option(DebiasConfig, "api_key_env"),
-           concurrency: int = option(DebiasConfig, "concurrency"),
-           seed: int = option(DebiasConfig, "seed"), n_boot: int = option(DebiasConfig, "n_boot"),
-           paired_boot: int = option(DebiasConfig, "paired_boot"),
-           record: str | None = option(DebiasConfig, "record"),
-           backend: BackendOptions = BackendOptions(),  # its options: with_groups
+@with_groups(config=OptionGroup(owner=DebiasConfig, flags={"memory_size": "--memory"}),
+             backend=_BACKEND)
+def debias(out: OutDebiasOpt,
+           config: DebiasConfig = FROM_OPTIONS,
+           backend: BackendOptions = FROM_OPTIONS,
            cache: BackendCacheOpt = None) -> None:
     """Undebiased and debiased runs on the same items; before/after with CIs, cost, report."""
-    config = DebiasConfig(model=model, method=method, tests=tests,
-                          drafts_per_nation=drafts_per_nation, items=items, seed=seed,
-                          n_boot=n_boot, paired_boot=paired_boot, top_k=top_k, rounds=rounds,
-                          memory_size=memory, base_url=base_url, api_key_env=api_key_env,
-                          concurrency=concurrency, record=record)
     result = bias.debias(config, out, _with_cache(backend, cache),
                          shlex.join(["transferscope", *sys.argv[1:]]))
     typer.echo(result.verdict)

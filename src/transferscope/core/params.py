@@ -47,6 +47,7 @@ import numpy as np
 from transferscope.core.errors import InputError, describe_value
 
 __all__ = [
+    "FROM_OPTIONS",
     "Declared",
     "OptionGroup",
     "Spec",
@@ -456,6 +457,18 @@ class OptionGroup:
             for name, value in values.items()})
 
 
+class _FromOptions:
+    """The default of a command's group parameter (:data:`FROM_OPTIONS`)."""
+
+    def __repr__(self) -> str:
+        return "FROM_OPTIONS"
+
+
+FROM_OPTIONS: Any = _FromOptions()
+"""Default of a command parameter that :func:`with_groups` replaces by its group's options
+(nothing is built when the command is defined)."""
+
+
 def with_groups(**groups: OptionGroup) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Compose option groups into a command instead of repeating their options.
 
@@ -465,7 +478,7 @@ def with_groups(**groups: OptionGroup) -> Callable[[Callable[..., Any]], Callabl
 
         @app.command()
         @with_groups(source=OptionGroup(owner=DataSource, flags={"data_file": "--data"}))
-        def kernel(out: Path, source: DataSource) -> None: ...
+        def kernel(out: Path, source: DataSource = FROM_OPTIONS) -> None: ...
 
     The object is built (and so checked) by its class from the values as parsed.
     """

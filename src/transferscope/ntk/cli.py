@@ -17,7 +17,7 @@ from rich.table import Table
 
 import transferscope.ntk as ntk
 from transferscope.core.command_group import CommandGroup
-from transferscope.core.params import OptionGroup, comma_list, declarations, option, with_groups
+from transferscope.core.params import FROM_OPTIONS, OptionGroup, declarations, option, with_groups
 from transferscope.ntk import (
     DataSource,
     FinetuneOptions,
@@ -27,7 +27,7 @@ from transferscope.ntk import (
     StopOptions,
     TaskVectorOptions,
 )
-from transferscope.ntk.options import Device, Executor, FinetuneLoss, Loss, Mode, Rule
+from transferscope.ntk.options import Device
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -62,37 +62,21 @@ def _table(title: str, rows) -> Table:
 
 
 @app.command()
-@with_groups(source=_SOURCE)
+@with_groups(source=_SOURCE, options=OptionGroup(owner=KernelOptions))
 def kernel(
     out: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
     model: Annotated[str, typer.Option(help="smollm2, minilm, or a local HF dir / .gguf.")
                      ] = "smollm2",
-    source: DataSource = DataSource(),  # its options: with_groups
-    params: str = option(KernelOptions, "params"),
-    n: int | None = option(KernelOptions, "n"),
-    mode: Mode = option(KernelOptions, "mode"),
-    sketch_dim: int = option(KernelOptions, "sketch_dim"),
-    seed: int = option(KernelOptions, "seed"),
-    memory_gb: float = option(KernelOptions, "memory_gb"),
-    max_tokens: int | None = option(KernelOptions, "max_tokens"),
-    executor: Executor = option(KernelOptions, "executor"),
-    address: str | None = option(KernelOptions, "address"),
-    workers: int | None = option(KernelOptions, "workers"),
-    device: Device = _device(),
+    source: DataSource = FROM_OPTIONS,
+    options: KernelOptions = FROM_OPTIONS,
 ) -> None:
     """Compute the eNTK of f = logit(word+) - logit(word-) at the pretrained weights."""
-    config = ntk.KernelConfig(
-        out=out, model=model,
-        source=source,
-        options=KernelOptions(params=params, n=n, mode=mode, sketch_dim=sketch_dim, seed=seed,
-                              memory_gb=memory_gb, max_tokens=max_tokens, executor=executor,
-                              address=address, workers=workers, device=device))
-    run = ntk.run_kernel(config)
+    run = ntk.run_kernel(ntk.KernelConfig(out=out, model=model, source=source, options=options))
     s = run.summary
     _out.print(_table(f"eNTK run {out}", (
         ("model", model), ("examples", f"{run.n} from {run.meta['source']}"),
-        ("parameters", f"{params} ({s['n_params']:,})"),
-        ("mode", mode + (f" (rel. error <= {s['error_bound']:.3g})"
+        ("parameters", f"{options.params} ({s['n_params']:,})"),
+        ("mode", options.mode + (f" (rel. error <= {s['error_bound']:.3g})"
                          if s["error_bound"] is not None else "")),
         ("seconds", f"{s['seconds']:.1f}" + (" (cache)" if s["from_cache"] else "")),
         ("zero-shot accuracy of f_0", f"{run.zero_shot_accuracy:.3f}"),
@@ -100,17 +84,14 @@ def kernel(
 
 
 @app.command()
+@with_groups(options=OptionGroup(owner=SpectrumOptions))
 def spectrum(
     run_dir: RunDirArg,
-    first: int | None = option(SpectrumOptions, "first"),
-    last: int | None = option(SpectrumOptions, "last"),
-    n_boot: int = option(SpectrumOptions, "n_boot"),
-    ci: float = option(SpectrumOptions, "ci"),
-    seed: int = option(SpectrumOptions, "seed"),
+    options: SpectrumOptions = FROM_OPTIONS,
 ) -> None:
     """Eigenvalues of K/n, polynomial and exponential decay fits, implied rate, figure."""
-    done = ntk.run_spectrum(ntk.SpectrumConfig(run_dir=run_dir, options=SpectrumOptions(
-        first=first, last=last, n_boot=n_boot, ci=ci, seed=seed)))
+    done = ntk.run_spectrum(ntk.SpectrumConfig(run_dir=run_dir, options=options))
+    ci = options.ci
     analysis, (lo, hi) = done.analysis, done.index_range
     table = Table(title=f"spectrum of K/n, n = {analysis.n}, fit indices {lo}..{hi}")
     for col in ("model", "rate", f"{ci:.0%} CI", "R^2 (log)", "eigenvalues used",
@@ -126,22 +107,14 @@ def spectrum(
 
 
 @app.command()
+@with_groups(options=OptionGroup(owner=StopOptions))
 def stop(
     run_dir: RunDirArg,
-    lr: float | None = option(StopOptions, "lr"),
-    batch_size: int = option(StopOptions, "batch_size"),
-    sigma: float | None = option(StopOptions, "sigma"),
-    radius: float | None = option(StopOptions, "radius"),
-    loss: Loss = option(StopOptions, "loss"),
-    seed: int = option(StopOptions, "seed"),
-    n_total: int | None = option(StopOptions, "n_total"),
-    rule: Rule = option(StopOptions, "rule"),
+    options: StopOptions = FROM_OPTIONS,
 ) -> None:
     """How many steps to fine-tune: the recommended rule's steps with their range, every
     other rule beside it, what to set."""
-    r = ntk.run_stop(ntk.StopConfig(run_dir=run_dir, options=StopOptions(
-        lr=lr, batch_size=batch_size, sigma=sigma, radius=radius, loss=loss, seed=seed,
-        n_total=n_total, rule=rule)))
+    r = ntk.run_stop(ntk.StopConfig(run_dir=run_dir, options=options))
     a, s = r.recommendation, r.schedule
     low, high = a.steps_ci
     rows = [
@@ -165,9 +138,9 @@ def stop(
     rows += [
         ("step size eta (lr)", f"{r.step_size:.4g} ({r.learning_rate:.4g})"),
         ("sigma: rule rwy / rwy-gcv (GCV)", f"{a.sigma:.4g}"
-         + (" (given)" if sigma is not None else "") + f" / {a.sigma_gcv:.4g}"),
+         + (" (given)" if options.sigma is not None else "") + f" / {a.sigma_gcv:.4g}"),
         ("radius R: rule rwy / rwy-gcv (ridge)", f"{a.radius:.4g}"
-         + (" (given)" if radius is not None else "") + f" / {a.radius_ridge:.4g}"),
+         + (" (given)" if options.radius is not None else "") + f" / {a.radius_ridge:.4g}"),
         ("critical radius eps_n (rule rwy's sigma, R)", f"{r.critical_radius:.4g}"),
         ("equivalent ridge 1/(eta steps)", f"{r.equivalent_ridge:.4g}"
          if r.equivalent_ridge else "none (0 steps: keep f_0)"),
@@ -182,58 +155,33 @@ def stop(
 
 
 @app.command("finetune")
-@with_groups(source=_SOURCE)
+@with_groups(source=_SOURCE, options=OptionGroup(owner=FinetuneOptions))
 def finetune(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    source: DataSource = DataSource(),  # its options: with_groups
-    params: str = option(FinetuneOptions, "params"),
-    n: int | None = option(FinetuneOptions, "n"),
-    n_test: int | None = option(FinetuneOptions, "n_test"),
-    steps: int = option(FinetuneOptions, "steps"),
-    lr_fraction: float = option(FinetuneOptions, "lr_fraction"),
-    loss: FinetuneLoss = option(FinetuneOptions, "loss"),
-    batch_size: int | None = option(FinetuneOptions, "batch_size"),
-    seed: int = option(FinetuneOptions, "seed"),
-    device: Device = _device(),
-    pool: int | None = option(FinetuneOptions, "pool"),
+    source: DataSource = FROM_OPTIONS,
+    options: FinetuneOptions = FROM_OPTIONS,
 ) -> None:
     """Fine-tune S for real; log train/held-out loss and accuracy every step next to the
     closed-form kernel trajectory, T_hat and the held-out-optimal step. Resumes from --out."""
-    s = ntk.run_finetune(ntk.FinetuneConfig(
-        out=out, model=model,
-        source=source,
-        options=FinetuneOptions(params=params, n=n, n_test=n_test, steps=steps,
-                                lr_fraction=lr_fraction, loss=loss, batch_size=batch_size,
-                                seed=seed, device=device, pool=pool)))
+    s = ntk.run_finetune(ntk.FinetuneConfig(out=out, model=model, source=source,
+                                            options=options))
     regime = s.kernel.regime_steps if s.kernel is not None else "n/a"
     _err.print(f"T_hat = {s.t_hat}, held-out optimum (real) = {s.best_step_real}, "
-               f"kernel regime held for {regime} of {steps} steps; "
+               f"kernel regime held for {regime} of {options.steps} steps; "
                f"wrote {out / 'finetune.json'}")
 
 
 @app.command("rates")
-@with_groups(source=_SOURCE)
+@with_groups(source=_SOURCE, options=OptionGroup(owner=RatesOptions))
 def rates(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    source: DataSource = DataSource(),  # its options: with_groups
-    params: str = option(RatesOptions, "params"),
-    sizes: str | None = option(RatesOptions, "sizes"),
-    seeds: int = option(RatesOptions, "seeds"),
-    n_test: int | None = option(RatesOptions, "n_test"),
-    pool: int | None = option(RatesOptions, "pool"),
-    head_seed: int | None = option(RatesOptions, "head_seed"),
-    device: Device = _device(),
+    source: DataSource = FROM_OPTIONS,
+    options: RatesOptions = FROM_OPTIONS,
 ) -> None:
     """Held-out error at T_hat and at the optimum against n, slope vs -alpha/(alpha+1)."""
-    result = ntk.run_rates(ntk.RatesConfig(
-        out=out, model=model,
-        source=source,
-        options=RatesOptions(params=params, seeds=seeds, n_test=n_test, pool=pool,
-                             head_seed=head_seed, device=device,
-                             sizes=None if sizes is None else tuple(
-                                 int(v) for v in comma_list(sizes)))))  # checked by --sizes
+    result = ntk.run_rates(ntk.RatesConfig(out=out, model=model, source=source, options=options))
     slope, implied = result.slope, result.implied_slope
     _err.print(f"slope {slope['slope']:.3f} [{slope['ci_low']:.3f}, {slope['ci_high']:.3f}] vs "
                + (f"implied {implied:.3f}" if implied is not None else "no implied rate (n < 9)")
@@ -244,24 +192,17 @@ def rates(
 @with_groups(data=OptionGroup(
     owner=DataSource, names=tuple(n for n in declarations(DataSource) if n != "task"),
     flags=_SOURCE.flags, help={"data_file": "CSV/TSV/JSONL file: the first task, whose "
-                               "--template and --label-words prompt all."}))
+                               "--template and --label-words prompt all."}),
+             options=OptionGroup(owner=TaskVectorOptions))
 def taskvec(
     out: OutOpt,
     model: ModelOpt = "smollm2",
-    tasks: str = option(TaskVectorOptions, "tasks"),
-    data: DataSource = DataSource(),  # its options: with_groups
-    params: str = option(TaskVectorOptions, "params"),
-    n_train: int = option(TaskVectorOptions, "n_train"),
-    n_test: int = option(TaskVectorOptions, "n_test"),
-    steps: int = option(TaskVectorOptions, "steps"),
-    seed: int = option(TaskVectorOptions, "seed"),
-    device: Device = _device(),
+    data: DataSource = FROM_OPTIONS,
+    options: TaskVectorOptions = FROM_OPTIONS,
 ) -> None:
     """Task vectors from real fine-tuning; addition/negation, real vs linearised accuracy."""
     result = ntk.run_taskvec(ntk.TaskVectorConfig(
-        out=out, model=model, data=None if data.data_file is None else data,
-        options=TaskVectorOptions(tasks=comma_list(tasks), params=params, n_train=n_train,
-                                  n_test=n_test, steps=steps, seed=seed, device=device)))
+        out=out, model=model, data=None if data.data_file is None else data, options=options))
     c = result.correlation
     _err.print(f"alignment vs interference: r = {c['r']:.3f} [{c['ci_low']:.3f}, "
                f"{c['ci_high']:.3f}] over {c['points']} pairs; wrote {result.json_path}")
@@ -274,7 +215,7 @@ def report(
     quick: Annotated[bool, typer.Option("--quick/--full", help="Profile (see "
                                         "transferscope.ntk.experiments.profiles).")] = True,
     model: ModelOpt = "smollm2",
-    source: DataSource = DataSource(),  # its options: with_groups
+    source: DataSource = FROM_OPTIONS,
     device: Device = _device(),
 ) -> None:
     """Run finetune, rates (with mixed init) and taskvec under a profile; write index.html.
@@ -293,7 +234,7 @@ def validate(
     quick: Annotated[bool, typer.Option("--quick/--full", help="Profile: quick (192-example "
                                         "pool, 2 real runs; minutes on 2 CPUs) or full.")] = True,
     model: ModelOpt = "smollm2",
-    source: DataSource = DataSource(),  # its options: with_groups
+    source: DataSource = FROM_OPTIONS,
     device: Device = _device(),
     real_splits: int | None = option(ntk.ValidateConfig, "real_splits"),
     params: str | None = option(ntk.ValidateConfig, "params"),
