@@ -12,13 +12,20 @@ EXTRAS ?= dev,llamacpp,ray,inspect,lmeval
 # once (xdist 3.8 under pytest 9 ignores xdist_group marks: --dist loadgroup spread them)
 TEST_WORKERS ?= 2
 
-.PHONY: setup browser demo test test-slow lint clean
+.PHONY: setup bytecode browser demo test test-slow lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
+
+# The package's bytecode, compiled as `pip install` compiles an installed package: an editable
+# install compiles each module on first import, and never keeps it where PYTHONDONTWRITEBYTECODE
+# is set (as on this project's machines), so every test subprocess compiled the sources again.
+# Incremental: only changed files are compiled again.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q src
 
 setup: $(STAMP)
 
@@ -28,16 +35,16 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "note: chromium not installed; the browser test will be skipped"; }
 
-demo: setup
+demo: setup bytecode
 	HF_HUB_OFFLINE=1 $(VENV)/bin/transferscope demo
 
-test: setup browser
+test: setup bytecode browser
 	$(PY) scripts/check_tests.py
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(PY) scripts/check_types.py
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-test-slow: setup
+test-slow: setup bytecode
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slow
 
 lint: setup
