@@ -10,6 +10,7 @@ import pytest
     (["bias", "run", "--drafts-per-nation", "0", "--out", "x"], "--drafts-per-nation = 0"),
     (["ntk", "kernel", "--n", "abc", "--out", "x"], "--n = 'abc'"),
     (["no-such-group"], "No such command 'no-such-group'"),
+    (["nkt"], "No such command 'nkt'. Did you mean 'ntk'?"),  # names of unmounted parts too
     (["ntk", "kernel", "--bogus"], "No such option: --bogus"),
     (["ntk", "kernel"], "Missing option '--out'"),
 ])

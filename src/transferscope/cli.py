@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import signal
@@ -47,6 +48,18 @@ class _LazyRoot(CommandGroup):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*_COMMANDS, *(n for n in super().list_commands(ctx) if n not in _COMMANDS)]
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As Typer's, with its "Did you mean" drawn from every name, mounted or not."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.UsageError as err:
+            close = difflib.get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if close and "Did you mean" not in err.message:
+                err.message = (f"{err.message.rstrip('.')}. Did you mean "
+                               f"{', '.join(map(repr, close))}?")
+            raise
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in _COMMANDS and cmd_name not in self.commands:

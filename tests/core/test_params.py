@@ -282,3 +282,42 @@ def test_a_group_naming_what_its_class_or_the_command_lacks_is_a_programming_err
     with pytest.raises(TypeError, match="option 'depth' is in two groups"):
         with_groups(a=OptionGroup(owner=Config), b=OptionGroup(owner=Config))(
             lambda a, b: None)
+
+
+@dataclass(kw_only=True, frozen=True)
+class Listing(Validated):
+    names: Annotated[tuple[str, ...], Spec(help="Names.")] = ()
+    either: Annotated[int | str, Spec(help="A number or a word.")] = 1
+
+
+def test_a_group_sequence_left_unset_is_the_empty_tuple():
+    seen: list = []
+    app = typer.Typer()
+
+    @app.command()
+    @with_groups(listing=OptionGroup(owner=Listing, names=("names",)))
+    def main(listing: Listing = FROM_OPTIONS) -> None:
+        seen.append(listing)
+
+    assert CliRunner().invoke(app, []).exit_code == 0
+    assert CliRunner().invoke(app, ["--names", "a,b"]).exit_code == 0
+    assert seen == [Listing(), Listing(names=("a", "b"))]
+
+
+def test_an_estimator_s_init_parameters_form_a_group():
+    seen: list = []
+    app = typer.Typer()
+
+    @app.command()
+    @with_groups(model=OptionGroup(owner=Regressor))
+    def main(model: Regressor = FROM_OPTIONS) -> None:
+        seen.append(model.get_params())
+
+    ok = CliRunner().invoke(app, ["--depth", "4", "--alpha", "0.5"])
+    assert ok.exit_code == 0, ok.output
+    assert seen == [{"depth": 4, "alpha": 0.5}]
+
+
+def test_a_field_the_command_line_cannot_type_is_refused_by_name():
+    with pytest.raises(TypeError, match=r"Listing\.either: no command-line type"):
+        with_groups(listing=OptionGroup(owner=Listing))(lambda listing: None)

@@ -438,23 +438,44 @@ class OptionGroup:
 
     def parameters(self) -> list[inspect.Parameter]:
         """One keyword-only command parameter per selected name, its default the option."""
-        hints = typing.get_type_hints(self.owner)  # Annotated stripped: what Typer reads
         out = []
         for name in self.selected():
             flags = (self.flags[name],) if name in self.flags else ()
-            annotation = (str | None) if declarations(self.owner)[name].sequence else hints[name]
             out.append(inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                name, inspect.Parameter.KEYWORD_ONLY,
+                annotation=_typer_annotation(self.owner, declarations(self.owner)[name]),
                 default=option(self.owner, name, *flags, help=self.help.get(name))))
         return out
 
     def build(self, values: Mapping[str, Any]) -> Any:
-        """The ``owner`` of the parsed values (a comma-separated text split and parsed)."""
+        """The ``owner`` of the parsed values: a comma-separated text split and parsed (an
+        option left unset is the empty tuple, or ``None`` where the field is optional)."""
         declared = declarations(self.owner)
-        return self.owner(**{
-            name: tuple(_from_text(declared[name], t) for t in comma_list(value))
-            if declared[name].sequence and isinstance(value, str) else value
-            for name, value in values.items()})
+
+        def value_of(name: str, value: Any) -> Any:
+            d = declared[name]
+            if d.sequence and (isinstance(value, str) or (value is None and not d.optional)):
+                return tuple(_from_text(d, t) for t in comma_list(value))
+            return value
+
+        return self.owner(**{name: value_of(name, v) for name, v in values.items()})
+
+
+def _typer_annotation(owner: type, declared: Declared) -> Any:
+    """The type Typer is told for a grouped option (the declaration's; a sequence is the
+    comma-separated ``str``); a kind Typer cannot parse is a programming error."""
+    if declared.sequence:
+        return str | None
+    if declared.choices is not None:
+        first = declared.choices[0]
+        base: Any = type(first) if isinstance(first, enum.Enum) else Literal[declared.choices]
+    elif len(declared.kinds) == 1 and declared.kinds[0] in (int, float, bool, str, Path):
+        base = declared.kinds[0]
+    else:
+        raise TypeError(f"{owner.__qualname__}.{declared.name}: no command-line type for "
+                        f"{declared.kinds or 'this annotation'}; leave it out of the group "
+                        "(names=...) and give it its own option")
+    return base | None if declared.optional else base
 
 
 class _FromOptions:
