@@ -215,8 +215,8 @@ def recommend_stop(kernel: np.ndarray, y: np.ndarray, f0: np.ndarray, *,
     r = y - f0
     coords = evecs.T @ r
 
-    gcv = stopping._noise_from_eig(evals, coords, lam_max * _GCV_GRID)
-    radius_ridge = stopping._radius_from_eig(evals, coords, gcv.ridge)
+    gcv = stopping.estimate_noise(k, r, lam_max * _GCV_GRID, eig=(evals, evecs))
+    radius_ridge = stopping.estimate_radius(k, r, gcv.ridge, eig=(evals, evecs))
     if gcv.ridge >= lam_max * _GCV_GRID[-1] * (1 - 1e-9):
         warnings.append(f"GCV chose the largest ridge of its grid ({gcv.ridge:.3g} = 10 "
                         "lambda_max): its sigma is the raw residual RMS and the gcv-ridge / "
